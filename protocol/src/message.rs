@@ -1,0 +1,565 @@
+//! Every message of the wire protocol (DESIGN §4) as typed values.
+//!
+//! One [`Message`] enum covers the control stream and the media streams; the codec applies a
+//! different size limit to each kind of stream. Variants and enum members are only ever
+//! appended (the wire form is their position); anything else is a new [`crate::PROTOCOL_VERSION`].
+
+use crate::capability::Capabilities;
+use crate::code::{LinkToken, Pin, ResumeSecret};
+use crate::ids::{SessionId, TechnicianId};
+use crate::keycode::KeyCode;
+use crate::limits::{
+    MAX_BEARER_TOKEN_BYTES, MAX_DISPLAY_EDGE, MAX_DISPLAYS, MAX_TEXT_BYTES, MAX_VIDEO_FRAME_BYTES,
+};
+use serde::{Deserialize, Serialize};
+
+#[cfg(test)]
+use proptest::prelude::*;
+#[cfg(test)]
+use proptest_derive::Arbitrary;
+
+/// A protocol message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum Message {
+    /// First message on a connection, from the app or a technician's viewer.
+    Hello(Hello),
+    /// The relay accepted the hello.
+    Welcome(Welcome),
+    /// The relay refused the hello; the connection closes after it.
+    Reject(Reject),
+    /// Relay → app: a technician asks for consent.
+    ConsentRequest(ConsentRequest),
+    /// App → relay: the end user's answer to a consent request.
+    ConsentDecision(ConsentDecision),
+    /// App → relay: the end user changed what is granted (took back control, stopped sharing).
+    ConsentChanged(ConsentChanged),
+    /// Relay → app: start streaming a display.
+    StartStream(StartStream),
+    /// Relay → app: stop streaming a display.
+    StopStream(StopStream),
+    /// App → relay → viewers: one encoded video frame (on its own stream).
+    VideoFrame(VideoFrame),
+    /// Relay → app: send a keyframe soon (a viewer joined or lost frames).
+    KeyframeRequest,
+    /// Controlling technician → relay → app: mouse or keyboard input.
+    Input(InputEvent),
+    /// Viewer → relay: hand control to a technician; relay → viewers: who holds control now.
+    ControlHandover(ControlHandover),
+    /// Either side: liveness and round-trip measurement.
+    Ping(Ping),
+    /// The answer to a [`Message::Ping`], echoing it.
+    Pong(Ping),
+    /// Measurements for adaptation (viewer lag, loss, throughput).
+    Stats(Stats),
+    /// Either side: the connection ends, and why.
+    Bye(Bye),
+}
+
+/// The first message of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Hello {
+    /// The behaviour version the sender speaks (see [`crate::PROTOCOL_VERSION`]).
+    pub protocol_version: u8,
+    /// Who is connecting, with the credential of that role.
+    pub role: HelloRole,
+}
+
+/// Who sends a hello, with what credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum HelloRole {
+    /// The end user's support app.
+    App {
+        /// The session code it was given.
+        code: AppCode,
+        /// What the app runs on.
+        info: AppInfo,
+        /// Present when this app instance resumes after a drop.
+        resume: Option<ResumeSecret>,
+    },
+    /// A technician's viewer (native or test client).
+    Technician {
+        /// The bearer token from the HTTP API login.
+        #[cfg_attr(test, proptest(strategy = "\"[A-Za-z0-9_-]{1,64}\""))]
+        token: String,
+        /// The session to view.
+        session: SessionId,
+    },
+}
+
+/// The code an app presents to join a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum AppCode {
+    /// The token from a link or a download.
+    Link(LinkToken),
+    /// A PIN the end user typed.
+    Pin(Pin),
+}
+
+/// What the app runs on, shown to technicians.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct AppInfo {
+    /// Operating system and version, e.g. `Debian GNU/Linux 12`.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub os: String,
+    /// The machine's host name.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub host_name: String,
+    /// The support app's version.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub app_version: String,
+    /// The displays that can be shared.
+    #[cfg_attr(test, proptest(strategy = "proptest::collection::vec(any::<DisplayInfo>(), 0..=4)"))]
+    pub displays: Vec<DisplayInfo>,
+}
+
+/// One display of the end user's machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct DisplayInfo {
+    /// Index used in [`StartStream::display`].
+    pub id: u32,
+    /// A name people recognise (`HDMI-1`, `Built-in display`).
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub name: String,
+    /// Width in pixels.
+    #[cfg_attr(test, proptest(strategy = "1..=MAX_DISPLAY_EDGE"))]
+    pub width: u32,
+    /// Height in pixels.
+    #[cfg_attr(test, proptest(strategy = "1..=MAX_DISPLAY_EDGE"))]
+    pub height: u32,
+    /// Is this the primary display?
+    pub primary: bool,
+}
+
+/// The relay accepted a hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Welcome {
+    /// The session joined.
+    pub session: SessionId,
+    /// The organisation running the relay, shown to the end user.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub organisation: String,
+    /// For apps: the secret to present to resume after a drop.
+    pub resume: Option<ResumeSecret>,
+    /// For apps: true when a resumption was accepted and the previous consent still holds.
+    pub resumed: bool,
+}
+
+/// The relay refused a hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Reject {
+    /// Machine-readable reason, for the app to show the right screen.
+    pub reason: RejectReason,
+    /// Human-readable detail.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub message: String,
+}
+
+/// Why a hello was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// No live session has this link token or PIN.
+    UnknownCode,
+    /// The session expired.
+    Expired,
+    /// The session was closed by a technician.
+    Closed,
+    /// Too many failed attempts; try again later.
+    RateLimited {
+        /// Milliseconds until another attempt may succeed.
+        retry_after_ms: u32,
+    },
+    /// The relay does not speak the sender's protocol version.
+    UnsupportedVersion {
+        /// The version the relay speaks.
+        supported: u8,
+    },
+    /// Another app is connected with this code right now.
+    CodeInUse,
+    /// The technician token is missing, wrong or expired.
+    Unauthorized,
+    /// The technician may not view this session.
+    Forbidden,
+    /// The session already has as many viewers as technicians allowed.
+    TooManyViewers,
+}
+
+/// Relay → app: a technician asks for consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct ConsentRequest {
+    /// Identifies the request; the decision echoes it.
+    pub request_id: u64,
+    /// The organisation the technician works for.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub organisation: String,
+    /// The technician's display name.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub technician: String,
+    /// What is asked for.
+    pub capabilities: Capabilities,
+    /// Milliseconds until the app auto-denies (the channel's consent timeout).
+    pub timeout_ms: u32,
+}
+
+/// App → relay: the end user's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct ConsentDecision {
+    /// The request answered.
+    pub request_id: u64,
+    /// The answer.
+    pub outcome: ConsentOutcome,
+}
+
+/// The answer to a consent request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentOutcome {
+    /// Allowed, with at most what was asked for.
+    Granted(Capabilities),
+    /// The end user said no.
+    Denied,
+    /// Nobody answered in time: treated as no.
+    TimedOut,
+}
+
+/// App → relay: what is granted now (less than or equal to before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct ConsentChanged {
+    /// The capabilities still granted; [`Capabilities::NONE`] stops sharing.
+    pub capabilities: Capabilities,
+}
+
+/// Relay → app: start streaming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct StartStream {
+    /// Which display ([`DisplayInfo::id`]).
+    pub display: u32,
+    /// Upper bound on frames per second.
+    pub max_fps: u16,
+    /// Suggested bitrate in bits per second; the app adapts below it.
+    pub bitrate_hint_bps: u32,
+}
+
+/// Relay → app: stop streaming a display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct StopStream {
+    /// Which display.
+    pub display: u32,
+}
+
+/// Video codecs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum VideoCodec {
+    /// H.264, Annex-B access units (SPS and PPS before every IDR).
+    H264,
+}
+
+/// One encoded video frame.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct VideoFrame {
+    /// Increases by one per frame of a stream; gaps mean dropped frames.
+    pub seq: u64,
+    /// When the screen was captured, in microseconds on the app's clock (for latency).
+    pub capture_us: u64,
+    /// Can a decoder start here?
+    pub keyframe: bool,
+    /// Width in pixels.
+    #[cfg_attr(test, proptest(strategy = "1..=MAX_DISPLAY_EDGE"))]
+    pub width: u32,
+    /// Height in pixels.
+    #[cfg_attr(test, proptest(strategy = "1..=MAX_DISPLAY_EDGE"))]
+    pub height: u32,
+    /// How `data` is encoded.
+    pub codec: VideoCodec,
+    /// One access unit.
+    #[serde(with = "serde_bytes")]
+    #[cfg_attr(test, proptest(strategy = "proptest::collection::vec(any::<u8>(), 1..512)"))]
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for VideoFrame {
+    /// Without the payload: a frame's bytes are useless in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoFrame")
+            .field("seq", &self.seq)
+            .field("capture_us", &self.capture_us)
+            .field("keyframe", &self.keyframe)
+            .field("size", &format_args!("{}x{}", self.width, self.height))
+            .field("codec", &self.codec)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}
+
+/// Mouse buttons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum MouseButton {
+    /// Primary button.
+    Left,
+    /// Secondary button.
+    Right,
+    /// Wheel button.
+    Middle,
+    /// Browser back (button 4).
+    Back,
+    /// Browser forward (button 5).
+    Forward,
+}
+
+/// Press or release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum Press {
+    /// Pressed.
+    Down,
+    /// Released.
+    Up,
+}
+
+/// Mouse and keyboard input from the controlling technician.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum InputEvent {
+    /// Move the pointer to a position in the streamed display's pixels.
+    PointerMove {
+        /// Pixels from the display's left edge.
+        x: u32,
+        /// Pixels from the display's top edge.
+        y: u32,
+    },
+    /// Press or release a mouse button at the current position.
+    Button {
+        /// Which button.
+        button: MouseButton,
+        /// Press or release.
+        press: Press,
+    },
+    /// Scroll, in wheel notches (positive: right / down).
+    Wheel {
+        /// Horizontal notches.
+        dx: i32,
+        /// Vertical notches.
+        dy: i32,
+    },
+    /// Press or release a physical key.
+    Key {
+        /// The key position (layout-independent).
+        code: KeyCode,
+        /// Press or release.
+        press: Press,
+        /// The character the technician's layout produced, when it matters (dead keys, IMEs).
+        #[cfg_attr(test, proptest(strategy = "proptest::option::of(\"[a-z]{1,2}\")"))]
+        text: Option<String>,
+    },
+    /// Type this text as it is, whatever the end user's layout.
+    Text {
+        /// The text.
+        #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+        text: String,
+    },
+}
+
+/// Who holds control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct ControlHandover {
+    /// The technician holding (or to hold) control; `None`: nobody.
+    pub holder: Option<TechnicianId>,
+}
+
+/// Liveness and round-trip probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Ping {
+    /// Chosen by the sender, echoed back.
+    pub nonce: u64,
+    /// The sender's clock when sent, in microseconds, echoed back.
+    pub sent_us: u64,
+}
+
+/// Measurements over a window, for rate adaptation and the viewers' overlay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Stats {
+    /// Length of the measurement window in milliseconds.
+    pub window_ms: u32,
+    /// Frames delivered in the window.
+    pub frames: u32,
+    /// Frames skipped or lost in the window.
+    pub frames_dropped: u32,
+    /// Bytes delivered in the window.
+    pub bytes: u64,
+    /// Median capture-to-delivery latency in microseconds (0 if unknown).
+    pub latency_p50_us: u32,
+    /// Round-trip time in microseconds (0 if unknown).
+    pub rtt_us: u32,
+}
+
+/// The connection ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Bye {
+    /// Why.
+    pub reason: ByeReason,
+    /// Human-readable detail.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub message: String,
+}
+
+/// Why a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ByeReason {
+    /// Finished normally.
+    Normal,
+    /// The end user pressed Stop sharing.
+    StoppedByUser,
+    /// A technician closed the session.
+    SessionClosed,
+    /// The session expired.
+    SessionExpired,
+    /// Consent was withdrawn for what this connection does.
+    ConsentWithdrawn,
+    /// The peer broke the protocol.
+    ProtocolError,
+    /// A newer connection took this one's place.
+    Replaced,
+    /// The relay is shutting down.
+    ServerShutdown,
+    /// The peer stopped answering.
+    Timeout,
+}
+
+/// A message that decodes but breaks a protocol rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// A text field is longer than allowed.
+    #[error("{field} is {len} bytes, more than {max}")]
+    TextTooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More displays than allowed.
+    #[error("{0} displays reported, at most {MAX_DISPLAYS} allowed")]
+    TooManyDisplays(usize),
+    /// A width or height of zero or beyond [`MAX_DISPLAY_EDGE`].
+    #[error("dimension {0} is outside 1..={MAX_DISPLAY_EDGE}")]
+    BadDimension(u32),
+    /// A video frame without data.
+    #[error("video frame without data")]
+    EmptyFrame,
+    /// A video frame larger than [`MAX_VIDEO_FRAME_BYTES`].
+    #[error("video frame of {0} bytes")]
+    FrameTooLarge(usize),
+}
+
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), ValidationError> {
+    if text.len() > max {
+        return Err(ValidationError::TextTooLong { field, len: text.len(), max });
+    }
+    Ok(())
+}
+
+fn check_dimension(n: u32) -> Result<(), ValidationError> {
+    if n == 0 || n > MAX_DISPLAY_EDGE {
+        return Err(ValidationError::BadDimension(n));
+    }
+    Ok(())
+}
+
+impl Message {
+    /// How many kinds of message this version knows (the variants of [`Message`]).
+    pub const KINDS: u32 = 16;
+
+    /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
+    /// The codec runs it on every message it encodes or decodes.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Message::Hello(hello) => match &hello.role {
+                HelloRole::App { info, .. } => {
+                    check_text("os", &info.os, MAX_TEXT_BYTES)?;
+                    check_text("host_name", &info.host_name, MAX_TEXT_BYTES)?;
+                    check_text("app_version", &info.app_version, MAX_TEXT_BYTES)?;
+                    if info.displays.len() > MAX_DISPLAYS {
+                        return Err(ValidationError::TooManyDisplays(info.displays.len()));
+                    }
+                    for display in &info.displays {
+                        check_text("display name", &display.name, MAX_TEXT_BYTES)?;
+                        check_dimension(display.width)?;
+                        check_dimension(display.height)?;
+                    }
+                    Ok(())
+                }
+                HelloRole::Technician { token, .. } => {
+                    check_text("token", token, MAX_BEARER_TOKEN_BYTES)
+                }
+            },
+            Message::Welcome(w) => check_text("organisation", &w.organisation, MAX_TEXT_BYTES),
+            Message::Reject(r) => check_text("message", &r.message, MAX_TEXT_BYTES),
+            Message::ConsentRequest(r) => {
+                check_text("organisation", &r.organisation, MAX_TEXT_BYTES)?;
+                check_text("technician", &r.technician, MAX_TEXT_BYTES)
+            }
+            Message::VideoFrame(f) => {
+                check_dimension(f.width)?;
+                check_dimension(f.height)?;
+                if f.data.is_empty() {
+                    return Err(ValidationError::EmptyFrame);
+                }
+                if f.data.len() > MAX_VIDEO_FRAME_BYTES {
+                    return Err(ValidationError::FrameTooLarge(f.data.len()));
+                }
+                Ok(())
+            }
+            Message::Input(InputEvent::Key { text: Some(text), .. }) => {
+                check_text("key text", text, MAX_TEXT_BYTES)
+            }
+            Message::Input(InputEvent::Text { text }) => check_text("text", text, MAX_TEXT_BYTES),
+            Message::Bye(b) => check_text("message", &b.message, MAX_TEXT_BYTES),
+            Message::ConsentDecision(_)
+            | Message::ConsentChanged(_)
+            | Message::StartStream(_)
+            | Message::StopStream(_)
+            | Message::KeyframeRequest
+            | Message::Input(_)
+            | Message::ControlHandover(_)
+            | Message::Ping(_)
+            | Message::Pong(_)
+            | Message::Stats(_) => Ok(()),
+        }
+    }
+
+    /// Is this a video frame (carried on media streams with their larger limit)?
+    #[must_use]
+    pub const fn is_video(&self) -> bool {
+        matches!(self, Message::VideoFrame(_))
+    }
+}
