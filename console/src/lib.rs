@@ -1,1 +1,11 @@
-//! placeholder
+//! # deskline-console
+//!
+//! The technician's tools: the `deskline` command-line client of the relay's HTTP API
+//! (technicians, channels, sessions, audit trail) and the native viewer, which receives the
+//! H.264 stream over QUIC, decodes it with `openh264`, shows it in an eframe window and sends
+//! mouse and keyboard input while its technician holds control.
+//!
+//! Not here: any decision about who may see or control what — the relay decides, this crate
+//! only asks.
+//!
+//! Status: the CLI arrives with the relay issue, the viewer with the transport issue.

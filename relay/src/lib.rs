@@ -1,1 +1,32 @@
-//! placeholder
+//! # deskline-relay
+//!
+//! The Deskline server. It runs the service desk (technicians, channels, sessions and their
+//! state machine from `deskline-protocol`), persists it in SQLite, serves the HTTP API and the
+//! web console, matches support apps to technicians over QUIC and bridges video to browsers.
+//!
+//! The binary (`main.rs`) only parses the command line; everything lives here so tests drive
+//! the same code.
+//!
+//! - [`desk`]: the domain service, the one place session state changes.
+//! - [`store`]: SQLite storage and migrations.
+//! - [`api`]: the axum router of `/api/v1`.
+//! - [`server`]: `serve`: certificate, first admin, expiry sweep, graceful shutdown.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod desk;
+pub mod error;
+pub mod limits;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod views;
+
+pub use error::Error;
+
+/// Installs the process-wide rustls crypto provider (ring). Call once at start; harmless if
+/// already installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

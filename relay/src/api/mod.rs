@@ -1,0 +1,91 @@
+//! The HTTP API under `/api/v1` (DESIGN §5): a `Router` built from the app state, so tests
+//! drive it with `oneshot` and the server only binds it.
+//!
+//! Every route needs a bearer token except [`PUBLIC_ROUTES`]. Errors are always
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+mod extract;
+mod routes;
+
+pub use extract::{ApiJson, ApiPath, Authed};
+
+use crate::desk::Desk;
+use crate::error::Error;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+/// Routes reachable without a token: `(method, path)` as in the OpenAPI document.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("post", "/api/v1/login"), ("get", "/api/v1/openapi.json")];
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service desk.
+    pub desk: Desk,
+    openapi: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Deskline relay API", description = "Service desk: technicians, channels, support sessions."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The API router and its OpenAPI document.
+pub fn router(desk: Desk) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", routes::routes())
+        .split_for_parts();
+    let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
+    let state = AppState { desk, openapi };
+    api.route("/api/v1/openapi.json", axum::routing::get(openapi_json)).fallback(not_found).with_state(state)
+}
+
+/// The OpenAPI document of every route (public).
+async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi.as_str().to_owned()).into_response()
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("route")
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let mut response = (status, axum::Json(body)).into_response();
+        match &self {
+            Error::Unauthorized(_) => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::RateLimited { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}

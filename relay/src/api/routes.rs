@@ -1,0 +1,377 @@
+//! The handlers. Each is thin: parse, call the desk, shape the answer.
+
+use super::extract::parse_json;
+use super::{ApiJson, ApiPath, AppState, Authed};
+use crate::desk::{ChannelPatch, NewTechnician};
+use crate::error::Error;
+use crate::store::Role;
+use crate::views::{AuditEventView, ChannelView, LiveEvent, SessionView, TechnicianView};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use deskline_protocol::session::{Action, SessionKind};
+use deskline_protocol::{Capabilities, ChannelId, SessionId, TechnicianId};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::convert::Infallible;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(me))
+        .routes(routes!(list_technicians, create_technician))
+        .routes(routes!(list_channels, create_channel))
+        .routes(routes!(update_channel))
+        .routes(routes!(add_member))
+        .routes(routes!(channel_sessions, create_session))
+        .routes(routes!(list_sessions))
+        .routes(routes!(get_session, delete_session))
+        .routes(routes!(assign))
+        .routes(routes!(transfer))
+        .routes(routes!(invite))
+        .routes(routes!(release))
+        .routes(routes!(close))
+        .routes(routes!(remote))
+        .routes(routes!(session_events))
+        .routes(routes!(live_events))
+}
+
+type ApiResult<T> = Result<Json<T>, Error>;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+struct LoginResponse {
+    /// Bearer token for `Authorization: Bearer ...`.
+    token: String,
+    technician: TechnicianView,
+}
+
+/// Sign in with username and password; returns a bearer token.
+#[utoipa::path(post, path = "/login", request_body = LoginRequest, security(()),
+    responses((status = 200, body = LoginResponse), (status = 401), (status = 429)))]
+async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
+    let (token, technician) = state.desk.login(req.username, req.password).await?;
+    Ok(Json(LoginResponse { token, technician }))
+}
+
+/// The signed-in technician.
+#[utoipa::path(get, path = "/me", responses((status = 200, body = TechnicianView), (status = 401)))]
+async fn me(Authed(me): Authed) -> ApiResult<TechnicianView> {
+    Ok(Json(TechnicianView::from(&me)))
+}
+
+/// Every technician.
+#[utoipa::path(get, path = "/technicians", responses((status = 200, body = [TechnicianView]), (status = 401)))]
+async fn list_technicians(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<Vec<TechnicianView>> {
+    Ok(Json(state.desk.technicians().await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateTechnician {
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    password: String,
+    #[schema(value_type = String, example = "technician")]
+    role: Role,
+}
+
+/// Create a technician (admins).
+#[utoipa::path(post, path = "/technicians", request_body = CreateTechnician,
+    responses((status = 201, body = TechnicianView), (status = 400), (status = 401), (status = 403), (status = 409)))]
+async fn create_technician(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiJson(req): ApiJson<CreateTechnician>,
+) -> Result<(StatusCode, Json<TechnicianView>), Error> {
+    let new = NewTechnician { username: req.username, display_name: req.display_name, password: req.password, role: req.role };
+    Ok((StatusCode::CREATED, Json(state.desk.create_technician(Some(&me), new).await?)))
+}
+
+/// The channels the technician may see (all, for admins).
+#[utoipa::path(get, path = "/channels", responses((status = 200, body = [ChannelView]), (status = 401)))]
+async fn list_channels(State(state): State<AppState>, Authed(me): Authed) -> ApiResult<Vec<ChannelView>> {
+    Ok(Json(state.desk.channels(&me).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateChannel {
+    name: String,
+    session_expiry_secs: Option<i64>,
+    consent_timeout_secs: Option<i64>,
+}
+
+/// Create a channel (admins).
+#[utoipa::path(post, path = "/channels", request_body = CreateChannel,
+    responses((status = 201, body = ChannelView), (status = 400), (status = 401), (status = 403), (status = 409)))]
+async fn create_channel(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiJson(req): ApiJson<CreateChannel>,
+) -> Result<(StatusCode, Json<ChannelView>), Error> {
+    let view = state.desk.create_channel(&me, req.name, req.session_expiry_secs, req.consent_timeout_secs).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateChannel {
+    name: Option<String>,
+    session_expiry_secs: Option<i64>,
+    consent_timeout_secs: Option<i64>,
+}
+
+/// Change a channel's settings (admins).
+#[utoipa::path(patch, path = "/channels/{id}", params(("id" = i64, Path)), request_body = UpdateChannel,
+    responses((status = 200, body = ChannelView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn update_channel(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<UpdateChannel>,
+) -> ApiResult<ChannelView> {
+    let patch = ChannelPatch { name: req.name, session_expiry_secs: req.session_expiry_secs, consent_timeout_secs: req.consent_timeout_secs };
+    Ok(Json(state.desk.update_channel(&me, ChannelId(id), patch).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TechnicianRef {
+    technician_id: i64,
+}
+
+/// Add a member to a channel (admins).
+#[utoipa::path(post, path = "/channels/{id}/members", params(("id" = i64, Path)), request_body = TechnicianRef,
+    responses((status = 200, body = ChannelView), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn add_member(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<TechnicianRef>,
+) -> ApiResult<ChannelView> {
+    Ok(Json(state.desk.add_member(&me, ChannelId(id), TechnicianId(req.technician_id)).await?))
+}
+
+/// The sessions of a channel.
+#[utoipa::path(get, path = "/channels/{id}/sessions", params(("id" = i64, Path)),
+    responses((status = 200, body = [SessionView]), (status = 401), (status = 403), (status = 404)))]
+async fn channel_sessions(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<SessionView>> {
+    Ok(Json(state.desk.channel_sessions(&me, ChannelId(id)).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateSession {
+    /// `link` or `pin`.
+    #[schema(value_type = String, example = "pin")]
+    kind: SessionKind,
+    name: Option<String>,
+}
+
+/// Create a support session in a channel; the creator is assigned.
+#[utoipa::path(post, path = "/channels/{id}/sessions", params(("id" = i64, Path)), request_body = CreateSession,
+    responses((status = 201, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn create_session(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<CreateSession>,
+) -> Result<(StatusCode, Json<SessionView>), Error> {
+    let view = state.desk.create_session(&me, ChannelId(id), req.kind, req.name).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SessionsQuery {
+    /// `home` (the default): sessions assigned to or shared with the signed-in technician.
+    scope: Option<String>,
+}
+
+/// The signed-in technician's Home.
+#[utoipa::path(get, path = "/sessions", params(SessionsQuery),
+    responses((status = 200, body = [SessionView]), (status = 400), (status = 401)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    query: Result<Query<SessionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<SessionView>> {
+    let Query(query) = query.map_err(|e| Error::bad("invalid_query", e.body_text()))?;
+    match query.scope.as_deref() {
+        None | Some("home") => Ok(Json(state.desk.home(&me).await?)),
+        Some(other) => Err(Error::bad("invalid_query", format!("scope: unknown scope {other:?} (expected home)"))),
+    }
+}
+
+/// One session.
+#[utoipa::path(get, path = "/sessions/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404)))]
+async fn get_session(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
+    Ok(Json(state.desk.session(&me, SessionId(id)).await?))
+}
+
+/// Delete a session from its channel's lists (a live one is closed first; history is kept).
+#[utoipa::path(delete, path = "/sessions/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404)))]
+async fn delete_session(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
+    Ok(Json(state.desk.act(&me, SessionId(id), Action::Delete).await?))
+}
+
+/// Assign the session to a technician of its channel.
+#[utoipa::path(post, path = "/sessions/{id}/assign", params(("id" = i64, Path)), request_body = TechnicianRef,
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn assign(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<TechnicianRef>,
+) -> ApiResult<SessionView> {
+    let action = Action::Assign { technician: TechnicianId(req.technician_id) };
+    Ok(Json(state.desk.act(&me, SessionId(id), action).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TransferRequest {
+    /// Hand over to this technician...
+    technician_id: Option<i64>,
+    /// ...or move to this channel's queue (exactly one of the two).
+    channel_id: Option<i64>,
+}
+
+/// Transfer to another technician or to another channel.
+#[utoipa::path(post, path = "/sessions/{id}/transfer", params(("id" = i64, Path)), request_body = TransferRequest,
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn transfer(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> ApiResult<SessionView> {
+    let action = match (req.technician_id, req.channel_id) {
+        (Some(t), None) => Action::TransferToTechnician { technician: TechnicianId(t) },
+        (None, Some(c)) => Action::TransferToChannel { channel: ChannelId(c) },
+        _ => return Err(Error::bad("invalid_json", "give exactly one of technician_id and channel_id")),
+    };
+    Ok(Json(state.desk.act(&me, SessionId(id), action).await?))
+}
+
+/// Invite a collaborating technician (three technicians per session at most).
+#[utoipa::path(post, path = "/sessions/{id}/invite", params(("id" = i64, Path)), request_body = TechnicianRef,
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn invite(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<TechnicianRef>,
+) -> ApiResult<SessionView> {
+    let action = Action::Invite { technician: TechnicianId(req.technician_id) };
+    Ok(Json(state.desk.act(&me, SessionId(id), action).await?))
+}
+
+/// Unassign the session: it queues if the app is connected.
+#[utoipa::path(post, path = "/sessions/{id}/release", params(("id" = i64, Path)),
+    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn release(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
+    Ok(Json(state.desk.act(&me, SessionId(id), Action::Release).await?))
+}
+
+/// Close the session: ends any remote connection and invalidates its code.
+#[utoipa::path(post, path = "/sessions/{id}/close", params(("id" = i64, Path)),
+    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn close(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
+    Ok(Json(state.desk.act(&me, SessionId(id), Action::Close).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RemoteRequest {
+    /// `view_and_control` (the default) or `view`.
+    #[schema(example = "view_and_control")]
+    capabilities: Option<String>,
+}
+
+/// Start a remote session: asks the support app for consent.
+#[utoipa::path(post, path = "/sessions/{id}/remote", params(("id" = i64, Path)), request_body(content = RemoteRequest, description = "optional"),
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn remote(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>, body: Bytes) -> ApiResult<SessionView> {
+    let requested = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        parse_json::<RemoteRequest>(&body)?.capabilities
+    };
+    let capabilities = match requested.as_deref() {
+        None | Some("view_and_control") => Capabilities::VIEW_AND_CONTROL,
+        Some("view") => Capabilities::VIEW,
+        Some(other) => {
+            return Err(Error::bad("invalid_json", format!("capabilities: {other:?} is not one of view, view_and_control")));
+        }
+    };
+    Ok(Json(state.desk.start_remote(&me, SessionId(id), capabilities).await?))
+}
+
+/// The session's audit trail, oldest first.
+#[utoipa::path(get, path = "/sessions/{id}/events", params(("id" = i64, Path)),
+    responses((status = 200, body = [AuditEventView]), (status = 401), (status = 403), (status = 404)))]
+async fn session_events(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<AuditEventView>> {
+    Ok(Json(state.desk.session_events(&me, SessionId(id)).await?))
+}
+
+/// Live updates (Server-Sent Events): one `LiveEvent` JSON per change of a session the
+/// technician may see.
+#[utoipa::path(get, path = "/events", responses((status = 200, content_type = "text/event-stream", body = LiveEvent), (status = 401)))]
+async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut events = state.desk.subscribe();
+    let desk = state.desk.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
+    tokio::spawn(async move {
+        // Membership is only ever added, so a channel once seen as ours stays ours.
+        let mut ours: HashSet<i64> = HashSet::new();
+        loop {
+            let received = tokio::select! {
+                received = events.recv() => received,
+                () = tx.closed() => return,
+            };
+            let live = match received {
+                Ok(event) => {
+                    let mut visible = me.role == Role::Admin || event.technicians.contains(&me.id);
+                    for &c in &event.channels {
+                        if visible {
+                            break;
+                        }
+                        if ours.contains(&c) || desk.works_in(me.id, ChannelId(c)).await.unwrap_or(false) {
+                            ours.insert(c);
+                            visible = true;
+                        }
+                    }
+                    if !visible {
+                        continue;
+                    }
+                    LiveEvent::Session { session: Box::new(event.view) }
+                }
+                Err(RecvError::Lagged(_)) => LiveEvent::Resync,
+                Err(RecvError::Closed) => return,
+            };
+            let Ok(data) = serde_json::to_string(&live) else { continue };
+            if tx.send(Ok(Event::default().data(data))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).keep_alive(KeepAlive::default())
+}

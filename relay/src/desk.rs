@@ -1,0 +1,606 @@
+//! The service desk: technicians, channels and sessions, each change taken by the protocol's
+//! state machine inside one database transaction, then announced to live consoles.
+//!
+//! This is the one place where session state changes: the HTTP API, the expiry sweep and (with
+//! the transport) the QUIC endpoint all call [`Desk::act`] or its siblings.
+
+use crate::auth::{self, LoginThrottle};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::limits::{
+    MAX_CONSENT_TIMEOUT, MAX_NAME_BYTES, MAX_SESSION_EXPIRY, MIN_PASSWORD_CHARS, PIN_DRAW_ATTEMPTS,
+    TOKEN_LIFETIME,
+};
+use crate::store::{self, Db, Role, SessionRow, StoreError, TechnicianRow};
+use crate::views::{AuditEventView, ChannelView, SessionEvent, SessionView, TechnicianView};
+use deskline_protocol::limits::MAX_SESSION_NAME_BYTES;
+use deskline_protocol::session::{
+    Action, Actor, Context, Directory, SessionKind, Transition, machine,
+};
+use deskline_protocol::{Capabilities, ChannelId, ConsentOutcome, LinkToken, Pin, SessionId, TechnicianId, Timestamp};
+use rand::Rng as _;
+use rusqlite::Transaction;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The service desk.
+#[derive(Clone)]
+pub struct Desk {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    public_url: String,
+    events: broadcast::Sender<SessionEvent>,
+    throttle: LoginThrottle,
+}
+
+/// Directory facts loaded from the store for one decision (see [`Directory`]).
+struct Facts {
+    admins: HashSet<TechnicianId>,
+    members: HashSet<(ChannelId, TechnicianId)>,
+    open: HashMap<TechnicianId, usize>,
+}
+
+impl Facts {
+    /// Loads admins, the members of `channels`, and open-session counts of `technicians`.
+    fn load(tx: &Transaction<'_>, channels: &[ChannelId], technicians: &[TechnicianId]) -> Result<Facts, StoreError> {
+        let mut members = HashSet::new();
+        for &c in channels {
+            for t in store::channel_members(tx, c)? {
+                members.insert((c, t));
+            }
+        }
+        let mut open = HashMap::new();
+        for &t in technicians {
+            open.insert(t, store::open_sessions_assigned(tx, t)?);
+        }
+        Ok(Facts { admins: store::admins(tx)?.into_iter().collect(), members, open })
+    }
+}
+
+impl Directory for Facts {
+    fn is_admin(&self, t: TechnicianId) -> bool {
+        self.admins.contains(&t)
+    }
+    fn is_member(&self, c: ChannelId, t: TechnicianId) -> bool {
+        self.members.contains(&(c, t))
+    }
+    fn open_sessions_assigned(&self, t: TechnicianId) -> usize {
+        self.open.get(&t).copied().unwrap_or(0)
+    }
+}
+
+/// The fields of a new technician.
+pub struct NewTechnician {
+    /// Login name.
+    pub username: String,
+    /// Name shown to end users.
+    pub display_name: String,
+    /// Password in clear (hashed here).
+    pub password: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Changes to a channel's settings; `None` leaves a setting as it is.
+#[derive(Default)]
+pub struct ChannelPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New session expiry.
+    pub session_expiry_secs: Option<i64>,
+    /// New consent timeout.
+    pub consent_timeout_secs: Option<i64>,
+}
+
+fn check_name(field: &'static str, value: &str) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        return Err(Error::bad("invalid_field", format!("{field}: must not be empty")));
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(Error::bad("invalid_field", format!("{field}: at most {MAX_NAME_BYTES} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::bad("invalid_field", format!("{field}: control characters are not allowed")));
+    }
+    Ok(())
+}
+
+fn check_duration(field: &'static str, secs: i64, max: Duration) -> Result<(), Error> {
+    let max_secs = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
+    if !(1..=max_secs).contains(&secs) {
+        return Err(Error::bad("invalid_field", format!("{field}: must be between 1 and {max_secs} seconds")));
+    }
+    Ok(())
+}
+
+fn secs(d: i64) -> Duration {
+    Duration::from_secs(u64::try_from(d).unwrap_or(0))
+}
+
+impl Desk {
+    /// A desk on this database, clock and public URL (links are built on it).
+    pub fn new(db: Db, clock: Arc<dyn Clock>, public_url: String) -> Desk {
+        let (events, _) = broadcast::channel(crate::limits::EVENT_BUFFER);
+        Desk { inner: Arc::new(Inner { db, clock, public_url, events, throttle: LoginThrottle::default() }) }
+    }
+
+    /// The current time on the desk's clock.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The database.
+    #[must_use]
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The public URL links are built on.
+    #[must_use]
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// Live session events, for consoles.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn announce(&self, before_channel: Option<ChannelId>, row: &SessionRow) {
+        let mut channels = vec![row.core.channel.0];
+        if let Some(c) = before_channel.filter(|c| *c != row.core.channel) {
+            channels.push(c.0);
+        }
+        let event = SessionEvent {
+            view: SessionView::new(row, self.public_url()),
+            channels,
+            technicians: row.core.technicians().collect(),
+            id: row.core.id,
+        };
+        // No subscriber is fine: nobody is watching.
+        let _ = self.inner.events.send(event);
+    }
+
+    // ---- technicians and login ----
+
+    /// Checks a password and returns a new bearer token.
+    pub async fn login(&self, username: String, password: String) -> Result<(String, TechnicianView), Error> {
+        let now = self.now();
+        if let Some(ms) = self.inner.throttle.retry_after(&username, now) {
+            return Err(Error::RateLimited { retry_after_secs: u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1) });
+        }
+        let lookup = username.clone();
+        let technician = self.db().read(move |tx| Ok::<_, Error>(store::technician_by_username(tx, &lookup)?)).await?;
+        // Verify against a dummy hash when the user does not exist: same time either way.
+        let (hash, technician) = match technician {
+            Some(t) => (t.password_hash.clone(), Some(t)),
+            None => (auth::dummy_hash().to_owned(), None),
+        };
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let Some(technician) = technician.filter(|_| ok) else {
+            self.inner.throttle.failed(&username, now);
+            return Err(Error::Unauthorized("wrong username or password"));
+        };
+        self.inner.throttle.succeeded(&username);
+        let token = auth::new_token();
+        let hash = auth::token_hash(&token);
+        let id = technician.id;
+        self.db()
+            .write(move |tx| Ok::<_, Error>(store::insert_token(tx, &hash, id, now, now.saturating_add(TOKEN_LIFETIME))?))
+            .await?;
+        Ok((token, TechnicianView::from(&technician)))
+    }
+
+    /// The technician a bearer token belongs to.
+    pub async fn authenticate(&self, token: &str) -> Result<TechnicianRow, Error> {
+        let hash = auth::token_hash(token);
+        let now = self.now();
+        self.db()
+            .read(move |tx| Ok::<_, Error>(store::technician_for_token(tx, &hash, now)?))
+            .await?
+            .ok_or(Error::Unauthorized("invalid or expired token"))
+    }
+
+    /// Every technician (any signed-in technician may list them, to assign and invite).
+    pub async fn technicians(&self) -> Result<Vec<TechnicianView>, Error> {
+        let rows = self.db().read(|tx| Ok::<_, Error>(store::list_technicians(tx)?)).await?;
+        Ok(rows.iter().map(TechnicianView::from).collect())
+    }
+
+    /// Creates a technician (admins only; `None` actor: the bootstrap command).
+    pub async fn create_technician(&self, actor: Option<&TechnicianRow>, new: NewTechnician) -> Result<TechnicianView, Error> {
+        if let Some(actor) = actor {
+            require_admin(actor)?;
+        }
+        let prepared = prepare_technician(new)?;
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&prepared.password).map(|h| (prepared, h)))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let now = self.now();
+        self.db().write(move |tx| insert_technician_tx(tx, &hash.0, &hash.1, now)).await
+    }
+
+    /// [`Desk::create_technician`] without a runtime, for the bootstrap command.
+    pub fn create_technician_blocking(&self, new: NewTechnician) -> Result<TechnicianView, Error> {
+        let prepared = prepare_technician(new)?;
+        let hash = auth::hash_password(&prepared.password).map_err(|e| Error::Internal(e.to_string()))?;
+        let now = self.now();
+        self.db().write_blocking(|tx| insert_technician_tx(tx, &prepared, &hash, now))
+    }
+
+    /// How many technicians exist.
+    pub fn count_technicians_blocking(&self) -> Result<i64, Error> {
+        self.db().write_blocking(|tx| Ok::<_, Error>(store::count_technicians(tx)?))
+    }
+
+    // ---- channels ----
+
+    /// The channels the technician may see: all for admins, their own otherwise.
+    pub async fn channels(&self, actor: &TechnicianRow) -> Result<Vec<ChannelView>, Error> {
+        let filter = (actor.role != Role::Admin).then_some(actor.id);
+        self.db()
+            .read(move |tx| {
+                let mut out = Vec::new();
+                for c in store::list_channels(tx, filter)? {
+                    out.push(ChannelView::new(&c, &store::channel_members(tx, c.id)?));
+                }
+                Ok::<_, Error>(out)
+            })
+            .await
+    }
+
+    /// Creates a channel (admins only).
+    pub async fn create_channel(
+        &self,
+        actor: &TechnicianRow,
+        name: String,
+        session_expiry_secs: Option<i64>,
+        consent_timeout_secs: Option<i64>,
+    ) -> Result<ChannelView, Error> {
+        require_admin(actor)?;
+        check_name("name", &name)?;
+        let expiry = session_expiry_secs.unwrap_or(crate::limits::DEFAULT_SESSION_EXPIRY.as_secs() as i64);
+        let timeout = consent_timeout_secs.unwrap_or(crate::limits::DEFAULT_CONSENT_TIMEOUT.as_secs() as i64);
+        check_duration("session_expiry_secs", expiry, MAX_SESSION_EXPIRY)?;
+        check_duration("consent_timeout_secs", timeout, MAX_CONSENT_TIMEOUT)?;
+        let now = self.now();
+        self.db()
+            .write(move |tx| {
+                let id = store::insert_channel(tx, &name, expiry, timeout, now)?
+                    .ok_or_else(|| Error::conflict("name_taken", format!("a channel named {name:?} exists")))?;
+                let row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
+                Ok(ChannelView::new(&row, &[]))
+            })
+            .await
+    }
+
+    /// Creates the default channel if no channel exists yet (first start).
+    pub fn ensure_default_channel_blocking(&self) -> Result<(), Error> {
+        let now = self.now();
+        self.db().write_blocking(|tx| {
+            if store::list_channels(tx, None)?.is_empty() {
+                store::insert_channel(
+                    tx,
+                    "Default",
+                    crate::limits::DEFAULT_SESSION_EXPIRY.as_secs() as i64,
+                    crate::limits::DEFAULT_CONSENT_TIMEOUT.as_secs() as i64,
+                    now,
+                )?;
+            }
+            Ok::<_, Error>(())
+        })
+    }
+
+    /// Makes a technician a member of the default channel (the bootstrap admin).
+    pub fn join_default_channel_blocking(&self, technician: TechnicianId) -> Result<(), Error> {
+        self.db().write_blocking(|tx| {
+            if let Some(c) = store::channel_by_name(tx, "Default")? {
+                store::add_member(tx, c.id, technician)?;
+            }
+            Ok::<_, Error>(())
+        })
+    }
+
+    /// Changes a channel's settings (admins only).
+    pub async fn update_channel(&self, actor: &TechnicianRow, id: ChannelId, patch: ChannelPatch) -> Result<ChannelView, Error> {
+        require_admin(actor)?;
+        if let Some(name) = &patch.name {
+            check_name("name", name)?;
+        }
+        if let Some(s) = patch.session_expiry_secs {
+            check_duration("session_expiry_secs", s, MAX_SESSION_EXPIRY)?;
+        }
+        if let Some(s) = patch.consent_timeout_secs {
+            check_duration("consent_timeout_secs", s, MAX_CONSENT_TIMEOUT)?;
+        }
+        self.db()
+            .write(move |tx| {
+                let mut row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
+                if let Some(name) = patch.name {
+                    row.name = name;
+                }
+                row.session_expiry_secs = patch.session_expiry_secs.unwrap_or(row.session_expiry_secs);
+                row.consent_timeout_secs = patch.consent_timeout_secs.unwrap_or(row.consent_timeout_secs);
+                if !store::update_channel(tx, &row)? {
+                    return Err(Error::conflict("name_taken", format!("a channel named {:?} exists", row.name)));
+                }
+                Ok(ChannelView::new(&row, &store::channel_members(tx, id)?))
+            })
+            .await
+    }
+
+    /// Adds a member to a channel (admins only).
+    pub async fn add_member(&self, actor: &TechnicianRow, channel: ChannelId, technician: TechnicianId) -> Result<ChannelView, Error> {
+        require_admin(actor)?;
+        self.db()
+            .write(move |tx| {
+                let row = store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
+                store::technician_by_id(tx, technician)?.ok_or(Error::NotFound("technician"))?;
+                if !store::add_member(tx, channel, technician)? {
+                    return Err(Error::conflict("already_member", "that technician is already a member"));
+                }
+                Ok(ChannelView::new(&row, &store::channel_members(tx, channel)?))
+            })
+            .await
+    }
+
+    // ---- sessions ----
+
+    /// The sessions of a channel the technician works in.
+    pub async fn channel_sessions(&self, actor: &TechnicianRow, channel: ChannelId) -> Result<Vec<SessionView>, Error> {
+        let actor = actor.clone();
+        let url = self.public_url().to_owned();
+        self.db()
+            .read(move |tx| {
+                store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
+                require_works_in(tx, &actor, channel)?;
+                Ok(store::sessions_in_channel(tx, channel)?.iter().map(|s| SessionView::new(s, &url)).collect())
+            })
+            .await
+    }
+
+    /// The technician's Home: sessions assigned to or shared with them.
+    pub async fn home(&self, actor: &TechnicianRow) -> Result<Vec<SessionView>, Error> {
+        let id = actor.id;
+        let url = self.public_url().to_owned();
+        self.db()
+            .read(move |tx| Ok::<_, Error>(store::home_sessions(tx, id)?.iter().map(|s| SessionView::new(s, &url)).collect()))
+            .await
+    }
+
+    /// One session, if the technician works in its channel.
+    pub async fn session(&self, actor: &TechnicianRow, id: SessionId) -> Result<SessionView, Error> {
+        let actor = actor.clone();
+        let url = self.public_url().to_owned();
+        self.db()
+            .read(move |tx| {
+                let row = visible_session(tx, &actor, id)?;
+                Ok(SessionView::new(&row, &url))
+            })
+            .await
+    }
+
+    /// A session's audit trail.
+    pub async fn session_events(&self, actor: &TechnicianRow, id: SessionId) -> Result<Vec<AuditEventView>, Error> {
+        let actor = actor.clone();
+        self.db()
+            .read(move |tx| {
+                let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
+                // Deleted sessions keep their history; it stays readable to their channel.
+                require_works_in(tx, &actor, row.core.channel)?;
+                Ok(store::audit_events(tx, id)?.iter().map(AuditEventView::from).collect())
+            })
+            .await
+    }
+
+    /// Creates a session in a channel: a link token always, a PIN unique among live sessions
+    /// for PIN sessions.
+    pub async fn create_session(
+        &self,
+        actor: &TechnicianRow,
+        channel: ChannelId,
+        kind: SessionKind,
+        name: Option<String>,
+    ) -> Result<SessionView, Error> {
+        let name = name.unwrap_or_default();
+        if name.len() > MAX_SESSION_NAME_BYTES {
+            return Err(Error::bad("invalid_field", format!("name: at most {MAX_SESSION_NAME_BYTES} bytes")));
+        }
+        let actor_id = actor.id;
+        let now = self.now();
+        let row = self
+            .db()
+            .write(move |tx| {
+                let channel_row = store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
+                let facts = Facts::load(tx, &[channel], &[actor_id])?;
+                let ctx = Context { now, actor: Actor::Technician(actor_id), directory: &facts };
+                let id = store::next_session_id(tx)?;
+                let new = machine::NewSession { id, channel, kind, expiry: secs(channel_row.session_expiry_secs) };
+                let Transition { session, event } = machine::create(new, &ctx)?;
+                let mut rng = rand::rng();
+                let pin = match kind {
+                    SessionKind::Pin => Some(draw_pin(tx, &mut rng)?),
+                    SessionKind::Link => None,
+                };
+                let row = SessionRow { core: session, name, link_token: LinkToken::generate(&mut rng), pin, agent: None };
+                store::insert_session(tx, &row)?;
+                store::insert_audit_event(tx, &event)?;
+                Ok::<_, Error>(row)
+            })
+            .await?;
+        self.announce(None, &row);
+        Ok(SessionView::new(&row, self.public_url()))
+    }
+
+    /// Performs a session action as a technician. Target technicians and channels must exist.
+    pub async fn act(&self, actor: &TechnicianRow, id: SessionId, action: Action) -> Result<SessionView, Error> {
+        let (before, row) = self.apply(Actor::Technician(actor.id), id, action).await?;
+        self.announce(Some(before), &row);
+        Ok(SessionView::new(&row, self.public_url()))
+    }
+
+    /// Asks the app for consent on behalf of the technician (start remote session).
+    pub async fn start_remote(&self, actor: &TechnicianRow, id: SessionId, capabilities: Capabilities) -> Result<SessionView, Error> {
+        let timeout = self
+            .db()
+            .read(move |tx| {
+                let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
+                let channel = store::channel_by_id(tx, row.core.channel)?.ok_or(Error::NotFound("channel"))?;
+                Ok::<_, Error>(secs(channel.consent_timeout_secs))
+            })
+            .await?;
+        let request_id = rand::rng().next_u64();
+        self.act(actor, id, Action::StartRemote { request_id, capabilities, timeout }).await
+    }
+
+    /// Applies an action in one transaction: load, decide, store session and audit event.
+    /// Returns the channel before the action and the stored row.
+    async fn apply(&self, actor: Actor, id: SessionId, action: Action) -> Result<(ChannelId, SessionRow), Error> {
+        let now = self.now();
+        self.db()
+            .write(move |tx| {
+                let mut row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
+                if row.core.deleted {
+                    return Err(Error::NotFound("session"));
+                }
+                let mut channels = vec![row.core.channel];
+                let mut technicians = Vec::new();
+                if let Actor::Technician(t) = actor {
+                    technicians.push(t);
+                }
+                match action {
+                    Action::Assign { technician }
+                    | Action::TransferToTechnician { technician }
+                    | Action::Invite { technician } => {
+                        store::technician_by_id(tx, technician)?.ok_or(Error::NotFound("technician"))?;
+                        technicians.push(technician);
+                    }
+                    Action::TransferToChannel { channel } => {
+                        store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
+                        channels.push(channel);
+                    }
+                    _ => {}
+                }
+                let facts = Facts::load(tx, &channels, &technicians)?;
+                let ctx = Context { now, actor, directory: &facts };
+                let before = row.core.channel;
+                let Transition { session, event } = machine::apply(&row.core, &action, &ctx)?;
+                store::update_session_core(tx, &session)?;
+                store::insert_audit_event(tx, &event)?;
+                row.core = session;
+                Ok((before, row))
+            })
+            .await
+    }
+
+    /// Applies the system's periodic actions: expiry of sessions past their time and timeout
+    /// of consent requests past their deadline. Returns how many sessions changed.
+    pub async fn sweep(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let (due, pending) = self
+            .db()
+            .read(move |tx| Ok::<_, Error>((store::due_for_expiry(tx, now)?, store::consent_past_deadline(tx, now)?)))
+            .await?;
+        let mut changed = 0;
+        for id in due {
+            match self.apply(Actor::System, id, Action::ExpiryTick).await {
+                Ok((before, row)) => {
+                    self.announce(Some(before), &row);
+                    changed += 1;
+                }
+                // Closed or expired meanwhile: nothing to do.
+                Err(Error::Refused(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (id, request_id) in pending {
+            let action = Action::ConsentDecided { request_id, outcome: ConsentOutcome::TimedOut };
+            match self.apply(Actor::System, id, action).await {
+                Ok((before, row)) => {
+                    self.announce(Some(before), &row);
+                    changed += 1;
+                }
+                Err(Error::Refused(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Can this technician see this channel's sessions and events?
+    pub async fn works_in(&self, technician: TechnicianId, channel: ChannelId) -> Result<bool, Error> {
+        self.db()
+            .read(move |tx| {
+                let facts = Facts::load(tx, &[channel], &[])?;
+                Ok::<_, Error>(facts.works_in(channel, technician))
+            })
+            .await
+    }
+}
+
+fn require_admin(actor: &TechnicianRow) -> Result<(), Error> {
+    if actor.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("only administrators may do this".into())) }
+}
+
+fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: ChannelId) -> Result<(), Error> {
+    let facts = Facts::load(tx, &[channel], &[])?;
+    if facts.works_in(channel, actor.id) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("you are not a member of this channel".into()))
+    }
+}
+
+fn visible_session(tx: &Transaction<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
+    let row = store::session_by_id(tx, id)?.filter(|r| !r.core.deleted).ok_or(Error::NotFound("session"))?;
+    require_works_in(tx, actor, row.core.channel)?;
+    Ok(row)
+}
+
+fn draw_pin(tx: &Transaction<'_>, rng: &mut rand::rngs::ThreadRng) -> Result<Pin, Error> {
+    for _ in 0..PIN_DRAW_ATTEMPTS {
+        let pin = Pin::generate(rng);
+        if !store::pin_in_use(tx, pin)? {
+            return Ok(pin);
+        }
+    }
+    Err(Error::Internal("no free PIN found".into()))
+}
+
+struct PreparedTechnician {
+    username: String,
+    display_name: String,
+    password: String,
+    role: Role,
+}
+
+fn prepare_technician(new: NewTechnician) -> Result<PreparedTechnician, Error> {
+    check_name("username", &new.username)?;
+    if new.username.chars().any(char::is_whitespace) {
+        return Err(Error::bad("invalid_field", "username: must not contain spaces"));
+    }
+    let display_name = if new.display_name.trim().is_empty() { new.username.clone() } else { new.display_name };
+    check_name("display_name", &display_name)?;
+    if new.password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::bad("weak_password", format!("password: at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    Ok(PreparedTechnician { username: new.username, display_name, password: new.password, role: new.role })
+}
+
+fn insert_technician_tx(tx: &Transaction<'_>, t: &PreparedTechnician, hash: &str, now: Timestamp) -> Result<TechnicianView, Error> {
+    let id = store::insert_technician(tx, &t.username, &t.display_name, hash, t.role, now)?
+        .ok_or_else(|| Error::conflict("username_taken", format!("the username {:?} is taken", t.username)))?;
+    let row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
+    Ok(TechnicianView::from(&row))
+}

@@ -1,0 +1,46 @@
+//! The relay's own limits (the protocol's are in `deskline_protocol::limits`), each with its
+//! reason.
+
+use std::time::Duration;
+
+/// How long a login token is valid: a working day plus margin, so a technician logs in once a
+/// day and a stolen token does not work for long.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// Failed logins allowed per username per [`LOGIN_FAILURE_WINDOW`] before further attempts are
+/// refused with 429: enough for typos, far too few for guessing.
+pub const MAX_LOGIN_FAILURES_PER_WINDOW: usize = 10;
+
+/// The window over which failed logins are counted.
+pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// Largest JSON request body: every request is a handful of short fields.
+pub const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
+
+/// Default lifetime of a session before it expires (DESIGN §2).
+pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// Default time the end user has to answer a consent prompt before it auto-denies.
+pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest session expiry a channel may set: a month. Longer-lived codes are a standing risk.
+pub const MAX_SESSION_EXPIRY: Duration = Duration::from_secs(31 * 24 * 3600);
+
+/// Longest consent timeout a channel may set.
+pub const MAX_CONSENT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// How often the relay looks for sessions whose expiry time has passed: "within a few seconds".
+pub const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Tries to draw a PIN not used by another live session before giving up (with a million PINs
+/// and at most a few thousand live sessions, one try almost always suffices).
+pub const PIN_DRAW_ATTEMPTS: usize = 32;
+
+/// Longest username, display name or channel name.
+pub const MAX_NAME_BYTES: usize = 100;
+
+/// Shortest password accepted for a technician account.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Events buffered per live-events subscriber before it is told to reload.
+pub const EVENT_BUFFER: usize = 1024;

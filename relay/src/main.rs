@@ -1,0 +1,103 @@
+//! `deskline-relay`: the command line of the relay. The logic lives in the library.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use deskline_relay::desk::{Desk, NewTechnician};
+use deskline_relay::server::{ServeOptions, create_private_dir, serve};
+use deskline_relay::store::{Db, Role};
+use std::io::{BufRead as _, IsTerminal as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "deskline-relay", version, about = "Deskline relay: the service desk server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay.
+    Serve {
+        /// Where the database and the certificate live.
+        #[arg(long, default_value = "/var/lib/deskline")]
+        data_dir: PathBuf,
+        /// HTTPS listen address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        http: SocketAddr,
+        /// QUIC listen address (support apps and native viewers).
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        quic: SocketAddr,
+        /// Base URL of the links given to end users (default: the HTTPS address).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Serve plain HTTP instead of HTTPS (loopback addresses only).
+        #[arg(long)]
+        plain_http: bool,
+        /// On first start, create this admin with a random password printed once.
+        #[arg(long, value_name = "USERNAME")]
+        demo_admin: Option<String>,
+    },
+    /// Manage technician accounts from the server's shell (no web setup page exists).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an administrator; the password is read from standard input.
+    Create {
+        /// Where the database lives.
+        #[arg(long, default_value = "/var/lib/deskline")]
+        data_dir: PathBuf,
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Name shown to end users.
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    deskline_relay::install_crypto_provider();
+    match Cli::parse().command {
+        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve(ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin }))
+        }
+        Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {
+            create_admin(data_dir, username, display_name)
+        }
+    }
+}
+
+fn create_admin(data_dir: PathBuf, username: String, display_name: String) -> anyhow::Result<()> {
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("password for {username}: "))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    create_private_dir(&data_dir)?;
+    let db = Db::open(&data_dir.join("deskline.db")).context("opening the database")?;
+    let desk = Desk::new(db, Arc::new(deskline_relay::clock::SystemClock), String::new());
+    desk.ensure_default_channel_blocking()?;
+    let admin = desk
+        .create_technician_blocking(NewTechnician { username, display_name, password, role: Role::Admin })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id))?;
+    println!("created admin {:?} (id {})", admin.username, admin.id);
+    Ok(())
+}

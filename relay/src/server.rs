@@ -1,0 +1,175 @@
+//! `deskline-relay serve`: opens the data directory, prepares the certificate and the first
+//! admin, starts the expiry sweep and serves the API until SIGINT or SIGTERM.
+
+use crate::clock::SystemClock;
+use crate::desk::{Desk, NewTechnician};
+use crate::limits::EXPIRY_SWEEP_INTERVAL;
+use crate::store::{Db, Role};
+use crate::{api, auth, tls};
+use anyhow::{Context as _, bail};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where the database and the certificate live.
+    pub data_dir: PathBuf,
+    /// HTTP(S) listen address.
+    pub http: SocketAddr,
+    /// QUIC listen address (used by the transport).
+    pub quic: SocketAddr,
+    /// Base of the links handed to end users; defaults to the HTTPS address.
+    pub public_url: Option<String>,
+    /// Serve plain HTTP (only allowed on a loopback address).
+    pub plain_http: bool,
+    /// On first start (no technician yet), create this admin with a random password, printed
+    /// once.
+    pub demo_admin: Option<String>,
+}
+
+/// How long open connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the relay until a shutdown signal.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    if options.plain_http && !options.http.ip().is_loopback() {
+        bail!("plain HTTP is only allowed on a loopback address (got {}); drop --plain-http to serve HTTPS", options.http);
+    }
+    create_private_dir(&options.data_dir)?;
+    let db = Db::open(&options.data_dir.join("deskline.db")).context("opening the database")?;
+    let scheme = if options.plain_http { "http" } else { "https" };
+    let public_url = options.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}", options.http));
+    let desk = Desk::new(db, Arc::new(SystemClock), public_url.clone());
+    desk.ensure_default_channel_blocking()?;
+    if let Some(username) = &options.demo_admin {
+        bootstrap_demo_admin(&desk, username)?;
+    }
+
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if let Some(host) = host_of(&public_url).filter(|h| !names.contains(h)) {
+        names.push(host);
+    }
+    let (cert, created) = tls::load_or_create(&options.data_dir, &names)?;
+    println!(
+        "relay certificate SHA-256 fingerprint{}: {}",
+        if created { " (new self-signed certificate)" } else { "" },
+        cert.fingerprint()
+    );
+
+    let sweeper = tokio::spawn(sweep_forever(desk.clone()));
+    let app = api::router(desk.clone());
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+
+    let listener = std::net::TcpListener::bind(options.http).with_context(|| format!("binding {}", options.http))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    println!("web console: {scheme}://{local}/");
+    println!("API: {scheme}://{local}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
+    println!("session links are built on {public_url}");
+    tracing::info!(%local, %scheme, "relay listening");
+
+    let service = app.into_make_service();
+    if options.plain_http {
+        axum_server::from_tcp(listener)?.handle(handle).serve(service).await?;
+    } else {
+        let config = axum_server::tls_rustls::RustlsConfig::from_config(cert.https_config()?);
+        axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?;
+    }
+    sweeper.abort();
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+/// Creates the first admin of a new installation with a random password, printed once.
+fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<()> {
+    if desk.count_technicians_blocking()? > 0 {
+        return Ok(());
+    }
+    let password = auth::random_password();
+    let admin = desk.create_technician_blocking(NewTechnician {
+        username: username.to_owned(),
+        display_name: "Administrator".into(),
+        password: password.clone(),
+        role: Role::Admin,
+    })?;
+    desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id))?;
+    println!("created the first admin: username {username:?}, one-time password: {password}");
+    println!("(it is shown only now; create technicians with `deskline technicians create`)");
+    Ok(())
+}
+
+/// Expires sessions and times out consent requests, every [`EXPIRY_SWEEP_INTERVAL`] (and at
+/// once at start, so sessions that expired while the relay was down are expired first).
+async fn sweep_forever(desk: Desk) {
+    let mut interval = tokio::time::interval(EXPIRY_SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match desk.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expiry sweep changed sessions"),
+            Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+}
+
+/// Creates the data directory, readable by its owner only (it holds the key and the database).
+pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_of_urls() {
+        assert_eq!(super::host_of("https://desk.example.org:8443/x").as_deref(), Some("desk.example.org"));
+        assert_eq!(super::host_of("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(super::host_of("http://10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(super::host_of("nonsense"), None);
+    }
+}

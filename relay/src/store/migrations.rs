@@ -1,0 +1,88 @@
+//! Versioned schema migrations, applied in order at start.
+//!
+//! Hand-written rather than a migration crate: SQLite's `PRAGMA user_version` already is the
+//! version table, and the loop that applies the missing steps in one transaction is a dozen
+//! lines. The SQL sticks to what SQLite and PostgreSQL both accept (plain types, partial
+//! indexes) so the PostgreSQL backend can reuse it; the few differences are marked.
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit a released entry:
+/// append a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the service desk.
+    r#"
+    CREATE TABLE technicians (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT    NOT NULL UNIQUE,
+        display_name  TEXT    NOT NULL,
+        password_hash TEXT    NOT NULL,
+        role          TEXT    NOT NULL CHECK (role IN ('admin', 'technician')),
+        created_at    BIGINT  NOT NULL
+    );
+
+    CREATE TABLE api_tokens (
+        token_hash    TEXT    PRIMARY KEY,
+        technician_id INTEGER NOT NULL REFERENCES technicians(id),
+        created_at    BIGINT  NOT NULL,
+        expires_at    BIGINT  NOT NULL
+    );
+    CREATE INDEX api_tokens_expiry ON api_tokens(expires_at);
+
+    CREATE TABLE channels (
+        id                   INTEGER PRIMARY KEY,
+        name                 TEXT    NOT NULL UNIQUE,
+        session_expiry_secs  BIGINT  NOT NULL CHECK (session_expiry_secs > 0),
+        consent_timeout_secs BIGINT  NOT NULL CHECK (consent_timeout_secs > 0),
+        created_at           BIGINT  NOT NULL
+    );
+
+    CREATE TABLE channel_members (
+        channel_id    INTEGER NOT NULL REFERENCES channels(id),
+        technician_id INTEGER NOT NULL REFERENCES technicians(id),
+        PRIMARY KEY (channel_id, technician_id)
+    );
+
+    CREATE TABLE sessions (
+        id                     INTEGER PRIMARY KEY,
+        channel_id             INTEGER NOT NULL REFERENCES channels(id),
+        kind                   TEXT    NOT NULL CHECK (kind IN ('link', 'pin')),
+        name                   TEXT    NOT NULL,
+        state                  TEXT    NOT NULL
+                               CHECK (state IN ('waiting', 'active', 'in_queue', 'expired', 'closed')),
+        link_token             TEXT    NOT NULL UNIQUE,
+        pin                    TEXT,
+        assigned_technician_id INTEGER REFERENCES technicians(id),
+        invited                TEXT    NOT NULL,
+        consent                TEXT    NOT NULL,
+        agent                  TEXT,
+        deleted                INTEGER NOT NULL DEFAULT 0,
+        created_at             BIGINT  NOT NULL,
+        updated_at             BIGINT  NOT NULL,
+        expires_at             BIGINT  NOT NULL
+    );
+    CREATE INDEX sessions_channel ON sessions(channel_id);
+    CREATE INDEX sessions_assigned ON sessions(assigned_technician_id);
+    CREATE INDEX sessions_live_expiry ON sessions(expires_at)
+        WHERE state IN ('waiting', 'active', 'in_queue');
+    -- A PIN identifies one live session: unique among them, free again afterwards.
+    CREATE UNIQUE INDEX sessions_live_pin ON sessions(pin)
+        WHERE pin IS NOT NULL AND state IN ('waiting', 'active', 'in_queue') AND deleted = 0;
+
+    CREATE TABLE audit_events (
+        id         INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        at         BIGINT  NOT NULL,
+        actor      TEXT    NOT NULL,
+        action     TEXT    NOT NULL,
+        from_state TEXT,
+        to_state   TEXT    NOT NULL
+    );
+    CREATE INDEX audit_events_session ON audit_events(session_id, id);
+
+    -- The audit log is append-only, enforced by the database itself.
+    -- (PostgreSQL: the same with a trigger function that raises.)
+    CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
+];

@@ -1,0 +1,127 @@
+//! Persistence: SQLite (WAL, synchronous commits, one transaction per change).
+//!
+//! One connection behind a mutex, used from `spawn_blocking`: SQLite allows one writer at a
+//! time anyway, every statement here takes microseconds to a millisecond, and a single
+//! connection makes every change strictly serial — the state machine's decisions are taken on
+//! data nobody else can change before the commit.
+
+mod migrations;
+mod rows;
+
+pub use rows::*;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A storage failure. Internal: the API reports it as a 500 without details.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value does not parse (the file was edited or is damaged).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The blocking task died.
+    #[error("database task failed: {0}")]
+    Task(String),
+    /// The schema is newer than this relay.
+    #[error("the database schema version {found} is newer than this relay's {supported}")]
+    SchemaTooNew {
+        /// In the file.
+        found: usize,
+        /// Known here.
+        supported: usize,
+    },
+}
+
+/// The relay's database.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        let mut conn = Connection::open(path)?;
+        // WAL: readers never block the writer. synchronous=FULL: a commit survives a power cut,
+        // not just a crash. Foreign keys are off by default in SQLite.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` in one write transaction (taken at once: `BEGIN IMMEDIATE`), committed if `f`
+    /// returns `Ok`, rolled back otherwise — nothing is ever half-written.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tx = guard
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::from)?;
+            let value = f(&tx)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(value)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// Runs `f` on the connection for reading (in a transaction, so it sees one snapshot).
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tx = guard.transaction().map_err(StoreError::from)?;
+            f(&tx)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// [`Db::write`] for code without an async runtime (the `admin` command).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E>,
+    {
+        let mut guard = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = guard
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let value = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(value)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let supported = migrations::MIGRATIONS.len();
+    if current > supported {
+        return Err(StoreError::SchemaTooNew { found: current, supported });
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,559 @@
+//! Stored records and the queries on them. Every function takes the transaction it runs in.
+
+use super::StoreError;
+use deskline_protocol::session::{AuditEvent, Consent, Session, SessionKind, SessionState};
+use deskline_protocol::{AppInfo, ChannelId, LinkToken, Pin, SessionId, TechnicianId, Timestamp};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+/// A technician's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages technicians and channels, works in every channel.
+    Admin,
+    /// Works in the channels they are a member of.
+    Technician,
+}
+
+impl Role {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Technician => "technician",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Role, StoreError> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "technician" => Ok(Role::Technician),
+            other => Err(StoreError::Corrupt(format!("role {other:?}"))),
+        }
+    }
+}
+
+/// A technician account.
+#[derive(Debug, Clone)]
+pub struct TechnicianRow {
+    /// Id.
+    pub id: TechnicianId,
+    /// Login name.
+    pub username: String,
+    /// Shown to end users in consent prompts.
+    pub display_name: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A channel.
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    /// Id.
+    pub id: ChannelId,
+    /// Unique name.
+    pub name: String,
+    /// How long a session lives unless closed.
+    pub session_expiry_secs: i64,
+    /// How long the end user has to answer a consent prompt.
+    pub consent_timeout_secs: i64,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A session: the state machine's part plus what the relay keeps beside it.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// What the state machine governs.
+    pub core: Session,
+    /// Name or note given by the technician.
+    pub name: String,
+    /// The secret in the session's link (every session has one; PIN sessions use it for the
+    /// download too).
+    pub link_token: LinkToken,
+    /// The PIN of a PIN session.
+    pub pin: Option<Pin>,
+    /// What the connected (or last connected) app reported.
+    pub agent: Option<AppInfo>,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn technician_from_row(row: &Row<'_>) -> rusqlite::Result<(TechnicianRow, String)> {
+    let role: String = row.get(4)?;
+    Ok((
+        TechnicianRow {
+            id: TechnicianId(row.get(0)?),
+            username: row.get(1)?,
+            display_name: row.get(2)?,
+            password_hash: row.get(3)?,
+            role: Role::Technician,
+            created_at: Timestamp(row.get(5)?),
+        },
+        role,
+    ))
+}
+
+fn finish_technician((mut t, role): (TechnicianRow, String)) -> Result<TechnicianRow, StoreError> {
+    t.role = Role::parse(&role)?;
+    Ok(t)
+}
+
+const TECHNICIAN_COLUMNS: &str = "id, username, display_name, password_hash, role, created_at";
+
+/// Adds a technician; `Ok(None)` if the username is taken.
+pub fn insert_technician(
+    tx: &Transaction<'_>,
+    username: &str,
+    display_name: &str,
+    password_hash: &str,
+    role: Role,
+    now: Timestamp,
+) -> Result<Option<TechnicianId>, StoreError> {
+    let inserted = tx.execute(
+        "INSERT INTO technicians (username, display_name, password_hash, role, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username) DO NOTHING",
+        params![username, display_name, password_hash, role.as_str(), now.0],
+    )?;
+    Ok((inserted == 1).then(|| TechnicianId(tx.last_insert_rowid())))
+}
+
+/// The technician with this username.
+pub fn technician_by_username(tx: &Transaction<'_>, username: &str) -> Result<Option<TechnicianRow>, StoreError> {
+    let sql = format!("SELECT {TECHNICIAN_COLUMNS} FROM technicians WHERE username = ?1");
+    tx.query_row(&sql, [username], technician_from_row).optional()?.map(finish_technician).transpose()
+}
+
+/// The technician with this id.
+pub fn technician_by_id(tx: &Transaction<'_>, id: TechnicianId) -> Result<Option<TechnicianRow>, StoreError> {
+    let sql = format!("SELECT {TECHNICIAN_COLUMNS} FROM technicians WHERE id = ?1");
+    tx.query_row(&sql, [id.0], technician_from_row).optional()?.map(finish_technician).transpose()
+}
+
+/// Every technician, by id.
+pub fn list_technicians(tx: &Transaction<'_>) -> Result<Vec<TechnicianRow>, StoreError> {
+    let sql = format!("SELECT {TECHNICIAN_COLUMNS} FROM technicians ORDER BY id");
+    let mut stmt = tx.prepare(&sql)?;
+    let rows = stmt.query_map([], technician_from_row)?;
+    rows.map(|r| finish_technician(r?)).collect()
+}
+
+/// How many technicians exist.
+pub fn count_technicians(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    Ok(tx.query_row("SELECT COUNT(*) FROM technicians", [], |r| r.get(0))?)
+}
+
+/// Stores a login token (its hash).
+pub fn insert_token(
+    tx: &Transaction<'_>,
+    token_hash: &str,
+    technician: TechnicianId,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM api_tokens WHERE expires_at <= ?1", [now.0])?;
+    tx.execute(
+        "INSERT INTO api_tokens (token_hash, technician_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash, technician.0, now.0, expires_at.0],
+    )?;
+    Ok(())
+}
+
+/// The technician a token hash belongs to, if it has not expired.
+pub fn technician_for_token(
+    tx: &Transaction<'_>,
+    token_hash: &str,
+    now: Timestamp,
+) -> Result<Option<TechnicianRow>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM technicians t JOIN api_tokens k ON k.technician_id = t.id
+         WHERE k.token_hash = ?1 AND k.expires_at > ?2",
+        TECHNICIAN_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    tx.query_row(&sql, params![token_hash, now.0], technician_from_row)
+        .optional()?
+        .map(finish_technician)
+        .transpose()
+}
+
+fn channel_from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRow> {
+    Ok(ChannelRow {
+        id: ChannelId(row.get(0)?),
+        name: row.get(1)?,
+        session_expiry_secs: row.get(2)?,
+        consent_timeout_secs: row.get(3)?,
+        created_at: Timestamp(row.get(4)?),
+    })
+}
+
+const CHANNEL_COLUMNS: &str = "id, name, session_expiry_secs, consent_timeout_secs, created_at";
+
+/// Adds a channel; `Ok(None)` if the name is taken.
+pub fn insert_channel(
+    tx: &Transaction<'_>,
+    name: &str,
+    session_expiry_secs: i64,
+    consent_timeout_secs: i64,
+    now: Timestamp,
+) -> Result<Option<ChannelId>, StoreError> {
+    let inserted = tx.execute(
+        "INSERT INTO channels (name, session_expiry_secs, consent_timeout_secs, created_at)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+        params![name, session_expiry_secs, consent_timeout_secs, now.0],
+    )?;
+    Ok((inserted == 1).then(|| ChannelId(tx.last_insert_rowid())))
+}
+
+/// Changes a channel's settings; `Ok(false)` if the new name is taken.
+pub fn update_channel(tx: &Transaction<'_>, channel: &ChannelRow) -> Result<bool, StoreError> {
+    let clash: Option<i64> = tx
+        .query_row("SELECT id FROM channels WHERE name = ?1 AND id <> ?2", params![channel.name, channel.id.0], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if clash.is_some() {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE channels SET name = ?2, session_expiry_secs = ?3, consent_timeout_secs = ?4 WHERE id = ?1",
+        params![channel.id.0, channel.name, channel.session_expiry_secs, channel.consent_timeout_secs],
+    )?;
+    Ok(true)
+}
+
+/// The channel with this id.
+pub fn channel_by_id(tx: &Transaction<'_>, id: ChannelId) -> Result<Option<ChannelRow>, StoreError> {
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = ?1");
+    Ok(tx.query_row(&sql, [id.0], channel_from_row).optional()?)
+}
+
+/// The channel with this name.
+pub fn channel_by_name(tx: &Transaction<'_>, name: &str) -> Result<Option<ChannelRow>, StoreError> {
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE name = ?1");
+    Ok(tx.query_row(&sql, [name], channel_from_row).optional()?)
+}
+
+/// Every channel (`member: None`) or the channels a technician is a member of.
+pub fn list_channels(tx: &Transaction<'_>, member: Option<TechnicianId>) -> Result<Vec<ChannelRow>, StoreError> {
+    let mut stmt;
+    let rows = match member {
+        None => {
+            stmt = tx.prepare(&format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY id"))?;
+            stmt.query_map([], channel_from_row)?.collect::<Result<Vec<_>, _>>()?
+        }
+        Some(t) => {
+            stmt = tx.prepare(&format!(
+                "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id IN
+                 (SELECT channel_id FROM channel_members WHERE technician_id = ?1) ORDER BY id"
+            ))?;
+            stmt.query_map([t.0], channel_from_row)?.collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(rows)
+}
+
+/// Adds a member; `Ok(false)` if they already were one.
+pub fn add_member(tx: &Transaction<'_>, channel: ChannelId, technician: TechnicianId) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "INSERT INTO channel_members (channel_id, technician_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![channel.0, technician.0],
+    )?;
+    Ok(n == 1)
+}
+
+/// The members of a channel.
+pub fn channel_members(tx: &Transaction<'_>, channel: ChannelId) -> Result<Vec<TechnicianId>, StoreError> {
+    let mut stmt = tx.prepare("SELECT technician_id FROM channel_members WHERE channel_id = ?1 ORDER BY technician_id")?;
+    let rows = stmt.query_map([channel.0], |r| Ok(TechnicianId(r.get(0)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The administrators.
+pub fn admins(tx: &Transaction<'_>) -> Result<Vec<TechnicianId>, StoreError> {
+    let mut stmt = tx.prepare("SELECT id FROM technicians WHERE role = 'admin'")?;
+    let rows = stmt.query_map([], |r| Ok(TechnicianId(r.get(0)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Open sessions (live, not deleted) assigned to a technician.
+pub fn open_sessions_assigned(tx: &Transaction<'_>, technician: TechnicianId) -> Result<usize, StoreError> {
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sessions WHERE assigned_technician_id = ?1 AND deleted = 0
+         AND state IN ('waiting', 'active', 'in_queue')",
+        [technician.0],
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// The id the next session gets. Safe because writes are serial (see [`super::Db`]) and
+/// sessions are never removed, only marked deleted.
+pub fn next_session_id(tx: &Transaction<'_>) -> Result<SessionId, StoreError> {
+    Ok(SessionId(tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM sessions", [], |r| r.get(0))?))
+}
+
+/// Is this PIN used by a live session?
+pub fn pin_in_use(tx: &Transaction<'_>, pin: Pin) -> Result<bool, StoreError> {
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sessions WHERE pin = ?1 AND deleted = 0 AND state IN ('waiting', 'active', 'in_queue')",
+        [pin.to_string()],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+const SESSION_COLUMNS: &str = "id, channel_id, kind, name, state, link_token, pin, assigned_technician_id, \
+     invited, consent, agent, deleted, created_at, updated_at, expires_at";
+
+struct RawSession {
+    id: i64,
+    channel: i64,
+    kind: String,
+    name: String,
+    state: String,
+    link_token: String,
+    pin: Option<String>,
+    assigned: Option<i64>,
+    invited: String,
+    consent: String,
+    agent: Option<String>,
+    deleted: bool,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: i64,
+}
+
+fn raw_session(row: &Row<'_>) -> rusqlite::Result<RawSession> {
+    Ok(RawSession {
+        id: row.get(0)?,
+        channel: row.get(1)?,
+        kind: row.get(2)?,
+        name: row.get(3)?,
+        state: row.get(4)?,
+        link_token: row.get(5)?,
+        pin: row.get(6)?,
+        assigned: row.get(7)?,
+        invited: row.get(8)?,
+        consent: row.get(9)?,
+        agent: row.get(10)?,
+        deleted: row.get(11)?,
+        created_at: row.get(12)?,
+        updated_at: row.get(13)?,
+        expires_at: row.get(14)?,
+    })
+}
+
+fn parse_state(s: &str) -> Result<SessionState, StoreError> {
+    SessionState::ALL
+        .into_iter()
+        .find(|state| state.as_str() == s)
+        .ok_or_else(|| corrupt("session state", s))
+}
+
+fn kind_str(kind: SessionKind) -> &'static str {
+    match kind {
+        SessionKind::Link => "link",
+        SessionKind::Pin => "pin",
+    }
+}
+
+fn finish_session(raw: RawSession) -> Result<SessionRow, StoreError> {
+    let kind = match raw.kind.as_str() {
+        "link" => SessionKind::Link,
+        "pin" => SessionKind::Pin,
+        other => return Err(corrupt("session kind", other)),
+    };
+    let invited: Vec<TechnicianId> = serde_json::from_str(&raw.invited).map_err(|e| corrupt("invited", e))?;
+    let consent: Consent = serde_json::from_str(&raw.consent).map_err(|e| corrupt("consent", e))?;
+    let agent = raw
+        .agent
+        .map(|a| serde_json::from_str::<AppInfo>(&a))
+        .transpose()
+        .map_err(|e| corrupt("agent", e))?;
+    Ok(SessionRow {
+        core: Session {
+            id: SessionId(raw.id),
+            channel: ChannelId(raw.channel),
+            kind,
+            state: parse_state(&raw.state)?,
+            assigned: raw.assigned.map(TechnicianId),
+            invited,
+            consent,
+            deleted: raw.deleted,
+            created_at: Timestamp(raw.created_at),
+            updated_at: Timestamp(raw.updated_at),
+            expires_at: Timestamp(raw.expires_at),
+        },
+        name: raw.name,
+        link_token: raw.link_token.parse().map_err(|e| corrupt("link token", e))?,
+        pin: raw.pin.map(|p| p.parse::<Pin>()).transpose().map_err(|e| corrupt("pin", e))?,
+        agent,
+    })
+}
+
+fn json(value: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| corrupt("encoding", e))
+}
+
+/// Stores a new session.
+pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<(), StoreError> {
+    let c = &s.core;
+    tx.execute(
+        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        params![
+            c.id.0,
+            c.channel.0,
+            kind_str(c.kind),
+            s.name,
+            c.state.as_str(),
+            s.link_token.to_text(),
+            s.pin.map(|p| p.to_string()),
+            c.assigned.map(|t| t.0),
+            json(&c.invited)?,
+            json(&c.consent)?,
+            s.agent.as_ref().map(json).transpose()?,
+            c.deleted,
+            c.created_at.0,
+            c.updated_at.0,
+            c.expires_at.0,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Stores the state machine's part of a session after a transition.
+pub fn update_session_core(tx: &Transaction<'_>, c: &Session) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE sessions SET channel_id = ?2, state = ?3, assigned_technician_id = ?4, invited = ?5,
+         consent = ?6, deleted = ?7, updated_at = ?8, expires_at = ?9 WHERE id = ?1",
+        params![
+            c.id.0,
+            c.channel.0,
+            c.state.as_str(),
+            c.assigned.map(|t| t.0),
+            json(&c.invited)?,
+            json(&c.consent)?,
+            c.deleted,
+            c.updated_at.0,
+            c.expires_at.0,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records what the connected app reported.
+pub fn update_session_agent(tx: &Transaction<'_>, id: SessionId, agent: &AppInfo) -> Result<(), StoreError> {
+    tx.execute("UPDATE sessions SET agent = ?2 WHERE id = ?1", params![id.0, json(agent)?])?;
+    Ok(())
+}
+
+fn query_sessions(tx: &Transaction<'_>, filter: &str, args: impl rusqlite::Params) -> Result<Vec<SessionRow>, StoreError> {
+    let mut stmt = tx.prepare(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {filter} ORDER BY id"))?;
+    let raws = stmt.query_map(args, raw_session)?.collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter().map(finish_session).collect()
+}
+
+/// The session with this id (deleted ones included: the caller decides).
+pub fn session_by_id(tx: &Transaction<'_>, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
+    Ok(query_sessions(tx, "id = ?1", [id.0])?.pop())
+}
+
+/// The live session with this link token.
+pub fn live_session_by_link(tx: &Transaction<'_>, token: &LinkToken) -> Result<Option<SessionRow>, StoreError> {
+    Ok(query_sessions(tx, "link_token = ?1 AND deleted = 0", [token.to_text()])?.pop())
+}
+
+/// The live session with this PIN.
+pub fn live_session_by_pin(tx: &Transaction<'_>, pin: Pin) -> Result<Option<SessionRow>, StoreError> {
+    Ok(query_sessions(
+        tx,
+        "pin = ?1 AND deleted = 0 AND state IN ('waiting', 'active', 'in_queue')",
+        [pin.to_string()],
+    )?
+    .pop())
+}
+
+/// The sessions of a channel that are not deleted.
+pub fn sessions_in_channel(tx: &Transaction<'_>, channel: ChannelId) -> Result<Vec<SessionRow>, StoreError> {
+    query_sessions(tx, "channel_id = ?1 AND deleted = 0", [channel.0])
+}
+
+/// Every session a technician is assigned to or invited on, not deleted.
+pub fn home_sessions(tx: &Transaction<'_>, technician: TechnicianId) -> Result<Vec<SessionRow>, StoreError> {
+    // `invited` is a JSON array of ids; matching its text keeps this one portable query.
+    query_sessions(
+        tx,
+        "deleted = 0 AND (assigned_technician_id = ?1 OR ',' || TRIM(invited, '[]') || ',' LIKE '%,' || ?1 || ',%')",
+        [technician.0],
+    )
+}
+
+/// Ids of live sessions whose expiry time has come.
+pub fn due_for_expiry(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<SessionId>, StoreError> {
+    let mut stmt = tx.prepare(
+        "SELECT id FROM sessions WHERE state IN ('waiting', 'active', 'in_queue') AND expires_at <= ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([now.0], |r| Ok(SessionId(r.get(0)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Appends an audit event.
+pub fn insert_audit_event(tx: &Transaction<'_>, e: &AuditEvent) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit_events (session_id, at, actor, action, from_state, to_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            e.session.0,
+            e.at.0,
+            json(&e.actor)?,
+            json(&e.action)?,
+            e.from.map(SessionState::as_str),
+            e.to.as_str(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A session's audit trail, oldest first.
+pub fn audit_events(tx: &Transaction<'_>, session: SessionId) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut stmt = tx.prepare(
+        "SELECT at, actor, action, from_state, to_state FROM audit_events WHERE session_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([session.0], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(at, actor, action, from, to)| {
+            Ok(AuditEvent {
+                session,
+                at: Timestamp(at),
+                actor: serde_json::from_str(&actor).map_err(|e| corrupt("actor", e))?,
+                action: serde_json::from_str(&action).map_err(|e| corrupt("action", e))?,
+                from: from.as_deref().map(parse_state).transpose()?,
+                to: parse_state(&to)?,
+            })
+        })
+        .collect()
+}
+
+/// Sessions with a consent request past its deadline, with the request's id.
+pub fn consent_past_deadline(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<(SessionId, u64)>, StoreError> {
+    // Few sessions have a pending request at any time: select them by state, decide in Rust.
+    let candidates = query_sessions(tx, "state = 'active' AND deleted = 0 AND consent LIKE '%\"pending\"%'", [])?;
+    Ok(candidates
+        .into_iter()
+        .filter_map(|s| match s.core.consent {
+            Consent::Pending { request_id, deadline, .. } if deadline <= now => Some((s.core.id, request_id)),
+            _ => None,
+        })
+        .collect())
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything Deskline needs on Debian (as root): system packages and a Rust toolchain.
+# Idempotent and quick when everything is there already. Sourced by run.sh and test.sh.
+set -euo pipefail
+
+# Build: nasm makes openh264 about 3x faster (its build silently falls back to C without it).
+# Capture/injection/windows: libxcb (scrap), libxkbcommon (enigo), libwayland (eframe).
+# Tests: a real X server (xvfb) and tools to drive and observe it.
+DESKLINE_PACKAGES=(
+  build-essential pkg-config ca-certificates curl git
+  nasm libxcb-shm0-dev libxcb-randr0-dev libxkbcommon-dev libwayland-dev libssl-dev
+  xvfb xdotool x11-utils x11-xserver-utils xinput imagemagick
+)
+
+deskline_missing_packages() {
+  local missing=()
+  for p in "${DESKLINE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  echo "${missing[@]:-}"
+}
+
+missing="$(deskline_missing_packages)"
+if [ -n "$missing" ]; then
+  echo "==> installing system packages: $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "==> installing the Rust toolchain (rustup)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
