@@ -1,0 +1,305 @@
+//! The HTTP API through the real router (no socket), on a real SQLite file.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Harness, PASSWORD, error_code};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test]
+async fn every_route_but_the_allowlist_needs_a_token() {
+    let h = Harness::new().await;
+    let (status, doc) = h.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut walked = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path.replace("{id}", "1");
+            let public = deskline_relay::api::PUBLIC_ROUTES.contains(&(method.as_str(), path.as_str()));
+            let body = (method != "get" && method != "delete").then(|| json!({}));
+            for token in [None, Some("not-a-valid-token")] {
+                let (status, v) = h.call(&method.to_uppercase(), &concrete, token, body.clone()).await;
+                if public {
+                    assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path} is public");
+                } else {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with {token:?}: {v}");
+                    assert_eq!(error_code(&v), "unauthorized");
+                }
+            }
+            walked += 1;
+        }
+    }
+    // The document lists every route of DESIGN §5.
+    assert!(walked >= 21, "only {walked} routes in the OpenAPI document");
+    for (method, path) in [("post", "/api/v1/sessions/{id}/invite"), ("get", "/api/v1/events"), ("delete", "/api/v1/sessions/{id}")] {
+        assert!(paths[path].get(method).is_some(), "{method} {path} missing");
+    }
+}
+
+#[tokio::test]
+async fn login_refuses_wrong_passwords_and_throttles_guessing() {
+    let h = Harness::new().await;
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(json!({"username": "admin", "password": "nope"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&v), "unauthorized");
+    let (status, _) = h.call("POST", "/api/v1/login", None, Some(json!({"username": "ghost", "password": "nope"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for _ in 0..deskline_relay::limits::MAX_LOGIN_FAILURES_PER_WINDOW {
+        h.call("POST", "/api/v1/login", None, Some(json!({"username": "admin", "password": "nope"}))).await;
+    }
+    // Even the right password is refused while locked out...
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(json!({"username": "admin", "password": PASSWORD}))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(error_code(&v), "rate_limited");
+    // ...and accepted once the window has passed.
+    h.clock.advance(deskline_relay::limits::LOGIN_FAILURE_WINDOW);
+    h.login("admin").await;
+}
+
+#[tokio::test]
+async fn tokens_expire() {
+    let h = Harness::new().await;
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&h.admin), None).await.0, StatusCode::OK);
+    h.clock.advance(deskline_relay::limits::TOKEN_LIFETIME + Duration::from_secs(1));
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&h.admin), None).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn only_admins_manage_technicians_and_channels() {
+    let h = Harness::new().await;
+    let (_, tech) = h.technician("tom", 1).await;
+    let cases = [
+        ("POST", "/api/v1/technicians", json!({"username": "x", "password": PASSWORD, "role": "admin"})),
+        ("POST", "/api/v1/channels", json!({"name": "Mine"})),
+        ("PATCH", "/api/v1/channels/1", json!({"name": "Renamed"})),
+        ("POST", "/api/v1/channels/1/members", json!({"technician_id": 1})),
+    ];
+    for (method, path, body) in cases {
+        let (status, v) = h.call(method, path, Some(&tech), Some(body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {v}");
+    }
+    // Nothing changed.
+    let technicians = h.ok("GET", "/api/v1/technicians", &tech, None).await;
+    assert_eq!(technicians.as_array().unwrap().len(), 2);
+    let channels = h.ok("GET", "/api/v1/channels", &h.admin, None).await;
+    assert_eq!(channels[0]["name"], "Default");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_naming_the_field() {
+    let h = Harness::new().await;
+    let token = Some(h.admin.as_str());
+    let cases: [(&str, &str, Option<&str>, StatusCode, &str, &str); 10] = [
+        ("POST", "/api/v1/channels/1/sessions", Some("{not json"), StatusCode::BAD_REQUEST, "invalid_json", "key must be a string"),
+        ("POST", "/api/v1/channels/1/sessions", Some(r#"{"kind":"pin","colour":"red"}"#), StatusCode::BAD_REQUEST, "invalid_json", "colour"),
+        ("POST", "/api/v1/channels/1/sessions", Some(r#"{"kind":"carrier pigeon"}"#), StatusCode::BAD_REQUEST, "invalid_json", "kind"),
+        ("POST", "/api/v1/channels", Some(r#"{"name":"X","session_expiry_secs":"long"}"#), StatusCode::BAD_REQUEST, "invalid_json", "session_expiry_secs"),
+        ("POST", "/api/v1/channels", Some(r#"{"name":"X","session_expiry_secs":0}"#), StatusCode::BAD_REQUEST, "invalid_field", "session_expiry_secs"),
+        ("POST", "/api/v1/channels", Some(r#"{"name":""}"#), StatusCode::BAD_REQUEST, "invalid_field", "name"),
+        ("POST", "/api/v1/channels/1/sessions", None, StatusCode::BAD_REQUEST, "invalid_json", "JSON body"),
+        ("GET", "/api/v1/sessions/abc", None, StatusCode::BAD_REQUEST, "invalid_path", "abc"),
+        ("GET", "/api/v1/sessions/999", None, StatusCode::NOT_FOUND, "not_found", "session"),
+        ("POST", "/api/v1/technicians", Some(r#"{"username":"weak","password":"short","role":"technician"}"#), StatusCode::BAD_REQUEST, "weak_password", "password"),
+    ];
+    for (method, path, body, status, code, mentions) in cases {
+        let (got, v) = h.call_raw(method, path, token, body).await;
+        assert_eq!(got, status, "{method} {path} {body:?}: {v}");
+        assert_eq!(error_code(&v), code, "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(mentions), "{message:?} should mention {mentions:?}");
+    }
+    // Nothing was created by any of them.
+    assert_eq!(h.ok("GET", "/api/v1/channels/1/sessions", &h.admin, None).await, json!([]));
+    assert_eq!(h.ok("GET", "/api/v1/channels", &h.admin, None).await.as_array().unwrap().len(), 1);
+    let (status, v) = h.call("GET", "/api/v1/sessions?scope=everything", token, None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "invalid_query"));
+    let (status, v) = h.call("POST", "/api/v1/channels", token, Some(json!({"name": "Default"}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "name_taken"));
+}
+
+fn ids(v: &Value) -> Vec<i64> {
+    v.as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn the_service_desk_flow_of_design_section_2() {
+    let h = Harness::new().await;
+    let (alice, alice_t) = h.technician("alice", 1).await;
+    let (bob, _) = h.technician("bob", 1).await;
+    let (carol, _) = h.technician("carol", 1).await;
+    let (dan, _) = h.technician("dan", 1).await;
+    let tier2 = h.channel("Tier 2").await;
+    let (erin, erin_t) = h.technician("erin", tier2).await;
+
+    // Link and PIN sessions; the creator is assigned, the session waits for its app.
+    let link = h.ok("POST", "/api/v1/channels/1/sessions", &alice_t, Some(json!({"kind": "link", "name": "Printer"}))).await;
+    assert_eq!(link["state"], "waiting");
+    assert_eq!(link["assigned_technician_id"], alice);
+    let url = link["link"].as_str().unwrap();
+    assert!(url.starts_with("https://desk.example/s/") && url.len() == "https://desk.example/s/".len() + 22, "{url}");
+    assert!(link["pin"].is_null());
+    let pin = h.ok("POST", "/api/v1/channels/1/sessions", &alice_t, Some(json!({"kind": "pin"}))).await;
+    let pin_text = pin["pin"].as_str().unwrap();
+    assert!(pin_text.len() == 6 && pin_text.chars().all(|c| c.is_ascii_digit()));
+    assert!(pin["link"].is_null());
+    let id = link["id"].as_i64().unwrap();
+    let s = |suffix: &str| format!("/api/v1/sessions/{id}{suffix}");
+
+    // Home shows both.
+    assert_eq!(ids(&h.ok("GET", "/api/v1/sessions?scope=home", &alice_t, None).await), vec![id, pin["id"].as_i64().unwrap()]);
+
+    // Invite two more; a fourth technician is refused with a clear message.
+    h.ok("POST", &s("/invite"), &alice_t, Some(json!({"technician_id": bob}))).await;
+    let v = h.ok("POST", &s("/invite"), &alice_t, Some(json!({"technician_id": carol}))).await;
+    assert_eq!(v["invited_technician_ids"], json!([bob, carol]));
+    let (status, v) = h.call("POST", &s("/invite"), Some(&alice_t), Some(json!({"technician_id": dan}))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&v), "too_many_technicians");
+    assert!(v["error"]["message"].as_str().unwrap().contains("at most 3 technicians"));
+    // Inviting someone outside the channel, or who does not exist.
+    let (status, v) = h.call("POST", &s("/invite"), Some(&alice_t), Some(json!({"technician_id": 4242}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    // Bob sees it in his Home.
+    let bob_t = h.login("bob").await;
+    assert!(ids(&h.ok("GET", "/api/v1/sessions", &bob_t, None).await).contains(&id));
+
+    // Erin (Tier 2 only) cannot see or act on it.
+    let (status, _) = h.call("GET", &s(""), Some(&erin_t), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = h.call("POST", &s("/close"), Some(&erin_t), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::FORBIDDEN, "not_a_member"));
+    let (status, _) = h.call("GET", "/api/v1/channels/1/sessions", Some(&erin_t), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Remote access needs a connected app.
+    let (status, v) = h.call("POST", &s("/remote"), Some(&alice_t), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "not_active"));
+
+    // Transfer to another technician, then to Tier 2's queue: nobody owns it there.
+    let v = h.ok("POST", &s("/transfer"), &alice_t, Some(json!({"technician_id": bob}))).await;
+    assert_eq!(v["assigned_technician_id"], bob);
+    assert_eq!(v["invited_technician_ids"], json!([carol]));
+    let (status, v) = h.call("POST", &s("/transfer"), Some(&alice_t), Some(json!({"technician_id": bob, "channel_id": tier2}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "invalid_json"));
+    let v = h.ok("POST", &s("/transfer"), &alice_t, Some(json!({"channel_id": tier2}))).await;
+    assert_eq!(v["channel_id"], tier2);
+    assert_eq!(v["state"], "waiting", "no app connected: waiting, not in_queue");
+    assert!(v["assigned_technician_id"].is_null());
+    assert_eq!(v["invited_technician_ids"], json!([]));
+    // Now Erin works it and Alice no longer can.
+    let (status, _) = h.call("GET", &s(""), Some(&alice_t), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let v = h.ok("POST", &s("/assign"), &erin_t, Some(json!({"technician_id": erin}))).await;
+    assert_eq!(v["assigned_technician_id"], erin);
+    let v = h.ok("POST", &s("/release"), &erin_t, None).await;
+    assert!(v["assigned_technician_id"].is_null());
+    let (status, v) = h.call("POST", &s("/release"), Some(&erin_t), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "not_assigned"));
+
+    // Close: terminal, the link stops being shown; closing again is a conflict.
+    let v = h.ok("POST", &s("/close"), &erin_t, None).await;
+    assert_eq!(v["state"], "closed");
+    assert!(v["link"].is_null());
+    let (status, v) = h.call("POST", &s("/close"), Some(&erin_t), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "closed"));
+
+    // Delete: gone from lists, audit trail kept.
+    h.ok("DELETE", &s(""), &erin_t, None).await;
+    assert_eq!(h.call("GET", &s(""), Some(&erin_t), None).await.0, StatusCode::NOT_FOUND);
+    assert!(!ids(&h.ok("GET", &format!("/api/v1/channels/{tier2}/sessions"), &erin_t, None).await).contains(&id));
+    let trail = h.ok("GET", &s("/events"), &erin_t, None).await;
+    let actions: Vec<&str> = trail.as_array().unwrap().iter().map(|e| e["action"]["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["created", "invited", "invited", "transferred_to_technician", "transferred_to_channel", "assigned", "released", "closed", "deleted"]
+    );
+    assert_eq!(trail[0]["actor"], json!({"kind": "technician", "id": alice}));
+    assert_eq!(trail[7]["from"], "waiting");
+    assert_eq!(trail[7]["to"], "closed");
+}
+
+#[tokio::test]
+async fn refused_actions_change_nothing_and_record_nothing() {
+    let h = Harness::new().await;
+    let id = h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "pin"}))).await["id"].as_i64().unwrap();
+    let before = h.ok("GET", &format!("/api/v1/sessions/{id}"), &h.admin, None).await;
+    let trail_before = h.ok("GET", &format!("/api/v1/sessions/{id}/events"), &h.admin, None).await;
+    for (path, body) in [("/remote", None), ("/assign", Some(json!({"technician_id": 1}))), ("/transfer", Some(json!({"channel_id": 1})))] {
+        let (status, _) = h.call("POST", &format!("/api/v1/sessions/{id}{path}"), Some(&h.admin), body).await;
+        assert!(status.is_client_error(), "{path}: {status}");
+    }
+    assert_eq!(h.ok("GET", &format!("/api/v1/sessions/{id}"), &h.admin, None).await, before);
+    assert_eq!(h.ok("GET", &format!("/api/v1/sessions/{id}/events"), &h.admin, None).await, trail_before);
+}
+
+#[tokio::test]
+async fn a_technician_owns_at_most_ten_open_sessions() {
+    let h = Harness::new().await;
+    let limit = deskline_protocol::limits::MAX_OPEN_SESSIONS_PER_TECHNICIAN;
+    let mut pins = std::collections::HashSet::new();
+    for _ in 0..limit {
+        let v = h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "pin"}))).await;
+        assert!(pins.insert(v["pin"].as_str().unwrap().to_owned()), "PINs of live sessions are unique");
+    }
+    let (status, v) = h.call("POST", "/api/v1/channels/1/sessions", Some(&h.admin), Some(json!({"kind": "link"}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "too_many_open_sessions"));
+    // Closing one frees a place.
+    h.ok("POST", "/api/v1/sessions/1/close", &h.admin, None).await;
+    h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "link"}))).await;
+}
+
+#[tokio::test]
+async fn sessions_expire_with_their_channels_setting() {
+    let h = Harness::new().await;
+    let short = h.ok("POST", "/api/v1/channels", &h.admin, Some(json!({"name": "Walk-in", "session_expiry_secs": 600}))).await;
+    let channel = short["id"].as_i64().unwrap();
+    h.ok("POST", &format!("/api/v1/channels/{channel}/members"), &h.admin, Some(json!({"technician_id": 1}))).await;
+    let v = h.ok("POST", &format!("/api/v1/channels/{channel}/sessions"), &h.admin, Some(json!({"kind": "pin"}))).await;
+    let id = v["id"].as_i64().unwrap();
+    let long = h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "link"}))).await;
+
+    h.clock.advance(Duration::from_secs(599));
+    assert_eq!(h.desk.sweep().await.unwrap(), 0);
+    h.clock.advance(Duration::from_secs(1));
+    assert_eq!(h.desk.sweep().await.unwrap(), 1);
+    let v = h.ok("GET", &format!("/api/v1/sessions/{id}"), &h.admin, None).await;
+    assert_eq!(v["state"], "expired");
+    assert!(v["pin"].is_null(), "an expired session's PIN is not shown: it no longer works");
+    assert_eq!(h.ok("GET", &format!("/api/v1/sessions/{}", long["id"]), &h.admin, None).await["state"], "waiting");
+    let trail = h.ok("GET", &format!("/api/v1/sessions/{id}/events"), &h.admin, None).await;
+    assert_eq!(trail[1]["actor"], json!({"kind": "system"}));
+    assert_eq!(trail[1]["action"]["action"], "expired");
+    // Once expired, actions are refused; closing files it as done.
+    let (status, v) = h.call("POST", &format!("/api/v1/sessions/{id}/release"), Some(&h.admin), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "expired"));
+    assert_eq!(h.ok("POST", &format!("/api/v1/sessions/{id}/close"), &h.admin, None).await["state"], "closed");
+}
+
+#[tokio::test]
+async fn channel_settings_can_be_changed_and_are_validated() {
+    let h = Harness::new().await;
+    let v = h.ok("PATCH", "/api/v1/channels/1", &h.admin, Some(json!({"consent_timeout_secs": 45}))).await;
+    assert_eq!(v["consent_timeout_secs"], 45);
+    assert_eq!(v["name"], "Default");
+    let (status, v) = h.call("PATCH", "/api/v1/channels/1", Some(&h.admin), Some(json!({"consent_timeout_secs": 100000}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "invalid_field"));
+    let (status, _) = h.call("PATCH", "/api/v1/channels/77", Some(&h.admin), Some(json!({"name": "x"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    h.channel("Other").await;
+    let (status, v) = h.call("PATCH", "/api/v1/channels/1", Some(&h.admin), Some(json!({"name": "Other"}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "name_taken"));
+}
+
+#[tokio::test]
+async fn the_audit_log_is_append_only_in_the_database() {
+    let h = Harness::new().await;
+    h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "pin"}))).await;
+    let conn = rusqlite::Connection::open(h.dir.path().join("deskline.db")).unwrap();
+    let update = conn.execute("UPDATE audit_events SET to_state = 'closed'", []);
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = conn.execute("DELETE FROM audit_events", []);
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+}

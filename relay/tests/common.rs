@@ -1,0 +1,98 @@
+//! Shared helpers: a desk on a real SQLite file in a temporary directory, and calls through
+//! the real router without a socket.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use deskline_protocol::Timestamp;
+use deskline_relay::clock::ManualClock;
+use deskline_relay::desk::{Desk, NewTechnician};
+use deskline_relay::store::{Db, Role};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub desk: Desk,
+    pub router: Router,
+    pub clock: ManualClock,
+    pub admin: String,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("deskline.db")).unwrap();
+        let clock = ManualClock::new(Timestamp(1_800_000_000_000));
+        let desk = Desk::new(db, Arc::new(clock.clone()), "https://desk.example".into());
+        desk.ensure_default_channel_blocking().unwrap();
+        let admin = desk
+            .create_technician(
+                None,
+                NewTechnician { username: "admin".into(), display_name: "Ada Admin".into(), password: PASSWORD.into(), role: Role::Admin },
+            )
+            .await
+            .unwrap();
+        desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id)).unwrap();
+        let router = deskline_relay::api::router(desk.clone());
+        let mut h = Harness { dir, desk, router, clock, admin: String::new() };
+        h.admin = h.login("admin").await;
+        h
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let raw = body.map(|b| b.to_string());
+        self.call_raw(method, path, token, raw.as_deref()).await
+    }
+
+    pub async fn call_raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).unwrap();
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        (status, value)
+    }
+
+    pub async fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.call(method, path, Some(token), body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
+
+    pub async fn login(&self, username: &str) -> String {
+        let (status, v) =
+            self.call("POST", "/api/v1/login", None, Some(json!({"username": username, "password": PASSWORD}))).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a technician (as admin), adds them to `channel`, returns (id, token).
+    pub async fn technician(&self, username: &str, channel: i64) -> (i64, String) {
+        let t = self
+            .ok("POST", "/api/v1/technicians", &self.admin, Some(json!({"username": username, "password": PASSWORD, "role": "technician"})))
+            .await;
+        let id = t["id"].as_i64().unwrap();
+        self.ok("POST", &format!("/api/v1/channels/{channel}/members"), &self.admin, Some(json!({"technician_id": id}))).await;
+        (id, self.login(username).await)
+    }
+
+    pub async fn channel(&self, name: &str) -> i64 {
+        self.ok("POST", "/api/v1/channels", &self.admin, Some(json!({"name": name}))).await["id"].as_i64().unwrap()
+    }
+}
+
+pub fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
