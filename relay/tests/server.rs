@@ -1,0 +1,330 @@
+//! The real relay binary on loopback: HTTPS with its own certificate, SQLite files, SIGKILL.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_deskline-relay");
+
+struct Relay {
+    child: std::sync::Mutex<Child>,
+    base: String,
+    client: reqwest::Client,
+    /// The one-time admin password, on the first start of a data directory.
+    admin_password: Option<String>,
+}
+
+impl Relay {
+    fn start(data_dir: &Path) -> Relay {
+        let mut child = Command::new(RELAY)
+            .args(["serve", "--http", "127.0.0.1:0", "--demo-admin", "admin", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut admin_password = None;
+        let base = loop {
+            let line = lines.next().expect("relay exited before listening").unwrap();
+            if let Some(rest) = line.split("one-time password: ").nth(1) {
+                admin_password = Some(rest.trim().to_owned());
+            }
+            if let Some(url) = line.strip_prefix("web console: ") {
+                break url.trim_end_matches('/').to_owned();
+            }
+        };
+        // Keep draining stdout so the relay never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let pem = std::fs::read(data_dir.join("relay-cert.pem")).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .https_only(true)
+            .build()
+            .unwrap();
+        Relay { child: std::sync::Mutex::new(child), base, client, admin_password }
+    }
+
+    /// SIGKILL, while clients may still be talking to it.
+    fn kill(&self) {
+        let mut child = self.child.lock().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Result<(u16, Value), reqwest::Error> {
+        let mut req = self.client.request(method.parse().unwrap(), format!("{}/api/v1{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let response = req.send().await?;
+        let status = response.status().as_u16();
+        let value = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    async fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, Some(token), body).await.unwrap();
+        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+        v
+    }
+
+    async fn login(&self, username: &str, password: &str) -> String {
+        let v = self.call("POST", "/login", None, Some(json!({"username": username, "password": password}))).await.unwrap().1;
+        v["token"].as_str().unwrap_or_else(|| panic!("login failed: {v}")).to_owned()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+const PASSWORD: &str = "a long enough password";
+
+/// Creates `n` technicians in the default channel; returns their (id, token).
+async fn technicians(relay: &Relay, admin: &str, prefix: &str, n: usize) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let username = format!("{prefix}{i}");
+        let t = relay.ok("POST", "/technicians", admin, Some(json!({"username": username, "password": PASSWORD, "role": "technician"}))).await;
+        let id = t["id"].as_i64().unwrap();
+        relay.ok("POST", "/channels/1/members", admin, Some(json!({"technician_id": id}))).await;
+        out.push((id, relay.login(&username, PASSWORD).await));
+    }
+    out
+}
+
+fn orphans(data_dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(data_dir.join("deskline.db")).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM sessions s WHERE NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.session_id = s.id)",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_traffic_keeps_everything_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let admin_password = relay.admin_password.clone().expect("first start prints the admin password");
+    let admin = relay.login("admin", &admin_password).await;
+    let channel = relay.ok("POST", "/channels", &admin, Some(json!({"name": "Night shift"}))).await;
+    let techs = technicians(&relay, &admin, "tech", 6).await;
+
+    // Each technician creates a session, invites the next technician and closes it, over and
+    // over, recording what the relay acknowledged, until the relay is killed under them.
+    let relay = std::sync::Arc::new(relay);
+    let mut tasks = Vec::new();
+    for (i, (_, token)) in techs.iter().enumerate() {
+        let relay = relay.clone();
+        let token = token.clone();
+        let next = techs[(i + 1) % techs.len()].0;
+        tasks.push(tokio::spawn(async move {
+            let mut acked: Vec<(i64, &'static str)> = Vec::new();
+            for round in 0.. {
+                let kind = if round % 2 == 0 { "pin" } else { "link" };
+                let Ok((201, v)) = relay.call("POST", "/channels/1/sessions", Some(&token), Some(json!({"kind": kind}))).await else { break };
+                let id = v["id"].as_i64().unwrap();
+                acked.push((id, "waiting"));
+                let Ok((200, _)) = relay.call("POST", &format!("/sessions/{id}/invite"), Some(&token), Some(json!({"technician_id": next}))).await else { break };
+                let Ok((200, _)) = relay.call("POST", &format!("/sessions/{id}/close"), Some(&token), None).await else { break };
+                acked.last_mut().unwrap().1 = "closed";
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    relay.kill();
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.extend(task.await.unwrap());
+    }
+    assert!(acked.len() >= 6, "traffic was flowing: {} sessions acknowledged", acked.len());
+
+    let relay = Relay::start(dir.path());
+    assert_eq!(relay.admin_password, None, "the admin exists: no new password");
+    // Tokens survive the restart too.
+    let token = &techs[0].1;
+    relay.ok("GET", "/me", token, None).await;
+    let admin = relay.login("admin", &admin_password).await;
+    let names: Vec<String> = relay.ok("GET", "/channels", &admin, None).await.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["Default", "Night shift"]);
+    assert_eq!(channel["id"], 2);
+    assert_eq!(relay.ok("GET", "/technicians", &admin, None).await.as_array().unwrap().len(), 7);
+    for (id, state) in &acked {
+        let v = relay.ok("GET", &format!("/sessions/{id}"), &admin, None).await;
+        if *state == "closed" {
+            assert_eq!(v["state"], "closed", "session {id}");
+        }
+        let trail = relay.ok("GET", &format!("/sessions/{id}/events"), &admin, None).await;
+        assert_eq!(trail[0]["action"]["action"], "created", "session {id}");
+        if *state == "closed" {
+            let actions: Vec<&str> = trail.as_array().unwrap().iter().map(|e| e["action"]["action"].as_str().unwrap()).collect();
+            assert_eq!(actions, ["created", "invited", "closed"], "session {id}");
+        }
+    }
+    // No session without its audit event: nothing half-written.
+    assert_eq!(orphans(dir.path()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_clients_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let techs = technicians(&relay, &admin, "t", 50).await;
+    let relay = std::sync::Arc::new(relay);
+    let mut tasks = Vec::new();
+    for (i, (me, token)) in techs.iter().cloned().enumerate() {
+        let relay = relay.clone();
+        let partner = techs[(i + 1) % techs.len()].0;
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for round in 0..4 {
+                let kind = if round % 2 == 0 { "pin" } else { "link" };
+                let v = relay.ok("POST", "/channels/1/sessions", &token, Some(json!({"kind": kind, "name": format!("case {me}-{round}")}))).await;
+                let id = v["id"].as_i64().unwrap();
+                relay.ok("POST", &format!("/sessions/{id}/invite"), &token, Some(json!({"technician_id": partner}))).await;
+                if round < 2 {
+                    relay.ok("POST", &format!("/sessions/{id}/close"), &token, None).await;
+                }
+                mine.push(id);
+            }
+            (me, mine)
+        }));
+    }
+    let mut all_ids = std::collections::HashSet::new();
+    for task in tasks {
+        let (me, mine) = task.await.unwrap();
+        for id in mine {
+            assert!(all_ids.insert(id), "session id {id} handed out twice");
+            let v = relay.ok("GET", &format!("/sessions/{id}"), &admin, None).await;
+            assert_eq!(v["assigned_technician_id"], me);
+            assert_eq!(v["invited_technician_ids"].as_array().unwrap().len(), 1);
+        }
+    }
+    assert_eq!(all_ids.len(), 200);
+    let listed = relay.ok("GET", "/channels/1/sessions", &admin, None).await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 200);
+    let live_pins: Vec<&str> = listed.iter().filter_map(|s| s["pin"].as_str()).collect();
+    assert_eq!(live_pins.len(), 50, "one live PIN session per technician");
+    let unique: std::collections::HashSet<_> = live_pins.iter().collect();
+    assert_eq!(unique.len(), live_pins.len(), "live PINs are unique");
+    // Each technician's Home: their 4 sessions plus the 4 shared with them.
+    let home = relay.ok("GET", "/sessions?scope=home", &techs[7].1, None).await;
+    assert_eq!(home.as_array().unwrap().len(), 8);
+    assert_eq!(orphans(dir.path()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_reach_consoles_of_the_channel_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let tech = technicians(&relay, &admin, "watcher", 1).await.remove(0);
+    let other = relay.ok("POST", "/channels", &admin, Some(json!({"name": "Elsewhere"}))).await["id"].as_i64().unwrap();
+    let outsider = relay.ok("POST", "/technicians", &admin, Some(json!({"username": "outsider", "password": PASSWORD, "role": "technician"}))).await;
+    relay.ok("POST", &format!("/channels/{other}/members"), &admin, Some(json!({"technician_id": outsider["id"]}))).await;
+    let outsider_token = relay.login("outsider", PASSWORD).await;
+
+    let subscribe = |token: String| {
+        let request = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(token);
+        async move { request.send().await.unwrap().bytes_stream() }
+    };
+    let mut watcher = subscribe(tech.1.clone()).await;
+    let mut outsider_stream = subscribe(outsider_token.clone()).await;
+    // Give the subscriptions a moment to be registered before the change happens.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let created = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin", "name": "watched"}))).await;
+    let mine = relay.ok("POST", &format!("/channels/{other}/sessions"), &outsider_token, Some(json!({"kind": "link"}))).await;
+
+    let event = next_event(&mut watcher).await.expect("an event");
+    assert_eq!(event["type"], "session");
+    assert_eq!(event["session"]["id"], created["id"]);
+    assert_eq!(event["session"]["state"], "waiting");
+    // The outsider's first event is about their own session: the other channel's never came.
+    let event = next_event(&mut outsider_stream).await.expect("an event");
+    assert_eq!(event["session"]["id"], mine["id"]);
+}
+
+/// The next Server-Sent Event's JSON data.
+async fn next_event<S>(stream: &mut S) -> Result<Value, tokio::time::error::Elapsed>
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let read = async {
+        let mut buf = String::new();
+        loop {
+            let chunk = stream.next().await.unwrap().unwrap();
+            buf.push_str(std::str::from_utf8(&chunk).unwrap());
+            if let Some(data) = buf.lines().find_map(|l| l.strip_prefix("data:")) {
+                return serde_json::from_str::<Value>(data.trim()).unwrap();
+            }
+        }
+    };
+    // A bound so a broken stream fails the test instead of hanging it; not a speed check.
+    tokio::time::timeout(Duration::from_secs(20), read).await
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(RELAY)
+        .args(["serve", "--plain-http", "--http", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only allowed on a loopback address"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_admin_is_created_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |password: &str| {
+        let mut child = Command::new(RELAY)
+            .args(["admin", "create", "--username", "root", "--data-dir"])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = create("short");
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
+    assert!(create(PASSWORD).status.success());
+    let again = create(PASSWORD);
+    assert!(!again.status.success(), "the username is taken");
+
+    let relay = Relay::start(dir.path());
+    assert_eq!(relay.admin_password, None, "an admin exists: no demo admin is made");
+    let token = relay.login("root", PASSWORD).await;
+    assert_eq!(relay.ok("GET", "/me", &token, None).await["role"], "admin");
+    // The certificate and key were created with the right permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("relay-key.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key is private");
+    }
+}
