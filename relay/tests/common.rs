@@ -1,6 +1,6 @@
 //! Shared helpers: a desk on a real SQLite file in a temporary directory, and calls through
 //! the real router without a socket.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use axum::Router;
 use axum::body::Body;
