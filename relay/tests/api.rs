@@ -92,7 +92,9 @@ async fn only_admins_manage_technicians_and_channels() {
 async fn bad_input_gets_a_clear_error_naming_the_field() {
     let h = Harness::new().await;
     let token = Some(h.admin.as_str());
-    let cases: [(&str, &str, Option<&str>, StatusCode, &str, &str); 10] = [
+    // (method, path, body, expected status, error code, what the message must mention)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, StatusCode, &'a str, &'a str);
+    let cases: [Case<'_>; 10] = [
         ("POST", "/api/v1/channels/1/sessions", Some("{not json"), StatusCode::BAD_REQUEST, "invalid_json", "key must be a string"),
         ("POST", "/api/v1/channels/1/sessions", Some(r#"{"kind":"pin","colour":"red"}"#), StatusCode::BAD_REQUEST, "invalid_json", "colour"),
         ("POST", "/api/v1/channels/1/sessions", Some(r#"{"kind":"carrier pigeon"}"#), StatusCode::BAD_REQUEST, "invalid_json", "kind"),
