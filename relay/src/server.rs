@@ -33,61 +33,119 @@ pub struct ServeOptions {
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs the relay until a shutdown signal.
-pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    if options.plain_http && !options.http.ip().is_loopback() {
-        bail!("plain HTTP is only allowed on a loopback address (got {}); drop --plain-http to serve HTTPS", options.http);
-    }
-    create_private_dir(&options.data_dir)?;
-    let db = Db::open(&options.data_dir.join("deskline.db")).context("opening the database")?;
-    let scheme = if options.plain_http { "http" } else { "https" };
-    let public_url = options.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}", options.http));
-    let desk = Desk::new(db, Arc::new(SystemClock), public_url.clone());
-    desk.ensure_default_channel_blocking()?;
-    if let Some(username) = &options.demo_admin {
-        bootstrap_demo_admin(&desk, username)?;
-    }
-
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    if let Some(host) = host_of(&public_url).filter(|h| !names.contains(h)) {
-        names.push(host);
-    }
-    let (cert, created) = tls::load_or_create(&options.data_dir, &names)?;
-    println!(
-        "relay certificate SHA-256 fingerprint{}: {}",
-        if created { " (new self-signed certificate)" } else { "" },
-        cert.fingerprint()
-    );
-
-    let sweeper = tokio::spawn(sweep_forever(desk.clone()));
-    let app = api::router(desk.clone());
-    let handle = axum_server::Handle::new();
-    tokio::spawn(shutdown_on_signal(handle.clone()));
-
-    let listener = std::net::TcpListener::bind(options.http).with_context(|| format!("binding {}", options.http))?;
-    listener.set_nonblocking(true)?;
-    let local = listener.local_addr()?;
-    println!("web console: {scheme}://{local}/");
-    println!("API: {scheme}://{local}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
-    println!("session links are built on {public_url}");
-    tracing::info!(%local, %scheme, "relay listening");
-
-    let service = app.into_make_service();
-    if options.plain_http {
-        axum_server::from_tcp(listener)?.handle(handle).serve(service).await?;
-    } else {
-        let config = axum_server::tls_rustls::RustlsConfig::from_config(cert.https_config()?);
-        axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(service).await?;
-    }
-    sweeper.abort();
-    tracing::info!("relay stopped");
-    Ok(())
+/// A relay with its data directory open, its certificate ready and its port bound, not yet
+/// serving. Tests start one in-process and read its address and the demo admin's password.
+pub struct Prepared {
+    desk: Desk,
+    listener: std::net::TcpListener,
+    cert: tls::RelayCert,
+    plain_http: bool,
+    /// The demo admin's one-time password, when this start created the admin.
+    pub admin_password: Option<String>,
+    /// Whether this start created the self-signed certificate.
+    pub cert_created: bool,
 }
 
-/// Creates the first admin of a new installation with a random password, printed once.
-fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<()> {
+impl Prepared {
+    /// Opens everything `options` names and binds the HTTP port.
+    pub fn new(options: &ServeOptions) -> anyhow::Result<Prepared> {
+        if options.plain_http && !options.http.ip().is_loopback() {
+            bail!("plain HTTP is only allowed on a loopback address (got {}); drop --plain-http to serve HTTPS", options.http);
+        }
+        create_private_dir(&options.data_dir)?;
+        let db = Db::open(&options.data_dir.join("deskline.db")).context("opening the database")?;
+        let listener =
+            std::net::TcpListener::bind(options.http).with_context(|| format!("binding {}", options.http))?;
+        listener.set_nonblocking(true)?;
+        let scheme = if options.plain_http { "http" } else { "https" };
+        let local = listener.local_addr()?;
+        let public_url = options.public_url.clone().unwrap_or_else(|| format!("{scheme}://{local}"));
+        let desk = Desk::new(db, Arc::new(SystemClock), public_url.clone());
+        desk.ensure_default_channel_blocking()?;
+        let admin_password = match &options.demo_admin {
+            Some(username) => bootstrap_demo_admin(&desk, username)?,
+            None => None,
+        };
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        if let Some(host) = host_of(&public_url).filter(|h| !names.contains(h)) {
+            names.push(host);
+        }
+        let (cert, cert_created) = tls::load_or_create(&options.data_dir, &names)?;
+        Ok(Prepared { desk, listener, cert, plain_http: options.plain_http, admin_password, cert_created })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The base URL of the console and the API (`https://ADDR`).
+    pub fn base_url(&self) -> anyhow::Result<String> {
+        let scheme = if self.plain_http { "http" } else { "https" };
+        Ok(format!("{scheme}://{}", self.local_addr()?))
+    }
+
+    /// The certificate's SHA-256 fingerprint.
+    #[must_use]
+    pub fn fingerprint(&self) -> String {
+        self.cert.fingerprint()
+    }
+
+    /// The service desk.
+    #[must_use]
+    pub fn desk(&self) -> &Desk {
+        &self.desk
+    }
+
+    /// Serves until `shutdown` completes, then drains connections.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
+        let app = api::router(self.desk.clone());
+        let handle = axum_server::Handle::new();
+        let on_shutdown = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        });
+        let service = app.into_make_service();
+        if self.plain_http {
+            axum_server::from_tcp(self.listener)?.handle(handle).serve(service).await?;
+        } else {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(self.cert.https_config()?);
+            axum_server::from_tcp_rustls(self.listener, config)?.handle(handle).serve(service).await?;
+        }
+        sweeper.abort();
+        tracing::info!("relay stopped");
+        Ok(())
+    }
+}
+
+/// Runs the relay until SIGINT or SIGTERM, printing what the operator needs.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let prepared = Prepared::new(&options)?;
+    if let (Some(username), Some(password)) = (&options.demo_admin, &prepared.admin_password) {
+        println!("created the first admin: username {username:?}, one-time password: {password}");
+        println!("(it is shown only now; create technicians with `deskline technicians create`)");
+    }
+    println!(
+        "relay certificate SHA-256 fingerprint{}: {}",
+        if prepared.cert_created { " (new self-signed certificate)" } else { "" },
+        prepared.fingerprint()
+    );
+    let base = prepared.base_url()?;
+    println!("web console: {base}/");
+    println!("API: {base}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
+    println!("session links are built on {}", prepared.desk().public_url());
+    tracing::info!(%base, "relay listening");
+    prepared.run(shutdown_signal()).await
+}
+
+/// Creates the first admin of a new installation with a random password (returned, to be
+/// printed once). Nothing happens if any technician exists.
+fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<Option<String>> {
     if desk.count_technicians_blocking()? > 0 {
-        return Ok(());
+        return Ok(None);
     }
     let password = auth::random_password();
     let admin = desk.create_technician_blocking(NewTechnician {
@@ -97,9 +155,7 @@ fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<()> {
         role: Role::Admin,
     })?;
     desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id))?;
-    println!("created the first admin: username {username:?}, one-time password: {password}");
-    println!("(it is shown only now; create technicians with `deskline technicians create`)");
-    Ok(())
+    Ok(Some(password))
 }
 
 /// Expires sessions and times out consent requests, every [`EXPIRY_SWEEP_INTERVAL`] (and at
@@ -117,28 +173,25 @@ async fn sweep_forever(desk: Desk) {
     }
 }
 
-async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-                return;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the relay");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
-    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Creates the data directory, readable by its owner only (it holds the key and the database).
