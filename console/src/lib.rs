@@ -1,11 +1,19 @@
 //! # deskline-console
 //!
 //! The technician's tools: the `deskline` command-line client of the relay's HTTP API
-//! (technicians, channels, sessions, audit trail) and the native viewer, which receives the
-//! H.264 stream over QUIC, decodes it with `openh264`, shows it in an eframe window and sends
-//! mouse and keyboard input while its technician holds control.
+//! (technicians, channels, sessions, audit trail) and, with the transport, the native viewer,
+//! which receives the H.264 stream over QUIC, decodes it with `openh264`, shows it in an eframe
+//! window and sends mouse and keyboard input while its technician holds control.
 //!
 //! Not here: any decision about who may see or control what — the relay decides, this crate
 //! only asks.
 //!
-//! Status: the CLI arrives with the relay issue, the viewer with the transport issue.
+//! - [`client`]: the HTTP API client.
+//! - [`tls`]: web PKI or a pinned relay certificate.
+//! - [`config`]: the saved login (mode 0600).
+//! - [`table`]: human-readable output.
+
+pub mod client;
+pub mod config;
+pub mod table;
+pub mod tls;
