@@ -1,6 +1,6 @@
 //! A small client of the relay's HTTP API: JSON in and out, API errors as typed values.
 
-use crate::tls;
+use deskline_net::tls;
 use serde_json::Value;
 
 /// What went wrong talking to the relay.

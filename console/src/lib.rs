@@ -9,11 +9,9 @@
 //! only asks.
 //!
 //! - [`client`]: the HTTP API client.
-//! - [`tls`]: web PKI or a pinned relay certificate.
 //! - [`config`]: the saved login (mode 0600).
 //! - [`table`]: human-readable output.
 
 pub mod client;
 pub mod config;
 pub mod table;
-pub mod tls;

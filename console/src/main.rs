@@ -45,14 +45,10 @@ enum Command {
         #[command(subcommand)]
         command: ChannelsCommand,
     },
-    /// List sessions: your Home, or a channel's.
+    /// Lists of sessions.
     Sessions {
-        /// Your Home: sessions assigned to or shared with you (the default).
-        #[arg(long, conflicts_with = "channel")]
-        home: bool,
-        /// A channel's sessions (id or name).
-        #[arg(long)]
-        channel: Option<String>,
+        #[command(subcommand)]
+        command: SessionsCommand,
     },
     /// Create and act on one session.
     Session {
@@ -74,6 +70,19 @@ enum TechniciansCommand {
         /// `technician` or `admin`.
         #[arg(long, default_value = "technician")]
         role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Your Home (sessions assigned to or shared with you), or a channel's sessions.
+    List {
+        /// Your Home (the default).
+        #[arg(long, conflicts_with = "channel")]
+        home: bool,
+        /// A channel's sessions (id or name).
+        #[arg(long)]
+        channel: Option<String>,
     },
 }
 
@@ -215,7 +224,7 @@ async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyho
             out.object(&v, &format!("created technician {} (id {})", v["username"].as_str().unwrap_or(""), v["id"]));
         }
         Command::Channels { command } => channels(client, out, command).await?,
-        Command::Sessions { home: _, channel } => {
+        Command::Sessions { command: SessionsCommand::List { home: _, channel } } => {
             let list = match channel {
                 Some(c) => {
                     let id = channel_id(client, &c).await?;

@@ -111,7 +111,7 @@ async fn a_technician_runs_the_desk_from_the_command_line() {
     let out = env.ok(&["session", "new", "--channel", "Default", "--pin"]).await;
     assert!(out.starts_with("created session 2: PIN "), "{out}");
 
-    let home = env.ok(&["sessions", "--home"]).await;
+    let home = env.ok(&["sessions", "list", "--home"]).await;
     assert_eq!(home.lines().count(), 3, "a header and two sessions:\n{home}");
     assert!(home.lines().next().unwrap().starts_with("ID  CHANNEL  STATE"));
 
@@ -155,7 +155,7 @@ async fn a_wrong_pin_or_password_fails_clearly_and_saves_nothing() {
     let out = env.login("admin", "not the password").await;
     assert!(!out.ok && out.stderr.contains("wrong username or password"), "{}", out.stderr);
     assert!(!env.config.exists(), "no token saved after failed logins");
-    let out = env.run(&["sessions"], "").await;
+    let out = env.run(&["sessions", "list"], "").await;
     assert!(!out.ok && out.stderr.contains("deskline login"), "{}", out.stderr);
     let bad = env.run(&["login", "--server", "ftp://x", "--username", "a", "--password-stdin"], "pw\n").await;
     assert!(!bad.ok && bad.stderr.contains("https://"));

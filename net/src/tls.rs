@@ -1,5 +1,5 @@
-//! TLS for the technician's tools: either the usual web PKI, or a relay certificate pinned by
-//! its SHA-256 fingerprint (the self-signed default of a new relay).
+//! TLS clients: either the usual web PKI, or a relay certificate pinned by its SHA-256
+//! fingerprint (the self-signed default of a new relay; links and downloads carry it).
 
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -76,15 +76,29 @@ impl ServerCertVerifier for PinnedCertVerifier {
     }
 }
 
-/// A client configuration: pinned to `fingerprint` if given, else the web PKI roots.
+/// A client configuration (TLS 1.2 and 1.3, for HTTPS): pinned to `fingerprint` if given,
+/// else the web PKI roots.
 #[must_use]
 pub fn client_config(fingerprint: Option<[u8; 32]>) -> rustls::ClientConfig {
+    build(fingerprint, rustls::DEFAULT_VERSIONS)
+}
+
+/// The same, TLS 1.3 only (QUIC).
+#[must_use]
+pub fn client_config_tls13(fingerprint: Option<[u8; 32]>) -> rustls::ClientConfig {
+    build(fingerprint, &[&rustls::version::TLS13])
+}
+
+fn build(fingerprint: Option<[u8; 32]>, versions: &[&'static rustls::SupportedProtocolVersion]) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions");
+        .with_protocol_versions(versions)
+        .expect("ring supports TLS 1.2 and 1.3");
     match fingerprint {
-        Some(fp) => builder.dangerous().with_custom_certificate_verifier(Arc::new(PinnedCertVerifier::new(fp))).with_no_client_auth(),
+        Some(fp) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCertVerifier::new(fp)))
+            .with_no_client_auth(),
         None => {
             let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
             builder.with_root_certificates(roots).with_no_client_auth()

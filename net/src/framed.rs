@@ -1,0 +1,112 @@
+//! Protocol messages over quinn streams.
+//!
+//! - The **control stream** (one bidirectional stream per connection, opened by the client)
+//!   carries framed messages in order: [`MessageReader`] and [`MessageWriter`].
+//! - **Video frames** each travel on their own unidirectional stream ([`send_frame`],
+//!   [`read_frame`]), so a late or lost frame never holds up a newer one: the sender gives newer
+//!   frames higher priority and the receiver reads streams in parallel.
+
+use crate::NetError;
+use bytes::Bytes;
+use deskline_protocol::limits::MAX_VIDEO_FRAME_BYTES;
+use deskline_protocol::{Decoder, Message, VideoFrame, decode_exact, encode_into};
+
+/// Largest chunk read from a stream at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads messages from a stream (the control stream), with the control-message size limit.
+pub struct MessageReader {
+    recv: quinn::RecvStream,
+    decoder: Decoder,
+}
+
+impl MessageReader {
+    /// A reader on a control stream.
+    #[must_use]
+    pub fn new(recv: quinn::RecvStream) -> MessageReader {
+        MessageReader { recv, decoder: Decoder::control() }
+    }
+
+    /// The next message; `Ok(None)` when the peer finished the stream cleanly.
+    pub async fn next(&mut self) -> Result<Option<Message>, NetError> {
+        loop {
+            if let Some(message) = self.decoder.next_message()? {
+                return Ok(Some(message));
+            }
+            match self.recv.read_chunk(READ_CHUNK, true).await? {
+                Some(chunk) => self.decoder.push(&chunk.bytes)?,
+                None if self.decoder.buffered() == 0 => return Ok(None),
+                None => return Err(deskline_protocol::DecodeError::Truncated.into()),
+            }
+        }
+    }
+}
+
+/// Writes messages to a stream (the control stream).
+pub struct MessageWriter {
+    send: quinn::SendStream,
+    buf: Vec<u8>,
+}
+
+impl MessageWriter {
+    /// A writer on a control stream.
+    #[must_use]
+    pub fn new(send: quinn::SendStream) -> MessageWriter {
+        MessageWriter { send, buf: Vec::new() }
+    }
+
+    /// Sends one message.
+    pub async fn send(&mut self, message: &Message) -> Result<(), NetError> {
+        self.buf.clear();
+        encode_into(message, &mut self.buf)?;
+        self.send.write_all(&self.buf).await?;
+        Ok(())
+    }
+
+    /// Finishes the stream (the peer's reader then sees its end).
+    pub fn finish(&mut self) -> Result<(), NetError> {
+        self.send.finish()?;
+        Ok(())
+    }
+}
+
+/// Opens the control stream (client side) and sends the first message.
+pub async fn open_control(connection: &quinn::Connection, hello: &Message) -> Result<(MessageWriter, MessageReader), NetError> {
+    let (send, recv) = connection.open_bi().await?;
+    let mut writer = MessageWriter::new(send);
+    writer.send(hello).await?;
+    Ok((writer, MessageReader::new(recv)))
+}
+
+/// Accepts the control stream (server side).
+pub async fn accept_control(connection: &quinn::Connection) -> Result<(MessageWriter, MessageReader), NetError> {
+    let (send, recv) = connection.accept_bi().await?;
+    Ok((MessageWriter::new(send), MessageReader::new(recv)))
+}
+
+/// Encodes a video frame as it travels (header and all), so it can be forwarded as bytes.
+pub fn encode_frame(frame: VideoFrame) -> Result<Bytes, NetError> {
+    let mut buf = Vec::with_capacity(frame.data.len() + 64);
+    encode_into(&Message::VideoFrame(frame), &mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Sends one encoded video frame on a new unidirectional stream. Higher `priority` goes first
+/// when several frames are in flight (use the sequence number: newer frames win).
+pub async fn send_frame(connection: &quinn::Connection, encoded: &Bytes, priority: i32) -> Result<(), NetError> {
+    let mut stream = connection.open_uni().await?;
+    stream.set_priority(priority)?;
+    stream.write_chunk(encoded.clone()).await?;
+    stream.finish()?;
+    Ok(())
+}
+
+/// Reads a whole frame stream: the encoded bytes (to forward as they are) and the decoded
+/// frame. Anything but one valid video frame is an error.
+pub async fn read_frame(mut recv: quinn::RecvStream) -> Result<(Bytes, VideoFrame), NetError> {
+    let bytes = recv.read_to_end(MAX_VIDEO_FRAME_BYTES + deskline_protocol::limits::FRAME_HEADER_BYTES).await?;
+    match decode_exact(&bytes, MAX_VIDEO_FRAME_BYTES)? {
+        Message::VideoFrame(frame) => Ok((Bytes::from(bytes), frame)),
+        other => Err(NetError::Unexpected(format!("{other:?} on a frame stream"))),
+    }
+}

@@ -1,0 +1,80 @@
+//! QUIC endpoints and their configuration.
+
+use crate::{NetError, tls};
+use deskline_protocol::ALPN;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A peer silent for this long is gone: short enough that a pulled cable frees the session
+/// quickly for a reconnect, long enough to ride out a Wi-Fi hiccup.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Keep-alive interval, well under [`IDLE_TIMEOUT`] so idle but healthy connections stay up.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(4);
+
+/// Unidirectional streams a peer may have open at once: one per video frame in flight. At
+/// 60 fps this is over four seconds of frames, far beyond any useful backlog.
+pub const MAX_CONCURRENT_UNI_STREAMS: u32 = 256;
+
+/// Bidirectional streams a peer may open: the control stream, with room for a reconnect race.
+pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 4;
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_uni_streams(MAX_CONCURRENT_UNI_STREAMS.into());
+    t.max_concurrent_bidi_streams(MAX_CONCURRENT_BIDI_STREAMS.into());
+    t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    // The timeout fits in a VarInt by construction (15 s).
+    if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
+        t.max_idle_timeout(Some(idle));
+    }
+    Arc::new(t)
+}
+
+/// The relay's server configuration: TLS 1.3 only, ALPN `deskline/1`, no 0-RTT (input must
+/// never be replayable).
+pub fn server_config(cert_der: Vec<u8>, key_der: Vec<u8>) -> Result<quinn::ServerConfig, NetError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rustls::pki_types::CertificateDer::from(cert_der);
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_der.into());
+    let mut crypto = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| NetError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .map_err(|e| NetError::Config(e.to_string()))?;
+    crypto.alpn_protocols = vec![ALPN.to_vec()];
+    crypto.max_early_data_size = 0;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).map_err(|e| NetError::Config(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// A client configuration trusting exactly the certificate with this SHA-256 (or the web PKI
+/// with `None`).
+pub fn client_config(pin: Option<[u8; 32]>) -> Result<quinn::ClientConfig, NetError> {
+    let mut crypto = tls::client_config_tls13(pin);
+    crypto.alpn_protocols = vec![ALPN.to_vec()];
+    crypto.enable_early_data = false;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).map_err(|e| NetError::Config(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// A server endpoint on `addr`.
+pub fn server_endpoint(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, NetError> {
+    Ok(quinn::Endpoint::server(config, addr)?)
+}
+
+/// Connects to the relay at `addr`, pinning its certificate's SHA-256. The server name only
+/// matters for the web PKI; a pinned certificate is accepted whatever names it carries.
+pub async fn connect(addr: SocketAddr, server_name: &str, pin: Option<[u8; 32]>) -> Result<quinn::Connection, NetError> {
+    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| NetError::Config("bind address".into()))?;
+    let mut endpoint = quinn::Endpoint::client(bind)?;
+    endpoint.set_default_client_config(client_config(pin)?);
+    let connection = endpoint.connect(addr, server_name)?.await?;
+    Ok(connection)
+}
