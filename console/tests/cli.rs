@@ -28,6 +28,7 @@ async fn relay() -> Env {
         public_url: None,
         plain_http: false,
         demo_admin: Some("admin".into()),
+        organisation: "Example IT".into(),
     };
     let prepared = Prepared::new(&options).unwrap();
     let server = prepared.base_url().unwrap();

@@ -17,7 +17,9 @@ use deskline_protocol::limits::MAX_SESSION_NAME_BYTES;
 use deskline_protocol::session::{
     Action, Actor, Context, Directory, SessionKind, Transition, machine,
 };
-use deskline_protocol::{Capabilities, ChannelId, ConsentOutcome, LinkToken, Pin, SessionId, TechnicianId, Timestamp};
+use deskline_protocol::{
+    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, LinkToken, Pin, SessionId, TechnicianId, Timestamp,
+};
 use rand::Rng as _;
 use rusqlite::Transaction;
 use std::collections::{HashMap, HashSet};
@@ -37,6 +39,18 @@ struct Inner {
     public_url: String,
     events: broadcast::Sender<SessionEvent>,
     throttle: LoginThrottle,
+    relay_info: std::sync::OnceLock<RelayInfo>,
+}
+
+/// Where and how technicians' viewers and apps reach this relay over QUIC.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RelayInfo {
+    /// The organisation named to end users.
+    pub organisation: String,
+    /// The QUIC endpoint, `host:port`.
+    pub quic: String,
+    /// SHA-256 of the relay's certificate (lowercase hex), to pin.
+    pub fingerprint: String,
 }
 
 /// Directory facts loaded from the store for one decision (see [`Directory`]).
@@ -127,7 +141,16 @@ impl Desk {
     /// A desk on this database, clock and public URL (links are built on it).
     pub fn new(db: Db, clock: Arc<dyn Clock>, public_url: String) -> Desk {
         let (events, _) = broadcast::channel(crate::limits::EVENT_BUFFER);
-        Desk { inner: Arc::new(Inner { db, clock, public_url, events, throttle: LoginThrottle::default() }) }
+        Desk {
+            inner: Arc::new(Inner {
+                db,
+                clock,
+                public_url,
+                events,
+                throttle: LoginThrottle::default(),
+                relay_info: std::sync::OnceLock::new(),
+            }),
+        }
     }
 
     /// The current time on the desk's clock.
@@ -146,6 +169,17 @@ impl Desk {
     #[must_use]
     pub fn public_url(&self) -> &str {
         &self.inner.public_url
+    }
+
+    /// Records where the QUIC endpoint is (once, when it starts).
+    pub fn set_relay_info(&self, info: RelayInfo) {
+        let _ = self.inner.relay_info.set(info);
+    }
+
+    /// Where the QUIC endpoint is, if it runs.
+    #[must_use]
+    pub fn relay_info(&self) -> Option<&RelayInfo> {
+        self.inner.relay_info.get()
     }
 
     /// Live session events, for consoles.
@@ -536,6 +570,49 @@ impl Desk {
             }
         }
         Ok(changed)
+    }
+
+    // ---- the support app's side (called by the QUIC endpoint) ----
+
+    /// The session a support app's code names: for a link, any session not deleted (so an
+    /// expired or closed one gets a precise refusal); for a PIN, live sessions only, since PINs
+    /// are reused once their session ends.
+    pub async fn find_by_code(&self, code: &AppCode) -> Result<Option<SessionRow>, Error> {
+        let code = code.clone();
+        self.db()
+            .read(move |tx| {
+                Ok::<_, Error>(match &code {
+                    AppCode::Link(token) => store::live_session_by_link(tx, token)?,
+                    AppCode::Pin(pin) => store::live_session_by_pin(tx, *pin)?,
+                })
+            })
+            .await
+    }
+
+    /// A session as stored (deleted ones included).
+    pub async fn session_row(&self, id: SessionId) -> Result<Option<SessionRow>, Error> {
+        self.db().read(move |tx| Ok::<_, Error>(store::session_by_id(tx, id)?)).await
+    }
+
+    /// Performs an action as the session's app (or the system) and announces it.
+    pub async fn act_as(&self, actor: Actor, id: SessionId, action: Action) -> Result<SessionRow, Error> {
+        let (before, row) = self.apply(actor, id, action).await?;
+        self.announce(Some(before), &row);
+        Ok(row)
+    }
+
+    /// Stores what the connected app reported about its machine.
+    pub async fn record_agent(&self, id: SessionId, info: AppInfo) -> Result<(), Error> {
+        self.db().write(move |tx| Ok::<_, Error>(store::update_session_agent(tx, id, &info)?)).await
+    }
+
+    /// A technician's display name (for consent prompts).
+    pub async fn technician_name(&self, id: TechnicianId) -> Result<String, Error> {
+        self.db()
+            .read(move |tx| {
+                Ok::<_, Error>(store::technician_by_id(tx, id)?.map_or_else(|| format!("technician {id}"), |t| t.display_name))
+            })
+            .await
     }
 
     /// Can this technician see this channel's sessions and events?

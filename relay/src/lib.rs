@@ -10,6 +10,7 @@
 //! - [`desk`]: the domain service, the one place session state changes.
 //! - [`store`]: SQLite storage and migrations.
 //! - [`api`]: the axum router of `/api/v1`.
+//! - [`transport`]: the QUIC endpoint: apps, viewers, and the consent gate between them.
 //! - [`server`]: `serve`: certificate, first admin, expiry sweep, graceful shutdown.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod limits;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod transport;
 pub mod views;
 
 pub use error::Error;

@@ -44,3 +44,34 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Events buffered per live-events subscriber before it is told to reload.
 pub const EVENT_BUFFER: usize = 1024;
+
+/// Failed session-code attempts (unknown, expired or closed PIN or link) allowed per source
+/// address per [`CODE_FAILURE_WINDOW`]: a person mistyping a PIN needs a few, a guesser needs
+/// about 500,000 for an even chance.
+pub const MAX_CODE_FAILURES_PER_ADDRESS: usize = 5;
+
+/// Failed session-code attempts allowed over all addresses per [`CODE_FAILURE_WINDOW`]: stops a
+/// guesser spread over many addresses while a desk's real traffic stays far below it.
+pub const MAX_CODE_FAILURES_GLOBAL: usize = 100;
+
+/// The window over which failed code attempts are counted.
+pub const CODE_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// How long after a drop the same app instance may resume with its consent intact.
+pub const RESUME_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a new connection has to send its hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames queued for one viewer. A viewer further behind than this is skipped to the next
+/// keyframe instead of slowing the app or the other viewers (at 30 fps: a quarter second).
+pub const VIEWER_FRAME_QUEUE: usize = 8;
+
+/// Simultaneous QUIC connections the relay accepts: bounds memory under a connection flood.
+pub const MAX_QUIC_CONNECTIONS: usize = 4096;
+
+/// Frames per second asked of the app when streaming starts.
+pub const DEFAULT_MAX_FPS: u16 = 30;
+
+/// Bitrate suggested to the app when streaming starts: enough for crisp 1080p screen content.
+pub const DEFAULT_BITRATE_BPS: u32 = 4_000_000;

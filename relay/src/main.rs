@@ -39,6 +39,9 @@ enum Command {
         /// On first start, create this admin with a random password printed once.
         #[arg(long, value_name = "USERNAME")]
         demo_admin: Option<String>,
+        /// The organisation named to end users in the support app.
+        #[arg(long, default_value = "Deskline support")]
+        organisation: String,
     },
     /// Manage technician accounts from the server's shell (no web setup page exists).
     Admin {
@@ -72,9 +75,10 @@ fn main() -> anyhow::Result<()> {
         .init();
     deskline_relay::install_crypto_provider();
     match Cli::parse().command {
-        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin } => {
+        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin, organisation } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve(ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin }))
+            let options = ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin, organisation };
+            runtime.block_on(serve(options))
         }
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {
             create_admin(data_dir, username, display_name)

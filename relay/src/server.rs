@@ -2,7 +2,8 @@
 //! admin, starts the expiry sweep and serves the API until SIGINT or SIGTERM.
 
 use crate::clock::SystemClock;
-use crate::desk::{Desk, NewTechnician};
+use crate::desk::{Desk, NewTechnician, RelayInfo};
+use crate::transport::Transport;
 use crate::limits::EXPIRY_SWEEP_INTERVAL;
 use crate::store::{Db, Role};
 use crate::{api, auth, tls};
@@ -28,6 +29,8 @@ pub struct ServeOptions {
     /// On first start (no technician yet), create this admin with a random password, printed
     /// once.
     pub demo_admin: Option<String>,
+    /// The organisation named to end users in the support app.
+    pub organisation: String,
 }
 
 /// How long open connections get to finish after a shutdown signal.
@@ -40,6 +43,8 @@ pub struct Prepared {
     listener: std::net::TcpListener,
     cert: tls::RelayCert,
     plain_http: bool,
+    quic: quinn::Endpoint,
+    organisation: String,
     /// The demo admin's one-time password, when this start created the admin.
     pub admin_password: Option<String>,
     /// Whether this start created the self-signed certificate.
@@ -71,7 +76,30 @@ impl Prepared {
             names.push(host);
         }
         let (cert, cert_created) = tls::load_or_create(&options.data_dir, &names)?;
-        Ok(Prepared { desk, listener, cert, plain_http: options.plain_http, admin_password, cert_created })
+        let quic_config = deskline_net::quic::server_config(cert.cert_der.clone(), cert.key_der.clone())?;
+        let quic = deskline_net::quic::server_endpoint(options.quic, quic_config)
+            .with_context(|| format!("binding QUIC on {}", options.quic))?;
+        let quic_local = quic.local_addr()?;
+        let quic_public = match host_of(&public_url) {
+            Some(host) if host.contains(':') => format!("[{host}]:{}", quic_local.port()),
+            Some(host) => format!("{host}:{}", quic_local.port()),
+            None => quic_local.to_string(),
+        };
+        desk.set_relay_info(RelayInfo {
+            organisation: options.organisation.clone(),
+            quic: quic_public,
+            fingerprint: cert.fingerprint(),
+        });
+        Ok(Prepared {
+            desk,
+            listener,
+            cert,
+            plain_http: options.plain_http,
+            quic,
+            organisation: options.organisation.clone(),
+            admin_password,
+            cert_created,
+        })
     }
 
     /// The bound address.
@@ -83,6 +111,11 @@ impl Prepared {
     pub fn base_url(&self) -> anyhow::Result<String> {
         let scheme = if self.plain_http { "http" } else { "https" };
         Ok(format!("{scheme}://{}", self.local_addr()?))
+    }
+
+    /// The bound QUIC address.
+    pub fn quic_addr(&self) -> std::io::Result<SocketAddr> {
+        self.quic.local_addr()
     }
 
     /// The certificate's SHA-256 fingerprint.
@@ -100,6 +133,9 @@ impl Prepared {
     /// Serves until `shutdown` completes, then drains connections.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
+        let transport = Transport::new(self.desk.clone(), self.organisation.clone());
+        let quic = self.quic.clone();
+        tokio::spawn(transport.serve(self.quic));
         let app = api::router(self.desk.clone());
         let handle = axum_server::Handle::new();
         let on_shutdown = handle.clone();
@@ -116,6 +152,7 @@ impl Prepared {
             axum_server::from_tcp_rustls(self.listener, config)?.handle(handle).serve(service).await?;
         }
         sweeper.abort();
+        quic.close(0u32.into(), b"relay shutting down");
         tracing::info!("relay stopped");
         Ok(())
     }
@@ -136,6 +173,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let base = prepared.base_url()?;
     println!("web console: {base}/");
     println!("API: {base}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
+    println!("QUIC (support apps and viewers): {}", prepared.quic_addr()?);
     println!("session links are built on {}", prepared.desk().public_url());
     tracing::info!(%base, "relay listening");
     prepared.run(shutdown_signal()).await

@@ -20,7 +20,7 @@ struct Relay {
 impl Relay {
     fn start(data_dir: &Path) -> Relay {
         let mut child = Command::new(RELAY)
-            .args(["serve", "--http", "127.0.0.1:0", "--demo-admin", "admin", "--data-dir"])
+            .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

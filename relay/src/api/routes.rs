@@ -41,6 +41,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(remote))
         .routes(routes!(session_events))
         .routes(routes!(live_events))
+        .routes(routes!(relay_info))
 }
 
 type ApiResult<T> = Result<Json<T>, Error>;
@@ -374,4 +375,10 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
         }
     });
     Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).keep_alive(KeepAlive::default())
+}
+
+/// Where native viewers reach this relay over QUIC, and the certificate to pin.
+#[utoipa::path(get, path = "/relay", responses((status = 200, body = crate::desk::RelayInfo), (status = 401), (status = 404)))]
+async fn relay_info(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<crate::desk::RelayInfo> {
+    state.desk.relay_info().cloned().map(Json).ok_or(Error::NotFound("QUIC endpoint"))
 }

@@ -1,0 +1,306 @@
+//! One hub per session with a live connection: the app's link, the viewers' links, and the
+//! consent gate between them.
+//!
+//! A hub never decides session state: after every change (from the API, the app, the expiry
+//! sweep) it reloads the session from the store and brings its connections in line — consent
+//! grant, pending consent request, who may view, whether the app should stream.
+
+use super::gate::{ConsentGate, FramePass, InputPass};
+use crate::desk::Desk;
+use crate::limits::{DEFAULT_BITRATE_BPS, DEFAULT_MAX_FPS};
+use crate::store::SessionRow;
+use bytes::Bytes;
+use deskline_protocol::session::{Consent, SessionState};
+use deskline_protocol::{
+    Bye, ByeReason, ConsentRequest, ControlHandover, InputEvent, Message, ResumeSecret, SessionId, StartStream,
+    StopStream, TechnicianId, Timestamp,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Keyframe requests to the app at most this often: one keyframe serves every viewer waiting.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The connected app.
+pub(super) struct AppLink {
+    pub conn_id: u64,
+    pub out: mpsc::Sender<Message>,
+    pub connection: quinn::Connection,
+}
+
+/// A connected viewer.
+pub(super) struct ViewerLink {
+    pub technician: TechnicianId,
+    pub out: mpsc::Sender<Message>,
+    pub frames: mpsc::Sender<(Bytes, u64)>,
+    pub needs_keyframe: bool,
+    pub connection: quinn::Connection,
+}
+
+/// The resumption secret of the session's app, and when it dropped.
+pub(super) struct Resume {
+    pub secret: ResumeSecret,
+    pub dropped_at: Option<Timestamp>,
+}
+
+#[derive(Default)]
+pub(super) struct HubState {
+    pub gate: ConsentGate,
+    pub app: Option<AppLink>,
+    pub viewers: HashMap<u64, ViewerLink>,
+    pub resume: Option<Resume>,
+    sent_request: Option<u64>,
+    streaming: bool,
+    last_keyframe_request: Option<Instant>,
+    /// Technicians allowed to view (assigned and invited), as last loaded.
+    on_session: Vec<TechnicianId>,
+}
+
+/// A session's connections.
+#[derive(Default)]
+pub(super) struct Hub {
+    state: Mutex<HubState>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Hub {
+    pub fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Every hub, by session.
+pub(super) struct Hubs {
+    pub desk: Desk,
+    pub organisation: String,
+    map: Mutex<HashMap<SessionId, Arc<Hub>>>,
+}
+
+fn bye(reason: ByeReason, message: &str) -> Message {
+    Message::Bye(Bye { reason, message: message.to_owned() })
+}
+
+impl Hubs {
+    pub fn new(desk: Desk, organisation: String) -> Arc<Hubs> {
+        Arc::new(Hubs { desk, organisation, map: Mutex::new(HashMap::new()) })
+    }
+
+    /// The session's hub, created if needed.
+    pub fn get(&self, id: SessionId) -> Arc<Hub> {
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(id).or_default().clone()
+    }
+
+    fn existing(&self, id: SessionId) -> Option<Arc<Hub>> {
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned()
+    }
+
+    /// Follows the desk's session events for as long as the relay runs.
+    pub fn follow(self: &Arc<Self>) {
+        let hubs = self.clone();
+        let mut events = self.desk.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => hubs.refresh(event.id).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let ids: Vec<SessionId> =
+                            hubs.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys().copied().collect();
+                        for id in ids {
+                            hubs.refresh(id).await;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    /// Reloads the session and brings its hub in line with it.
+    pub async fn refresh(&self, id: SessionId) {
+        let Some(hub) = self.existing(id) else { return };
+        // Serialised per hub: the last refresh to run loads the latest state.
+        let _serial = hub.refreshing.lock().await;
+        let row = match self.desk.session_row(id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(session = %id, error = %e, "cannot load session for its connections");
+                return;
+            }
+        };
+        let requester_name = match row.core.consent {
+            Consent::Pending { requested_by, .. } => self.desk.technician_name(requested_by).await.ok(),
+            _ => None,
+        };
+        let now = self.desk.now();
+        let mut state = hub.lock();
+        self.apply(&mut state, &row, requester_name, now);
+        let idle = state.app.is_none() && state.viewers.is_empty() && state.resume.is_none();
+        drop(state);
+        if idle {
+            self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        }
+    }
+
+    fn apply(&self, state: &mut HubState, row: &SessionRow, requester_name: Option<String>, now: Timestamp) {
+        let s = &row.core;
+        if s.deleted || !s.state.is_live() {
+            let (reason, text) = match s.state {
+                SessionState::Expired => (ByeReason::SessionExpired, "the session expired"),
+                _ => (ByeReason::SessionClosed, "the technician closed the session"),
+            };
+            state.gate.set_grant(deskline_protocol::Capabilities::NONE);
+            if let Some(app) = state.app.take() {
+                let _ = app.out.try_send(bye(reason, text));
+                close_soon(app.connection);
+            }
+            for (_, viewer) in state.viewers.drain() {
+                let _ = viewer.out.try_send(bye(reason, text));
+                close_soon(viewer.connection);
+            }
+            state.resume = None;
+            return;
+        }
+        // The chokepoint follows the stored consent.
+        let controller_before = state.gate.controller();
+        state.gate.set_grant(s.consent.granted());
+        state.on_session = s.technicians().collect();
+        // Viewers whose technician left the session (released, transferred) go.
+        let on_session = state.on_session.clone();
+        state.viewers.retain(|_, v| {
+            let stays = on_session.contains(&v.technician);
+            if !stays {
+                let _ = v.out.try_send(bye(ByeReason::ConsentWithdrawn, "you are no longer on this session"));
+                close_soon(v.connection.clone());
+            }
+            stays
+        });
+        if state.gate.controller().is_some_and(|c| !on_session.contains(&c)) {
+            state.gate.hand_control_to(None);
+        }
+        if state.gate.controller() != controller_before {
+            announce_controller(state);
+        }
+        // A new consent request goes to the app once.
+        if let Consent::Pending { request_id, capabilities, deadline, .. } = s.consent
+            && state.sent_request != Some(request_id)
+            && let Some(app) = &state.app
+        {
+            let timeout_ms = u32::try_from(deadline.0.saturating_sub(now.0).max(0)).unwrap_or(u32::MAX);
+            let request = ConsentRequest {
+                request_id,
+                organisation: self.organisation.clone(),
+                technician: requester_name.unwrap_or_else(|| "a technician".into()),
+                capabilities,
+                timeout_ms,
+            };
+            if app.out.try_send(Message::ConsentRequest(request)).is_ok() {
+                state.sent_request = Some(request_id);
+            }
+        }
+        update_streaming(state);
+    }
+}
+
+/// Starts or stops the app's stream: it streams while consent allows viewing and someone views.
+pub(super) fn update_streaming(state: &mut HubState) {
+    let want = state.gate.granted().view() && state.app.is_some() && !state.viewers.is_empty();
+    if want == state.streaming {
+        return;
+    }
+    let Some(app) = &state.app else {
+        state.streaming = false;
+        return;
+    };
+    let message = if want {
+        Message::StartStream(StartStream { display: 0, max_fps: DEFAULT_MAX_FPS, bitrate_hint_bps: DEFAULT_BITRATE_BPS })
+    } else {
+        Message::StopStream(StopStream { display: 0 })
+    };
+    if app.out.try_send(message).is_ok() {
+        state.streaming = want;
+        for viewer in state.viewers.values_mut() {
+            viewer.needs_keyframe = true;
+        }
+    }
+}
+
+/// Marks the app's link gone (if `conn_id` is still the app) and forgets a sent request.
+pub(super) fn app_gone(state: &mut HubState, conn_id: u64, now: Timestamp) -> bool {
+    if state.app.as_ref().is_none_or(|a| a.conn_id != conn_id) {
+        return false;
+    }
+    state.app = None;
+    state.streaming = false;
+    state.sent_request = None;
+    if let Some(resume) = &mut state.resume {
+        resume.dropped_at = Some(now);
+    }
+    true
+}
+
+/// Tells every viewer and the app who holds control.
+pub(super) fn announce_controller(state: &HubState) {
+    let message = Message::ControlHandover(ControlHandover { holder: state.gate.controller() });
+    for viewer in state.viewers.values() {
+        let _ = viewer.out.try_send(message.clone());
+    }
+    if let Some(app) = &state.app {
+        let _ = app.out.try_send(message);
+    }
+}
+
+/// Asks the app for a keyframe, at most every [`KEYFRAME_REQUEST_INTERVAL`].
+pub(super) fn request_keyframe(state: &mut HubState) {
+    let due = state.last_keyframe_request.is_none_or(|t| t.elapsed() >= KEYFRAME_REQUEST_INTERVAL);
+    if let (true, Some(app)) = (due, &state.app)
+        && app.out.try_send(Message::KeyframeRequest).is_ok()
+    {
+        state.last_keyframe_request = Some(Instant::now());
+    }
+}
+
+/// Offers a frame to every viewer. Requires the gate's pass: no frame reaches a technician
+/// without the end user's current consent to view.
+pub(super) fn forward_frame(_pass: &FramePass, state: &mut HubState, encoded: &Bytes, seq: u64, keyframe: bool) {
+    let mut want_keyframe = false;
+    for viewer in state.viewers.values_mut() {
+        if viewer.needs_keyframe && !keyframe {
+            want_keyframe = true;
+            continue;
+        }
+        match viewer.frames.try_send((encoded.clone(), seq)) {
+            Ok(()) => viewer.needs_keyframe = false,
+            // Too far behind: skip to the next keyframe rather than slow anyone down.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                viewer.needs_keyframe = true;
+                want_keyframe = true;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+    if want_keyframe {
+        request_keyframe(state);
+    }
+}
+
+/// Sends input to the app. Requires the gate's pass: only the controlling technician's input,
+/// only while the end user grants control.
+pub(super) fn forward_input(_pass: InputPass, state: &HubState, event: InputEvent) {
+    if let Some(app) = &state.app
+        && app.out.try_send(Message::Input(event)).is_err()
+    {
+        tracing::warn!("app input queue full: event dropped");
+    }
+}
+
+/// Closes a connection after a moment, so a final message (bye) can still be delivered.
+pub(super) fn close_soon(connection: quinn::Connection) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        connection.close(0u32.into(), b"bye");
+    });
+}

@@ -1,0 +1,122 @@
+//! The QUIC endpoint (ALPN `deskline/1`): support apps register with a link token or PIN,
+//! technicians' viewers join their sessions, frames and input pass through the consent gate.
+//!
+//! Media choice: one unidirectional stream per video frame, newest frames at the highest
+//! priority. A frame is larger than a datagram (about 1.2 KB), so datagrams would need our own
+//! fragmentation and loss handling; streams give both, and since each frame has its own stream,
+//! a lost packet of an old frame never holds up a newer one (no head-of-line blocking). A viewer
+//! that falls behind has frames dropped at the relay and resumes at the next keyframe.
+
+mod app;
+mod gate;
+mod guard;
+mod hub;
+mod viewer;
+
+pub use gate::{ConsentGate, FramePass, InputPass};
+pub use guard::CodeGuard;
+
+use crate::desk::Desk;
+use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS};
+use deskline_net::framed::{MessageReader, MessageWriter, accept_control};
+use deskline_protocol::{HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason};
+use hub::Hubs;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The relay's QUIC side.
+pub struct Transport {
+    hubs: Arc<Hubs>,
+    guard: CodeGuard,
+    next_conn: AtomicU64,
+}
+
+impl Transport {
+    /// The transport for this desk; `organisation` is named to end users.
+    pub fn new(desk: Desk, organisation: String) -> Arc<Transport> {
+        let hubs = Hubs::new(desk, organisation);
+        hubs.follow();
+        Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1) })
+    }
+
+    /// Accepts connections until the endpoint closes.
+    pub async fn serve(self: Arc<Self>, endpoint: quinn::Endpoint) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_QUIC_CONNECTIONS));
+        while let Some(incoming) = endpoint.accept().await {
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                incoming.refuse();
+                continue;
+            };
+            let transport = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let remote = incoming.remote_address();
+                match incoming.await {
+                    Ok(connection) => transport.handle(connection).await,
+                    Err(e) => tracing::debug!(%remote, error = %e, "QUIC handshake failed"),
+                }
+            });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, connection: quinn::Connection) {
+        let remote = connection.remote_address();
+        let (mut writer, mut reader) = match accept_control(&connection).await {
+            Ok(streams) => streams,
+            Err(e) => {
+                tracing::debug!(%remote, error = %e, "no control stream");
+                return;
+            }
+        };
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+            Ok(Ok(Some(Message::Hello(hello)))) => hello,
+            Ok(Err(e)) => {
+                tracing::info!(%remote, error = %e, "bad first message");
+                connection.close(1u32.into(), b"protocol error");
+                return;
+            }
+            _ => {
+                connection.close(1u32.into(), b"expected hello");
+                return;
+            }
+        };
+        if hello.protocol_version != PROTOCOL_VERSION {
+            let reason = RejectReason::UnsupportedVersion { supported: PROTOCOL_VERSION };
+            reject(&connection, &mut writer, reason, "this relay speaks another protocol version").await;
+            return;
+        }
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        match hello.role {
+            HelloRole::App { code, info, resume } => {
+                app::run(&self, conn_id, connection, writer, reader, code, info, resume).await;
+            }
+            HelloRole::Technician { token, session } => {
+                viewer::run(&self, conn_id, connection, writer, reader, token, session).await;
+            }
+        }
+    }
+}
+
+/// Sends a rejection and closes the connection once it is delivered.
+async fn reject(connection: &quinn::Connection, writer: &mut MessageWriter, reason: RejectReason, message: &str) {
+    let _ = writer.send(&Message::Reject(Reject { reason, message: message.to_owned() })).await;
+    let _ = writer.finish();
+    hub::close_soon(connection.clone());
+}
+
+/// Drains a peer's outgoing queue into its control stream until either ends.
+fn spawn_writer(mut writer: MessageWriter, mut queue: tokio::sync::mpsc::Receiver<Message>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(message) = queue.recv().await {
+            if writer.send(&message).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.finish();
+    })
+}
+
+/// The next control message, `None` when the stream ends or breaks.
+async fn next_message(reader: &mut MessageReader) -> Option<Result<Message, deskline_net::NetError>> {
+    reader.next().await.transpose()
+}

@@ -1,0 +1,150 @@
+//! A technician's viewer: frames out, input and control hand-over in.
+
+use super::hub::{ViewerLink, announce_controller, forward_input, request_keyframe, update_streaming};
+use super::{Transport, next_message, reject, spawn_writer};
+use crate::limits::VIEWER_FRAME_QUEUE;
+use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
+use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
+use deskline_protocol::{ByeReason, ControlHandover, Message, RejectReason, SessionId, TechnicianId, Welcome};
+use std::sync::Arc;
+
+/// Outgoing control messages queued for one viewer.
+const VIEWER_QUEUE: usize = 64;
+
+pub(super) async fn run(
+    transport: &Arc<Transport>,
+    conn_id: u64,
+    connection: quinn::Connection,
+    mut writer: MessageWriter,
+    mut reader: MessageReader,
+    token: String,
+    id: SessionId,
+) {
+    let desk = &transport.hubs.desk;
+    let Ok(technician) = desk.authenticate(&token).await else {
+        reject(&connection, &mut writer, RejectReason::Unauthorized, "invalid or expired token; log in again").await;
+        return;
+    };
+    // The technician must be on the session (assigned or invited) and the session live.
+    let allowed = match desk.session_row(id).await {
+        Ok(Some(row)) if !row.core.deleted && row.core.state.is_live() => row.core.has_technician(technician.id),
+        _ => false,
+    };
+    if !allowed {
+        reject(&connection, &mut writer, RejectReason::Forbidden, "you are not assigned to or invited on this session").await;
+        return;
+    }
+    let hub = transport.hubs.get(id);
+    let (out, queue) = tokio::sync::mpsc::channel(VIEWER_QUEUE);
+    let (frames, mut frame_queue) = tokio::sync::mpsc::channel::<(bytes::Bytes, u64)>(VIEWER_FRAME_QUEUE);
+    let full = {
+        let mut state = hub.lock();
+        // A technician's new viewer replaces their old one; others count against the limit.
+        let replaced: Vec<u64> = state.viewers.iter().filter(|(_, v)| v.technician == technician.id).map(|(k, _)| *k).collect();
+        for key in replaced {
+            if let Some(old) = state.viewers.remove(&key) {
+                let _ = old.out.try_send(Message::Bye(deskline_protocol::Bye {
+                    reason: ByeReason::Replaced,
+                    message: "opened in another viewer".into(),
+                }));
+                old.connection.close(3u32.into(), b"replaced");
+            }
+        }
+        let full = state.viewers.len() >= MAX_TECHNICIANS_PER_SESSION;
+        if !full {
+            let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone() };
+            state.viewers.insert(conn_id, link);
+        }
+        full
+    };
+    if full {
+        reject(&connection, &mut writer, RejectReason::TooManyViewers, "the session has as many viewers as allowed").await;
+        return;
+    }
+    let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };
+    let _ = out.try_send(Message::Welcome(welcome));
+    let writer_task = spawn_writer(writer, queue);
+    {
+        let mut state = hub.lock();
+        let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
+        update_streaming(&mut state);
+        request_keyframe(&mut state);
+    }
+    tracing::info!(session = %id, technician = %technician.id, "viewer joined");
+
+    // Frames go out on their own streams, newest first when several are in flight.
+    let frame_connection = connection.clone();
+    let frame_task = tokio::spawn(async move {
+        while let Some((encoded, seq)) = frame_queue.recv().await {
+            let priority = i32::try_from(seq % (i32::MAX as u64)).unwrap_or(i32::MAX);
+            if send_frame(&frame_connection, &encoded, priority).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    while let Some(message) = next_message(&mut reader).await {
+        match message {
+            Ok(message) => {
+                if !handle_message(transport, id, technician.id, message) {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::info!(session = %id, error = %e, "viewer sent a bad message");
+                connection.close(1u32.into(), b"protocol error");
+                break;
+            }
+        }
+    }
+    frame_task.abort();
+    writer_task.abort();
+    {
+        let mut state = hub.lock();
+        if state.viewers.remove(&conn_id).is_some() {
+            if state.gate.controller() == Some(technician.id) && !state.viewers.values().any(|v| v.technician == technician.id) {
+                state.gate.hand_control_to(None);
+                announce_controller(&state);
+            }
+            update_streaming(&mut state);
+        }
+    }
+    tracing::info!(session = %id, technician = %technician.id, "viewer left");
+}
+
+/// Handles one message from a viewer; false ends the connection.
+fn handle_message(transport: &Arc<Transport>, id: SessionId, technician: TechnicianId, message: Message) -> bool {
+    let hub = transport.hubs.get(id);
+    let mut state = hub.lock();
+    match message {
+        Message::Input(event) => {
+            // The chokepoint: only the controlling technician, only with control granted.
+            if let Some(pass) = state.gate.admit_input(technician) {
+                forward_input(pass, &state, event);
+            }
+        }
+        Message::ControlHandover(ControlHandover { holder }) => {
+            // Any technician on the session may take control or hand it to another viewer.
+            let holder_present = holder.is_none_or(|h| state.viewers.values().any(|v| v.technician == h));
+            if holder_present && state.gate.hand_control_to(holder) {
+                announce_controller(&state);
+            } else if let Some(viewer) = state.viewers.values().find(|v| v.technician == technician) {
+                // Refused: tell the asker who holds control.
+                let _ = viewer.out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
+            }
+        }
+        Message::KeyframeRequest => request_keyframe(&mut state),
+        Message::Ping(p) => {
+            if let Some(viewer) = state.viewers.values().find(|v| v.technician == technician) {
+                let _ = viewer.out.try_send(Message::Pong(p));
+            }
+        }
+        Message::Pong(_) | Message::Stats(_) => {}
+        Message::Bye(_) => return false,
+        other => {
+            tracing::info!(session = %id, message = ?other, "unexpected message from a viewer");
+            return false;
+        }
+    }
+    true
+}
