@@ -67,6 +67,12 @@ impl Client {
         })
     }
 
+    /// The bearer token, if signed in.
+    #[must_use]
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// GET.
     pub async fn get(&self, path: &str) -> Result<Value, ApiError> {
         self.call("GET", path, None).await

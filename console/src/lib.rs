@@ -11,7 +11,9 @@
 //! - [`client`]: the HTTP API client.
 //! - [`config`]: the saved login (mode 0600).
 //! - [`table`]: human-readable output.
+//! - [`viewer`]: the remote session over QUIC: frames, decoding, control and input.
 
 pub mod client;
 pub mod config;
 pub mod table;
+pub mod viewer;

@@ -3,6 +3,10 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use deskline_console::client::Client;
+use deskline_console::viewer::{self, RelayTarget, Viewer};
+use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
+use std::path::PathBuf;
+use std::time::Duration;
 use deskline_console::config::{self, Saved};
 use deskline_console::table::{cell, render};
 use serde_json::{Value, json};
@@ -55,6 +59,46 @@ enum Command {
         #[command(subcommand)]
         command: SessionCommand,
     },
+    /// Watch a session's screen (after the end user allowed viewing).
+    View {
+        /// The session.
+        id: i64,
+        /// No window: decode frames, print latency statistics as JSON.
+        #[arg(long)]
+        headless: bool,
+        /// With --headless: how many frames to decode.
+        #[arg(long, default_value_t = 30)]
+        frames: usize,
+        /// With --headless: save the last decoded frame as a PNG.
+        #[arg(long, value_name = "FILE.png")]
+        save_last: Option<PathBuf>,
+        /// Give up after this many seconds without a frame.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Send mouse or keyboard input as the controlling technician (for scripted support).
+    Input {
+        /// The session.
+        id: i64,
+        #[command(subcommand)]
+        action: InputAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum InputAction {
+    /// Move the pointer to X, Y (pixels of the shared display).
+    Move { x: u32, y: u32 },
+    /// Click a mouse button.
+    Click {
+        /// left, right or middle.
+        #[arg(default_value = "left")]
+        button: String,
+    },
+    /// Press and release a key, by its KeyboardEvent.code name (KeyA, Enter, ArrowLeft, F5, ...).
+    Key { name: String },
+    /// Type text as it is.
+    Type { text: String },
 }
 
 #[derive(Subcommand)]
@@ -235,8 +279,89 @@ async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyho
             out.sessions(&list);
         }
         Command::Session { command } => session(client, out, command).await?,
+        Command::View { id, headless, frames, save_last, timeout } => {
+            if !headless {
+                bail!("the viewer window is not part of this build yet; use --headless");
+            }
+            let viewer = join_session(client, id).await?;
+            view_headless(viewer, id, frames, save_last, Duration::from_secs(timeout)).await?;
+        }
+        Command::Input { id, action } => {
+            let events = input_events(action)?;
+            let viewer = join_session(client, id).await?;
+            viewer.send_input(&events).await?;
+            out.object(&json!({"session": id, "events": events.len()}), &format!("sent {} input event(s) to session {id}", events.len()));
+        }
     }
     Ok(())
+}
+
+/// Joins a session over QUIC: where the relay's QUIC endpoint is and which certificate to
+/// pin come from the (already trusted) HTTPS API.
+async fn join_session(client: &Client, id: i64) -> anyhow::Result<Viewer> {
+    let relay = client.get("/relay").await?;
+    let me = client.get("/me").await?;
+    let quic = relay["quic"].as_str().context("the relay did not say where its QUIC endpoint is")?;
+    let addr = tokio::net::lookup_host(quic).await?.next().with_context(|| format!("cannot resolve {quic}"))?;
+    let server_name = quic.rsplit_once(':').map_or(quic, |(h, _)| h).trim_matches(['[', ']']).to_owned();
+    let fingerprint = deskline_net::tls::parse_fingerprint(relay["fingerprint"].as_str().unwrap_or_default())?;
+    let target = RelayTarget { quic: addr, server_name, fingerprint };
+    let me = TechnicianId(me["id"].as_i64().context("no technician id")?);
+    Ok(viewer::join(&target, client.token().unwrap_or_default(), SessionId(id), me).await?)
+}
+
+async fn view_headless(viewer: Viewer, id: i64, frames: usize, save_last: Option<PathBuf>, timeout: Duration) -> anyhow::Result<()> {
+    let mut latencies = Vec::new();
+    let mut last = None;
+    let mut bytes = 0usize;
+    let wanted = frames.max(1);
+    let result = viewer
+        .watch(timeout, |frame| {
+            latencies.push(frame.latency_us);
+            bytes += frame.bytes;
+            last = Some(frame);
+            latencies.len() < wanted
+        })
+        .await;
+    let mut saved = None;
+    if let (Some(path), Some(frame)) = (&save_last, &last) {
+        viewer::save_png(path, frame.width, frame.height, &frame.rgb)?;
+        saved = Some(path.display().to_string());
+    }
+    let report = json!({
+        "session": id,
+        "frames": latencies.len(),
+        "width": last.as_ref().map(|f| f.width),
+        "height": last.as_ref().map(|f| f.height),
+        "bytes": bytes,
+        "latency_capture_to_decoded": viewer::latency_summary(latencies.clone()),
+        "saved": saved,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => bail!("{e} ({} of {wanted} frames decoded)", latencies.len()),
+    }
+}
+
+fn input_events(action: InputAction) -> anyhow::Result<Vec<InputEvent>> {
+    Ok(match action {
+        InputAction::Move { x, y } => vec![InputEvent::PointerMove { x, y }],
+        InputAction::Click { button } => {
+            let button = match button.as_str() {
+                "left" => MouseButton::Left,
+                "right" => MouseButton::Right,
+                "middle" => MouseButton::Middle,
+                other => bail!("unknown button {other:?}: use left, right or middle"),
+            };
+            vec![InputEvent::Button { button, press: Press::Down }, InputEvent::Button { button, press: Press::Up }]
+        }
+        InputAction::Key { name } => {
+            let code: KeyCode = name.parse()?;
+            vec![InputEvent::Key { code, press: Press::Down, text: None }, InputEvent::Key { code, press: Press::Up, text: None }]
+        }
+        InputAction::Type { text } => vec![InputEvent::Text { text }],
+    })
 }
 
 async fn channels(client: &Client, out: &Output, command: ChannelsCommand) -> anyhow::Result<()> {

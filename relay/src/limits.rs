@@ -75,3 +75,7 @@ pub const DEFAULT_MAX_FPS: u16 = 30;
 
 /// Bitrate suggested to the app when streaming starts: enough for crisp 1080p screen content.
 pub const DEFAULT_BITRATE_BPS: u32 = 4_000_000;
+
+/// Viewer connections one technician may hold on a session at once: a viewer window and a
+/// scripted client (`deskline input`).
+pub const MAX_CONNECTIONS_PER_TECHNICIAN: usize = 2;

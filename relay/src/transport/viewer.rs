@@ -2,10 +2,10 @@
 
 use super::hub::{ViewerLink, announce_controller, forward_input, request_keyframe, update_streaming};
 use super::{Transport, next_message, reject, spawn_writer};
-use crate::limits::VIEWER_FRAME_QUEUE;
+use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
-use deskline_protocol::{ByeReason, ControlHandover, Message, RejectReason, SessionId, TechnicianId, Welcome};
+use deskline_protocol::{ControlHandover, Message, RejectReason, SessionId, TechnicianId, Welcome};
 use std::sync::Arc;
 
 /// Outgoing control messages queued for one viewer.
@@ -39,18 +39,10 @@ pub(super) async fn run(
     let (frames, mut frame_queue) = tokio::sync::mpsc::channel::<(bytes::Bytes, u64)>(VIEWER_FRAME_QUEUE);
     let full = {
         let mut state = hub.lock();
-        // A technician's new viewer replaces their old one; others count against the limit.
-        let replaced: Vec<u64> = state.viewers.iter().filter(|(_, v)| v.technician == technician.id).map(|(k, _)| *k).collect();
-        for key in replaced {
-            if let Some(old) = state.viewers.remove(&key) {
-                let _ = old.out.try_send(Message::Bye(deskline_protocol::Bye {
-                    reason: ByeReason::Replaced,
-                    message: "opened in another viewer".into(),
-                }));
-                old.connection.close(3u32.into(), b"replaced");
-            }
-        }
-        let full = state.viewers.len() >= MAX_TECHNICIANS_PER_SESSION;
+        // A technician may have a viewer window and a scripted client (input) open at once.
+        let theirs = state.viewers.values().filter(|v| v.technician == technician.id).count();
+        let full = theirs >= MAX_CONNECTIONS_PER_TECHNICIAN
+            || state.viewers.len() >= MAX_TECHNICIANS_PER_SESSION * MAX_CONNECTIONS_PER_TECHNICIAN;
         if !full {
             let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone() };
             state.viewers.insert(conn_id, link);
@@ -58,7 +50,7 @@ pub(super) async fn run(
         full
     };
     if full {
-        reject(&connection, &mut writer, RejectReason::TooManyViewers, "the session has as many viewers as allowed").await;
+        reject(&connection, &mut writer, RejectReason::TooManyViewers, "too many viewer connections for this session").await;
         return;
     }
     let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };

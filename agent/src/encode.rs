@@ -1,0 +1,78 @@
+//! The H.264 encoder: openh264 in screen-content real-time mode with bitrate control.
+//!
+//! Output is one Annex-B access unit per frame, SPS and PPS before every IDR, so any viewer
+//! can start decoding at a keyframe.
+
+use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, FrameType, RateControlMode, UsageType};
+use openh264::formats::{BgraSliceU8, YUVBuffer};
+use openh264::OpenH264API;
+
+/// One encoded frame.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// The access unit (Annex-B).
+    pub data: Vec<u8>,
+    /// Can a decoder start here?
+    pub keyframe: bool,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Capture time on this machine's clock, microseconds since the Unix epoch.
+    pub capture_us: u64,
+}
+
+/// Why encoding failed.
+#[derive(Debug, thiserror::Error)]
+#[error("H.264 encoder: {0}")]
+pub struct EncodeError(String);
+
+impl From<openh264::Error> for EncodeError {
+    fn from(e: openh264::Error) -> Self {
+        EncodeError(e.to_string())
+    }
+}
+
+/// An H.264 encoder for BGRA frames of one size.
+pub struct H264Encoder {
+    encoder: Encoder,
+    yuv: YUVBuffer,
+    width: usize,
+    height: usize,
+}
+
+impl H264Encoder {
+    /// An encoder for `width` × `height` (both even) at about `bitrate_bps` and `fps`.
+    pub fn new(width: u32, height: u32, bitrate_bps: u32, fps: f32) -> Result<H264Encoder, EncodeError> {
+        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+            return Err(EncodeError(format!("{width}x{height}: width and height must be even and non-zero")));
+        }
+        let config = EncoderConfig::new()
+            .usage_type(UsageType::ScreenContentRealTime)
+            .bitrate(BitRate::from_bps(bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(fps))
+            .rate_control_mode(RateControlMode::Bitrate);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
+        Ok(H264Encoder { encoder, yuv: YUVBuffer::new(width as usize, height as usize), width: width as usize, height: height as usize })
+    }
+
+    /// Encodes one BGRA frame (`width * height * 4` bytes, tightly packed).
+    pub fn encode_bgra(&mut self, bgra: &[u8], force_keyframe: bool, capture_us: u64) -> Result<EncodedFrame, EncodeError> {
+        if bgra.len() != self.width * self.height * 4 {
+            return Err(EncodeError(format!("expected {} bytes of BGRA, got {}", self.width * self.height * 4, bgra.len())));
+        }
+        self.yuv.read_bgra8(BgraSliceU8::new(bgra, (self.width, self.height)));
+        if force_keyframe {
+            self.encoder.force_intra_frame();
+        }
+        let bitstream = self.encoder.encode(&self.yuv)?;
+        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR | FrameType::I);
+        Ok(EncodedFrame {
+            data: bitstream.to_vec(),
+            keyframe,
+            width: self.width as u32,
+            height: self.height as u32,
+            capture_us,
+        })
+    }
+}

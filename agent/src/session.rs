@@ -1,0 +1,335 @@
+//! The support app's connection to the relay: register with a code, answer consent requests,
+//! stream frames while the end user allows viewing, apply input while they allow control.
+//!
+//! Consent is enforced here a second time, whatever the relay sends: the capture thread runs
+//! only with a view grant, and input reaches the [`InputSink`] only with a control grant.
+
+use crate::encode::EncodedFrame;
+use crate::prompt::ConsentPrompt;
+use crate::sink::InputSink;
+use crate::source::FrameSource;
+use deskline_net::NetError;
+use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
+use deskline_protocol::{
+    AppCode, AppInfo, Bye, ByeReason, Capabilities, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
+    Hello, HelloRole, Message, PROTOCOL_VERSION, RejectReason, ResumeSecret, SessionId, TechnicianId, VideoCodec,
+    VideoFrame, Welcome,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Frames encoded but not yet sent. Small: when the network is slower than the encoder, the
+/// capture thread waits, and the frame it captures next is fresher than a queued one.
+const FRAME_QUEUE: usize = 2;
+
+/// How long to wait for the relay's answer to the hello.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to reach the relay.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The relay's QUIC address.
+    pub relay: SocketAddr,
+    /// The name to present in TLS (the relay's host name).
+    pub server_name: String,
+    /// SHA-256 of the relay's certificate, from the link or download.
+    pub fingerprint: Option<[u8; 32]>,
+    /// The session code.
+    pub code: AppCode,
+}
+
+/// Why the app could not join or stay.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The network or the relay's TLS failed.
+    #[error("{0}")]
+    Net(#[from] NetError),
+    /// The relay refused the code.
+    #[error("{message}")]
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+        /// The relay's words.
+        message: String,
+    },
+    /// The relay broke the protocol.
+    #[error("the relay sent something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// What happened, for the app's windows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// A technician asks for consent.
+    ConsentRequested(ConsentRequest),
+    /// The answer that was sent.
+    ConsentAnswered(ConsentOutcome),
+    /// What is granted now.
+    Granted(Capabilities),
+    /// Whether the screen is being streamed.
+    Streaming(bool),
+    /// Who holds control.
+    Controller(Option<TechnicianId>),
+}
+
+/// What the end user asks of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Stop sharing: nothing more is seen or controlled.
+    StopSharing,
+    /// Keep sharing the view, end remote control.
+    TakeBackControl,
+    /// Leave the session.
+    Disconnect,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    /// The relay said goodbye (session closed, expired, ...).
+    ByRelay(Bye),
+    /// The end user left.
+    Disconnected,
+    /// The connection broke; resuming within the grace window keeps consent.
+    ConnectionLost(String),
+}
+
+/// A registered app, before it starts serving.
+pub struct Registered {
+    connection: quinn::Connection,
+    writer: MessageWriter,
+    reader: MessageReader,
+    welcome: Welcome,
+}
+
+/// Connects to the relay and registers with the session code.
+pub async fn register(config: &AgentConfig, info: AppInfo, resume: Option<ResumeSecret>) -> Result<Registered, AgentError> {
+    let connection = deskline_net::quic::connect(config.relay, &config.server_name, config.fingerprint).await?;
+    let hello = Message::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        role: HelloRole::App { code: config.code.clone(), info, resume },
+    });
+    let (writer, mut reader) = open_control(&connection, &hello).await?;
+    let answer = tokio::time::timeout(WELCOME_TIMEOUT, reader.next())
+        .await
+        .map_err(|_| AgentError::Protocol("no answer to the hello".into()))??;
+    match answer {
+        Some(Message::Welcome(welcome)) => Ok(Registered { connection, writer, reader, welcome }),
+        Some(Message::Reject(r)) => Err(AgentError::Rejected { reason: r.reason, message: r.message }),
+        Some(other) => Err(AgentError::Protocol(format!("{other:?} instead of a welcome"))),
+        None => Err(AgentError::Protocol("the relay closed the stream".into())),
+    }
+}
+
+enum CaptureCommand {
+    Start,
+    Stop,
+    Keyframe,
+}
+
+/// Runs a [`FrameSource`] on its own thread, paused until started.
+fn spawn_capture<S: FrameSource>(mut source: S, max_fps: u16, frames: mpsc::Sender<EncodedFrame>) -> std_mpsc::Sender<CaptureCommand> {
+    let (commands, inbox) = std_mpsc::channel();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(max_fps.max(1)));
+    std::thread::spawn(move || {
+        let mut running = false;
+        let mut force_keyframe = true;
+        loop {
+            // Paused: sleep until told otherwise. Running: take commands without waiting.
+            let command = if running { inbox.try_recv().ok() } else { inbox.recv().ok() };
+            match command {
+                Some(CaptureCommand::Start) => {
+                    running = true;
+                    force_keyframe = true;
+                }
+                Some(CaptureCommand::Stop) => running = false,
+                Some(CaptureCommand::Keyframe) => force_keyframe = true,
+                None if !running => return, // the session ended
+                None => {}
+            }
+            if !running {
+                continue;
+            }
+            let started = Instant::now();
+            match source.next_frame(force_keyframe) {
+                Ok(Some(frame)) => {
+                    force_keyframe = false;
+                    if frames.blocking_send(frame).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "capture failed");
+                    return;
+                }
+            }
+            if let Some(rest) = interval.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+    });
+    commands
+}
+
+impl Registered {
+    /// The relay's welcome (session, organisation, resumption secret).
+    #[must_use]
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The session joined.
+    #[must_use]
+    pub fn session(&self) -> SessionId {
+        self.welcome.session
+    }
+
+    /// Serves the session until it ends. `previous_grant` is what the end user had allowed
+    /// before a drop; it applies again only if the relay accepted the resumption.
+    pub async fn serve<S: FrameSource, I: InputSink, P: ConsentPrompt>(
+        self,
+        source: S,
+        mut sink: I,
+        prompt: Arc<P>,
+        previous_grant: Capabilities,
+        events: mpsc::UnboundedSender<AgentEvent>,
+        mut commands: mpsc::UnboundedReceiver<AgentCommand>,
+    ) -> Result<Ended, AgentError> {
+        let Registered { connection, mut writer, mut reader, welcome } = self;
+        let mut grant = if welcome.resumed { previous_grant } else { Capabilities::NONE };
+        let _ = events.send(AgentEvent::Granted(grant));
+        let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
+        let capture = spawn_capture(source, crate::limits::MAX_FPS, frame_tx);
+        let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<(u64, ConsentOutcome)>();
+        let mut seq: u64 = 0;
+        let mut streaming = false;
+
+        let ended = loop {
+            tokio::select! {
+                message = reader.next() => {
+                    let message = match message {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break Ended::ConnectionLost("the relay closed the control stream".into()),
+                        Err(e) => break Ended::ConnectionLost(e.to_string()),
+                    };
+                    match message {
+                        Message::ConsentRequest(request) => {
+                            let _ = events.send(AgentEvent::ConsentRequested(request.clone()));
+                            let prompt = prompt.clone();
+                            let answers = answer_tx.clone();
+                            tokio::spawn(async move {
+                                let timeout = Duration::from_millis(u64::from(request.timeout_ms));
+                                let outcome = tokio::time::timeout(timeout, prompt.ask(&request)).await.unwrap_or(ConsentOutcome::TimedOut);
+                                let _ = answers.send((request.request_id, outcome));
+                            });
+                        }
+                        Message::StartStream(_) => {
+                            if grant.view() && !streaming {
+                                streaming = true;
+                                let _ = capture.send(CaptureCommand::Start);
+                                let _ = events.send(AgentEvent::Streaming(true));
+                            }
+                        }
+                        Message::StopStream(_) => {
+                            if streaming {
+                                streaming = false;
+                                let _ = capture.send(CaptureCommand::Stop);
+                                let _ = events.send(AgentEvent::Streaming(false));
+                            }
+                        }
+                        Message::KeyframeRequest => {
+                            let _ = capture.send(CaptureCommand::Keyframe);
+                        }
+                        Message::Input(event) => {
+                            // Local enforcement: without a control grant, input goes nowhere.
+                            if grant.control()
+                                && let Err(e) = sink.apply(&event)
+                            {
+                                tracing::warn!(error = %e, "input could not be applied");
+                            }
+                        }
+                        Message::ControlHandover(handover) => {
+                            if handover.holder.is_none() {
+                                sink.release_all();
+                            }
+                            let _ = events.send(AgentEvent::Controller(handover.holder));
+                        }
+                        Message::Ping(p) => {
+                            writer.send(&Message::Pong(p)).await?;
+                        }
+                        Message::Bye(bye) => break Ended::ByRelay(bye),
+                        Message::Pong(_) | Message::Stats(_) => {}
+                        other => return Err(AgentError::Protocol(format!("{other:?} is not for an app"))),
+                    }
+                }
+                Some((request_id, outcome)) = answer_rx.recv() => {
+                    writer.send(&Message::ConsentDecision(ConsentDecision { request_id, outcome })).await?;
+                    if let ConsentOutcome::Granted(capabilities) = outcome {
+                        grant = capabilities;
+                    }
+                    let _ = events.send(AgentEvent::ConsentAnswered(outcome));
+                    let _ = events.send(AgentEvent::Granted(grant));
+                }
+                Some(frame) = frame_rx.recv() => {
+                    // Local enforcement: a frame captured just before a withdrawal is not sent.
+                    if !grant.view() || !streaming {
+                        continue;
+                    }
+                    let video = VideoFrame {
+                        seq,
+                        capture_us: frame.capture_us,
+                        keyframe: frame.keyframe,
+                        width: frame.width,
+                        height: frame.height,
+                        codec: VideoCodec::H264,
+                        data: frame.data,
+                    };
+                    let priority = i32::try_from(seq % (i32::MAX as u64)).unwrap_or(i32::MAX);
+                    seq += 1;
+                    let encoded = encode_frame(video)?;
+                    let connection = connection.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = send_frame(&connection, &encoded, priority).await {
+                            tracing::debug!(error = %e, "frame not sent");
+                        }
+                    });
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { continue };
+                    let reduced = match command {
+                        AgentCommand::StopSharing => Capabilities::NONE,
+                        AgentCommand::TakeBackControl => grant.without_control(),
+                        AgentCommand::Disconnect => {
+                            let bye = Message::Bye(Bye { reason: ByeReason::StoppedByUser, message: "the end user left".into() });
+                            let _ = writer.send(&bye).await;
+                            let _ = writer.finish();
+                            break Ended::Disconnected;
+                        }
+                    };
+                    // Enforce locally first, then tell the relay.
+                    grant = grant.intersect(reduced);
+                    sink.release_all();
+                    if !grant.view() && streaming {
+                        streaming = false;
+                        let _ = capture.send(CaptureCommand::Stop);
+                        let _ = events.send(AgentEvent::Streaming(false));
+                    }
+                    let _ = events.send(AgentEvent::Granted(grant));
+                    writer.send(&Message::ConsentChanged(ConsentChanged { capabilities: grant })).await?;
+                }
+            }
+        };
+        sink.release_all();
+        drop(capture);
+        if matches!(ended, Ended::Disconnected) {
+            // Let the bye reach the relay before the connection closes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        connection.close(0u32.into(), b"done");
+        Ok(ended)
+    }
+}

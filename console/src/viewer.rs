@@ -1,0 +1,271 @@
+//! The technician's side of a remote session over QUIC: join a session as a viewer, receive
+//! and decode its H.264 frames, take control and send input.
+//!
+//! Frames arrive on their own streams, possibly out of order; the decoder takes them in
+//! sequence, drops late ones, and after a gap waits for (and asks for) the next keyframe.
+
+use deskline_net::NetError;
+use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
+use deskline_protocol::{
+    Bye, ByeReason, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
+    TechnicianId, VideoFrame, Welcome,
+};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Why viewing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewerError {
+    /// Network or TLS.
+    #[error("{0}")]
+    Net(#[from] NetError),
+    /// The relay refused to let us view.
+    #[error("the relay refused: {message} ({reason:?})")]
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+        /// The relay's words.
+        message: String,
+    },
+    /// The relay ended the session.
+    #[error("the relay ended the connection: {0}")]
+    Ended(String),
+    /// Something else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where the relay's QUIC endpoint is and which certificate to pin.
+#[derive(Debug, Clone)]
+pub struct RelayTarget {
+    /// Address.
+    pub quic: SocketAddr,
+    /// Host name for TLS.
+    pub server_name: String,
+    /// Pinned certificate SHA-256.
+    pub fingerprint: [u8; 32],
+}
+
+/// A joined viewer.
+pub struct Viewer {
+    connection: quinn::Connection,
+    writer: MessageWriter,
+    reader: MessageReader,
+    /// The relay's welcome.
+    pub welcome: Welcome,
+    /// The technician viewing.
+    pub me: TechnicianId,
+    refused_once: bool,
+}
+
+/// Joins `session` as technician `me` with an API bearer token.
+pub async fn join(target: &RelayTarget, token: &str, session: SessionId, me: TechnicianId) -> Result<Viewer, ViewerError> {
+    let connection = deskline_net::quic::connect(target.quic, &target.server_name, Some(target.fingerprint)).await?;
+    let hello = Message::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        role: HelloRole::Technician { token: token.to_owned(), session },
+    });
+    let (writer, mut reader) = open_control(&connection, &hello).await?;
+    match tokio::time::timeout(Duration::from_secs(10), reader.next()).await {
+        Ok(Ok(Some(Message::Welcome(welcome)))) => Ok(Viewer { connection, writer, reader, welcome, me, refused_once: false }),
+        Ok(Ok(Some(Message::Reject(r)))) => Err(ViewerError::Rejected { reason: r.reason, message: r.message }),
+        Ok(Ok(other)) => Err(ViewerError::Other(format!("unexpected answer: {other:?}"))),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(ViewerError::Other("no answer from the relay".into())),
+    }
+}
+
+/// Microseconds since the Unix epoch (the clock frames are stamped with).
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone)]
+pub struct DecodedFrame {
+    /// Sequence number.
+    pub seq: u64,
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// RGB, 3 bytes per pixel, rows top to bottom.
+    pub rgb: Vec<u8>,
+    /// Capture → decoded, in microseconds (meaningful when both ends share a clock).
+    pub latency_us: u64,
+    /// Size of the access unit.
+    pub bytes: usize,
+}
+
+/// What the decoder thread reports.
+pub enum DecoderEvent {
+    /// A frame was decoded.
+    Frame(DecodedFrame),
+    /// A gap: a keyframe is needed to go on.
+    NeedKeyframe,
+}
+
+/// Decodes frames in sequence on a dedicated thread (the openh264 decoder is not `Send`).
+pub fn spawn_decoder(mut frames: mpsc::Receiver<VideoFrame>, out: mpsc::Sender<DecoderEvent>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use openh264::formats::YUVSource as _;
+        let Ok(mut decoder) = openh264::decoder::Decoder::new() else {
+            tracing::error!("cannot create the H.264 decoder");
+            return;
+        };
+        let mut last: Option<u64> = None;
+        let mut waiting_for_keyframe = true;
+        while let Some(frame) = frames.blocking_recv() {
+            if last.is_some_and(|l| frame.seq <= l) {
+                continue; // late: a newer frame was already shown
+            }
+            let in_sequence = last.is_some_and(|l| frame.seq == l + 1);
+            if !frame.keyframe && (waiting_for_keyframe || !in_sequence) {
+                waiting_for_keyframe = true;
+                if out.blocking_send(DecoderEvent::NeedKeyframe).is_err() {
+                    return;
+                }
+                continue;
+            }
+            waiting_for_keyframe = false;
+            last = Some(frame.seq);
+            match decoder.decode(&frame.data) {
+                Ok(Some(yuv)) => {
+                    let (width, height) = yuv.dimensions();
+                    let mut rgb = vec![0u8; width * height * 3];
+                    yuv.write_rgb8(&mut rgb);
+                    let decoded = DecodedFrame {
+                        seq: frame.seq,
+                        width,
+                        height,
+                        rgb,
+                        latency_us: now_us().saturating_sub(frame.capture_us),
+                        bytes: frame.data.len(),
+                    };
+                    if out.blocking_send(DecoderEvent::Frame(decoded)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable frame; waiting for a keyframe");
+                    waiting_for_keyframe = true;
+                }
+            }
+        }
+    })
+}
+
+impl Viewer {
+    /// Receives and decodes frames, calling `on_frame` for each until it returns false, the
+    /// relay ends the connection, or `timeout` passes without a decoded frame.
+    pub async fn watch(mut self, timeout: Duration, mut on_frame: impl FnMut(DecodedFrame) -> bool) -> Result<(), ViewerError> {
+        let (raw_tx, raw_rx) = mpsc::channel::<VideoFrame>(16);
+        let (dec_tx, mut dec_rx) = mpsc::channel::<DecoderEvent>(16);
+        let _decoder = spawn_decoder(raw_rx, dec_tx);
+        let connection = self.connection.clone();
+        let receiver = tokio::spawn(async move {
+            while let Ok(stream) = connection.accept_uni().await {
+                let raw_tx = raw_tx.clone();
+                tokio::spawn(async move {
+                    if let Ok((_, frame)) = read_frame(stream).await {
+                        let _ = raw_tx.send(frame).await;
+                    }
+                });
+            }
+        });
+        let result = loop {
+            tokio::select! {
+                event = tokio::time::timeout(timeout, dec_rx.recv()) => match event {
+                    Ok(Some(DecoderEvent::Frame(frame))) => {
+                        if !on_frame(frame) {
+                            break Ok(());
+                        }
+                    }
+                    Ok(Some(DecoderEvent::NeedKeyframe)) => {
+                        self.writer.send(&Message::KeyframeRequest).await?;
+                    }
+                    Ok(None) => break Err(ViewerError::Other("the decoder stopped".into())),
+                    Err(_) => break Err(ViewerError::Other(format!(
+                        "no frame for {} s: the end user has not allowed viewing, or nothing is streamed",
+                        timeout.as_secs()
+                    ))),
+                },
+                message = self.reader.next() => match message {
+                    Ok(Some(Message::Bye(bye))) => break Err(ViewerError::Ended(bye.message)),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break Err(ViewerError::Ended("the relay closed the connection".into())),
+                    Err(e) => break Err(e.into()),
+                },
+            }
+        };
+        receiver.abort();
+        self.leave().await;
+        result
+    }
+
+    /// Takes control, sends the events, and leaves. Fails if the end user has not granted
+    /// control.
+    pub async fn send_input(mut self, events: &[InputEvent]) -> Result<(), ViewerError> {
+        self.writer.send(&Message::ControlHandover(ControlHandover { holder: Some(self.me) })).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.reader.next())
+                .await
+                .map_err(|_| ViewerError::Other("the relay did not answer the control request".into()))??;
+            match message {
+                Some(Message::ControlHandover(ControlHandover { holder })) if holder == Some(self.me) => break,
+                // The relay answers a refused request with the current holder; the first
+                // announcement after joining may predate our request, so look at the next.
+                Some(Message::ControlHandover(ControlHandover { holder })) => {
+                    if self.refused_once {
+                        return Err(ViewerError::Other(match holder {
+                            Some(t) => format!("control is held by technician {t}"),
+                            None => "the end user has not granted control".into(),
+                        }));
+                    }
+                    self.refused_once = true;
+                }
+                Some(Message::Bye(bye)) => return Err(ViewerError::Ended(bye.message)),
+                Some(_) => {}
+                None => return Err(ViewerError::Ended("the relay closed the connection".into())),
+            }
+        }
+        for event in events {
+            self.writer.send(&Message::Input(event.clone())).await?;
+        }
+        self.leave().await;
+        Ok(())
+    }
+
+    async fn leave(&mut self) {
+        let bye = Message::Bye(Bye { reason: ByeReason::Normal, message: String::new() });
+        let _ = self.writer.send(&bye).await;
+        let _ = self.writer.finish();
+        // Give the relay the bye (and queued input) before closing.
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.connection.closed()).await;
+        self.connection.close(0u32.into(), b"bye");
+    }
+}
+
+/// Writes RGB pixels as a PNG file.
+pub fn save_png(path: &std::path::Path, width: usize, height: usize, rgb: &[u8]) -> anyhow::Result<()> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut encoder = png::Encoder::new(file, u32::try_from(width)?, u32::try_from(height)?);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(rgb)?;
+    Ok(())
+}
+
+/// Median, 99th percentile and maximum of latencies in microseconds.
+#[must_use]
+pub fn latency_summary(mut latencies: Vec<u64>) -> serde_json::Value {
+    if latencies.is_empty() {
+        return serde_json::json!(null);
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    serde_json::json!({"p50_us": at(0.5), "p99_us": at(0.99), "max_us": latencies[latencies.len() - 1], "count": latencies.len()})
+}
