@@ -208,6 +208,12 @@ impl Viewer {
     /// Takes control, sends the events, and leaves. Fails if the end user has not granted
     /// control.
     pub async fn send_input(mut self, events: &[InputEvent]) -> Result<(), ViewerError> {
+        let result = self.take_control_and_send(events).await;
+        self.leave().await;
+        result
+    }
+
+    async fn take_control_and_send(&mut self, events: &[InputEvent]) -> Result<(), ViewerError> {
         self.writer.send(&Message::ControlHandover(ControlHandover { holder: Some(self.me) })).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
@@ -235,7 +241,6 @@ impl Viewer {
         for event in events {
             self.writer.send(&Message::Input(event.clone())).await?;
         }
-        self.leave().await;
         Ok(())
     }
 

@@ -45,19 +45,13 @@ pub(super) async fn run(
         }
     };
     let id = session.core.id;
-    let hub = transport.hubs.get(id);
+    let (hub, known_resume) = transport.hubs.register(id, |state| {
+        state.resume.as_ref().map(|r| Resume { secret: r.secret.clone(), dropped_at: r.dropped_at })
+    });
 
     // The same app instance coming back within the grace window keeps its consent, and may
     // take over from its own connection that has not timed out yet.
-    let resumed = {
-        let state = hub.lock();
-        match (&resume, &state.resume) {
-            (Some(presented), Some(known)) if presented == &known.secret => {
-                known.dropped_at.is_none_or(|t| now.duration_since(t) <= RESUME_GRACE)
-            }
-            _ => false,
-        }
-    };
+    let resumed = resume_allowed(resume.as_ref(), known_resume.as_ref(), now);
     if resumed {
         let old = hub.lock().app.as_ref().map(|a| (a.conn_id, a.connection.clone()));
         if let Some((old_id, old_connection)) = old {
@@ -85,6 +79,7 @@ pub(super) async fn run(
             if matches!(reason, RejectReason::Expired | RejectReason::Closed) {
                 transport.guard.failed(remote, now);
             }
+            transport.hubs.release_if_idle(id);
             reject(&connection, &mut writer, reason, text).await;
             return;
         }
@@ -105,11 +100,10 @@ pub(super) async fn run(
     }
     let (out, queue) = tokio::sync::mpsc::channel(APP_QUEUE);
     let writer_task = spawn_writer(writer, queue);
-    {
-        let mut state = hub.lock();
+    let (hub, ()) = transport.hubs.register(id, |state| {
         state.app = Some(AppLink { conn_id, out, connection: connection.clone() });
         state.resume = Some(Resume { secret, dropped_at: None });
-    }
+    });
     tracing::info!(session = %id, resumed, "support app connected");
     transport.hubs.refresh(id).await;
 
@@ -161,6 +155,7 @@ pub(super) async fn run(
         }
         transport.hubs.refresh(id).await;
     }
+    transport.hubs.release_if_idle(id);
     tracing::info!(session = %id, "support app disconnected");
 }
 
@@ -172,7 +167,9 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         Message::ConsentChanged(c) => Action::ConsentChanged { capabilities: c.capabilities },
         Message::Bye(_) => return false,
         Message::Ping(p) => {
-            if let Some(app) = &transport.hubs.get(id).lock().app {
+            if let Some(hub) = transport.hubs.existing(id)
+                && let Some(app) = &hub.lock().app
+            {
                 let _ = app.out.try_send(Message::Pong(p));
             }
             return true;
@@ -188,7 +185,7 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         Ok(row) => {
             if withdrawal {
                 // Take effect at once, before the next frame, without waiting for the refresh.
-                let hub = transport.hubs.get(id);
+                let Some(hub) = transport.hubs.existing(id) else { return true };
                 let mut state = hub.lock();
                 let before = state.gate.controller();
                 state.gate.set_grant(row.core.consent.granted());
@@ -202,4 +199,39 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         Err(e) => tracing::info!(session = %id, error = %e, "app consent message refused"),
     }
     true
+}
+
+/// May an app presenting `presented` resume with its consent? Only the same instance (the
+/// secret the relay gave it) and only within [`RESUME_GRACE`] of its drop (or while its old
+/// connection has not timed out yet).
+fn resume_allowed(presented: Option<&ResumeSecret>, known: Option<&Resume>, now: deskline_protocol::Timestamp) -> bool {
+    match (presented, known) {
+        (Some(presented), Some(known)) if presented == &known.secret => {
+            known.dropped_at.is_none_or(|t| now.duration_since(t) <= RESUME_GRACE)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deskline_protocol::Timestamp;
+
+    #[test]
+    fn only_the_same_app_within_the_grace_window_resumes() {
+        let secret = ResumeSecret::from_bytes([7; 32]);
+        let other = ResumeSecret::from_bytes([8; 32]);
+        let dropped = Timestamp(1_000_000);
+        let known = Resume { secret: secret.clone(), dropped_at: Some(dropped) };
+        let grace_ms = RESUME_GRACE.as_millis() as i64;
+        assert!(resume_allowed(Some(&secret), Some(&known), Timestamp(dropped.0 + grace_ms)));
+        assert!(!resume_allowed(Some(&secret), Some(&known), Timestamp(dropped.0 + grace_ms + 1)));
+        assert!(!resume_allowed(Some(&other), Some(&known), dropped));
+        assert!(!resume_allowed(None, Some(&known), dropped));
+        assert!(!resume_allowed(Some(&secret), None, dropped));
+        // Still connected (the old connection has not noticed the drop yet): allowed.
+        let live = Resume { secret: secret.clone(), dropped_at: None };
+        assert!(resume_allowed(Some(&secret), Some(&live), Timestamp(i64::MAX)));
+    }
 }

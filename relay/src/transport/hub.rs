@@ -87,13 +87,8 @@ impl Hubs {
         Arc::new(Hubs { desk, organisation, map: Mutex::new(HashMap::new()) })
     }
 
-    /// The session's hub, created if needed.
-    pub fn get(&self, id: SessionId) -> Arc<Hub> {
-        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(id).or_default().clone()
-    }
-
-    fn existing(&self, id: SessionId) -> Option<Arc<Hub>> {
+    /// The session's hub, if it has one.
+    pub fn existing(&self, id: SessionId) -> Option<Arc<Hub>> {
         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned()
     }
 
@@ -138,10 +133,28 @@ impl Hubs {
         let now = self.desk.now();
         let mut state = hub.lock();
         self.apply(&mut state, &row, requester_name, now);
-        let idle = state.app.is_none() && state.viewers.is_empty() && state.resume.is_none();
         drop(state);
+        self.release_if_idle(id);
+    }
+
+    /// Runs `f` on the session's hub (created if needed) under the map's lock, so a hub being
+    /// released as idle can never swallow a connection registering at the same moment.
+    pub fn register<T>(&self, id: SessionId, f: impl FnOnce(&mut HubState) -> T) -> (Arc<Hub>, T) {
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hub = map.entry(id).or_default().clone();
+        let value = f(&mut hub.lock());
+        (hub, value)
+    }
+
+    /// Forgets the session's hub if nothing is connected and no app may resume.
+    pub fn release_if_idle(&self, id: SessionId) {
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let idle = map.get(&id).is_some_and(|hub| {
+            let state = hub.lock();
+            state.app.is_none() && state.viewers.is_empty() && state.resume.is_none()
+        });
         if idle {
-            self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+            map.remove(&id);
         }
     }
 

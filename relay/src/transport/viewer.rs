@@ -34,11 +34,9 @@ pub(super) async fn run(
         reject(&connection, &mut writer, RejectReason::Forbidden, "you are not assigned to or invited on this session").await;
         return;
     }
-    let hub = transport.hubs.get(id);
     let (out, queue) = tokio::sync::mpsc::channel(VIEWER_QUEUE);
     let (frames, mut frame_queue) = tokio::sync::mpsc::channel::<(bytes::Bytes, u64)>(VIEWER_FRAME_QUEUE);
-    let full = {
-        let mut state = hub.lock();
+    let (hub, full) = transport.hubs.register(id, |state| {
         // A technician may have a viewer window and a scripted client (input) open at once.
         let theirs = state.viewers.values().filter(|v| v.technician == technician.id).count();
         let full = theirs >= MAX_CONNECTIONS_PER_TECHNICIAN
@@ -48,8 +46,9 @@ pub(super) async fn run(
             state.viewers.insert(conn_id, link);
         }
         full
-    };
+    });
     if full {
+        transport.hubs.release_if_idle(id);
         reject(&connection, &mut writer, RejectReason::TooManyViewers, "too many viewer connections for this session").await;
         return;
     }
@@ -101,12 +100,13 @@ pub(super) async fn run(
             update_streaming(&mut state);
         }
     }
+    transport.hubs.release_if_idle(id);
     tracing::info!(session = %id, technician = %technician.id, "viewer left");
 }
 
 /// Handles one message from a viewer; false ends the connection.
 fn handle_message(transport: &Arc<Transport>, id: SessionId, technician: TechnicianId, message: Message) -> bool {
-    let hub = transport.hubs.get(id);
+    let Some(hub) = transport.hubs.existing(id) else { return false };
     let mut state = hub.lock();
     match message {
         Message::Input(event) => {
