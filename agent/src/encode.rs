@@ -44,7 +44,7 @@ pub struct H264Encoder {
 impl H264Encoder {
     /// An encoder for `width` × `height` (both even) at about `bitrate_bps` and `fps`.
     pub fn new(width: u32, height: u32, bitrate_bps: u32, fps: f32) -> Result<H264Encoder, EncodeError> {
-        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(EncodeError(format!("{width}x{height}: width and height must be even and non-zero")));
         }
         let config = EncoderConfig::new()
