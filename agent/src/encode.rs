@@ -51,7 +51,10 @@ impl H264Encoder {
             .usage_type(UsageType::ScreenContentRealTime)
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(fps))
-            .rate_control_mode(RateControlMode::Bitrate);
+            .rate_control_mode(RateControlMode::Bitrate)
+            // Neither applies to screen content; openh264 warns and turns them off otherwise.
+            .adaptive_quantization(false)
+            .background_detection(false);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
         Ok(H264Encoder { encoder, yuv: YUVBuffer::new(width as usize, height as usize), width: width as usize, height: height as usize })
     }

@@ -1,0 +1,513 @@
+//! Remote sessions end to end on loopback: a real relay (HTTPS API, QUIC, SQLite), the support
+//! app's connection logic with the synthetic H.264 source, and the technician's viewer.
+#![allow(clippy::unwrap_used)]
+
+use deskline_agent::{
+    AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, RecordingSink, ScriptedAnswer, ScriptedPrompt,
+    SyntheticSource, register,
+};
+use deskline_console::client::Client;
+use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerError};
+use deskline_protocol::{
+    AppCode, AppInfo, Capabilities, InputEvent, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
+};
+use deskline_relay::server::{Prepared, ServeOptions};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const PASSWORD: &str = "a long enough password";
+const WIDTH: u32 = 320;
+const HEIGHT: u32 = 240;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    server: String,
+    fingerprint: String,
+    quic: std::net::SocketAddr,
+    admin: Client,
+    admin_token: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn env() -> Env {
+    deskline_relay::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServeOptions {
+        data_dir: dir.path().join("relay"),
+        http: "127.0.0.1:0".parse().unwrap(),
+        quic: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
+        plain_http: false,
+        demo_admin: Some("admin".into()),
+        organisation: "Example IT".into(),
+    };
+    let prepared = Prepared::new(&options).unwrap();
+    let server = prepared.base_url().unwrap();
+    let fingerprint = prepared.fingerprint();
+    let quic = prepared.quic_addr().unwrap();
+    let password = prepared.admin_password.clone().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(prepared.run(async move {
+        let _ = stopped.await;
+    }));
+    let anonymous = Client::new(&server, Some(&fingerprint), None).unwrap();
+    let login = anonymous.post("/login", &json!({"username": "admin", "password": password})).await.unwrap();
+    let admin_token = login["token"].as_str().unwrap().to_owned();
+    let admin = Client::new(&server, Some(&fingerprint), Some(admin_token.clone())).unwrap();
+    Env { _dir: dir, server, fingerprint, quic, admin, admin_token, _stop: stop }
+}
+
+/// A technician's identity and API client.
+struct Tech {
+    id: TechnicianId,
+    token: String,
+}
+
+impl Env {
+    async fn technician(&self, name: &str) -> Tech {
+        let t = self.admin.post("/technicians", &json!({"username": name, "password": PASSWORD, "role": "technician"})).await.unwrap();
+        let id = t["id"].as_i64().unwrap();
+        self.admin.post("/channels/1/members", &json!({"technician_id": id})).await.unwrap();
+        let anonymous = Client::new(&self.server, Some(&self.fingerprint), None).unwrap();
+        let login = anonymous.post("/login", &json!({"username": name, "password": PASSWORD})).await.unwrap();
+        Tech { id: TechnicianId(id), token: login["token"].as_str().unwrap().to_owned() }
+    }
+
+    fn admin_tech(&self) -> Tech {
+        Tech { id: TechnicianId(1), token: self.admin_token.clone() }
+    }
+
+    async fn session(&self, kind: &str) -> Value {
+        self.admin.post("/channels/1/sessions", &json!({"kind": kind})).await.unwrap()
+    }
+
+    async fn get(&self, id: i64) -> Value {
+        self.admin.get(&format!("/sessions/{id}")).await.unwrap()
+    }
+
+    /// Polls the session until `check` holds (bounded: a broken relay fails, never hangs).
+    async fn wait_for(&self, id: i64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let v = self.get(id).await;
+            if check(&v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("session {id} never reached: {what}; last: {}", self.get(id).await);
+    }
+
+    fn config(&self, code: AppCode) -> AgentConfig {
+        let fp = deskline_net::tls::parse_fingerprint(&self.fingerprint).unwrap();
+        AgentConfig { relay: self.quic, server_name: "localhost".into(), fingerprint: Some(fp), code }
+    }
+
+    fn target(&self) -> RelayTarget {
+        RelayTarget {
+            quic: self.quic,
+            server_name: "localhost".into(),
+            fingerprint: deskline_net::tls::parse_fingerprint(&self.fingerprint).unwrap(),
+        }
+    }
+
+    async fn viewer(&self, tech: &Tech, session: i64) -> Result<Viewer, ViewerError> {
+        viewer::join(&self.target(), &tech.token, SessionId(session), tech.id).await
+    }
+
+    async fn remote(&self, id: i64) {
+        self.admin.post(&format!("/sessions/{id}/remote"), &json!({})).await.unwrap();
+    }
+}
+
+fn info() -> AppInfo {
+    AppInfo {
+        os: "Debian GNU/Linux 12".into(),
+        host_name: "reception-pc".into(),
+        app_version: "test".into(),
+        displays: vec![deskline_protocol::DisplayInfo { id: 0, name: "synthetic".into(), width: WIDTH, height: HEIGHT, primary: true }],
+    }
+}
+
+struct RunningAgent {
+    task: tokio::task::JoinHandle<Result<Ended, AgentError>>,
+    sink: RecordingSink,
+    events: mpsc::UnboundedReceiver<AgentEvent>,
+    commands: mpsc::UnboundedSender<AgentCommand>,
+    resume: Option<ResumeSecret>,
+    resumed: bool,
+}
+
+async fn start_agent(env: &Env, code: AppCode, answer: ScriptedAnswer, resume: Option<ResumeSecret>, previous: Capabilities) -> Result<RunningAgent, AgentError> {
+    let registered = register(&env.config(code), info(), resume).await?;
+    let secret = registered.welcome().resume.clone();
+    let resumed = registered.welcome().resumed;
+    let sink = RecordingSink::default();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let source = SyntheticSource::new(WIDTH, HEIGHT).unwrap();
+    let prompt = Arc::new(ScriptedPrompt { answer, delay: Duration::from_millis(20) });
+    let task = tokio::spawn(registered.serve(source, sink.clone(), prompt, previous, events_tx, commands_rx));
+    Ok(RunningAgent { task, sink, events, commands, resume: secret, resumed })
+}
+
+fn pin_of(session: &Value) -> AppCode {
+    AppCode::Pin(session["pin"].as_str().unwrap().parse().unwrap())
+}
+
+fn link_of(session: &Value) -> AppCode {
+    let link = session["link"].as_str().unwrap();
+    AppCode::Link(link.rsplit('/').next().unwrap().parse().unwrap())
+}
+
+/// Decodes `n` frames through a fresh viewer.
+async fn watch(env: &Env, tech: &Tech, session: i64, n: usize, timeout: Duration) -> (Vec<DecodedFrame>, Result<(), ViewerError>) {
+    let viewer = env.viewer(tech, session).await.unwrap();
+    let mut frames = Vec::new();
+    let result = viewer
+        .watch(timeout, |f| {
+            frames.push(f);
+            frames.len() < n
+        })
+        .await;
+    (frames, result)
+}
+
+fn pixel(frame: &DecodedFrame, x: usize, y: usize) -> [u8; 3] {
+    let i = (y * frame.width + x) * 3;
+    [frame.rgb[i], frame.rgb[i + 1], frame.rgb[i + 2]]
+}
+
+fn close_to(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 24)
+}
+
+/// The synthetic source's left half in RGB.
+fn left_rgb() -> [u8; 3] {
+    let [b, g, r, _] = deskline_agent::source::SYNTHETIC_LEFT_BGRA;
+    [r, g, b]
+}
+
+async fn send_input(env: &Env, tech: &Tech, session: i64, events: &[InputEvent]) -> Result<(), ViewerError> {
+    env.viewer(tech, session).await?.send_input(events).await
+}
+
+fn click() -> Vec<InputEvent> {
+    vec![
+        InputEvent::PointerMove { x: 10, y: 20 },
+        InputEvent::Button { button: MouseButton::Left, press: Press::Down },
+        InputEvent::Button { button: MouseButton::Left, press: Press::Up },
+    ]
+}
+
+async fn wait_for_events(sink: &RecordingSink, n: usize) -> Vec<InputEvent> {
+    for _ in 0..200 {
+        if sink.events().len() >= n {
+            return sink.events();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("only {} of {n} input events arrived", sink.events().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_app_with_consent_streams_the_pattern_and_takes_input() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let v = env.wait_for(id, "active", |v| v["state"] == "active").await;
+    assert_eq!(v["agent"]["host_name"], "reception-pc");
+
+    env.remote(id).await;
+    env.wait_for(id, "consent granted", |v| v["consent"]["status"] == "granted").await;
+    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
+    let actions: Vec<&str> = trail.as_array().unwrap().iter().map(|e| e["action"]["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["created", "app_connected", "remote_requested", "consent_decided"]);
+    assert_eq!(trail[3]["action"]["outcome"]["granted"], json!({"view": true, "control": true}));
+    assert_eq!(trail[3]["actor"], json!({"kind": "app"}));
+
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 15, Duration::from_secs(20)).await;
+    result.unwrap();
+    let last = frames.last().unwrap();
+    assert_eq!((last.width, last.height), (WIDTH as usize, HEIGHT as usize));
+    assert!(close_to(pixel(last, 40, 120), left_rgb()), "left half: {:?}", pixel(last, 40, 120));
+    // The right half is dark grey apart from the white bar.
+    let dark = (WIDTH as usize / 2..WIDTH as usize).filter(|&x| pixel(last, x, 120)[0] < 80).count();
+    assert!(dark > WIDTH as usize / 4, "right half mostly dark: {dark}");
+    assert!(frames.windows(2).all(|w| w[0].seq < w[1].seq), "frames arrive in order");
+
+    send_input(&env, &env.admin_tech(), id, &click()).await.unwrap();
+    assert_eq!(wait_for_events(&agent.sink, 3).await, click());
+    drop(agent);
+
+    // A link session works the same way.
+    let link = env.session("link").await;
+    let lid = link["id"].as_i64().unwrap();
+    let _agent = start_agent(&env, link_of(&link), ScriptedAnswer::Deny, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(lid, "active", |v| v["state"] == "active").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pins_are_refused_and_guessing_is_limited() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let right = session["pin"].as_str().unwrap().to_owned();
+    let wrong = if right == "000000" { "000001" } else { "000000" };
+    for _ in 0..deskline_relay::limits::MAX_CODE_FAILURES_PER_ADDRESS {
+        let err = start_agent(&env, AppCode::Pin(wrong.parse().unwrap()), ScriptedAnswer::Deny, None, Capabilities::NONE).await.err().unwrap();
+        assert!(matches!(err, AgentError::Rejected { reason: RejectReason::UnknownCode, .. }), "{err:?}");
+    }
+    // Now even the right PIN is refused from this address until the window passes.
+    let err = start_agent(&env, AppCode::Pin(right.parse().unwrap()), ScriptedAnswer::Deny, None, Capabilities::NONE).await.err().unwrap();
+    assert!(matches!(err, AgentError::Rejected { reason: RejectReason::RateLimited { .. }, .. }), "{err:?}");
+    assert_eq!(env.get(session["id"].as_i64().unwrap()).await["state"], "waiting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_consent_lets_no_frame_and_no_input_through() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Deny, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "consent answered", |v| v["consent"]["status"] == "none").await;
+    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
+    assert_eq!(trail.as_array().unwrap().last().unwrap()["action"]["outcome"], "denied");
+
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(2)).await;
+    assert!(frames.is_empty(), "no frame may reach a viewer without consent");
+    assert!(result.is_err());
+    let err = send_input(&env, &env.admin_tech(), id, &click()).await.unwrap_err();
+    assert!(err.to_string().contains("not granted control"), "{err}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(agent.sink.events().is_empty(), "no input may reach the app without consent");
+    // The app saw the request and answered it.
+    let mut seen = Vec::new();
+    while let Ok(e) = agent.events.try_recv() {
+        seen.push(e);
+    }
+    assert!(seen.iter().any(|e| matches!(e, AgentEvent::ConsentRequested(r) if r.organisation == "Example IT" && r.technician == "Administrator")));
+    assert!(seen.contains(&AgentEvent::ConsentAnswered(deskline_protocol::ConsentOutcome::Denied)));
+    assert!(!seen.contains(&AgentEvent::Streaming(true)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_only_consent_never_lets_input_through() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowViewOnly, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "view granted", |v| v["consent"]["capabilities"] == json!({"view": true, "control": false})).await;
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 5, Duration::from_secs(20)).await;
+    result.unwrap();
+    assert_eq!(frames.len(), 5);
+    assert!(send_input(&env, &env.admin_tech(), id, &click()).await.is_err());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(agent.sink.events().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_back_control_and_stopping_sharing_take_effect_at_once() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    send_input(&env, &env.admin_tech(), id, &click()).await.unwrap();
+    wait_for_events(&agent.sink, 3).await;
+
+    agent.commands.send(AgentCommand::TakeBackControl).unwrap();
+    env.wait_for(id, "view only", |v| v["consent"]["capabilities"] == json!({"view": true, "control": false})).await;
+    assert!(send_input(&env, &env.admin_tech(), id, &click()).await.is_err());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(agent.sink.events().len(), 3, "no input after control was taken back");
+    assert!(agent.sink.releases() >= 1, "held keys and buttons were released");
+    let (_, still_viewing) = watch(&env, &env.admin_tech(), id, 3, Duration::from_secs(20)).await;
+    still_viewing.unwrap();
+
+    agent.commands.send(AgentCommand::StopSharing).unwrap();
+    env.wait_for(id, "nothing granted", |v| v["consent"]["status"] == "none").await;
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(2)).await;
+    assert!(frames.is_empty() && result.is_err(), "no frame after the end user stopped sharing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_technicians_view_at_once_and_a_fourth_is_refused() {
+    let env = env().await;
+    let bob = env.technician("bob").await;
+    let carol = env.technician("carol").await;
+    let dan = env.technician("dan").await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    for t in [&bob, &carol] {
+        env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": t.id.0})).await.unwrap();
+    }
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    let admin = env.admin_tech();
+    let (a, b, c) = tokio::join!(
+        watch(&env, &admin, id, 10, Duration::from_secs(20)),
+        watch(&env, &bob, id, 10, Duration::from_secs(20)),
+        watch(&env, &carol, id, 10, Duration::from_secs(20)),
+    );
+    for (frames, result) in [a, b, c] {
+        result.unwrap();
+        assert_eq!(frames.len(), 10);
+    }
+    let refused = env.viewer(&dan, id).await.err().unwrap();
+    assert!(matches!(refused, ViewerError::Rejected { reason: RejectReason::Forbidden, .. }), "{refused}");
+}
+
+/// A viewer that joins and then reads nothing: one frame stream at a time and a tiny receive
+/// window, so the relay's sends to it block at once.
+async fn stalled_viewer(env: &Env, tech: &Tech, session: i64) -> quinn::Connection {
+    let mut crypto = deskline_net::tls::client_config_tls13(Some(deskline_net::tls::parse_fingerprint(&env.fingerprint).unwrap()));
+    crypto.alpn_protocols = vec![deskline_protocol::ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap();
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_uni_streams(1u32.into());
+    transport.stream_receive_window(1024u32.into());
+    transport.receive_window(4096u32.into());
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    let connection = endpoint.connect(env.quic, "localhost").unwrap().await.unwrap();
+    let hello = deskline_protocol::Message::Hello(deskline_protocol::Hello {
+        protocol_version: deskline_protocol::PROTOCOL_VERSION,
+        role: deskline_protocol::HelloRole::Technician { token: tech.token.clone(), session: SessionId(session) },
+    });
+    let (writer, mut reader) = deskline_net::framed::open_control(&connection, &hello).await.unwrap();
+    assert!(matches!(reader.next().await.unwrap(), Some(deskline_protocol::Message::Welcome(_))));
+    // Keep the control stream open for the test's lifetime.
+    std::mem::forget((writer, reader));
+    connection
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_viewer_does_not_delay_the_others() {
+    let env = env().await;
+    let bob = env.technician("bob").await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    let staller = stalled_viewer(&env, &bob, id).await;
+    // Three seconds of video at 30 fps reach the healthy viewer, in order, while the stalled
+    // one has taken (at most) a frame or two.
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 90, Duration::from_secs(20)).await;
+    result.unwrap();
+    assert_eq!(frames.len(), 90);
+    assert!(staller.close_reason().is_none(), "the stalled viewer is still connected, just skipped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let code = pin_of(&session);
+    let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    let secret = agent.resume.clone().unwrap();
+
+    // The network drops: the app's connection vanishes without a goodbye.
+    agent.task.abort();
+    env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
+    assert_eq!(env.get(id).await["consent"]["status"], "suspended");
+
+    // The same app comes back: consent holds, no prompt (this prompt would deny).
+    let back = start_agent(&env, code.clone(), ScriptedAnswer::Deny, Some(secret), Capabilities::VIEW_AND_CONTROL).await.unwrap();
+    assert!(back.resumed);
+    env.wait_for(id, "active again", |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 5, Duration::from_secs(20)).await;
+    result.unwrap();
+    assert_eq!(frames.len(), 5);
+
+    // Another instance (no secret, or a wrong one) starts from nothing and is asked again.
+    back.commands.send(AgentCommand::Disconnect).unwrap();
+    env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
+    let stranger = start_agent(&env, code, ScriptedAnswer::Deny, Some(ResumeSecret::from_bytes([9; 32])), Capabilities::VIEW_AND_CONTROL).await.unwrap();
+    assert!(!stranger.resumed);
+    env.wait_for(id, "active without consent", |v| v["state"] == "active" && v["consent"]["status"] == "none").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_ends_every_connection_and_invalidates_the_code() {
+    let env = env().await;
+    let session = env.session("link").await;
+    let id = session["id"].as_i64().unwrap();
+    let agent = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
+    let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    env.admin.post(&format!("/sessions/{id}/close"), &json!({})).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), agent.task).await.unwrap().unwrap().unwrap();
+    assert!(matches!(ended, Ended::ByRelay(ref bye) if bye.reason == deskline_protocol::ByeReason::SessionClosed), "{ended:?}");
+    let watched = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
+    assert!(matches!(watched, Err(ViewerError::Ended(_))), "{watched:?}");
+
+    let again = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.err().unwrap();
+    assert!(matches!(again, AgentError::Rejected { reason: RejectReason::Closed, .. }), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_input_close_only_that_connection() {
+    let env = env().await;
+    let fp = deskline_net::tls::parse_fingerprint(&env.fingerprint).unwrap();
+
+    // Garbage on the control stream.
+    let c = deskline_net::quic::connect(env.quic, "localhost", Some(fp)).await.unwrap();
+    let (mut send, _recv) = c.open_bi().await.unwrap();
+    send.write_all(&[0, 0, 0, 9, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), c.closed()).await.unwrap();
+    assert!(matches!(reason, quinn::ConnectionError::ApplicationClosed(_)), "{reason:?}");
+
+    // An oversized length announcement.
+    let c = deskline_net::quic::connect(env.quic, "localhost", Some(fp)).await.unwrap();
+    let (mut send, _recv) = c.open_bi().await.unwrap();
+    send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), c.closed()).await.unwrap();
+    assert!(matches!(reason, quinn::ConnectionError::ApplicationClosed(_)), "{reason:?}");
+
+    // A registered app sending a frame stream longer than any frame may be.
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let registered = register(&env.config(pin_of(&session)), info(), None).await.unwrap();
+    let _keep = registered;
+    let raw = deskline_net::quic::connect(env.quic, "localhost", Some(fp)).await.unwrap();
+    let hello = deskline_protocol::Message::Hello(deskline_protocol::Hello {
+        protocol_version: deskline_protocol::PROTOCOL_VERSION,
+        role: deskline_protocol::HelloRole::App { code: pin_of(&env.session("pin").await), info: info(), resume: None },
+    });
+    let (_w, mut r) = deskline_net::framed::open_control(&raw, &hello).await.unwrap();
+    assert!(matches!(r.next().await.unwrap(), Some(deskline_protocol::Message::Welcome(_))));
+    let mut frame = raw.open_uni().await.unwrap();
+    let big = ((deskline_protocol::limits::MAX_VIDEO_FRAME_BYTES + 1) as u32).to_be_bytes();
+    let _ = frame.write_all(&big).await;
+    let _ = frame.write_all(&vec![0u8; 64 * 1024]).await;
+    let _ = frame.finish();
+    let reason = tokio::time::timeout(Duration::from_secs(10), raw.closed()).await.unwrap();
+    assert!(matches!(reason, quinn::ConnectionError::ApplicationClosed(_)), "{reason:?}");
+
+    // Nothing else was affected: the first app's session is still active.
+    assert_eq!(env.get(id).await["state"], "active");
+}
