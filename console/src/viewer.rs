@@ -56,7 +56,6 @@ pub struct Viewer {
     pub welcome: Welcome,
     /// The technician viewing.
     pub me: TechnicianId,
-    refused_once: bool,
 }
 
 /// Joins `session` as technician `me` with an API bearer token.
@@ -68,7 +67,7 @@ pub async fn join(target: &RelayTarget, token: &str, session: SessionId, me: Tec
     });
     let (writer, mut reader) = open_control(&connection, &hello).await?;
     match tokio::time::timeout(Duration::from_secs(10), reader.next()).await {
-        Ok(Ok(Some(Message::Welcome(welcome)))) => Ok(Viewer { connection, writer, reader, welcome, me, refused_once: false }),
+        Ok(Ok(Some(Message::Welcome(welcome)))) => Ok(Viewer { connection, writer, reader, welcome, me }),
         Ok(Ok(Some(Message::Reject(r)))) => Err(ViewerError::Rejected { reason: r.reason, message: r.message }),
         Ok(Ok(other)) => Err(ViewerError::Other(format!("unexpected answer: {other:?}"))),
         Ok(Err(e)) => Err(e.into()),
@@ -157,10 +156,45 @@ pub fn spawn_decoder(mut frames: mpsc::Receiver<VideoFrame>, out: mpsc::Sender<D
     })
 }
 
+/// What the technician asks of a running viewer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewerCommand {
+    /// Send input (passes only while this technician holds control).
+    Input(InputEvent),
+    /// Ask for control.
+    TakeControl,
+    /// Give control back.
+    ReleaseControl,
+    /// Leave the session.
+    Leave,
+}
+
+/// What a running viewer reports.
+#[derive(Debug)]
+pub enum ViewerUpdate {
+    /// A decoded frame.
+    Frame(DecodedFrame),
+    /// Who holds control now.
+    Controller(Option<TechnicianId>),
+    /// The viewer stopped; `None` when we left.
+    Ended(Option<ViewerError>),
+}
+
+/// Updates buffered for the consumer of a running viewer.
+const UPDATE_QUEUE: usize = 16;
+
 impl Viewer {
-    /// Receives and decodes frames, calling `on_frame` for each until it returns false, the
-    /// relay ends the connection, or `timeout` passes without a decoded frame.
-    pub async fn watch(mut self, timeout: Duration, mut on_frame: impl FnMut(DecodedFrame) -> bool) -> Result<(), ViewerError> {
+    /// Runs the viewer in the background: frames are received, decoded in order and reported;
+    /// commands are sent to the relay. The task ends when the session ends, the relay goes
+    /// away, [`ViewerCommand::Leave`] is sent, or the update receiver is dropped.
+    pub fn spawn(self) -> (mpsc::UnboundedSender<ViewerCommand>, mpsc::Receiver<ViewerUpdate>) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (updates_tx, updates) = mpsc::channel(UPDATE_QUEUE);
+        tokio::spawn(self.run(command_rx, updates_tx));
+        (commands, updates)
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<ViewerCommand>, updates: mpsc::Sender<ViewerUpdate>) {
         let (raw_tx, raw_rx) = mpsc::channel::<VideoFrame>(16);
         let (dec_tx, mut dec_rx) = mpsc::channel::<DecoderEvent>(16);
         let _decoder = spawn_decoder(raw_rx, dec_tx);
@@ -175,73 +209,86 @@ impl Viewer {
                 });
             }
         });
-        let result = loop {
+        let ended = loop {
             tokio::select! {
-                event = tokio::time::timeout(timeout, dec_rx.recv()) => match event {
-                    Ok(Some(DecoderEvent::Frame(frame))) => {
-                        if !on_frame(frame) {
-                            break Ok(());
+                command = commands.recv() => {
+                    let message = match command {
+                        Some(ViewerCommand::Input(event)) => Message::Input(event),
+                        Some(ViewerCommand::TakeControl) => Message::ControlHandover(ControlHandover { holder: Some(self.me) }),
+                        Some(ViewerCommand::ReleaseControl) => Message::ControlHandover(ControlHandover { holder: None }),
+                        Some(ViewerCommand::Leave) | None => break None,
+                    };
+                    if let Err(e) = self.writer.send(&message).await {
+                        break Some(e.into());
+                    }
+                }
+                event = dec_rx.recv() => match event {
+                    Some(DecoderEvent::Frame(frame)) => {
+                        if updates.send(ViewerUpdate::Frame(frame)).await.is_err() {
+                            break None;
                         }
                     }
-                    Ok(Some(DecoderEvent::NeedKeyframe)) => {
-                        self.writer.send(&Message::KeyframeRequest).await?;
+                    Some(DecoderEvent::NeedKeyframe) => {
+                        if let Err(e) = self.writer.send(&Message::KeyframeRequest).await {
+                            break Some(e.into());
+                        }
                     }
-                    Ok(None) => break Err(ViewerError::Other("the decoder stopped".into())),
-                    Err(_) => break Err(ViewerError::Other(format!(
-                        "no frame for {} s: the end user has not allowed viewing, or nothing is streamed",
-                        timeout.as_secs()
-                    ))),
+                    None => break Some(ViewerError::Other("the decoder stopped".into())),
                 },
                 message = self.reader.next() => match message {
-                    Ok(Some(Message::Bye(bye))) => break Err(ViewerError::Ended(bye.message)),
+                    Ok(Some(Message::ControlHandover(ControlHandover { holder }))) => {
+                        if updates.send(ViewerUpdate::Controller(holder)).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(Some(Message::Bye(bye))) => break Some(ViewerError::Ended(bye.message)),
                     Ok(Some(_)) => {}
-                    Ok(None) => break Err(ViewerError::Ended("the relay closed the connection".into())),
-                    Err(e) => break Err(e.into()),
+                    Ok(None) => break Some(ViewerError::Ended("the relay closed the connection".into())),
+                    Err(e) => break Some(e.into()),
                 },
             }
         };
         receiver.abort();
         self.leave().await;
-        result
+        let _ = updates.send(ViewerUpdate::Ended(ended)).await;
+    }
+
+    /// Receives and decodes frames, calling `on_frame` for each until it returns false, the
+    /// relay ends the connection, or `timeout` passes without a decoded frame.
+    pub async fn watch(self, timeout: Duration, mut on_frame: impl FnMut(DecodedFrame) -> bool) -> Result<(), ViewerError> {
+        let (commands, mut updates) = self.spawn();
+        loop {
+            match tokio::time::timeout(timeout, updates.recv()).await {
+                Ok(Some(ViewerUpdate::Frame(frame))) => {
+                    if !on_frame(frame) {
+                        let _ = commands.send(ViewerCommand::Leave);
+                        return finish(&mut updates).await;
+                    }
+                }
+                Ok(Some(ViewerUpdate::Controller(_))) => {}
+                Ok(Some(ViewerUpdate::Ended(e))) => return e.map_or(Ok(()), Err),
+                Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
+                Err(_) => {
+                    let _ = commands.send(ViewerCommand::Leave);
+                    finish(&mut updates).await?;
+                    return Err(ViewerError::Other(format!(
+                        "no frame for {} s: the end user has not allowed viewing, or nothing is streamed",
+                        timeout.as_secs()
+                    )));
+                }
+            }
+        }
     }
 
     /// Takes control, sends the events, and leaves. Fails if the end user has not granted
-    /// control.
-    pub async fn send_input(mut self, events: &[InputEvent]) -> Result<(), ViewerError> {
-        let result = self.take_control_and_send(events).await;
-        self.leave().await;
-        result
-    }
-
-    async fn take_control_and_send(&mut self, events: &[InputEvent]) -> Result<(), ViewerError> {
-        self.writer.send(&Message::ControlHandover(ControlHandover { holder: Some(self.me) })).await?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let message = tokio::time::timeout_at(deadline, self.reader.next())
-                .await
-                .map_err(|_| ViewerError::Other("the relay did not answer the control request".into()))??;
-            match message {
-                Some(Message::ControlHandover(ControlHandover { holder })) if holder == Some(self.me) => break,
-                // The relay answers a refused request with the current holder; the first
-                // announcement after joining may predate our request, so look at the next.
-                Some(Message::ControlHandover(ControlHandover { holder })) => {
-                    if self.refused_once {
-                        return Err(ViewerError::Other(match holder {
-                            Some(t) => format!("control is held by technician {t}"),
-                            None => "the end user has not granted control".into(),
-                        }));
-                    }
-                    self.refused_once = true;
-                }
-                Some(Message::Bye(bye)) => return Err(ViewerError::Ended(bye.message)),
-                Some(_) => {}
-                None => return Err(ViewerError::Ended("the relay closed the connection".into())),
-            }
-        }
-        for event in events {
-            self.writer.send(&Message::Input(event.clone())).await?;
-        }
-        Ok(())
+    /// control (or another technician holds it and the relay refuses).
+    pub async fn send_input(self, events: &[InputEvent]) -> Result<(), ViewerError> {
+        let me = self.me;
+        let (commands, mut updates) = self.spawn();
+        let result = take_control_and_send(me, &commands, &mut updates, events).await;
+        let _ = commands.send(ViewerCommand::Leave);
+        let finished = finish(&mut updates).await;
+        result.and(finished)
     }
 
     async fn leave(&mut self) {
@@ -252,6 +299,47 @@ impl Viewer {
         let _ = tokio::time::timeout(Duration::from_millis(500), self.connection.closed()).await;
         self.connection.close(0u32.into(), b"bye");
     }
+}
+
+/// Waits for the viewer task to end after a leave.
+async fn finish(updates: &mut mpsc::Receiver<ViewerUpdate>) -> Result<(), ViewerError> {
+    while let Some(update) = updates.recv().await {
+        if let ViewerUpdate::Ended(e) = update {
+            return e.map_or(Ok(()), Err);
+        }
+    }
+    Ok(())
+}
+
+async fn take_control_and_send(
+    me: TechnicianId,
+    commands: &mpsc::UnboundedSender<ViewerCommand>,
+    updates: &mut mpsc::Receiver<ViewerUpdate>,
+    events: &[InputEvent],
+) -> Result<(), ViewerError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut next_holder = async || loop {
+        match tokio::time::timeout_at(deadline, updates.recv()).await {
+            Ok(Some(ViewerUpdate::Controller(holder))) => return Ok(holder),
+            Ok(Some(ViewerUpdate::Frame(_))) => {}
+            Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
+            Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
+            Err(_) => return Err(ViewerError::Other("the relay did not answer the control request".into())),
+        }
+    };
+    // The relay first says who holds control; if not us, ask, and its next word is the answer.
+    if next_holder().await? != Some(me) {
+        commands.send(ViewerCommand::TakeControl).map_err(|_| ViewerError::Other("the viewer stopped".into()))?;
+        match next_holder().await? {
+            Some(holder) if holder == me => {}
+            Some(other) => return Err(ViewerError::Other(format!("control is held by technician {other}"))),
+            None => return Err(ViewerError::Other("the end user has not granted control".into())),
+        }
+    }
+    for event in events {
+        commands.send(ViewerCommand::Input(event.clone())).map_err(|_| ViewerError::Other("the viewer stopped".into()))?;
+    }
+    Ok(())
 }
 
 /// Writes RGB pixels as a PNG file.
