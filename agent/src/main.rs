@@ -6,9 +6,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use deskline_agent::{
-    AgentCommand, AgentConfig, Ended, RecordingSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource, register,
-};
+use deskline_agent::{AgentCommand, AgentConfig, Ended, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource, register};
 use deskline_protocol::{AppCode, AppInfo, Capabilities, LinkToken, Pin};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +39,20 @@ enum AutoConsent {
     Allow,
     ViewOnly,
     Deny,
+}
+
+/// Prints the input it would inject (this build has no injection yet).
+struct PrintSink;
+
+impl InputSink for PrintSink {
+    fn apply(&mut self, event: &deskline_protocol::InputEvent) -> anyhow::Result<()> {
+        println!("input: {event:?}");
+        Ok(())
+    }
+
+    fn release_all(&mut self) {
+        println!("input: release all");
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,7 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = commands.send(AgentCommand::Disconnect);
     });
-    let ended = registered.serve(source, RecordingSink::default(), prompt, Capabilities::NONE, events, command_rx).await?;
+    let ended = registered.serve(source, PrintSink, prompt, Capabilities::NONE, events, command_rx).await?;
     match ended {
         Ended::ByRelay(bye) => println!("the session ended: {}", bye.message),
         Ended::Disconnected => println!("disconnected"),

@@ -45,26 +45,45 @@ impl SyntheticSource {
         Ok(SyntheticSource { width, height, frame: 0, encoder, pixels: vec![0; (width * height * 4) as usize] })
     }
 
-    fn draw(&mut self) {
-        let (w, h) = (self.width as usize, self.height as usize);
-        let bar_width = (w / 16).max(2);
+    /// The bar's left edge in frame `n`.
+    fn bar_x(&self, n: u64) -> usize {
+        let w = self.width as usize;
         let right = w / 2;
-        let bar_x = right + (self.frame as usize * 4) % (w - right - bar_width).max(1);
-        for y in 0..h {
-            for x in 0..w {
-                let px = if x < right {
-                    SYNTHETIC_LEFT_BGRA
-                } else if (bar_x..bar_x + bar_width).contains(&x) {
-                    [255, 255, 255, 0]
-                } else {
-                    [48, 48, 48, 0]
-                };
+        right + (n as usize * 4) % (w - right - self.bar_width()).max(1)
+    }
+
+    fn bar_width(&self) -> usize {
+        (self.width as usize / 16).max(2)
+    }
+
+    /// Paints columns `x0..x1` of every row with one colour.
+    fn fill_columns(&mut self, x0: usize, x1: usize, px: [u8; 4]) {
+        let w = self.width as usize;
+        for y in 0..self.height as usize {
+            for x in x0..x1.min(w) {
                 let i = (y * w + x) * 4;
                 self.pixels[i..i + 4].copy_from_slice(&px);
             }
         }
     }
+
+    /// Moves the bar: repaints only the columns that change (the background was painted once).
+    fn draw(&mut self) {
+        let w = self.width as usize;
+        if self.frame == 0 {
+            self.fill_columns(0, w / 2, SYNTHETIC_LEFT_BGRA);
+            self.fill_columns(w / 2, w, SYNTHETIC_RIGHT_BGRA);
+        } else {
+            let old = self.bar_x(self.frame - 1);
+            self.fill_columns(old, old + self.bar_width(), SYNTHETIC_RIGHT_BGRA);
+        }
+        let new = self.bar_x(self.frame);
+        self.fill_columns(new, new + self.bar_width(), [255, 255, 255, 0]);
+    }
 }
+
+/// The colour of the right half (apart from the moving white bar).
+pub const SYNTHETIC_RIGHT_BGRA: [u8; 4] = [48, 48, 48, 0];
 
 impl FrameSource for SyntheticSource {
     fn displays(&self) -> Vec<DisplayInfo> {

@@ -12,8 +12,10 @@
 //! - [`config`]: the saved login (mode 0600).
 //! - [`table`]: human-readable output.
 //! - [`viewer`]: the remote session over QUIC: frames, decoding, control and input.
+//! - [`window`]: the native viewer window (eframe).
 
 pub mod client;
 pub mod config;
 pub mod table;
 pub mod viewer;
+pub mod window;

@@ -4,6 +4,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, RelayTarget, Viewer};
+use deskline_console::window::ViewerWindow;
 use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -222,17 +223,42 @@ enum SessionCommand {
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(run(cli)) {
+    let result = match cli.command {
+        // The window owns the main thread; the connection runs on the runtime's workers.
+        Command::View { id, headless: false, .. } => runtime.block_on(open_window(id)).and_then(run_window),
+        _ => runtime.block_on(run(cli)),
+    };
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Joins the session and starts the viewer; the window itself runs in [`run_window`].
+async fn open_window(id: i64) -> anyhow::Result<ViewerWindow> {
+    let saved = config::load()?;
+    let client = Client::new(&saved.server, saved.pin_cert.as_deref(), Some(saved.token))?;
+    let viewer = join_session(&client, id).await?;
+    let me = viewer.me;
+    let title = format!("{} — session {id}", viewer.welcome.organisation);
+    let (commands, updates) = viewer.spawn();
+    Ok(ViewerWindow::new(commands, updates, me, title))
+}
+
+fn run_window(window: ViewerWindow) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default().with_inner_size([1280.0, 800.0]).with_title("Deskline viewer"),
+        ..Default::default()
+    };
+    eframe::run_native("Deskline viewer", options, Box::new(|_| Ok(Box::new(window))))
+        .map_err(|e| anyhow::anyhow!("cannot open the viewer window: {e}"))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -281,7 +307,7 @@ async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyho
         Command::Session { command } => session(client, out, command).await?,
         Command::View { id, headless, frames, save_last, timeout } => {
             if !headless {
-                bail!("the viewer window is not part of this build yet; use --headless");
+                unreachable!("the window is opened from main");
             }
             let viewer = join_session(client, id).await?;
             view_headless(viewer, id, frames, save_last, Duration::from_secs(timeout)).await?;

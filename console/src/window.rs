@@ -1,0 +1,412 @@
+//! The native viewer window (eframe): the remote screen scaled to fit, an overlay with frame
+//! rate, bitrate and latency, and — while this technician holds control — the mouse and
+//! keyboard sent to the end user's machine.
+//!
+//! Keys travel as physical positions (W3C `KeyboardEvent.code`), so the end user's layout
+//! decides the character; modifier changes are sent as their own key events. Text only
+//! travels as text for characters a physical key cannot name (accents from dead keys, IMEs).
+
+use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
+use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, TechnicianId};
+use eframe::egui;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Pixels of scrolling that make one wheel notch on the end user's side.
+const POINTS_PER_NOTCH: f32 = 50.0;
+
+/// The viewer window's state.
+pub struct ViewerWindow {
+    commands: mpsc::UnboundedSender<ViewerCommand>,
+    updates: mpsc::Receiver<ViewerUpdate>,
+    me: TechnicianId,
+    title: String,
+    texture: Option<egui::TextureHandle>,
+    frame_size: [usize; 2],
+    controller: Option<TechnicianId>,
+    ended: Option<String>,
+    meter: Meter,
+    sent_modifiers: egui::Modifiers,
+    last_pointer: Option<(u32, u32)>,
+}
+
+/// Frames of the last second, for the overlay.
+#[derive(Default)]
+struct Meter {
+    recent: VecDeque<(Instant, usize, u64)>,
+}
+
+impl Meter {
+    fn record(&mut self, frame: &DecodedFrame) {
+        let now = Instant::now();
+        self.recent.push_back((now, frame.bytes, frame.latency_us));
+        while self.recent.front().is_some_and(|(t, _, _)| now.duration_since(*t) > Duration::from_secs(1)) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Frames per second, kilobits per second, median latency in milliseconds.
+    fn summary(&self) -> (usize, u64, f64) {
+        let bits: usize = self.recent.iter().map(|(_, b, _)| b * 8).sum();
+        let mut latencies: Vec<u64> = self.recent.iter().map(|(_, _, l)| *l).collect();
+        latencies.sort_unstable();
+        let median = latencies.get(latencies.len() / 2).copied().unwrap_or(0);
+        (self.recent.len(), (bits / 1000) as u64, median as f64 / 1000.0)
+    }
+}
+
+impl ViewerWindow {
+    /// A window over a running viewer's channels.
+    #[must_use]
+    pub fn new(
+        commands: mpsc::UnboundedSender<ViewerCommand>,
+        updates: mpsc::Receiver<ViewerUpdate>,
+        me: TechnicianId,
+        title: String,
+    ) -> ViewerWindow {
+        ViewerWindow {
+            commands,
+            updates,
+            me,
+            title,
+            texture: None,
+            frame_size: [0, 0],
+            controller: None,
+            ended: None,
+            meter: Meter::default(),
+            sent_modifiers: egui::Modifiers::NONE,
+            last_pointer: None,
+        }
+    }
+
+    fn send(&self, command: ViewerCommand) {
+        let _ = self.commands.send(command);
+    }
+
+    fn drain_updates(&mut self, ctx: &egui::Context) {
+        // Only the newest frame is shown: frames that arrived since the last repaint are
+        // counted for the overlay but not uploaded.
+        let mut newest = None;
+        while let Ok(update) = self.updates.try_recv() {
+            match update {
+                ViewerUpdate::Frame(frame) => {
+                    self.meter.record(&frame);
+                    newest = Some(frame);
+                }
+                ViewerUpdate::Controller(holder) => self.controller = holder,
+                ViewerUpdate::Ended(reason) => {
+                    self.ended = Some(reason.map_or_else(|| "you left the session".into(), |e| e.to_string()));
+                }
+            }
+        }
+        if let Some(frame) = newest {
+            let image = egui::ColorImage::from_rgb([frame.width, frame.height], &frame.rgb);
+            self.frame_size = [frame.width, frame.height];
+            match &mut self.texture {
+                Some(texture) => texture.set(image, egui::TextureOptions::LINEAR),
+                None => self.texture = Some(ctx.load_texture("remote-screen", image, egui::TextureOptions::LINEAR)),
+            }
+        }
+    }
+
+    fn in_control(&self) -> bool {
+        self.controller == Some(self.me) && self.ended.is_none()
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.strong(&self.title);
+            ui.separator();
+            let (fps, kbps, latency_ms) = self.meter.summary();
+            ui.monospace(format!("{fps:>2} fps  {kbps:>6} kbit/s  latency {latency_ms:>5.1} ms"));
+            ui.separator();
+            if let Some(ended) = &self.ended {
+                ui.colored_label(egui::Color32::LIGHT_RED, ended);
+            } else if self.in_control() {
+                ui.label("You control the remote screen");
+                if ui.button("Release control").clicked() {
+                    self.send_release_all();
+                    self.send(ViewerCommand::ReleaseControl);
+                }
+            } else {
+                match self.controller {
+                    Some(other) => ui.label(format!("Technician {other} controls")),
+                    None => ui.label("View only"),
+                };
+                if ui.button("Take control").clicked() {
+                    self.send(ViewerCommand::TakeControl);
+                }
+            }
+        });
+    }
+
+    /// Sends modifier releases so nothing stays held when control ends.
+    fn send_release_all(&mut self) {
+        for (code, _) in modifier_keys(self.sent_modifiers) {
+            self.send(ViewerCommand::Input(InputEvent::Key { code, press: Press::Up, text: None }));
+        }
+        self.sent_modifiers = egui::Modifiers::NONE;
+    }
+
+    fn screen(&mut self, ui: &mut egui::Ui) {
+        let Some(texture) = &self.texture else {
+            ui.centered_and_justified(|ui| ui.label("Waiting for the end user's screen…"));
+            return;
+        };
+        let available = ui.available_size();
+        let size = fit(self.frame_size, available);
+        let (rect, _response) = ui.allocate_exact_size(available, egui::Sense::click_and_drag());
+        let image_rect = egui::Rect::from_center_size(rect.center(), size);
+        let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        ui.painter().image(texture.id(), image_rect, uv, egui::Color32::WHITE);
+        if self.in_control() {
+            let events = ui.input(|i| i.events.clone());
+            for event in events {
+                for input in self.translate(&event, image_rect) {
+                    self.send(ViewerCommand::Input(input));
+                }
+            }
+        }
+    }
+
+    /// What one egui event means on the remote machine.
+    fn translate(&mut self, event: &egui::Event, image: egui::Rect) -> Vec<InputEvent> {
+        let mut out = Vec::new();
+        match event {
+            egui::Event::PointerMoved(pos) => {
+                if let Some(p) = to_frame(*pos, image, self.frame_size)
+                    && self.last_pointer != Some(p)
+                {
+                    self.last_pointer = Some(p);
+                    out.push(InputEvent::PointerMove { x: p.0, y: p.1 });
+                }
+            }
+            egui::Event::PointerButton { pos, button, pressed, .. } => {
+                if let (Some(p), Some(button)) = (to_frame(*pos, image, self.frame_size), map_button(*button)) {
+                    out.push(InputEvent::PointerMove { x: p.0, y: p.1 });
+                    out.push(InputEvent::Button { button, press: if *pressed { Press::Down } else { Press::Up } });
+                }
+            }
+            egui::Event::MouseWheel { unit, delta, .. } => {
+                let per_notch = match unit {
+                    egui::MouseWheelUnit::Point => POINTS_PER_NOTCH,
+                    egui::MouseWheelUnit::Line | egui::MouseWheelUnit::Page => 1.0,
+                };
+                // egui's delta moves the content; the wheel turns the other way.
+                let (dx, dy) = ((-delta.x / per_notch).round() as i32, (-delta.y / per_notch).round() as i32);
+                if dx != 0 || dy != 0 {
+                    out.push(InputEvent::Wheel { dx, dy });
+                }
+            }
+            egui::Event::Key { key, physical_key, pressed, modifiers, .. } => {
+                out.extend(self.modifier_changes(*modifiers));
+                if let Some(code) = physical_key.and_then(map_key).or_else(|| map_key(*key)) {
+                    out.push(InputEvent::Key { code, press: if *pressed { Press::Down } else { Press::Up }, text: None });
+                }
+            }
+            egui::Event::ModifiersChanged(modifiers) => out.extend(self.modifier_changes(*modifiers)),
+            egui::Event::Text(text) => {
+                // ASCII arrives through its physical key; only what no key names goes as text.
+                let special: String = text.chars().filter(|c| !c.is_ascii()).collect();
+                if !special.is_empty() {
+                    out.push(InputEvent::Text { text: special });
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn modifier_changes(&mut self, now: egui::Modifiers) -> Vec<InputEvent> {
+        let before = self.sent_modifiers;
+        self.sent_modifiers = now;
+        modifier_keys(before)
+            .into_iter()
+            .zip(modifier_keys(now))
+            .filter(|((_, was), (_, is))| was != is)
+            .map(|((code, _), (_, is))| InputEvent::Key { code, press: if is { Press::Down } else { Press::Up }, text: None })
+            .collect()
+    }
+}
+
+impl eframe::App for ViewerWindow {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.drain_updates(&ctx);
+        egui::Panel::top("status").show(ui, |ui| self.top_bar(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.screen(ui));
+        ctx.request_repaint_after(Duration::from_millis(10));
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.send_release_all();
+        self.send(ViewerCommand::Leave);
+    }
+}
+
+/// The largest size with the frame's aspect ratio that fits in `available`.
+#[must_use]
+pub fn fit(frame: [usize; 2], available: egui::Vec2) -> egui::Vec2 {
+    if frame[0] == 0 || frame[1] == 0 {
+        return egui::Vec2::ZERO;
+    }
+    let (w, h) = (frame[0] as f32, frame[1] as f32);
+    let scale = (available.x / w).min(available.y / h);
+    egui::vec2(w * scale, h * scale)
+}
+
+/// A window position in the remote display's pixels, if it is over the image.
+#[must_use]
+pub fn to_frame(pos: egui::Pos2, image: egui::Rect, frame: [usize; 2]) -> Option<(u32, u32)> {
+    if !image.contains(pos) || image.width() <= 0.0 || image.height() <= 0.0 {
+        return None;
+    }
+    let x = ((pos.x - image.min.x) / image.width() * frame[0] as f32).floor();
+    let y = ((pos.y - image.min.y) / image.height() * frame[1] as f32).floor();
+    let clamp = |v: f32, max: usize| v.clamp(0.0, max.saturating_sub(1) as f32) as u32;
+    Some((clamp(x, frame[0]), clamp(y, frame[1])))
+}
+
+fn map_button(button: egui::PointerButton) -> Option<MouseButton> {
+    Some(match button {
+        egui::PointerButton::Primary => MouseButton::Left,
+        egui::PointerButton::Secondary => MouseButton::Right,
+        egui::PointerButton::Middle => MouseButton::Middle,
+        egui::PointerButton::Extra1 => MouseButton::Back,
+        egui::PointerButton::Extra2 => MouseButton::Forward,
+    })
+}
+
+/// The left-hand modifier keys and whether each is held.
+fn modifier_keys(m: egui::Modifiers) -> [(KeyCode, bool); 4] {
+    [
+        (KeyCode::ShiftLeft, m.shift),
+        (KeyCode::ControlLeft, m.ctrl),
+        (KeyCode::AltLeft, m.alt),
+        (KeyCode::MetaLeft, m.mac_cmd),
+    ]
+}
+
+/// The physical key an egui key names (egui names US-layout positions for physical keys).
+#[must_use]
+pub fn map_key(key: egui::Key) -> Option<KeyCode> {
+    use egui::Key as K;
+    const LETTERS: [KeyCode; 26] = [
+        KeyCode::KeyA, KeyCode::KeyB, KeyCode::KeyC, KeyCode::KeyD, KeyCode::KeyE, KeyCode::KeyF, KeyCode::KeyG,
+        KeyCode::KeyH, KeyCode::KeyI, KeyCode::KeyJ, KeyCode::KeyK, KeyCode::KeyL, KeyCode::KeyM, KeyCode::KeyN,
+        KeyCode::KeyO, KeyCode::KeyP, KeyCode::KeyQ, KeyCode::KeyR, KeyCode::KeyS, KeyCode::KeyT, KeyCode::KeyU,
+        KeyCode::KeyV, KeyCode::KeyW, KeyCode::KeyX, KeyCode::KeyY, KeyCode::KeyZ,
+    ];
+    const DIGITS: [KeyCode; 10] = [
+        KeyCode::Digit0, KeyCode::Digit1, KeyCode::Digit2, KeyCode::Digit3, KeyCode::Digit4, KeyCode::Digit5,
+        KeyCode::Digit6, KeyCode::Digit7, KeyCode::Digit8, KeyCode::Digit9,
+    ];
+    const FUNCTION: [KeyCode; 12] = [
+        KeyCode::F1, KeyCode::F2, KeyCode::F3, KeyCode::F4, KeyCode::F5, KeyCode::F6, KeyCode::F7, KeyCode::F8,
+        KeyCode::F9, KeyCode::F10, KeyCode::F11, KeyCode::F12,
+    ];
+    let letters = [
+        K::A, K::B, K::C, K::D, K::E, K::F, K::G, K::H, K::I, K::J, K::K, K::L, K::M, K::N, K::O, K::P, K::Q, K::R,
+        K::S, K::T, K::U, K::V, K::W, K::X, K::Y, K::Z,
+    ];
+    let digits = [K::Num0, K::Num1, K::Num2, K::Num3, K::Num4, K::Num5, K::Num6, K::Num7, K::Num8, K::Num9];
+    let function = [K::F1, K::F2, K::F3, K::F4, K::F5, K::F6, K::F7, K::F8, K::F9, K::F10, K::F11, K::F12];
+    if let Some(i) = letters.iter().position(|k| *k == key) {
+        return Some(LETTERS[i]);
+    }
+    if let Some(i) = digits.iter().position(|k| *k == key) {
+        return Some(DIGITS[i]);
+    }
+    if let Some(i) = function.iter().position(|k| *k == key) {
+        return Some(FUNCTION[i]);
+    }
+    Some(match key {
+        K::ArrowDown => KeyCode::ArrowDown,
+        K::ArrowLeft => KeyCode::ArrowLeft,
+        K::ArrowRight => KeyCode::ArrowRight,
+        K::ArrowUp => KeyCode::ArrowUp,
+        K::Escape => KeyCode::Escape,
+        K::Tab => KeyCode::Tab,
+        K::Backspace => KeyCode::Backspace,
+        K::Enter => KeyCode::Enter,
+        K::Space => KeyCode::Space,
+        K::Insert => KeyCode::Insert,
+        K::Delete => KeyCode::Delete,
+        K::Home => KeyCode::Home,
+        K::End => KeyCode::End,
+        K::PageUp => KeyCode::PageUp,
+        K::PageDown => KeyCode::PageDown,
+        K::Comma => KeyCode::Comma,
+        K::Backslash => KeyCode::Backslash,
+        K::Slash => KeyCode::Slash,
+        K::OpenBracket => KeyCode::BracketLeft,
+        K::CloseBracket => KeyCode::BracketRight,
+        K::Backtick => KeyCode::Backquote,
+        K::Minus => KeyCode::Minus,
+        K::Period => KeyCode::Period,
+        K::Equals => KeyCode::Equal,
+        K::Semicolon => KeyCode::Semicolon,
+        K::Quote => KeyCode::Quote,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_positions_map_to_remote_pixels() {
+        let image = egui::Rect::from_min_size(egui::pos2(100.0, 50.0), egui::vec2(960.0, 540.0));
+        let frame = [1920, 1080];
+        assert_eq!(to_frame(egui::pos2(100.0, 50.0), image, frame), Some((0, 0)));
+        assert_eq!(to_frame(egui::pos2(580.0, 320.0), image, frame), Some((960, 540)));
+        assert_eq!(to_frame(egui::pos2(1059.9, 589.9), image, frame), Some((1919, 1079)));
+        assert_eq!(to_frame(egui::pos2(99.0, 60.0), image, frame), None, "outside the image");
+    }
+
+    #[test]
+    fn the_image_keeps_its_aspect_ratio() {
+        let size = fit([1920, 1080], egui::vec2(1000.0, 1000.0));
+        assert!((size.x - 1000.0).abs() < 0.01 && (size.y - 562.5).abs() < 0.01);
+        let size = fit([1080, 1920], egui::vec2(1000.0, 1000.0));
+        assert!((size.y - 1000.0).abs() < 0.01 && (size.x - 562.5).abs() < 0.01);
+        assert_eq!(fit([0, 0], egui::vec2(10.0, 10.0)), egui::Vec2::ZERO);
+    }
+
+    #[test]
+    fn keys_map_to_physical_codes() {
+        assert_eq!(map_key(egui::Key::A), Some(KeyCode::KeyA));
+        assert_eq!(map_key(egui::Key::Num7), Some(KeyCode::Digit7));
+        assert_eq!(map_key(egui::Key::F12), Some(KeyCode::F12));
+        assert_eq!(map_key(egui::Key::Equals), Some(KeyCode::Equal));
+        assert_eq!(map_key(egui::Key::Copy), None, "logical actions are not physical keys");
+    }
+
+    #[test]
+    fn only_the_controller_window_sends_input_and_modifiers_are_released() {
+        let (commands, mut sent) = mpsc::unbounded_channel();
+        let (_updates_tx, updates) = mpsc::channel(1);
+        let mut window = ViewerWindow::new(commands, updates, TechnicianId(1), "test".into());
+        window.frame_size = [100, 100];
+        let image = egui::Rect::from_min_size(egui::pos2(0.0, 0.0), egui::vec2(100.0, 100.0));
+        let ctrl = egui::Modifiers { ctrl: true, command: true, ..Default::default() };
+        let press_c = egui::Event::Key { key: egui::Key::C, physical_key: Some(egui::Key::C), pressed: true, repeat: false, modifiers: ctrl };
+        let out = window.translate(&press_c, image);
+        assert_eq!(
+            out,
+            vec![
+                InputEvent::Key { code: KeyCode::ControlLeft, press: Press::Down, text: None },
+                InputEvent::Key { code: KeyCode::KeyC, press: Press::Down, text: None },
+            ]
+        );
+        window.send_release_all();
+        assert_eq!(sent.try_recv().unwrap(), ViewerCommand::Input(InputEvent::Key { code: KeyCode::ControlLeft, press: Press::Up, text: None }));
+        assert!(!window.in_control(), "nobody granted control yet");
+        window.controller = Some(TechnicianId(1));
+        assert!(window.in_control());
+        let text = window.translate(&egui::Event::Text("aé".into()), image);
+        assert_eq!(text, vec![InputEvent::Text { text: "é".into() }]);
+    }
+}
