@@ -298,8 +298,8 @@ impl Registered {
                         }
                     });
                 }
-                command = commands.recv() => {
-                    let Some(command) = command else { continue };
+                // A closed command channel (no window) disables this branch.
+                Some(command) = commands.recv() => {
                     let reduced = match command {
                         AgentCommand::StopSharing => Capabilities::NONE,
                         AgentCommand::TakeBackControl => grant.without_control(),

@@ -143,7 +143,7 @@ impl ViewerWindow {
 
     /// Sends modifier releases so nothing stays held when control ends.
     fn send_release_all(&mut self) {
-        for (code, _) in modifier_keys(self.sent_modifiers) {
+        for (code, _) in modifier_keys(self.sent_modifiers).into_iter().filter(|(_, held)| *held) {
             self.send(ViewerCommand::Input(InputEvent::Key { code, press: Press::Up, text: None }));
         }
         self.sent_modifiers = egui::Modifiers::NONE;
@@ -403,6 +403,7 @@ mod tests {
         );
         window.send_release_all();
         assert_eq!(sent.try_recv().unwrap(), ViewerCommand::Input(InputEvent::Key { code: KeyCode::ControlLeft, press: Press::Up, text: None }));
+        assert!(sent.try_recv().is_err(), "only held modifiers are released");
         assert!(!window.in_control(), "nobody granted control yet");
         window.controller = Some(TechnicianId(1));
         assert!(window.in_control());

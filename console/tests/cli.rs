@@ -14,6 +14,7 @@ struct Env {
     config: PathBuf,
     server: String,
     fingerprint: String,
+    quic: std::net::SocketAddr,
     admin_password: String,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -33,12 +34,13 @@ async fn relay() -> Env {
     let prepared = Prepared::new(&options).unwrap();
     let server = prepared.base_url().unwrap();
     let fingerprint = prepared.fingerprint();
+    let quic = prepared.quic_addr().unwrap();
     let admin_password = prepared.admin_password.clone().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(prepared.run(async move {
         let _ = stopped.await;
     }));
-    Env { config: dir.path().join("cli.json"), _dir: dir, server, fingerprint, admin_password, _stop: stop }
+    Env { config: dir.path().join("cli.json"), _dir: dir, server, fingerprint, quic, admin_password, _stop: stop }
 }
 
 struct Out {
@@ -160,4 +162,103 @@ async fn a_wrong_pin_or_password_fails_clearly_and_saves_nothing() {
     assert!(!out.ok && out.stderr.contains("deskline login"), "{}", out.stderr);
     let bad = env.run(&["login", "--server", "ftp://x", "--username", "a", "--password-stdin"], "pw\n").await;
     assert!(!bad.ok && bad.stderr.contains("https://"));
+}
+
+/// Starts the support app's connection logic with the synthetic source, answering consent
+/// requests with `answer`; returns what it injected.
+async fn synthetic_app(env: &Env, pin: &str, answer: deskline_agent::ScriptedAnswer) -> deskline_agent::RecordingSink {
+    use deskline_agent::{AgentConfig, RecordingSink, ScriptedPrompt, SyntheticSource, register};
+    let config = AgentConfig {
+        relay: env.quic,
+        server_name: "localhost".into(),
+        fingerprint: Some(deskline_net::tls::parse_fingerprint(&env.fingerprint).unwrap()),
+        code: deskline_protocol::AppCode::Pin(pin.parse().unwrap()),
+    };
+    let info = deskline_protocol::AppInfo { os: "test".into(), host_name: "pc".into(), app_version: "0".into(), displays: vec![] };
+    let registered = register(&config, info, None).await.unwrap();
+    let sink = RecordingSink::default();
+    let prompt = std::sync::Arc::new(ScriptedPrompt { answer, delay: std::time::Duration::ZERO });
+    let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+    let source = SyntheticSource::new(320, 240).unwrap();
+    let recorded = sink.clone();
+    tokio::spawn(async move {
+        let _keep = _events_rx;
+        let _ = registered.serve(source, sink, prompt, deskline_protocol::Capabilities::NONE, events, commands_rx).await;
+    });
+    recorded
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_view_and_input_from_the_command_line() {
+    let env = relay().await;
+    assert!(env.login("admin", &env.admin_password.clone()).await.ok);
+    let allowed = env.json(&["session", "new", "--channel", "Default", "--pin"]).await;
+    let denied = env.json(&["session", "new", "--channel", "Default", "--pin"]).await;
+    let sink = synthetic_app(&env, allowed["pin"].as_str().unwrap(), deskline_agent::ScriptedAnswer::AllowAll).await;
+    let _denied_sink = synthetic_app(&env, denied["pin"].as_str().unwrap(), deskline_agent::ScriptedAnswer::Deny).await;
+
+    for (session, granted) in [(&allowed, "granted"), (&denied, "none")] {
+        let id = session["id"].to_string();
+        let out = env.ok(&["session", "remote", &id]).await;
+        assert!(out.contains("asked the end user"), "{out}");
+        let mut status = Value::Null;
+        for _ in 0..100 {
+            status = env.json(&["session", "show", &id]).await["consent"]["status"].clone();
+            if status == granted {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, granted);
+    }
+
+    let png = env._dir.path().join("last.png");
+    let id = allowed["id"].to_string();
+    let out = env.run(&["view", &id, "--headless", "--frames", "10", "--save-last", png.to_str().unwrap()], "").await;
+    assert!(out.ok, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["frames"], 10);
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)));
+    assert!(report["latency_capture_to_decoded"]["p50_us"].as_u64().is_some());
+    let decoded = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap())).read_info().unwrap();
+    assert_eq!((decoded.info().width, decoded.info().height), (320, 240));
+
+    for args in [vec!["move", "12", "34"], vec!["click", "right"], vec!["key", "Enter"], vec!["type", "héllo"]] {
+        let mut all = vec!["input", id.as_str()];
+        all.extend(args);
+        env.ok(&all).await;
+    }
+    let bad_key = env.run(&["input", &id, "key", "enter"], "").await;
+    assert!(!bad_key.ok && bad_key.stderr.contains("unknown key code"), "{}", bad_key.stderr);
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = sink.events();
+        if events.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press};
+    assert_eq!(
+        events,
+        vec![
+            InputEvent::PointerMove { x: 12, y: 34 },
+            InputEvent::Button { button: MouseButton::Right, press: Press::Down },
+            InputEvent::Button { button: MouseButton::Right, press: Press::Up },
+            InputEvent::Key { code: KeyCode::Enter, press: Press::Down, text: None },
+            InputEvent::Key { code: KeyCode::Enter, press: Press::Up, text: None },
+            InputEvent::Text { text: "héllo".into() },
+        ]
+    );
+
+    // Consent denied: no frame is shown, and the command says so.
+    let id = denied["id"].to_string();
+    let out = env.run(&["view", &id, "--headless", "--frames", "5", "--timeout", "2"], "").await;
+    assert!(!out.ok);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["frames"], 0);
+    assert!(out.stderr.contains("not allowed viewing"), "{}", out.stderr);
+    let input = env.run(&["input", &id, "click"], "").await;
+    assert!(!input.ok && input.stderr.contains("not granted control"), "{}", input.stderr);
 }
