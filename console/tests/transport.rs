@@ -511,3 +511,21 @@ async fn garbage_and_oversized_input_close_only_that_connection() {
     // Nothing else was affected: the first app's session is still active.
     assert_eq!(env.get(id).await["state"], "active");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_consent_prompt_times_out_as_a_denial() {
+    let env = env().await;
+    env.admin.call("PATCH", "/channels/1", Some(&json!({"consent_timeout_secs": 1}))).await.unwrap();
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Ignore, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    assert_eq!(env.get(id).await["consent"]["status"], "pending");
+    env.wait_for(id, "timed out", |v| v["consent"]["status"] == "none").await;
+    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
+    assert_eq!(trail.as_array().unwrap().last().unwrap()["action"]["outcome"], "timed_out");
+    let (frames, _) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(2)).await;
+    assert!(frames.is_empty());
+    assert!(agent.sink.events().is_empty());
+}
