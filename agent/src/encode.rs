@@ -22,10 +22,18 @@ pub struct EncodedFrame {
     pub capture_us: u64,
 }
 
-/// Why encoding failed.
+/// Why encoding (or getting the image to encode) failed.
 #[derive(Debug, thiserror::Error)]
 #[error("H.264 encoder: {0}")]
 pub struct EncodeError(String);
+
+impl EncodeError {
+    /// An error with this description.
+    #[must_use]
+    pub fn new(message: String) -> EncodeError {
+        EncodeError(message)
+    }
+}
 
 impl From<openh264::Error> for EncodeError {
     fn from(e: openh264::Error) -> Self {

@@ -9,21 +9,28 @@
 //!
 //! The connection logic ([`session`]) works against three traits so it is testable without a
 //! display: [`FrameSource`] (frames), [`InputSink`] (input), [`ConsentPrompt`] (the question).
-//! This crate ships a synthetic source (a moving test pattern, really H.264-encoded), a
-//! recording sink and a scripted prompt; the real capture (`scrap`), injection (`enigo`) and
-//! egui windows come with the support-app issue.
+//! Real implementations: [`ScreenSource`] (scrap capture, X11 DAMAGE change detection,
+//! openh264) and [`EnigoSink`] (enigo injection, physical keys by keycode). For tests and demos
+//! without a display: a synthetic source (a moving test pattern, really H.264-encoded), a
+//! recording sink and a scripted prompt.
 //!
 //! Not here: the session rules (in `deskline-protocol`) and anything the technician sees.
 
+pub mod capture;
 pub mod encode;
+pub mod inject;
+pub mod keymap;
 pub mod prompt;
 pub mod session;
 pub mod sink;
 pub mod source;
+pub mod ui;
 
-pub use encode::{EncodedFrame, H264Encoder};
+pub use encode::{EncodeError, EncodedFrame, H264Encoder};
 pub use prompt::{ConsentPrompt, ScriptedAnswer, ScriptedPrompt};
 pub use session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
+pub use capture::ScreenSource;
+pub use inject::EnigoSink;
 pub use sink::{InputSink, RecordingSink};
 pub use source::{FrameSource, SyntheticSource};
 

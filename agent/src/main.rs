@@ -1,21 +1,27 @@
-//! `deskline-agent`: the support app's command line.
+//! `deskline-agent`: the support app.
 //!
-//! This build connects with a synthetic test-pattern source and an unattended consent answer
-//! (for demos and tests without a display); the real screen capture, input injection and
-//! consent window arrive with the support-app issue.
+//! With a window (the default): PIN entry when no code is given, the consent popup, and the
+//! session bar while sharing. `--auto-consent` runs it unattended instead (demos, tests).
+//! Logs go to `$XDG_STATE_HOME/deskline/agent.log` (`~/.local/state/deskline/agent.log`).
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use deskline_agent::{AgentCommand, AgentConfig, Ended, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource, register};
-use deskline_protocol::{AppCode, AppInfo, Capabilities, LinkToken, Pin};
+use deskline_agent::capture::{self, DEFAULT_BITRATE_BPS, ScreenSource};
+use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
+use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
+use deskline_agent::{ConsentPrompt, EncodeError, EnigoSink, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
+use deskline_protocol::{AppCode, AppInfo, Capabilities, DisplayInfo, LinkToken, Pin, RejectReason, ResumeSecret};
+use eframe::egui;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(name = "deskline-agent", version, about = "Deskline support app")]
 struct Cli {
-    /// The 6-digit PIN the technician gave you.
-    #[arg(long, conflicts_with = "link", required_unless_present = "link")]
+    /// The 6-digit PIN the technician gave you (asked in the window when missing).
+    #[arg(long, conflicts_with = "link")]
     pin: Option<String>,
     /// The invite link (https://RELAY/s/TOKEN) or its token.
     #[arg(long)]
@@ -26,12 +32,13 @@ struct Cli {
     /// The relay certificate's SHA-256 fingerprint (printed by the relay; carried by downloads).
     #[arg(long)]
     fingerprint: String,
-    /// Size of the synthetic test pattern, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1280x720")]
-    synthetic: String,
-    /// How to answer consent requests without a window.
-    #[arg(long, value_enum, default_value_t = AutoConsent::Deny)]
-    auto_consent: AutoConsent,
+    /// Stream a synthetic test pattern of WIDTHxHEIGHT instead of the screen, and print input
+    /// instead of injecting it.
+    #[arg(long, value_name = "WIDTHxHEIGHT")]
+    synthetic: Option<String>,
+    /// Answer consent requests without a window (demos and tests).
+    #[arg(long, value_enum)]
+    auto_consent: Option<AutoConsent>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -41,7 +48,131 @@ enum AutoConsent {
     Deny,
 }
 
-/// Prints the input it would inject (this build has no injection yet).
+/// How long to keep trying to resume after the connection drops (the relay keeps consent this
+/// long).
+const RESUME_WINDOW: Duration = Duration::from_secs(55);
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let code = initial_code(&cli)?;
+    let config = runtime.block_on(config(&cli, code.clone()))?;
+    match cli.auto_consent {
+        Some(answer) => runtime.block_on(unattended(cli, config, answer)),
+        None => windowed(&runtime, cli, config, code.is_some()),
+    }
+}
+
+fn initial_code(cli: &Cli) -> anyhow::Result<Option<AppCode>> {
+    Ok(match (&cli.pin, &cli.link) {
+        (Some(pin), _) => Some(AppCode::Pin(pin.parse::<Pin>().context("the PIN")?)),
+        (None, Some(link)) => {
+            let token = link.rsplit('/').next().unwrap_or(link);
+            Some(AppCode::Link(token.parse::<LinkToken>().context("the link")?))
+        }
+        (None, None) => None,
+    })
+}
+
+async fn config(cli: &Cli, code: Option<AppCode>) -> anyhow::Result<AgentConfig> {
+    let relay = tokio::net::lookup_host(&cli.relay).await?.next().context("cannot resolve the relay")?;
+    let server_name = cli.relay.rsplit_once(':').map_or(cli.relay.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_owned();
+    Ok(AgentConfig {
+        relay,
+        server_name,
+        fingerprint: Some(deskline_net::tls::parse_fingerprint(&cli.fingerprint)?),
+        // A placeholder until the end user types a PIN.
+        code: code.unwrap_or(AppCode::Pin(Pin::from_number(0).context("PIN 0")?)),
+    })
+}
+
+fn init_logging() {
+    let dir = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|d| d.join("deskline"));
+    let file = dir.and_then(|d| {
+        std::fs::create_dir_all(&d).ok()?;
+        std::fs::OpenOptions::new().create(true).append(true).open(d.join("agent.log")).ok()
+    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match file {
+        Some(file) => tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(file)).init(),
+        None => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+    }
+}
+
+/// The frames and input of this run: the real screen and input, or the synthetic pattern.
+#[derive(Clone)]
+enum Media {
+    Screen,
+    Synthetic(u32, u32),
+}
+
+impl Media {
+    fn from_cli(cli: &Cli) -> anyhow::Result<Media> {
+        match &cli.synthetic {
+            None => Ok(Media::Screen),
+            Some(size) => {
+                let (w, h) = size.split_once('x').context("--synthetic is WIDTHxHEIGHT")?;
+                Ok(Media::Synthetic(w.parse()?, h.parse()?))
+            }
+        }
+    }
+
+    fn displays(&self) -> Vec<DisplayInfo> {
+        match self {
+            Media::Screen => capture::displays().unwrap_or_default(),
+            Media::Synthetic(w, h) => {
+                vec![DisplayInfo { id: 0, name: "synthetic".into(), width: *w, height: *h, primary: true }]
+            }
+        }
+    }
+
+    fn info(&self) -> AppInfo {
+        AppInfo {
+            os: os_name(),
+            host_name: host_name(),
+            app_version: env!("CARGO_PKG_VERSION").into(),
+            displays: self.displays(),
+        }
+    }
+
+    async fn serve<P: ConsentPrompt>(
+        &self,
+        registered: Registered,
+        prompt: Arc<P>,
+        previous: Capabilities,
+        events: mpsc::UnboundedSender<AgentEvent>,
+        commands: mpsc::UnboundedReceiver<AgentCommand>,
+    ) -> Result<Ended, AgentError> {
+        match *self {
+            Media::Screen => {
+                let sink = EnigoSink::new().map_err(|e| AgentError::Protocol(e.to_string()))?;
+                let make = || ScreenSource::primary(DEFAULT_BITRATE_BPS, 30.0).map_err(EncodeError::from);
+                registered.serve(make, sink, prompt, previous, events, commands).await
+            }
+            Media::Synthetic(w, h) => {
+                let make = move || SyntheticSource::new(w, h);
+                registered.serve(make, PrintSink, prompt, previous, events, commands).await
+            }
+        }
+    }
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned())))
+        .unwrap_or_else(|| std::env::consts::OS.to_owned())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into())
+}
+
+/// Prints the input it would inject (with the synthetic source).
 struct PrintSink;
 
 impl InputSink for PrintSink {
@@ -55,48 +186,19 @@ impl InputSink for PrintSink {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run(cli))
-}
-
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let code = match (&cli.pin, &cli.link) {
-        (Some(pin), _) => AppCode::Pin(pin.parse::<Pin>().context("the PIN")?),
-        (None, Some(link)) => {
-            let token = link.rsplit('/').next().unwrap_or(link);
-            AppCode::Link(token.parse::<LinkToken>().context("the link")?)
-        }
-        (None, None) => bail!("give --pin or --link"),
-    };
-    let (w, h) = cli.synthetic.split_once('x').context("--synthetic is WIDTHxHEIGHT")?;
-    let source = SyntheticSource::new(w.parse()?, h.parse()?)?;
-    let relay = tokio::net::lookup_host(&cli.relay).await?.next().context("cannot resolve the relay")?;
-    let server_name = cli.relay.rsplit_once(':').map_or(cli.relay.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_owned();
-    let config = AgentConfig {
-        relay,
-        server_name,
-        fingerprint: Some(deskline_net::tls::parse_fingerprint(&cli.fingerprint)?),
-        code,
-    };
-    let info = AppInfo {
-        os: std::env::consts::OS.into(),
-        host_name: std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".into()),
-        app_version: env!("CARGO_PKG_VERSION").into(),
-        displays: deskline_agent::FrameSource::displays(&source),
-    };
-    let registered = register(&config, info, None).await?;
+/// Without a window: answers consent as told, prints what happens.
+async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyhow::Result<()> {
+    let media = Media::from_cli(&cli)?;
+    let registered = register(&config, media.info(), None).await?;
     println!("connected to {} (session {})", registered.welcome().organisation, registered.session());
-    let answer = match cli.auto_consent {
+    let answer = match answer {
         AutoConsent::Allow => ScriptedAnswer::AllowAll,
         AutoConsent::ViewOnly => ScriptedAnswer::AllowViewOnly,
         AutoConsent::Deny => ScriptedAnswer::Deny,
     };
     let prompt = Arc::new(ScriptedPrompt { answer, delay: Duration::ZERO });
-    let (events, mut event_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel::<AgentCommand>();
+    let (events, mut event_rx) = mpsc::unbounded_channel();
+    let (commands, command_rx) = mpsc::unbounded_channel::<AgentCommand>();
     tokio::spawn(async move {
         while let Some(event) = event_rx.recv().await {
             println!("{event:?}");
@@ -106,11 +208,184 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = commands.send(AgentCommand::Disconnect);
     });
-    let ended = registered.serve(source, PrintSink, prompt, Capabilities::NONE, events, command_rx).await?;
-    match ended {
+    match media.serve(registered, prompt, Capabilities::NONE, events, command_rx).await? {
         Ended::ByRelay(bye) => println!("the session ended: {}", bye.message),
         Ended::Disconnected => println!("disconnected"),
         Ended::ConnectionLost(why) => bail!("connection lost: {why}"),
     }
     Ok(())
+}
+
+/// What to tell the end user about a refused or failed registration.
+fn explain(e: &AgentError) -> (String, bool, bool) {
+    match e {
+        AgentError::Rejected { reason, .. } => {
+            let text = match reason {
+                RejectReason::UnknownCode => "This code is not valid. Check the 6 digits with your technician.",
+                RejectReason::Expired => "This session has expired. Ask your technician for a new code.",
+                RejectReason::Closed => "This session was closed by the technician.",
+                RejectReason::RateLimited { .. } => "Too many wrong codes. Wait a minute, then try again.",
+                RejectReason::CodeInUse => "Another support app is already connected with this code.",
+                RejectReason::UnsupportedVersion { .. } => "This support app is too old for the server. Download it again.",
+                _ => "The support server refused the connection.",
+            };
+            let new_code = matches!(reason, RejectReason::UnknownCode | RejectReason::Expired | RejectReason::Closed | RejectReason::RateLimited { .. });
+            (text.to_owned(), false, new_code)
+        }
+        AgentError::Net(_) => ("Cannot reach the support server. Check your internet connection.".to_owned(), true, false),
+        AgentError::Protocol(_) => ("The support server answered something unexpected.".to_owned(), true, false),
+    }
+}
+
+/// The connection behind the window: waits for a code, registers, serves, resumes after drops.
+async fn connection(
+    mut config: AgentConfig,
+    media: Media,
+    mut have_code: bool,
+    mut actions: mpsc::UnboundedReceiver<UiAction>,
+    updates: mpsc::UnboundedSender<NetUpdate>,
+) {
+    let mut resume: Option<(ResumeSecret, Capabilities)> = None;
+    loop {
+        if !have_code {
+            loop {
+                match actions.recv().await {
+                    Some(UiAction::Connect(pin)) => {
+                        config.code = AppCode::Pin(pin);
+                        break;
+                    }
+                    Some(UiAction::Retry) => break,
+                    Some(UiAction::Command(_)) => {}
+                    None => return,
+                }
+            }
+        }
+        have_code = true;
+        let _ = updates.send(NetUpdate::Connecting);
+        let registered = match register(&config, media.info(), resume.as_ref().map(|(s, _)| s.clone())).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "registration failed");
+                let (message, retry, new_code) = explain(&e);
+                let _ = updates.send(NetUpdate::Failed { message, retry, new_code });
+                have_code = false;
+                resume = None;
+                continue;
+            }
+        };
+        let _ = updates.send(NetUpdate::Connected { organisation: registered.welcome().organisation.clone() });
+        let secret = registered.welcome().resume.clone();
+        let previous = resume.take().map_or(Capabilities::NONE, |(_, g)| g);
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let prompt = Arc::new(UiPrompt::new(updates.clone()));
+        let serving = media.serve(registered, prompt, previous, events_tx, commands_rx);
+        tokio::pin!(serving);
+        let mut granted = previous;
+        let ended = loop {
+            tokio::select! {
+                ended = &mut serving => break ended,
+                Some(event) = events_rx.recv() => {
+                    if let AgentEvent::Granted(g) = event {
+                        granted = g;
+                    }
+                    let _ = updates.send(NetUpdate::Event(event));
+                }
+                action = actions.recv() => match action {
+                    Some(UiAction::Command(c)) => { let _ = commands_tx.send(c); }
+                    Some(_) => {}
+                    None => { let _ = commands_tx.send(AgentCommand::Disconnect); }
+                },
+            }
+        };
+        match ended {
+            Ok(Ended::ByRelay(bye)) => {
+                let _ = updates.send(NetUpdate::Ended(format!("The session ended: {}.", bye.message)));
+                return;
+            }
+            Ok(Ended::Disconnected) => {
+                let _ = updates.send(NetUpdate::Ended("You left the session.".into()));
+                return;
+            }
+            Ok(Ended::ConnectionLost(why)) | Err(AgentError::Protocol(why)) => {
+                tracing::warn!(%why, "connection lost; resuming");
+                resume = secret.map(|s| (s, granted));
+                if !resume_within_window(&config, &media, &updates, resume.as_ref()).await {
+                    let _ = updates.send(NetUpdate::Failed {
+                        message: "The connection to the support server was lost.".into(),
+                        retry: true,
+                        new_code: false,
+                    });
+                    have_code = false;
+                    resume = None;
+                }
+            }
+            Err(e) => {
+                let (message, retry, new_code) = explain(&e);
+                let _ = updates.send(NetUpdate::Failed { message, retry, new_code });
+                have_code = false;
+            }
+        }
+    }
+}
+
+/// Waits until the relay is reachable again (within the resume window); the caller then
+/// registers with the resumption secret.
+async fn resume_within_window(
+    config: &AgentConfig,
+    _media: &Media,
+    updates: &mpsc::UnboundedSender<NetUpdate>,
+    resume: Option<&(ResumeSecret, Capabilities)>,
+) -> bool {
+    if resume.is_none() {
+        return false;
+    }
+    let _ = updates.send(NetUpdate::Connecting);
+    let deadline = tokio::time::Instant::now() + RESUME_WINDOW;
+    while tokio::time::Instant::now() < deadline {
+        if deskline_net::quic::connect(config.relay, &config.server_name, config.fingerprint).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    false
+}
+
+/// The window: the UI on the main thread, the connection on the runtime.
+fn windowed(runtime: &tokio::runtime::Runtime, cli: Cli, config: AgentConfig, have_code: bool) -> anyhow::Result<()> {
+    let media = Media::from_cli(&cli)?;
+    let (actions_tx, actions_rx) = mpsc::unbounded_channel();
+    let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+    runtime.spawn(connection(config, media, have_code, actions_rx, updates_tx));
+    let app = AgentApp { ui: AgentUi::new(actions_tx, updates_rx, have_code), on_top: false };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default().with_inner_size([460.0, 200.0]).with_title("Deskline support").with_resizable(false),
+        ..Default::default()
+    };
+    eframe::run_native("Deskline support", options, Box::new(|_| Ok(Box::new(app))))
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+struct AgentApp {
+    ui: AgentUi,
+    on_top: bool,
+}
+
+impl eframe::App for AgentApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        egui::CentralPanel::default_margins().show(ui, |ui| self.ui.show(ui));
+        // The consent prompt and the session bar stay above every other window.
+        let want_on_top = self.ui.asking() || self.ui.sharing();
+        if want_on_top != self.on_top {
+            self.on_top = want_on_top;
+            let level = if want_on_top { egui::WindowLevel::AlwaysOnTop } else { egui::WindowLevel::Normal };
+            ctx.send_viewport_cmd(egui::ViewportCommand::WindowLevel(level));
+            if self.ui.asking() {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(egui::UserAttentionType::Critical));
+            }
+        }
+        ctx.request_repaint_after(Duration::from_millis(100));
+    }
 }

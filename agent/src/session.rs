@@ -4,7 +4,7 @@
 //! Consent is enforced here a second time, whatever the relay sends: the capture thread runs
 //! only with a view grant, and input reaches the [`InputSink`] only with a control grant.
 
-use crate::encode::EncodedFrame;
+use crate::encode::{EncodeError, EncodedFrame};
 use crate::prompt::ConsentPrompt;
 use crate::sink::InputSink;
 use crate::source::FrameSource;
@@ -130,11 +130,22 @@ enum CaptureCommand {
     Keyframe,
 }
 
-/// Runs a [`FrameSource`] on its own thread, paused until started.
-fn spawn_capture<S: FrameSource>(mut source: S, max_fps: u16, frames: mpsc::Sender<EncodedFrame>) -> std_mpsc::Sender<CaptureCommand> {
+/// Creates a [`FrameSource`] on its own thread and runs it there, paused until started.
+fn spawn_capture<S, F>(make_source: F, max_fps: u16, frames: mpsc::Sender<EncodedFrame>) -> std_mpsc::Sender<CaptureCommand>
+where
+    S: FrameSource,
+    F: FnOnce() -> Result<S, EncodeError> + Send + 'static,
+{
     let (commands, inbox) = std_mpsc::channel();
     let interval = Duration::from_secs_f64(1.0 / f64::from(max_fps.max(1)));
     std::thread::spawn(move || {
+        let mut source = match make_source() {
+            Ok(source) => source,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot capture the screen");
+                return;
+            }
+        };
         let mut running = false;
         let mut force_keyframe = true;
         loop {
@@ -188,22 +199,29 @@ impl Registered {
         self.welcome.session
     }
 
-    /// Serves the session until it ends. `previous_grant` is what the end user had allowed
-    /// before a drop; it applies again only if the relay accepted the resumption.
-    pub async fn serve<S: FrameSource, I: InputSink, P: ConsentPrompt>(
+    /// Serves the session until it ends. `make_source` creates the frame source on the capture
+    /// thread. `previous_grant` is what the end user had allowed before a drop; it applies again
+    /// only if the relay accepted the resumption.
+    pub async fn serve<S, F, I, P>(
         self,
-        source: S,
+        make_source: F,
         mut sink: I,
         prompt: Arc<P>,
         previous_grant: Capabilities,
         events: mpsc::UnboundedSender<AgentEvent>,
         mut commands: mpsc::UnboundedReceiver<AgentCommand>,
-    ) -> Result<Ended, AgentError> {
+    ) -> Result<Ended, AgentError>
+    where
+        S: FrameSource,
+        F: FnOnce() -> Result<S, EncodeError> + Send + 'static,
+        I: InputSink,
+        P: ConsentPrompt,
+    {
         let Registered { connection, mut writer, mut reader, welcome } = self;
         let mut grant = if welcome.resumed { previous_grant } else { Capabilities::NONE };
         let _ = events.send(AgentEvent::Granted(grant));
         let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
-        let capture = spawn_capture(source, crate::limits::MAX_FPS, frame_tx);
+        let capture = spawn_capture(make_source, crate::limits::MAX_FPS, frame_tx);
         let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<(u64, ConsentOutcome)>();
         let mut seq: u64 = 0;
         let mut streaming = false;

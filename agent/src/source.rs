@@ -5,9 +5,10 @@ use crate::encode::{EncodeError, EncodedFrame, H264Encoder};
 use deskline_protocol::DisplayInfo;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A source of encoded screen frames. Runs on its own thread (capture handles are often not
-/// `Send`-friendly in use, and encoding is CPU work that must not block the network loop).
-pub trait FrameSource: Send + 'static {
+/// A source of encoded screen frames. It is created on, and runs on, its own thread: capture
+/// handles are often tied to their thread (scrap's is not `Send`), and encoding is CPU work that
+/// must not block the network loop.
+pub trait FrameSource: 'static {
     /// The displays this source can share.
     fn displays(&self) -> Vec<DisplayInfo>;
 

@@ -180,7 +180,7 @@ async fn synthetic_app(env: &Env, pin: &str, answer: deskline_agent::ScriptedAns
     let prompt = std::sync::Arc::new(ScriptedPrompt { answer, delay: std::time::Duration::ZERO });
     let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
     let (_, commands_rx) = tokio::sync::mpsc::unbounded_channel();
-    let source = SyntheticSource::new(320, 240).unwrap();
+    let source = || SyntheticSource::new(320, 240);
     let recorded = sink.clone();
     tokio::spawn(async move {
         let _keep = _events_rx;

@@ -146,7 +146,7 @@ async fn start_agent(env: &Env, code: AppCode, answer: ScriptedAnswer, resume: O
     let sink = RecordingSink::default();
     let (events_tx, events) = mpsc::unbounded_channel();
     let (commands, commands_rx) = mpsc::unbounded_channel();
-    let source = SyntheticSource::new(WIDTH, HEIGHT).unwrap();
+    let source = || SyntheticSource::new(WIDTH, HEIGHT);
     let prompt = Arc::new(ScriptedPrompt { answer, delay: Duration::from_millis(20) });
     let task = tokio::spawn(registered.serve(source, sink.clone(), prompt, previous, events_tx, commands_rx));
     Ok(RunningAgent { task, sink, events, commands, resume: secret, resumed })

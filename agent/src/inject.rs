@@ -1,0 +1,85 @@
+//! Input injection with `enigo` (XTEST on X11): absolute pointer, buttons, wheel, physical
+//! keys by keycode, and text. Everything pressed is remembered so it can all be released the
+//! moment control ends.
+
+use crate::keymap::x11_keycode;
+use crate::sink::InputSink;
+use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press};
+use enigo::{Axis, Button, Coordinate, Direction, Enigo, Keyboard as _, Mouse as _, Settings};
+use std::collections::HashSet;
+
+/// Injects input into the local desktop.
+pub struct EnigoSink {
+    enigo: Enigo,
+    held_keys: HashSet<KeyCode>,
+    held_buttons: HashSet<MouseButton>,
+}
+
+impl EnigoSink {
+    /// Connects to the desktop's input system.
+    pub fn new() -> anyhow::Result<EnigoSink> {
+        let enigo = Enigo::new(&Settings::default()).map_err(|e| anyhow::anyhow!("cannot inject input: {e}"))?;
+        Ok(EnigoSink { enigo, held_keys: HashSet::new(), held_buttons: HashSet::new() })
+    }
+}
+
+fn button(b: MouseButton) -> Button {
+    match b {
+        MouseButton::Left => Button::Left,
+        MouseButton::Right => Button::Right,
+        MouseButton::Middle => Button::Middle,
+        MouseButton::Back => Button::Back,
+        MouseButton::Forward => Button::Forward,
+    }
+}
+
+fn direction(p: Press) -> Direction {
+    match p {
+        Press::Down => Direction::Press,
+        Press::Up => Direction::Release,
+    }
+}
+
+impl InputSink for EnigoSink {
+    fn apply(&mut self, event: &InputEvent) -> anyhow::Result<()> {
+        match event {
+            InputEvent::PointerMove { x, y } => {
+                let (x, y) = (i32::try_from(*x)?, i32::try_from(*y)?);
+                self.enigo.move_mouse(x, y, Coordinate::Abs)?;
+            }
+            InputEvent::Button { button: b, press } => {
+                self.enigo.button(button(*b), direction(*press))?;
+                match press {
+                    Press::Down => self.held_buttons.insert(*b),
+                    Press::Up => self.held_buttons.remove(b),
+                };
+            }
+            InputEvent::Wheel { dx, dy } => {
+                if *dy != 0 {
+                    self.enigo.scroll(*dy, Axis::Vertical)?;
+                }
+                if *dx != 0 {
+                    self.enigo.scroll(*dx, Axis::Horizontal)?;
+                }
+            }
+            InputEvent::Key { code, press, .. } => {
+                self.enigo.raw(x11_keycode(*code), direction(*press))?;
+                match press {
+                    Press::Down => self.held_keys.insert(*code),
+                    Press::Up => self.held_keys.remove(code),
+                };
+            }
+            InputEvent::Text { text } => self.enigo.text(text)?,
+        }
+        Ok(())
+    }
+
+    fn release_all(&mut self) {
+        for code in std::mem::take(&mut self.held_keys) {
+            let _ = self.enigo.raw(x11_keycode(code), Direction::Release);
+        }
+        for b in std::mem::take(&mut self.held_buttons) {
+            let _ = self.enigo.button(button(b), Direction::Release);
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The support app's windows (egui): PIN entry, connection status, the consent popup, and the
+//! session bar while sharing.
+//!
+//! The UI never talks to the network itself: it sends [`UiAction`]s and receives
+//! [`NetUpdate`]s, so it is tested with `egui_kittest` without a relay, and the same code runs
+//! in the real window.
+//!
+//! The consent popup is built so that nothing is shared by accident: **Deny** has the keyboard
+//! focus, an unanswered prompt denies itself when its countdown ends, and every button has an
+//! access key (Alt+A allow, Alt+V view only, Alt+D deny; on the session bar Alt+T takes back
+//! control and Alt+S stops sharing) for people who cannot use a mouse.
+
+use crate::session::{AgentCommand, AgentEvent};
+use deskline_protocol::{Capabilities, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
+use eframe::egui;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the UI asks of the connection.
+#[derive(Debug)]
+pub enum UiAction {
+    /// Connect with this PIN.
+    Connect(Pin),
+    /// Try the same code again (after the relay was unreachable).
+    Retry,
+    /// A command for a running session.
+    Command(AgentCommand),
+}
+
+/// What the connection tells the UI.
+#[derive(Debug)]
+pub enum NetUpdate {
+    /// Connecting to the relay.
+    Connecting,
+    /// Registered; waiting for a technician.
+    Connected {
+        /// Who runs the relay.
+        organisation: String,
+    },
+    /// Registration failed.
+    Failed {
+        /// What to tell the end user.
+        message: String,
+        /// Whether trying again can help (the relay was unreachable).
+        retry: bool,
+        /// Whether a new PIN is needed.
+        new_code: bool,
+    },
+    /// A technician asks for consent; answer on the channel.
+    ConsentAsked(ConsentRequest, oneshot::Sender<ConsentOutcome>),
+    /// Something changed in the session.
+    Event(AgentEvent),
+    /// The session is over.
+    Ended(String),
+}
+
+/// Which window is shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Screen {
+    /// Type the PIN the technician gave.
+    EnterPin {
+        /// What was typed.
+        input: String,
+        /// Why the last attempt failed.
+        error: Option<String>,
+    },
+    /// Connecting.
+    Connecting,
+    /// Connected, waiting for a technician (or between requests).
+    Connected,
+    /// Could not connect.
+    Failed {
+        /// Why.
+        message: String,
+        /// Offer "Try again".
+        retry: bool,
+    },
+    /// The session is over.
+    Ended(String),
+}
+
+struct PendingConsent {
+    request: ConsentRequest,
+    shown_at: Instant,
+    answer: Option<oneshot::Sender<ConsentOutcome>>,
+    focused: bool,
+}
+
+/// The support app's UI state.
+pub struct AgentUi {
+    /// The current window.
+    pub screen: Screen,
+    organisation: String,
+    technician: String,
+    granted: Capabilities,
+    streaming: bool,
+    controller: Option<TechnicianId>,
+    consent: Option<PendingConsent>,
+    actions: mpsc::UnboundedSender<UiAction>,
+    updates: mpsc::UnboundedReceiver<NetUpdate>,
+}
+
+impl AgentUi {
+    /// A UI that starts with PIN entry (`None`) or already connecting with a code.
+    #[must_use]
+    pub fn new(
+        actions: mpsc::UnboundedSender<UiAction>,
+        updates: mpsc::UnboundedReceiver<NetUpdate>,
+        connecting: bool,
+    ) -> AgentUi {
+        AgentUi {
+            screen: if connecting { Screen::Connecting } else { Screen::EnterPin { input: String::new(), error: None } },
+            organisation: String::new(),
+            technician: String::new(),
+            granted: Capabilities::NONE,
+            streaming: false,
+            controller: None,
+            consent: None,
+            actions,
+            updates,
+        }
+    }
+
+    /// Is a consent prompt showing?
+    #[must_use]
+    pub fn asking(&self) -> bool {
+        self.consent.is_some()
+    }
+
+    /// Is the screen shared right now (the session bar shows)?
+    #[must_use]
+    pub fn sharing(&self) -> bool {
+        self.granted.view() && self.consent.is_none()
+    }
+
+    /// What the end user currently allows.
+    #[must_use]
+    pub fn granted(&self) -> Capabilities {
+        self.granted
+    }
+
+    fn apply_updates(&mut self) {
+        while let Ok(update) = self.updates.try_recv() {
+            match update {
+                NetUpdate::Connecting => self.screen = Screen::Connecting,
+                NetUpdate::Connected { organisation } => {
+                    self.organisation = organisation;
+                    self.screen = Screen::Connected;
+                }
+                NetUpdate::Failed { message, retry, new_code } => {
+                    self.screen = if new_code {
+                        Screen::EnterPin { input: String::new(), error: Some(message) }
+                    } else {
+                        Screen::Failed { message, retry }
+                    };
+                }
+                NetUpdate::ConsentAsked(request, answer) => {
+                    self.technician = request.technician.clone();
+                    self.organisation = request.organisation.clone();
+                    self.consent = Some(PendingConsent { request, shown_at: Instant::now(), answer: Some(answer), focused: false });
+                }
+                NetUpdate::Event(AgentEvent::Granted(granted)) => self.granted = granted,
+                NetUpdate::Event(AgentEvent::Streaming(on)) => self.streaming = on,
+                NetUpdate::Event(AgentEvent::Controller(holder)) => self.controller = holder,
+                NetUpdate::Event(_) => {}
+                NetUpdate::Ended(message) => {
+                    self.consent = None;
+                    self.granted = Capabilities::NONE;
+                    self.screen = Screen::Ended(message);
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, outcome: ConsentOutcome) {
+        if let Some(mut pending) = self.consent.take()
+            && let Some(answer) = pending.answer.take()
+        {
+            let _ = answer.send(outcome);
+        }
+    }
+
+    fn command(&mut self, command: AgentCommand) {
+        // Enforce on screen at once; the connection enforces and tells the relay.
+        self.granted = match command {
+            AgentCommand::TakeBackControl => self.granted.without_control(),
+            AgentCommand::StopSharing | AgentCommand::Disconnect => Capabilities::NONE,
+        };
+        let _ = self.actions.send(UiAction::Command(command));
+    }
+
+    /// Draws the current window and handles its input. Call once per frame.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.apply_updates();
+        if self.consent.is_some() {
+            self.consent_popup(ui);
+        } else if self.sharing() {
+            self.session_bar(ui);
+        } else {
+            self.status(ui);
+        }
+    }
+
+    fn consent_popup(&mut self, ui: &mut egui::Ui) {
+        let Some(pending) = &mut self.consent else { return };
+        let timeout = Duration::from_millis(u64::from(pending.request.timeout_ms));
+        let left = timeout.saturating_sub(pending.shown_at.elapsed());
+        if left.is_zero() {
+            self.answer(ConsentOutcome::TimedOut);
+            return;
+        }
+        let asked = pending.request.capabilities;
+        let what = if asked.control() { "see your screen and control your mouse and keyboard" } else { "see your screen" };
+        ui.heading("Allow remote support?");
+        ui.add_space(8.0);
+        ui.label(format!("{} from {} asks to {what}.", pending.request.technician, pending.request.organisation));
+        ui.label("Only allow this if you are expecting help from them.");
+        ui.add_space(8.0);
+        ui.label(format!("Denied automatically in {} s.", left.as_secs() + 1));
+        ui.add_space(8.0);
+        let mut outcome = None;
+        ui.horizontal(|ui| {
+            let deny = ui.button("Deny (Alt+D)");
+            if !pending.focused {
+                deny.request_focus();
+                pending.focused = true;
+            }
+            if deny.clicked() {
+                outcome = Some(ConsentOutcome::Denied);
+            }
+            if asked.control() && ui.button("Allow view only (Alt+V)").clicked() {
+                outcome = Some(ConsentOutcome::Granted(Capabilities::VIEW));
+            }
+            if ui.button("Allow (Alt+A)").clicked() {
+                outcome = Some(ConsentOutcome::Granted(asked));
+            }
+        });
+        let keys = ui.input(|i| (i.modifiers.alt, i.key_pressed(egui::Key::A), i.key_pressed(egui::Key::V), i.key_pressed(egui::Key::D)));
+        match keys {
+            (true, true, _, _) => outcome = Some(ConsentOutcome::Granted(asked)),
+            (true, _, true, _) if asked.control() => outcome = Some(ConsentOutcome::Granted(Capabilities::VIEW)),
+            (true, _, _, true) => outcome = Some(ConsentOutcome::Denied),
+            _ => {}
+        }
+        if let Some(outcome) = outcome {
+            self.answer(outcome);
+        } else {
+            // Keep the countdown moving.
+            ui.ctx().request_repaint_after(Duration::from_millis(250));
+        }
+    }
+
+    fn session_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            // A red dot (drawn: not every font has a glyph for one).
+            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 5.0, egui::Color32::from_rgb(220, 50, 50));
+            let who = if self.technician.is_empty() { "A technician".to_owned() } else { self.technician.clone() };
+            let doing = if self.granted.control() && self.controller.is_some() {
+                "sees your screen and controls your mouse and keyboard"
+            } else {
+                "sees your screen"
+            };
+            ui.label(format!("{who} ({}) {doing}", self.organisation));
+        });
+        let (alt_t, alt_s) = ui.input(|i| (i.modifiers.alt && i.key_pressed(egui::Key::T), i.modifiers.alt && i.key_pressed(egui::Key::S)));
+        ui.horizontal(|ui| {
+            if self.granted.control() && (ui.button("Take back control (Alt+T)").clicked() || alt_t) {
+                self.command(AgentCommand::TakeBackControl);
+            }
+            if ui.button("Stop sharing (Alt+S)").clicked() || alt_s {
+                self.command(AgentCommand::StopSharing);
+            }
+        });
+    }
+
+    fn status(&mut self, ui: &mut egui::Ui) {
+        match &mut self.screen {
+            Screen::EnterPin { input, error } => {
+                ui.heading("Remote support");
+                ui.label("Enter the 6-digit code your technician gave you.");
+                let field = ui.add(egui::TextEdit::singleline(input).hint_text("123 456").desired_width(160.0));
+                // Keep only what a PIN can contain (pasted text often carries spaces or dashes).
+                input.retain(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+                let parsed = input.parse::<Pin>();
+                if let Some(error) = error {
+                    ui.colored_label(egui::Color32::LIGHT_RED, error.as_str());
+                }
+                let submit = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let connect = ui.add_enabled(parsed.is_ok(), egui::Button::new("Connect"));
+                if (connect.clicked() || submit)
+                    && let Ok(pin) = parsed
+                {
+                    let _ = self.actions.send(UiAction::Connect(pin));
+                    self.screen = Screen::Connecting;
+                }
+            }
+            Screen::Connecting => {
+                ui.heading("Remote support");
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Connecting…");
+                });
+            }
+            Screen::Connected => {
+                ui.heading("Remote support");
+                ui.label(format!("Connected to {}.", self.organisation));
+                ui.label("Waiting for a technician. Nothing is shared until you allow it.");
+                if self.granted.is_empty() {
+                    ui.add_space(8.0);
+                    if ui.button("Leave").clicked() {
+                        self.command(AgentCommand::Disconnect);
+                        self.screen = Screen::Ended("You left the session.".into());
+                    }
+                }
+            }
+            Screen::Failed { message, retry } => {
+                ui.heading("Remote support");
+                ui.colored_label(egui::Color32::LIGHT_RED, message.as_str());
+                if *retry && ui.button("Try again").clicked() {
+                    let _ = self.actions.send(UiAction::Retry);
+                    self.screen = Screen::Connecting;
+                }
+            }
+            Screen::Ended(message) => {
+                ui.heading("Remote support");
+                ui.label(message.as_str());
+                ui.label("You can close this window.");
+            }
+        }
+    }
+}
+
+/// Asks through the UI: the request goes to the window, the answer comes back. A closed window
+/// denies.
+pub struct UiPrompt {
+    updates: mpsc::UnboundedSender<NetUpdate>,
+}
+
+impl UiPrompt {
+    /// A prompt that asks through this update channel.
+    #[must_use]
+    pub fn new(updates: mpsc::UnboundedSender<NetUpdate>) -> UiPrompt {
+        UiPrompt { updates }
+    }
+}
+
+impl crate::prompt::ConsentPrompt for UiPrompt {
+    async fn ask(&self, request: &ConsentRequest) -> ConsentOutcome {
+        let (answer, answered) = oneshot::channel();
+        if self.updates.send(NetUpdate::ConsentAsked(request.clone(), answer)).is_err() {
+            return ConsentOutcome::Denied;
+        }
+        answered.await.unwrap_or(ConsentOutcome::Denied)
+    }
+}

@@ -1,0 +1,296 @@
+//! The support app on a real X display (Xvfb), end to end with the real binaries: the relay,
+//! `deskline-agent` capturing the display and injecting input, and the technician's `deskline`
+//! CLI. The consent popup is answered through the real window, by its access key.
+//!
+//! Needs the workspace's binaries (`cargo test --workspace` builds them) and the X tools that
+//! `scripts/setup.sh` installs (Xvfb, xdotool, xinput, xsetroot, ImageMagick).
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_deskline-agent");
+const BACKGROUND: [u8; 3] = [0x33, 0x66, 0xcc];
+const MARKER: [u8; 3] = [0xdd, 0x22, 0x22];
+
+/// A binary of another workspace crate, next to this test's own target directory.
+fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(path.exists(), "{} is not built: run `cargo test --workspace`", path.display());
+    path
+}
+
+/// Kills its process when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Desktop {
+    display: String,
+    _xvfb: Guard,
+}
+
+fn start_xvfb() -> Desktop {
+    let n = (90..140).find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists()).expect("a free display number");
+    let display = format!(":{n}");
+    let xvfb = Command::new("Xvfb")
+        .args([&display, "-screen", "0", "1280x800x24", "-noreset", "-nolisten", "tcp"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb (apt-get install xvfb)");
+    let socket = format!("/tmp/.X11-unix/X{n}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Path::new(&socket).exists() {
+        assert!(Instant::now() < deadline, "Xvfb did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Desktop { display, _xvfb: Guard(xvfb) }
+}
+
+impl Desktop {
+    fn x(&self, program: &str, args: &[&str]) -> String {
+        let out = Command::new(program).args(args).env("DISPLAY", &self.display).output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn spawn_x(&self, program: &str, args: &[&str]) -> Guard {
+        Guard(Command::new(program).args(args).env("DISPLAY", &self.display).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+    }
+
+    fn try_window(&self, name: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("xdotool").args(["search", "--name", name]).env("DISPLAY", &self.display).output().unwrap();
+            if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
+                return Some(id.to_owned());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn window(&self, name: &str) -> String {
+        self.try_window(name).unwrap_or_else(|| panic!("no window named {name:?}"))
+    }
+}
+
+struct Relay {
+    _process: Guard,
+    server: String,
+    quic: String,
+    fingerprint: String,
+    password: String,
+}
+
+fn start_relay(dir: &Path) -> Relay {
+    let mut child = Command::new(workspace_bin("deskline-relay"))
+        .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--organisation", "Example IT", "--data-dir"])
+        .arg(dir.join("relay"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut password, mut fingerprint, mut quic, mut server) = (String::new(), String::new(), String::new(), String::new());
+    while quic.is_empty() || server.is_empty() {
+        let line = lines.next().expect("relay output").unwrap();
+        if let Some(p) = line.split("one-time password: ").nth(1) {
+            password = p.trim().to_owned();
+        }
+        if line.starts_with("relay certificate SHA-256") {
+            fingerprint = line.rsplit(' ').next().unwrap().to_owned();
+        }
+        if let Some(q) = line.strip_prefix("QUIC (support apps and viewers): ") {
+            quic = q.to_owned();
+        }
+        if let Some(url) = line.strip_prefix("web console: ") {
+            server = url.trim_end_matches('/').to_owned();
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Relay { _process: Guard(child), server, quic, fingerprint, password }
+}
+
+struct Cli {
+    config: PathBuf,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use std::io::Write as _;
+        let mut child = Command::new(workspace_bin("deskline"))
+            .args(args)
+            .env("DESKLINE_CONFIG", &self.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args, "");
+        assert!(ok, "deskline {args:?}: {err}");
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn wait_for(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.json(&["session", "show", id]);
+            if check(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "session {id} never reached {what}: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn pixel(png_path: &Path, x: usize, y: usize) -> [u8; 3] {
+    let mut reader = png::Decoder::new(BufReader::new(std::fs::File::open(png_path).unwrap())).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let i = (y * info.width as usize + x) * 3;
+    [buf[i], buf[i + 1], buf[i + 2]]
+}
+
+fn close_to(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 20)
+}
+
+/// Saves a screenshot of a window when `DESKLINE_SCREENSHOTS` names a directory (for docs/).
+fn screenshot(desktop: &Desktop, window: &str, name: &str) {
+    if let Some(dir) = std::env::var_os("DESKLINE_SCREENSHOTS") {
+        let path = PathBuf::from(dir).join(name);
+        desktop.x("import", &["-window", window, path.to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let desktop = start_xvfb();
+    desktop.x("xsetroot", &["-solid", "#3366cc"]);
+    let marker = tmp.path().join("marker.png");
+    let made = Command::new("convert").args(["-size", "240x160", "xc:#dd2222"]).arg(&marker).status().unwrap();
+    assert!(made.success(), "ImageMagick convert");
+    let _marker = desktop.spawn_x("display", &["-geometry", "+700+450", "-title", "marker", marker.to_str().unwrap()]);
+    desktop.window("marker");
+
+    let relay = start_relay(tmp.path());
+    let cli = Cli { config: tmp.path().join("cli.json") };
+    let (ok, _, err) = cli.run(
+        &["login", "--server", &relay.server, "--username", "admin", "--password-stdin", "--insecure-pin-cert", &relay.fingerprint],
+        &format!("{}\n", relay.password),
+    );
+    assert!(ok, "{err}");
+    let session = cli.json(&["session", "new", "--channel", "Default", "--pin"]);
+    let id = session["id"].to_string();
+    let pin = session["pin"].as_str().unwrap().to_owned();
+
+    let agent = Command::new(AGENT)
+        .args(["--pin", &pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+        .env("DISPLAY", &desktop.display)
+        .env("XDG_STATE_HOME", tmp.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("agent.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut agent = Guard(agent);
+    if let Ok(Some(status)) = agent.0.try_wait() {
+        panic!("the support app exited ({status})");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = tmp.path().join("state/deskline/agent.log");
+    let window = match desktop.try_window("Deskline support") {
+        Some(w) => w,
+        None => panic!(
+            "no support app window; exit: {:?}; stderr: {}; log:\n{}",
+            agent.0.try_wait(),
+            std::fs::read_to_string(tmp.path().join("agent.err")).unwrap_or_default(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ),
+    };
+    let v = cli.wait_for(&id, "active", |v| v["state"] == "active");
+    assert_eq!(v["agent"]["displays"][0]["width"], 1280, "the app reported the real display");
+    std::thread::sleep(Duration::from_millis(500));
+    screenshot(&desktop, &window, "agent-connected.png");
+
+    // Nothing is visible before consent.
+    let (ok, _, err) = cli.run(&["view", &id, "--headless", "--frames", "1", "--timeout", "2"], "");
+    assert!(!ok && err.contains("not allowed viewing"), "{err}");
+
+    cli.ok(&["session", "remote", &id]);
+    std::thread::sleep(Duration::from_millis(800));
+    screenshot(&desktop, &window, "agent-consent.png");
+    // Answer through the real window with its access key, as a keyboard user would.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+a"]);
+        std::thread::sleep(Duration::from_millis(300));
+        if cli.json(&["session", "show", &id])["consent"]["status"] == "granted" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the consent popup did not take Alt+A");
+    }
+
+    let shot = tmp.path().join("screen.png");
+    let out = cli.ok(&["view", &id, "--headless", "--frames", "5", "--save-last", shot.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(1280), Some(800)));
+    assert!(close_to(pixel(&shot, 1200, 100), BACKGROUND), "background: {:?}", pixel(&shot, 1200, 100));
+    assert!(close_to(pixel(&shot, 820, 530), MARKER), "marker: {:?}", pixel(&shot, 820, 530));
+    screenshot(&desktop, &window, "agent-sharing.png");
+
+    // Input reaches the X server.
+    let log = tmp.path().join("xinput.log");
+    let _xinput = Guard(
+        Command::new("xinput")
+            .args(["test-xi2", "--root"])
+            .env("DISPLAY", &desktop.display)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    cli.ok(&["input", &id, "move", "321", "234"]);
+    let location = desktop.x("xdotool", &["getmouselocation", "--shell"]);
+    assert!(location.contains("X=321") && location.contains("Y=234"), "{location}");
+    cli.ok(&["input", &id, "click"]);
+    cli.ok(&["input", &id, "key", "KeyQ"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let events = std::fs::read_to_string(&log).unwrap();
+    assert!(events.contains("RawButtonPress"), "no button press seen by the X server");
+    let key_seen = events.split("EVENT type").any(|e| e.contains("RawKeyPress") && e.contains("detail: 24"));
+    assert!(key_seen, "KeyQ (keycode 24) not seen by the X server");
+
+    // Stop sharing from the session bar: it ends at once.
+    desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+s"]);
+    cli.wait_for(&id, "consent withdrawn", |v| v["consent"]["status"] == "none");
+    let (ok, _, _) = cli.run(&["view", &id, "--headless", "--frames", "1", "--timeout", "2"], "");
+    assert!(!ok, "no frame after Stop sharing");
+}

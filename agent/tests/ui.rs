@@ -1,0 +1,162 @@
+//! The support app's windows, driven like a person would: typing, clicking, access keys.
+#![allow(clippy::unwrap_used)]
+
+use deskline_agent::session::{AgentCommand, AgentEvent};
+use deskline_agent::ui::{AgentUi, NetUpdate, Screen, UiAction};
+use deskline_protocol::{Capabilities, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use tokio::sync::{mpsc, oneshot};
+
+struct Ui {
+    harness: Harness<'static, AgentUi>,
+    actions: mpsc::UnboundedReceiver<UiAction>,
+    updates: mpsc::UnboundedSender<NetUpdate>,
+}
+
+fn ui(connecting: bool) -> Ui {
+    let (actions_tx, actions) = mpsc::unbounded_channel();
+    let (updates, updates_rx) = mpsc::unbounded_channel();
+    let app = AgentUi::new(actions_tx, updates_rx, connecting);
+    let harness = Harness::new_ui_state(|ui, app: &mut AgentUi| app.show(ui), app);
+    Ui { harness, actions, updates }
+}
+
+fn request(capabilities: Capabilities, timeout_ms: u32) -> ConsentRequest {
+    ConsentRequest { request_id: 9, organisation: "Example IT".into(), technician: "Ada".into(), capabilities, timeout_ms }
+}
+
+impl Ui {
+    /// Shows a consent request; returns where the answer arrives.
+    fn ask(&mut self, capabilities: Capabilities, timeout_ms: u32) -> oneshot::Receiver<ConsentOutcome> {
+        self.updates.send(NetUpdate::Connected { organisation: "Example IT".into() }).unwrap();
+        let (tx, rx) = oneshot::channel();
+        self.updates.send(NetUpdate::ConsentAsked(request(capabilities, timeout_ms), tx)).unwrap();
+        self.harness.run_steps(3);
+        rx
+    }
+
+    fn sharing(&mut self, granted: Capabilities) {
+        self.updates.send(NetUpdate::Connected { organisation: "Example IT".into() }).unwrap();
+        self.updates.send(NetUpdate::Event(AgentEvent::Granted(granted))).unwrap();
+        self.updates.send(NetUpdate::Event(AgentEvent::Controller(Some(TechnicianId(1))))).unwrap();
+        self.harness.run_steps(2);
+    }
+}
+
+#[test]
+fn a_typed_or_pasted_pin_connects() {
+    let mut ui = ui(false);
+    ui.harness.run_steps(2);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).focus();
+    ui.harness.run_steps(1);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).type_text("12a3 45");
+    ui.harness.run_steps(2);
+    // Five digits: not yet a PIN, Connect does nothing.
+    ui.harness.get_by_label("Connect").click();
+    ui.harness.run_steps(2);
+    assert!(ui.actions.try_recv().is_err());
+    let field = ui.harness.get_by_role(egui::accesskit::Role::TextInput);
+    assert_eq!(field.value().as_deref(), Some("123 45"), "the letter was dropped");
+    // Back in the field, the pasted remainder with a dash completes it.
+    field.focus();
+    ui.harness.run_steps(1);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).type_text("-6");
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Connect").click();
+    ui.harness.run_steps(2);
+    match ui.actions.try_recv().unwrap() {
+        UiAction::Connect(pin) => assert_eq!(pin, "123456".parse::<Pin>().unwrap()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ui.harness.state().screen, Screen::Connecting);
+}
+
+#[test]
+fn a_rejected_code_asks_for_a_new_one_with_the_reason() {
+    let mut ui = ui(true);
+    let message = "This code is not valid. Check the 6 digits with your technician.".to_owned();
+    ui.updates.send(NetUpdate::Failed { message: message.clone(), retry: false, new_code: true }).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label(&message);
+    assert!(matches!(ui.harness.state().screen, Screen::EnterPin { .. }));
+    // Unreachable relay: keep the code, offer to try again.
+    ui.updates.send(NetUpdate::Failed { message: "Cannot reach the support server.".into(), retry: true, new_code: false }).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Try again").click();
+    ui.harness.run_steps(2);
+    assert!(matches!(ui.actions.try_recv().unwrap(), UiAction::Retry));
+}
+
+#[test]
+fn deny_is_the_default_answer() {
+    let mut ui = ui(true);
+    let answer = ui.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
+    ui.harness.get_by_label_contains("Ada from Example IT asks to see your screen and control");
+    assert!(ui.harness.get_by_label("Deny (Alt+D)").is_focused(), "Deny has the focus");
+    ui.harness.key_press(egui::Key::Enter);
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Denied);
+    assert!(!ui.harness.state().asking());
+}
+
+#[test]
+fn an_unanswered_prompt_denies_itself_when_the_countdown_ends() {
+    let mut ui = ui(true);
+    let mut answer = ui.ask(Capabilities::VIEW, 300);
+    ui.harness.get_by_label_contains("Denied automatically in");
+    assert!(answer.try_recv().is_err(), "not before the countdown ends");
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::TimedOut);
+}
+
+#[test]
+fn allow_view_only_and_allow_control_by_mouse_and_by_access_key() {
+    let mut ui = ui(true);
+    let answer = ui.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
+    ui.harness.get_by_label("Allow view only (Alt+V)").click();
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Granted(Capabilities::VIEW));
+
+    let answer = ui.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::A);
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Granted(Capabilities::VIEW_AND_CONTROL));
+
+    let answer = ui.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::D);
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Denied);
+
+    // A view-only request has no view-only button: Allow is view.
+    let answer = ui.ask(Capabilities::VIEW, 30_000);
+    assert!(ui.harness.query_by_label("Allow view only (Alt+V)").is_none());
+    ui.harness.get_by_label("Allow (Alt+A)").click();
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Granted(Capabilities::VIEW));
+}
+
+#[test]
+fn the_session_bar_stops_sharing() {
+    let mut ui = ui(true);
+    ui.sharing(Capabilities::VIEW_AND_CONTROL);
+    ui.harness.get_by_label_contains("controls your mouse and keyboard");
+    ui.harness.get_by_label("Stop sharing (Alt+S)").click();
+    ui.harness.run_steps(2);
+    assert!(matches!(ui.actions.try_recv().unwrap(), UiAction::Command(AgentCommand::StopSharing)));
+    assert!(!ui.harness.state().sharing(), "the bar reflects it at once");
+}
+
+#[test]
+fn the_session_bar_takes_back_control() {
+    let mut ui = ui(true);
+    ui.sharing(Capabilities::VIEW_AND_CONTROL);
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::T);
+    ui.harness.run_steps(2);
+    assert!(matches!(ui.actions.try_recv().unwrap(), UiAction::Command(AgentCommand::TakeBackControl)));
+    assert_eq!(ui.harness.state().granted(), Capabilities::VIEW);
+    assert!(ui.harness.query_by_label("Take back control (Alt+T)").is_none());
+    ui.harness.get_by_label_contains("sees your screen");
+}
