@@ -9,9 +9,6 @@ use crate::encode::{EncodeError, EncodedFrame, H264Encoder};
 use crate::source::{FrameSource, now_us};
 use deskline_protocol::DisplayInfo;
 use std::time::{Duration, Instant};
-use x11rb::connection::Connection as _;
-use x11rb::protocol::Event;
-use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
 
 /// A keyframe at least this often while streaming, so a viewer that lost one recovers soon
 /// even when nobody asks.
@@ -60,13 +57,17 @@ pub fn displays() -> Result<Vec<DisplayInfo>, CaptureError> {
 }
 
 /// Tells whether the screen changed since the last look (X11 DAMAGE on the root window).
+#[cfg(target_os = "linux")]
 struct DamageWatch {
     conn: x11rb::rust_connection::RustConnection,
     damage: u32,
 }
 
+#[cfg(target_os = "linux")]
 impl DamageWatch {
     fn new() -> Result<DamageWatch, CaptureError> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
         let err = |e: &dyn std::fmt::Display| CaptureError::X11(e.to_string());
         let (conn, screen) = x11rb::connect(None).map_err(|e| err(&e))?;
         conn.damage_query_version(1, 1).map_err(|e| err(&e))?.reply().map_err(|e| err(&e))?;
@@ -79,15 +80,32 @@ impl DamageWatch {
 
     /// True if anything was drawn since the last call (and re-arms the notification).
     fn changed(&mut self) -> bool {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::damage::ConnectionExt as _;
         let mut dirty = false;
         while let Ok(Some(event)) = self.conn.poll_for_event() {
-            dirty |= matches!(event, Event::DamageNotify(_));
+            dirty |= matches!(event, x11rb::protocol::Event::DamageNotify(_));
         }
         if dirty {
             let _ = self.conn.damage_subtract(self.damage, x11rb::NONE, x11rb::NONE);
             let _ = self.conn.flush();
         }
         dirty
+    }
+}
+
+/// Elsewhere (Windows, macOS): no change notification yet; every captured image is compared.
+#[cfg(not(target_os = "linux"))]
+struct DamageWatch;
+
+#[cfg(not(target_os = "linux"))]
+impl DamageWatch {
+    fn new() -> Result<DamageWatch, CaptureError> {
+        Err(CaptureError::X11("change notification is only implemented for X11".into()))
+    }
+
+    fn changed(&mut self) -> bool {
+        true
     }
 }
 

@@ -10,7 +10,7 @@ use deskline_agent::capture::{self, DEFAULT_BITRATE_BPS, ScreenSource};
 use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
 use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
 use deskline_agent::{ConsentPrompt, EncodeError, EnigoSink, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
-use deskline_protocol::{AppCode, AppInfo, Capabilities, DisplayInfo, LinkToken, Pin, RejectReason, ResumeSecret};
+use deskline_protocol::{AppCode, AppInfo, Capabilities, DisplayInfo, Pin, RejectReason, ResumeSecret, SessionLink};
 use eframe::egui;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,12 +26,12 @@ struct Cli {
     /// The invite link (https://RELAY/s/TOKEN) or its token.
     #[arg(long)]
     link: Option<String>,
-    /// The relay's QUIC address, host:port.
-    #[arg(long, default_value = "127.0.0.1:4433")]
-    relay: String,
-    /// The relay certificate's SHA-256 fingerprint (printed by the relay; carried by downloads).
+    /// The relay's QUIC address, host:port (taken from the link when it names one).
     #[arg(long)]
-    fingerprint: String,
+    relay: Option<String>,
+    /// The relay certificate's SHA-256 fingerprint (taken from the link when it carries one).
+    #[arg(long)]
+    fingerprint: Option<String>,
     /// Stream a synthetic test pattern of WIDTHxHEIGHT instead of the screen, and print input
     /// instead of injecting it.
     #[arg(long, value_name = "WIDTHxHEIGHT")]
@@ -64,24 +64,35 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The QUIC port a relay listens on unless told otherwise.
+const DEFAULT_QUIC: &str = "127.0.0.1:4433";
+
+fn link(cli: &Cli) -> anyhow::Result<Option<SessionLink>> {
+    cli.link.as_deref().map(|l| l.parse::<SessionLink>().context("the link")).transpose()
+}
+
 fn initial_code(cli: &Cli) -> anyhow::Result<Option<AppCode>> {
-    Ok(match (&cli.pin, &cli.link) {
+    Ok(match (&cli.pin, link(cli)?) {
         (Some(pin), _) => Some(AppCode::Pin(pin.parse::<Pin>().context("the PIN")?)),
-        (None, Some(link)) => {
-            let token = link.rsplit('/').next().unwrap_or(link);
-            Some(AppCode::Link(token.parse::<LinkToken>().context("the link")?))
-        }
+        (None, Some(link)) => Some(AppCode::Link(link.token)),
         (None, None) => None,
     })
 }
 
 async fn config(cli: &Cli, code: Option<AppCode>) -> anyhow::Result<AgentConfig> {
-    let relay = tokio::net::lookup_host(&cli.relay).await?.next().context("cannot resolve the relay")?;
-    let server_name = cli.relay.rsplit_once(':').map_or(cli.relay.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_owned();
+    let link = link(cli)?;
+    let relay_text = cli.relay.clone().or_else(|| link.as_ref().and_then(|l| l.quic.clone())).unwrap_or_else(|| DEFAULT_QUIC.into());
+    let fingerprint = cli
+        .fingerprint
+        .clone()
+        .or_else(|| link.as_ref().and_then(|l| l.sha256.clone()))
+        .context("the relay's certificate fingerprint: give --fingerprint or a link that carries it")?;
+    let relay = tokio::net::lookup_host(&relay_text).await?.next().context("cannot resolve the relay")?;
+    let server_name = relay_text.rsplit_once(':').map_or(relay_text.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_owned();
     Ok(AgentConfig {
         relay,
         server_name,
-        fingerprint: Some(deskline_net::tls::parse_fingerprint(&cli.fingerprint)?),
+        fingerprint: Some(deskline_net::tls::parse_fingerprint(&fingerprint)?),
         // A placeholder until the end user types a PIN.
         code: code.unwrap_or(AppCode::Pin(Pin::from_number(0).context("PIN 0")?)),
     })

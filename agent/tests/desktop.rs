@@ -294,3 +294,28 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     let (ok, _, _) = cli.run(&["view", &id, "--headless", "--frames", "1", "--timeout", "2"], "");
     assert!(!ok, "no frame after Stop sharing");
 }
+
+#[test]
+fn a_link_alone_is_enough_to_join() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = start_relay(tmp.path());
+    let cli = Cli { config: tmp.path().join("cli.json") };
+    let (ok, _, err) = cli.run(
+        &["login", "--server", &relay.server, "--username", "admin", "--password-stdin", "--insecure-pin-cert", &relay.fingerprint],
+        &format!("{}\n", relay.password),
+    );
+    assert!(ok, "{err}");
+    let session = cli.json(&["session", "new", "--channel", "Default", "--link"]);
+    let id = session["id"].to_string();
+    // No --relay, no --fingerprint: the link says where to connect and which certificate to pin.
+    let _agent = Guard(
+        Command::new(AGENT)
+            .args(["--link", session["link"].as_str().unwrap(), "--synthetic", "320x240", "--auto-consent", "deny"])
+            .env("XDG_STATE_HOME", tmp.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    cli.wait_for(&id, "active", |v| v["state"] == "active");
+}

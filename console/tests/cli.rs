@@ -110,7 +110,9 @@ async fn a_technician_runs_the_desk_from_the_command_line() {
     assert_eq!(tier2["session_expiry_secs"], 7200);
 
     let link = env.json(&["session", "new", "--channel", "Default", "--link", "--name", "VPN"]).await;
-    assert!(link["link"].as_str().unwrap().starts_with(&format!("{}/s/", env.server)));
+    let url = link["link"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/s/", env.server)), "{url}");
+    assert!(url.ends_with(&format!("&sha256={}", env.fingerprint)), "the link carries the certificate to pin: {url}");
     let out = env.ok(&["session", "new", "--channel", "Default", "--pin"]).await;
     assert!(out.starts_with("created session 2: PIN "), "{out}");
 

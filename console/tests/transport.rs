@@ -157,8 +157,9 @@ fn pin_of(session: &Value) -> AppCode {
 }
 
 fn link_of(session: &Value) -> AppCode {
-    let link = session["link"].as_str().unwrap();
-    AppCode::Link(link.rsplit('/').next().unwrap().parse().unwrap())
+    let link: deskline_protocol::SessionLink = session["link"].as_str().unwrap().parse().unwrap();
+    assert!(link.quic.is_some() && link.sha256.is_some(), "the link tells the app where to connect and what to pin");
+    AppCode::Link(link.token)
 }
 
 /// Decodes `n` frames through a fresh viewer.

@@ -157,6 +157,43 @@ secret_token!(
     RESUME_SECRET_BYTES
 );
 
+/// What a session link (`https://RELAY/s/TOKEN#quic=HOST:PORT&sha256=HEX`) tells the support
+/// app: the code, and — in the fragment, which browsers never send to a server — where to
+/// connect and which certificate to pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLink {
+    /// The session's code.
+    pub token: LinkToken,
+    /// The relay's QUIC endpoint, `host:port`, if the link names it.
+    pub quic: Option<String>,
+    /// The relay certificate's SHA-256 (hex), if the link carries it.
+    pub sha256: Option<String>,
+}
+
+impl FromStr for SessionLink {
+    type Err = CodeError;
+
+    /// Accepts a whole link or just its token.
+    fn from_str(s: &str) -> Result<SessionLink, CodeError> {
+        let s = s.trim();
+        let (before, fragment) = s.split_once('#').unwrap_or((s, ""));
+        let token = before.trim_end_matches('/').rsplit('/').next().unwrap_or(before).parse()?;
+        let mut link = SessionLink { token, quic: None, sha256: None };
+        for pair in fragment.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("quic", v)) if !v.is_empty() => link.quic = Some(v.to_owned()),
+                Some(("sha256", v)) if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) => {
+                    link.sha256 = Some(v.to_owned());
+                }
+                Some(("sha256", _)) => return Err(CodeError::InvalidCharacter('#')),
+                // Unknown parameters are for newer apps: ignore them.
+                _ => {}
+            }
+        }
+        Ok(link)
+    }
+}
+
 /// A 6-digit session PIN, `000000` to `999999`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pin(u32);
@@ -335,6 +372,23 @@ mod tests {
         );
         // 22 characters carry 132 bits; a last character with stray low bits is not canonical.
         assert!("AAAAAAAAAAAAAAAAAAAAAB".parse::<LinkToken>().is_err());
+    }
+
+    #[test]
+    fn links_carry_the_code_the_endpoint_and_the_pin() {
+        let token = LinkToken::from_bytes([3; 16]);
+        let fp = "ab".repeat(32);
+        let full = format!("https://desk.example:8443/s/{token}#quic=desk.example:4433&sha256={fp}");
+        let link: SessionLink = full.parse().unwrap();
+        assert_eq!(link.token, token);
+        assert_eq!(link.quic.as_deref(), Some("desk.example:4433"));
+        assert_eq!(link.sha256.as_deref(), Some(fp.as_str()));
+        let bare: SessionLink = token.to_text().parse().unwrap();
+        assert_eq!((bare.token, bare.quic, bare.sha256), (token.clone(), None, None));
+        let newer: SessionLink = format!("https://x/s/{token}#future=1").parse().unwrap();
+        assert_eq!(newer.token, token);
+        assert!(format!("https://x/s/{token}#sha256=nothex").parse::<SessionLink>().is_err());
+        assert!("https://x/s/short#quic=a:1".parse::<SessionLink>().is_err());
     }
 
     #[test]

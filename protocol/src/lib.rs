@@ -26,7 +26,7 @@ pub mod message;
 pub mod session;
 
 pub use capability::Capabilities;
-pub use code::{CodeError, LinkToken, Pin, ResumeSecret};
+pub use code::{CodeError, LinkToken, Pin, ResumeSecret, SessionLink};
 pub use codec::{DecodeError, Decoder, EncodeError, decode_exact, encode, encode_into};
 pub use ids::{ChannelId, SessionId, TechnicianId, Timestamp};
 pub use keycode::KeyCode;

@@ -12,7 +12,7 @@ use crate::limits::{
     TOKEN_LIFETIME,
 };
 use crate::store::{self, Db, Role, SessionRow, StoreError, TechnicianRow};
-use crate::views::{AuditEventView, ChannelView, SessionEvent, SessionView, TechnicianView};
+use crate::views::{AuditEventView, ChannelView, LinkBase, SessionEvent, SessionView, TechnicianView};
 use deskline_protocol::limits::MAX_SESSION_NAME_BYTES;
 use deskline_protocol::session::{
     Action, Actor, Context, Directory, SessionKind, Transition, machine,
@@ -171,6 +171,17 @@ impl Desk {
         &self.inner.public_url
     }
 
+    /// What session links are built from: the public URL, and (once the QUIC endpoint runs)
+    /// where apps connect and which certificate they pin.
+    #[must_use]
+    pub fn links(&self) -> LinkBase {
+        let fragment = self
+            .relay_info()
+            .map(|info| format!("#quic={}&sha256={}", info.quic, info.fingerprint))
+            .unwrap_or_default();
+        LinkBase { url: self.public_url().to_owned(), fragment }
+    }
+
     /// Records where the QUIC endpoint is (once, when it starts).
     pub fn set_relay_info(&self, info: RelayInfo) {
         let _ = self.inner.relay_info.set(info);
@@ -194,7 +205,7 @@ impl Desk {
             channels.push(c.0);
         }
         let event = SessionEvent {
-            view: SessionView::new(row, self.public_url()),
+            view: SessionView::new(row, &self.links()),
             channels,
             technicians: row.core.technicians().collect(),
             id: row.core.id,
@@ -394,7 +405,7 @@ impl Desk {
     /// The sessions of a channel the technician works in.
     pub async fn channel_sessions(&self, actor: &TechnicianRow, channel: ChannelId) -> Result<Vec<SessionView>, Error> {
         let actor = actor.clone();
-        let url = self.public_url().to_owned();
+        let url = self.links();
         self.db()
             .read(move |tx| {
                 store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
@@ -407,7 +418,7 @@ impl Desk {
     /// The technician's Home: sessions assigned to or shared with them.
     pub async fn home(&self, actor: &TechnicianRow) -> Result<Vec<SessionView>, Error> {
         let id = actor.id;
-        let url = self.public_url().to_owned();
+        let url = self.links();
         self.db()
             .read(move |tx| Ok::<_, Error>(store::home_sessions(tx, id)?.iter().map(|s| SessionView::new(s, &url)).collect()))
             .await
@@ -416,7 +427,7 @@ impl Desk {
     /// One session, if the technician works in its channel.
     pub async fn session(&self, actor: &TechnicianRow, id: SessionId) -> Result<SessionView, Error> {
         let actor = actor.clone();
-        let url = self.public_url().to_owned();
+        let url = self.links();
         self.db()
             .read(move |tx| {
                 let row = visible_session(tx, &actor, id)?;
@@ -474,14 +485,14 @@ impl Desk {
             })
             .await?;
         self.announce(None, &row);
-        Ok(SessionView::new(&row, self.public_url()))
+        Ok(SessionView::new(&row, &self.links()))
     }
 
     /// Performs a session action as a technician. Target technicians and channels must exist.
     pub async fn act(&self, actor: &TechnicianRow, id: SessionId, action: Action) -> Result<SessionView, Error> {
         let (before, row) = self.apply(Actor::Technician(actor.id), id, action).await?;
         self.announce(Some(before), &row);
-        Ok(SessionView::new(&row, self.public_url()))
+        Ok(SessionView::new(&row, &self.links()))
     }
 
     /// Asks the app for consent on behalf of the technician (start remote session).

@@ -104,10 +104,21 @@ pub struct SessionView {
     pub expires_at: String,
 }
 
+/// What session links are built from.
+#[derive(Debug, Clone)]
+pub struct LinkBase {
+    /// The relay's public URL.
+    pub url: String,
+    /// Where apps connect and which certificate they pin, as the link's fragment
+    /// (`#quic=HOST:PORT&sha256=HEX`): browsers never send a fragment to the server, and the
+    /// support app reads it from the link it is started with.
+    pub fragment: String,
+}
+
 impl SessionView {
-    /// The view of a session; links are built on `public_url`.
+    /// The view of a session; links are built on `links`.
     #[must_use]
-    pub fn new(s: &SessionRow, public_url: &str) -> SessionView {
+    pub fn new(s: &SessionRow, links: &LinkBase) -> SessionView {
         let live = s.core.state.is_live() && !s.core.deleted;
         let c = &s.core;
         SessionView {
@@ -120,7 +131,7 @@ impl SessionView {
             name: s.name.clone(),
             state: c.state.as_str().into(),
             link: (live && s.pin.is_none())
-                .then(|| format!("{}/s/{}", public_url.trim_end_matches('/'), s.link_token)),
+                .then(|| format!("{}/s/{}{}", links.url.trim_end_matches('/'), s.link_token, links.fragment)),
             pin: s.pin.filter(|_| live).map(|p| p.to_string()),
             assigned_technician_id: c.assigned.map(|t| t.0),
             invited_technician_ids: c.invited.iter().map(|t| t.0).collect(),
