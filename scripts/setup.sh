@@ -6,12 +6,14 @@ set -euo pipefail
 # Build: nasm makes openh264 about 3x faster (its build silently falls back to C without it).
 # Capture/injection/windows: libxcb (scrap), libxkbcommon (enigo), libwayland (eframe), and
 # Mesa's OpenGL for the eframe windows (software rendering where there is no GPU).
+# Benchmarks: ffmpeg (libx264 and x11grab) as the reference measured side by side.
 # Tests: a real X server (xvfb) and tools to drive and observe it.
 DESKLINE_PACKAGES=(
   build-essential pkg-config ca-certificates curl git
   nasm libxcb-shm0-dev libxcb-randr0-dev libxkbcommon-dev libwayland-dev libssl-dev
   xvfb xdotool x11-utils x11-xserver-utils xinput imagemagick
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0
+  ffmpeg
 )
 
 deskline_missing_packages() {

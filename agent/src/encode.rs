@@ -50,8 +50,14 @@ pub struct H264Encoder {
 }
 
 impl H264Encoder {
-    /// An encoder for `width` × `height` (both even) at about `bitrate_bps` and `fps`.
+    /// An encoder for `width` × `height` (both even) at about `bitrate_bps` and `fps`, on one
+    /// thread (the app shares the machine with the end user's work).
     pub fn new(width: u32, height: u32, bitrate_bps: u32, fps: f32) -> Result<H264Encoder, EncodeError> {
+        H264Encoder::with_threads(width, height, bitrate_bps, fps, 1)
+    }
+
+    /// The same with `threads` encoder threads.
+    pub fn with_threads(width: u32, height: u32, bitrate_bps: u32, fps: f32, threads: u16) -> Result<H264Encoder, EncodeError> {
         if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(EncodeError(format!("{width}x{height}: width and height must be even and non-zero")));
         }
@@ -62,7 +68,8 @@ impl H264Encoder {
             .rate_control_mode(RateControlMode::Bitrate)
             // Neither applies to screen content; openh264 warns and turns them off otherwise.
             .adaptive_quantization(false)
-            .background_detection(false);
+            .background_detection(false)
+            .num_threads(threads);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
         Ok(H264Encoder { encoder, yuv: YUVBuffer::new(width as usize, height as usize), width: width as usize, height: height as usize })
     }

@@ -1,10 +1,16 @@
 //! # deskline-bench
 //!
-//! Measurements of what technicians feel: capture time, encode time and quality, end-to-end
-//! latency and relay load, each reported as medians and p99 side by side with a reference
-//! (ffmpeg's x11grab and libx264) measured in the same run. Results and the commands that
-//! reproduce them are kept in `bench/RESULTS.md`.
+//! Measurements of what technicians feel: encode time and quality, and end-to-end latency,
+//! each reported as medians and p99, side by side with a reference (ffmpeg's libx264) measured
+//! in the same run. Results and the commands that reproduce them are kept in
+//! `bench/RESULTS.md`.
 //!
 //! Timings are never asserted in tests: this crate reports, it does not judge.
-//!
-//! Status: filled by the benchmarks issue.
+
+pub mod content;
+pub mod e2e;
+pub mod encode;
+pub mod stats;
+
+/// Whether openh264 was built with its assembly (nasm on PATH at build time).
+pub const BUILT_WITH_NASM: &str = env!("DESKLINE_BUILT_WITH_NASM");

@@ -1,0 +1,133 @@
+//! End-to-end latency over loopback: a real relay (in this process, real QUIC and TLS), the
+//! support app's connection logic with the synthetic source (really H.264-encoded), and the
+//! technician's viewer decoding. Capture → decoded, and input sent → applied.
+
+use crate::stats::{Summary, summarize};
+use anyhow::Context as _;
+use deskline_agent::session::{AgentConfig, register};
+use deskline_agent::{InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
+use deskline_console::client::Client;
+use deskline_console::viewer::{self, RelayTarget, ViewerCommand, ViewerUpdate};
+use deskline_protocol::{AppCode, AppInfo, Capabilities, InputEvent, SessionId, TechnicianId};
+use deskline_relay::server::{Prepared, ServeOptions};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The result.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eResult {
+    /// Frame size.
+    pub width: u32,
+    /// Frame size.
+    pub height: u32,
+    /// Frames measured.
+    pub frames: usize,
+    /// Capture → decoded, milliseconds.
+    pub frame_latency_ms: Option<Summary>,
+    /// Input sent by the viewer → applied by the app, milliseconds.
+    pub input_latency_ms: Option<Summary>,
+}
+
+/// Records when each input event was applied.
+#[derive(Clone, Default)]
+struct TimedSink(Arc<Mutex<Vec<Instant>>>);
+
+impl InputSink for TimedSink {
+    fn apply(&mut self, _event: &InputEvent) -> anyhow::Result<()> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Instant::now());
+        Ok(())
+    }
+    fn release_all(&mut self) {}
+}
+
+/// Runs the measurement.
+pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyhow::Result<E2eResult> {
+    deskline_relay::install_crypto_provider();
+    let dir = tempfile::tempdir()?;
+    let options = ServeOptions {
+        data_dir: dir.path().join("relay"),
+        http: "127.0.0.1:0".parse()?,
+        quic: "127.0.0.1:0".parse()?,
+        public_url: None,
+        plain_http: false,
+        demo_admin: Some("admin".into()),
+        organisation: "Bench".into(),
+    };
+    let prepared = Prepared::new(&options)?;
+    let server = prepared.base_url()?;
+    let fingerprint = prepared.fingerprint();
+    let quic = prepared.quic_addr()?;
+    let password = prepared.admin_password.clone().context("admin password")?;
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(prepared.run(async move {
+        let _ = stopped.await;
+    }));
+    let anonymous = Client::new(&server, Some(&fingerprint), None)?;
+    let login = anonymous.post("/login", &json!({"username": "admin", "password": password})).await?;
+    let token = login["token"].as_str().context("token")?.to_owned();
+    let admin = Client::new(&server, Some(&fingerprint), Some(token.clone()))?;
+    let session = admin.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
+    let id = session["id"].as_i64().context("id")?;
+    let pin = session["pin"].as_str().context("pin")?.parse()?;
+
+    let pin_bytes = deskline_net::tls::parse_fingerprint(&fingerprint)?;
+    let config = AgentConfig { relay: quic, server_name: "localhost".into(), fingerprint: Some(pin_bytes), code: AppCode::Pin(pin) };
+    let info = AppInfo { os: "bench".into(), host_name: "bench".into(), app_version: "0".into(), displays: vec![] };
+    let registered = register(&config, info, None).await?;
+    let sink = TimedSink::default();
+    let applied = sink.clone();
+    let prompt = Arc::new(ScriptedPrompt { answer: ScriptedAnswer::AllowAll, delay: Duration::ZERO });
+    let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (_commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+    let make = move || SyntheticSource::new(width, height);
+    tokio::spawn(async move {
+        let _keep = (_events_rx, _commands);
+        let _ = registered.serve(make, sink, prompt, Capabilities::NONE, events, commands_rx).await;
+    });
+    admin.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
+    for _ in 0..100 {
+        if admin.get(&format!("/sessions/{id}")).await?["consent"]["status"] == "granted" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let target = RelayTarget { quic, server_name: "localhost".into(), fingerprint: pin_bytes };
+    let viewer = viewer::join(&target, &token, SessionId(id), TechnicianId(1)).await?;
+    let (commands, mut updates) = viewer.spawn();
+    // Skip the first frames: the decoder and caches warm up.
+    let warmup = 10;
+    let mut latencies = Vec::new();
+    let mut seen = 0;
+    let mut have_control = false;
+    commands.send(ViewerCommand::TakeControl).ok();
+    while latencies.len() < frames {
+        match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await? {
+            Some(ViewerUpdate::Frame(frame)) => {
+                seen += 1;
+                if seen > warmup {
+                    latencies.push(frame.latency_us as f64 / 1000.0);
+                }
+            }
+            Some(ViewerUpdate::Controller(holder)) => have_control |= holder == Some(TechnicianId(1)),
+            Some(ViewerUpdate::Ended(e)) => anyhow::bail!("the viewer ended: {e:?}"),
+            None => anyhow::bail!("the viewer stopped"),
+        }
+    }
+    // Input: pointer moves spaced out, each timed from send to apply.
+    let mut sent = Vec::new();
+    if have_control {
+        for i in 0..inputs {
+            sent.push(Instant::now());
+            commands.send(ViewerCommand::Input(InputEvent::PointerMove { x: i as u32, y: i as u32 })).ok();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let applied = applied.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let input: Vec<f64> = sent.iter().zip(&applied).map(|(s, a)| a.duration_since(*s).as_secs_f64() * 1000.0).collect();
+    commands.send(ViewerCommand::Leave).ok();
+    Ok(E2eResult { width, height, frames: latencies.len(), frame_latency_ms: summarize(&latencies), input_latency_ms: summarize(&input) })
+}

@@ -1,0 +1,112 @@
+//! `deskline-bench`: runs the benchmarks and writes JSON and a markdown table.
+
+use clap::{Parser, Subcommand};
+use deskline_bench::content::Content;
+use deskline_bench::{BUILT_WITH_NASM, e2e, encode};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "deskline-bench", version, about = "Deskline benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Fewer frames and sizes (a few minutes).
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Where to write results.
+    #[arg(long, global = true, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// openh264 (our path) vs libx264 on reproducible screen content.
+    Encode,
+    /// Capture → decoded and input → applied latency over loopback through a real relay.
+    E2e,
+    /// Everything.
+    All,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if BUILT_WITH_NASM != "yes" {
+        eprintln!("WARNING: openh264 was built WITHOUT nasm: its assembly is missing and encoding is about 3x slower.");
+        eprintln!("WARNING: install nasm and rebuild (cargo clean -p openh264-sys2) before trusting encode numbers.");
+    }
+    std::fs::create_dir_all(&cli.out)?;
+    let mut report = format!("# Deskline benchmark report\n\nopenh264 built with nasm: {BUILT_WITH_NASM}\n\n");
+    let mut json = serde_json::Map::new();
+    if matches!(cli.command, Command::Encode | Command::All) {
+        let (sizes, frames): (&[(usize, usize)], usize) =
+            if cli.quick { (&[(1280, 720), (1920, 1080)], 60) } else { (&[(1280, 720), (1920, 1080), (3840, 2160)], 150) };
+        let bar = ProgressBar::new((sizes.len() * Content::ALL.len()) as u64);
+        bar.set_style(ProgressStyle::with_template("encode {bar:40} {pos}/{len} {msg}")?);
+        let mut sets = Vec::new();
+        for &(w, h) in sizes {
+            for content in Content::ALL {
+                bar.set_message(format!("{content:?} {w}x{h}"));
+                sets.push(encode::run_set(content, w, h, frames)?);
+                bar.inc(1);
+            }
+        }
+        bar.finish_and_clear();
+        report.push_str(&encode_table(&sets));
+        json.insert("encode".into(), serde_json::to_value(&sets)?);
+    }
+    if matches!(cli.command, Command::E2e | Command::All) {
+        let frames = if cli.quick { 150 } else { 600 };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message("end-to-end latency, 1920x1080 at 30 fps");
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let result = runtime.block_on(e2e::run(1920, 1080, frames, 100))?;
+        spinner.finish_and_clear();
+        report.push_str(&e2e_table(&result));
+        json.insert("e2e".into(), serde_json::to_value(&result)?);
+    }
+    std::fs::write(cli.out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(cli.out.join("report.md"), &report)?;
+    println!("{report}");
+    println!("written: {}/results.json, {}/report.md", cli.out.display(), cli.out.display());
+    Ok(())
+}
+
+fn ms(s: Option<deskline_bench::stats::Summary>) -> (String, String) {
+    s.map_or(("-".into(), "-".into()), |s| (format!("{:.2}", s.p50), format!("{:.2}", s.p99)))
+}
+
+fn encode_table(sets: &[encode::SetResult]) -> String {
+    let mut t = String::from(
+        "## Encode (ms per frame; openh264 includes BGRA→I420, x264 does not)\n\n\
+         | content | size | encoder | threads | p50 ms | p99 ms | kbit/s | PSNR dB |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in sets {
+        for r in &s.results {
+            let (p50, p99) = ms(r.ms_per_frame);
+            let psnr = r.psnr_db.map_or("-".into(), |p| if p.is_finite() { format!("{p:.1}") } else { "lossless".into() });
+            let _ = writeln!(t, "| {:?} | {}x{} | {} | {} | {p50} | {p99} | {:.0} | {psnr} |", s.content, s.width, s.height, r.encoder, r.threads, r.kbps);
+        }
+    }
+    t.push_str("\nopenh264 / x264 mean time per frame, one thread:\n\n| content | size | ratio |\n|---|---|---|\n");
+    for s in sets {
+        let ratio = s.ratio_vs_x264.map_or("-".into(), |r| format!("{r:.2}"));
+        let _ = writeln!(t, "| {:?} | {}x{} | {ratio} |", s.content, s.width, s.height);
+    }
+    t.push('\n');
+    t
+}
+
+fn e2e_table(r: &e2e::E2eResult) -> String {
+    let (fp50, fp99) = ms(r.frame_latency_ms);
+    let (ip50, ip99) = ms(r.input_latency_ms);
+    format!(
+        "## End to end over loopback (real relay, QUIC + TLS)\n\n\
+         | measure | p50 ms | p99 ms |\n|---|---|---|\n\
+         | capture → decoded, {}x{} synthetic, {} frames | {fp50} | {fp99} |\n\
+         | input sent → applied | {ip50} | {ip99} |\n\n",
+        r.width, r.height, r.frames
+    )
+}
