@@ -9,7 +9,7 @@ use deskline_agent::{InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource}
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, RelayTarget, ViewerCommand, ViewerUpdate};
 use deskline_protocol::{AppCode, AppInfo, Capabilities, InputEvent, SessionId, TechnicianId};
-use deskline_relay::server::{Prepared, ServeOptions};
+use deskline_relay::server::LocalRelay;
 use serde::Serialize;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -44,35 +44,18 @@ impl InputSink for TimedSink {
 
 /// Runs the measurement.
 pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyhow::Result<E2eResult> {
-    deskline_relay::install_crypto_provider();
     let dir = tempfile::tempdir()?;
-    let options = ServeOptions {
-        data_dir: dir.path().join("relay"),
-        http: "127.0.0.1:0".parse()?,
-        quic: "127.0.0.1:0".parse()?,
-        public_url: None,
-        plain_http: false,
-        demo_admin: Some("admin".into()),
-        organisation: "Bench".into(),
-    };
-    let prepared = Prepared::new(&options)?;
-    let server = prepared.base_url()?;
-    let fingerprint = prepared.fingerprint();
-    let quic = prepared.quic_addr()?;
-    let password = prepared.admin_password.clone().context("admin password")?;
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(prepared.run(async move {
-        let _ = stopped.await;
-    }));
-    let anonymous = Client::new(&server, Some(&fingerprint), None)?;
+    let relay = LocalRelay::start(dir.path().join("relay"), "Bench")?;
+    let (server, fingerprint, quic, password) = (&relay.base_url, &relay.fingerprint, relay.quic, &relay.admin_password);
+    let anonymous = Client::new(server, Some(fingerprint), None)?;
     let login = anonymous.post("/login", &json!({"username": "admin", "password": password})).await?;
     let token = login["token"].as_str().context("token")?.to_owned();
-    let admin = Client::new(&server, Some(&fingerprint), Some(token.clone()))?;
+    let admin = Client::new(server, Some(fingerprint), Some(token.clone()))?;
     let session = admin.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
     let id = session["id"].as_i64().context("id")?;
     let pin = session["pin"].as_str().context("pin")?.parse()?;
 
-    let pin_bytes = deskline_net::tls::parse_fingerprint(&fingerprint)?;
+    let pin_bytes = deskline_net::tls::parse_fingerprint(fingerprint)?;
     let config = AgentConfig { relay: quic, server_name: "localhost".into(), fingerprint: Some(pin_bytes), code: AppCode::Pin(pin) };
     let info = AppInfo { os: "bench".into(), host_name: "bench".into(), app_version: "0".into(), displays: vec![] };
     let registered = register(&config, info, None).await?;

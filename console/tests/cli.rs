@@ -1,7 +1,7 @@
 //! The `deskline` binary against a real relay (HTTPS, self-signed, pinned) on loopback.
 #![allow(clippy::unwrap_used)]
 
-use deskline_relay::server::{Prepared, ServeOptions};
+use deskline_relay::server::LocalRelay;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -16,31 +16,21 @@ struct Env {
     fingerprint: String,
     quic: std::net::SocketAddr,
     admin_password: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _relay: LocalRelay,
 }
 
 async fn relay() -> Env {
-    deskline_relay::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let options = ServeOptions {
-        data_dir: dir.path().join("relay"),
-        http: "127.0.0.1:0".parse().unwrap(),
-        quic: "127.0.0.1:0".parse().unwrap(),
-        public_url: None,
-        plain_http: false,
-        demo_admin: Some("admin".into()),
-        organisation: "Example IT".into(),
-    };
-    let prepared = Prepared::new(&options).unwrap();
-    let server = prepared.base_url().unwrap();
-    let fingerprint = prepared.fingerprint();
-    let quic = prepared.quic_addr().unwrap();
-    let admin_password = prepared.admin_password.clone().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(prepared.run(async move {
-        let _ = stopped.await;
-    }));
-    Env { config: dir.path().join("cli.json"), _dir: dir, server, fingerprint, quic, admin_password, _stop: stop }
+    let relay = LocalRelay::start(dir.path().join("relay"), "Example IT").unwrap();
+    Env {
+        config: dir.path().join("cli.json"),
+        server: relay.base_url.clone(),
+        fingerprint: relay.fingerprint.clone(),
+        quic: relay.quic,
+        admin_password: relay.admin_password.clone(),
+        _dir: dir,
+        _relay: relay,
+    }
 }
 
 struct Out {

@@ -11,7 +11,7 @@ use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerEr
 use deskline_protocol::{
     AppCode, AppInfo, Capabilities, InputEvent, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
-use deskline_relay::server::{Prepared, ServeOptions};
+use deskline_relay::server::LocalRelay;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,35 +28,18 @@ struct Env {
     quic: std::net::SocketAddr,
     admin: Client,
     admin_token: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _relay: LocalRelay,
 }
 
 async fn env() -> Env {
-    deskline_relay::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let options = ServeOptions {
-        data_dir: dir.path().join("relay"),
-        http: "127.0.0.1:0".parse().unwrap(),
-        quic: "127.0.0.1:0".parse().unwrap(),
-        public_url: None,
-        plain_http: false,
-        demo_admin: Some("admin".into()),
-        organisation: "Example IT".into(),
-    };
-    let prepared = Prepared::new(&options).unwrap();
-    let server = prepared.base_url().unwrap();
-    let fingerprint = prepared.fingerprint();
-    let quic = prepared.quic_addr().unwrap();
-    let password = prepared.admin_password.clone().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(prepared.run(async move {
-        let _ = stopped.await;
-    }));
+    let relay = LocalRelay::start(dir.path().join("relay"), "Example IT").unwrap();
+    let (server, fingerprint, quic) = (relay.base_url.clone(), relay.fingerprint.clone(), relay.quic);
     let anonymous = Client::new(&server, Some(&fingerprint), None).unwrap();
-    let login = anonymous.post("/login", &json!({"username": "admin", "password": password})).await.unwrap();
+    let login = anonymous.post("/login", &json!({"username": "admin", "password": relay.admin_password})).await.unwrap();
     let admin_token = login["token"].as_str().unwrap().to_owned();
     let admin = Client::new(&server, Some(&fingerprint), Some(admin_token.clone())).unwrap();
-    Env { _dir: dir, server, fingerprint, quic, admin, admin_token, _stop: stop }
+    Env { _dir: dir, server, fingerprint, quic, admin, admin_token, _relay: relay }
 }
 
 /// A technician's identity and API client.

@@ -179,6 +179,48 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     prepared.run(shutdown_signal()).await
 }
 
+/// A relay running in this process on loopback ports with its embedded defaults (SQLite in
+/// `data_dir`, a self-signed certificate, a demo admin): for tests and benchmarks that need a
+/// real relay without a separate process. It stops when dropped.
+pub struct LocalRelay {
+    /// `https://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The certificate's SHA-256 (hex).
+    pub fingerprint: String,
+    /// The QUIC endpoint.
+    pub quic: SocketAddr,
+    /// The demo admin's password (username `admin`).
+    pub admin_password: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LocalRelay {
+    /// Starts one (inside a tokio runtime).
+    pub fn start(data_dir: PathBuf, organisation: &str) -> anyhow::Result<LocalRelay> {
+        crate::install_crypto_provider();
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let options = ServeOptions {
+            data_dir,
+            http: loopback,
+            quic: loopback,
+            public_url: None,
+            plain_http: false,
+            demo_admin: Some("admin".into()),
+            organisation: organisation.to_owned(),
+        };
+        let prepared = Prepared::new(&options)?;
+        let base_url = prepared.base_url()?;
+        let fingerprint = prepared.fingerprint();
+        let quic = prepared.quic_addr()?;
+        let admin_password = prepared.admin_password.clone().context("the data directory already had technicians")?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(prepared.run(async move {
+            let _ = stopped.await;
+        }));
+        Ok(LocalRelay { base_url, fingerprint, quic, admin_password, _stop: stop })
+    }
+}
+
 /// Creates the first admin of a new installation with a random password (returned, to be
 /// printed once). Nothing happens if any technician exists.
 fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<Option<String>> {
