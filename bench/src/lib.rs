@@ -10,6 +10,7 @@
 pub mod content;
 pub mod e2e;
 pub mod encode;
+pub mod relay_load;
 pub mod stats;
 
 /// Whether openh264 was built with its assembly (nasm on PATH at build time).

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
-use deskline_bench::{BUILT_WITH_NASM, e2e, encode};
+use deskline_bench::{BUILT_WITH_NASM, e2e, encode, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -26,6 +26,15 @@ enum Command {
     Encode,
     /// Capture → decoded and input → applied latency over loopback through a real relay.
     E2e,
+    /// N sessions through one relay process: added latency vs direct, relay CPU per GB.
+    Relay {
+        /// Session counts to measure (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        sessions: Option<Vec<usize>>,
+        /// Seconds measured per level.
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
     /// Everything.
     All,
 }
@@ -66,6 +75,31 @@ fn main() -> anyhow::Result<()> {
         spinner.finish_and_clear();
         report.push_str(&e2e_table(&result));
         json.insert("e2e".into(), serde_json::to_value(&result)?);
+    }
+    let relay_levels = match &cli.command {
+        Command::Relay { sessions, seconds } => Some((
+            sessions.clone().unwrap_or_else(|| default_levels(cli.quick)),
+            seconds.unwrap_or(if cli.quick { 5.0 } else { 20.0 }),
+        )),
+        Command::All => Some((default_levels(cli.quick), if cli.quick { 5.0 } else { 20.0 })),
+        _ => None,
+    };
+    if let Some((levels, seconds)) = relay_levels {
+        // The relay runs on core 0 (see relay_load.rs); this load generator on core 1. Threads
+        // created from here on inherit the affinity.
+        let _ = std::process::Command::new("taskset").args(["-p", "-c", "1", &std::process::id().to_string()]).output();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let bar = ProgressBar::new(levels.len() as u64);
+        bar.set_style(ProgressStyle::with_template("relay load {bar:40} {pos}/{len} {msg}")?);
+        let mut results = Vec::new();
+        for n in levels {
+            bar.set_message(format!("{n} sessions"));
+            results.push(runtime.block_on(relay_load::run(n, seconds))?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        report.push_str(&relay_table(&results));
+        json.insert("relay".into(), serde_json::to_value(&results)?);
     }
     std::fs::write(cli.out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(cli.out.join("report.md"), &report)?;
@@ -111,4 +145,29 @@ fn e2e_table(r: &e2e::E2eResult) -> String {
          | input sent → applied | {ip50} | {ip99} |\n\n",
         r.width, r.height, r.frames
     )
+}
+
+fn default_levels(quick: bool) -> Vec<usize> {
+    if quick { vec![1, 10, 50] } else { vec![1, 10, 50, 100, 200] }
+}
+
+fn relay_table(results: &[relay_load::LoadResult]) -> String {
+    let mut t = String::from(
+        "## Relay load (30 fps per session: 8 KiB P-frames, 120 KiB keyframe every 2 s; one viewer each)\n\n\
+         | sessions | frames recv / expected | MB | relay p50 ms | relay p99 ms | direct p50 ms | direct p99 ms | added p50 ms | added p99 ms | relay CPU s | CPU s per GB |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let (rp50, rp99) = ms(r.relay_ms);
+        let (dp50, dp99) = ms(r.direct_ms);
+        let added = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+        let per_gb = r.relay_cpu_s_per_gb.map_or("-".into(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            t,
+            "| {} | {} / {} | {:.1} | {rp50} | {rp99} | {dp50} | {dp99} | {} | {} | {:.2} | {per_gb} |",
+            r.sessions, r.frames, r.frames_expected, r.megabytes, added(r.added_p50_ms), added(r.added_p99_ms), r.relay_cpu_s
+        );
+    }
+    t.push('\n');
+    t
 }
