@@ -125,7 +125,8 @@ pub async fn register(config: &AgentConfig, info: AppInfo, resume: Option<Resume
 }
 
 enum CaptureCommand {
-    Start,
+    /// Start (or keep) capturing at this many frames per second at most.
+    Start(u16),
     Stop,
     Keyframe,
 }
@@ -137,7 +138,8 @@ where
     F: FnOnce() -> Result<S, EncodeError> + Send + 'static,
 {
     let (commands, inbox) = std_mpsc::channel();
-    let interval = Duration::from_secs_f64(1.0 / f64::from(max_fps.max(1)));
+    let interval_for = move |fps: u16| Duration::from_secs_f64(1.0 / f64::from(fps.clamp(1, max_fps.max(1))));
+    let mut interval = interval_for(max_fps);
     std::thread::spawn(move || {
         let mut source = match make_source() {
             Ok(source) => source,
@@ -152,7 +154,8 @@ where
             // Paused: sleep until told otherwise. Running: take commands without waiting.
             let command = if running { inbox.try_recv().ok() } else { inbox.recv().ok() };
             match command {
-                Some(CaptureCommand::Start) => {
+                Some(CaptureCommand::Start(fps)) => {
+                    interval = interval_for(fps);
                     running = true;
                     force_keyframe = true;
                 }
@@ -245,10 +248,11 @@ impl Registered {
                                 let _ = answers.send((request.request_id, outcome));
                             });
                         }
-                        Message::StartStream(_) => {
+                        Message::StartStream(start) => {
                             if grant.view() && !streaming {
                                 streaming = true;
-                                let _ = capture.send(CaptureCommand::Start);
+                                // The relay's frame rate, capped by ours.
+                                let _ = capture.send(CaptureCommand::Start(start.max_fps));
                                 let _ = events.send(AgentEvent::Streaming(true));
                             }
                         }
