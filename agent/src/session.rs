@@ -25,6 +25,10 @@ use tokio::sync::mpsc;
 /// capture thread waits, and the frame it captures next is fresher than a queued one.
 const FRAME_QUEUE: usize = 2;
 
+/// Frames being sent at once. More means the network is behind: frames are dropped at the
+/// source rather than queued (at 30 fps, four frames are 130 ms of backlog).
+const MAX_FRAMES_IN_FLIGHT: usize = 4;
+
 /// How long to wait for the relay's answer to the hello.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -226,10 +230,15 @@ impl Registered {
         let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
         let capture = spawn_capture(make_source, crate::limits::MAX_FPS, frame_tx);
         let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<(u64, ConsentOutcome)>();
-        let mut seq: u64 = 0;
+        // Sequence numbers start from the clock (milliseconds), so they keep increasing across
+        // reconnects and viewers never take a resumed stream's frames for late ones.
+        let mut seq: u64 = crate::source::now_us() / 1000;
         let mut streaming = false;
+        let mut pending_request: Option<u64> = None;
+        let mut controller: Option<TechnicianId> = None;
+        let mut in_flight = tokio::task::JoinSet::new();
 
-        let ended = loop {
+        let ended: Result<Ended, AgentError> = async { Ok(loop {
             tokio::select! {
                 message = reader.next() => {
                     let message = match message {
@@ -239,6 +248,7 @@ impl Registered {
                     };
                     match message {
                         Message::ConsentRequest(request) => {
+                            pending_request = Some(request.request_id);
                             let _ = events.send(AgentEvent::ConsentRequested(request.clone()));
                             let prompt = prompt.clone();
                             let answers = answer_tx.clone();
@@ -275,8 +285,10 @@ impl Registered {
                             }
                         }
                         Message::ControlHandover(handover) => {
-                            if handover.holder.is_none() {
+                            // Whoever controlled before leaves nothing pressed for the next one.
+                            if handover.holder != controller {
                                 sink.release_all();
+                                controller = handover.holder;
                             }
                             let _ = events.send(AgentEvent::Controller(handover.holder));
                         }
@@ -289,6 +301,12 @@ impl Registered {
                     }
                 }
                 Some((request_id, outcome)) = answer_rx.recv() => {
+                    // Only the request the relay is waiting for counts; an answer to a replaced
+                    // one grants nothing.
+                    if pending_request != Some(request_id) {
+                        continue;
+                    }
+                    pending_request = None;
                     writer.send(&Message::ConsentDecision(ConsentDecision { request_id, outcome })).await?;
                     if let ConsentOutcome::Granted(capabilities) = outcome {
                         grant = capabilities;
@@ -310,11 +328,20 @@ impl Registered {
                         codec: VideoCodec::H264,
                         data: frame.data,
                     };
-                    let priority = i32::try_from(seq % (i32::MAX as u64)).unwrap_or(i32::MAX);
+                    // Bounded sending: when the network is slower than capture, a frame is
+                    // dropped here (and a keyframe asked for, since the next P-frame would not
+                    // decode) instead of piling up.
+                    while in_flight.try_join_next().is_some() {}
+                    if in_flight.len() >= MAX_FRAMES_IN_FLIGHT {
+                        let _ = capture.send(CaptureCommand::Keyframe);
+                        continue;
+                    }
+                    // Below the control stream's priority, newest first among frames.
+                    let priority = i32::try_from(seq % (i32::MAX as u64 - 1)).unwrap_or(0);
                     seq += 1;
                     let encoded = encode_frame(video)?;
                     let connection = connection.clone();
-                    tokio::spawn(async move {
+                    in_flight.spawn(async move {
                         if let Err(e) = send_frame(&connection, &encoded, priority).await {
                             tracing::debug!(error = %e, "frame not sent");
                         }
@@ -344,14 +371,16 @@ impl Registered {
                     writer.send(&Message::ConsentChanged(ConsentChanged { capabilities: grant })).await?;
                 }
             }
-        };
+        }) }
+        .await;
+        // However the session ended, nothing stays pressed on the end user's machine.
         sink.release_all();
         drop(capture);
-        if matches!(ended, Ended::Disconnected) {
+        if matches!(ended, Ok(Ended::Disconnected)) {
             // Let the bye reach the relay before the connection closes.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         connection.close(0u32.into(), b"done");
-        Ok(ended)
+        ended
     }
 }

@@ -513,3 +513,60 @@ async fn an_unanswered_consent_prompt_times_out_as_a_denial() {
     assert!(frames.is_empty());
     assert!(agent.sink.events().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_keeps_its_picture_across_the_apps_resumption() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let code = pin_of(&session);
+    let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
+    let (_commands, mut updates) = viewer.spawn();
+    let mut frames = 0;
+    while frames < 5 {
+        if let Some(viewer::ViewerUpdate::Frame(_)) = tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.unwrap() {
+            frames += 1;
+        }
+    }
+    let secret = agent.resume.clone().unwrap();
+    agent.task.abort();
+    env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
+    let _back = start_agent(&env, code, ScriptedAnswer::Deny, Some(secret), Capabilities::VIEW_AND_CONTROL).await.unwrap();
+    // The same viewer, still connected, decodes the resumed stream (its sequence numbers go on
+    // increasing, so nothing is mistaken for a late frame).
+    let mut after = 0;
+    while after < 5 {
+        match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.unwrap() {
+            Some(viewer::ViewerUpdate::Frame(_)) => after += 1,
+            Some(viewer::ViewerUpdate::Ended(e)) => panic!("the viewer ended: {e:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_who_leaves_the_session_loses_the_picture() {
+    let env = env().await;
+    let bob = env.technician("bob").await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    let viewer = env.viewer(&bob, id).await.unwrap();
+    let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The session moves to another team's queue: Bob is no longer on it.
+    let other = env.admin.post("/channels", &json!({"name": "Tier 2"})).await.unwrap();
+    env.admin.post(&format!("/sessions/{id}/transfer"), &json!({"channel_id": other["id"]})).await.unwrap();
+    let watched = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
+    assert!(matches!(watched, Err(ViewerError::Ended(_))), "{watched:?}");
+    let again = env.viewer(&bob, id).await.err().unwrap();
+    assert!(matches!(again, ViewerError::Rejected { reason: RejectReason::Forbidden, .. }), "{again}");
+}

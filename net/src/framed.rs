@@ -73,14 +73,21 @@ impl MessageWriter {
 /// Opens the control stream (client side) and sends the first message.
 pub async fn open_control(connection: &quinn::Connection, hello: &Message) -> Result<(MessageWriter, MessageReader), NetError> {
     let (send, recv) = connection.open_bi().await?;
+    // Control (consent answers, withdrawals, input) goes before any queued video.
+    send.set_priority(CONTROL_PRIORITY)?;
     let mut writer = MessageWriter::new(send);
     writer.send(hello).await?;
     Ok((writer, MessageReader::new(recv)))
 }
 
+/// The control stream's priority: above every frame stream (frames use their sequence number,
+/// below this).
+pub const CONTROL_PRIORITY: i32 = i32::MAX;
+
 /// Accepts the control stream (server side).
 pub async fn accept_control(connection: &quinn::Connection) -> Result<(MessageWriter, MessageReader), NetError> {
     let (send, recv) = connection.accept_bi().await?;
+    send.set_priority(CONTROL_PRIORITY)?;
     Ok((MessageWriter::new(send), MessageReader::new(recv)))
 }
 

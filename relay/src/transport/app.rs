@@ -165,7 +165,13 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
     let action = match message {
         Message::ConsentDecision(d) => Action::ConsentDecided { request_id: d.request_id, outcome: d.outcome },
         Message::ConsentChanged(c) => Action::ConsentChanged { capabilities: c.capabilities },
-        Message::Bye(_) => return false,
+        Message::Bye(_) => {
+            // A deliberate leave: nothing to resume.
+            if let Some(hub) = transport.hubs.existing(id) {
+                hub.lock().resume = None;
+            }
+            return false;
+        }
         Message::Ping(p) => {
             if let Some(hub) = transport.hubs.existing(id)
                 && let Some(app) = &hub.lock().app
@@ -180,12 +186,14 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
             return false;
         }
     };
-    let withdrawal = matches!(action, Action::ConsentChanged { .. });
-    match desk.act_as(Actor::App, id, action).await {
-        Ok(row) => {
-            if withdrawal {
-                // Take effect at once, before the next frame, without waiting for the refresh.
-                let Some(hub) = transport.hubs.existing(id) else { return true };
+    if let Action::ConsentChanged { .. } = action {
+        // A withdrawal takes effect at once, before the next frame. The hub's refresh lock is
+        // held across the change so that a refresh that read the session before it cannot
+        // apply its older view afterwards.
+        let Some(hub) = transport.hubs.existing(id) else { return true };
+        let serial = hub.refreshing.lock().await;
+        match desk.act_as(Actor::App, id, action).await {
+            Ok(row) => {
                 let mut state = hub.lock();
                 let before = state.gate.controller();
                 state.gate.set_grant(row.core.consent.granted());
@@ -194,10 +202,13 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
                 }
                 update_streaming(&mut state);
             }
-            transport.hubs.refresh(id).await;
+            Err(e) => tracing::info!(session = %id, error = %e, "app consent change refused"),
         }
-        Err(e) => tracing::info!(session = %id, error = %e, "app consent message refused"),
+        drop(serial);
+    } else if let Err(e) = desk.act_as(Actor::App, id, action).await {
+        tracing::info!(session = %id, error = %e, "app consent message refused");
     }
+    transport.hubs.refresh(id).await;
     true
 }
 

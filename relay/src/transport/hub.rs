@@ -55,14 +55,16 @@ pub(super) struct HubState {
     streaming: bool,
     last_keyframe_request: Option<Instant>,
     /// Technicians allowed to view (assigned and invited), as last loaded.
-    on_session: Vec<TechnicianId>,
+    pub on_session: Vec<TechnicianId>,
 }
 
 /// A session's connections.
 #[derive(Default)]
 pub(super) struct Hub {
     state: Mutex<HubState>,
-    refreshing: tokio::sync::Mutex<()>,
+    /// Held while a change is applied to the hub (refresh, consent withdrawal), so an older
+    /// view of the session can never overwrite a newer one.
+    pub refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Hub {
@@ -97,8 +99,16 @@ impl Hubs {
         let hubs = self.clone();
         let mut events = self.desk.subscribe();
         tokio::spawn(async move {
+            let mut prune = tokio::time::interval(crate::limits::RESUME_GRACE);
             loop {
-                match events.recv().await {
+                let received = tokio::select! {
+                    received = events.recv() => received,
+                    _ = prune.tick() => {
+                        hubs.forget_expired_resumptions();
+                        continue;
+                    }
+                };
+                match received {
                     Ok(event) => hubs.refresh(event.id).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         let ids: Vec<SessionId> =
@@ -144,6 +154,22 @@ impl Hubs {
         let hub = map.entry(id).or_default().clone();
         let value = f(&mut hub.lock());
         (hub, value)
+    }
+
+    /// Drops resumption secrets whose grace window has passed, and the hubs left idle by it.
+    fn forget_expired_resumptions(&self) {
+        let now = self.desk.now();
+        let ids: Vec<SessionId> = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys().copied().collect();
+        for id in ids {
+            if let Some(hub) = self.existing(id) {
+                let mut state = hub.lock();
+                let expired = state.resume.as_ref().and_then(|r| r.dropped_at).is_some_and(|t| now.duration_since(t) > crate::limits::RESUME_GRACE);
+                if expired {
+                    state.resume = None;
+                }
+            }
+            self.release_if_idle(id);
+        }
     }
 
     /// Forgets the session's hub if nothing is connected and no app may resume.
@@ -249,6 +275,8 @@ pub(super) fn app_gone(state: &mut HubState, conn_id: u64, now: Timestamp) -> bo
     state.app = None;
     state.streaming = false;
     state.sent_request = None;
+    // Nothing flows without an app; a new app starts from the stored consent on refresh.
+    state.gate.set_grant(deskline_protocol::Capabilities::NONE);
     if let Some(resume) = &mut state.resume {
         resume.dropped_at = Some(now);
     }

@@ -42,6 +42,10 @@ pub(super) async fn run(
         let full = theirs >= MAX_CONNECTIONS_PER_TECHNICIAN
             || state.viewers.len() >= MAX_TECHNICIANS_PER_SESSION * MAX_CONNECTIONS_PER_TECHNICIAN;
         if !full {
+            // Queued before the viewer is visible to others, so it is the first message.
+            let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };
+            let _ = out.try_send(Message::Welcome(welcome));
+            let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
             let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone() };
             state.viewers.insert(conn_id, link);
         }
@@ -52,22 +56,28 @@ pub(super) async fn run(
         reject(&connection, &mut writer, RejectReason::TooManyViewers, "too many viewer connections for this session").await;
         return;
     }
-    let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };
-    let _ = out.try_send(Message::Welcome(welcome));
     let writer_task = spawn_writer(writer, queue);
+    // The session may have changed since the check above (the technician released, the
+    // session closed): bring the hub in line with the store now that this viewer is in it;
+    // a viewer no longer allowed is dropped by the refresh.
+    transport.hubs.refresh(id).await;
     {
         let mut state = hub.lock();
-        let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
         update_streaming(&mut state);
         request_keyframe(&mut state);
     }
     tracing::info!(session = %id, technician = %technician.id, "viewer joined");
 
-    // Frames go out on their own streams, newest first when several are in flight.
+    // Frames go out on their own streams, newest first when several are in flight. The gate is
+    // asked again for every queued frame: a withdrawal also stops what was already queued.
     let frame_connection = connection.clone();
+    let frame_hub = hub.clone();
     let frame_task = tokio::spawn(async move {
         while let Some((encoded, seq)) = frame_queue.recv().await {
-            let priority = i32::try_from(seq % (i32::MAX as u64)).unwrap_or(i32::MAX);
+            if frame_hub.lock().gate.admit_frame().is_none() {
+                continue;
+            }
+            let priority = i32::try_from(seq % (i32::MAX as u64 - 1)).unwrap_or(0);
             if send_frame(&frame_connection, &encoded, priority).await.is_err() {
                 return;
             }
@@ -77,7 +87,7 @@ pub(super) async fn run(
     while let Some(message) = next_message(&mut reader).await {
         match message {
             Ok(message) => {
-                if !handle_message(transport, id, technician.id, message) {
+                if !handle_message(transport, id, conn_id, technician.id, message) {
                     break;
                 }
             }
@@ -105,9 +115,12 @@ pub(super) async fn run(
 }
 
 /// Handles one message from a viewer; false ends the connection.
-fn handle_message(transport: &Arc<Transport>, id: SessionId, technician: TechnicianId, message: Message) -> bool {
+fn handle_message(transport: &Arc<Transport>, id: SessionId, conn_id: u64, technician: TechnicianId, message: Message) -> bool {
     let Some(hub) = transport.hubs.existing(id) else { return false };
     let mut state = hub.lock();
+    if !state.viewers.contains_key(&conn_id) {
+        return false; // dropped by a refresh: no longer allowed to view
+    }
     match message {
         Message::Input(event) => {
             // The chokepoint: only the controlling technician, only with control granted.
@@ -116,18 +129,21 @@ fn handle_message(transport: &Arc<Transport>, id: SessionId, technician: Technic
             }
         }
         Message::ControlHandover(ControlHandover { holder }) => {
-            // Any technician on the session may take control or hand it to another viewer.
-            let holder_present = holder.is_none_or(|h| state.viewers.values().any(|v| v.technician == h));
-            if holder_present && state.gate.hand_control_to(holder) {
+            // Any technician on the session may take control or hand it to another viewer who
+            // is on the session too.
+            let holder_allowed = holder.is_none_or(|h| {
+                state.on_session.contains(&h) && state.viewers.values().any(|v| v.technician == h)
+            });
+            if holder_allowed && state.gate.hand_control_to(holder) {
                 announce_controller(&state);
-            } else if let Some(viewer) = state.viewers.values().find(|v| v.technician == technician) {
+            } else if let Some(viewer) = state.viewers.get(&conn_id) {
                 // Refused: tell the asker who holds control.
                 let _ = viewer.out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
             }
         }
         Message::KeyframeRequest => request_keyframe(&mut state),
         Message::Ping(p) => {
-            if let Some(viewer) = state.viewers.values().find(|v| v.technician == technician) {
+            if let Some(viewer) = state.viewers.get(&conn_id) {
                 let _ = viewer.out.try_send(Message::Pong(p));
             }
         }
