@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
-use deskline_bench::{BUILT_WITH_NASM, e2e, encode, relay_load};
+use deskline_bench::{BUILT_WITH_NASM, capture, e2e, encode, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -26,6 +26,14 @@ enum Command {
     Encode,
     /// Capture → decoded and input → applied latency over loopback through a real relay.
     E2e,
+    /// Screen capture: scrap vs ffmpeg x11grab on Xvfb, X server CPU included.
+    Capture,
+    /// (internal) capture frames on $DISPLAY and print the timings.
+    #[command(hide = true)]
+    CaptureProbe {
+        #[arg(long)]
+        frames: usize,
+    },
     /// N sessions through one relay process: added latency vs direct, relay CPU per GB.
     Relay {
         /// Session counts to measure (comma-separated).
@@ -41,6 +49,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::CaptureProbe { frames } = cli.command {
+        return capture::probe(frames);
+    }
     if BUILT_WITH_NASM != "yes" {
         eprintln!("WARNING: openh264 was built WITHOUT nasm: its assembly is missing and encoding is about 3x slower.");
         eprintln!("WARNING: install nasm and rebuild (cargo clean -p openh264-sys2) before trusting encode numbers.");
@@ -64,6 +75,21 @@ fn main() -> anyhow::Result<()> {
         bar.finish_and_clear();
         report.push_str(&encode_table(&sets));
         json.insert("encode".into(), serde_json::to_value(&sets)?);
+    }
+    if matches!(cli.command, Command::Capture | Command::All) {
+        let (sizes, frames): (&[(usize, usize)], usize) =
+            if cli.quick { (&[(1280, 720), (1920, 1080)], 100) } else { (&[(1280, 720), (1920, 1080), (3840, 2160)], 300) };
+        let bar = ProgressBar::new(sizes.len() as u64);
+        bar.set_style(ProgressStyle::with_template("capture {bar:40} {pos}/{len} {msg}")?);
+        let mut results = Vec::new();
+        for &(w, h) in sizes {
+            bar.set_message(format!("{w}x{h}"));
+            results.push(capture::run(w, h, frames)?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        report.push_str(&capture_table(&results));
+        json.insert("capture".into(), serde_json::to_value(&results)?);
     }
     if matches!(cli.command, Command::E2e | Command::All) {
         let frames = if cli.quick { 150 } else { 600 };
@@ -167,6 +193,21 @@ fn relay_table(results: &[relay_load::LoadResult]) -> String {
             "| {} | {} / {} | {:.1} | {rp50} | {rp99} | {dp50} | {dp99} | {} | {} | {:.2} | {per_gb} |",
             r.sessions, r.frames, r.frames_expected, r.megabytes, added(r.added_p50_ms), added(r.added_p99_ms), r.relay_cpu_s
         );
+    }
+    t.push('\n');
+    t
+}
+
+fn capture_table(results: &[capture::CaptureResult]) -> String {
+    let mut t = String::from(
+        "## Capture on Xvfb (ms per frame; X server CPU counted separately)\n\n\
+         | size | scrap p50 ms | scrap p99 ms | scrap X server CPU ms | ffmpeg x11grab ms (mean) | ffmpeg X server CPU ms |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let (p50, p99) = ms(r.scrap_ms);
+        let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+        let _ = writeln!(t, "| {}x{} | {p50} | {p99} | {:.2} | {} | {} |", r.width, r.height, r.scrap_xserver_ms, f(r.ffmpeg_ms), f(r.ffmpeg_xserver_ms));
     }
     t.push('\n');
     t
