@@ -42,6 +42,9 @@ enum Command {
         /// Seconds measured per level.
         #[arg(long)]
         seconds: Option<f64>,
+        /// Viewers per session (1 to 3).
+        #[arg(long, default_value_t = 1)]
+        viewers: usize,
     },
     /// Everything.
     All,
@@ -103,25 +106,28 @@ fn main() -> anyhow::Result<()> {
         json.insert("e2e".into(), serde_json::to_value(&result)?);
     }
     let relay_levels = match &cli.command {
-        Command::Relay { sessions, seconds } => Some((
+        Command::Relay { sessions, seconds, viewers } => Some((
             sessions.clone().unwrap_or_else(|| default_levels(cli.quick)),
             seconds.unwrap_or(if cli.quick { 5.0 } else { 20.0 }),
+            vec![*viewers],
         )),
-        Command::All => Some((default_levels(cli.quick), if cli.quick { 5.0 } else { 20.0 })),
+        Command::All => Some((default_levels(cli.quick), if cli.quick { 5.0 } else { 20.0 }, vec![1, 3])),
         _ => None,
     };
-    if let Some((levels, seconds)) = relay_levels {
+    if let Some((levels, seconds, viewer_counts)) = relay_levels {
         // The relay runs on core 0 (see relay_load.rs); this load generator on core 1. Threads
         // created from here on inherit the affinity.
         let _ = std::process::Command::new("taskset").args(["-p", "-c", "1", &std::process::id().to_string()]).output();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let bar = ProgressBar::new(levels.len() as u64);
+        let bar = ProgressBar::new((levels.len() * viewer_counts.len()) as u64);
         bar.set_style(ProgressStyle::with_template("relay load {bar:40} {pos}/{len} {msg}")?);
         let mut results = Vec::new();
-        for n in levels {
-            bar.set_message(format!("{n} sessions"));
-            results.push(runtime.block_on(relay_load::run(n, seconds))?);
-            bar.inc(1);
+        for &viewers in &viewer_counts {
+            for &n in &levels {
+                bar.set_message(format!("{n} sessions, {viewers} viewer(s) each"));
+                results.push(runtime.block_on(relay_load::run(n, viewers, seconds))?);
+                bar.inc(1);
+            }
         }
         bar.finish_and_clear();
         report.push_str(&relay_table(&results));
@@ -179,9 +185,9 @@ fn default_levels(quick: bool) -> Vec<usize> {
 
 fn relay_table(results: &[relay_load::LoadResult]) -> String {
     let mut t = String::from(
-        "## Relay load (30 fps per session: 8 KiB P-frames, 120 KiB keyframe every 2 s; one viewer each)\n\n\
-         | sessions | frames recv / expected | MB | relay p50 ms | relay p99 ms | direct p50 ms | direct p99 ms | added p50 ms | added p99 ms | relay CPU s | CPU s per GB |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "## Relay load (30 fps per session: 8 KiB P-frames, 120 KiB keyframe every 2 s)\n\n\
+         | sessions | viewers each | frames recv / expected | MB | relay p50 ms | relay p99 ms | direct p50 ms | direct p99 ms | added p50 ms | added p99 ms | relay CPU s | CPU s per GB |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let (rp50, rp99) = ms(r.relay_ms);
@@ -190,8 +196,8 @@ fn relay_table(results: &[relay_load::LoadResult]) -> String {
         let per_gb = r.relay_cpu_s_per_gb.map_or("-".into(), |v| format!("{v:.2}"));
         let _ = writeln!(
             t,
-            "| {} | {} / {} | {:.1} | {rp50} | {rp99} | {dp50} | {dp99} | {} | {} | {:.2} | {per_gb} |",
-            r.sessions, r.frames, r.frames_expected, r.megabytes, added(r.added_p50_ms), added(r.added_p99_ms), r.relay_cpu_s
+            "| {} | {} | {} / {} | {:.1} | {rp50} | {rp99} | {dp50} | {dp99} | {} | {} | {:.2} | {per_gb} |",
+            r.sessions, r.viewers, r.frames, r.frames_expected, r.megabytes, added(r.added_p50_ms), added(r.added_p99_ms), r.relay_cpu_s
         );
     }
     t.push('\n');

@@ -31,6 +31,8 @@ pub const KEYFRAME_EVERY: u64 = 60;
 pub struct LoadResult {
     /// Sessions.
     pub sessions: usize,
+    /// Viewers per session (each a different technician on the session).
+    pub viewers: usize,
     /// Seconds measured.
     pub seconds: f64,
     /// Frames the viewers received through the relay.
@@ -186,8 +188,8 @@ async fn raw_viewer(quic: std::net::SocketAddr, pin: [u8; 32], token: String, se
     Ok(())
 }
 
-/// The direct baseline: the same frames sender → receiver over one QUIC connection per session.
-async fn direct_pairs(sessions: usize, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+/// The direct baseline: the same frames sender → each receiver over its own QUIC connection.
+async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
     let der = cert.cert.der().to_vec();
     let fingerprint = deskline_net::tls::parse_fingerprint(&deskline_net_fingerprint(&der))?;
@@ -212,7 +214,10 @@ async fn direct_pairs(sessions: usize, sink: Shared, stop: Arc<std::sync::atomic
         }
     });
     for s in 0..sessions {
-        let connection = deskline_net::quic::connect(addr, "localhost", Some(fingerprint)).await?;
+        let mut connections = Vec::new();
+        for _ in 0..viewers {
+            connections.push(deskline_net::quic::connect(addr, "localhost", Some(fingerprint)).await?);
+        }
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut source = BlobSource { n: 0, phase: (s as u64 * 7) % KEYFRAME_EVERY, rng: rand::rngs::StdRng::seed_from_u64(s as u64) };
@@ -224,10 +229,13 @@ async fn direct_pairs(sessions: usize, sink: Shared, stop: Arc<std::sync::atomic
                 let frame = VideoFrame { seq, capture_us: f.capture_us, keyframe: f.keyframe, width: f.width, height: f.height, codec: VideoCodec::H264, data: f.data };
                 seq += 1;
                 let Ok(encoded) = deskline_net::framed::encode_frame(frame) else { return };
-                let connection = connection.clone();
-                tokio::spawn(async move {
-                    let _ = send_frame(&connection, &encoded, 0).await;
-                });
+                for connection in &connections {
+                    let connection = connection.clone();
+                    let encoded = encoded.clone();
+                    tokio::spawn(async move {
+                        let _ = send_frame(&connection, &encoded, 0).await;
+                    });
+                }
             }
         });
     }
@@ -249,8 +257,10 @@ async fn measure(sink: &Shared, warmup: Duration, seconds: f64) -> (Vec<f64>, us
     (std::mem::take(&mut s.latencies), s.bytes)
 }
 
-/// Runs one load level: `sessions` sessions, one viewer each, `seconds` measured.
-pub async fn run(sessions: usize, seconds: f64) -> anyhow::Result<LoadResult> {
+/// Runs one load level: `sessions` sessions, `viewers` viewers each (1 to 3), `seconds`
+/// measured.
+pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Result<LoadResult> {
+    let viewers = viewers.clamp(1, deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION);
     let dir = tempfile::tempdir()?;
     let relay = RelayProcess::start(dir.path())?;
     let pin = deskline_net::tls::parse_fingerprint(&relay.fingerprint)?;
@@ -260,22 +270,33 @@ pub async fn run(sessions: usize, seconds: f64) -> anyhow::Result<LoadResult> {
         .context("token")?
         .to_owned();
     let admin = Client::new(&relay.server, Some(&relay.fingerprint), Some(admin_token))?;
-    // A technician owns at most 10 open sessions: one technician per ten sessions.
-    let mut owners = Vec::new();
-    for t in 0..sessions.div_ceil(10) {
-        let name = format!("load{t}");
-        let password = "a long enough password";
-        let created = admin.post("/technicians", &json!({"username": name, "password": password, "role": "technician"})).await?;
-        admin.post("/channels/1/members", &json!({"technician_id": created["id"]})).await?;
-        let token = anonymous.post("/login", &json!({"username": name, "password": password})).await?["token"].as_str().context("token")?.to_owned();
-        owners.push((Client::new(&relay.server, Some(&relay.fingerprint), Some(token.clone()))?, token));
+    // A technician owns at most 10 open sessions: a group of technicians per ten sessions, the
+    // first owning them, the others invited (one viewer each).
+    let mut groups = Vec::new();
+    for g in 0..sessions.div_ceil(10) {
+        let mut members = Vec::new();
+        for v in 0..viewers {
+            let name = format!("load{g}x{v}");
+            let password = "a long enough password";
+            let created = admin.post("/technicians", &json!({"username": name, "password": password, "role": "technician"})).await?;
+            admin.post("/channels/1/members", &json!({"technician_id": created["id"]})).await?;
+            let token = anonymous.post("/login", &json!({"username": name, "password": password})).await?["token"].as_str().context("token")?.to_owned();
+            let id = created["id"].as_i64().context("id")?;
+            members.push((Client::new(&relay.server, Some(&relay.fingerprint), Some(token.clone()))?, token, id));
+        }
+        groups.push(members);
     }
     let sink: Shared = Arc::default();
     let mut keep = Vec::new();
+    let mut tasks = Vec::new();
     for s in 0..sessions {
-        let (owner, token) = &owners[s / 10];
+        let group = &groups[s / 10];
+        let owner = &group[0].0;
         let session = owner.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
         let id = session["id"].as_i64().context("id")?;
+        for (_, _, helper) in &group[1..] {
+            owner.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": helper})).await?;
+        }
         let code = AppCode::Pin(session["pin"].as_str().context("pin")?.parse()?);
         let config = AgentConfig { relay: relay.quic, server_name: "localhost".into(), fingerprint: Some(pin), code };
         let info = AppInfo { os: "load".into(), host_name: format!("load{s}"), app_version: "0".into(), displays: vec![] };
@@ -286,7 +307,9 @@ pub async fn run(sessions: usize, seconds: f64) -> anyhow::Result<LoadResult> {
         keep.push((events_rx, commands));
         let phase = (s as u64 * 7) % KEYFRAME_EVERY;
         let make = move || Ok(BlobSource { n: 0, phase, rng: rand::rngs::StdRng::seed_from_u64(s as u64) });
-        tokio::spawn(registered.serve(make, RecordingSink::default(), prompt, Capabilities::NONE, events, commands_rx));
+        tasks.push(tokio::spawn(async move {
+            let _ = registered.serve(make, RecordingSink::default(), prompt, Capabilities::NONE, events, commands_rx).await;
+        }));
         owner.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
         for _ in 0..200 {
             if owner.get(&format!("/sessions/{id}")).await?["consent"]["status"] == "granted" {
@@ -294,19 +317,30 @@ pub async fn run(sessions: usize, seconds: f64) -> anyhow::Result<LoadResult> {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::spawn(raw_viewer(relay.quic, pin, token.clone(), SessionId(id), sink.clone()));
+        for (_, token, _) in group {
+            let viewer = raw_viewer(relay.quic, pin, token.clone(), SessionId(id), sink.clone());
+            tasks.push(tokio::spawn(async move {
+                let _ = viewer.await;
+            }));
+        }
     }
     let cpu_before = relay.cpu_seconds()?;
     let started = Instant::now();
     let (relay_latencies, bytes) = measure(&sink, Duration::from_secs(2), seconds).await;
     let elapsed = started.elapsed().as_secs_f64() - 2.0;
     let relay_cpu_s = relay.cpu_seconds()? - cpu_before;
+    // Stop every app and viewer of this run (their capture threads end with them) so the
+    // direct baseline has the load generator's core to itself.
+    for task in &tasks {
+        task.abort();
+    }
     drop(keep);
     drop(relay);
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let direct_sink: Shared = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    direct_pairs(sessions, direct_sink.clone(), stop.clone()).await?;
+    direct_pairs(sessions, viewers, direct_sink.clone(), stop.clone()).await?;
     let (direct_latencies, _) = measure(&direct_sink, Duration::from_secs(2), seconds).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
 
@@ -315,9 +349,10 @@ pub async fn run(sessions: usize, seconds: f64) -> anyhow::Result<LoadResult> {
     let gb = bytes as f64 / 1e9;
     Ok(LoadResult {
         sessions,
+        viewers,
         seconds: elapsed,
         frames: relay_latencies.len(),
-        frames_expected: (sessions as f64 * elapsed * 30.0) as usize,
+        frames_expected: (sessions as f64 * viewers as f64 * elapsed * 30.0) as usize,
         megabytes: bytes as f64 / 1e6,
         added_p50_ms: relay_ms.zip(direct_ms).map(|(r, d)| r.p50 - d.p50),
         added_p99_ms: relay_ms.zip(direct_ms).map(|(r, d)| r.p99 - d.p99),
