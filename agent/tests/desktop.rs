@@ -277,16 +277,27 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(300));
+    // Input travels technician → relay → app → X server asynchronously: wait (bounded) for
+    // each effect to show up.
+    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "{what} never reached the X server");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     cli.ok(&["input", &id, "move", "321", "234"]);
-    let location = desktop.x("xdotool", &["getmouselocation", "--shell"]);
-    assert!(location.contains("X=321") && location.contains("Y=234"), "{location}");
+    eventually("the pointer move", &|| {
+        let location = desktop.x("xdotool", &["getmouselocation", "--shell"]);
+        location.contains("X=321") && location.contains("Y=234")
+    });
     cli.ok(&["input", &id, "click"]);
+    eventually("the click", &|| std::fs::read_to_string(&log).unwrap().contains("RawButtonPress"));
     cli.ok(&["input", &id, "key", "KeyQ"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let events = std::fs::read_to_string(&log).unwrap();
-    assert!(events.contains("RawButtonPress"), "no button press seen by the X server");
-    let key_seen = events.split("EVENT type").any(|e| e.contains("RawKeyPress") && e.contains("detail: 24"));
-    assert!(key_seen, "KeyQ (keycode 24) not seen by the X server");
+    eventually("KeyQ (keycode 24)", &|| {
+        let events = std::fs::read_to_string(&log).unwrap();
+        events.split("EVENT type").any(|e| e.contains("RawKeyPress") && e.contains("detail: 24"))
+    });
 
     // Stop sharing from the session bar: it ends at once.
     desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+s"]);
