@@ -28,6 +28,9 @@ pub struct E2eResult {
     pub frame_latency_ms: Option<Summary>,
     /// Input sent by the viewer → applied by the app, milliseconds.
     pub input_latency_ms: Option<Summary>,
+    /// Every capture → decoded sample (for plots).
+    #[serde(skip)]
+    pub frame_samples_ms: Vec<f64>,
 }
 
 /// Records when each input event was applied.
@@ -112,5 +115,12 @@ pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyho
     let applied = applied.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let input: Vec<f64> = sent.iter().zip(&applied).map(|(s, a)| a.duration_since(*s).as_secs_f64() * 1000.0).collect();
     commands.send(ViewerCommand::Leave).ok();
-    Ok(E2eResult { width, height, frames: latencies.len(), frame_latency_ms: summarize(&latencies), input_latency_ms: summarize(&input) })
+    Ok(E2eResult {
+        width,
+        height,
+        frames: latencies.len(),
+        frame_latency_ms: summarize(&latencies),
+        input_latency_ms: summarize(&input),
+        frame_samples_ms: latencies,
+    })
 }

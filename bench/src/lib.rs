@@ -11,6 +11,7 @@ pub mod capture;
 pub mod content;
 pub mod e2e;
 pub mod encode;
+pub mod plot;
 pub mod relay_load;
 pub mod stats;
 

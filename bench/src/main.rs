@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
+use deskline_bench::plot::{Series, latency_cdf};
 use deskline_bench::{BUILT_WITH_NASM, capture, e2e, encode, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
@@ -103,6 +104,10 @@ fn main() -> anyhow::Result<()> {
         let result = runtime.block_on(e2e::run(1920, 1080, frames, 100))?;
         spinner.finish_and_clear();
         report.push_str(&e2e_table(&result));
+        let svg = cli.out.join("e2e-latency.svg");
+        let series = [Series { name: format!("capture → decoded, {}x{}", result.width, result.height), samples: &result.frame_samples_ms }];
+        latency_cdf(&svg, "End to end over loopback", &series)?;
+        let _ = writeln!(report, "![end-to-end latency]({})\n", svg.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
         json.insert("e2e".into(), serde_json::to_value(&result)?);
     }
     let relay_levels = match &cli.command {
@@ -131,6 +136,14 @@ fn main() -> anyhow::Result<()> {
         }
         bar.finish_and_clear();
         report.push_str(&relay_table(&results));
+        let svg = cli.out.join("relay-latency.svg");
+        let mut series = Vec::new();
+        for r in &results {
+            series.push(Series { name: format!("relay, {} x {}", r.sessions, r.viewers), samples: &r.relay_samples_ms });
+            series.push(Series { name: format!("direct, {} x {}", r.sessions, r.viewers), samples: &r.direct_samples_ms });
+        }
+        latency_cdf(&svg, "Frame latency: through the relay vs direct", &series)?;
+        let _ = writeln!(report, "![relay latency]({})\n", svg.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
         json.insert("relay".into(), serde_json::to_value(&results)?);
     }
     std::fs::write(cli.out.join("results.json"), serde_json::to_string_pretty(&json)?)?;

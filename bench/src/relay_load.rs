@@ -53,6 +53,12 @@ pub struct LoadResult {
     pub relay_cpu_s: f64,
     /// Relay CPU seconds per GB forwarded.
     pub relay_cpu_s_per_gb: Option<f64>,
+    /// Every latency sample through the relay (for plots).
+    #[serde(skip)]
+    pub relay_samples_ms: Vec<f64>,
+    /// Every latency sample over the direct connections (for plots).
+    #[serde(skip)]
+    pub direct_samples_ms: Vec<f64>,
 }
 
 fn now_us() -> u64 {
@@ -360,5 +366,7 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         direct_ms,
         relay_cpu_s,
         relay_cpu_s_per_gb: (gb > 0.0).then(|| relay_cpu_s / gb),
+        relay_samples_ms: relay_latencies,
+        direct_samples_ms: direct_latencies,
     })
 }
