@@ -29,7 +29,8 @@ const FRAME_QUEUE: usize = 2;
 /// source rather than queued (at 30 fps, four frames are 130 ms of backlog).
 const MAX_FRAMES_IN_FLIGHT: usize = 4;
 
-/// How long to wait for the relay's answer to the hello.
+/// How long to wait for the relay's answer to the hello: the relay's own hello timeout, so a
+/// silent relay is reported as such instead of hanging the "Connecting…" screen.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how to reach the relay.

@@ -555,26 +555,19 @@ impl Output {
         if self.raw(v) {
             return;
         }
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|s| {
-                        let code = s["pin"].as_str().or(s["link"].as_str()).unwrap_or("-").to_owned();
-                        vec![
-                            cell(&s["id"]),
-                            cell(&s["channel_id"]),
-                            cell(&s["state"]),
-                            cell(&s["kind"]),
-                            code,
-                            cell(&s["assigned_technician_id"]),
-                            cell(&s["invited_technician_ids"]),
-                            cell(&s["name"]),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rows = rows_by(v, |s| {
+            let code = s["pin"].as_str().or(s["link"].as_str()).unwrap_or("-").to_owned();
+            vec![
+                cell(&s["id"]),
+                cell(&s["channel_id"]),
+                cell(&s["state"]),
+                cell(&s["kind"]),
+                code,
+                cell(&s["assigned_technician_id"]),
+                cell(&s["invited_technician_ids"]),
+                cell(&s["name"]),
+            ]
+        });
         println!("{}", render(&["ID", "CHANNEL", "STATE", "KIND", "CODE", "ASSIGNED", "INVITED", "NAME"], &rows));
     }
 
@@ -597,31 +590,29 @@ impl Output {
         if self.raw(v) {
             return;
         }
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|e| {
-                        let mut detail = e["action"].clone();
-                        let action = detail["action"].as_str().unwrap_or("?").to_owned();
-                        if let Some(map) = detail.as_object_mut() {
-                            map.remove("action");
-                        }
-                        let actor = match (e["actor"]["kind"].as_str(), e["actor"]["id"].as_i64()) {
-                            (Some(kind), Some(id)) => format!("{kind} {id}"),
-                            (Some(kind), None) => kind.to_owned(),
-                            _ => "?".into(),
-                        };
-                        let detail = if detail.as_object().is_some_and(|m| !m.is_empty()) { detail.to_string() } else { String::new() };
-                        vec![cell(&e["at"]), actor, action, format!("{} -> {}", cell(&e["from"]), cell(&e["to"])), detail]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rows = rows_by(v, |e| {
+            let mut detail = e["action"].clone();
+            let action = detail["action"].as_str().unwrap_or("?").to_owned();
+            if let Some(map) = detail.as_object_mut() {
+                map.remove("action");
+            }
+            let actor = match (e["actor"]["kind"].as_str(), e["actor"]["id"].as_i64()) {
+                (Some(kind), Some(id)) => format!("{kind} {id}"),
+                (Some(kind), None) => kind.to_owned(),
+                _ => "?".into(),
+            };
+            let detail = if detail.as_object().is_some_and(|m| !m.is_empty()) { detail.to_string() } else { String::new() };
+            vec![cell(&e["at"]), actor, action, format!("{} -> {}", cell(&e["from"]), cell(&e["to"])), detail]
+        });
         println!("{}", render(&["AT", "ACTOR", "ACTION", "STATE", "DETAIL"], &rows));
     }
 }
 
 fn rows(v: &Value, fields: &[&str]) -> Vec<Vec<String>> {
-    v.as_array().map(|list| list.iter().map(|item| fields.iter().map(|f| cell(&item[*f])).collect()).collect()).unwrap_or_default()
+    rows_by(v, |item| fields.iter().map(|f| cell(&item[*f])).collect())
+}
+
+/// One table row per element of a JSON array.
+fn rows_by(v: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    v.as_array().map(|list| list.iter().map(row).collect()).unwrap_or_default()
 }

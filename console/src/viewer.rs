@@ -180,7 +180,8 @@ pub enum ViewerUpdate {
     Ended(Option<ViewerError>),
 }
 
-/// Updates buffered for the consumer of a running viewer.
+/// Updates buffered for the consumer of a running viewer: half a second of frames at 30 fps;
+/// a consumer slower than that slows the decoder rather than queueing stale pictures.
 const UPDATE_QUEUE: usize = 16;
 
 impl Viewer {

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use deskline_protocol::limits::MAX_VIDEO_FRAME_BYTES;
 use deskline_protocol::{Decoder, Message, VideoFrame, decode_exact, encode_into};
 
-/// Largest chunk read from a stream at once.
+/// Largest chunk read from a stream at once: the control-message limit, so one read can hold
+/// any whole control message and none makes the decoder buffer more.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Reads messages from a stream (the control stream), with the control-message size limit.

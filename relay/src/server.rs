@@ -33,7 +33,8 @@ pub struct ServeOptions {
     pub organisation: String,
 }
 
-/// How long open connections get to finish after a shutdown signal.
+/// How long open connections get to finish after a shutdown signal: enough for in-flight API
+/// requests; a long SSE stream is cut after it rather than holding the stop forever.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A relay with its data directory open, its certificate ready and its port bound, not yet

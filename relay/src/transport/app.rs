@@ -9,7 +9,9 @@ use deskline_protocol::session::{Action, Actor, Refusal};
 use deskline_protocol::{AppCode, AppInfo, Message, RejectReason, ResumeSecret, Welcome};
 use std::sync::Arc;
 
-/// Outgoing control messages queued for one app.
+/// Outgoing control messages queued for one app: input bursts (a fast pointer) need room, but
+/// an app that stops reading must not grow the relay's memory without bound (input is dropped
+/// past this, see `hub::forward_input`).
 const APP_QUEUE: usize = 1024;
 
 #[allow(clippy::too_many_arguments)] // one connection's parts, handed over once

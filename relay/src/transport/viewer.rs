@@ -8,7 +8,8 @@ use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
 use deskline_protocol::{ControlHandover, Message, RejectReason, SessionId, TechnicianId, Welcome};
 use std::sync::Arc;
 
-/// Outgoing control messages queued for one viewer.
+/// Outgoing control messages queued for one viewer: a viewer gets few (welcome, hand-overs,
+/// pongs, bye), so a small bound only limits what a viewer that stops reading can cost.
 const VIEWER_QUEUE: usize = 64;
 
 pub(super) async fn run(
