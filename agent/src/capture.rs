@@ -1,13 +1,20 @@
-//! The real screen: `scrap` captures the display, X11's DAMAGE extension says when anything
-//! changed, and the shared H.264 encoder encodes it.
+//! The real screen: one display of the [`Desktop`] captured, the cursor drawn in, encoded
+//! with the shared H.264 encoder.
 //!
-//! An unchanged screen costs almost nothing: without damage since the last capture no image is
-//! fetched at all, and a fetched image identical to the last one is not encoded. Keyframes still
-//! go out on request and every [`KEYFRAME_INTERVAL`].
+//! An unchanged screen costs almost nothing: without damage or pointer movement since the last
+//! look no image is fetched at all, and a fetched image identical to the last one is not
+//! encoded. Keyframes still go out on request and every [`KEYFRAME_INTERVAL`]. A resolution or
+//! layout change rebuilds the capturer and the encoder for the new size and starts with a
+//! keyframe; viewers see the new size in the frames themselves.
 
+pub use crate::desktop::CaptureError;
+use crate::desktop::{CursorImage, Desktop, Grabber, Monitor};
 use crate::encode::{EncodeError, EncodedFrame, H264Encoder};
+use crate::rate::Rate;
 use crate::source::{FrameSource, now_us};
 use deskline_protocol::DisplayInfo;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A keyframe at least this often while streaming, so a viewer that lost one recovers soon
@@ -16,20 +23,6 @@ pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Bitrate a screen stream starts with: crisp 1080p screen content.
 pub const DEFAULT_BITRATE_BPS: u32 = 4_000_000;
-
-/// Why the screen cannot be captured.
-#[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
-    /// No display to capture (no X server, or it refused).
-    #[error("cannot open the display: {0}")]
-    Display(std::io::Error),
-    /// X11 change notification failed.
-    #[error("X11: {0}")]
-    X11(String),
-    /// The encoder failed.
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-}
 
 impl From<CaptureError> for EncodeError {
     fn from(e: CaptureError) -> Self {
@@ -40,162 +33,291 @@ impl From<CaptureError> for EncodeError {
     }
 }
 
-/// The displays of this machine, as reported to the relay.
+/// The displays of this machine, as reported to the relay (the primary is id 0).
 pub fn displays() -> Result<Vec<DisplayInfo>, CaptureError> {
-    let all = scrap::Display::all().map_err(CaptureError::Display)?;
-    Ok(all
-        .iter()
-        .enumerate()
-        .map(|(i, d)| DisplayInfo {
-            id: u32::try_from(i).unwrap_or(u32::MAX),
-            name: format!("display {}", i + 1),
-            width: u32::try_from(d.width()).unwrap_or(0),
-            height: u32::try_from(d.height()).unwrap_or(0),
-            primary: i == 0,
-        })
-        .collect())
+    Ok(Desktop::open()?.monitors()?.into_iter().map(|m| m.info).collect())
 }
 
-/// Tells whether the screen changed since the last look (X11 DAMAGE on the root window).
-#[cfg(target_os = "linux")]
-struct DamageWatch {
-    conn: x11rb::rust_connection::RustConnection,
-    damage: u32,
-}
+/// Where the shared display's top-left corner is on the desktop. The capture sets it, the
+/// input sink reads it: pointer positions arrive in the shared display's pixels.
+#[derive(Debug, Clone, Default)]
+pub struct DisplayOrigin(Arc<AtomicI64>);
 
-#[cfg(target_os = "linux")]
-impl DamageWatch {
-    fn new() -> Result<DamageWatch, CaptureError> {
-        use x11rb::connection::Connection as _;
-        use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
-        let err = |e: &dyn std::fmt::Display| CaptureError::X11(e.to_string());
-        let (conn, screen) = x11rb::connect(None).map_err(|e| err(&e))?;
-        conn.damage_query_version(1, 1).map_err(|e| err(&e))?.reply().map_err(|e| err(&e))?;
-        let root = conn.setup().roots.get(screen).ok_or_else(|| CaptureError::X11("no screen".into()))?.root;
-        let damage = conn.generate_id().map_err(|e| err(&e))?;
-        conn.damage_create(damage, root, ReportLevel::NON_EMPTY).map_err(|e| err(&e))?;
-        conn.flush().map_err(|e| err(&e))?;
-        Ok(DamageWatch { conn, damage })
+impl DisplayOrigin {
+    /// The origin, in desktop pixels.
+    #[must_use]
+    pub fn get(&self) -> (i32, i32) {
+        let packed = self.0.load(Ordering::Acquire);
+        ((packed >> 32) as i32, packed as i32)
     }
 
-    /// True if anything was drawn since the last call (and re-arms the notification).
-    fn changed(&mut self) -> bool {
-        use x11rb::connection::Connection as _;
-        use x11rb::protocol::damage::ConnectionExt as _;
-        let mut dirty = false;
-        while let Ok(Some(event)) = self.conn.poll_for_event() {
-            dirty |= matches!(event, x11rb::protocol::Event::DamageNotify(_));
+    fn set(&self, x: i32, y: i32) {
+        self.0.store((i64::from(x) << 32) | i64::from(y as u32), Ordering::Release);
+    }
+}
+
+/// Draws `cursor` (premultiplied ARGB) over a tightly packed BGRA image with its hot spot at
+/// `(x, y)`; whatever falls outside the image is left out.
+pub fn draw_cursor(bgra: &mut [u8], width: usize, height: usize, cursor: &CursorImage, x: i32, y: i32) {
+    let left = x - cursor.hot_x;
+    let top = y - cursor.hot_y;
+    for row in 0..cursor.height {
+        let py = top + row as i32;
+        if py < 0 || py >= height as i32 {
+            continue;
         }
-        if dirty {
-            let _ = self.conn.damage_subtract(self.damage, x11rb::NONE, x11rb::NONE);
-            let _ = self.conn.flush();
+        for col in 0..cursor.width {
+            let px = left + col as i32;
+            if px < 0 || px >= width as i32 {
+                continue;
+            }
+            let argb = cursor.argb[row * cursor.width + col];
+            let alpha = argb >> 24;
+            if alpha == 0 {
+                continue;
+            }
+            let i = (py as usize * width + px as usize) * 4;
+            let inverse = 255 - alpha;
+            for (channel, shift) in [(0, 0), (1, 8), (2, 16)] {
+                let source = (argb >> shift) & 0xff;
+                let destination = u32::from(bgra[i + channel]);
+                bgra[i + channel] = (source + (destination * inverse + 127) / 255).min(255) as u8;
+            }
         }
-        dirty
     }
 }
 
-/// Elsewhere (Windows, macOS): no change notification yet; every captured image is compared.
-#[cfg(not(target_os = "linux"))]
-struct DamageWatch;
-
-#[cfg(not(target_os = "linux"))]
-impl DamageWatch {
-    fn new() -> Result<DamageWatch, CaptureError> {
-        Err(CaptureError::X11("change notification is only implemented for X11".into()))
-    }
-
-    fn changed(&mut self) -> bool {
-        true
-    }
-}
-
-/// The primary display, captured and encoded.
+/// One display of the desktop, captured and encoded.
 pub struct ScreenSource {
-    capturer: scrap::Capturer,
+    desktop: Desktop,
+    monitor: Monitor,
+    grabber: Grabber,
+    origin: DisplayOrigin,
+    rate: Rate,
     width: usize,
     height: usize,
     encoder: H264Encoder,
     packed: Vec<u8>,
+    /// The last image captured, without the cursor.
     previous: Vec<u8>,
-    damage: Option<DamageWatch>,
+    pointer: Option<(i32, i32)>,
+    cursor: Option<CursorImage>,
     last_keyframe: Option<Instant>,
-    /// Whether the last tick captured: scrap returns the image requested by the previous call,
-    /// so after an idle spell one extra capture fetches a fresh one.
+    /// The size or the display changed: the next frame must be a keyframe.
+    restarted: bool,
+    /// Whether the last tick captured: the capturer returns the image requested by the
+    /// previous call, so after an idle spell one extra capture fetches a fresh one.
     warm: bool,
 }
 
 impl ScreenSource {
-    /// Captures the primary display at `bitrate_bps`, `fps` at most.
-    pub fn primary(bitrate_bps: u32, fps: f32) -> Result<ScreenSource, CaptureError> {
-        let display = scrap::Display::primary().map_err(CaptureError::Display)?;
-        let capturer = scrap::Capturer::new(display).map_err(CaptureError::Display)?;
-        // H.264 needs even dimensions: an odd last row or column is left out.
-        let width = capturer.width() & !1;
-        let height = capturer.height() & !1;
-        let encoder = H264Encoder::new(width as u32, height as u32, bitrate_bps, fps)?;
-        let damage = match DamageWatch::new() {
-            Ok(d) => Some(d),
-            Err(e) => {
-                tracing::warn!(error = %e, "no change notification: comparing every captured image");
-                None
-            }
-        };
+    /// Captures the primary display at `rate`, publishing its position to `origin`.
+    pub fn primary(rate: Rate, origin: DisplayOrigin) -> Result<ScreenSource, CaptureError> {
+        let desktop = Desktop::open()?;
+        let monitor = desktop.monitors()?.swap_remove(0);
+        let (grabber, encoder, width, height) = ScreenSource::open(&desktop, &monitor, rate)?;
+        origin.set(monitor.x, monitor.y);
         Ok(ScreenSource {
-            capturer,
+            desktop,
+            monitor,
+            grabber,
+            origin,
+            rate,
             width,
             height,
             encoder,
             packed: vec![0; width * height * 4],
             previous: Vec::new(),
-            damage,
+            pointer: None,
+            cursor: None,
             last_keyframe: None,
+            restarted: true,
             warm: false,
         })
+    }
+
+    /// A capturer and an encoder for `monitor` (H.264 needs even sizes: an odd last row or
+    /// column is left out).
+    fn open(desktop: &Desktop, monitor: &Monitor, rate: Rate) -> Result<(Grabber, H264Encoder, usize, usize), CaptureError> {
+        let grabber = desktop.grabber(monitor)?;
+        let width = grabber.width() & !1;
+        let height = grabber.height() & !1;
+        let encoder = H264Encoder::new(width as u32, height as u32, rate.bitrate_bps, f32::from(rate.fps))?;
+        Ok((grabber, encoder, width, height))
+    }
+
+    /// Shares `monitor` from now on (another display, or the same one after a change).
+    fn switch_to(&mut self, monitor: Monitor) -> Result<(), CaptureError> {
+        let (grabber, encoder, width, height) = ScreenSource::open(&self.desktop, &monitor, self.rate)?;
+        tracing::info!(display = %monitor.info.name, width, height, x = monitor.x, y = monitor.y, "sharing display");
+        self.origin.set(monitor.x, monitor.y);
+        self.monitor = monitor;
+        self.grabber = grabber;
+        self.encoder = encoder;
+        self.width = width;
+        self.height = height;
+        self.packed = vec![0; width * height * 4];
+        self.previous.clear();
+        self.restarted = true;
+        self.warm = false;
+        Ok(())
+    }
+
+    /// After a resolution or layout change: the same display (by name, else by number, else
+    /// the primary) at its new size and place.
+    fn follow_layout(&mut self) -> Result<(), CaptureError> {
+        let mut monitors = self.desktop.monitors()?;
+        let index = monitors
+            .iter()
+            .position(|m| m.info.name == self.monitor.info.name)
+            .or_else(|| monitors.iter().position(|m| m.info.id == self.monitor.info.id))
+            .unwrap_or(0);
+        let monitor = monitors.swap_remove(index);
+        if monitor.x != self.monitor.x
+            || monitor.y != self.monitor.y
+            || monitor.info.width != self.monitor.info.width
+            || monitor.info.height != self.monitor.info.height
+        {
+            self.switch_to(monitor)?;
+        } else {
+            self.monitor = monitor;
+        }
+        Ok(())
     }
 
     /// Fetches the current image into `packed` (rows cropped to even width, stride removed).
     fn grab(&mut self) -> Result<(), CaptureError> {
         let captures = if self.warm { 1 } else { 2 };
-        let full_height = self.capturer.height().max(1);
+        let row_bytes = self.width * 4;
         for i in 0..captures {
-            let frame = self.capturer.frame().map_err(CaptureError::Display)?;
+            let (frame, stride) = self.grabber.frame()?;
             if i + 1 < captures {
                 continue;
             }
-            let stride = frame.len() / full_height;
-            let row_bytes = self.width * 4;
             for y in 0..self.height {
                 let src = &frame[y * stride..y * stride + row_bytes];
                 self.packed[y * row_bytes..(y + 1) * row_bytes].copy_from_slice(src);
             }
         }
+        self.warm = true;
         Ok(())
     }
 }
 
 impl FrameSource for ScreenSource {
     fn displays(&self) -> Vec<DisplayInfo> {
-        displays().unwrap_or_default()
+        self.desktop.monitors().map(|ms| ms.into_iter().map(|m| m.info).collect()).unwrap_or_default()
     }
 
     fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
-        let keyframe = force_keyframe || self.last_keyframe.is_none_or(|t| t.elapsed() >= KEYFRAME_INTERVAL);
-        let changed = self.damage.as_mut().is_none_or(DamageWatch::changed);
-        if !keyframe && !changed {
+        let changes = self.desktop.poll();
+        if changes.layout {
+            self.follow_layout()?;
+        }
+        if changes.cursor_shape {
+            self.cursor = None;
+        }
+        let pointer = self.desktop.pointer();
+        let cursor_changed = changes.cursor_shape || pointer != self.pointer;
+        self.pointer = pointer;
+        let keyframe = force_keyframe || self.restarted || self.last_keyframe.is_none_or(|t| t.elapsed() >= KEYFRAME_INTERVAL);
+        if !keyframe && !changes.drawn && !cursor_changed {
             self.warm = false;
             return Ok(None);
         }
         let captured_at = now_us();
-        self.grab()?;
-        self.warm = true;
-        if !keyframe && self.packed == self.previous {
-            return Ok(None);
+        if changes.drawn || keyframe || self.previous.is_empty() {
+            self.grab()?;
+            if !keyframe && !cursor_changed && self.packed == self.previous {
+                return Ok(None);
+            }
+            self.previous.clone_from(&self.packed);
+        } else {
+            // Only the pointer moved: the last image, with the cursor somewhere else.
+            self.warm = false;
+            self.packed.copy_from_slice(&self.previous);
         }
-        let frame = self.encoder.encode_bgra(&self.packed, keyframe, captured_at)?;
+        if self.cursor.is_none() {
+            self.cursor = self.desktop.cursor();
+        }
+        if let (Some(cursor), Some((x, y))) = (&self.cursor, pointer) {
+            draw_cursor(&mut self.packed, self.width, self.height, cursor, x - self.monitor.x, y - self.monitor.y);
+        }
+        let mut frame = self.encoder.encode_bgra(&self.packed, keyframe, captured_at)?;
+        frame.display = self.monitor.info.id;
         if frame.keyframe {
             self.last_keyframe = Some(Instant::now());
+            self.restarted = false;
         }
-        self.previous.clone_from(&self.packed);
         Ok(Some(frame))
+    }
+
+    fn set_rate(&mut self, rate: Rate) {
+        self.rate = rate;
+        self.encoder.set_rate(rate);
+    }
+
+    fn select_display(&mut self, id: u32) -> Result<(), EncodeError> {
+        let mut monitors = self.desktop.monitors()?;
+        let index = monitors.iter().position(|m| m.info.id == id).unwrap_or(0);
+        self.switch_to(monitors.swap_remove(index))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_round_trips_negative_and_positive_values() {
+        let origin = DisplayOrigin::default();
+        assert_eq!(origin.get(), (0, 0));
+        for (x, y) in [(1920, 0), (-1280, 200), (0, -1080), (i32::MAX, i32::MIN)] {
+            origin.clone().set(x, y);
+            assert_eq!(origin.get(), (x, y));
+        }
+    }
+
+    /// A 3×3 cursor: opaque white centre (the hot spot), half-transparent black left and
+    /// right of it, transparent elsewhere.
+    fn cursor() -> CursorImage {
+        let half_black = 0x8000_0000; // premultiplied: black at alpha 128
+        #[rustfmt::skip]
+        let argb = vec![
+            0, 0, 0,
+            half_black, 0xffff_ffff, half_black,
+            0, 0, 0,
+        ];
+        CursorImage { width: 3, height: 3, hot_x: 1, hot_y: 1, argb }
+    }
+
+    fn pixel(bgra: &[u8], width: usize, x: usize, y: usize) -> [u8; 4] {
+        let i = (y * width + x) * 4;
+        bgra[i..i + 4].try_into().unwrap()
+    }
+
+    #[test]
+    fn the_cursor_is_blended_at_its_hot_spot() {
+        let (w, h) = (4, 4);
+        let mut image = [200u8, 100, 50, 0].repeat(w * h);
+        draw_cursor(&mut image, w, h, &cursor(), 2, 2);
+        assert_eq!(pixel(&image, w, 2, 2), [255, 255, 255, 0], "opaque white at the hot spot");
+        assert_eq!(pixel(&image, w, 1, 2), [100, 50, 25, 0], "half-transparent black halves the background");
+        assert_eq!(pixel(&image, w, 3, 2), [100, 50, 25, 0]);
+        assert_eq!(pixel(&image, w, 2, 1), [200, 100, 50, 0], "transparent pixels leave it alone");
+        assert_eq!(pixel(&image, w, 0, 0), [200, 100, 50, 0]);
+    }
+
+    #[test]
+    fn a_cursor_at_the_edge_is_clipped() {
+        let (w, h) = (4, 4);
+        let mut image = vec![0u8; w * h * 4];
+        draw_cursor(&mut image, w, h, &cursor(), 0, 0);
+        assert_eq!(pixel(&image, w, 0, 0), [255, 255, 255, 0]);
+        draw_cursor(&mut image, w, h, &cursor(), 4, 4);
+        draw_cursor(&mut image, w, h, &cursor(), -5, 100);
+        let white = image.chunks(4).filter(|p| p[..3] == [255, 255, 255]).count();
+        assert_eq!(white, 1, "nothing drawn outside the image");
     }
 }

@@ -6,6 +6,8 @@
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, FrameType, RateControlMode, UsageType};
 use openh264::formats::{BgraSliceU8, YUVBuffer};
 use openh264::OpenH264API;
+use openh264_sys2::{ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, SBitrateInfo, SPATIAL_LAYER_ALL};
+use crate::rate::Rate;
 
 /// One encoded frame.
 #[derive(Debug, Clone)]
@@ -14,6 +16,8 @@ pub struct EncodedFrame {
     pub data: Vec<u8>,
     /// Can a decoder start here?
     pub keyframe: bool,
+    /// Which display it shows.
+    pub display: u32,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
@@ -74,6 +78,27 @@ impl H264Encoder {
         Ok(H264Encoder { encoder, yuv: YUVBuffer::new(width as usize, height as usize), width: width as usize, height: height as usize })
     }
 
+    /// Changes the target bitrate and frame rate of the running encoder (no new keyframe).
+    #[allow(unsafe_code)] // the crate's raw API is the only way; see below
+    pub fn set_rate(&mut self, rate: Rate) {
+        // The openh264 crate has no safe setter; SetOption with these two options is the
+        // library's documented way to change the rate mid-stream, and changes nothing the
+        // crate relies on (it keeps its own copy of the configuration for re-initialisation,
+        // which happens only on a size change, and this encoder's size never changes).
+        let mut bitrate = SBitrateInfo { iLayer: SPATIAL_LAYER_ALL, iBitrate: i32::try_from(rate.bitrate_bps).unwrap_or(i32::MAX) };
+        let mut fps = f32::from(rate.fps.max(1));
+        // SAFETY: both pointers are to live values of the types these options take, for the
+        // duration of the call; the encoder is initialised (it encoded or was just created).
+        let status = unsafe {
+            let api = self.encoder.raw_api();
+            api.set_option(ENCODER_OPTION_BITRATE, std::ptr::addr_of_mut!(bitrate).cast())
+                | api.set_option(ENCODER_OPTION_FRAME_RATE, std::ptr::addr_of_mut!(fps).cast())
+        };
+        if status != 0 {
+            tracing::warn!(status, ?rate, "the encoder refused the new rate");
+        }
+    }
+
     /// Encodes one BGRA frame (`width * height * 4` bytes, tightly packed).
     pub fn encode_bgra(&mut self, bgra: &[u8], force_keyframe: bool, capture_us: u64) -> Result<EncodedFrame, EncodeError> {
         if bgra.len() != self.width * self.height * 4 {
@@ -88,6 +113,7 @@ impl H264Encoder {
         Ok(EncodedFrame {
             data: bitstream.to_vec(),
             keyframe,
+            display: 0,
             width: self.width as u32,
             height: self.height as u32,
             capture_us,

@@ -2,6 +2,7 @@
 //! keys by keycode, and text. Everything pressed is remembered so it can all be released the
 //! moment control ends.
 
+use crate::capture::DisplayOrigin;
 use crate::keymap::x11_keycode;
 use crate::sink::InputSink;
 use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press};
@@ -11,15 +12,17 @@ use std::collections::HashSet;
 /// Injects input into the local desktop.
 pub struct EnigoSink {
     enigo: Enigo,
+    origin: DisplayOrigin,
     held_keys: HashSet<KeyCode>,
     held_buttons: HashSet<MouseButton>,
 }
 
 impl EnigoSink {
-    /// Connects to the desktop's input system.
-    pub fn new() -> anyhow::Result<EnigoSink> {
+    /// Connects to the desktop's input system. Pointer positions are in the shared display's
+    /// pixels: `origin` (kept up to date by the capture) places them on the desktop.
+    pub fn new(origin: DisplayOrigin) -> anyhow::Result<EnigoSink> {
         let enigo = Enigo::new(&Settings::default()).map_err(|e| anyhow::anyhow!("cannot inject input: {e}"))?;
-        Ok(EnigoSink { enigo, held_keys: HashSet::new(), held_buttons: HashSet::new() })
+        Ok(EnigoSink { enigo, origin, held_keys: HashSet::new(), held_buttons: HashSet::new() })
     }
 }
 
@@ -44,7 +47,8 @@ impl InputSink for EnigoSink {
     fn apply(&mut self, event: &InputEvent) -> anyhow::Result<()> {
         match event {
             InputEvent::PointerMove { x, y } => {
-                let (x, y) = (i32::try_from(*x)?, i32::try_from(*y)?);
+                let (left, top) = self.origin.get();
+                let (x, y) = (i32::try_from(*x)?.saturating_add(left), i32::try_from(*y)?.saturating_add(top));
                 self.enigo.move_mouse(x, y, Coordinate::Abs)?;
             }
             InputEvent::Button { button: b, press } => {

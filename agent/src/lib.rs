@@ -17,10 +17,12 @@
 //! Not here: the session rules (in `deskline-protocol`) and anything the technician sees.
 
 pub mod capture;
+pub mod desktop;
 pub mod encode;
 pub mod inject;
 pub mod keymap;
 pub mod prompt;
+pub mod rate;
 pub mod session;
 pub mod sink;
 pub mod source;
@@ -29,13 +31,13 @@ pub mod ui;
 pub use encode::{EncodeError, EncodedFrame, H264Encoder};
 pub use prompt::{ConsentPrompt, ScriptedAnswer, ScriptedPrompt};
 pub use session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
-pub use capture::ScreenSource;
+pub use capture::{DisplayOrigin, ScreenSource};
 pub use inject::EnigoSink;
 pub use sink::{InputSink, RecordingSink};
 pub use source::{FrameSource, SyntheticSource};
 
 /// The agent's limits.
 pub mod limits {
-    /// Frames per second captured at most: smooth for screen work, half the cost of 60.
-    pub const MAX_FPS: u16 = 30;
+    /// Frames per second captured at most; the relay asks for 30 unless configured otherwise.
+    pub const MAX_FPS: u16 = 60;
 }

@@ -6,7 +6,8 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use deskline_agent::capture::{self, DEFAULT_BITRATE_BPS, ScreenSource};
+use deskline_agent::capture::{self, DEFAULT_BITRATE_BPS, DisplayOrigin, ScreenSource};
+use deskline_agent::rate::Rate;
 use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
 use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
 use deskline_agent::{ConsentPrompt, EncodeError, EnigoSink, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
@@ -160,8 +161,10 @@ impl Media {
     ) -> Result<Ended, AgentError> {
         match *self {
             Media::Screen => {
-                let sink = EnigoSink::new().map_err(|e| AgentError::Protocol(e.to_string()))?;
-                let make = || ScreenSource::primary(DEFAULT_BITRATE_BPS, 30.0).map_err(EncodeError::from);
+                let origin = DisplayOrigin::default();
+                let sink = EnigoSink::new(origin.clone()).map_err(|e| AgentError::Protocol(e.to_string()))?;
+                let rate = Rate { fps: deskline_agent::limits::MAX_FPS, bitrate_bps: DEFAULT_BITRATE_BPS };
+                let make = move || ScreenSource::primary(rate, origin).map_err(EncodeError::from);
                 registered.serve(make, sink, prompt, previous, events, commands).await
             }
             Media::Synthetic(w, h) => {

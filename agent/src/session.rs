@@ -6,6 +6,7 @@
 
 use crate::encode::{EncodeError, EncodedFrame};
 use crate::prompt::ConsentPrompt;
+use crate::rate::{Rate, RateController};
 use crate::sink::InputSink;
 use crate::source::FrameSource;
 use deskline_net::NetError;
@@ -130,10 +131,14 @@ pub async fn register(config: &AgentConfig, info: AppInfo, resume: Option<Resume
 }
 
 enum CaptureCommand {
-    /// Start (or keep) capturing at this many frames per second at most.
-    Start(u16),
+    /// Start (or keep) capturing this display at this many frames per second at most.
+    Start { fps: u16, display: u32 },
     Stop,
     Keyframe,
+    /// Switch to another display.
+    Display(u32),
+    /// Adapt to the network (see [`crate::rate`]).
+    Rate(Rate),
 }
 
 /// Creates a [`FrameSource`] on its own thread and runs it there, paused until started.
@@ -155,19 +160,34 @@ where
         };
         let mut running = false;
         let mut force_keyframe = true;
+        let mut display = 0;
         loop {
             // Paused: sleep until told otherwise. Running: take commands without waiting.
             let command = if running { inbox.try_recv().ok() } else { inbox.recv().ok() };
+            let mut switch_to = None;
             match command {
-                Some(CaptureCommand::Start(fps)) => {
+                Some(CaptureCommand::Start { fps, display: wanted }) => {
                     interval = interval_for(fps);
                     running = true;
                     force_keyframe = true;
+                    switch_to = Some(wanted);
                 }
                 Some(CaptureCommand::Stop) => running = false,
                 Some(CaptureCommand::Keyframe) => force_keyframe = true,
+                Some(CaptureCommand::Display(wanted)) => switch_to = Some(wanted),
+                Some(CaptureCommand::Rate(rate)) => {
+                    interval = interval_for(rate.fps);
+                    source.set_rate(rate);
+                }
                 None if !running => return, // the session ended
                 None => {}
+            }
+            if let Some(wanted) = switch_to.filter(|&d| d != display) {
+                match source.select_display(wanted) {
+                    Ok(()) => display = wanted,
+                    Err(e) => tracing::warn!(error = %e, display = wanted, "cannot switch display"),
+                }
+                force_keyframe = true;
             }
             if !running {
                 continue;
@@ -238,6 +258,8 @@ impl Registered {
         let mut pending_request: Option<u64> = None;
         let mut controller: Option<TechnicianId> = None;
         let mut in_flight = tokio::task::JoinSet::new();
+        let mut rate: Option<RateController> = None;
+        let mut dropped_locally: u32 = 0;
 
         let ended: Result<Ended, AgentError> = async { Ok(loop {
             tokio::select! {
@@ -262,9 +284,25 @@ impl Registered {
                         Message::StartStream(start) => {
                             if grant.view() && !streaming {
                                 streaming = true;
-                                // The relay's frame rate, capped by ours.
-                                let _ = capture.send(CaptureCommand::Start(start.max_fps));
+                                // The relay's frame rate and bitrate are the ceiling; ours caps it.
+                                let ceiling = Rate { fps: start.max_fps.min(crate::limits::MAX_FPS), bitrate_bps: start.bitrate_hint_bps };
+                                let controller = RateController::new(ceiling);
+                                let _ = capture.send(CaptureCommand::Start { fps: controller.rate().fps, display: start.display });
+                                let _ = capture.send(CaptureCommand::Rate(controller.rate()));
+                                rate = Some(controller);
+                                dropped_locally = 0;
                                 let _ = events.send(AgentEvent::Streaming(true));
+                            } else if streaming {
+                                // Already streaming: a viewer chose another display.
+                                let _ = capture.send(CaptureCommand::Display(start.display));
+                            }
+                        }
+                        Message::Stats(stats) => {
+                            if let Some(controller) = rate.as_mut().filter(|_| streaming)
+                                && let Some(new_rate) = controller.on_report(&stats, std::mem::take(&mut dropped_locally))
+                            {
+                                tracing::debug!(?new_rate, ?stats, "adapting the stream");
+                                let _ = capture.send(CaptureCommand::Rate(new_rate));
                             }
                         }
                         Message::StopStream(_) => {
@@ -297,7 +335,7 @@ impl Registered {
                             writer.send(&Message::Pong(p)).await?;
                         }
                         Message::Bye(bye) => break Ended::ByRelay(bye),
-                        Message::Pong(_) | Message::Stats(_) => {}
+                        Message::Pong(_) => {}
                         other => return Err(AgentError::Protocol(format!("{other:?} is not for an app"))),
                     }
                 }
@@ -324,6 +362,7 @@ impl Registered {
                         seq,
                         capture_us: frame.capture_us,
                         keyframe: frame.keyframe,
+                        display: frame.display,
                         width: frame.width,
                         height: frame.height,
                         codec: VideoCodec::H264,
@@ -334,6 +373,7 @@ impl Registered {
                     // decode) instead of piling up.
                     while in_flight.try_join_next().is_some() {}
                     if in_flight.len() >= MAX_FRAMES_IN_FLIGHT {
+                        dropped_locally = dropped_locally.saturating_add(1);
                         let _ = capture.send(CaptureCommand::Keyframe);
                         continue;
                     }

@@ -2,6 +2,7 @@
 //! pattern, really encoded) for tests and demos without a display.
 
 use crate::encode::{EncodeError, EncodedFrame, H264Encoder};
+use crate::rate::Rate;
 use deskline_protocol::DisplayInfo;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,8 +17,14 @@ pub trait FrameSource: 'static {
     /// sending (unless `force_keyframe`, which always produces a keyframe).
     fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError>;
 
-    /// The bitrate to aim for from now on.
-    fn set_bitrate(&mut self, _bitrate_bps: u32) {}
+    /// The frame rate and bitrate to aim for from now on (rate adaptation).
+    fn set_rate(&mut self, _rate: Rate) {}
+
+    /// Shares another display ([`DisplayInfo::id`]; an unknown one means the primary). The
+    /// next frame is a keyframe of the new display.
+    fn select_display(&mut self, _id: u32) -> Result<(), EncodeError> {
+        Ok(())
+    }
 }
 
 /// Microseconds since the Unix epoch, the clock frames are stamped with.
@@ -96,5 +103,9 @@ impl FrameSource for SyntheticSource {
         let frame = self.encoder.encode_bgra(&self.pixels, force_keyframe || self.frame == 0, now_us())?;
         self.frame += 1;
         Ok(Some(frame))
+    }
+
+    fn set_rate(&mut self, rate: Rate) {
+        self.encoder.set_rate(rate);
     }
 }

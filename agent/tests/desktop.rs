@@ -202,12 +202,7 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     desktop.window("marker");
 
     let relay = start_relay(tmp.path());
-    let cli = Cli { config: tmp.path().join("cli.json") };
-    let (ok, _, err) = cli.run(
-        &["login", "--server", &relay.server, "--username", "admin", "--password-stdin", "--insecure-pin-cert", &relay.fingerprint],
-        &format!("{}\n", relay.password),
-    );
-    assert!(ok, "{err}");
+    let cli = login(&relay, tmp.path());
     let session = cli.json(&["session", "new", "--channel", "Default", "--pin"]);
     let id = session["id"].to_string();
     let pin = session["pin"].as_str().unwrap().to_owned();
@@ -299,6 +294,35 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
         events.split("EVENT type").any(|e| e.contains("RawKeyPress") && e.contains("detail: 24"))
     });
 
+    // Text arrives as the characters typed, whatever the keyboard layout: a focused window
+    // (xev) sees their key symbols.
+    let typed = tmp.path().join("xev.log");
+    let _xev = Guard(
+        Command::new("xev")
+            .args(["-name", "typing-target", "-geometry", "200x100+900+620", "-event", "keyboard"])
+            .env("DISPLAY", &desktop.display)
+            .stdout(std::fs::File::create(&typed).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let target = desktop.window("typing-target");
+    desktop.x("xdotool", &["windowfocus", "--sync", &target]);
+    cli.ok(&["input", &id, "type", "hi!"]);
+    eventually("the typed text", &|| {
+        let events = std::fs::read_to_string(&typed).unwrap();
+        ["keysym 0x68, h)", "keysym 0x69, i)", "keysym 0x21, exclam)"].iter().all(|k| events.contains(k))
+    });
+
+    // The mouse cursor is part of the picture: drawn where the pointer is, over the background.
+    cli.ok(&["input", &id, "move", "1100", "150"]);
+    eventually("the pointer move", &|| desktop.x("xdotool", &["getmouselocation", "--shell"]).contains("X=1100"));
+    let with_cursor = tmp.path().join("cursor.png");
+    cli.ok(&["view", &id, "--headless", "--frames", "1", "--save-last", with_cursor.to_str().unwrap()]);
+    let around = (1096..1105).flat_map(|x| (146..155).map(move |y| (x, y)));
+    let cursor_pixels = around.filter(|&(x, y)| !close_to(pixel(&with_cursor, x, y), BACKGROUND)).count();
+    assert!(cursor_pixels >= 5, "no cursor drawn at the pointer ({cursor_pixels} pixels differ)");
+    assert!(close_to(pixel(&with_cursor, 1150, 200), BACKGROUND), "the cursor is small and only there");
+
     // Stop sharing from the session bar: it ends at once.
     desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+s"]);
     cli.wait_for(&id, "consent withdrawn", |v| v["consent"]["status"] == "none");
@@ -306,16 +330,110 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     assert!(!ok, "no frame after Stop sharing");
 }
 
-#[test]
-fn a_link_alone_is_enough_to_join() {
-    let tmp = tempfile::tempdir().unwrap();
-    let relay = start_relay(tmp.path());
-    let cli = Cli { config: tmp.path().join("cli.json") };
+/// Starts the support app on `desktop`, answering consent with "allow" by itself (this test
+/// is about the picture, the other one about the consent window), and waits until viewing is
+/// granted.
+fn share_without_window(desktop: &Desktop, relay: &Relay, cli: &Cli, dir: &Path) -> (String, Guard) {
+    let session = cli.json(&["session", "new", "--channel", "Default", "--pin"]);
+    let id = session["id"].to_string();
+    let agent = Guard(
+        Command::new(AGENT)
+            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+            .args(["--auto-consent", "allow"])
+            .env("DISPLAY", &desktop.display)
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    cli.wait_for(&id, "active", |v| v["state"] == "active");
+    cli.ok(&["session", "remote", &id]);
+    cli.wait_for(&id, "granted", |v| v["consent"]["status"] == "granted");
+    (id, agent)
+}
+
+fn login(relay: &Relay, dir: &Path) -> Cli {
+    let cli = Cli { config: dir.join("cli.json") };
     let (ok, _, err) = cli.run(
         &["login", "--server", &relay.server, "--username", "admin", "--password-stdin", "--insecure-pin-cert", &relay.fingerprint],
         &format!("{}\n", relay.password),
     );
     assert!(ok, "{err}");
+    cli
+}
+
+/// Views one frame of `display` and returns (width, height, PNG path).
+fn view_display(cli: &Cli, id: &str, display: u32, png: &Path) -> (u64, u64) {
+    let out = cli.ok(&["view", id, "--headless", "--frames", "1", "--display", &display.to_string(), "--save-last", png.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    (report["width"].as_u64().unwrap(), report["height"].as_u64().unwrap())
+}
+
+#[test]
+fn each_monitor_can_be_shared_and_a_resolution_change_is_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let desktop = start_xvfb();
+    desktop.x("xsetroot", &["-solid", "#3366cc"]);
+    // Two monitors side by side on one 1280x800 screen; a marker only on the right one.
+    desktop.x("xrandr", &["--setmonitor", "left", "640/169x800/212+0+0", "none"]);
+    desktop.x("xrandr", &["--setmonitor", "right", "640/169x800/212+640+0", "none"]);
+    let marker = tmp.path().join("marker.png");
+    assert!(Command::new("convert").args(["-size", "200x200", "xc:#dd2222"]).arg(&marker).status().unwrap().success());
+    let _marker = desktop.spawn_x("display", &["-geometry", "+900+300", "-title", "marker", marker.to_str().unwrap()]);
+    desktop.window("marker");
+
+    let relay = start_relay(tmp.path());
+    let cli = login(&relay, tmp.path());
+    let (id, _agent) = share_without_window(&desktop, &relay, &cli, tmp.path());
+    let displays = cli.json(&["session", "show", &id])["agent"]["displays"].clone();
+    // Xvfb's own whole-screen monitor stays listed beside the two (their outputs are "none").
+    let id_of = |name: &str| {
+        let display = displays.as_array().unwrap().iter().find(|d| d["name"] == name).unwrap_or_else(|| panic!("no {name}: {displays}"));
+        assert_eq!(display["width"], 640, "{displays}");
+        u32::try_from(display["id"].as_u64().unwrap()).unwrap()
+    };
+    let (left, right) = (id_of("left"), id_of("right"));
+
+    let shot = tmp.path().join("right.png");
+    assert_eq!(view_display(&cli, &id, right, &shot), (640, 800));
+    assert!(close_to(pixel(&shot, 900 - 640 + 100, 400), MARKER), "the right monitor shows the marker");
+    assert!(close_to(pixel(&shot, 100, 100), BACKGROUND));
+    // Pointer positions are in the shared monitor's pixels.
+    cli.ok(&["input", &id, "move", "10", "20"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !desktop.x("xdotool", &["getmouselocation", "--shell"]).contains("X=650\nY=20") {
+        assert!(Instant::now() < deadline, "the pointer did not land on the right monitor");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let shot = tmp.path().join("left.png");
+    assert_eq!(view_display(&cli, &id, left, &shot), (640, 800));
+    assert!(close_to(pixel(&shot, 900 - 640 + 100, 400), BACKGROUND), "the left monitor has no marker");
+
+    // The screen shrinks (a resolution change): the stream follows with the new size.
+    desktop.x("xrandr", &["--delmonitor", "left"]);
+    desktop.x("xrandr", &["--delmonitor", "right"]);
+    // Xvfb applies the new size but reports an error for its fixed output mode.
+    let _ = Command::new("xrandr").args(["--fb", "1024x768"]).env("DISPLAY", &desktop.display).output();
+    assert!(desktop.x("xdpyinfo", &[]).contains("1024x768 pixels"));
+    let shot = tmp.path().join("resized.png");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let size = view_display(&cli, &id, 0, &shot);
+        if size == (1024, 768) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stream kept its old size {size:?}");
+    }
+    assert!(close_to(pixel(&shot, 900 + 50, 300 + 50), MARKER), "the marker, now on the one screen");
+}
+
+#[test]
+fn a_link_alone_is_enough_to_join() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = start_relay(tmp.path());
+    let cli = login(&relay, tmp.path());
     let session = cli.json(&["session", "new", "--channel", "Default", "--link"]);
     let id = session["id"].to_string();
     // No --relay, no --fingerprint: the link says where to connect and which certificate to pin.

@@ -82,7 +82,7 @@ impl FrameSource for BlobSource {
         self.n += 1;
         let mut data = vec![0u8; if keyframe { KEYFRAME_BYTES } else { P_FRAME_BYTES }];
         self.rng.fill_bytes(&mut data);
-        Ok(Some(EncodedFrame { data, keyframe, width: 1920, height: 1080, capture_us: now_us() }))
+        Ok(Some(EncodedFrame { data, keyframe, display: 0, width: 1920, height: 1080, capture_us: now_us() }))
     }
 }
 
@@ -232,7 +232,7 @@ async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<s
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 tick.tick().await;
                 let Ok(Some(f)) = source.next_frame(false) else { return };
-                let frame = VideoFrame { seq, capture_us: f.capture_us, keyframe: f.keyframe, width: f.width, height: f.height, codec: VideoCodec::H264, data: f.data };
+                let frame = VideoFrame { seq, capture_us: f.capture_us, keyframe: f.keyframe, display: f.display, width: f.width, height: f.height, codec: VideoCodec::H264, data: f.data };
                 seq += 1;
                 let Ok(encoded) = deskline_net::framed::encode_frame(frame) else { return };
                 for connection in &connections {

@@ -76,6 +76,10 @@ enum Command {
         /// Give up after this many seconds without a frame.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Show this display of the end user's machine (0 is their primary; `session show`
+        /// lists them).
+        #[arg(long)]
+        display: Option<u32>,
     },
     /// Send mouse or keyboard input as the controlling technician (for scripted support).
     Input {
@@ -232,7 +236,7 @@ fn main() {
     };
     let result = match cli.command {
         // The window owns the main thread; the connection runs on the runtime's workers.
-        Command::View { id, headless: false, .. } => runtime.block_on(open_window(id)).and_then(run_window),
+        Command::View { id, headless: false, display, .. } => runtime.block_on(open_window(id, display)).and_then(run_window),
         _ => runtime.block_on(run(cli)),
     };
     if let Err(e) = result {
@@ -242,14 +246,32 @@ fn main() {
 }
 
 /// Joins the session and starts the viewer; the window itself runs in [`run_window`].
-async fn open_window(id: i64) -> anyhow::Result<ViewerWindow> {
+async fn open_window(id: i64, display: Option<u32>) -> anyhow::Result<ViewerWindow> {
     let saved = config::load()?;
     let client = Client::new(&saved.server, saved.pin_cert.as_deref(), Some(saved.token))?;
-    let viewer = join_session(&client, id).await?;
+    let session = client.get(&format!("/sessions/{id}")).await?;
+    let displays = display_names(&session);
+    let mut viewer = join_session(&client, id).await?;
+    if let Some(display) = display {
+        viewer.select_display(display).await?;
+    }
     let me = viewer.me;
     let title = format!("{} — session {id}", viewer.welcome.organisation);
     let (commands, updates) = viewer.spawn();
-    Ok(ViewerWindow::new(commands, updates, me, title))
+    Ok(ViewerWindow::new(commands, updates, me, title).with_displays(displays, display.unwrap_or(0)))
+}
+
+/// The end user's displays as the session reports them: id and a label for a menu.
+fn display_names(session: &serde_json::Value) -> Vec<(u32, String)> {
+    let Some(displays) = session["agent"]["displays"].as_array() else { return Vec::new() };
+    displays
+        .iter()
+        .filter_map(|d| {
+            let id = u32::try_from(d["id"].as_u64()?).ok()?;
+            let label = format!("{} ({}×{})", d["name"].as_str().unwrap_or("display"), d["width"], d["height"]);
+            Some((id, label))
+        })
+        .collect()
 }
 
 fn run_window(window: ViewerWindow) -> anyhow::Result<()> {
@@ -305,12 +327,15 @@ async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyho
             out.sessions(&list);
         }
         Command::Session { command } => session(client, out, command).await?,
-        Command::View { id, headless, frames, save_last, timeout } => {
+        Command::View { id, headless, frames, save_last, timeout, display } => {
             if !headless {
                 unreachable!("the window is opened from main");
             }
-            let viewer = join_session(client, id).await?;
-            view_headless(viewer, id, frames, save_last, Duration::from_secs(timeout)).await?;
+            let mut viewer = join_session(client, id).await?;
+            if let Some(display) = display {
+                viewer.select_display(display).await?;
+            }
+            view_headless(viewer, id, frames, save_last, display, Duration::from_secs(timeout)).await?;
         }
         Command::Input { id, action } => {
             let events = input_events(action)?;
@@ -336,13 +361,25 @@ async fn join_session(client: &Client, id: i64) -> anyhow::Result<Viewer> {
     Ok(viewer::join(&target, client.token().unwrap_or_default(), SessionId(id), me).await?)
 }
 
-async fn view_headless(viewer: Viewer, id: i64, frames: usize, save_last: Option<PathBuf>, timeout: Duration) -> anyhow::Result<()> {
+/// Decodes `frames` frames (of `display` only, when given: frames of the display shown before
+/// the switch may still arrive first) and prints a JSON report.
+async fn view_headless(
+    viewer: Viewer,
+    id: i64,
+    frames: usize,
+    save_last: Option<PathBuf>,
+    display: Option<u32>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     let mut last = None;
     let mut bytes = 0usize;
     let wanted = frames.max(1);
     let result = viewer
         .watch(timeout, |frame| {
+            if display.is_some_and(|d| d != frame.display) {
+                return true;
+            }
             latencies.push(frame.latency_us);
             bytes += frame.bytes;
             last = Some(frame);
@@ -359,6 +396,7 @@ async fn view_headless(viewer: Viewer, id: i64, frames: usize, save_last: Option
         "frames": latencies.len(),
         "width": last.as_ref().map(|f| f.width),
         "height": last.as_ref().map(|f| f.height),
+        "display": last.as_ref().map(|f| f.display),
         "bytes": bytes,
         "latency_capture_to_decoded": viewer::latency_summary(latencies.clone()),
         "saved": saved,

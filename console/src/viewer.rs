@@ -8,7 +8,7 @@ use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
     Bye, ByeReason, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
-    TechnicianId, VideoFrame, Welcome,
+    SelectDisplay, TechnicianId, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -85,6 +85,8 @@ fn now_us() -> u64 {
 pub struct DecodedFrame {
     /// Sequence number.
     pub seq: u64,
+    /// Which of the end user's displays it shows.
+    pub display: u32,
     /// Width.
     pub width: usize,
     /// Height.
@@ -136,6 +138,7 @@ pub fn spawn_decoder(mut frames: mpsc::Receiver<VideoFrame>, out: mpsc::Sender<D
                     yuv.write_rgb8(&mut rgb);
                     let decoded = DecodedFrame {
                         seq: frame.seq,
+                        display: frame.display,
                         width,
                         height,
                         rgb,
@@ -165,6 +168,8 @@ pub enum ViewerCommand {
     TakeControl,
     /// Give control back.
     ReleaseControl,
+    /// Show another of the end user's displays (to every viewer of the session).
+    SelectDisplay(u32),
     /// Leave the session.
     Leave,
 }
@@ -217,6 +222,7 @@ impl Viewer {
                         Some(ViewerCommand::Input(event)) => Message::Input(event),
                         Some(ViewerCommand::TakeControl) => Message::ControlHandover(ControlHandover { holder: Some(self.me) }),
                         Some(ViewerCommand::ReleaseControl) => Message::ControlHandover(ControlHandover { holder: None }),
+                        Some(ViewerCommand::SelectDisplay(display)) => Message::SelectDisplay(SelectDisplay { display }),
                         Some(ViewerCommand::Leave) | None => break None,
                     };
                     if let Err(e) = self.writer.send(&message).await {
@@ -290,6 +296,13 @@ impl Viewer {
         let _ = commands.send(ViewerCommand::Leave);
         let finished = finish(&mut updates).await;
         result.and(finished)
+    }
+
+    /// Asks for another of the end user's displays (before [`Viewer::watch`] or
+    /// [`Viewer::spawn`]; a running viewer takes [`ViewerCommand::SelectDisplay`]).
+    pub async fn select_display(&mut self, display: u32) -> Result<(), ViewerError> {
+        self.writer.send(&Message::SelectDisplay(SelectDisplay { display })).await?;
+        Ok(())
     }
 
     async fn leave(&mut self) {

@@ -29,6 +29,9 @@ pub struct ViewerWindow {
     meter: Meter,
     sent_modifiers: egui::Modifiers,
     last_pointer: Option<(u32, u32)>,
+    /// The end user's displays (id, label) and the one shown.
+    displays: Vec<(u32, String)>,
+    display: u32,
 }
 
 /// Frames of the last second, for the overlay.
@@ -77,7 +80,17 @@ impl ViewerWindow {
             meter: Meter::default(),
             sent_modifiers: egui::Modifiers::NONE,
             last_pointer: None,
+            displays: Vec::new(),
+            display: 0,
         }
+    }
+
+    /// Offers a choice of the end user's displays (id and label), `current` shown first.
+    #[must_use]
+    pub fn with_displays(mut self, displays: Vec<(u32, String)>, current: u32) -> ViewerWindow {
+        self.displays = displays;
+        self.display = current;
+        self
     }
 
     fn send(&self, command: ViewerCommand) {
@@ -121,6 +134,20 @@ impl ViewerWindow {
             let (fps, kbps, latency_ms) = self.meter.summary();
             ui.monospace(format!("{fps:>2} fps  {kbps:>6} kbit/s  latency {latency_ms:>5.1} ms"));
             ui.separator();
+            if self.displays.len() > 1 {
+                let current = self.displays.iter().find(|(id, _)| *id == self.display).map_or("display", |(_, l)| l.as_str());
+                let mut chosen = self.display;
+                egui::ComboBox::from_id_salt("display").selected_text(current).show_ui(ui, |ui| {
+                    for (id, label) in &self.displays {
+                        ui.selectable_value(&mut chosen, *id, label);
+                    }
+                });
+                if chosen != self.display {
+                    self.display = chosen;
+                    self.send(ViewerCommand::SelectDisplay(chosen));
+                }
+                ui.separator();
+            }
             if let Some(ended) = &self.ended {
                 ui.colored_label(egui::Color32::LIGHT_RED, ended);
             } else if self.in_control() {

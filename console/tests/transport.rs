@@ -2,9 +2,10 @@
 //! app's connection logic with the synthetic H.264 source, and the technician's viewer.
 #![allow(clippy::unwrap_used)]
 
+use deskline_agent::rate::Rate;
 use deskline_agent::{
-    AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, RecordingSink, ScriptedAnswer, ScriptedPrompt,
-    SyntheticSource, register,
+    AgentCommand, AgentConfig, AgentError, AgentEvent, EncodeError, EncodedFrame, Ended, FrameSource, RecordingSink,
+    ScriptedAnswer, ScriptedPrompt, SyntheticSource, register,
 };
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerError};
@@ -123,13 +124,23 @@ struct RunningAgent {
 }
 
 async fn start_agent(env: &Env, code: AppCode, answer: ScriptedAnswer, resume: Option<ResumeSecret>, previous: Capabilities) -> Result<RunningAgent, AgentError> {
+    start_agent_with(env, code, answer, resume, previous, || SyntheticSource::new(WIDTH, HEIGHT)).await
+}
+
+async fn start_agent_with<S: FrameSource>(
+    env: &Env,
+    code: AppCode,
+    answer: ScriptedAnswer,
+    resume: Option<ResumeSecret>,
+    previous: Capabilities,
+    source: impl FnOnce() -> Result<S, EncodeError> + Send + 'static,
+) -> Result<RunningAgent, AgentError> {
     let registered = register(&env.config(code), info(), resume).await?;
     let secret = registered.welcome().resume.clone();
     let resumed = registered.welcome().resumed;
     let sink = RecordingSink::default();
     let (events_tx, events) = mpsc::unbounded_channel();
     let (commands, commands_rx) = mpsc::unbounded_channel();
-    let source = || SyntheticSource::new(WIDTH, HEIGHT);
     let prompt = Arc::new(ScriptedPrompt { answer, delay: Duration::from_millis(20) });
     let task = tokio::spawn(registered.serve(source, sink.clone(), prompt, previous, events_tx, commands_rx));
     Ok(RunningAgent { task, sink, events, commands, resume: secret, resumed })
@@ -395,6 +406,69 @@ async fn a_stalled_viewer_does_not_delay_the_others() {
     result.unwrap();
     assert_eq!(frames.len(), 90);
     assert!(staller.close_reason().is_none(), "the stalled viewer is still connected, just skipped");
+}
+
+/// The synthetic source, remembering every rate the app asks of it.
+struct RateRecorder {
+    inner: SyntheticSource,
+    rates: Arc<std::sync::Mutex<Vec<Rate>>>,
+}
+
+impl FrameSource for RateRecorder {
+    fn displays(&self) -> Vec<deskline_protocol::DisplayInfo> {
+        self.inner.displays()
+    }
+
+    fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+        self.inner.next_frame(force_keyframe)
+    }
+
+    fn set_rate(&mut self, rate: Rate) {
+        self.rates.lock().unwrap().push(rate);
+        self.inner.set_rate(rate);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_lowers_its_rate_for_a_stalled_viewer_and_recovers_after_it_leaves() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let rates = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = rates.clone();
+    let source = move || Ok(RateRecorder { inner: SyntheticSource::new(WIDTH, HEIGHT)?, rates: recorded });
+    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE, source).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    // A healthy viewer watches throughout (its frames drained as they come).
+    let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
+    tokio::spawn(async move { while updates.recv().await.is_some() {} });
+    let staller = stalled_viewer(&env, &env.admin_tech(), id).await;
+
+    // The relay reports the stalled viewer's drops once a second; the app gives up bitrate.
+    let ceiling = Rate { fps: 30, bitrate_bps: 4_000_000 };
+    let rates_now = || rates.lock().unwrap().clone();
+    let eventually = async |what: &str, check: &dyn Fn(&[Rate]) -> bool| {
+        for _ in 0..300 {
+            if check(&rates_now()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what} did not happen within 30 s: {:?}", rates_now());
+    };
+    eventually("a lower rate", &|r| r.last().is_some_and(|r| r.bitrate_bps < ceiling.bitrate_bps)).await;
+    assert_eq!(rates_now()[0], ceiling, "streaming starts at the relay's frame rate and bitrate");
+
+    // Once the stalled viewer is gone, the rate grows back, step by step, to the ceiling.
+    staller.close(0u32.into(), b"bye");
+    eventually("recovery", &|r| r.last() == Some(&ceiling)).await;
+    let rates = rates_now();
+    let low = rates.iter().position(|r| r.bitrate_bps < ceiling.bitrate_bps).unwrap();
+    assert!(rates.iter().all(|r| r.bitrate_bps <= ceiling.bitrate_bps && r.fps <= ceiling.fps), "never above the ceiling: {rates:?}");
+    let steps = rates[low..].windows(2).filter(|w| w[1].bitrate_bps > w[0].bitrate_bps).count();
+    assert!(steps >= 2, "recovery is gradual: {rates:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

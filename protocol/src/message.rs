@@ -50,8 +50,11 @@ pub enum Message {
     Ping(Ping),
     /// The answer to a [`Message::Ping`], echoing it.
     Pong(Ping),
-    /// Measurements for adaptation (viewer lag, loss, throughput).
+    /// Relay → app: measurements for adaptation (viewer lag, loss, throughput), once a second
+    /// while streaming.
     Stats(Stats),
+    /// Viewer → relay: show this display of the end user's machine (to every viewer).
+    SelectDisplay(SelectDisplay),
     /// Either side: the connection ends, and why.
     Bye(Bye),
 }
@@ -280,6 +283,9 @@ pub struct VideoFrame {
     pub capture_us: u64,
     /// Can a decoder start here?
     pub keyframe: bool,
+    /// Which display this shows ([`DisplayInfo::id`]): after a [`Message::SelectDisplay`],
+    /// frames already on their way still show the previous one.
+    pub display: u32,
     /// Width in pixels.
     #[cfg_attr(test, proptest(strategy = "1..=MAX_DISPLAY_EDGE"))]
     pub width: u32,
@@ -301,6 +307,7 @@ impl std::fmt::Debug for VideoFrame {
             .field("seq", &self.seq)
             .field("capture_us", &self.capture_us)
             .field("keyframe", &self.keyframe)
+            .field("display", &self.display)
             .field("size", &format_args!("{}x{}", self.width, self.height))
             .field("codec", &self.codec)
             .field("bytes", &self.data.len())
@@ -416,6 +423,14 @@ pub struct Stats {
     pub rtt_us: u32,
 }
 
+/// Which display a viewer wants to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct SelectDisplay {
+    /// A [`DisplayInfo::id`] the app reported; an unknown one falls back to the primary display.
+    pub display: u32,
+}
+
 /// The connection ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -497,7 +512,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 16;
+    pub const KINDS: u32 = 17;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -553,7 +568,8 @@ impl Message {
             | Message::ControlHandover(_)
             | Message::Ping(_)
             | Message::Pong(_)
-            | Message::Stats(_) => Ok(()),
+            | Message::Stats(_)
+            | Message::SelectDisplay(_) => Ok(()),
         }
     }
 

@@ -42,6 +42,9 @@ enum Command {
         /// The organisation named to end users in the support app.
         #[arg(long, default_value = "Deskline support")]
         organisation: String,
+        /// Frames per second asked of support apps (1 to 60; they adapt below it).
+        #[arg(long, default_value_t = deskline_relay::limits::DEFAULT_MAX_FPS)]
+        max_fps: u16,
     },
     /// Manage technician accounts from the server's shell (no web setup page exists).
     Admin {
@@ -75,9 +78,9 @@ fn main() -> anyhow::Result<()> {
         .init();
     deskline_relay::install_crypto_provider();
     match Cli::parse().command {
-        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin, organisation } => {
+        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let options = ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin, organisation };
+            let options = ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps };
             runtime.block_on(serve(options))
         }
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {

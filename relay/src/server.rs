@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub demo_admin: Option<String>,
     /// The organisation named to end users in the support app.
     pub organisation: String,
+    /// Frames per second asked of support apps (1 to 60).
+    pub max_fps: u16,
 }
 
 /// How long open connections get to finish after a shutdown signal: enough for in-flight API
@@ -46,6 +48,7 @@ pub struct Prepared {
     plain_http: bool,
     quic: quinn::Endpoint,
     organisation: String,
+    max_fps: u16,
     /// The demo admin's one-time password, when this start created the admin.
     pub admin_password: Option<String>,
     /// Whether this start created the self-signed certificate.
@@ -55,6 +58,9 @@ pub struct Prepared {
 impl Prepared {
     /// Opens everything `options` names and binds the HTTP port.
     pub fn new(options: &ServeOptions) -> anyhow::Result<Prepared> {
+        if !(1..=60).contains(&options.max_fps) {
+            bail!("--max-fps must be between 1 and 60 (got {})", options.max_fps);
+        }
         if options.plain_http && !options.http.ip().is_loopback() {
             bail!("plain HTTP is only allowed on a loopback address (got {}); drop --plain-http to serve HTTPS", options.http);
         }
@@ -98,6 +104,7 @@ impl Prepared {
             plain_http: options.plain_http,
             quic,
             organisation: options.organisation.clone(),
+            max_fps: options.max_fps,
             admin_password,
             cert_created,
         })
@@ -134,7 +141,7 @@ impl Prepared {
     /// Serves until `shutdown` completes, then drains connections.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
-        let transport = Transport::new(self.desk.clone(), self.organisation.clone());
+        let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps);
         let quic = self.quic.clone();
         tokio::spawn(transport.serve(self.quic));
         let app = api::router(self.desk.clone());
@@ -198,9 +205,15 @@ pub struct LocalRelay {
 impl LocalRelay {
     /// Starts one (inside a tokio runtime).
     pub fn start(data_dir: PathBuf, organisation: &str) -> anyhow::Result<LocalRelay> {
-        crate::install_crypto_provider();
+        LocalRelay::start_with(&LocalRelay::options(data_dir, organisation))
+    }
+
+    /// The options [`LocalRelay::start`] uses: loopback, ports chosen by the system, a demo
+    /// admin named `admin`, the default frame rate.
+    #[must_use]
+    pub fn options(data_dir: PathBuf, organisation: &str) -> ServeOptions {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let options = ServeOptions {
+        ServeOptions {
             data_dir,
             http: loopback,
             quic: loopback,
@@ -208,8 +221,15 @@ impl LocalRelay {
             plain_http: false,
             demo_admin: Some("admin".into()),
             organisation: organisation.to_owned(),
-        };
-        let prepared = Prepared::new(&options)?;
+            max_fps: crate::limits::DEFAULT_MAX_FPS,
+        }
+    }
+
+    /// Starts one with these options (inside a tokio runtime); `demo_admin` must be `admin`
+    /// and the data directory new.
+    pub fn start_with(options: &ServeOptions) -> anyhow::Result<LocalRelay> {
+        crate::install_crypto_provider();
+        let prepared = Prepared::new(options)?;
         let base_url = prepared.base_url()?;
         let fingerprint = prepared.fingerprint();
         let quic = prepared.quic_addr()?;

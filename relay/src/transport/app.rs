@@ -1,6 +1,6 @@
 //! A support app's connection: registration by code, consent answers, frames in.
 
-use super::hub::{AppLink, Resume, announce_controller, app_gone, forward_frame, update_streaming};
+use super::hub::{AppLink, Resume, announce_controller, app_gone, forward_frame, take_stats, update_streaming};
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::error::Error;
 use crate::limits::RESUME_GRACE;
@@ -13,6 +13,10 @@ use std::sync::Arc;
 /// an app that stops reading must not grow the relay's memory without bound (input is dropped
 /// past this, see `hub::forward_input`).
 const APP_QUEUE: usize = 1024;
+
+/// How often the app hears how its viewers are served (for rate adaptation): often enough to
+/// react within a second or two, rarely enough that one report covers ~30 frames.
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[allow(clippy::too_many_arguments)] // one connection's parts, handed over once
 pub(super) async fn run(
@@ -109,8 +113,19 @@ pub(super) async fn run(
     tracing::info!(session = %id, resumed, "support app connected");
     transport.hubs.refresh(id).await;
 
+    let mut stats_timer = tokio::time::interval(STATS_INTERVAL);
+    stats_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = stats_timer.tick() => {
+                let mut state = hub.lock();
+                if state.app.as_ref().is_some_and(|a| a.conn_id == conn_id)
+                    && let Some(stats) = take_stats(&mut state)
+                    && let Some(app) = &state.app
+                {
+                    let _ = app.out.try_send(Message::Stats(stats));
+                }
+            }
             message = next_message(&mut reader) => match message {
                 Some(Ok(message)) => {
                     if !handle_message(transport, id, message).await {
@@ -182,7 +197,7 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
             }
             return true;
         }
-        Message::Pong(_) | Message::Stats(_) => return true,
+        Message::Pong(_) => return true,
         other => {
             tracing::info!(session = %id, message = ?other, "unexpected message from an app");
             return false;

@@ -7,12 +7,12 @@
 
 use super::gate::{ConsentGate, FramePass, InputPass};
 use crate::desk::Desk;
-use crate::limits::{DEFAULT_BITRATE_BPS, DEFAULT_MAX_FPS};
+use crate::limits::DEFAULT_BITRATE_BPS;
 use crate::store::SessionRow;
 use bytes::Bytes;
 use deskline_protocol::session::{Consent, SessionState};
 use deskline_protocol::{
-    Bye, ByeReason, ConsentRequest, ControlHandover, InputEvent, Message, ResumeSecret, SessionId, StartStream,
+    Bye, ByeReason, ConsentRequest, ControlHandover, InputEvent, Message, ResumeSecret, SessionId, StartStream, Stats,
     StopStream, TechnicianId, Timestamp,
 };
 use std::collections::HashMap;
@@ -37,6 +37,16 @@ pub(super) struct ViewerLink {
     pub frames: mpsc::Sender<(Bytes, u64)>,
     pub needs_keyframe: bool,
     pub connection: quinn::Connection,
+    /// What reached this viewer's queue since the last [`take_stats`].
+    pub window: DeliveryWindow,
+}
+
+/// Frames a viewer got and lost over one statistics window.
+#[derive(Default)]
+pub(super) struct DeliveryWindow {
+    frames: u32,
+    dropped: u32,
+    bytes: u64,
 }
 
 /// The resumption secret of the session's app, and when it dropped.
@@ -45,7 +55,6 @@ pub(super) struct Resume {
     pub dropped_at: Option<Timestamp>,
 }
 
-#[derive(Default)]
 pub(super) struct HubState {
     pub gate: ConsentGate,
     pub app: Option<AppLink>,
@@ -56,10 +65,32 @@ pub(super) struct HubState {
     last_keyframe_request: Option<Instant>,
     /// Technicians allowed to view (assigned and invited), as last loaded.
     pub on_session: Vec<TechnicianId>,
+    /// The display viewers chose (0: the app's primary).
+    display: u32,
+    /// The frame rate asked of the app.
+    max_fps: u16,
+    stats_window_started: Instant,
+}
+
+impl HubState {
+    fn new(max_fps: u16) -> HubState {
+        HubState {
+            gate: ConsentGate::default(),
+            app: None,
+            viewers: HashMap::new(),
+            resume: None,
+            sent_request: None,
+            streaming: false,
+            last_keyframe_request: None,
+            on_session: Vec::new(),
+            display: 0,
+            max_fps,
+            stats_window_started: Instant::now(),
+        }
+    }
 }
 
 /// A session's connections.
-#[derive(Default)]
 pub(super) struct Hub {
     state: Mutex<HubState>,
     /// Held while a change is applied to the hub (refresh, consent withdrawal), so an older
@@ -68,6 +99,10 @@ pub(super) struct Hub {
 }
 
 impl Hub {
+    fn new(max_fps: u16) -> Hub {
+        Hub { state: Mutex::new(HubState::new(max_fps)), refreshing: tokio::sync::Mutex::new(()) }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -77,6 +112,8 @@ impl Hub {
 pub(super) struct Hubs {
     pub desk: Desk,
     pub organisation: String,
+    /// The frame rate asked of apps.
+    max_fps: u16,
     map: Mutex<HashMap<SessionId, Arc<Hub>>>,
 }
 
@@ -85,8 +122,8 @@ fn bye(reason: ByeReason, message: &str) -> Message {
 }
 
 impl Hubs {
-    pub fn new(desk: Desk, organisation: String) -> Arc<Hubs> {
-        Arc::new(Hubs { desk, organisation, map: Mutex::new(HashMap::new()) })
+    pub fn new(desk: Desk, organisation: String, max_fps: u16) -> Arc<Hubs> {
+        Arc::new(Hubs { desk, organisation, max_fps, map: Mutex::new(HashMap::new()) })
     }
 
     /// The session's hub, if it has one.
@@ -151,7 +188,7 @@ impl Hubs {
     /// released as idle can never swallow a connection registering at the same moment.
     pub fn register<T>(&self, id: SessionId, f: impl FnOnce(&mut HubState) -> T) -> (Arc<Hub>, T) {
         let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let hub = map.entry(id).or_default().clone();
+        let hub = map.entry(id).or_insert_with(|| Arc::new(Hub::new(self.max_fps))).clone();
         let value = f(&mut hub.lock());
         (hub, value)
     }
@@ -255,16 +292,60 @@ pub(super) fn update_streaming(state: &mut HubState) {
         return;
     };
     let message = if want {
-        Message::StartStream(StartStream { display: 0, max_fps: DEFAULT_MAX_FPS, bitrate_hint_bps: DEFAULT_BITRATE_BPS })
+        start_stream(state)
     } else {
         Message::StopStream(StopStream { display: 0 })
     };
     if app.out.try_send(message).is_ok() {
         state.streaming = want;
+        state.stats_window_started = Instant::now();
+        for viewer in state.viewers.values_mut() {
+            viewer.needs_keyframe = true;
+            viewer.window = DeliveryWindow::default();
+        }
+    }
+}
+
+fn start_stream(state: &HubState) -> Message {
+    Message::StartStream(StartStream { display: state.display, max_fps: state.max_fps, bitrate_hint_bps: DEFAULT_BITRATE_BPS })
+}
+
+/// Shows another display to every viewer: while streaming, the app is told at once and every
+/// viewer waits for the new display's keyframe.
+pub(super) fn select_display(state: &mut HubState, display: u32) {
+    if state.display == display {
+        return;
+    }
+    state.display = display;
+    if state.streaming
+        && let Some(app) = &state.app
+        && app.out.try_send(start_stream(state)).is_ok()
+    {
         for viewer in state.viewers.values_mut() {
             viewer.needs_keyframe = true;
         }
     }
+}
+
+/// The statistics window that ends now, for the app's rate adaptation: what the worst-served
+/// viewer got (fewest frames and bytes, most drops, longest round trip). `None` while not
+/// streaming.
+pub(super) fn take_stats(state: &mut HubState) -> Option<Stats> {
+    if !state.streaming || state.viewers.is_empty() {
+        return None;
+    }
+    let window_ms = u32::try_from(state.stats_window_started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    state.stats_window_started = Instant::now();
+    let mut stats = Stats { window_ms, frames: u32::MAX, frames_dropped: 0, bytes: u64::MAX, latency_p50_us: 0, rtt_us: 0 };
+    for viewer in state.viewers.values_mut() {
+        let window = std::mem::take(&mut viewer.window);
+        stats.frames = stats.frames.min(window.frames);
+        stats.frames_dropped = stats.frames_dropped.max(window.dropped);
+        stats.bytes = stats.bytes.min(window.bytes);
+        let rtt = u32::try_from(viewer.connection.rtt().as_micros()).unwrap_or(u32::MAX);
+        stats.rtt_us = stats.rtt_us.max(rtt);
+    }
+    Some(stats)
 }
 
 /// Marks the app's link gone (if `conn_id` is still the app) and forgets a sent request.
@@ -314,10 +395,15 @@ pub(super) fn forward_frame(_pass: &FramePass, state: &mut HubState, encoded: &B
             continue;
         }
         match viewer.frames.try_send((encoded.clone(), seq)) {
-            Ok(()) => viewer.needs_keyframe = false,
+            Ok(()) => {
+                viewer.needs_keyframe = false;
+                viewer.window.frames = viewer.window.frames.saturating_add(1);
+                viewer.window.bytes += encoded.len() as u64;
+            }
             // Too far behind: skip to the next keyframe rather than slow anyone down.
             Err(mpsc::error::TrySendError::Full(_)) => {
                 viewer.needs_keyframe = true;
+                viewer.window.dropped = viewer.window.dropped.saturating_add(1);
                 want_keyframe = true;
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -32,9 +32,10 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// The transport for this desk; `organisation` is named to end users.
-    pub fn new(desk: Desk, organisation: String) -> Arc<Transport> {
-        let hubs = Hubs::new(desk, organisation);
+    /// The transport for this desk; `organisation` is named to end users, apps stream at
+    /// `max_fps` at most.
+    pub fn new(desk: Desk, organisation: String, max_fps: u16) -> Arc<Transport> {
+        let hubs = Hubs::new(desk, organisation, max_fps);
         hubs.follow();
         Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1) })
     }

@@ -1,6 +1,6 @@
 //! A technician's viewer: frames out, input and control hand-over in.
 
-use super::hub::{ViewerLink, announce_controller, forward_input, request_keyframe, update_streaming};
+use super::hub::{ViewerLink, announce_controller, forward_input, request_keyframe, select_display, update_streaming};
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
@@ -47,7 +47,7 @@ pub(super) async fn run(
             let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };
             let _ = out.try_send(Message::Welcome(welcome));
             let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
-            let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone() };
+            let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone(), window: Default::default() };
             state.viewers.insert(conn_id, link);
         }
         full
@@ -143,6 +143,7 @@ fn handle_message(transport: &Arc<Transport>, id: SessionId, conn_id: u64, techn
             }
         }
         Message::KeyframeRequest => request_keyframe(&mut state),
+        Message::SelectDisplay(selection) => select_display(&mut state, selection.display),
         Message::Ping(p) => {
             if let Some(viewer) = state.viewers.get(&conn_id) {
                 let _ = viewer.out.try_send(Message::Pong(p));
