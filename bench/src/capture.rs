@@ -5,9 +5,9 @@
 use crate::stats::{Summary, summarize};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::procs::Xvfb;
+use std::process::Command;
+use std::time::Instant;
 
 /// One display size.
 #[derive(Debug, Clone, Serialize)]
@@ -26,48 +26,6 @@ pub struct CaptureResult {
     pub ffmpeg_ms: Option<f64>,
     /// ffmpeg x11grab: X server CPU milliseconds per frame.
     pub ffmpeg_xserver_ms: Option<f64>,
-}
-
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Xvfb {
-    fn start(width: usize, height: usize) -> anyhow::Result<Xvfb> {
-        let n = (150..250).find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists()).context("no free display number")?;
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", &format!("{width}x{height}x24"), "-noreset", "-nolisten", "tcp"])
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting Xvfb")?;
-        let socket = format!("/tmp/.X11-unix/X{n}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Path::new(&socket).exists() {
-            if Instant::now() > deadline {
-                bail!("Xvfb did not start");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("xsetroot").args(["-solid", "#3366cc"]).env("DISPLAY", &display).status();
-        Ok(Xvfb { child, display })
-    }
-
-    fn cpu_ms(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-        let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
-        Ok(ticks * 10.0)
-    }
 }
 
 /// Runs in a child process with `DISPLAY` set (scrap connects to `$DISPLAY`): captures
@@ -89,7 +47,7 @@ pub fn probe(frames: usize) -> anyhow::Result<()> {
 /// Measures one display size.
 pub fn run(width: usize, height: usize, frames: usize) -> anyhow::Result<CaptureResult> {
     let xvfb = Xvfb::start(width, height)?;
-    let before = xvfb.cpu_ms()?;
+    let before = xvfb.cpu_seconds()? * 1000.0;
     let out = Command::new(std::env::current_exe()?)
         .args(["capture-probe", "--frames", &frames.to_string()])
         .env("DISPLAY", &xvfb.display)
@@ -97,12 +55,12 @@ pub fn run(width: usize, height: usize, frames: usize) -> anyhow::Result<Capture
     if !out.status.success() {
         bail!("capture probe failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let scrap_xserver_ms = (xvfb.cpu_ms()? - before) / frames as f64;
+    let scrap_xserver_ms = ((xvfb.cpu_seconds()? * 1000.0) - before) / frames as f64;
     let times: Vec<f64> = serde_json::from_slice(&out.stdout)?;
     // The first call only starts the first request.
     let scrap_ms = summarize(times.get(1..).unwrap_or_default());
 
-    let before = xvfb.cpu_ms()?;
+    let before = xvfb.cpu_seconds()? * 1000.0;
     let grab = Command::new("ffmpeg")
         .args(["-hide_banner", "-benchmark", "-f", "x11grab", "-framerate", "1000", "-video_size", &format!("{width}x{height}")])
         .args(["-i", &xvfb.display, "-frames:v", &frames.to_string(), "-f", "null", "-"])
@@ -114,7 +72,7 @@ pub fn run(width: usize, height: usize, frames: usize) -> anyhow::Result<Capture
                 .lines()
                 .find_map(|l| l.split("rtime=").nth(1))
                 .and_then(|v| v.trim().trim_end_matches('s').parse::<f64>().ok());
-            (rtime.map(|s| s * 1000.0 / frames as f64), Some((xvfb.cpu_ms()? - before) / frames as f64))
+            (rtime.map(|s| s * 1000.0 / frames as f64), Some(((xvfb.cpu_seconds()? * 1000.0) - before) / frames as f64))
         }
         _ => (None, None),
     };

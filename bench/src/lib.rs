@@ -9,9 +9,11 @@
 
 pub mod capture;
 pub mod content;
+pub mod desktop;
 pub mod e2e;
 pub mod encode;
 pub mod plot;
+pub mod procs;
 pub mod relay_load;
 pub mod stats;
 

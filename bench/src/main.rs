@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
 use deskline_bench::plot::{Series, latency_cdf};
-use deskline_bench::{BUILT_WITH_NASM, capture, e2e, encode, relay_load};
+use deskline_bench::{BUILT_WITH_NASM, capture, desktop, e2e, encode, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -25,8 +25,11 @@ struct Cli {
 enum Command {
     /// openh264 (our path) vs libx264 on reproducible screen content.
     Encode,
-    /// Capture → decoded and input → applied latency over loopback through a real relay.
+    /// Capture → decoded and input → applied latency over loopback through a real relay:
+    /// synthetic frames, then the real app on Xvfb at 30 and 60 fps.
     E2e,
+    /// The real app's CPU use on an unchanged screen, against ffmpeg x11grab + libx264.
+    Idle,
     /// Screen capture: scrap vs ffmpeg x11grab on Xvfb, X server CPU included.
     Capture,
     /// (internal) capture frames on $DISPLAY and print the timings.
@@ -102,13 +105,33 @@ fn main() -> anyhow::Result<()> {
         spinner.set_message("end-to-end latency, 1920x1080 at 30 fps");
         spinner.enable_steady_tick(std::time::Duration::from_millis(200));
         let result = runtime.block_on(e2e::run(1920, 1080, frames, 100))?;
+        let mut screens = Vec::new();
+        for fps in [30, 60] {
+            spinner.set_message(format!("end-to-end latency, the real app on Xvfb 1920x1080, {fps} fps"));
+            screens.push(runtime.block_on(desktop::screen_latency(1920, 1080, fps, frames))?);
+        }
         spinner.finish_and_clear();
-        report.push_str(&e2e_table(&result));
+        report.push_str(&e2e_table(&result, &screens));
         let svg = cli.out.join("e2e-latency.svg");
-        let series = [Series { name: format!("capture → decoded, {}x{}", result.width, result.height), samples: &result.frame_samples_ms }];
-        latency_cdf(&svg, "End to end over loopback", &series)?;
+        let mut series = vec![Series { name: format!("synthetic, {}x{} 30 fps", result.width, result.height), samples: &result.frame_samples_ms }];
+        for s in &screens {
+            series.push(Series { name: format!("real app on Xvfb, {}x{} {} fps", s.width, s.height, s.fps_asked), samples: &s.samples_ms });
+        }
+        latency_cdf(&svg, "Capture → decoded over loopback", &series)?;
         let _ = writeln!(report, "![end-to-end latency]({})\n", svg.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
         json.insert("e2e".into(), serde_json::to_value(&result)?);
+        json.insert("e2e_screen".into(), serde_json::to_value(&screens)?);
+    }
+    if matches!(cli.command, Command::Idle | Command::All) {
+        let seconds = if cli.quick { 5.0 } else { 20.0 };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message(format!("CPU on an unchanged screen, {seconds} s per state"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let results = runtime.block_on(desktop::idle(seconds))?;
+        spinner.finish_and_clear();
+        report.push_str(&idle_table(&results));
+        json.insert("idle".into(), serde_json::to_value(&results)?);
     }
     let relay_levels = match &cli.command {
         Command::Relay { sessions, seconds, viewers } => Some((
@@ -180,16 +203,37 @@ fn encode_table(sets: &[encode::SetResult]) -> String {
     t
 }
 
-fn e2e_table(r: &e2e::E2eResult) -> String {
+fn e2e_table(r: &e2e::E2eResult, screens: &[desktop::ScreenLatency]) -> String {
     let (fp50, fp99) = ms(r.frame_latency_ms);
     let (ip50, ip99) = ms(r.input_latency_ms);
-    format!(
+    let mut t = format!(
         "## End to end over loopback (real relay, QUIC + TLS)\n\n\
-         | measure | p50 ms | p99 ms |\n|---|---|---|\n\
-         | capture → decoded, {}x{} synthetic, {} frames | {fp50} | {fp99} |\n\
-         | input sent → applied | {ip50} | {ip99} |\n\n",
+         | measure | p50 ms | p99 ms | fps received | app CPU % | X server CPU % |\n|---|---|---|---|---|---|\n\
+         | capture → decoded, {}x{} synthetic, {} frames | {fp50} | {fp99} | - | - | - |\n",
         r.width, r.height, r.frames
-    )
+    );
+    for s in screens {
+        let (p50, p99) = ms(s.latency_ms);
+        let _ = writeln!(
+            t,
+            "| capture → decoded, real app on Xvfb {}x{}, {} fps asked, {} frames | {p50} | {p99} | {:.1} | {:.0} | {:.0} |",
+            s.width, s.height, s.fps_asked, s.frames, s.fps_received, s.app_cpu_percent, s.xserver_cpu_percent
+        );
+    }
+    let _ = writeln!(t, "| input sent → applied | {ip50} | {ip99} | - | - | - |\n");
+    t
+}
+
+fn idle_table(results: &[desktop::IdleResult]) -> String {
+    let mut t = String::from(
+        "## Unchanged screen (Xvfb 1920x1080)\n\nCPU in percent of one core; target for the app: under 1 %.\n\n\
+         | what | seconds | process CPU % | X server CPU % |\n|---|---|---|---|\n",
+    );
+    for r in results {
+        let _ = writeln!(t, "| {} | {:.0} | {:.2} | {:.2} |", r.state, r.seconds, r.cpu_percent, r.xserver_cpu_percent);
+    }
+    t.push('\n');
+    t
 }
 
 fn default_levels(quick: bool) -> Vec<usize> {

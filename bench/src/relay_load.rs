@@ -86,16 +86,6 @@ impl FrameSource for BlobSource {
     }
 }
 
-/// The relay binary, next to this one (build it with `cargo build --release -p deskline-relay`).
-fn relay_binary() -> anyhow::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.parent().context("no parent")?.join("deskline-relay");
-    if !path.exists() {
-        bail!("{} is missing: build it with `cargo build --release -p deskline-relay`", path.display());
-    }
-    Ok(path)
-}
-
 struct RelayProcess {
     child: Child,
     server: String,
@@ -115,7 +105,7 @@ impl RelayProcess {
     fn start(dir: &std::path::Path) -> anyhow::Result<RelayProcess> {
         let mut child = Command::new("taskset")
             .args(["-c", "0"])
-            .arg(relay_binary()?)
+            .arg(crate::procs::sibling_binary("deskline-relay", "deskline-relay")?)
             .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--data-dir"])
             .arg(dir)
             .env("RUST_LOG", "warn")
@@ -147,10 +137,7 @@ impl RelayProcess {
     /// CPU seconds used so far (user + system).
     fn cpu_seconds(&self) -> anyhow::Result<f64> {
         // `taskset` execs the relay, so the child's pid is the relay's.
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-        let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
-        Ok(ticks / 100.0)
+        crate::procs::cpu_seconds(self.child.id())
     }
 }
 
