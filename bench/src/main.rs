@@ -243,8 +243,8 @@ fn default_levels(quick: bool) -> Vec<usize> {
 fn relay_table(results: &[relay_load::LoadResult]) -> String {
     let mut t = String::from(
         "## Relay load (30 fps per session: 8 KiB P-frames, 120 KiB keyframe every 2 s)\n\n\
-         | sessions | viewers each | frames recv / expected | MB | relay p50 ms | relay p99 ms | direct p50 ms | direct p99 ms | added p50 ms | added p99 ms | relay CPU s | CPU s per GB |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | sessions | viewers each | frames recv / expected | MB | relay p50 ms | relay p99 ms | direct p50 ms | direct p99 ms | added p50 ms | added p99 ms | relay CPU s | CPU s per GB | generator CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let (rp50, rp99) = ms(r.relay_ms);
@@ -253,8 +253,9 @@ fn relay_table(results: &[relay_load::LoadResult]) -> String {
         let per_gb = r.relay_cpu_s_per_gb.map_or("-".into(), |v| format!("{v:.2}"));
         let _ = writeln!(
             t,
-            "| {} | {} | {} / {} | {:.1} | {rp50} | {rp99} | {dp50} | {dp99} | {} | {} | {:.2} | {per_gb} |",
-            r.sessions, r.viewers, r.frames, r.frames_expected, r.megabytes, added(r.added_p50_ms), added(r.added_p99_ms), r.relay_cpu_s
+            "| {} | {} | {} / {} | {:.1} | {rp50} | {rp99} | {dp50} | {dp99} | {} | {} | {:.2} | {per_gb} | {:.0} |",
+            r.sessions, r.viewers, r.frames, r.frames_expected, r.megabytes, added(r.added_p50_ms), added(r.added_p99_ms), r.relay_cpu_s,
+            r.generator_cpu_percent
         );
     }
     t.push('\n');

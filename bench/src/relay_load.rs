@@ -53,6 +53,9 @@ pub struct LoadResult {
     pub relay_cpu_s: f64,
     /// Relay CPU seconds per GB forwarded.
     pub relay_cpu_s_per_gb: Option<f64>,
+    /// The load generator's (this process's) CPU use in the window, percent of its one core:
+    /// near 100 means the generator, not the relay, is what limits the level.
+    pub generator_cpu_percent: f64,
     /// Every latency sample through the relay (for plots).
     #[serde(skip)]
     pub relay_samples_ms: Vec<f64>,
@@ -206,14 +209,23 @@ async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<s
             });
         }
     });
+    // Every connection first, then the senders, as with the relay.
+    let mut pairs = Vec::new();
     for s in 0..sessions {
         let mut connections = Vec::new();
         for _ in 0..viewers {
-            connections.push(deskline_net::quic::connect(addr, "localhost", Some(fingerprint)).await?);
+            let connection = deskline_net::quic::connect(addr, "localhost", Some(fingerprint)).await;
+            connections.push(connection.with_context(|| format!("direct connection {s} of {sessions}"))?);
         }
+        pairs.push((s, connections));
+    }
+    for (s, connections) in pairs {
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut source = BlobSource { n: 0, phase: (s as u64 * 7) % KEYFRAME_EVERY, rng: rand::rngs::StdRng::seed_from_u64(s as u64) };
+            // Spread over the frame period, as the relay's sessions are by their viewers joining
+            // one after another: all senders on the same tick would measure a burst, not a load.
+            tokio::time::sleep(Duration::from_micros(33_333 * s as u64 / sessions.max(1) as u64)).await;
             let mut tick = tokio::time::interval(Duration::from_micros(33_333));
             let mut seq = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -282,6 +294,9 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
     let sink: Shared = Arc::default();
     let mut keep = Vec::new();
     let mut tasks = Vec::new();
+    // First every session with its app connected and consent granted (nothing streams without
+    // a viewer), then the viewers: set-up never competes with a full load for the one core.
+    let mut ready = Vec::new();
     for s in 0..sessions {
         let group = &groups[s / 10];
         let owner = &group[0].0;
@@ -293,7 +308,7 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         let code = AppCode::Pin(session["pin"].as_str().context("pin")?.parse()?);
         let config = AgentConfig { relay: relay.quic, server_name: "localhost".into(), fingerprint: Some(pin), code };
         let info = AppInfo { os: "load".into(), host_name: format!("load{s}"), app_version: "0".into(), displays: vec![] };
-        let registered = register(&config, info, None).await?;
+        let registered = register(&config, info, None).await.with_context(|| format!("registering load app {s} of {sessions}"))?;
         let prompt = Arc::new(ScriptedPrompt { answer: ScriptedAnswer::AllowAll, delay: Duration::ZERO });
         let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -310,18 +325,25 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        for (_, token, _) in group {
+        ready.push((s, id));
+    }
+    for (s, id) in ready {
+        for (_, token, _) in &groups[s / 10] {
             let viewer = raw_viewer(relay.quic, pin, token.clone(), SessionId(id), sink.clone());
             tasks.push(tokio::spawn(async move {
-                let _ = viewer.await;
+                if let Err(e) = viewer.await {
+                    eprintln!("a load viewer failed: {e:#}");
+                }
             }));
         }
     }
     let cpu_before = relay.cpu_seconds()?;
+    let generator_before = crate::procs::cpu_seconds(std::process::id())?;
     let started = Instant::now();
     let (relay_latencies, bytes) = measure(&sink, Duration::from_secs(2), seconds).await;
     let elapsed = started.elapsed().as_secs_f64() - 2.0;
     let relay_cpu_s = relay.cpu_seconds()? - cpu_before;
+    let generator_cpu_percent = (crate::procs::cpu_seconds(std::process::id())? - generator_before) / (elapsed + 2.0) * 100.0;
     // Stop every app and viewer of this run (their capture threads end with them) so the
     // direct baseline has the load generator's core to itself.
     for task in &tasks {
@@ -353,6 +375,7 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         direct_ms,
         relay_cpu_s,
         relay_cpu_s_per_gb: (gb > 0.0).then(|| relay_cpu_s / gb),
+        generator_cpu_percent,
         relay_samples_ms: relay_latencies,
         direct_samples_ms: direct_latencies,
     })
