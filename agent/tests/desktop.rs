@@ -407,6 +407,9 @@ fn each_monitor_can_be_shared_and_a_resolution_change_is_followed() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    let (ok, _, err) = cli.run(&["view", &id, "--headless", "--frames", "1", "--display", "7"], "");
+    assert!(!ok && err.contains("no display 7") && err.contains("right"), "an unknown display is refused by name: {err}");
+
     let shot = tmp.path().join("left.png");
     assert_eq!(view_display(&cli, &id, left, &shot), (640, 800));
     assert!(close_to(pixel(&shot, 900 - 640 + 100, 400), BACKGROUND), "the left monitor has no marker");

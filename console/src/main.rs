@@ -249,16 +249,29 @@ fn main() {
 async fn open_window(id: i64, display: Option<u32>) -> anyhow::Result<ViewerWindow> {
     let saved = config::load()?;
     let client = Client::new(&saved.server, saved.pin_cert.as_deref(), Some(saved.token))?;
-    let session = client.get(&format!("/sessions/{id}")).await?;
-    let displays = display_names(&session);
-    let mut viewer = join_session(&client, id).await?;
-    if let Some(display) = display {
-        viewer.select_display(display).await?;
-    }
+    let (viewer, displays) = join_showing(&client, id, display).await?;
     let me = viewer.me;
     let title = format!("{} — session {id}", viewer.welcome.organisation);
     let (commands, updates) = viewer.spawn();
     Ok(ViewerWindow::new(commands, updates, me, title).with_displays(displays, display.unwrap_or(0)))
+}
+
+/// Joins the session showing `display` (checked against the displays the end user's machine
+/// reported), and returns the viewer with those displays.
+async fn join_showing(client: &Client, id: i64, display: Option<u32>) -> anyhow::Result<(Viewer, Vec<(u32, String)>)> {
+    let displays = display_names(&client.get(&format!("/sessions/{id}")).await?);
+    if let Some(wanted) = display
+        && !displays.is_empty()
+        && !displays.iter().any(|(d, _)| *d == wanted)
+    {
+        let known: Vec<String> = displays.iter().map(|(d, label)| format!("{d}: {label}")).collect();
+        anyhow::bail!("the end user's machine has no display {wanted}; it has {}", known.join(", "));
+    }
+    let mut viewer = join_session(client, id).await?;
+    if let Some(display) = display {
+        viewer.select_display(display).await?;
+    }
+    Ok((viewer, displays))
 }
 
 /// The end user's displays as the session reports them: id and a label for a menu.
@@ -331,10 +344,7 @@ async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyho
             if !headless {
                 unreachable!("the window is opened from main");
             }
-            let mut viewer = join_session(client, id).await?;
-            if let Some(display) = display {
-                viewer.select_display(display).await?;
-            }
+            let (viewer, _) = join_showing(client, id, display).await?;
             view_headless(viewer, id, frames, save_last, display, Duration::from_secs(timeout)).await?;
         }
         Command::Input { id, action } => {
