@@ -108,6 +108,8 @@ pub struct ScreenSource {
     /// Whether the last tick captured: the capturer returns the image requested by the
     /// previous call, so after an idle spell one extra capture fetches a fresh one.
     warm: bool,
+    /// The display list changed and the app has not been told yet.
+    new_displays: Option<Vec<DisplayInfo>>,
 }
 
 impl ScreenSource {
@@ -133,6 +135,7 @@ impl ScreenSource {
             last_keyframe: None,
             restarted: true,
             warm: false,
+            new_displays: None,
         })
     }
 
@@ -167,6 +170,7 @@ impl ScreenSource {
     /// the primary) at its new size and place.
     fn follow_layout(&mut self) -> Result<(), CaptureError> {
         let mut monitors = self.desktop.monitors()?;
+        self.new_displays = Some(monitors.iter().map(|m| m.info.clone()).collect());
         let index = monitors
             .iter()
             .position(|m| m.info.name == self.monitor.info.name)
@@ -250,6 +254,10 @@ impl FrameSource for ScreenSource {
             self.restarted = false;
         }
         Ok(Some(frame))
+    }
+
+    fn displays_changed(&mut self) -> Option<Vec<DisplayInfo>> {
+        self.new_displays.take()
     }
 
     fn set_rate(&mut self, rate: Rate) {

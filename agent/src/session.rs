@@ -13,7 +13,7 @@ use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
     AppCode, AppInfo, Bye, ByeReason, Capabilities, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
-    Hello, HelloRole, Message, PROTOCOL_VERSION, RejectReason, ResumeSecret, SessionId, TechnicianId, VideoCodec,
+    DisplayInfo, DisplaysChanged, Hello, HelloRole, Message, PROTOCOL_VERSION, RejectReason, ResumeSecret, SessionId, TechnicianId, VideoCodec,
     VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
@@ -142,7 +142,12 @@ enum CaptureCommand {
 }
 
 /// Creates a [`FrameSource`] on its own thread and runs it there, paused until started.
-fn spawn_capture<S, F>(make_source: F, max_fps: u16, frames: mpsc::Sender<EncodedFrame>) -> std_mpsc::Sender<CaptureCommand>
+fn spawn_capture<S, F>(
+    make_source: F,
+    max_fps: u16,
+    frames: mpsc::Sender<EncodedFrame>,
+    displays: mpsc::UnboundedSender<Vec<DisplayInfo>>,
+) -> std_mpsc::Sender<CaptureCommand>
 where
     S: FrameSource,
     F: FnOnce() -> Result<S, EncodeError> + Send + 'static,
@@ -206,6 +211,9 @@ where
                     return;
                 }
             }
+            if let Some(list) = source.displays_changed() {
+                let _ = displays.send(list);
+            }
             if let Some(rest) = interval.checked_sub(started.elapsed()) {
                 std::thread::sleep(rest);
             }
@@ -249,7 +257,8 @@ impl Registered {
         let mut grant = if welcome.resumed { previous_grant } else { Capabilities::NONE };
         let _ = events.send(AgentEvent::Granted(grant));
         let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
-        let capture = spawn_capture(make_source, crate::limits::MAX_FPS, frame_tx);
+        let (displays_tx, mut displays_rx) = mpsc::unbounded_channel();
+        let capture = spawn_capture(make_source, crate::limits::MAX_FPS, frame_tx, displays_tx);
         let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<(u64, ConsentOutcome)>();
         // Sequence numbers start from the clock (milliseconds), so they keep increasing across
         // reconnects and viewers never take a resumed stream's frames for late ones.
@@ -387,6 +396,9 @@ impl Registered {
                             tracing::debug!(error = %e, "frame not sent");
                         }
                     });
+                }
+                Some(displays) = displays_rx.recv() => {
+                    writer.send(&Message::DisplaysChanged(DisplaysChanged { displays })).await?;
                 }
                 // A closed command channel (no window) disables this branch.
                 Some(command) = commands.recv() => {

@@ -20,6 +20,12 @@ pub trait FrameSource: 'static {
     /// The frame rate and bitrate to aim for from now on (rate adaptation).
     fn set_rate(&mut self, _rate: Rate) {}
 
+    /// The displays, if they changed since the last call (resolution, monitors); the app
+    /// tells the relay so technicians see the current list.
+    fn displays_changed(&mut self) -> Option<Vec<DisplayInfo>> {
+        None
+    }
+
     /// Shares another display ([`DisplayInfo::id`]; an unknown one means the primary). The
     /// next frame is a keyframe of the new display.
     fn select_display(&mut self, _id: u32) -> Result<(), EncodeError> {

@@ -430,6 +430,9 @@ fn each_monitor_can_be_shared_and_a_resolution_change_is_followed() {
         assert!(Instant::now() < deadline, "the stream kept its old size {size:?}");
     }
     assert!(close_to(pixel(&shot, 900 + 50, 300 + 50), MARKER), "the marker, now on the one screen");
+    // The technicians' list of displays follows too.
+    let v = cli.wait_for(&id, "the new display list", |v| v["agent"]["displays"].as_array().is_some_and(|d| d.len() == 1));
+    assert_eq!((v["agent"]["displays"][0]["width"].as_u64(), v["agent"]["displays"][0]["height"].as_u64()), (Some(1024), Some(768)));
 }
 
 #[test]

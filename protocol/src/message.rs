@@ -55,6 +55,8 @@ pub enum Message {
     Stats(Stats),
     /// Viewer → relay: show this display of the end user's machine (to every viewer).
     SelectDisplay(SelectDisplay),
+    /// App → relay: the displays changed (resolution, monitors plugged or unplugged).
+    DisplaysChanged(DisplaysChanged),
     /// Either side: the connection ends, and why.
     Bye(Bye),
 }
@@ -431,6 +433,15 @@ pub struct SelectDisplay {
     pub display: u32,
 }
 
+/// The app's displays now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct DisplaysChanged {
+    /// Every display that can be shared, as in [`AppInfo::displays`].
+    #[cfg_attr(test, proptest(strategy = "proptest::collection::vec(any::<DisplayInfo>(), 0..=4)"))]
+    pub displays: Vec<DisplayInfo>,
+}
+
 /// The connection ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -503,6 +514,18 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Validat
     Ok(())
 }
 
+fn check_displays(displays: &[DisplayInfo]) -> Result<(), ValidationError> {
+    if displays.len() > MAX_DISPLAYS {
+        return Err(ValidationError::TooManyDisplays(displays.len()));
+    }
+    for display in displays {
+        check_text("display name", &display.name, MAX_TEXT_BYTES)?;
+        check_dimension(display.width)?;
+        check_dimension(display.height)?;
+    }
+    Ok(())
+}
+
 fn check_dimension(n: u32) -> Result<(), ValidationError> {
     if n == 0 || n > MAX_DISPLAY_EDGE {
         return Err(ValidationError::BadDimension(n));
@@ -512,7 +535,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 17;
+    pub const KINDS: u32 = 18;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -523,20 +546,13 @@ impl Message {
                     check_text("os", &info.os, MAX_TEXT_BYTES)?;
                     check_text("host_name", &info.host_name, MAX_TEXT_BYTES)?;
                     check_text("app_version", &info.app_version, MAX_TEXT_BYTES)?;
-                    if info.displays.len() > MAX_DISPLAYS {
-                        return Err(ValidationError::TooManyDisplays(info.displays.len()));
-                    }
-                    for display in &info.displays {
-                        check_text("display name", &display.name, MAX_TEXT_BYTES)?;
-                        check_dimension(display.width)?;
-                        check_dimension(display.height)?;
-                    }
-                    Ok(())
+                    check_displays(&info.displays)
                 }
                 HelloRole::Technician { token, .. } => {
                     check_text("token", token, MAX_BEARER_TOKEN_BYTES)
                 }
             },
+            Message::DisplaysChanged(changed) => check_displays(&changed.displays),
             Message::Welcome(w) => check_text("organisation", &w.organisation, MAX_TEXT_BYTES),
             Message::Reject(r) => check_text("message", &r.message, MAX_TEXT_BYTES),
             Message::ConsentRequest(r) => {

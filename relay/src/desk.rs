@@ -18,7 +18,7 @@ use deskline_protocol::session::{
     Action, Actor, Context, Directory, SessionKind, Transition, machine,
 };
 use deskline_protocol::{
-    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, LinkToken, Pin, SessionId, TechnicianId, Timestamp,
+    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, DisplayInfo, LinkToken, Pin, SessionId, TechnicianId, Timestamp,
 };
 use rand::Rng as _;
 use rusqlite::Transaction;
@@ -615,6 +615,24 @@ impl Desk {
     /// Stores what the connected app reported about its machine.
     pub async fn record_agent(&self, id: SessionId, info: AppInfo) -> Result<(), Error> {
         self.db().write(move |tx| Ok::<_, Error>(store::update_session_agent(tx, id, &info)?)).await
+    }
+
+    /// Replaces the displays in what the session's app reported (after a resolution or
+    /// monitor change), and tells the consoles.
+    pub async fn record_displays(&self, id: SessionId, displays: Vec<DisplayInfo>) -> Result<(), Error> {
+        let updated = self
+            .db()
+            .write(move |tx| {
+                let Some(mut agent) = store::session_by_id(tx, id)?.and_then(|row| row.agent) else { return Ok::<_, Error>(None) };
+                agent.displays = displays;
+                store::update_session_agent(tx, id, &agent)?;
+                Ok(store::session_by_id(tx, id)?)
+            })
+            .await?;
+        if let Some(row) = updated {
+            self.announce(None, &row);
+        }
+        Ok(())
     }
 
     /// A technician's display name (for consent prompts).

@@ -198,6 +198,12 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
             return true;
         }
         Message::Pong(_) => return true,
+        Message::DisplaysChanged(changed) => {
+            if let Err(e) = desk.record_displays(id, changed.displays).await {
+                tracing::warn!(session = %id, error = %e, "storing the app's displays");
+            }
+            return true;
+        }
         other => {
             tracing::info!(session = %id, message = ?other, "unexpected message from an app");
             return false;
