@@ -13,8 +13,8 @@ use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
     AppCode, AppInfo, Bye, ByeReason, Capabilities, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
-    DisplayInfo, DisplaysChanged, Hello, HelloRole, Message, PROTOCOL_VERSION, RejectReason, ResumeSecret, SessionId, TechnicianId, VideoCodec,
-    VideoFrame, Welcome,
+    DisplayInfo, DisplaysChanged, Hello, HelloRole, Message, PROTOCOL_VERSION, RejectReason, ResumeSecret, SessionId,
+    TechnicianId, VideoCodec, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;

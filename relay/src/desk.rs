@@ -18,7 +18,8 @@ use deskline_protocol::session::{
     Action, Actor, Context, Directory, SessionKind, Transition, machine,
 };
 use deskline_protocol::{
-    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, DisplayInfo, LinkToken, Pin, SessionId, TechnicianId, Timestamp,
+    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, DisplayInfo, LinkToken, Pin, SessionId, TechnicianId,
+    Timestamp,
 };
 use rand::Rng as _;
 use rusqlite::Transaction;
