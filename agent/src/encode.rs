@@ -45,6 +45,15 @@ impl From<openh264::Error> for EncodeError {
     }
 }
 
+/// What openh264 is tuned for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tuning {
+    /// Screen-content real-time mode: what the app uses.
+    Screen,
+    /// Camera real-time mode, measured beside it in `deskline-bench encode`.
+    Camera,
+}
+
 /// An H.264 encoder for BGRA frames of one size.
 pub struct H264Encoder {
     encoder: Encoder,
@@ -62,15 +71,24 @@ impl H264Encoder {
 
     /// The same with `threads` encoder threads.
     pub fn with_threads(width: u32, height: u32, bitrate_bps: u32, fps: f32, threads: u16) -> Result<H264Encoder, EncodeError> {
+        H264Encoder::with_tuning(width, height, bitrate_bps, fps, threads, Tuning::Screen)
+    }
+
+    /// The same with openh264 tuned for `tuning` (the benchmarks compare both).
+    pub fn with_tuning(width: u32, height: u32, bitrate_bps: u32, fps: f32, threads: u16, tuning: Tuning) -> Result<H264Encoder, EncodeError> {
         if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(EncodeError(format!("{width}x{height}: width and height must be even and non-zero")));
         }
+        let usage = match tuning {
+            Tuning::Screen => UsageType::ScreenContentRealTime,
+            Tuning::Camera => UsageType::CameraVideoRealTime,
+        };
         let config = EncoderConfig::new()
-            .usage_type(UsageType::ScreenContentRealTime)
+            .usage_type(usage)
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(fps))
             .rate_control_mode(RateControlMode::Bitrate)
-            // Neither applies to screen content; openh264 warns and turns them off otherwise.
+            // Neither suits screen content (in screen mode openh264 warns and turns them off).
             .adaptive_quantization(false)
             .background_detection(false)
             .num_threads(threads);

@@ -45,6 +45,12 @@ fn app_frame(c: &mut Criterion) {
         b.iter(|| draw_cursor(black_box(&mut image), w, h, &cursor, 700, 400));
     });
 
+    let bgra = Generator::new(Content::Typing, w, h).next_frame();
+    let mut yuv = openh264::formats::YUVBuffer::new(w, h);
+    c.bench_function("app: BGRA -> I420 1080p (openh264 crate)", |b| {
+        b.iter(|| yuv.read_bgra8(openh264::formats::BgraSliceU8::new(black_box(&bgra), (w, h))));
+    });
+
     let mut group = c.benchmark_group("app: convert + encode 1080p (openh264, 1 thread)");
     group.sample_size(20);
     for content in [Content::Static, Content::Typing] {

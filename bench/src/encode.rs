@@ -6,6 +6,7 @@ use crate::content::{Content, Generator};
 use crate::stats::{Summary, summarize};
 use anyhow::{Context as _, bail};
 use deskline_agent::H264Encoder;
+use deskline_agent::encode::Tuning;
 use serde::Serialize;
 use std::io::Write as _;
 use std::path::Path;
@@ -75,11 +76,15 @@ fn psnr(encoded: &Path, raw: &Path, width: usize, height: usize) -> Option<f64> 
     if average == "inf" { Some(f64::INFINITY) } else { average.parse().ok() }
 }
 
-fn openh264(frames: &[Vec<u8>], width: usize, height: usize, threads: u16, dir: &Path) -> anyhow::Result<EncoderResult> {
-    let mut encoder = H264Encoder::with_threads(width as u32, height as u32, BITRATE_BPS, FPS as f32, threads)?;
+fn openh264(frames: &[Vec<u8>], width: usize, height: usize, threads: u16, tuning: Tuning, dir: &Path) -> anyhow::Result<EncoderResult> {
+    let mut encoder = H264Encoder::with_tuning(width as u32, height as u32, BITRATE_BPS, FPS as f32, threads, tuning)?;
     let mut times = Vec::with_capacity(frames.len());
     let mut bytes = 0usize;
-    let path = dir.join(format!("openh264-{threads}.h264"));
+    let name = match tuning {
+        Tuning::Screen => "openh264",
+        Tuning::Camera => "openh264 camera mode",
+    };
+    let path = dir.join(format!("{}-{threads}.h264", name.replace(' ', "-")));
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
     for (i, frame) in frames.iter().enumerate() {
         let started = Instant::now();
@@ -93,7 +98,7 @@ fn openh264(frames: &[Vec<u8>], width: usize, height: usize, threads: u16, dir: 
     let raw = dir.join("frames.raw");
     let summary = summarize(&times);
     Ok(EncoderResult {
-        encoder: "openh264".into(),
+        encoder: name.into(),
         threads,
         ms_per_frame: summary,
         all_in_ms_mean: summary.map(|s| s.mean),
@@ -163,7 +168,11 @@ pub fn run_set(content: Content, width: usize, height: usize, frames: usize) -> 
     let mut results = Vec::new();
     let have_ffmpeg = ffmpeg_available();
     for threads in [1u16, 2] {
-        results.push(openh264(&frames_data, width, height, threads, dir.path())?);
+        results.push(openh264(&frames_data, width, height, threads, Tuning::Screen, dir.path())?);
+        if threads == 1 {
+            // The app uses screen-content mode; camera mode beside it, as measured evidence.
+            results.push(openh264(&frames_data, width, height, threads, Tuning::Camera, dir.path())?);
+        }
         if have_ffmpeg {
             results.push(x264(frames, width, height, threads, dir.path())?);
         }
