@@ -4,8 +4,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, RelayTarget, Viewer};
-use deskline_console::window::ViewerWindow;
-use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
+use deskline_console::window::{ViewerWindow, display_labels};
+use deskline_protocol::{DisplayInfo, InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
 use std::path::PathBuf;
 use std::time::Duration;
 use deskline_console::config::{self, Saved};
@@ -249,42 +249,29 @@ fn main() {
 async fn open_window(id: i64, display: Option<u32>) -> anyhow::Result<ViewerWindow> {
     let saved = config::load()?;
     let client = Client::new(&saved.server, saved.pin_cert.as_deref(), Some(saved.token))?;
-    let (viewer, displays) = join_showing(&client, id, display).await?;
+    let viewer = join_showing(&client, id, display).await?;
     let me = viewer.me;
     let title = format!("{} — session {id}", viewer.welcome.organisation);
     let (commands, updates) = viewer.spawn();
-    Ok(ViewerWindow::new(commands, updates, me, title).with_displays(displays, display.unwrap_or(0)))
+    Ok(ViewerWindow::new(commands, updates, me, title).showing_display(display.unwrap_or(0)))
 }
 
-/// Joins the session showing `display` (checked against the displays the end user's machine
-/// reported), and returns the viewer with those displays.
-async fn join_showing(client: &Client, id: i64, display: Option<u32>) -> anyhow::Result<(Viewer, Vec<(u32, String)>)> {
-    let displays = display_names(&client.get(&format!("/sessions/{id}")).await?);
-    if let Some(wanted) = display
-        && !displays.is_empty()
-        && !displays.iter().any(|(d, _)| *d == wanted)
-    {
-        let known: Vec<String> = displays.iter().map(|(d, label)| format!("{d}: {label}")).collect();
-        anyhow::bail!("the end user's machine has no display {wanted}; it has {}", known.join(", "));
+/// Joins the session showing `display`, checked first against the displays the end user's
+/// machine reported.
+async fn join_showing(client: &Client, id: i64, display: Option<u32>) -> anyhow::Result<Viewer> {
+    if let Some(wanted) = display {
+        let session = client.get(&format!("/sessions/{id}")).await?;
+        let displays: Vec<DisplayInfo> = serde_json::from_value(session["agent"]["displays"].clone()).unwrap_or_default();
+        if !displays.is_empty() && !displays.iter().any(|d| d.id == wanted) {
+            let known: Vec<String> = display_labels(&displays).into_iter().map(|(d, label)| format!("{d}: {label}")).collect();
+            anyhow::bail!("the end user's machine has no display {wanted}; it has {}", known.join(", "));
+        }
     }
     let mut viewer = join_session(client, id).await?;
     if let Some(display) = display {
         viewer.select_display(display).await?;
     }
-    Ok((viewer, displays))
-}
-
-/// The end user's displays as the session reports them: id and a label for a menu.
-fn display_names(session: &serde_json::Value) -> Vec<(u32, String)> {
-    let Some(displays) = session["agent"]["displays"].as_array() else { return Vec::new() };
-    displays
-        .iter()
-        .filter_map(|d| {
-            let id = u32::try_from(d["id"].as_u64()?).ok()?;
-            let label = format!("{} ({}×{})", d["name"].as_str().unwrap_or("display"), d["width"], d["height"]);
-            Some((id, label))
-        })
-        .collect()
+    Ok(viewer)
 }
 
 fn run_window(window: ViewerWindow) -> anyhow::Result<()> {
@@ -344,7 +331,7 @@ async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyho
             if !headless {
                 unreachable!("the window is opened from main");
             }
-            let (viewer, _) = join_showing(client, id, display).await?;
+            let viewer = join_showing(client, id, display).await?;
             view_headless(viewer, id, frames, save_last, display, Duration::from_secs(timeout)).await?;
         }
         Command::Input { id, action } => {

@@ -8,7 +8,7 @@ use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
     Bye, ByeReason, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
-    SelectDisplay, TechnicianId, VideoFrame, Welcome,
+    DisplayInfo, SelectDisplay, TechnicianId, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -181,6 +181,8 @@ pub enum ViewerUpdate {
     Frame(DecodedFrame),
     /// Who holds control now.
     Controller(Option<TechnicianId>),
+    /// The end user's displays (on joining and after every change).
+    Displays(Vec<DisplayInfo>),
     /// The viewer stopped; `None` when we left.
     Ended(Option<ViewerError>),
 }
@@ -248,6 +250,11 @@ impl Viewer {
                             break None;
                         }
                     }
+                    Ok(Some(Message::DisplaysChanged(changed))) => {
+                        if updates.send(ViewerUpdate::Displays(changed.displays)).await.is_err() {
+                            break None;
+                        }
+                    }
                     Ok(Some(Message::Bye(bye))) => break Some(ViewerError::Ended(bye.message)),
                     Ok(Some(_)) => {}
                     Ok(None) => break Some(ViewerError::Ended("the relay closed the connection".into())),
@@ -272,7 +279,7 @@ impl Viewer {
                         return finish(&mut updates).await;
                     }
                 }
-                Ok(Some(ViewerUpdate::Controller(_))) => {}
+                Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_))) => {}
                 Ok(Some(ViewerUpdate::Ended(e))) => return e.map_or(Ok(()), Err),
                 Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
                 Err(_) => {
@@ -335,7 +342,7 @@ async fn take_control_and_send(
     let mut next_holder = async || loop {
         match tokio::time::timeout_at(deadline, updates.recv()).await {
             Ok(Some(ViewerUpdate::Controller(holder))) => return Ok(holder),
-            Ok(Some(ViewerUpdate::Frame(_))) => {}
+            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_))) => {}
             Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
             Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
             Err(_) => return Err(ViewerError::Other("the relay did not answer the control request".into())),

@@ -7,7 +7,7 @@
 //! travels as text for characters a physical key cannot name (accents from dead keys, IMEs).
 
 use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
-use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, TechnicianId};
+use deskline_protocol::{DisplayInfo, InputEvent, KeyCode, MouseButton, Press, TechnicianId};
 use eframe::egui;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -85,10 +85,9 @@ impl ViewerWindow {
         }
     }
 
-    /// Offers a choice of the end user's displays (id and label), `current` shown first.
+    /// Starts showing display `current` (the relay sends the list of displays on joining).
     #[must_use]
-    pub fn with_displays(mut self, displays: Vec<(u32, String)>, current: u32) -> ViewerWindow {
-        self.displays = displays;
+    pub fn showing_display(mut self, current: u32) -> ViewerWindow {
         self.display = current;
         self
     }
@@ -108,6 +107,7 @@ impl ViewerWindow {
                     newest = Some(frame);
                 }
                 ViewerUpdate::Controller(holder) => self.controller = holder,
+                ViewerUpdate::Displays(displays) => self.displays = display_labels(&displays),
                 ViewerUpdate::Ended(reason) => {
                     self.ended = Some(reason.map_or_else(|| "you left the session".into(), |e| e.to_string()));
                 }
@@ -270,6 +270,12 @@ impl eframe::App for ViewerWindow {
         self.send_release_all();
         self.send(ViewerCommand::Leave);
     }
+}
+
+/// Labels for the display menu: id and "name (width×height)".
+#[must_use]
+pub fn display_labels(displays: &[DisplayInfo]) -> Vec<(u32, String)> {
+    displays.iter().map(|d| (d.id, format!("{} ({}×{})", d.name, d.width, d.height))).collect()
 }
 
 /// The largest size with the frame's aspect ratio that fits in `available`.

@@ -8,7 +8,7 @@ use deskline_agent::{
     ScriptedAnswer, ScriptedPrompt, SyntheticSource, register,
 };
 use deskline_console::client::Client;
-use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerError};
+use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerError, ViewerUpdate};
 use deskline_protocol::{
     AppCode, AppInfo, Capabilities, InputEvent, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
@@ -427,6 +427,55 @@ impl FrameSource for RateRecorder {
         self.rates.lock().unwrap().push(rate);
         self.inner.set_rate(rate);
     }
+}
+
+/// The synthetic source, reporting a second display after its tenth frame.
+struct GainsADisplay {
+    inner: SyntheticSource,
+    frames: usize,
+}
+
+impl FrameSource for GainsADisplay {
+    fn displays(&self) -> Vec<deskline_protocol::DisplayInfo> {
+        self.inner.displays()
+    }
+
+    fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+        self.frames += 1;
+        self.inner.next_frame(force_keyframe)
+    }
+
+    fn displays_changed(&mut self) -> Option<Vec<deskline_protocol::DisplayInfo>> {
+        (self.frames == 10).then(|| {
+            let mut displays = info().displays;
+            displays.push(deskline_protocol::DisplayInfo { id: 1, name: "HDMI-1".into(), width: 1280, height: 720, primary: false });
+            displays
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_learn_the_displays_on_joining_and_when_they_change() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let source = || Ok(GainsADisplay { inner: SyntheticSource::new(WIDTH, HEIGHT)?, frames: 0 });
+    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE, source).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
+    let mut lists = Vec::new();
+    while lists.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.unwrap().unwrap() {
+            ViewerUpdate::Displays(displays) => lists.push(displays.into_iter().map(|d| d.name).collect::<Vec<_>>()),
+            ViewerUpdate::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(lists, [vec!["synthetic"], vec!["synthetic", "HDMI-1"]], "on joining, then after the change");
+    let v = env.wait_for(id, "the stored list", |v| v["agent"]["displays"].as_array().is_some_and(|d| d.len() == 2)).await;
+    assert_eq!(v["agent"]["displays"][1]["name"], "HDMI-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

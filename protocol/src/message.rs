@@ -55,7 +55,8 @@ pub enum Message {
     Stats(Stats),
     /// Viewer → relay: show this display of the end user's machine (to every viewer).
     SelectDisplay(SelectDisplay),
-    /// App → relay: the displays changed (resolution, monitors plugged or unplugged).
+    /// App → relay: the displays changed (resolution, monitors plugged or unplugged); relay →
+    /// viewers: the app's displays, when a viewer joins and after every change.
     DisplaysChanged(DisplaysChanged),
     /// Either side: the connection ends, and why.
     Bye(Bye),

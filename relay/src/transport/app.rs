@@ -199,6 +199,11 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         }
         Message::Pong(_) => return true,
         Message::DisplaysChanged(changed) => {
+            if let Some(hub) = transport.hubs.existing(id) {
+                for viewer in hub.lock().viewers.values() {
+                    let _ = viewer.out.try_send(Message::DisplaysChanged(changed.clone()));
+                }
+            }
             if let Err(e) = desk.record_displays(id, changed.displays).await {
                 tracing::warn!(session = %id, error = %e, "storing the app's displays");
             }

@@ -5,7 +5,7 @@ use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
-use deskline_protocol::{ControlHandover, Message, RejectReason, SessionId, TechnicianId, Welcome};
+use deskline_protocol::{ControlHandover, DisplaysChanged, Message, RejectReason, SessionId, TechnicianId, Welcome};
 use std::sync::Arc;
 
 /// Outgoing control messages queued for one viewer: a viewer gets few (welcome, hand-overs,
@@ -27,9 +27,11 @@ pub(super) async fn run(
         return;
     };
     // The technician must be on the session (assigned or invited) and the session live.
-    let allowed = match desk.session_row(id).await {
-        Ok(Some(row)) if !row.core.deleted && row.core.state.is_live() => row.core.has_technician(technician.id),
-        _ => false,
+    let (allowed, displays) = match desk.session_row(id).await {
+        Ok(Some(row)) if !row.core.deleted && row.core.state.is_live() => {
+            (row.core.has_technician(technician.id), row.agent.map(|a| a.displays).unwrap_or_default())
+        }
+        _ => (false, Vec::new()),
     };
     if !allowed {
         reject(&connection, &mut writer, RejectReason::Forbidden, "you are not assigned to or invited on this session").await;
@@ -47,6 +49,7 @@ pub(super) async fn run(
             let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };
             let _ = out.try_send(Message::Welcome(welcome));
             let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
+            let _ = out.try_send(Message::DisplaysChanged(DisplaysChanged { displays: displays.clone() }));
             let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone(), window: Default::default() };
             state.viewers.insert(conn_id, link);
         }
