@@ -1,6 +1,6 @@
 //! A support app's connection: registration by code, consent answers, frames in.
 
-use super::hub::{AppLink, Resume, announce_controller, app_gone, forward_frame, take_stats, update_streaming};
+use super::hub::{AppLink, Resume, announce_controller, app_gone, displays_changed, forward_frame, take_stats, update_streaming};
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::error::Error;
 use crate::limits::RESUME_GRACE;
@@ -200,9 +200,7 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         Message::Pong(_) => return true,
         Message::DisplaysChanged(changed) => {
             if let Some(hub) = transport.hubs.existing(id) {
-                for viewer in hub.lock().viewers.values() {
-                    let _ = viewer.out.try_send(Message::DisplaysChanged(changed.clone()));
-                }
+                displays_changed(&mut hub.lock(), changed.displays.clone());
             }
             if let Err(e) = desk.record_displays(id, changed.displays).await {
                 tracing::warn!(session = %id, error = %e, "storing the app's displays");

@@ -12,8 +12,8 @@ use crate::store::SessionRow;
 use bytes::Bytes;
 use deskline_protocol::session::{Consent, SessionState};
 use deskline_protocol::{
-    Bye, ByeReason, ConsentRequest, ControlHandover, InputEvent, Message, ResumeSecret, SessionId, StartStream, Stats,
-    StopStream, TechnicianId, Timestamp,
+    Bye, ByeReason, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message, ResumeSecret,
+    SessionId, StartStream, Stats, StopStream, TechnicianId, Timestamp,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,6 +67,9 @@ pub(super) struct HubState {
     pub on_session: Vec<TechnicianId>,
     /// The display viewers chose (0: the app's primary).
     display: u32,
+    /// The app's displays as it last reported them on this connection (`None`: only what it
+    /// said in its hello, which is in the store).
+    pub displays: Option<Vec<DisplayInfo>>,
     /// The frame rate asked of the app.
     max_fps: u16,
     stats_window_started: Instant,
@@ -84,6 +87,7 @@ impl HubState {
             last_keyframe_request: None,
             on_session: Vec::new(),
             display: 0,
+            displays: None,
             max_fps,
             stats_window_started: Instant::now(),
         }
@@ -310,6 +314,17 @@ fn start_stream(state: &HubState) -> Message {
     Message::StartStream(StartStream { display: state.display, max_fps: state.max_fps, bitrate_hint_bps: DEFAULT_BITRATE_BPS })
 }
 
+/// Records the app's new display list and passes it on to every viewer, under the hub's lock
+/// so a viewer joining at the same moment gets either the old list and this message, or the
+/// new list.
+pub(super) fn displays_changed(state: &mut HubState, displays: Vec<DisplayInfo>) {
+    let message = Message::DisplaysChanged(DisplaysChanged { displays: displays.clone() });
+    for viewer in state.viewers.values() {
+        let _ = viewer.out.try_send(message.clone());
+    }
+    state.displays = Some(displays);
+}
+
 /// Shows another display to every viewer: while streaming, the app is told at once and every
 /// viewer waits for the new display's keyframe.
 pub(super) fn select_display(state: &mut HubState, display: u32) {
@@ -356,6 +371,8 @@ pub(super) fn app_gone(state: &mut HubState, conn_id: u64, now: Timestamp) -> bo
     state.app = None;
     state.streaming = false;
     state.sent_request = None;
+    // The next app connection reports its displays in its hello (stored) or later.
+    state.displays = None;
     // Nothing flows without an app; a new app starts from the stored consent on refresh.
     state.gate.set_grant(deskline_protocol::Capabilities::NONE);
     if let Some(resume) = &mut state.resume {

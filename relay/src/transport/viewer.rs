@@ -49,7 +49,8 @@ pub(super) async fn run(
             let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };
             let _ = out.try_send(Message::Welcome(welcome));
             let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
-            let _ = out.try_send(Message::DisplaysChanged(DisplaysChanged { displays: displays.clone() }));
+            let displays = state.displays.clone().unwrap_or_else(|| displays.clone());
+            let _ = out.try_send(Message::DisplaysChanged(DisplaysChanged { displays }));
             let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone(), window: Default::default() };
             state.viewers.insert(conn_id, link);
         }
