@@ -185,7 +185,8 @@ async fn raw_viewer(quic: std::net::SocketAddr, pin: [u8; 32], token: String, se
 }
 
 /// The direct baseline: the same frames sender → each receiver over its own QUIC connection.
-async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+/// Returns the receiving endpoint, to be closed when the measurement is over.
+async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<quinn::Endpoint> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
     let der = cert.cert.der().to_vec();
     let fingerprint = deskline_net::tls::parse_fingerprint(&deskline_net_fingerprint(&der))?;
@@ -193,8 +194,9 @@ async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<s
     let server = deskline_net::quic::server_endpoint("127.0.0.1:0".parse()?, config)?;
     let addr = server.local_addr()?;
     let receiving = sink.clone();
+    let accepting = server.clone();
     tokio::spawn(async move {
-        while let Some(incoming) = server.accept().await {
+        while let Some(incoming) = accepting.accept().await {
             let sink = receiving.clone();
             tokio::spawn(async move {
                 let Ok(connection) = incoming.await else { return };
@@ -244,7 +246,7 @@ async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<s
             }
         });
     }
-    Ok(())
+    Ok(server)
 }
 
 /// Lowercase hex SHA-256 of a certificate, as the relay prints it.
@@ -355,9 +357,12 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
 
     let direct_sink: Shared = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    direct_pairs(sessions, viewers, direct_sink.clone(), stop.clone()).await?;
+    let direct = direct_pairs(sessions, viewers, direct_sink.clone(), stop.clone()).await?;
     let (direct_latencies, _) = measure(&direct_sink, Duration::from_secs(2), seconds).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Nothing of this level may load the next one.
+    direct.close(0u32.into(), b"done");
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let relay_ms = summarize(&relay_latencies);
     let direct_ms = summarize(&direct_latencies);
