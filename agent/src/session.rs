@@ -131,8 +131,8 @@ pub async fn register(config: &AgentConfig, info: AppInfo, resume: Option<Resume
 }
 
 enum CaptureCommand {
-    /// Start (or keep) capturing this display at this many frames per second at most.
-    Start { fps: u16, display: u32 },
+    /// Start (or keep) capturing this display at this rate.
+    Start { rate: Rate, display: u32 },
     Stop,
     Keyframe,
     /// Switch to another display.
@@ -171,8 +171,9 @@ where
             let command = if running { inbox.try_recv().ok() } else { inbox.recv().ok() };
             let mut switch_to = None;
             match command {
-                Some(CaptureCommand::Start { fps, display: wanted }) => {
-                    interval = interval_for(fps);
+                Some(CaptureCommand::Start { rate, display: wanted }) => {
+                    interval = interval_for(rate.fps);
+                    source.set_rate(rate);
                     running = true;
                     force_keyframe = true;
                     switch_to = Some(wanted);
@@ -296,8 +297,7 @@ impl Registered {
                                 // The relay's frame rate and bitrate are the ceiling; ours caps it.
                                 let ceiling = Rate { fps: start.max_fps.min(crate::limits::MAX_FPS), bitrate_bps: start.bitrate_hint_bps };
                                 let controller = RateController::new(ceiling);
-                                let _ = capture.send(CaptureCommand::Start { fps: controller.rate().fps, display: start.display });
-                                let _ = capture.send(CaptureCommand::Rate(controller.rate()));
+                                let _ = capture.send(CaptureCommand::Start { rate: controller.rate(), display: start.display });
                                 rate = Some(controller);
                                 dropped_locally = 0;
                                 let _ = events.send(AgentEvent::Streaming(true));

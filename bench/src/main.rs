@@ -147,11 +147,9 @@ fn main() -> anyhow::Result<()> {
         // created from here on inherit the affinity.
         let _ = std::process::Command::new("taskset").args(["-p", "-c", "1", &std::process::id().to_string()]).output();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        // Three viewers per session stop at 200 sessions: beyond, the generator's one core
-        // cannot even drive one viewer each (see bench/RESULTS.md).
         let runs: Vec<(usize, usize)> = viewer_counts
             .iter()
-            .flat_map(|&v| levels.iter().filter(move |&&n| v == 1 || n <= 200).map(move |&n| (v, n)))
+            .flat_map(|&v| levels.iter().filter(move |&&n| v == 1 || n <= MAX_SESSIONS_WITH_3_VIEWERS).map(move |&n| (v, n)))
             .collect();
         let bar = ProgressBar::new(runs.len() as u64);
         bar.set_style(ProgressStyle::with_template("relay load {bar:40} {pos}/{len} {msg}")?);
@@ -239,6 +237,10 @@ fn idle_table(results: &[desktop::IdleResult]) -> String {
     t.push('\n');
     t
 }
+
+/// Sessions with three viewers each are measured up to this level: beyond it the load
+/// generator's one core cannot even drive one viewer each (see bench/RESULTS.md).
+const MAX_SESSIONS_WITH_3_VIEWERS: usize = 200;
 
 fn default_levels(quick: bool) -> Vec<usize> {
     if quick { vec![1, 10, 50] } else { vec![1, 10, 50, 100, 200, 400, 800] }

@@ -103,6 +103,14 @@ impl Env {
     async fn remote(&self, id: i64) {
         self.admin.post(&format!("/sessions/{id}/remote"), &json!({})).await.unwrap();
     }
+
+    /// Waits for the app to connect, asks for remote access, and waits for the grant (the
+    /// set-up of every test that starts from a sharing app).
+    async fn share(&self, id: i64) {
+        self.wait_for(id, "active", |v| v["state"] == "active").await;
+        self.remote(id).await;
+        self.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    }
 }
 
 fn info() -> AppInfo {
@@ -312,9 +320,7 @@ async fn taking_back_control_and_stopping_sharing_take_effect_at_once() {
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
     let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     send_input(&env, &env.admin_tech(), id, &click()).await.unwrap();
     wait_for_events(&agent.sink, 3).await;
 
@@ -345,9 +351,7 @@ async fn three_technicians_view_at_once_and_a_fourth_is_refused() {
         env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": t.id.0})).await.unwrap();
     }
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     let admin = env.admin_tech();
     let (a, b, c) = tokio::join!(
         watch(&env, &admin, id, 10, Duration::from_secs(20)),
@@ -396,9 +400,7 @@ async fn a_stalled_viewer_does_not_delay_the_others() {
     let id = session["id"].as_i64().unwrap();
     env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     let staller = stalled_viewer(&env, &bob, id).await;
     // Three seconds of video at 30 fps reach the healthy viewer, in order, while the stalled
     // one has taken (at most) a frame or two.
@@ -461,9 +463,7 @@ async fn viewers_learn_the_displays_on_joining_and_when_they_change() {
     let id = session["id"].as_i64().unwrap();
     let source = || Ok(GainsADisplay { inner: SyntheticSource::new(WIDTH, HEIGHT)?, frames: 0 });
     let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE, source).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
     let mut lists = Vec::new();
     while lists.len() < 2 {
@@ -487,9 +487,7 @@ async fn the_app_lowers_its_rate_for_a_stalled_viewer_and_recovers_after_it_leav
     let recorded = rates.clone();
     let source = move || Ok(RateRecorder { inner: SyntheticSource::new(WIDTH, HEIGHT)?, rates: recorded });
     let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE, source).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     // A healthy viewer watches throughout (its frames drained as they come).
     let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
     tokio::spawn(async move { while updates.recv().await.is_some() {} });
@@ -527,9 +525,7 @@ async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
     let id = session["id"].as_i64().unwrap();
     let code = pin_of(&session);
     let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     let secret = agent.resume.clone().unwrap();
 
     // The network drops: the app's connection vanishes without a goodbye.
@@ -559,9 +555,7 @@ async fn closing_ends_every_connection_and_invalidates_the_code() {
     let session = env.session("link").await;
     let id = session["id"].as_i64().unwrap();
     let agent = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -644,9 +638,7 @@ async fn a_viewer_keeps_its_picture_across_the_apps_resumption() {
     let id = session["id"].as_i64().unwrap();
     let code = pin_of(&session);
     let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
     let (_commands, mut updates) = viewer.spawn();
     let mut frames = 0;
@@ -679,9 +671,7 @@ async fn a_technician_who_leaves_the_session_loses_the_picture() {
     let id = session["id"].as_i64().unwrap();
     env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
-    env.remote(id).await;
-    env.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+    env.share(id).await;
     let viewer = env.viewer(&bob, id).await.unwrap();
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -73,6 +73,10 @@ pub const MAX_QUIC_CONNECTIONS: usize = 4096;
 /// Frames per second asked of the app when streaming starts.
 pub const DEFAULT_MAX_FPS: u16 = 30;
 
+/// The highest frame rate `serve --max-fps` accepts: what the support app captures at most;
+/// beyond it a 1080p encode no longer fits in a frame's time on one core.
+pub const MAX_ASKED_FPS: u16 = 60;
+
 /// Bitrate suggested to the app when streaming starts: enough for crisp 1080p screen content.
 pub const DEFAULT_BITRATE_BPS: u32 = 4_000_000;
 

@@ -58,8 +58,8 @@ pub struct Prepared {
 impl Prepared {
     /// Opens everything `options` names and binds the HTTP port.
     pub fn new(options: &ServeOptions) -> anyhow::Result<Prepared> {
-        if !(1..=60).contains(&options.max_fps) {
-            bail!("--max-fps must be between 1 and 60 (got {})", options.max_fps);
+        if !(1..=crate::limits::MAX_ASKED_FPS).contains(&options.max_fps) {
+            bail!("--max-fps must be between 1 and {} (got {})", crate::limits::MAX_ASKED_FPS, options.max_fps);
         }
         if options.plain_http && !options.http.ip().is_loopback() {
             bail!("plain HTTP is only allowed on a loopback address (got {}); drop --plain-http to serve HTTPS", options.http);
