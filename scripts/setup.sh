@@ -6,7 +6,8 @@ set -euo pipefail
 # Build: nasm makes openh264 about 3x faster (its build silently falls back to C without it).
 # Capture/injection/windows: libxcb (scrap), libxkbcommon (enigo), libwayland (eframe), and
 # Mesa's OpenGL for the eframe windows (software rendering where there is no GPU).
-# Benchmarks: ffmpeg (libx264 and x11grab) as the reference measured side by side.
+# Benchmarks: ffmpeg (libx264 and x11grab) as the reference measured side by side, and its
+# ffplay as the moving picture for the real-app latency run.
 # Tests: a real X server (xvfb) and tools to drive and observe it.
 DESKLINE_PACKAGES=(
   build-essential pkg-config ca-certificates curl git
