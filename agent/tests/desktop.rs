@@ -40,21 +40,19 @@ struct Desktop {
 }
 
 fn start_xvfb() -> Desktop {
-    let n = (90..140).find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists()).expect("a free display number");
-    let display = format!(":{n}");
-    let xvfb = Command::new("Xvfb")
-        .args([&display, "-screen", "0", "1280x800x24", "-noreset", "-nolisten", "tcp"])
+    // Xvfb picks a free display number itself (stale lock files of killed servers included)
+    // and writes it to the given descriptor once it accepts connections.
+    let mut xvfb = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-noreset", "-nolisten", "tcp"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("Xvfb (apt-get install xvfb)");
-    let socket = format!("/tmp/.X11-unix/X{n}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Path::new(&socket).exists() {
-        assert!(Instant::now() < deadline, "Xvfb did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut line = String::new();
+    BufReader::new(xvfb.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let n: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb did not start: {line:?}"));
     std::thread::sleep(Duration::from_millis(300));
-    Desktop { display, _xvfb: Guard(xvfb) }
+    Desktop { display: format!(":{n}"), _xvfb: Guard(xvfb) }
 }
 
 impl Desktop {

@@ -2,9 +2,9 @@
 //! binaries next to this one, and CPU time read from `/proc`.
 
 use anyhow::{Context as _, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A workspace binary next to this one (`cargo build --release -p CRATE` puts it there).
 pub fn sibling_binary(name: &str, package: &str) -> anyhow::Result<PathBuf> {
@@ -45,22 +45,20 @@ pub struct Xvfb {
 impl Xvfb {
     /// Starts one at `width` × `height`, 24-bit.
     pub fn start(width: usize, height: usize) -> anyhow::Result<Xvfb> {
-        let n = (150..250).find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists()).context("no free display number")?;
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", &format!("{width}x{height}x24"), "-noreset", "-nolisten", "tcp"])
+        use std::io::BufRead as _;
+        // Xvfb picks a free display number itself and writes it to stdout once it is ready.
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", &format!("{width}x{height}x24"), "-noreset", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .context("starting Xvfb")?;
+        let stdout = child.stdout.take().context("Xvfb's stdout")?;
         let process = Reaped(child);
-        let socket = format!("/tmp/.X11-unix/X{n}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Path::new(&socket).exists() {
-            if Instant::now() > deadline {
-                bail!("Xvfb did not start");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let n: u32 = line.trim().parse().map_err(|_| anyhow::anyhow!("Xvfb did not start: {line:?}"))?;
+        let display = format!(":{n}");
         std::thread::sleep(Duration::from_millis(300));
         let _ = Command::new("xsetroot").args(["-solid", "#3366cc"]).env("DISPLAY", &display).status();
         Ok(Xvfb { process, display })
