@@ -12,7 +12,7 @@ set -euo pipefail
 DESKLINE_PACKAGES=(
   build-essential pkg-config ca-certificates curl git
   nasm libxcb-shm0-dev libxcb-randr0-dev libxkbcommon-dev libwayland-dev libssl-dev
-  xvfb xdotool x11-utils x11-xserver-utils xinput imagemagick
+  xvfb xdotool x11-utils x11-xserver-utils x11-xkb-utils xinput imagemagick
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0
   ffmpeg
 )

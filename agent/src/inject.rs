@@ -1,6 +1,6 @@
 //! Input injection with `enigo` (XTEST on X11): absolute pointer, buttons, wheel, physical
-//! keys by keycode, and text. Everything pressed is remembered so it can all be released the
-//! moment control ends.
+//! keys by keycode, and text (on X11 typed with the end user's layout, see [`crate::typing`]).
+//! Everything pressed is remembered so it can all be released the moment control ends.
 
 use crate::capture::DisplayOrigin;
 use crate::keymap::x11_keycode;
@@ -15,6 +15,9 @@ pub struct EnigoSink {
     origin: DisplayOrigin,
     held_keys: HashSet<KeyCode>,
     held_buttons: HashSet<MouseButton>,
+    /// Reads the keyboard map for typing text (connected on first use).
+    #[cfg(target_os = "linux")]
+    layout: Option<crate::typing::x11::LayoutReader>,
 }
 
 impl EnigoSink {
@@ -22,7 +25,46 @@ impl EnigoSink {
     /// pixels: `origin` (kept up to date by the capture) places them on the desktop.
     pub fn new(origin: DisplayOrigin) -> anyhow::Result<EnigoSink> {
         let enigo = Enigo::new(&Settings::default()).map_err(|e| anyhow::anyhow!("cannot inject input: {e}"))?;
-        Ok(EnigoSink { enigo, origin, held_keys: HashSet::new(), held_buttons: HashSet::new() })
+        Ok(EnigoSink {
+            enigo,
+            origin,
+            held_keys: HashSet::new(),
+            held_buttons: HashSet::new(),
+            #[cfg(target_os = "linux")]
+            layout: None,
+        })
+    }
+
+    /// Types `text` key by key on the current layout; what it lacks goes to enigo's rebinding.
+    #[cfg(target_os = "linux")]
+    fn type_text(&mut self, text: &str) -> anyhow::Result<()> {
+        use crate::typing::x11::LayoutReader;
+        let reader = match &mut self.layout {
+            Some(reader) => reader,
+            None => self.layout.insert(LayoutReader::connect().map_err(|e| anyhow::anyhow!("cannot type: {e}"))?),
+        };
+        let layout = reader.read().map_err(|e| anyhow::anyhow!(e))?;
+        for ch in text.chars() {
+            let Some(stroke) = layout.stroke(ch) else {
+                self.enigo.text(ch.encode_utf8(&mut [0; 4]))?;
+                continue;
+            };
+            for &m in &stroke.hold {
+                self.enigo.raw(m.into(), Direction::Press)?;
+            }
+            let typed = self.enigo.raw(stroke.keycode.into(), Direction::Click);
+            for &m in stroke.hold.iter().rev() {
+                self.enigo.raw(m.into(), Direction::Release)?;
+            }
+            typed?;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn type_text(&mut self, text: &str) -> anyhow::Result<()> {
+        // Windows and macOS type Unicode text directly.
+        Ok(self.enigo.text(text)?)
     }
 }
 
@@ -73,7 +115,7 @@ impl InputSink for EnigoSink {
                     Press::Up => self.held_keys.remove(code),
                 };
             }
-            InputEvent::Text { text } => self.enigo.text(text)?,
+            InputEvent::Text { text } => self.type_text(text)?,
         }
         Ok(())
     }

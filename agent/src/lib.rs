@@ -26,6 +26,7 @@ pub mod rate;
 pub mod session;
 pub mod sink;
 pub mod source;
+pub mod typing;
 pub mod ui;
 
 pub use encode::{EncodeError, EncodedFrame, H264Encoder};

@@ -305,19 +305,23 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     );
     let target = desktop.window("typing-target");
     desktop.x("xdotool", &["windowfocus", "--sync", &target]);
-    // Characters on the keyboard's base level. (Others, such as "!", go through a keycode
-    // enigo remaps; in clean CI runs xev saw those as NoSymbol: an open issue, see #5's note.)
-    cli.ok(&["input", &id, "type", "hi"]);
-    let wanted = ["keysym 0x68, h)", "keysym 0x69, i)"];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let events = std::fs::read_to_string(&typed).unwrap();
-        if wanted.iter().all(|k| events.contains(k)) {
-            break;
+    // Typed with the layout's own keys and levels: Shift for "!" and "A" on the US layout.
+    let typed_reaches = |text: &str, wanted: &[&str]| {
+        cli.ok(&["input", &id, "type", text]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = std::fs::read_to_string(&typed).unwrap();
+            if wanted.iter().all(|k| events.contains(k)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{text:?} never reached the focused window; xev saw:\n{events}");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(Instant::now() < deadline, "the typed text never reached the focused window; xev saw:\n{events}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    typed_reaches("hi!A", &["keysym 0x68, h)", "keysym 0x69, i)", "keysym 0x21, exclam)", "keysym 0x41, A)"]);
+    // The end user switches to a German layout: "@" is AltGr+Q there, "ü" a key of its own.
+    desktop.x("setxkbmap", &["-layout", "de"]);
+    typed_reaches("@ü", &["keysym 0x40, at)", "keysym 0xfc, udiaeresis)"]);
 
     // The mouse cursor is part of the picture: drawn where the pointer is, over the background.
     cli.ok(&["input", &id, "move", "1100", "150"]);
