@@ -8,13 +8,15 @@ set -euo pipefail
 # Mesa's OpenGL for the eframe windows (software rendering where there is no GPU).
 # Benchmarks: ffmpeg (libx264 and x11grab) as the reference measured side by side, and its
 # ffplay as the moving picture for the real-app latency run.
-# Tests: a real X server (xvfb) and tools to drive and observe it.
+# Tests: a real X server (xvfb) and tools to drive and observe it; test.sh adds Chromium and
+# its WebDriver for the web console's browser test (DESKLINE_EXTRA_PACKAGES).
 DESKLINE_PACKAGES=(
   build-essential pkg-config ca-certificates curl git
   nasm libxcb-shm0-dev libxcb-randr0-dev libxkbcommon-dev libwayland-dev libssl-dev
   xvfb xdotool x11-utils x11-xserver-utils x11-xkb-utils xinput imagemagick
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0
   ffmpeg
+  ${DESKLINE_EXTRA_PACKAGES[@]+"${DESKLINE_EXTRA_PACKAGES[@]}"}
 )
 
 deskline_missing_packages() {

@@ -6,6 +6,9 @@
 
 mod extract;
 mod routes;
+mod web;
+
+pub use web::CONTENT_SECURITY_POLICY;
 
 pub use extract::{ApiJson, ApiPath, Authed};
 
@@ -21,8 +24,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 /// Routes reachable without a token: `(method, path)` as in the OpenAPI document.
-pub const PUBLIC_ROUTES: &[(&str, &str)] =
-    &[("post", "/api/v1/login"), ("get", "/api/v1/openapi.json"), ("get", "/")];
+/// The web console's static files are among them: they carry no data.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/login"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/"),
+    ("get", "/console.js"),
+    ("get", "/console.css"),
+];
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -57,7 +66,9 @@ pub fn router(desk: Desk) -> Router {
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let state = AppState { desk, openapi };
     api.route("/api/v1/openapi.json", axum::routing::get(openapi_json))
-        .route("/", axum::routing::get(front_page))
+        .route("/", axum::routing::get(web::index))
+        .route("/console.js", axum::routing::get(web::script))
+        .route("/console.css", axum::routing::get(web::style))
         .fallback(not_found)
         .with_state(state)
 }
@@ -65,19 +76,6 @@ pub fn router(desk: Desk) -> Router {
 /// The OpenAPI document of every route (public).
 async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], state.openapi.as_str().to_owned()).into_response()
-}
-
-/// What a browser sees at the relay's address until the web console is built: where to go
-/// instead. Static text, no forms: there is no setup page.
-async fn front_page() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Deskline relay</title>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\
-         <h1>Deskline relay</h1><p>This relay is running. The browser console is not part of this \
-         build yet: technicians use the <code>deskline</code> command-line client \
-         (<code>deskline login --server URL --username NAME</code>) or the HTTP API described by \
-         <a href=/api/v1/openapi.json>/api/v1/openapi.json</a>.</p></body></html>",
-    )
 }
 
 async fn not_found() -> Error {

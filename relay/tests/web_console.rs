@@ -1,0 +1,274 @@
+//! The web console in a real browser: headless Chromium (driven through chromedriver) against
+//! the real relay binary over HTTPS with its self-signed certificate, and the real support app
+//! (`deskline-agent --synthetic`) connecting over QUIC. The page is never reloaded: what changes
+//! on the relay must reach it through the live event stream.
+//!
+//! Needs `chromium` and `chromium-driver` (installed by `scripts/setup.sh`) and the workspace's
+//! binaries (`cargo test --workspace` builds them).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RELAY: &str = env!("CARGO_BIN_EXE_deskline-relay");
+
+/// Kills its process when dropped (with its process group, if it leads one).
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary of another workspace crate, next to this test's own target directory.
+fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(path.exists(), "{} is not built: run `cargo test --workspace`", path.display());
+    path
+}
+
+/// Starts `command` and returns it with the first stdout line `pick` accepts (the rest of the
+/// output is drained in the background).
+fn spawn_and_read(mut command: Command, what: &str, mut pick: impl FnMut(&str) -> bool) -> Guard {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().unwrap_or_else(|| panic!("{what} stopped before it was ready")).unwrap();
+        if pick(&line) {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Guard(child)
+}
+
+struct Relay {
+    _process: Guard,
+    url: String,
+    quic: String,
+    fingerprint: String,
+    password: String,
+}
+
+fn start_relay(dir: &Path) -> Relay {
+    let mut command = Command::new(RELAY);
+    command
+        .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--organisation", "Example IT"])
+        .arg("--data-dir")
+        .arg(dir.join("relay"))
+        .env("RUST_LOG", "warn");
+    let (mut password, mut fingerprint, mut quic, mut url) = (String::new(), String::new(), String::new(), String::new());
+    let process = spawn_and_read(command, "the relay", |line| {
+        if let Some(p) = line.split("one-time password: ").nth(1) {
+            password = p.trim().to_owned();
+        }
+        if line.starts_with("relay certificate SHA-256") {
+            fingerprint = line.rsplit(' ').next().unwrap().to_owned();
+        }
+        if let Some(q) = line.strip_prefix("QUIC (support apps and viewers): ") {
+            quic = q.to_owned();
+        }
+        if let Some(u) = line.strip_prefix("web console: ") {
+            url = u.to_owned();
+        }
+        !quic.is_empty() && !url.is_empty()
+    });
+    assert!(url.starts_with("https://"), "the console is served over TLS: {url}");
+    Relay { _process: process, url, quic, fingerprint, password }
+}
+
+/// chromedriver on a port of its choosing, and a headless Chromium session through it that
+/// accepts the relay's self-signed certificate (as a technician does after checking its
+/// fingerprint).
+async fn start_browser(dir: &Path) -> (Guard, Client) {
+    let mut port = String::new();
+    let mut command = Command::new("chromedriver");
+    // Its own process group, which Chromium's processes join: all of them end with the test,
+    // even one that fails before closing the browser.
+    command.arg("--port=0").process_group(0);
+    let driver = spawn_and_read(command, "chromedriver", |line| {
+        if let Some(p) = line.strip_prefix("ChromeDriver was started successfully on port ") {
+            port = p.trim_end_matches('.').to_owned();
+        }
+        !port.is_empty()
+    });
+    let profile = dir.join("chromium");
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,900",
+        &format!("--user-data-dir={}", profile.display()),
+    ];
+    let capabilities = json!({
+        "acceptInsecureCerts": true,
+        "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+    });
+    let Value::Object(capabilities) = capabilities else { unreachable!() };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    (driver, client)
+}
+
+/// Evaluates `script` (a function body that returns a string) in the page until `done` accepts
+/// its value; panics with the last value after `secs` seconds.
+async fn eventually(browser: &Client, what: &str, secs: u64, script: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let value = browser.execute(script, vec![]).await.unwrap();
+        let text = value.as_str().unwrap_or_default().to_owned();
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}: the page shows {text:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+}
+
+/// Clicks the button of the session detail whose label is `label` (found again if a live
+/// update re-rendered the detail between finding and clicking it).
+async fn click_action(browser: &Client, label: &str) {
+    let xpath = format!("//div[@id='actions']/button[normalize-space()='{label}']");
+    for _ in 0..5 {
+        let button = browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(&xpath)).await.unwrap();
+        match button.click().await {
+            Ok(()) => return,
+            Err(e) if format!("{e:?}").contains("StaleElementReference") => {}
+            Err(e) => panic!("clicking {label}: {e}"),
+        }
+    }
+    panic!("the {label} button kept being replaced");
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("DESKLINE_SCREENSHOTS") {
+        std::fs::write(PathBuf::from(dir).join(name), browser.screenshot().await.unwrap()).unwrap();
+    }
+}
+
+const ROW: &str = "return document.querySelector('#sessions tbody tr')?.innerText ?? ''";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_works_the_desk_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = start_browser(dir.path()).await;
+
+    browser.goto(&relay.url).await.unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
+    screenshot(&browser, "web-signin.png").await;
+
+    // A wrong password is refused with a message; the form stays usable.
+    fill(&browser, "#username", "admin").await;
+    fill(&browser, "#password", "not the password").await;
+    click(&browser, "#signin-form button[type=submit]").await;
+    let error = eventually(&browser, "the sign-in error", 10, "return document.getElementById('signin-error').textContent", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(error.to_lowercase().contains("password"), "{error}");
+
+    fill(&browser, "#password", &relay.password).await;
+    click(&browser, "#signin-form button[type=submit]").await;
+    let who = eventually(&browser, "signing in", 10, "return document.getElementById('whoami').textContent", |t| !t.is_empty()).await;
+    assert!(who.contains("admin"), "{who}");
+    eventually(&browser, "the live event stream", 10, "return document.getElementById('live').textContent", |t| t == "live").await;
+
+    // Create a PIN session: the PIN is shown large, the session is listed as waiting.
+    click(&browser, "input[name=kind][value=pin]").await;
+    fill(&browser, "#create-name", "Printer on the 3rd floor").await;
+    click(&browser, "#create-form button[type=submit]").await;
+    let pin = eventually(&browser, "the new PIN", 10, "return document.getElementById('created-code').textContent", |t| {
+        t.len() == 6 && t.chars().all(|c| c.is_ascii_digit())
+    })
+    .await;
+    let row = eventually(&browser, "the new session in Home", 10, ROW, |t| t.contains("Printer")).await;
+    assert!(row.contains("waiting") && row.contains(&pin), "{row}");
+
+    // The end user's support app joins with the PIN: the row turns active by itself.
+    let _app = Guard(
+        Command::new(workspace_bin("deskline-agent"))
+            .args(["--pin", &pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let row = eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    assert!(!row.contains("not connected"), "the computer is named: {row}");
+
+    // Start the remote session from the detail: the end user's answer shows up live.
+    click(&browser, "#sessions tbody tr").await;
+    click_action(&browser, "Start remote session").await;
+    let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("view and control")).await;
+    assert!(row.contains("admin") || row.contains("Admin"), "granted to the asking technician: {row}");
+    let history =
+        eventually(&browser, "the history", 10, "return document.getElementById('audit').innerText", |t| t.contains("consent")).await;
+    assert!(history.contains("created"), "{history}");
+    screenshot(&browser, "web-console.png").await;
+
+    // Close it: the code is gone, the state is final, and the start button is disabled.
+    click_action(&browser, "Close").await;
+    let row = eventually(&browser, "closing", 10, ROW, |t| t.contains("closed")).await;
+    assert!(!row.contains(&pin), "a closed session shows no PIN: {row}");
+    let disabled = browser
+        .execute("return [...document.querySelectorAll('#actions button')].find(b => b.textContent === 'Start remote session').disabled", vec![])
+        .await
+        .unwrap();
+    assert_eq!(disabled, Value::Bool(true));
+
+    // Signing out forgets the token: a reload shows the sign-in form again.
+    click(&browser, "#signout").await;
+    browser.refresh().await.unwrap();
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#signin:not([hidden])")).await.unwrap();
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_console_files_are_served_with_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    for (path, kind) in [("", "text/html"), ("console.js", "text/javascript"), ("console.css", "text/css")] {
+        let response = http.get(format!("{}{path}", relay.url)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert!(header("content-type").starts_with(kind), "{path}: {}", header("content-type"));
+        assert_eq!(header("content-security-policy"), deskline_relay::api::CONTENT_SECURITY_POLICY, "{path}");
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+    }
+    // Nothing else is served from the root: unknown paths get the API's JSON 404.
+    let response = http.get(format!("{}setup", relay.url)).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}

@@ -1,0 +1,490 @@
+// Deskline web console: the technician's service desk in the browser.
+//
+// Plain JavaScript against the relay's HTTP API (/api/v1), no build step and no framework:
+// the relay embeds these three files. The bearer token lives in sessionStorage (this tab
+// only). Everything shown is set through textContent, never parsed as HTML. Live updates come
+// from GET /api/v1/events (Server-Sent Events), read with fetch so that the token travels in
+// the Authorization header (EventSource cannot send one) and never in a URL.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: sessionStorage.getItem("deskline.token"),
+  me: null,
+  technicians: new Map(), // id -> technician
+  channels: new Map(), // id -> channel
+  list: { kind: "home" }, // or { kind: "channel", id }
+  sessions: [],
+  selected: null, // session id
+  events: null, // AbortController of the live stream
+};
+
+// ---- API ----------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, "unreachable", "The relay cannot be reached. Check your connection and try again.");
+  }
+  const text = await response.text();
+  const value = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const error = (value && value.error) || {};
+    if (response.status === 401 && path !== "/login") signOut("Your sign-in has expired. Please sign in again.");
+    throw new ApiError(response.status, error.code || "error", error.message || `${response.status} ${response.statusText}`);
+  }
+  return value;
+}
+
+// ---- Sign in / out ------------------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    const { token, technician } = await api("POST", "/login", { username: $("username").value, password: $("password").value });
+    state.token = token;
+    sessionStorage.setItem("deskline.token", token);
+    $("password").value = "";
+    await enterDesk(technician);
+  } catch (e) {
+    $("signin-error").textContent = e.message;
+  }
+}
+
+function signOut(message) {
+  state.token = null;
+  state.me = null;
+  sessionStorage.removeItem("deskline.token");
+  if (state.events) state.events.abort();
+  state.events = null;
+  setLive(false);
+  $("live").hidden = true;
+  $("desk").hidden = true;
+  $("signout").hidden = true;
+  $("whoami").textContent = "";
+  $("signin").hidden = false;
+  $("signin-error").textContent = message || "";
+  $("username").focus();
+}
+
+async function enterDesk(me) {
+  state.me = me;
+  $("whoami").textContent = `${me.display_name || me.username} (${me.role})`;
+  $("signin").hidden = true;
+  $("signout").hidden = false;
+  $("live").hidden = false;
+  $("desk").hidden = false;
+  await loadDirectory();
+  await showList(state.list);
+  followEvents();
+}
+
+// ---- Technicians and channels ---------------------------------------------------------------
+
+async function loadDirectory() {
+  const [technicians, channels] = await Promise.all([api("GET", "/technicians"), api("GET", "/channels")]);
+  state.technicians = new Map(technicians.map((t) => [t.id, t]));
+  state.channels = new Map(channels.map((c) => [c.id, c]));
+  const mine = channels.filter((c) => c.member_ids.includes(state.me.id));
+  fillSelect($("create-channel"), mine.map((c) => [c.id, c.name]));
+  const nav = $("lists");
+  nav.replaceChildren();
+  nav.append(navButton("Home", { kind: "home" }));
+  for (const c of channels) nav.append(navButton(`Channel: ${c.name}`, { kind: "channel", id: c.id }));
+}
+
+function navButton(label, list) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.dataset.list = JSON.stringify(list);
+  b.addEventListener("click", () => showList(list));
+  return b;
+}
+
+function channelName(id) {
+  const c = state.channels.get(id);
+  return c ? c.name : `channel ${id}`;
+}
+
+function capabilitiesText(c) {
+  return c.control ? "view and control" : c.view ? "view" : "nothing";
+}
+
+// One audit event's action in words.
+function describe(a) {
+  switch (a.action) {
+    case "created":
+      return `created (${a.kind === "pin" ? "PIN" : "link"} session in ${channelName(a.channel)})`;
+    case "app_connected":
+      return a.resumed ? "support app reconnected" : "support app connected";
+    case "app_disconnected":
+      return "support app disconnected";
+    case "assigned":
+      return `assigned to ${technicianName(a.technician)}`;
+    case "transferred_to_technician":
+      return `transferred from ${technicianName(a.previous)} to ${technicianName(a.technician)}`;
+    case "transferred_to_channel":
+      return `moved from ${channelName(a.from)} to the queue of ${channelName(a.to)}`;
+    case "invited":
+      return `invited ${technicianName(a.technician)}`;
+    case "released":
+      return `released (was ${technicianName(a.technician)})`;
+    case "remote_requested":
+      return `asked the end user for ${capabilitiesText(a.capabilities)}`;
+    case "consent_decided":
+      if (a.outcome === "denied") return "consent denied by the end user";
+      if (a.outcome === "timed_out") return "consent not answered in time (denied)";
+      return `consent granted: ${capabilitiesText(a.outcome.granted)}`;
+    case "consent_changed":
+      return `the end user changed consent to ${capabilitiesText(a.capabilities)}`;
+    default:
+      return String(a.action).replaceAll("_", " ");
+  }
+}
+
+function technicianName(id) {
+  const t = state.technicians.get(id);
+  return t ? t.display_name || t.username : `technician ${id}`;
+}
+
+function fillSelect(select, options) {
+  select.replaceChildren(
+    ...options.map(([value, label]) => {
+      const o = document.createElement("option");
+      o.value = String(value);
+      o.textContent = label;
+      return o;
+    }),
+  );
+}
+
+// ---- Session lists ----------------------------------------------------------------------------
+
+async function showList(list) {
+  state.list = list;
+  for (const b of $("lists").children) b.setAttribute("aria-current", String(b.dataset.list === JSON.stringify(list)));
+  $("list-title").textContent = list.kind === "home" ? "Home" : `Channel: ${(state.channels.get(list.id) || {}).name || list.id}`;
+  await reload();
+}
+
+async function reload() {
+  try {
+    const path = state.list.kind === "home" ? "/sessions?scope=home" : `/channels/${state.list.id}/sessions`;
+    state.sessions = await api("GET", path);
+    $("desk-error").textContent = "";
+  } catch (e) {
+    $("desk-error").textContent = e.message;
+    return;
+  }
+  renderSessions();
+  if (state.selected !== null) {
+    const still = state.sessions.find((s) => s.id === state.selected);
+    if (still) renderDetail(still);
+    else closeDetail();
+  }
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function consentText(consent) {
+  switch (consent.status) {
+    case "pending":
+      return `asked: ${capabilitiesText(consent.capabilities)}`;
+    case "granted":
+      return `${capabilitiesText(consent.capabilities)} (${technicianName(consent.granted_to)})`;
+    case "suspended":
+      return "app reconnecting";
+    default:
+      return "—";
+  }
+}
+
+function renderSessions() {
+  const rows = state.sessions.map((s) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = String(s.id);
+    tr.setAttribute("aria-selected", String(s.id === state.selected));
+    const name = cell(s.name || `Session ${s.id}`);
+    const badge = document.createElement("span");
+    badge.className = `state ${s.state}`;
+    badge.textContent = s.state.replace("_", " ");
+    const stateCell = document.createElement("td");
+    stateCell.append(badge);
+    const people = [s.assigned_technician_id, ...s.invited_technician_ids].filter((t) => t !== null).map(technicianName);
+    const computer = s.agent ? `${s.agent.host_name} · ${s.agent.os}` : "not connected";
+    tr.append(
+      name,
+      stateCell,
+      cell(s.pin || (s.link ? "link" : "—"), s.pin ? "code" : "muted"),
+      cell(people.join(", ") || "unassigned"),
+      cell(computer, s.agent ? "" : "muted"),
+      cell(consentText(s.consent)),
+      cell(new Date(s.expires_at).toLocaleString()),
+    );
+    tr.addEventListener("click", () => select(s.id));
+    return tr;
+  });
+  $("sessions").tBodies[0].replaceChildren(...rows);
+  $("empty").hidden = rows.length > 0;
+}
+
+// ---- One session: actions and history --------------------------------------------------------
+
+async function select(id) {
+  state.selected = id;
+  renderSessions();
+  const session = state.sessions.find((s) => s.id === id);
+  if (session) renderDetail(session);
+}
+
+function closeDetail() {
+  state.selected = null;
+  $("detail").hidden = true;
+}
+
+function actionButton(label, run, options = {}) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (options.className) b.className = options.className;
+  b.disabled = Boolean(options.disabled);
+  if (options.title) b.title = options.title;
+  b.addEventListener("click", async () => {
+    $("desk-error").textContent = "";
+    try {
+      await run();
+      await reload();
+    } catch (e) {
+      $("desk-error").textContent = e.message;
+    }
+  });
+  return b;
+}
+
+function renderDetail(s) {
+  // Reloads come with every live event: rebuild only what changed, so that a button is not
+  // replaced under the technician's pointer.
+  const shown = JSON.stringify(s);
+  if (!$("detail").hidden && $("detail").dataset.shown === shown) return;
+  $("detail").dataset.shown = shown;
+  $("detail").hidden = false;
+  $("detail-title").textContent = `${s.name || `Session ${s.id}`} — ${s.state.replace("_", " ")}`;
+  const live = s.state !== "closed" && s.state !== "expired";
+  const post = (what, body) => () => api("POST", `/sessions/${s.id}/${what}`, body);
+  const buttons = [
+    actionButton("Start remote session", post("remote", { capabilities: "view_and_control" }), {
+      className: "primary",
+      disabled: s.state !== "active",
+      title: "Asks the end user to allow viewing and control",
+    }),
+    actionButton("Ask to view only", post("remote", { capabilities: "view" }), { disabled: s.state !== "active" }),
+  ];
+  if (s.link) buttons.push(actionButton("Copy link", () => copy(s.link)));
+  if (live) {
+    buttons.push(
+      actionButton("Assign…", async () => pick("Assign to", technicianOptions(s), (v) => post("assign", { technician_id: v })())),
+      actionButton("Transfer to technician…", async () =>
+        pick("Transfer to", technicianOptions(s), (v) => post("transfer", { technician_id: v })()),
+      ),
+      actionButton("Transfer to channel…", async () =>
+        pick(
+          "Move to the queue of",
+          [...state.channels.values()].filter((c) => c.id !== s.channel_id).map((c) => [c.id, c.name]),
+          (v) => post("transfer", { channel_id: v })(),
+        ),
+      ),
+      actionButton("Invite…", async () => pick("Invite", technicianOptions(s), (v) => post("invite", { technician_id: v })())),
+      actionButton("Release", post("release"), { disabled: s.assigned_technician_id === null }),
+      actionButton("Close", post("close"), { className: "danger" }),
+    );
+  }
+  buttons.push(
+    actionButton(
+      "Delete",
+      async () => {
+        if (!window.confirm("Delete this session from the lists? Its history is kept.")) return;
+        await api("DELETE", `/sessions/${s.id}`);
+        closeDetail();
+      },
+      { className: "danger" },
+    ),
+  );
+  $("actions").replaceChildren(...buttons);
+  loadAudit(s.id);
+}
+
+function technicianOptions(s) {
+  const channel = state.channels.get(s.channel_id);
+  const members = channel ? channel.member_ids : [...state.technicians.keys()];
+  return members.map((id) => [id, technicianName(id)]);
+}
+
+// A small inline chooser under the actions: resolves once the technician picks or cancels.
+function pick(label, options, apply) {
+  return new Promise((resolve, reject) => {
+    if (options.length === 0) {
+      reject(new Error(`Nobody to choose for "${label}".`));
+      return;
+    }
+    $("pick-label").textContent = label;
+    fillSelect($("pick-select"), options);
+    $("pick").hidden = false;
+    $("pick-select").focus();
+    const done = () => {
+      $("pick").hidden = true;
+      $("pick-ok").onclick = null;
+      $("pick-cancel").onclick = null;
+    };
+    $("pick-ok").onclick = () => {
+      done();
+      apply(Number($("pick-select").value)).then(resolve, reject);
+    };
+    $("pick-cancel").onclick = () => {
+      done();
+      resolve();
+    };
+  });
+}
+
+async function loadAudit(id) {
+  let events;
+  try {
+    events = await api("GET", `/sessions/${id}/events`);
+  } catch (e) {
+    return;
+  }
+  if (state.selected !== id) return;
+  const items = events.map((e) => {
+    const li = document.createElement("li");
+    const who = e.actor.kind === "technician" ? technicianName(e.actor.id) : e.actor.kind === "app" ? "support app" : "relay";
+    const change = e.from && e.from !== e.to ? ` (${e.from} → ${e.to})` : "";
+    li.textContent = `${new Date(e.at).toLocaleTimeString()} — ${who}: ${describe(e.action)}${change}`;
+    return li;
+  });
+  $("audit").replaceChildren(...items);
+}
+
+// ---- Creating sessions -------------------------------------------------------------------------
+
+async function createSession(event) {
+  event.preventDefault();
+  $("desk-error").textContent = "";
+  const channel = Number($("create-channel").value);
+  const kind = document.querySelector("input[name=kind]:checked").value;
+  const name = $("create-name").value.trim();
+  try {
+    const s = await api("POST", `/channels/${channel}/sessions`, { kind, name: name || null });
+    $("create-name").value = "";
+    $("created").hidden = false;
+    $("created-what").textContent =
+      kind === "pin" ? "Read this PIN to the end user; they type it into the support app:" : "Send this link to the end user:";
+    $("created-code").textContent = s.pin || s.link;
+    $("created-code").className = kind === "pin" ? "code pin" : "code";
+    $("created-copy").onclick = () => copy(s.pin || s.link);
+    state.selected = s.id;
+    await reload();
+  } catch (e) {
+    $("desk-error").textContent = e.message;
+  }
+}
+
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {
+    window.prompt("Copy this:", text);
+  }
+}
+
+// ---- Live updates -----------------------------------------------------------------------------
+
+function setLive(on) {
+  $("live").textContent = on ? "live" : "offline";
+  $("live").className = on ? "live on" : "live off";
+}
+
+let reloadTimer = null;
+function reloadSoon() {
+  // Bursts of events (a transfer touches two channels) become one reload.
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(reload, 100);
+}
+
+async function followEvents() {
+  if (state.events) state.events.abort();
+  const controller = new AbortController();
+  state.events = controller;
+  let delay = 500;
+  while (!controller.signal.aborted && state.token) {
+    try {
+      const response = await fetch("/api/v1/events", {
+        headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
+        signal: controller.signal,
+      });
+      if (response.status === 401) {
+        signOut("Your sign-in has expired. Please sign in again.");
+        return;
+      }
+      if (!response.ok) throw new Error(`events: ${response.status}`);
+      setLive(true);
+      delay = 500;
+      reloadSoon(); // anything missed while reconnecting
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (block.split("\n").some((line) => line.startsWith("data:"))) reloadSoon();
+        }
+      }
+    } catch (e) {
+      if (controller.signal.aborted) return;
+    }
+    setLive(false);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 10000);
+  }
+}
+
+// ---- Start ------------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("signin-form").addEventListener("submit", signIn);
+  $("create-form").addEventListener("submit", createSession);
+  $("signout").addEventListener("click", () => signOut());
+  if (!state.token) {
+    signOut();
+    return;
+  }
+  try {
+    await enterDesk(await api("GET", "/me"));
+  } catch (e) {
+    signOut(e.code === "unauthorized" ? "" : e.message);
+  }
+});
