@@ -83,3 +83,8 @@ pub const DEFAULT_BITRATE_BPS: u32 = 4_000_000;
 /// Viewer connections one technician may hold on a session at once: a viewer window and a
 /// scripted client (`deskline input`).
 pub const MAX_CONNECTIONS_PER_TECHNICIAN: usize = 2;
+
+/// How long a browser has to complete its WebRTC connection after the relay answered its
+/// offer: ICE and DTLS take well under a second on a working network; after this the viewer
+/// slot it holds is given back.
+pub const BROWSER_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);

@@ -141,10 +141,11 @@ impl Prepared {
     /// Serves until `shutdown` completes, then drains connections.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
-        let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps);
+        let webrtc_ip = self.quic.local_addr()?.ip();
+        let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps, webrtc_ip);
         let quic = self.quic.clone();
-        tokio::spawn(transport.serve(self.quic));
-        let app = api::router(self.desk.clone());
+        tokio::spawn(transport.clone().serve(self.quic));
+        let app = api::router_with(self.desk.clone(), Some(transport));
         let handle = axum_server::Handle::new();
         let on_shutdown = handle.clone();
         tokio::spawn(async move {

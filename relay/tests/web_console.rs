@@ -7,6 +7,7 @@
 //! binaries (`cargo test --workspace` builds them).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use fantoccini::actions::{InputSource as _, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::io::{BufRead as _, BufReader};
@@ -214,12 +215,14 @@ async fn a_technician_works_the_desk_in_the_browser() {
     assert!(row.contains("waiting") && row.contains(&pin), "{row}");
 
     // The end user's support app joins with the PIN: the row turns active by itself.
+    // (With a synthetic screen, it prints the input it would inject.)
+    let injected = dir.path().join("injected.log");
     let _app = Guard(
         Command::new(workspace_bin("deskline-agent"))
             .args(["--pin", &pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
             .args(["--synthetic", "640x360", "--auto-consent", "allow"])
             .env("XDG_STATE_HOME", dir.path().join("state"))
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&injected).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -235,6 +238,52 @@ async fn a_technician_works_the_desk_in_the_browser() {
     let history =
         eventually(&browser, "the history", 10, "return document.getElementById('audit').innerText", |t| t.contains("consent")).await;
     assert!(history.contains("created"), "{history}");
+
+    // View it in the browser: the relay answers the page's WebRTC offer and the H.264 track
+    // shows the app's picture (the synthetic pattern's left half is a known colour).
+    click_action(&browser, "View in browser").await;
+    let size = eventually(&browser, "the picture", 30, "const v = document.getElementById('screen'); return `${v.videoWidth}x${v.videoHeight}`", |t| {
+        t == "640x360"
+    })
+    .await;
+    assert_eq!(size, "640x360");
+    let pixel = browser
+        .execute(
+            "const v = document.getElementById('screen'); const c = document.createElement('canvas');
+             c.width = v.videoWidth; c.height = v.videoHeight; const g = c.getContext('2d');
+             g.drawImage(v, 0, 0); return Array.from(g.getImageData(160, 180, 1, 1).data.slice(0, 3));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rgb: Vec<i64> = pixel.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    for (got, want) in rgb.iter().zip([220, 160, 40]) {
+        assert!((got - want).abs() <= 12, "the picture's left half: {rgb:?}, want about [220, 160, 40]");
+    }
+
+    // Take control and click into the picture: the app gets the pointer position in its own
+    // pixels and the click. (The page shows the picture scaled; the middle maps to 320, 180.)
+    click(&browser, "#viewer-control").await;
+    eventually(&browser, "control", 10, "return document.getElementById('viewer-status').textContent", |t| t.contains("you control")).await;
+    let video = browser.find(Locator::Id("screen")).await.unwrap();
+    let click_middle = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement { element: video, duration: None, x: 0.0, y: 0.0 })
+        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+    browser.perform_actions(click_middle).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(&injected).unwrap();
+        let moved = log.lines().any(|l| l.contains("PointerMove { x: 3") && l.contains("y: 1"));
+        if moved && log.contains("Button { button: Left, press: Down }") && log.contains("Button { button: Left, press: Up }") {
+            let position = log.lines().find(|l| l.contains("PointerMove")).unwrap();
+            assert!(position.contains("x: 319") || position.contains("x: 320"), "{position}");
+            assert!(position.contains("y: 179") || position.contains("y: 180"), "{position}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the click never reached the app; it printed:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     screenshot(&browser, "web-console.png").await;
 
     // Close it: the code is gone, the state is final, and the start button is disabled.

@@ -73,6 +73,7 @@ function signOut(message) {
   if (state.events) state.events.abort();
   state.events = null;
   setLive(false);
+  closeViewer();
   $("live").hidden = true;
   $("desk").hidden = true;
   $("signout").hidden = true;
@@ -299,6 +300,10 @@ function renderDetail(s) {
       title: "Asks the end user to allow viewing and control",
     }),
     actionButton("Ask to view only", post("remote", { capabilities: "view" }), { disabled: s.state !== "active" }),
+    actionButton("View in browser", async () => openViewer(s), {
+      disabled: s.state !== "active",
+      title: "Shows the end user's screen here once they allowed viewing",
+    }),
   ];
   if (s.link) buttons.push(actionButton("Copy link", () => copy(s.link)));
   if (live) {
@@ -472,12 +477,214 @@ async function followEvents() {
   }
 }
 
+// ---- Viewing and controlling in the browser (WebRTC) ------------------------------------------
+//
+// The relay is the other WebRTC peer: it answers our offer (POST /sessions/{id}/webrtc, ICE
+// candidates gathered first, no trickling), sends the end user's screen as an H.264 track and
+// reads our data channel "control", on which both sides exchange the relay protocol's messages
+// as JSON ({"Input": {...}}, {"ControlHandover": {"holder": 3}}, "KeyframeRequest", ...). The
+// relay admits input only from the technician holding control, and only while the end user
+// grants control.
+
+const viewer = {
+  pc: null,
+  channel: null,
+  session: null,
+  holder: null, // who holds control
+  displays: [],
+  pendingMove: null,
+  wheel: { x: 0, y: 0 },
+};
+
+function viewerStatus(text) {
+  $("viewer-status").textContent = text;
+}
+
+async function openViewer(s) {
+  closeViewer();
+  viewer.session = s.id;
+  $("viewer").hidden = false;
+  $("viewer-title").textContent = s.name || `Session ${s.id}`;
+  viewerStatus("connecting…");
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  viewer.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  const channel = pc.createDataChannel("control");
+  viewer.channel = channel;
+  channel.onmessage = (e) => viewerMessage(e.data);
+  channel.onclose = () => {
+    if (viewer.pc === pc) viewerStatus("disconnected");
+  };
+  pc.ontrack = (e) => {
+    const video = $("screen");
+    video.srcObject = e.streams[0] || new MediaStream([e.track]);
+    video.play().catch(() => {});
+  };
+  pc.onconnectionstatechange = () => {
+    if (viewer.pc !== pc) return;
+    if (pc.connectionState === "connected") viewerStatus(controlText());
+    if (pc.connectionState === "failed") viewerStatus("the connection to the relay failed");
+  };
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringComplete(pc);
+    const answer = await api("POST", `/sessions/${s.id}/webrtc`, { sdp: pc.localDescription.sdp });
+    if (viewer.pc !== pc) return;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  } catch (e) {
+    if (viewer.pc === pc) viewerStatus(e.message);
+  }
+}
+
+function gatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    // Host candidates come at once; do not wait long for anything else.
+    setTimeout(resolve, 2000);
+  });
+}
+
+function closeViewer() {
+  if (viewer.pc) viewer.pc.close();
+  viewer.pc = null;
+  viewer.channel = null;
+  viewer.session = null;
+  viewer.holder = null;
+  $("screen").srcObject = null;
+  $("screen").classList.remove("controlling");
+  $("viewer").hidden = true;
+}
+
+function send(message) {
+  if (viewer.channel && viewer.channel.readyState === "open") viewer.channel.send(JSON.stringify(message));
+}
+
+function controlling() {
+  return state.me !== null && viewer.holder === state.me.id;
+}
+
+function controlText() {
+  if (controlling()) return "you control the screen";
+  if (viewer.holder !== null) return `${technicianName(viewer.holder)} controls the screen`;
+  return "viewing";
+}
+
+function viewerMessage(data) {
+  let message;
+  try {
+    message = JSON.parse(data);
+  } catch (e) {
+    return;
+  }
+  if (message.ControlHandover) {
+    viewer.holder = message.ControlHandover.holder;
+    $("viewer-control").textContent = controlling() ? "Release control" : "Take control";
+    $("screen").classList.toggle("controlling", controlling());
+    viewerStatus(controlText());
+  } else if (message.DisplaysChanged) {
+    viewer.displays = message.DisplaysChanged.displays;
+    fillSelect(
+      $("viewer-display"),
+      viewer.displays.map((d) => [d.id, `${d.name || `Display ${d.id}`} (${d.width}×${d.height})${d.primary ? ", primary" : ""}`]),
+    );
+  } else if (message.Bye) {
+    viewerStatus(`ended: ${message.Bye.message}`);
+  }
+}
+
+// Where a pointer event falls on the remote display, in its pixels (the picture is scaled to
+// fit the element and centred); null outside the picture.
+function remotePoint(event) {
+  const video = $("screen");
+  const [w, h] = [video.videoWidth, video.videoHeight];
+  if (!w || !h) return null;
+  const rect = video.getBoundingClientRect();
+  const scale = Math.min(rect.width / w, rect.height / h);
+  const left = rect.left + (rect.width - w * scale) / 2;
+  const top = rect.top + (rect.height - h * scale) / 2;
+  const x = Math.floor((event.clientX - left) / scale);
+  const y = Math.floor((event.clientY - top) / scale);
+  if (x < 0 || y < 0 || x >= w || y >= h) return null;
+  return { x, y };
+}
+
+const BUTTONS = ["left", "middle", "right", "back", "forward"];
+
+function pointerInput(event) {
+  if (!controlling()) return;
+  const point = remotePoint(event);
+  if (point === null) return;
+  if (event.type === "mousemove") {
+    // At most one move per animation frame.
+    if (viewer.pendingMove === null) requestAnimationFrame(flushMove);
+    viewer.pendingMove = point;
+    return;
+  }
+  event.preventDefault();
+  const button = BUTTONS[event.button];
+  if (!button) return;
+  $("screen").focus();
+  viewer.pendingMove = point;
+  flushMove();
+  send({ Input: { button: { button, press: event.type === "mousedown" ? "down" : "up" } } });
+}
+
+function flushMove() {
+  if (viewer.pendingMove === null) return;
+  send({ Input: { pointer_move: viewer.pendingMove } });
+  viewer.pendingMove = null;
+}
+
+function wheelInput(event) {
+  if (!controlling()) return;
+  event.preventDefault();
+  // Pixel deltas add up to notches of 100 px; line and page deltas are notches already.
+  const unit = event.deltaMode === 0 ? 100 : 1;
+  viewer.wheel.x += event.deltaX / unit;
+  viewer.wheel.y += event.deltaY / unit;
+  const dx = Math.trunc(viewer.wheel.x);
+  const dy = Math.trunc(viewer.wheel.y);
+  if (dx === 0 && dy === 0) return;
+  viewer.wheel.x -= dx;
+  viewer.wheel.y -= dy;
+  send({ Input: { wheel: { dx, dy } } });
+}
+
+function keyInput(event) {
+  if (!controlling() || !event.code) return;
+  event.preventDefault();
+  const text = event.key.length === 1 ? event.key : null;
+  send({ Input: { key: { code: event.code, press: event.type === "keydown" ? "down" : "up", text } } });
+}
+
+function setupViewer() {
+  const video = $("screen");
+  for (const type of ["mousemove", "mousedown", "mouseup"]) video.addEventListener(type, pointerInput);
+  video.addEventListener("wheel", wheelInput, { passive: false });
+  video.addEventListener("keydown", keyInput);
+  video.addEventListener("keyup", keyInput);
+  video.addEventListener("contextmenu", (e) => {
+    if (controlling()) e.preventDefault();
+  });
+  $("viewer-control").addEventListener("click", () => {
+    send({ ControlHandover: { holder: controlling() ? null : state.me.id } });
+    video.focus();
+  });
+  $("viewer-display").addEventListener("change", () => send({ SelectDisplay: { display: Number($("viewer-display").value) } }));
+  $("viewer-close").addEventListener("click", closeViewer);
+}
+
 // ---- Start ------------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", async () => {
   $("signin-form").addEventListener("submit", signIn);
   $("create-form").addEventListener("submit", createSession);
   $("signout").addEventListener("click", () => signOut());
+  setupViewer();
   if (!state.token) {
     signOut();
     return;

@@ -14,6 +14,7 @@ pub use extract::{ApiJson, ApiPath, Authed};
 
 use crate::desk::Desk;
 use crate::error::Error;
+use crate::transport::Transport;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +39,8 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
 pub struct AppState {
     /// The service desk.
     pub desk: Desk,
+    /// The media side, for browsers' WebRTC viewers (absent when only the API runs).
+    pub transport: Option<Arc<Transport>>,
     openapi: Arc<String>,
 }
 
@@ -58,13 +61,19 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The API router and its OpenAPI document.
+/// The API router and its OpenAPI document, without the media side (browsers cannot view).
 pub fn router(desk: Desk) -> Router {
+    router_with(desk, None)
+}
+
+/// The API router with the QUIC transport behind it, so browsers can view sessions over
+/// WebRTC.
+pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", routes::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
-    let state = AppState { desk, openapi };
+    let state = AppState { desk, transport, openapi };
     api.route("/api/v1/openapi.json", axum::routing::get(openapi_json))
         .route("/", axum::routing::get(web::index))
         .route("/console.js", axum::routing::get(web::script))

@@ -42,6 +42,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(session_events))
         .routes(routes!(live_events))
         .routes(routes!(relay_info))
+        .routes(routes!(webrtc_offer))
 }
 
 type ApiResult<T> = Result<Json<T>, Error>;
@@ -381,4 +382,30 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
 #[utoipa::path(get, path = "/relay", responses((status = 200, body = crate::desk::RelayInfo), (status = 401), (status = 404)))]
 async fn relay_info(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<crate::desk::RelayInfo> {
     state.desk.relay_info().cloned().map(Json).ok_or(Error::NotFound("QUIC endpoint"))
+}
+
+/// A WebRTC session description (SDP).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SessionDescription {
+    /// The SDP text, ICE candidates included (no trickling).
+    sdp: String,
+}
+
+/// View (and control) the session in a browser: the browser's WebRTC offer in, with its ICE
+/// candidates gathered; the relay's answer out. Video arrives as an H.264 track; a data
+/// channel the browser opened carries the viewer's control messages as JSON. The same rules
+/// as for native viewers apply: technicians on the session only, frames only with the end
+/// user's consent to view, input only from the controlling technician with consent to control.
+#[utoipa::path(post, path = "/sessions/{id}/webrtc", params(("id" = i64, Path)), request_body = SessionDescription,
+    responses((status = 200, body = SessionDescription), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn webrtc_offer(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(offer): ApiJson<SessionDescription>,
+) -> ApiResult<SessionDescription> {
+    let transport = state.transport.as_ref().ok_or(Error::NotFound("WebRTC gateway"))?;
+    let sdp = transport.browser_offer(me.id, SessionId(id), offer.sdp).await?;
+    Ok(Json(SessionDescription { sdp }))
 }

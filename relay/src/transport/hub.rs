@@ -30,13 +30,39 @@ pub(super) struct AppLink {
     pub connection: quinn::Connection,
 }
 
+/// How a viewer is connected.
+pub(super) enum ViewerCarrier {
+    /// The native viewer or the CLI, over QUIC.
+    Quic(quinn::Connection),
+    /// A browser over WebRTC. Its task ends the peer connection when the link's queues close
+    /// (the link dropped) or a bye arrives in them.
+    Browser,
+}
+
+impl ViewerCarrier {
+    /// The round-trip time, where known (a browser's is not measured yet).
+    fn rtt(&self) -> Duration {
+        match self {
+            ViewerCarrier::Quic(connection) => connection.rtt(),
+            ViewerCarrier::Browser => Duration::ZERO,
+        }
+    }
+
+    /// Closes the connection once a final message could still be delivered.
+    fn close_soon(&self) {
+        if let ViewerCarrier::Quic(connection) = self {
+            close_soon(connection.clone());
+        }
+    }
+}
+
 /// A connected viewer.
 pub(super) struct ViewerLink {
     pub technician: TechnicianId,
     pub out: mpsc::Sender<Message>,
     pub frames: mpsc::Sender<(Bytes, u64)>,
     pub needs_keyframe: bool,
-    pub connection: quinn::Connection,
+    pub carrier: ViewerCarrier,
     /// What reached this viewer's queue since the last [`take_stats`].
     pub window: DeliveryWindow,
 }
@@ -239,7 +265,7 @@ impl Hubs {
             }
             for (_, viewer) in state.viewers.drain() {
                 let _ = viewer.out.try_send(bye(reason, text));
-                close_soon(viewer.connection);
+                viewer.carrier.close_soon();
             }
             state.resume = None;
             return;
@@ -254,7 +280,7 @@ impl Hubs {
             let stays = on_session.contains(&v.technician);
             if !stays {
                 let _ = v.out.try_send(bye(ByeReason::ConsentWithdrawn, "you are no longer on this session"));
-                close_soon(v.connection.clone());
+                v.carrier.close_soon();
             }
             stays
         });
@@ -357,7 +383,7 @@ pub(super) fn take_stats(state: &mut HubState) -> Option<Stats> {
         stats.frames = stats.frames.min(window.frames);
         stats.frames_dropped = stats.frames_dropped.max(window.dropped);
         stats.bytes = stats.bytes.min(window.bytes);
-        let rtt = u32::try_from(viewer.connection.rtt().as_micros()).unwrap_or(u32::MAX);
+        let rtt = u32::try_from(viewer.carrier.rtt().as_micros()).unwrap_or(u32::MAX);
         stats.rtt_us = stats.rtt_us.max(rtt);
     }
     Some(stats)

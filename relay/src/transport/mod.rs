@@ -8,6 +8,7 @@
 //! that falls behind has frames dropped at the relay and resumes at the next keyframe.
 
 mod app;
+mod browser;
 mod gate;
 mod guard;
 mod hub;
@@ -21,6 +22,7 @@ use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS};
 use deskline_net::framed::{MessageReader, MessageWriter, accept_control};
 use deskline_protocol::{HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason};
 use hub::Hubs;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,15 +31,18 @@ pub struct Transport {
     hubs: Arc<Hubs>,
     guard: CodeGuard,
     next_conn: AtomicU64,
+    /// Where browsers' WebRTC connections are bound (an ephemeral UDP port each).
+    webrtc_ip: IpAddr,
 }
 
 impl Transport {
     /// The transport for this desk; `organisation` is named to end users, apps stream at
-    /// `max_fps` at most.
-    pub fn new(desk: Desk, organisation: String, max_fps: u16) -> Arc<Transport> {
+    /// `max_fps` at most, browsers' WebRTC connections are bound to `webrtc_ip` (the address
+    /// QUIC listens on: an unspecified one means every interface but loopback).
+    pub fn new(desk: Desk, organisation: String, max_fps: u16, webrtc_ip: IpAddr) -> Arc<Transport> {
         let hubs = Hubs::new(desk, organisation, max_fps);
         hubs.follow();
-        Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1) })
+        Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc_ip })
     }
 
     /// Accepts connections until the endpoint closes.

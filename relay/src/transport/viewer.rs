@@ -1,47 +1,55 @@
-//! A technician's viewer: frames out, input and control hand-over in.
+//! A technician's viewer: frames out, input and control hand-over in. Admission, leaving and
+//! the handling of a viewer's messages are shared by both carriers: QUIC (here) and WebRTC
+//! (`browser.rs`).
 
-use super::hub::{ViewerLink, announce_controller, forward_input, request_keyframe, select_display, update_streaming};
+use super::hub::{Hub, ViewerCarrier, ViewerLink, announce_controller, forward_input, request_keyframe, select_display, update_streaming};
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
 use deskline_protocol::{ControlHandover, DisplaysChanged, Message, RejectReason, SessionId, TechnicianId, Welcome};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// Outgoing control messages queued for one viewer: a viewer gets few (welcome, hand-overs,
 /// pongs, bye), so a small bound only limits what a viewer that stops reading can cost.
 const VIEWER_QUEUE: usize = 64;
 
-pub(super) async fn run(
+/// A viewer admitted to a session: its hub and the queues the hub fills for it.
+pub(super) struct Admitted {
+    pub hub: Arc<Hub>,
+    /// Control messages for the viewer (welcome, hand-overs, display lists, pongs, bye).
+    pub queue: mpsc::Receiver<Message>,
+    /// Encoded frame messages with their sequence numbers, already past the gate once.
+    pub frames: mpsc::Receiver<(bytes::Bytes, u64)>,
+}
+
+/// Admits an authenticated technician's viewer (QUIC or browser) to session `id`: the
+/// technician must be on the session (assigned or invited), the session live, and the
+/// session's viewer slots not full. The first queued messages are the welcome, who holds
+/// control and the app's displays.
+pub(super) async fn admit(
     transport: &Arc<Transport>,
     conn_id: u64,
-    connection: quinn::Connection,
-    mut writer: MessageWriter,
-    mut reader: MessageReader,
-    token: String,
+    technician: TechnicianId,
     id: SessionId,
-) {
+    carrier: ViewerCarrier,
+) -> Result<Admitted, (RejectReason, &'static str)> {
     let desk = &transport.hubs.desk;
-    let Ok(technician) = desk.authenticate(&token).await else {
-        reject(&connection, &mut writer, RejectReason::Unauthorized, "invalid or expired token; log in again").await;
-        return;
-    };
-    // The technician must be on the session (assigned or invited) and the session live.
     let (allowed, displays) = match desk.session_row(id).await {
         Ok(Some(row)) if !row.core.deleted && row.core.state.is_live() => {
-            (row.core.has_technician(technician.id), row.agent.map(|a| a.displays).unwrap_or_default())
+            (row.core.has_technician(technician), row.agent.map(|a| a.displays).unwrap_or_default())
         }
         _ => (false, Vec::new()),
     };
     if !allowed {
-        reject(&connection, &mut writer, RejectReason::Forbidden, "you are not assigned to or invited on this session").await;
-        return;
+        return Err((RejectReason::Forbidden, "you are not assigned to or invited on this session"));
     }
-    let (out, queue) = tokio::sync::mpsc::channel(VIEWER_QUEUE);
-    let (frames, mut frame_queue) = tokio::sync::mpsc::channel::<(bytes::Bytes, u64)>(VIEWER_FRAME_QUEUE);
+    let (out, queue) = mpsc::channel(VIEWER_QUEUE);
+    let (frames, frame_queue) = mpsc::channel::<(bytes::Bytes, u64)>(VIEWER_FRAME_QUEUE);
     let (hub, full) = transport.hubs.register(id, |state| {
         // A technician may have a viewer window and a scripted client (input) open at once.
-        let theirs = state.viewers.values().filter(|v| v.technician == technician.id).count();
+        let theirs = state.viewers.values().filter(|v| v.technician == technician).count();
         let full = theirs >= MAX_CONNECTIONS_PER_TECHNICIAN
             || state.viewers.len() >= MAX_TECHNICIANS_PER_SESSION * MAX_CONNECTIONS_PER_TECHNICIAN;
         if !full {
@@ -51,17 +59,15 @@ pub(super) async fn run(
             let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
             let displays = state.displays.clone().unwrap_or_else(|| displays.clone());
             let _ = out.try_send(Message::DisplaysChanged(DisplaysChanged { displays }));
-            let link = ViewerLink { technician: technician.id, out: out.clone(), frames, needs_keyframe: true, connection: connection.clone(), window: Default::default() };
+            let link = ViewerLink { technician, out: out.clone(), frames, needs_keyframe: true, carrier, window: Default::default() };
             state.viewers.insert(conn_id, link);
         }
         full
     });
     if full {
         transport.hubs.release_if_idle(id);
-        reject(&connection, &mut writer, RejectReason::TooManyViewers, "too many viewer connections for this session").await;
-        return;
+        return Err((RejectReason::TooManyViewers, "too many viewer connections for this session"));
     }
-    let writer_task = spawn_writer(writer, queue);
     // The session may have changed since the check above (the technician released, the
     // session closed): bring the hub in line with the store now that this viewer is in it;
     // a viewer no longer allowed is dropped by the refresh.
@@ -71,7 +77,51 @@ pub(super) async fn run(
         update_streaming(&mut state);
         request_keyframe(&mut state);
     }
-    tracing::info!(session = %id, technician = %technician.id, "viewer joined");
+    tracing::info!(session = %id, technician = %technician, "viewer joined");
+    Ok(Admitted { hub, queue, frames: frame_queue })
+}
+
+/// Takes a viewer out of its hub: control held by a technician with no other viewer left
+/// goes back to nobody, and the app stops streaming when nobody views.
+pub(super) fn leave(transport: &Arc<Transport>, hub: &Hub, id: SessionId, conn_id: u64, technician: TechnicianId) {
+    {
+        let mut state = hub.lock();
+        if state.viewers.remove(&conn_id).is_some() {
+            if state.gate.controller() == Some(technician) && !state.viewers.values().any(|v| v.technician == technician) {
+                state.gate.hand_control_to(None);
+                announce_controller(&state);
+            }
+            update_streaming(&mut state);
+        }
+    }
+    transport.hubs.release_if_idle(id);
+    tracing::info!(session = %id, technician = %technician, "viewer left");
+}
+
+/// A native viewer (or the CLI) over QUIC.
+pub(super) async fn run(
+    transport: &Arc<Transport>,
+    conn_id: u64,
+    connection: quinn::Connection,
+    mut writer: MessageWriter,
+    mut reader: MessageReader,
+    token: String,
+    id: SessionId,
+) {
+    let Ok(technician) = transport.hubs.desk.authenticate(&token).await else {
+        reject(&connection, &mut writer, RejectReason::Unauthorized, "invalid or expired token; log in again").await;
+        return;
+    };
+    let technician = technician.id;
+    let admitted = admit(transport, conn_id, technician, id, ViewerCarrier::Quic(connection.clone())).await;
+    let Admitted { hub, queue, frames: mut frame_queue } = match admitted {
+        Ok(admitted) => admitted,
+        Err((reason, message)) => {
+            reject(&connection, &mut writer, reason, message).await;
+            return;
+        }
+    };
+    let writer_task = spawn_writer(writer, queue);
 
     // Frames go out on their own streams, newest first when several are in flight. The gate is
     // asked again for every queued frame: a withdrawal also stops what was already queued.
@@ -92,7 +142,7 @@ pub(super) async fn run(
     while let Some(message) = next_message(&mut reader).await {
         match message {
             Ok(message) => {
-                if !handle_message(transport, id, conn_id, technician.id, message) {
+                if !handle_message(transport, id, conn_id, technician, message) {
                     break;
                 }
             }
@@ -105,22 +155,11 @@ pub(super) async fn run(
     }
     frame_task.abort();
     writer_task.abort();
-    {
-        let mut state = hub.lock();
-        if state.viewers.remove(&conn_id).is_some() {
-            if state.gate.controller() == Some(technician.id) && !state.viewers.values().any(|v| v.technician == technician.id) {
-                state.gate.hand_control_to(None);
-                announce_controller(&state);
-            }
-            update_streaming(&mut state);
-        }
-    }
-    transport.hubs.release_if_idle(id);
-    tracing::info!(session = %id, technician = %technician.id, "viewer left");
+    leave(transport, &hub, id, conn_id, technician);
 }
 
 /// Handles one message from a viewer; false ends the connection.
-fn handle_message(transport: &Arc<Transport>, id: SessionId, conn_id: u64, technician: TechnicianId, message: Message) -> bool {
+pub(super) fn handle_message(transport: &Arc<Transport>, id: SessionId, conn_id: u64, technician: TechnicianId, message: Message) -> bool {
     let Some(hub) = transport.hubs.existing(id) else { return false };
     let mut state = hub.lock();
     if !state.viewers.contains_key(&conn_id) {

@@ -1,0 +1,304 @@
+//! Browsers' viewers over WebRTC: the relay is the browser's peer (the `webrtc` crate).
+//!
+//! Signalling is one authenticated HTTP request (`POST /api/v1/sessions/{id}/webrtc`): the
+//! browser's offer, ICE candidates gathered, in; the relay's answer, candidates gathered, out
+//! (no trickling: host candidates are all there is to gather, so it costs nothing). The video
+//! is an H.264 track fed with the app's access units as they are — never decoded or re-encoded
+//! — with RTP timestamps from the frames' capture times. The browser opens a data channel on
+//! which both sides exchange the relay protocol's messages as JSON: from the relay, what a
+//! native viewer gets on its control stream (welcome, who holds control, the displays, bye);
+//! from the browser, what a native viewer may send (input, control hand-over, display choice,
+//! keyframe requests). They go through the very functions QUIC viewers use (`viewer::admit`,
+//! `viewer::handle_message`), so the consent gate is the same single chokepoint.
+
+use super::Transport;
+use super::hub::{ViewerCarrier, request_keyframe};
+use super::viewer::{Admitted, admit, handle_message, leave};
+use crate::error::Error;
+use crate::limits::BROWSER_CONNECT_TIMEOUT;
+use bytes::Bytes;
+use deskline_protocol::limits::{MAX_CONTROL_MESSAGE_BYTES, MAX_VIDEO_FRAME_BYTES};
+use deskline_protocol::{Message, RejectReason, SessionId, TechnicianId, codec};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media::Sample;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
+};
+
+/// How long ICE gathering may take before the answer is sent anyway (host candidates only:
+/// normally immediate).
+const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A frame's RTP duration when the capture times give none (the first frame, a clock jump).
+const DEFAULT_FRAME_DURATION: Duration = Duration::from_millis(33);
+
+/// What browsers and the relay agree on: H.264 Constrained Baseline (what the app's openh264
+/// produces), packetization mode 1.
+fn h264() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// Passes the peer connection's events to the viewer's task (the callbacks run on the
+/// connection's driver, so they only hand things over).
+struct Events {
+    gathered: mpsc::Sender<()>,
+    channels: mpsc::UnboundedSender<Arc<dyn DataChannel>>,
+    state: watch::Sender<RTCPeerConnectionState>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.state.send_replace(state);
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        let _ = self.channels.send(channel);
+    }
+}
+
+/// A negotiated peer connection, before it is connected.
+struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    channels: mpsc::UnboundedReceiver<Arc<dyn DataChannel>>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+}
+
+fn webrtc_error(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("WebRTC: {e}"))
+}
+
+/// Answers `offer` with a peer connection bound to `ip` (an ephemeral UDP port per browser).
+async fn negotiate(ip: std::net::IpAddr, offer: RTCSessionDescription) -> Result<(String, Peer), Error> {
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(RTCRtpCodecParameters { rtp_codec: h264(), payload_type: 102 }, RtpCodecKind::Video)
+        .map_err(webrtc_error)?;
+    let registry = register_default_interceptors(Registry::new(), &mut media).map_err(webrtc_error)?;
+    // No multicast DNS: the relay has a real address, and browsers on other machines reach it
+    // through its candidates (their own obfuscated `.local` ones are not needed for that).
+    let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+    let (gathered, mut gathering) = mpsc::channel(1);
+    let (channels, channel_rx) = mpsc::unbounded_channel();
+    let (state, state_rx) = watch::channel(RTCPeerConnectionState::New);
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(Events { gathered, channels, state }))
+        .with_udp_addrs(vec![SocketAddr::new(ip, 0)])
+        .build()
+        .await
+        .map_err(webrtc_error)?;
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    let negotiated = async {
+        let ssrc: u32 = rand::random::<u32>() | 1;
+        let coding = RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: h264(),
+            ..Default::default()
+        };
+        let stream = MediaStreamTrack::new("screen".into(), "screen".into(), "screen".into(), RtpCodecKind::Video, vec![coding]);
+        let track = Arc::new(TrackLocalStaticSample::new(Instant::now(), stream)?);
+        let sender = pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await?;
+        pc.set_remote_description(offer).await?;
+        let answer = pc.create_answer(None).await?;
+        pc.set_local_description(answer).await?;
+        let _ = tokio::time::timeout(GATHERING_TIMEOUT, gathering.recv()).await;
+        let sdp = pc.local_description().await.map(|d| d.sdp);
+        // Browsers may pick another payload type than the one registered.
+        let payload_type = sender.get_parameters().await?.rtp_parameters.codecs.first().map(|c| c.payload_type);
+        Ok::<_, webrtc::error::Error>((sdp, track, ssrc, payload_type))
+    }
+    .await;
+    match negotiated {
+        Ok((Some(sdp), track, ssrc, Some(payload_type))) => {
+            Ok((sdp, Peer { pc, track, ssrc, payload_type, channels: channel_rx, state: state_rx }))
+        }
+        Ok((_, _, _, None)) => {
+            let _ = pc.close().await;
+            Err(Error::bad("invalid_sdp", "the offer has no H.264 video the relay can send (receive-only video, packetization mode 1)"))
+        }
+        Ok((None, ..)) => {
+            let _ = pc.close().await;
+            Err(webrtc_error("no local description"))
+        }
+        Err(e) => {
+            // Dropping a peer connection does not stop its driver: close it.
+            let _ = pc.close().await;
+            Err(Error::bad("invalid_sdp", format!("the offer cannot be answered: {e}")))
+        }
+    }
+}
+
+impl Transport {
+    /// A browser's viewer: answers its WebRTC `offer` for session `id` and serves it until it
+    /// leaves, the session ends, or the technician is no longer on it.
+    ///
+    /// # Errors
+    /// A malformed offer (400), a technician not on the session or a session not live (403),
+    /// too many viewers (409).
+    pub async fn browser_offer(self: &Arc<Self>, technician: TechnicianId, id: SessionId, offer: String) -> Result<String, Error> {
+        let offer = RTCSessionDescription::offer(offer).map_err(|e| Error::bad("invalid_sdp", format!("sdp: {e}")))?;
+        let (answer, peer) = negotiate(self.webrtc_ip, offer).await?;
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        match admit(self, conn_id, technician, id, ViewerCarrier::Browser).await {
+            Ok(admitted) => {
+                let transport = self.clone();
+                tokio::spawn(async move { serve(&transport, conn_id, technician, id, peer, admitted).await });
+                Ok(answer)
+            }
+            Err((reason, message)) => {
+                let _ = peer.pc.close().await;
+                Err(match reason {
+                    RejectReason::TooManyViewers => Error::conflict("too_many_viewers", message),
+                    _ => Error::Forbidden(message.to_owned()),
+                })
+            }
+        }
+    }
+}
+
+/// Serves one browser viewer until it goes.
+async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianId, id: SessionId, peer: Peer, admitted: Admitted) {
+    let Admitted { hub, mut queue, mut frames } = admitted;
+    let Peer { pc, track, ssrc, payload_type, mut channels, mut state } = peer;
+    let (inbound, mut from_browser) = mpsc::channel::<Message>(64);
+    let mut channel: Option<Arc<dyn DataChannel>> = None;
+    let mut unsent: Vec<String> = Vec::new();
+    let mut connected = false;
+    let mut last_capture_us: Option<u64> = None;
+    let deadline = tokio::time::sleep(BROWSER_CONNECT_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline, if !connected => {
+                tracing::info!(session = %id, "browser viewer never connected");
+                break;
+            }
+            changed = state.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = *state.borrow_and_update();
+                match now {
+                    RTCPeerConnectionState::Connected if !connected => {
+                        connected = true;
+                        // Frames queued while connecting were not sent: start at a keyframe.
+                        let mut state = hub.lock();
+                        if let Some(viewer) = state.viewers.get_mut(&conn_id) {
+                            viewer.needs_keyframe = true;
+                        }
+                        request_keyframe(&mut state);
+                    }
+                    RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => break,
+                    _ => {}
+                }
+            }
+            Some(opened) = channels.recv(), if channel.is_none() => {
+                spawn_reader(opened.clone(), inbound.clone());
+                for text in unsent.drain(..) {
+                    let _ = opened.send_text(&text).await;
+                }
+                channel = Some(opened);
+            }
+            message = queue.recv() => {
+                let Some(message) = message else { break };
+                let bye = matches!(message, Message::Bye(_));
+                let Ok(text) = serde_json::to_string(&message) else { continue };
+                match &channel {
+                    Some(channel) => {
+                        let _ = channel.send_text(&text).await;
+                    }
+                    None => unsent.push(text),
+                }
+                if bye {
+                    break;
+                }
+            }
+            frame = frames.recv() => {
+                let Some((encoded, _seq)) = frame else { break };
+                // Asked again for every queued frame, as for QUIC viewers.
+                if !connected || hub.lock().gate.admit_frame().is_none() {
+                    continue;
+                }
+                let Ok(Message::VideoFrame(frame)) = codec::decode_exact(&encoded, MAX_VIDEO_FRAME_BYTES) else { continue };
+                let duration = last_capture_us
+                    .map(|last| Duration::from_micros(frame.capture_us.saturating_sub(last)))
+                    .filter(|d| !d.is_zero() && *d < Duration::from_secs(1))
+                    .unwrap_or(DEFAULT_FRAME_DURATION);
+                last_capture_us = Some(frame.capture_us);
+                let sample = Sample { data: Bytes::from(frame.data), duration, ..Sample::new(Instant::now()) };
+                if track.sample_writer(ssrc, payload_type).write_sample(&sample).await.is_err() {
+                    break;
+                }
+            }
+            message = from_browser.recv() => {
+                // The reader ends when the channel closes: the browser went away.
+                let Some(message) = message else { break };
+                if !handle_message(transport, id, conn_id, technician, message) {
+                    break;
+                }
+            }
+        }
+    }
+    leave(transport, &hub, id, conn_id, technician);
+    let _ = pc.close().await;
+}
+
+/// Reads the browser's data channel: each text message one protocol message as JSON. Bad
+/// ones are skipped (a browser's typo must not end the session); the channel closing ends it.
+fn spawn_reader(channel: Arc<dyn DataChannel>, inbound: mpsc::Sender<Message>) {
+    tokio::spawn(async move {
+        while let Some(event) = channel.poll().await {
+            match event {
+                DataChannelEvent::OnMessage(message) => {
+                    if message.data.len() > MAX_CONTROL_MESSAGE_BYTES {
+                        tracing::info!(bytes = message.data.len(), "oversized message from a browser skipped");
+                        continue;
+                    }
+                    let parsed = serde_json::from_slice::<Message>(&message.data)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| m.validate().map(|()| m).map_err(|e| e.to_string()));
+                    match parsed {
+                        Ok(message) => {
+                            if inbound.send(message).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => tracing::info!(error = %e, "bad message from a browser skipped"),
+                    }
+                }
+                DataChannelEvent::OnClose => return,
+                _ => {}
+            }
+        }
+    });
+}
