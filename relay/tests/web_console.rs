@@ -230,8 +230,17 @@ async fn a_technician_works_the_desk_in_the_browser() {
     let row = eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
     assert!(!row.contains("not connected"), "the computer is named: {row}");
 
-    // Start the remote session from the detail: the end user's answer shows up live.
+    // Open the browser viewer first: connected, but no picture without the end user's consent.
     click(&browser, "#sessions tbody tr").await;
+    click_action(&browser, "View in browser").await;
+    let status = "return document.getElementById('viewer-status').textContent";
+    eventually(&browser, "the viewer connecting", 30, status, |t| t == "viewing").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let size = "const v = document.getElementById('screen'); return `${v.videoWidth}x${v.videoHeight}`";
+    let before = browser.execute(size, vec![]).await.unwrap();
+    assert_eq!(before, Value::String("0x0".into()), "a picture before consent");
+
+    // Start the remote session from the detail: the end user's answer shows up live.
     click_action(&browser, "Start remote session").await;
     let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("view and control")).await;
     assert!(row.contains("admin") || row.contains("Admin"), "granted to the asking technician: {row}");
@@ -239,14 +248,10 @@ async fn a_technician_works_the_desk_in_the_browser() {
         eventually(&browser, "the history", 10, "return document.getElementById('audit').innerText", |t| t.contains("consent")).await;
     assert!(history.contains("created"), "{history}");
 
-    // View it in the browser: the relay answers the page's WebRTC offer and the H.264 track
-    // shows the app's picture (the synthetic pattern's left half is a known colour).
-    click_action(&browser, "View in browser").await;
-    let size = eventually(&browser, "the picture", 30, "const v = document.getElementById('screen'); return `${v.videoWidth}x${v.videoHeight}`", |t| {
-        t == "640x360"
-    })
-    .await;
-    assert_eq!(size, "640x360");
+    // With consent, the open viewer shows the app's picture: the relay answered the page's
+    // WebRTC offer and its H.264 track carries the app's frames (the synthetic pattern's left
+    // half is a known colour).
+    eventually(&browser, "the picture", 30, size, |t| t == "640x360").await;
     let pixel = browser
         .execute(
             "const v = document.getElementById('screen'); const c = document.createElement('canvas');
@@ -320,4 +325,53 @@ async fn the_console_files_are_served_with_a_strict_policy() {
     // Nothing else is served from the root: unknown paths get the API's JSON 404.
     let response = http.get(format!("{}setup", relay.url)).send().await.unwrap();
     assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn the_webrtc_route_refuses_outsiders_and_bad_offers() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let api = |path: &str| format!("{}api/v1{path}", relay.url);
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
+        let request = http.request(method, api(path)).bearer_auth(token).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let login = |username: &'static str, password: String| {
+        let request = http.post(api("/login")).json(&json!({"username": username, "password": password}));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned() }
+    };
+    let admin = login("admin", relay.password.clone()).await;
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/technicians",
+        &admin,
+        json!({"username": "bob", "display_name": "Bob", "password": "a long password for bob", "role": "technician"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let bob = login("bob", "a long password for bob".into()).await;
+    let (_, channels) = call(reqwest::Method::GET, "/channels", &admin, Value::Null).await;
+    let channel = channels[0]["id"].as_i64().unwrap();
+    let (status, session) = call(reqwest::Method::POST, &format!("/channels/{channel}/sessions"), &admin, json!({"kind": "pin"})).await;
+    assert_eq!(status, 201);
+    let webrtc = format!("/sessions/{}/webrtc", session["id"]);
+
+    // Bob is not on the session: refused before any WebRTC work.
+    let (status, body) = call(reqwest::Method::POST, &webrtc, &bob, json!({"sdp": "v=0"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    // The assigned technician with an offer that is not SDP: a clear 400.
+    let (status, body) = call(reqwest::Method::POST, &webrtc, &admin, json!({"sdp": "not a session description"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_sdp")), "{body}");
+    // A body of the wrong shape names the problem too.
+    let (status, body) = call(reqwest::Method::POST, &webrtc, &admin, json!({"offer": "v=0"})).await;
+    assert_eq!(status, 400, "{body}");
+    // A closed session cannot be viewed.
+    call(reqwest::Method::POST, &format!("/sessions/{}/close", session["id"]), &admin, Value::Null).await;
+    let (status, _) = call(reqwest::Method::POST, &webrtc, &admin, json!({"sdp": "v=0"})).await;
+    assert_eq!(status, 403);
 }

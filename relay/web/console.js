@@ -522,7 +522,10 @@ async function openViewer(s) {
   };
   pc.onconnectionstatechange = () => {
     if (viewer.pc !== pc) return;
-    if (pc.connectionState === "connected") viewerStatus(controlText());
+    if (pc.connectionState === "connected") {
+      viewerStatus(controlText());
+      watchLoss(pc);
+    }
     if (pc.connectionState === "failed") viewerStatus("the connection to the relay failed");
   };
   try {
@@ -534,6 +537,26 @@ async function openViewer(s) {
   } catch (e) {
     if (viewer.pc === pc) viewerStatus(e.message);
   }
+}
+
+// A lost packet leaves the decoder waiting for a keyframe: the browser then sends RTCP PLI,
+// which the relay does not read from RTP; ask for one on the data channel instead (the relay
+// passes at most one request per 250 ms to the app).
+function watchLoss(pc) {
+  let pli = 0;
+  const timer = setInterval(async () => {
+    if (viewer.pc !== pc) {
+      clearInterval(timer);
+      return;
+    }
+    const stats = await pc.getStats();
+    stats.forEach((report) => {
+      if (report.type === "inbound-rtp" && report.kind === "video" && report.pliCount > pli) {
+        pli = report.pliCount;
+        send("KeyframeRequest");
+      }
+    });
+  }, 500);
 }
 
 function gatheringComplete(pc) {

@@ -13,7 +13,7 @@
 
 use super::Transport;
 use super::hub::{ViewerCarrier, request_keyframe};
-use super::viewer::{Admitted, admit, handle_message, leave};
+use super::viewer::{Admitted, admit, handle_message, leave, may_view};
 use crate::error::Error;
 use crate::limits::BROWSER_CONNECT_TIMEOUT;
 use bytes::Bytes;
@@ -166,6 +166,12 @@ impl Transport {
     /// A malformed offer (400), a technician not on the session or a session not live (403),
     /// too many viewers (409).
     pub async fn browser_offer(self: &Arc<Self>, technician: TechnicianId, id: SessionId, offer: String) -> Result<String, Error> {
+        let refused = |(reason, message): (RejectReason, &str)| match reason {
+            RejectReason::TooManyViewers => Error::conflict("too_many_viewers", message),
+            _ => Error::Forbidden(message.to_owned()),
+        };
+        // Checked before any WebRTC work, and again on admission (the session may change).
+        may_view(self, technician, id).await.map_err(refused)?;
         let offer = RTCSessionDescription::offer(offer).map_err(|e| Error::bad("invalid_sdp", format!("sdp: {e}")))?;
         let (answer, peer) = negotiate(self.webrtc_ip, offer).await?;
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -175,12 +181,9 @@ impl Transport {
                 tokio::spawn(async move { serve(&transport, conn_id, technician, id, peer, admitted).await });
                 Ok(answer)
             }
-            Err((reason, message)) => {
+            Err(refusal) => {
                 let _ = peer.pc.close().await;
-                Err(match reason {
-                    RejectReason::TooManyViewers => Error::conflict("too_many_viewers", message),
-                    _ => Error::Forbidden(message.to_owned()),
-                })
+                Err(refused(refusal))
             }
         }
     }

@@ -7,7 +7,7 @@ use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
-use deskline_protocol::{ControlHandover, DisplaysChanged, Message, RejectReason, SessionId, TechnicianId, Welcome};
+use deskline_protocol::{ControlHandover, DisplayInfo, DisplaysChanged, Message, RejectReason, SessionId, TechnicianId, Welcome};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -24,6 +24,21 @@ pub(super) struct Admitted {
     pub frames: mpsc::Receiver<(bytes::Bytes, u64)>,
 }
 
+/// The session's stored displays if `technician` may view it: on the session (assigned or
+/// invited) and the session live.
+pub(super) async fn may_view(
+    transport: &Arc<Transport>,
+    technician: TechnicianId,
+    id: SessionId,
+) -> Result<Vec<DisplayInfo>, (RejectReason, &'static str)> {
+    match transport.hubs.desk.session_row(id).await {
+        Ok(Some(row)) if !row.core.deleted && row.core.state.is_live() && row.core.has_technician(technician) => {
+            Ok(row.agent.map(|a| a.displays).unwrap_or_default())
+        }
+        _ => Err((RejectReason::Forbidden, "you are not assigned to or invited on this session")),
+    }
+}
+
 /// Admits an authenticated technician's viewer (QUIC or browser) to session `id`: the
 /// technician must be on the session (assigned or invited), the session live, and the
 /// session's viewer slots not full. The first queued messages are the welcome, who holds
@@ -35,16 +50,7 @@ pub(super) async fn admit(
     id: SessionId,
     carrier: ViewerCarrier,
 ) -> Result<Admitted, (RejectReason, &'static str)> {
-    let desk = &transport.hubs.desk;
-    let (allowed, displays) = match desk.session_row(id).await {
-        Ok(Some(row)) if !row.core.deleted && row.core.state.is_live() => {
-            (row.core.has_technician(technician), row.agent.map(|a| a.displays).unwrap_or_default())
-        }
-        _ => (false, Vec::new()),
-    };
-    if !allowed {
-        return Err((RejectReason::Forbidden, "you are not assigned to or invited on this session"));
-    }
+    let displays = may_view(transport, technician, id).await?;
     let (out, queue) = mpsc::channel(VIEWER_QUEUE);
     let (frames, frame_queue) = mpsc::channel::<(bytes::Bytes, u64)>(VIEWER_FRAME_QUEUE);
     let (hub, full) = transport.hubs.register(id, |state| {
