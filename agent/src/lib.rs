@@ -18,6 +18,7 @@
 
 pub mod capture;
 pub mod desktop;
+pub mod download;
 pub mod encode;
 pub mod inject;
 pub mod keymap;

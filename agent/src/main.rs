@@ -24,7 +24,8 @@ struct Cli {
     /// The 6-digit PIN the technician gave you (asked in the window when missing).
     #[arg(long, conflicts_with = "link")]
     pin: Option<String>,
-    /// The invite link (https://RELAY/s/TOKEN) or its token.
+    /// The invite link (https://RELAY/s/TOKEN) or its token. Without a link or PIN, the link
+    /// a download from the invite page carries is used.
     #[arg(long)]
     link: Option<String>,
     /// The relay's QUIC address, host:port (taken from the link when it names one).
@@ -68,8 +69,14 @@ fn main() -> anyhow::Result<()> {
 /// The QUIC port a relay listens on unless told otherwise.
 const DEFAULT_QUIC: &str = "127.0.0.1:4433";
 
+/// The link given, or, with neither a link nor a PIN, the one this download carries.
 fn link(cli: &Cli) -> anyhow::Result<Option<SessionLink>> {
-    cli.link.as_deref().map(|l| l.parse::<SessionLink>().context("the link")).transpose()
+    let text = match (&cli.link, &cli.pin) {
+        (Some(link), _) => Some(link.clone()),
+        (None, None) => deskline_agent::download::carried_link(&std::env::current_exe()?)?,
+        (None, Some(_)) => None,
+    };
+    text.map(|l| l.parse::<SessionLink>().context("the link")).transpose()
 }
 
 fn initial_code(cli: &Cli) -> anyhow::Result<Option<AppCode>> {

@@ -13,12 +13,14 @@
 //! - [`message`]: every message of the protocol (DESIGN §4) as typed values.
 //! - [`codec`]: the length-prefixed, versioned binary framing, with hard limits.
 //! - [`code`]: link tokens, PINs and resumption secrets.
+//! - [`embed`]: the session link a support app download carries at its end.
 //! - [`session`]: session states, actions and audit events (DESIGN §2).
 //! - [`limits`]: every limit, with its reason.
 
 pub mod capability;
 pub mod code;
 pub mod codec;
+pub mod embed;
 pub mod ids;
 pub mod keycode;
 pub mod limits;

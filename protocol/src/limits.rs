@@ -50,3 +50,7 @@ pub const MAX_BEARER_TOKEN_BYTES: usize = 256;
 
 /// Longest session name or note a technician may set.
 pub const MAX_SESSION_NAME_BYTES: usize = 200;
+
+/// Longest link a support app download may carry: a link is its public URL, a 26-character
+/// token and the QUIC address and certificate hash, well under this.
+pub const MAX_EMBEDDED_LINK_BYTES: usize = 1024;

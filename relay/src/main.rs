@@ -45,6 +45,10 @@ enum Command {
         /// Frames per second asked of support apps (1 to 60; they adapt below it).
         #[arg(long, default_value_t = deskline_relay::limits::DEFAULT_MAX_FPS)]
         max_fps: u16,
+        /// The support app executable offered on invite pages, with the session's link
+        /// appended (default: deskline-agent beside this executable, if present).
+        #[arg(long, value_name = "PATH")]
+        agent_binary: Option<PathBuf>,
     },
     /// Manage technician accounts from the server's shell (no web setup page exists).
     Admin {
@@ -78,9 +82,10 @@ fn main() -> anyhow::Result<()> {
         .init();
     deskline_relay::install_crypto_provider();
     match Cli::parse().command {
-        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps } => {
+        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps, agent_binary } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let options = ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps };
+            let options =
+                ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps, agent_binary };
             runtime.block_on(serve(options))
         }
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {

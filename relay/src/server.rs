@@ -9,7 +9,7 @@ use crate::store::{Db, Role};
 use crate::{api, auth, tls};
 use anyhow::{Context as _, bail};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ pub struct ServeOptions {
     pub organisation: String,
     /// Frames per second asked of support apps (1 to 60).
     pub max_fps: u16,
+    /// The support app executable invite pages offer; `None`: `deskline-agent` beside the
+    /// relay's own executable, if it is there.
+    pub agent_binary: Option<PathBuf>,
 }
 
 /// How long open connections get to finish after a shutdown signal: enough for in-flight API
@@ -49,6 +52,7 @@ pub struct Prepared {
     quic: quinn::Endpoint,
     organisation: String,
     max_fps: u16,
+    agent_binary: Option<PathBuf>,
     /// The demo admin's one-time password, when this start created the admin.
     pub admin_password: Option<String>,
     /// Whether this start created the self-signed certificate.
@@ -105,6 +109,7 @@ impl Prepared {
             quic,
             organisation: options.organisation.clone(),
             max_fps: options.max_fps,
+            agent_binary: agent_binary(options.agent_binary.as_deref())?,
             admin_password,
             cert_created,
         })
@@ -132,6 +137,12 @@ impl Prepared {
         self.cert.fingerprint()
     }
 
+    /// The support app executable invite pages offer, if any.
+    #[must_use]
+    pub fn agent_binary(&self) -> Option<&Path> {
+        self.agent_binary.as_deref()
+    }
+
     /// The service desk.
     #[must_use]
     pub fn desk(&self) -> &Desk {
@@ -145,7 +156,7 @@ impl Prepared {
         let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps, webrtc_ip);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic));
-        let app = api::router_with(self.desk.clone(), Some(transport));
+        let app = api::router_with(self.desk.clone(), Some(transport), self.agent_binary.clone());
         let handle = axum_server::Handle::new();
         let on_shutdown = handle.clone();
         tokio::spawn(async move {
@@ -183,6 +194,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     println!("web console: {base}/");
     println!("API: {base}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
     println!("QUIC (support apps and viewers): {}", prepared.quic_addr()?);
+    match prepared.agent_binary() {
+        Some(path) => println!("invite pages offer the support app {}", path.display()),
+        None => println!("invite pages offer no download (build deskline-agent or give --agent-binary)"),
+    }
     println!("session links are built on {}", prepared.desk().public_url());
     tracing::info!(%base, "relay listening");
     prepared.run(shutdown_signal()).await
@@ -223,6 +238,7 @@ impl LocalRelay {
             demo_admin: Some("admin".into()),
             organisation: organisation.to_owned(),
             max_fps: crate::limits::DEFAULT_MAX_FPS,
+            agent_binary: None,
         }
     }
 
@@ -316,6 +332,19 @@ fn host_of(url: &str) -> Option<String> {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
     (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// The support app to offer: the one given (which must exist), else `deskline-agent` beside
+/// this executable when it is there.
+fn agent_binary(given: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(path) = given {
+        if !path.is_file() {
+            bail!("--agent-binary {}: no such file", path.display());
+        }
+        return Ok(Some(path.to_owned()));
+    }
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("deskline-agent")));
+    Ok(beside.filter(|p| p.is_file()))
 }
 
 #[cfg(test)]

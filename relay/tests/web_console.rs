@@ -305,6 +305,13 @@ async fn a_technician_works_the_desk_in_the_browser() {
     click(&browser, "#signout").await;
     browser.refresh().await.unwrap();
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#signin:not([hidden])")).await.unwrap();
+
+    // What the end user sees when they open an invite link.
+    let link = Api::login(&relay, "admin", &relay.password).await.new_session("link").await["link"].as_str().unwrap().to_owned();
+    browser.goto(&link).await.unwrap();
+    let heading = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Remote support from Example IT");
+    screenshot(&browser, "web-invite.png").await;
     browser.close().await.unwrap();
 }
 
@@ -327,51 +334,127 @@ async fn the_console_files_are_served_with_a_strict_policy() {
     assert_eq!(response.status(), 404);
 }
 
+/// The API of a relay, signed in as one technician.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// A client for the relay's self-signed certificate (these tests check the pages, not TLS).
+fn insecure_client() -> reqwest::Client {
+    reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap()
+}
+
+impl Api {
+    async fn login(relay: &Relay, username: &str, password: &str) -> Api {
+        let http = insecure_client();
+        let base = format!("{}api/v1", relay.url);
+        let response = http.post(format!("{base}/login")).json(&json!({"username": username, "password": password})).send().await.unwrap();
+        let token = response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+        Api { http, base, token }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let response = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    async fn new_session(&self, kind: &str) -> Value {
+        let (_, channels) = self.call(reqwest::Method::GET, "/channels", Value::Null).await;
+        let channel = channels[0]["id"].as_i64().unwrap();
+        let (status, session) = self.call(reqwest::Method::POST, &format!("/channels/{channel}/sessions"), json!({"kind": kind})).await;
+        assert_eq!(status, 201, "{session}");
+        session
+    }
+}
+
 #[tokio::test]
 async fn the_webrtc_route_refuses_outsiders_and_bad_offers() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(dir.path());
-    let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-    let api = |path: &str| format!("{}api/v1{path}", relay.url);
-    let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
-        let request = http.request(method, api(path)).bearer_auth(token).json(&body);
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let login = |username: &'static str, password: String| {
-        let request = http.post(api("/login")).json(&json!({"username": username, "password": password}));
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned() }
-    };
-    let admin = login("admin", relay.password.clone()).await;
-    let (status, _) = call(
-        reqwest::Method::POST,
-        "/technicians",
-        &admin,
-        json!({"username": "bob", "display_name": "Bob", "password": "a long password for bob", "role": "technician"}),
-    )
-    .await;
+    let admin = Api::login(&relay, "admin", &relay.password).await;
+    let technician = json!({"username": "bob", "display_name": "Bob", "password": "a long password for bob", "role": "technician"});
+    let (status, _) = admin.call(reqwest::Method::POST, "/technicians", technician).await;
     assert_eq!(status, 201);
-    let bob = login("bob", "a long password for bob".into()).await;
-    let (_, channels) = call(reqwest::Method::GET, "/channels", &admin, Value::Null).await;
-    let channel = channels[0]["id"].as_i64().unwrap();
-    let (status, session) = call(reqwest::Method::POST, &format!("/channels/{channel}/sessions"), &admin, json!({"kind": "pin"})).await;
-    assert_eq!(status, 201);
+    let bob = Api::login(&relay, "bob", "a long password for bob").await;
+    let session = admin.new_session("pin").await;
     let webrtc = format!("/sessions/{}/webrtc", session["id"]);
 
     // Bob is not on the session: refused before any WebRTC work.
-    let (status, body) = call(reqwest::Method::POST, &webrtc, &bob, json!({"sdp": "v=0"})).await;
+    let (status, body) = bob.call(reqwest::Method::POST, &webrtc, json!({"sdp": "v=0"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
     // The assigned technician with an offer that is not SDP: a clear 400.
-    let (status, body) = call(reqwest::Method::POST, &webrtc, &admin, json!({"sdp": "not a session description"})).await;
+    let (status, body) = admin.call(reqwest::Method::POST, &webrtc, json!({"sdp": "not a session description"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_sdp")), "{body}");
     // A body of the wrong shape names the problem too.
-    let (status, body) = call(reqwest::Method::POST, &webrtc, &admin, json!({"offer": "v=0"})).await;
+    let (status, body) = admin.call(reqwest::Method::POST, &webrtc, json!({"offer": "v=0"})).await;
     assert_eq!(status, 400, "{body}");
     // A closed session cannot be viewed.
-    call(reqwest::Method::POST, &format!("/sessions/{}/close", session["id"]), &admin, Value::Null).await;
-    let (status, _) = call(reqwest::Method::POST, &webrtc, &admin, json!({"sdp": "v=0"})).await;
+    admin.call(reqwest::Method::POST, &format!("/sessions/{}/close", session["id"]), Value::Null).await;
+    let (status, _) = admin.call(reqwest::Method::POST, &webrtc, json!({"sdp": "v=0"})).await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_invite_link_opens_a_page_whose_download_joins_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let admin = Api::login(&relay, "admin", &relay.password).await;
+    let session = admin.new_session("link").await;
+    let link = session["link"].as_str().unwrap().to_owned();
+    let (page_url, _fragment) = link.split_once('#').unwrap();
+    let http = insecure_client();
+
+    // The page the end user's link opens names the organisation and offers the app.
+    let response = http.get(page_url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-security-policy"], deskline_relay::api::CONTENT_SECURITY_POLICY);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Remote support from Example IT"), "{page}");
+    let download = format!("{page_url}/download");
+    assert!(page.contains(&format!("href=\"{}/download\"", page_url.trim_start_matches(&relay.url[..relay.url.len() - 1]))), "{page}");
+
+    // The download is the support app carrying the whole link (the QUIC address and the
+    // certificate to pin included, which the page's URL alone does not send to the server).
+    let response = http.get(&download).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-disposition"].to_str().unwrap().contains("deskline-support"));
+    let bytes = response.bytes().await.unwrap();
+    let tail = &bytes[bytes.len().saturating_sub(deskline_protocol::embed::MAX_TRAILER_BYTES)..];
+    assert_eq!(deskline_protocol::embed::embedded_link(tail).unwrap(), Some(link.as_str()));
+
+    // Run as downloaded, with no argument that names the session: it joins it.
+    let app = dir.path().join("deskline-support");
+    std::fs::write(&app, &bytes).unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let _app = Guard(
+        Command::new(&app)
+            .args(["--synthetic", "320x240", "--auto-consent", "allow"])
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, now) = admin.call(reqwest::Method::GET, &format!("/sessions/{}", session["id"]), Value::Null).await;
+        if now["state"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the downloaded app never joined: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Unknown tokens, and links of closed sessions, get the same "not valid" page.
+    let unknown = format!("{}s/{}", relay.url, "a".repeat(26));
+    assert_eq!(http.get(&unknown).send().await.unwrap().status(), 404);
+    assert_eq!(http.get(format!("{}s/not-a-token", relay.url)).send().await.unwrap().status(), 404);
+    admin.call(reqwest::Method::POST, &format!("/sessions/{}/close", session["id"]), Value::Null).await;
+    let closed = http.get(page_url).send().await.unwrap();
+    assert_eq!(closed.status(), 404);
+    assert!(closed.text().await.unwrap().contains("not valid any more"));
+    assert_eq!(http.get(&download).send().await.unwrap().status(), 404);
 }

@@ -25,13 +25,16 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 /// Routes reachable without a token: `(method, path)` as in the OpenAPI document.
-/// The web console's static files are among them: they carry no data.
+/// The web console's static files are among them (they carry no data), and an end user's
+/// invite page and download (the link's token is the credential).
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/login"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/"),
     ("get", "/console.js"),
     ("get", "/console.css"),
+    ("get", "/s/{token}"),
+    ("get", "/s/{token}/download"),
 ];
 
 /// What every handler can reach.
@@ -41,6 +44,8 @@ pub struct AppState {
     pub desk: Desk,
     /// The media side, for browsers' WebRTC viewers (absent when only the API runs).
     pub transport: Option<Arc<Transport>>,
+    /// The support app executable offered on invite pages (with the session's link appended).
+    pub agent_binary: Option<Arc<std::path::Path>>,
     openapi: Arc<String>,
 }
 
@@ -63,21 +68,23 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API router and its OpenAPI document, without the media side (browsers cannot view).
 pub fn router(desk: Desk) -> Router {
-    router_with(desk, None)
+    router_with(desk, None, None)
 }
 
 /// The API router with the QUIC transport behind it, so browsers can view sessions over
-/// WebRTC.
-pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>) -> Router {
+/// WebRTC, and the support app executable that invite pages offer.
+pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, agent_binary: Option<std::path::PathBuf>) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", routes::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
-    let state = AppState { desk, transport, openapi };
+    let state = AppState { desk, transport, agent_binary: agent_binary.map(Arc::from), openapi };
     api.route("/api/v1/openapi.json", axum::routing::get(openapi_json))
         .route("/", axum::routing::get(web::index))
         .route("/console.js", axum::routing::get(web::script))
         .route("/console.css", axum::routing::get(web::style))
+        .route("/s/{token}", axum::routing::get(web::invite))
+        .route("/s/{token}/download", axum::routing::get(web::download))
         .fallback(not_found)
         .with_state(state)
 }

@@ -1,10 +1,23 @@
-//! The web console's three static files, embedded in the binary (no build step, nothing to
-//! deploy beside the relay). They hold no data: everything comes from the API with the
-//! technician's token, so they are public. Served with a strict Content-Security-Policy
-//! (scripts and styles from this origin only, no inline code, no framing).
+//! What browsers get outside the API.
+//!
+//! - The web console's three static files, embedded in the binary (no build step, nothing to
+//!   deploy beside the relay). They hold no data: everything comes from the API with the
+//!   technician's token, so they are public.
+//! - The invite page an end user's link opens (`/s/TOKEN`), and the support app download it
+//!   offers (`/s/TOKEN/download`): the relay's `deskline-agent` executable with the session's
+//!   whole link appended (`deskline_protocol::embed`), so the app joins without any typing.
+//!   Only live link sessions have them; anything else gets the same "no longer valid" page,
+//!   which tells a guesser nothing (and tokens are 128 random bits).
+//!
+//! Everything is served with a strict Content-Security-Policy (scripts and styles from this
+//! origin only, no inline code, no framing).
 
-use axum::http::{HeaderName, HeaderValue, header};
+use super::AppState;
+use crate::views::SessionView;
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use deskline_protocol::{AppCode, LinkToken};
 
 const INDEX: &str = include_str!("../../web/index.html");
 const SCRIPT: &str = include_str!("../../web/console.js");
@@ -14,7 +27,7 @@ const STYLE: &str = include_str!("../../web/console.css");
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
-fn file(body: &'static str, content_type: &'static str) -> Response {
+fn file(body: impl IntoResponse, content_type: &'static str) -> Response {
     let headers: [(HeaderName, HeaderValue); 6] = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
@@ -37,4 +50,113 @@ pub(super) async fn script() -> Response {
 
 pub(super) async fn style() -> Response {
     file(STYLE, "text/css; charset=utf-8")
+}
+
+/// The file name the support app is downloaded as.
+const DOWNLOAD_NAME: &str = "deskline-support";
+
+/// The session behind an invite link's token and its whole link, if it is a live link session.
+async fn invited(state: &AppState, token: &str) -> Option<String> {
+    let token = token.parse::<LinkToken>().ok()?;
+    let row = state.desk.find_by_code(&AppCode::Link(token)).await.ok()??;
+    SessionView::new(&row, &state.desk.links()).link
+}
+
+/// Escapes text for HTML. (Hand-written: five characters, the only dynamic text is the
+/// operator's organisation name and the relay's own link; a template engine would be all
+/// weight for this one page.)
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><link rel=stylesheet href=/console.css></head>\
+         <body><header><span class=brand>Deskline</span></header><main class=invite>{body}</main></body></html>",
+        title = escape(title),
+    );
+    (status, file(html, "text/html; charset=utf-8")).into_response()
+}
+
+fn no_longer_valid() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Invitation not valid",
+        "<h1>This invitation is not valid any more</h1>\
+         <p>The support session it was for has ended, expired, or never existed. Ask your \
+         technician for a new link or for a PIN.</p>",
+    )
+}
+
+pub(super) async fn invite(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some(link) = invited(&state, &token).await else { return no_longer_valid() };
+    let organisation = state.desk.relay_info().map_or("Your support team", |i| i.organisation.as_str());
+    let org = escape(organisation);
+    let download = if state.agent_binary.is_some() {
+        format!(
+            "<li><a class=button href=\"/s/{token}/download\" download={DOWNLOAD_NAME}>Download the support app</a> \
+             <span class=muted>({os}, {arch})</span></li>\
+             <li>Run it: <code>chmod +x {DOWNLOAD_NAME} &amp;&amp; ./{DOWNLOAD_NAME}</code>. \
+             It connects to this session by itself.</li>",
+            token = escape(&token),
+            // The app offered is built with the relay, for the same system.
+            os = std::env::consts::OS,
+            arch = std::env::consts::ARCH,
+        )
+    } else {
+        "<li>Get the Deskline support app from your technician.</li>".to_owned()
+    };
+    let body = format!(
+        "<h1>Remote support from {org}</h1>\
+         <p>{org} invited you to a remote support session.</p>\
+         <ol>{download}\
+         <li>A window asks you before anyone sees your screen. Nothing is shared until you \
+         allow it, and you can stop sharing at any moment.</li></ol>\
+         <p class=muted>Already have the support app? Start it with this link: \
+         <code class=code>deskline-agent --link '{link}'</code></p>",
+        link = escape(&link),
+    );
+    page(StatusCode::OK, &format!("Remote support from {organisation}"), &body)
+}
+
+pub(super) async fn download(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some(link) = invited(&state, &token).await else { return no_longer_valid() };
+    let Some(binary) = state.agent_binary.as_deref() else { return no_longer_valid() };
+    // Read per download (a few MB, one download per session) so an upgraded binary is served
+    // without a restart.
+    let mut bytes = match tokio::fs::read(binary).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(path = %binary.display(), error = %e, "cannot read the support app to offer");
+            return page(StatusCode::SERVICE_UNAVAILABLE, "Download unavailable", "<h1>The download is not available right now</h1><p>Please try again later, or ask your technician.</p>");
+        }
+    };
+    match deskline_protocol::embed::link_trailer(&link) {
+        Ok(trailer) => bytes.extend(trailer),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot embed the link");
+            return page(StatusCode::INTERNAL_SERVER_ERROR, "Download unavailable", "<h1>The download is not available</h1>");
+        }
+    }
+    let disposition = format!("attachment; filename=\"{DOWNLOAD_NAME}\"");
+    let mut response = file(bytes, "application/octet-stream");
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+    }
+    // The file carries the session's code: no caching anywhere.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
