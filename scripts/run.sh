@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "==> building (release)"
-cargo build --release --locked -p deskline-relay -p deskline-console
+echo "==> building (release): the relay, the CLI and viewer, and the support app its invite pages offer"
+cargo build --release --locked -p deskline-relay -p deskline-console -p deskline-agent
 
 DATA_DIR="${DESKLINE_DATA_DIR:-$PWD/data}"
 echo "==> starting the relay (data in $DATA_DIR); the CLI is target/release/deskline"
