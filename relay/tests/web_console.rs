@@ -308,6 +308,17 @@ async fn a_technician_works_the_desk_in_the_browser() {
     }
     screenshot(&browser, "web-console.png").await;
 
+    // Closing the viewer ends the browser's connection at the relay: its technician no longer
+    // views, so control returns to nobody and the app lets go of everything held.
+    let releases = || std::fs::read_to_string(&injected).unwrap().matches("input: release all").count();
+    let before = releases();
+    click(&browser, "#viewer-close").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while releases() == before {
+        assert!(Instant::now() < deadline, "closing the browser viewer did not end control");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Close it: the code is gone, the state is final, and the start button is disabled.
     click_action(&browser, "Close").await;
     let row = eventually(&browser, "closing", 10, ROW, |t| t.contains("closed")).await;

@@ -193,7 +193,10 @@ impl Transport {
 async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianId, id: SessionId, peer: Peer, admitted: Admitted) {
     let Admitted { hub, mut queue, mut frames } = admitted;
     let Peer { pc, track, ssrc, payload_type, mut channels, mut state } = peer;
+    // Handed to the data channel's reader when the channel opens, so that its end (the
+    // browser closing) ends `from_browser` at once.
     let (inbound, mut from_browser) = mpsc::channel::<Message>(64);
+    let mut inbound = Some(inbound);
     let mut channel: Option<Arc<dyn DataChannel>> = None;
     let mut unsent: Vec<String> = Vec::new();
     let mut connected = false;
@@ -226,7 +229,9 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
                 }
             }
             Some(opened) = channels.recv(), if channel.is_none() => {
-                spawn_reader(opened.clone(), inbound.clone());
+                if let Some(inbound) = inbound.take() {
+                    spawn_reader(opened.clone(), inbound);
+                }
                 for text in unsent.drain(..) {
                     let _ = opened.send_text(&text).await;
                 }
