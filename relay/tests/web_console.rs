@@ -362,6 +362,69 @@ async fn the_console_files_are_served_with_a_strict_policy() {
     assert_eq!(response.status(), 404);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_technicians_and_channels_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = start_browser(dir.path()).await;
+    browser.goto(&relay.url).await.unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
+    fill(&browser, "#username", "admin").await;
+    fill(&browser, "#password", &relay.password).await;
+    click(&browser, "#signin-form button[type=submit]").await;
+    let admin_nav = "//nav[@id='lists']/button[normalize-space()='Administration']";
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(admin_nav)).await.unwrap().click().await.unwrap();
+
+    // A technician, created from the form.
+    let technicians = "return document.querySelector('#technicians tbody').innerText";
+    let create_bob = async || {
+        fill(&browser, "#tech-username", "bob").await;
+        fill(&browser, "#tech-name", "Bob Builder").await;
+        fill(&browser, "#tech-password", "a long password for bob").await;
+        click(&browser, "#technician-form button[type=submit]").await;
+    };
+    create_bob().await;
+    eventually(&browser, "the new technician", 10, technicians, |t| t.contains("Bob Builder")).await;
+    // The same username again: the relay's refusal is shown, nothing changes.
+    create_bob().await;
+    let error = eventually(&browser, "the refusal", 10, "return document.getElementById('admin-error').textContent", |t| !t.is_empty()).await;
+    assert!(error.contains("bob"), "{error}");
+    let listed = eventually(&browser, "the list", 10, technicians, |_| true).await;
+    assert_eq!(listed.matches("Bob Builder").count(), 1, "{listed}");
+
+    // A channel, then Bob as its member and a shorter expiry.
+    fill(&browser, "#channel-name", "Tier 2").await;
+    fill(&browser, "#channel-expiry", "2").await;
+    fill(&browser, "#channel-consent", "45").await;
+    click(&browser, "#channel-form button[type=submit]").await;
+    let row = "//table[@id='channels']//tr[@data-channel='Tier 2']";
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(row)).await.unwrap();
+    browser.find(Locator::XPath(&format!("{row}//select"))).await.unwrap().select_by_label("Bob Builder").await.unwrap();
+    browser.find(Locator::XPath(&format!("{row}//button[normalize-space()='Add member']"))).await.unwrap().click().await.unwrap();
+    let members = format!("return document.evaluate(\"{row}/td[4]/span\", document, null, 9, null).singleNodeValue.innerText");
+    eventually(&browser, "the new member", 10, &members, |t| t.contains("Bob Builder")).await;
+    let expiry = browser.find(Locator::XPath(&format!("{row}/td[2]/input"))).await.unwrap();
+    expiry.clear().await.unwrap();
+    expiry.send_keys("3").await.unwrap();
+    browser.find(Locator::XPath(&format!("{row}//button[normalize-space()='Save']"))).await.unwrap().click().await.unwrap();
+
+    // The relay has it all: Bob signs in and works in Tier 2, whose sessions live 3 hours.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bob = Api::login(&relay, "bob", "a long password for bob").await;
+        let (_, channels) = bob.call(reqwest::Method::GET, "/channels", Value::Null).await;
+        let tier2 = channels.as_array().unwrap().iter().find(|c| c["name"] == "Tier 2").cloned();
+        if let Some(tier2) = tier2.filter(|c| c["session_expiry_secs"] == 3 * 3600) {
+            assert_eq!(tier2["consent_timeout_secs"], 45);
+            break;
+        }
+        assert!(Instant::now() < deadline, "Bob's channels: {channels}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    screenshot(&browser, "web-admin.png").await;
+    browser.close().await.unwrap();
+}
+
 /// The API of a relay, signed in as one technician.
 struct Api {
     http: reqwest::Client,

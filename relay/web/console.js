@@ -69,6 +69,7 @@ async function signIn(event) {
 function signOut(message) {
   state.token = null;
   state.me = null;
+  state.list = { kind: "home" };
   sessionStorage.removeItem("deskline.token");
   if (state.events) state.events.abort();
   state.events = null;
@@ -107,6 +108,9 @@ async function loadDirectory() {
   nav.replaceChildren();
   nav.append(navButton("Home", { kind: "home" }));
   for (const c of channels) nav.append(navButton(`Channel: ${c.name}`, { kind: "channel", id: c.id }));
+  if (state.me.role === "admin") nav.append(navButton("Administration", { kind: "admin" }));
+  for (const b of nav.children) b.setAttribute("aria-current", String(b.dataset.list === JSON.stringify(state.list)));
+  if (state.list.kind === "admin") renderAdmin();
 }
 
 function navButton(label, list) {
@@ -180,11 +184,18 @@ function fillSelect(select, options) {
 async function showList(list) {
   state.list = list;
   for (const b of $("lists").children) b.setAttribute("aria-current", String(b.dataset.list === JSON.stringify(list)));
+  $("admin").hidden = list.kind !== "admin";
+  $("desk-lists").hidden = list.kind === "admin";
+  if (list.kind === "admin") {
+    renderAdmin();
+    return;
+  }
   $("list-title").textContent = list.kind === "home" ? "Home" : `Channel: ${(state.channels.get(list.id) || {}).name || list.id}`;
   await reload();
 }
 
 async function reload() {
+  if (state.list.kind === "admin") return;
   try {
     const path = state.list.kind === "home" ? "/sessions?scope=home" : `/channels/${state.list.id}/sessions`;
     state.sessions = await api("GET", path);
@@ -388,6 +399,113 @@ async function loadAudit(id) {
     return li;
   });
   $("audit").replaceChildren(...items);
+}
+
+// ---- Administration (admins): technicians and channels ------------------------------------------
+
+function renderAdmin() {
+  const channelsOf = (id) => [...state.channels.values()].filter((c) => c.member_ids.includes(id)).map((c) => c.name);
+  $("technicians").tBodies[0].replaceChildren(
+    ...[...state.technicians.values()].map((t) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(t.username), cell(t.display_name), cell(t.role), cell(channelsOf(t.id).join(", ") || "—"));
+      return tr;
+    }),
+  );
+  $("channels").tBodies[0].replaceChildren(...[...state.channels.values()].map(channelRow));
+}
+
+function channelRow(c) {
+  const tr = document.createElement("tr");
+  tr.dataset.channel = c.name;
+  const number = (value, min) => {
+    const input = document.createElement("input");
+    input.type = "number";
+    input.min = String(min);
+    input.value = String(value);
+    return input;
+  };
+  const expiry = number(Math.round(c.session_expiry_secs / 3600), 1);
+  const consent = number(c.consent_timeout_secs, 5);
+  const save = document.createElement("button");
+  save.type = "button";
+  save.textContent = "Save";
+  save.addEventListener("click", () =>
+    adminDo(() =>
+      api("PATCH", `/channels/${c.id}`, {
+        session_expiry_secs: Number(expiry.value) * 3600,
+        consent_timeout_secs: Number(consent.value),
+      }),
+    ),
+  );
+  const members = document.createElement("td");
+  const names = document.createElement("span");
+  names.className = "names";
+  names.textContent = c.member_ids.map(technicianName).join(", ") || "—";
+  members.append(names);
+  const pick = document.createElement("div");
+  pick.className = "inline-pick";
+  const select = document.createElement("select");
+  fillSelect(
+    select,
+    [...state.technicians.values()].filter((t) => !c.member_ids.includes(t.id)).map((t) => [t.id, technicianName(t.id)]),
+  );
+  const add = document.createElement("button");
+  add.type = "button";
+  add.textContent = "Add member";
+  add.disabled = select.options.length === 0;
+  add.addEventListener("click", () =>
+    adminDo(() => api("POST", `/channels/${c.id}/members`, { technician_id: Number(select.value) })),
+  );
+  pick.append(select, add);
+  members.append(pick);
+  const wrap = (input) => {
+    const td = document.createElement("td");
+    td.append(input);
+    return td;
+  };
+  const actions = document.createElement("td");
+  actions.append(save);
+  tr.append(cell(c.name), wrap(expiry), wrap(consent), members, actions);
+  return tr;
+}
+
+// Runs an admin change, then shows the directory as the relay now has it (or the relay's error).
+async function adminDo(change) {
+  $("admin-error").textContent = "";
+  try {
+    await change();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+    return false;
+  }
+  await loadDirectory();
+  return true;
+}
+
+async function createTechnician(event) {
+  event.preventDefault();
+  const body = {
+    username: $("tech-username").value.trim(),
+    display_name: $("tech-name").value.trim(),
+    password: $("tech-password").value,
+    role: $("tech-role").value,
+  };
+  if (await adminDo(() => api("POST", "/technicians", body))) {
+    $("technician-form").reset();
+  }
+}
+
+async function createChannel(event) {
+  event.preventDefault();
+  const body = {
+    name: $("channel-name").value.trim(),
+    session_expiry_secs: Number($("channel-expiry").value) * 3600,
+    consent_timeout_secs: Number($("channel-consent").value),
+  };
+  if (await adminDo(() => api("POST", "/channels", body))) {
+    $("channel-form").reset();
+  }
 }
 
 // ---- Creating sessions -------------------------------------------------------------------------
@@ -706,6 +824,8 @@ function setupViewer() {
 document.addEventListener("DOMContentLoaded", async () => {
   $("signin-form").addEventListener("submit", signIn);
   $("create-form").addEventListener("submit", createSession);
+  $("technician-form").addEventListener("submit", createTechnician);
+  $("channel-form").addEventListener("submit", createChannel);
   $("signout").addEventListener("click", () => signOut());
   setupViewer();
   if (!state.token) {
