@@ -45,44 +45,72 @@ impl InputSink for TimedSink {
     fn release_all(&mut self) {}
 }
 
-/// Runs the measurement.
-pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyhow::Result<E2eResult> {
-    let dir = tempfile::tempdir()?;
-    let relay = LocalRelay::start(dir.path().join("relay"), "Bench")?;
-    let (server, fingerprint, quic, password) = (&relay.base_url, &relay.fingerprint, relay.quic, &relay.admin_password);
-    let anonymous = Client::new(server, Some(fingerprint), None)?;
-    let login = anonymous.post("/login", &json!({"username": "admin", "password": password})).await?;
-    let token = login["token"].as_str().context("token")?.to_owned();
-    let admin = Client::new(server, Some(fingerprint), Some(token.clone()))?;
-    let session = admin.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
-    let id = session["id"].as_i64().context("id")?;
-    let pin = session["pin"].as_str().context("pin")?.parse()?;
+/// A relay in this process with one PIN session whose support app (the real connection
+/// logic, in this process) streams the synthetic pattern, consent granted for view and control.
+pub struct SyntheticSession {
+    /// The relay (stops when dropped).
+    pub relay: LocalRelay,
+    /// The admin's API token.
+    pub token: String,
+    /// The session.
+    pub id: SessionId,
+    /// The certificate's SHA-256.
+    pub fingerprint: [u8; 32],
+    /// When each input event reached the app.
+    pub applied: Arc<Mutex<Vec<Instant>>>,
+    _dir: tempfile::TempDir,
+}
 
-    let pin_bytes = deskline_net::tls::parse_fingerprint(fingerprint)?;
-    let config = AgentConfig { relay: quic, server_name: "localhost".into(), fingerprint: Some(pin_bytes), code: AppCode::Pin(pin) };
-    let info = AppInfo { os: "bench".into(), host_name: "bench".into(), app_version: "0".into(), displays: vec![] };
-    let registered = register(&config, info, None).await?;
-    let sink = TimedSink::default();
-    let applied = sink.clone();
-    let prompt = Arc::new(ScriptedPrompt { answer: ScriptedAnswer::AllowAll, delay: Duration::ZERO });
-    let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (_commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
-    let make = move || SyntheticSource::new(width, height);
-    tokio::spawn(async move {
-        let _keep = (_events_rx, _commands);
-        let _ = registered.serve(make, sink, prompt, Capabilities::NONE, events, commands_rx).await;
-    });
-    admin.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
-    for _ in 0..100 {
-        if admin.get(&format!("/sessions/{id}")).await?["consent"]["status"] == "granted" {
-            break;
+impl SyntheticSession {
+    /// Starts it all with `width` × `height` frames.
+    pub async fn start(width: u32, height: u32) -> anyhow::Result<SyntheticSession> {
+        let dir = tempfile::tempdir()?;
+        let relay = LocalRelay::start(dir.path().join("relay"), "Bench")?;
+        let (server, fingerprint, quic, password) = (&relay.base_url, &relay.fingerprint, relay.quic, &relay.admin_password);
+        let anonymous = Client::new(server, Some(fingerprint), None)?;
+        let login = anonymous.post("/login", &json!({"username": "admin", "password": password})).await?;
+        let token = login["token"].as_str().context("token")?.to_owned();
+        let admin = Client::new(server, Some(fingerprint), Some(token.clone()))?;
+        let session = admin.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
+        let id = session["id"].as_i64().context("id")?;
+        let pin = session["pin"].as_str().context("pin")?.parse()?;
+
+        let pin_bytes = deskline_net::tls::parse_fingerprint(fingerprint)?;
+        let config = AgentConfig { relay: quic, server_name: "localhost".into(), fingerprint: Some(pin_bytes), code: AppCode::Pin(pin) };
+        let info = AppInfo { os: "bench".into(), host_name: "bench".into(), app_version: "0".into(), displays: vec![] };
+        let registered = register(&config, info, None).await?;
+        let sink = TimedSink::default();
+        let applied = sink.0.clone();
+        let prompt = Arc::new(ScriptedPrompt { answer: ScriptedAnswer::AllowAll, delay: Duration::ZERO });
+        let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let make = move || SyntheticSource::new(width, height);
+        tokio::spawn(async move {
+            let _keep = (_events_rx, _commands);
+            let _ = registered.serve(make, sink, prompt, Capabilities::NONE, events, commands_rx).await;
+        });
+        admin.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
+        for _ in 0..100 {
+            if admin.get(&format!("/sessions/{id}")).await?["consent"]["status"] == "granted" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(SyntheticSession { relay, token, id: SessionId(id), fingerprint: pin_bytes, applied, _dir: dir })
     }
 
-    let target = RelayTarget { quic, server_name: "localhost".into(), fingerprint: pin_bytes };
-    let viewer = viewer::join(&target, &token, SessionId(id), TechnicianId(1)).await?;
-    let (commands, mut updates) = viewer.spawn();
+    /// Joins as a native viewer over QUIC.
+    pub async fn native_viewer(&self) -> anyhow::Result<viewer::Viewer> {
+        let target = RelayTarget { quic: self.relay.quic, server_name: "localhost".into(), fingerprint: self.fingerprint };
+        Ok(viewer::join(&target, &self.token, self.id, TechnicianId(1)).await?)
+    }
+}
+
+/// Runs the measurement.
+pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyhow::Result<E2eResult> {
+    let session = SyntheticSession::start(width, height).await?;
+    let applied = session.applied.clone();
+    let (commands, mut updates) = session.native_viewer().await?.spawn();
     // Skip the first frames: the decoder and caches warm up.
     let warmup = 10;
     let mut latencies = Vec::new();
@@ -113,7 +141,7 @@ pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyho
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let applied = applied.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let applied = applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let input: Vec<f64> = sent.iter().zip(&applied).map(|(s, a)| a.duration_since(*s).as_secs_f64() * 1000.0).collect();
     commands.send(ViewerCommand::Leave).ok();
     Ok(E2eResult {

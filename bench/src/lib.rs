@@ -7,6 +7,7 @@
 //!
 //! Timings are never asserted in tests: this crate reports, it does not judge.
 
+pub mod browser;
 pub mod capture;
 pub mod content;
 pub mod desktop;

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
 use deskline_bench::plot::{Series, latency_cdf};
-use deskline_bench::{BUILT_WITH_NASM, capture, desktop, e2e, encode, relay_load};
+use deskline_bench::{BUILT_WITH_NASM, browser, capture, desktop, e2e, encode, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -30,6 +30,9 @@ enum Command {
     E2e,
     /// The real app's CPU use on an unchanged screen, against ffmpeg x11grab + libx264.
     Idle,
+    /// Capture → shown in headless Chromium through the relay's WebRTC gateway, side by side
+    /// with the native viewer over QUIC on the same session (needs chromium, chromium-driver).
+    Browser,
     /// Screen capture: scrap vs ffmpeg x11grab on Xvfb, X server CPU included.
     Capture,
     /// (internal) capture frames on $DISPLAY and print the timings.
@@ -122,6 +125,20 @@ fn main() -> anyhow::Result<()> {
         json.insert("e2e".into(), serde_json::to_value(&result)?);
         json.insert("e2e_screen".into(), serde_json::to_value(&screens)?);
     }
+    if matches!(cli.command, Command::Browser | Command::All) {
+        let seconds = if cli.quick { 10.0 } else { 30.0 };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let mut results = Vec::new();
+        for (w, h) in [(1280, 720), (1920, 1080)] {
+            spinner.set_message(format!("browser (WebRTC) and native viewer (QUIC), {w}x{h}, {seconds} s"));
+            results.push(runtime.block_on(browser::run(w, h, seconds))?);
+        }
+        spinner.finish_and_clear();
+        report.push_str(&browser_table(&results));
+        json.insert("browser".into(), serde_json::to_value(&results)?);
+    }
     if matches!(cli.command, Command::Idle | Command::All) {
         let seconds = if cli.quick { 5.0 } else { 20.0 };
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -180,6 +197,27 @@ fn main() -> anyhow::Result<()> {
 
 fn ms(s: Option<deskline_bench::stats::Summary>) -> (String, String) {
     s.map_or(("-".into(), "-".into()), |s| (format!("{:.2}", s.p50), format!("{:.2}", s.p99)))
+}
+
+fn browser_table(results: &[browser::BrowserResult]) -> String {
+    let mut t = String::from(
+        "## The browser's view (WebRTC) next to the native viewer (QUIC)\n\n\
+         One synthetic session at 30 fps watched at once by headless Chromium (the web console's \
+         viewer: capture → frame about to be shown, read from a time stamp in the picture, so the \
+         jitter buffer and decoder are included) and by the native viewer (capture → decoded).\n\n\
+         Where the browser's time goes: capture → the frame's last packet received, and the \
+         browser's decode time per frame (`requestVideoFrameCallback` metadata).\n\n\
+         | size | WebRTC shown p50 / p99 ms | received p50 / p99 ms | browser decode p50 ms | frames shown/s | QUIC decoded p50 / p99 ms |\n|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let (w50, w99) = ms(r.webrtc_ms);
+        let (r50, r99) = ms(r.webrtc_received_ms);
+        let (d50, _) = ms(r.webrtc_decode_ms);
+        let (q50, q99) = ms(r.quic_ms);
+        let _ = writeln!(t, "| {}x{} | {w50} / {w99} | {r50} / {r99} | {d50} | {:.1} | {q50} / {q99} |", r.width, r.height, r.webrtc_fps);
+    }
+    t.push('\n');
+    t
 }
 
 fn encode_table(sets: &[encode::SetResult]) -> String {
