@@ -319,8 +319,12 @@ async fn a_technician_works_the_desk_in_the_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Close it: the code is gone, the state is final, and the start button is disabled.
+    // Close it with a viewer open: the viewer says why it ended; the code is gone, the state
+    // is final, and the start button is disabled.
+    click_action(&browser, "View in browser").await;
+    eventually(&browser, "the viewer again", 30, status, |t| t == "viewing").await;
     click_action(&browser, "Close").await;
+    eventually(&browser, "the viewer's end", 10, status, |t| t.contains("ended: the technician closed the session")).await;
     let row = eventually(&browser, "closing", 10, ROW, |t| t.contains("closed")).await;
     assert!(!row.contains(&pin), "a closed session shows no PIN: {row}");
     let disabled = browser

@@ -609,6 +609,7 @@ const viewer = {
   channel: null,
   session: null,
   holder: null, // who holds control
+  ended: false, // the relay said bye
   displays: [],
   pendingMove: null,
   wheel: { x: 0, y: 0 },
@@ -621,6 +622,7 @@ function viewerStatus(text) {
 async function openViewer(s) {
   closeViewer();
   viewer.session = s.id;
+  viewer.ended = false;
   $("viewer").hidden = false;
   $("viewer-title").textContent = s.name || `Session ${s.id}`;
   viewerStatus("connecting…");
@@ -631,7 +633,7 @@ async function openViewer(s) {
   viewer.channel = channel;
   channel.onmessage = (e) => viewerMessage(e.data);
   channel.onclose = () => {
-    if (viewer.pc === pc) viewerStatus("disconnected");
+    if (viewer.pc === pc && !viewer.ended) viewerStatus("disconnected");
   };
   pc.ontrack = (e) => {
     const video = $("screen");
@@ -733,6 +735,7 @@ function viewerMessage(data) {
       viewer.displays.map((d) => [d.id, `${d.name || `Display ${d.id}`} (${d.width}×${d.height})${d.primary ? ", primary" : ""}`]),
     );
   } else if (message.Bye) {
+    viewer.ended = true;
     viewerStatus(`ended: ${message.Bye.message}`);
   }
 }

@@ -248,6 +248,8 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
                     None => unsent.push(text),
                 }
                 if bye {
+                    // Let the bye reach the page before the connection closes.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
                 }
             }
