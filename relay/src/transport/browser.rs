@@ -22,7 +22,11 @@ use deskline_protocol::{Message, RejectReason, SessionId, TechnicianId, codec};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media::Sample;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp::extension::HeaderExtension;
+use rtc::rtp::extension::playout_delay_extension::PlayoutDelayExtension;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,6 +44,10 @@ use webrtc::peer_connection::{
 /// How long ICE gathering may take before the answer is sent anyway (host candidates only:
 /// normally immediate).
 const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The RTP header extension that tells a browser how long it may hold frames before showing
+/// them.
+const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 
 /// A frame's RTP duration when the capture times give none (the first frame, a clock jump).
 const DEFAULT_FRAME_DURATION: Duration = Duration::from_millis(33);
@@ -101,6 +109,11 @@ async fn negotiate(ip: std::net::IpAddr, offer: RTCSessionDescription) -> Result
     media
         .register_codec(RTCRtpCodecParameters { rtp_codec: h264(), payload_type: 102 }, RtpCodecKind::Video)
         .map_err(webrtc_error)?;
+    // Playout delay 0: the browser shows each picture as soon as it is decoded instead of
+    // smoothing playback (remote control wants the newest screen; Chromium honours it).
+    media
+        .register_header_extension(RTCRtpHeaderExtensionCapability { uri: PLAYOUT_DELAY_URI.to_owned() }, RtpCodecKind::Video, None)
+        .map_err(webrtc_error)?;
     let registry = register_default_interceptors(Registry::new(), &mut media).map_err(webrtc_error)?;
     // No multicast DNS: the relay has a real address, and browsers on other machines reach it
     // through its candidates (their own obfuscated `.local` ones are not needed for that).
@@ -127,8 +140,10 @@ async fn negotiate(ip: std::net::IpAddr, offer: RTCSessionDescription) -> Result
         };
         let stream = MediaStreamTrack::new("screen".into(), "screen".into(), "screen".into(), RtpCodecKind::Video, vec![coding]);
         let track = Arc::new(TrackLocalStaticSample::new(Instant::now(), stream)?);
-        let sender = pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await?;
+        // The offer first: the track then joins the browser's video transceiver and is bound
+        // with the header extension ids the browser chose.
         pc.set_remote_description(offer).await?;
+        let sender = pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await?;
         let answer = pc.create_answer(None).await?;
         pc.set_local_description(answer).await?;
         let _ = tokio::time::timeout(GATHERING_TIMEOUT, gathering.recv()).await;
@@ -266,7 +281,8 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
                     .unwrap_or(DEFAULT_FRAME_DURATION);
                 last_capture_us = Some(frame.capture_us);
                 let sample = Sample { data: Bytes::from(frame.data), duration, ..Sample::new(Instant::now()) };
-                if track.sample_writer(ssrc, payload_type).write_sample(&sample).await.is_err() {
+                let now = HeaderExtension::PlayoutDelay(PlayoutDelayExtension { min_delay: 0, max_delay: 0 });
+                if track.sample_writer(ssrc, payload_type).with_extension(now).write_sample(&sample).await.is_err() {
                     break;
                 }
             }
