@@ -219,7 +219,10 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
     let deadline = tokio::time::sleep(BROWSER_CONNECT_TIMEOUT);
     tokio::pin!(deadline);
     loop {
+        // Biased: control messages before frames, so that a bye queued just before the hub
+        // dropped this viewer (closing its frame queue too) is still delivered.
         tokio::select! {
+            biased;
             () = &mut deadline, if !connected => {
                 tracing::info!(session = %id, "browser viewer never connected");
                 break;
