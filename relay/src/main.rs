@@ -49,6 +49,10 @@ enum Command {
         /// appended (default: deskline-agent beside this executable, if present).
         #[arg(long, value_name = "PATH")]
         agent_binary: Option<PathBuf>,
+        /// The public address browsers reach this relay at when it sits behind one-to-one NAT
+        /// (a cloud VM's public IP); announced for WebRTC next to the bound address.
+        #[arg(long, value_name = "IP")]
+        webrtc_public_ip: Option<std::net::IpAddr>,
     },
     /// Manage technician accounts from the server's shell (no web setup page exists).
     Admin {
@@ -82,10 +86,31 @@ fn main() -> anyhow::Result<()> {
         .init();
     deskline_relay::install_crypto_provider();
     match Cli::parse().command {
-        Command::Serve { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps, agent_binary } => {
+        Command::Serve {
+            data_dir,
+            http,
+            quic,
+            public_url,
+            plain_http,
+            demo_admin,
+            organisation,
+            max_fps,
+            agent_binary,
+            webrtc_public_ip,
+        } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let options =
-                ServeOptions { data_dir, http, quic, public_url, plain_http, demo_admin, organisation, max_fps, agent_binary };
+            let options = ServeOptions {
+                data_dir,
+                http,
+                quic,
+                public_url,
+                plain_http,
+                demo_admin,
+                organisation,
+                max_fps,
+                agent_binary,
+                webrtc_public_ip,
+            };
             runtime.block_on(serve(options))
         }
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {

@@ -3,7 +3,7 @@
 
 use crate::clock::SystemClock;
 use crate::desk::{Desk, NewTechnician, RelayInfo};
-use crate::transport::Transport;
+use crate::transport::{Transport, WebRtcAddresses};
 use crate::limits::EXPIRY_SWEEP_INTERVAL;
 use crate::store::{Db, Role};
 use crate::{api, auth, tls};
@@ -36,6 +36,8 @@ pub struct ServeOptions {
     /// The support app executable invite pages offer; `None`: `deskline-agent` beside the
     /// relay's own executable, if it is there.
     pub agent_binary: Option<PathBuf>,
+    /// The public address of a relay behind one-to-one NAT, announced to browsers.
+    pub webrtc_public_ip: Option<std::net::IpAddr>,
 }
 
 /// How long open connections get to finish after a shutdown signal: enough for in-flight API
@@ -53,6 +55,7 @@ pub struct Prepared {
     organisation: String,
     max_fps: u16,
     agent_binary: Option<PathBuf>,
+    webrtc_public_ip: Option<std::net::IpAddr>,
     /// The demo admin's one-time password, when this start created the admin.
     pub admin_password: Option<String>,
     /// Whether this start created the self-signed certificate.
@@ -110,6 +113,7 @@ impl Prepared {
             organisation: options.organisation.clone(),
             max_fps: options.max_fps,
             agent_binary: agent_binary(options.agent_binary.as_deref())?,
+            webrtc_public_ip: options.webrtc_public_ip,
             admin_password,
             cert_created,
         })
@@ -152,8 +156,8 @@ impl Prepared {
     /// Serves until `shutdown` completes, then drains connections.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
-        let webrtc_ip = self.quic.local_addr()?.ip();
-        let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps, webrtc_ip);
+        let webrtc = WebRtcAddresses { bind: self.quic.local_addr()?.ip(), public: self.webrtc_public_ip };
+        let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic));
         let app = api::router_with(self.desk.clone(), Some(transport), self.agent_binary.clone());
@@ -239,6 +243,7 @@ impl LocalRelay {
             organisation: organisation.to_owned(),
             max_fps: crate::limits::DEFAULT_MAX_FPS,
             agent_binary: None,
+            webrtc_public_ip: None,
         }
     }
 

@@ -62,9 +62,14 @@ struct Relay {
 }
 
 fn start_relay(dir: &Path) -> Relay {
+    start_relay_with(dir, &[])
+}
+
+fn start_relay_with(dir: &Path, extra: &[&str]) -> Relay {
     let mut command = Command::new(RELAY);
     command
         .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--organisation", "Example IT"])
+        .args(extra)
         .arg("--data-dir")
         .arg(dir.join("relay"))
         .env("RUST_LOG", "warn");
@@ -426,6 +431,37 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     screenshot(&browser, "web-admin.png").await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_behind_nat_announces_its_public_address_to_browsers() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay_with(dir.path(), &["--webrtc-public-ip", "203.0.113.7"]);
+    let admin = Api::login(&relay, "admin", &relay.password).await;
+    let session = admin.new_session("pin").await;
+    let (_driver, browser) = start_browser(dir.path()).await;
+    browser.goto(&relay.url).await.unwrap();
+    // The browser's own offer (what the console's viewer sends), answered by the relay.
+    let answer = browser
+        .execute_async(
+            "const [id, token, done] = arguments;
+             const pc = new RTCPeerConnection();
+             pc.addTransceiver('video', {direction: 'recvonly'});
+             pc.createDataChannel('control');
+             pc.setLocalDescription().then(() => new Promise((ok) => setTimeout(ok, 500))).then(() =>
+               fetch(`/api/v1/sessions/${id}/webrtc`, {method: 'POST',
+                 headers: {'Authorization': `Bearer ${token}`, 'Content-Type': 'application/json'},
+                 body: JSON.stringify({sdp: pc.localDescription.sdp})}))
+             .then((r) => r.json()).then((a) => { pc.close(); done(a.sdp || JSON.stringify(a)); });",
+            vec![session["id"].clone(), json!(admin.token)],
+        )
+        .await
+        .unwrap();
+    let sdp = answer.as_str().unwrap();
+    let candidates: Vec<&str> = sdp.lines().filter(|l| l.starts_with("a=candidate")).collect();
+    assert!(candidates.iter().any(|c| c.contains(" 203.0.113.7 ") && c.contains("typ srflx")), "{sdp}");
+    assert!(candidates.iter().any(|c| c.contains(" 127.0.0.1 ") && c.contains("typ host")), "the bound address stays: {sdp}");
     browser.close().await.unwrap();
 }
 

@@ -11,7 +11,7 @@
 //! keyframe requests). They go through the very functions QUIC viewers use (`viewer::admit`,
 //! `viewer::handle_message`), so the consent gate is the same single chokepoint.
 
-use super::Transport;
+use super::{Transport, WebRtcAddresses};
 use super::hub::{ViewerCarrier, request_keyframe};
 use super::viewer::{Admitted, admit, handle_message, leave, may_view};
 use crate::error::Error;
@@ -103,8 +103,8 @@ fn webrtc_error(e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("WebRTC: {e}"))
 }
 
-/// Answers `offer` with a peer connection bound to `ip` (an ephemeral UDP port per browser).
-async fn negotiate(ip: std::net::IpAddr, offer: RTCSessionDescription) -> Result<(String, Peer), Error> {
+/// Answers `offer` with a peer connection at `addresses` (an ephemeral UDP port per browser).
+async fn negotiate(addresses: WebRtcAddresses, offer: RTCSessionDescription) -> Result<(String, Peer), Error> {
     let mut media = MediaEngine::default();
     media
         .register_codec(RTCRtpCodecParameters { rtp_codec: h264(), payload_type: 102 }, RtpCodecKind::Video)
@@ -126,7 +126,7 @@ async fn negotiate(ip: std::net::IpAddr, offer: RTCSessionDescription) -> Result
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)
         .with_handler(Arc::new(Events { gathered, channels, state }))
-        .with_udp_addrs(vec![SocketAddr::new(ip, 0)])
+        .with_udp_addrs(vec![SocketAddr::new(addresses.bind, 0)])
         .build()
         .await
         .map_err(webrtc_error)?;
@@ -155,6 +155,10 @@ async fn negotiate(ip: std::net::IpAddr, offer: RTCSessionDescription) -> Result
     .await;
     match negotiated {
         Ok((Some(sdp), track, ssrc, Some(payload_type))) => {
+            let sdp = match addresses.public {
+                Some(public) => announce_public(&sdp, public),
+                None => sdp,
+            };
             Ok((sdp, Peer { pc, track, ssrc, payload_type, channels: channel_rx, state: state_rx }))
         }
         Ok((_, _, _, None)) => {
@@ -173,6 +177,32 @@ async fn negotiate(ip: std::net::IpAddr, offer: RTCSessionDescription) -> Result
     }
 }
 
+/// Adds, after each host candidate of `sdp`, a server-reflexive candidate with the same port
+/// at `public`: the address a relay behind one-to-one NAT (a cloud VM) is reached at. The
+/// relay's ICE agent needs no knowledge of it — browsers' checks arrive on the bound socket.
+/// (webrtc-rs 0.21 has a setting for this, `with_nat_1to1_ips`, that nothing reads yet.)
+fn announce_public(sdp: &str, public: std::net::IpAddr) -> String {
+    let mut out = String::with_capacity(sdp.len() + 256);
+    for line in sdp.split_inclusive('\n') {
+        out.push_str(line);
+        // a=candidate:FOUNDATION COMPONENT udp PRIORITY ADDRESS PORT typ host ...
+        let Some(candidate) = line.trim_end().strip_prefix("a=candidate:") else { continue };
+        let fields: Vec<&str> = candidate.split(' ').collect();
+        let [foundation, component, protocol, _priority, address, port, "typ", "host", ..] = fields[..] else { continue };
+        if !protocol.eq_ignore_ascii_case("udp") {
+            continue;
+        }
+        let component_id: u32 = component.parse().unwrap_or(1);
+        // RFC 8445 priority with the server-reflexive type preference (100).
+        let priority = (100u32 << 24) | (65_535 << 8) | (256 - component_id.min(256));
+        let newline = if line.ends_with("\r\n") { "\r\n" } else { "\n" };
+        out.push_str(&format!(
+            "a=candidate:{foundation}1 {component} udp {priority} {public} {port} typ srflx raddr {address} rport {port}{newline}"
+        ));
+    }
+    out
+}
+
 impl Transport {
     /// A browser's viewer: answers its WebRTC `offer` for session `id` and serves it until it
     /// leaves, the session ends, or the technician is no longer on it.
@@ -188,7 +218,7 @@ impl Transport {
         // Checked before any WebRTC work, and again on admission (the session may change).
         may_view(self, technician, id).await.map_err(refused)?;
         let offer = RTCSessionDescription::offer(offer).map_err(|e| Error::bad("invalid_sdp", format!("sdp: {e}")))?;
-        let (answer, peer) = negotiate(self.webrtc_ip, offer).await?;
+        let (answer, peer) = negotiate(self.webrtc, offer).await?;
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         match admit(self, conn_id, technician, id, ViewerCarrier::Browser).await {
             Ok(admitted) => {
@@ -330,4 +360,35 @@ fn spawn_reader(channel: Arc<dyn DataChannel>, inbound: mpsc::Sender<Message>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::announce_public;
+
+    #[test]
+    fn the_public_address_is_announced_next_to_each_host_candidate() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108\r\n\
+                   a=candidate:2693830880 1 udp 2130706431 10.0.1.5 59559 typ host\r\n\
+                   a=candidate:2693830880 2 udp 2130706431 10.0.1.5 59559 typ host\r\n\
+                   a=candidate:77 1 tcp 1 10.0.1.5 443 typ host tcptype passive\r\na=end-of-candidates\r\n";
+        let out = announce_public(sdp, "203.0.113.7".parse().unwrap());
+        let added: Vec<&str> = out.lines().filter(|l| l.contains("typ srflx")).collect();
+        assert_eq!(
+            added,
+            [
+                "a=candidate:26938308801 1 udp 1694498815 203.0.113.7 59559 typ srflx raddr 10.0.1.5 rport 59559",
+                "a=candidate:26938308801 2 udp 1694498814 203.0.113.7 59559 typ srflx raddr 10.0.1.5 rport 59559",
+            ]
+        );
+        // Everything else is kept as it was, line endings included.
+        assert_eq!(out.lines().filter(|l| !l.contains("typ srflx")).collect::<Vec<_>>(), sdp.lines().collect::<Vec<_>>());
+        assert!(out.split("\r\n").all(|l| !l.contains('\n')));
+    }
+
+    #[test]
+    fn odd_candidate_lines_are_left_alone() {
+        let sdp = "a=candidate:1 1 udp 5\r\na=candidate:garbage\r\n";
+        assert_eq!(announce_public(sdp, "203.0.113.7".parse().unwrap()), sdp);
+    }
 }

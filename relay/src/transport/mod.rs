@@ -31,18 +31,29 @@ pub struct Transport {
     hubs: Arc<Hubs>,
     guard: CodeGuard,
     next_conn: AtomicU64,
-    /// Where browsers' WebRTC connections are bound (an ephemeral UDP port each).
-    webrtc_ip: IpAddr,
+    /// Where browsers' WebRTC connections are bound and announced.
+    webrtc: WebRtcAddresses,
+}
+
+/// Where browsers' WebRTC connections are bound (an ephemeral UDP port each) and the address
+/// announced to browsers besides the bound one.
+#[derive(Debug, Clone, Copy)]
+pub struct WebRtcAddresses {
+    /// The address to bind (the QUIC address: an unspecified one means every interface but
+    /// loopback).
+    pub bind: IpAddr,
+    /// The public address of a relay behind one-to-one NAT (a cloud VM's public IP), announced
+    /// as a server-reflexive candidate next to the bound address.
+    pub public: Option<IpAddr>,
 }
 
 impl Transport {
     /// The transport for this desk; `organisation` is named to end users, apps stream at
-    /// `max_fps` at most, browsers' WebRTC connections are bound to `webrtc_ip` (the address
-    /// QUIC listens on: an unspecified one means every interface but loopback).
-    pub fn new(desk: Desk, organisation: String, max_fps: u16, webrtc_ip: IpAddr) -> Arc<Transport> {
+    /// `max_fps` at most, browsers connect over WebRTC at `webrtc`.
+    pub fn new(desk: Desk, organisation: String, max_fps: u16, webrtc: WebRtcAddresses) -> Arc<Transport> {
         let hubs = Hubs::new(desk, organisation, max_fps);
         hubs.follow();
-        Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc_ip })
+        Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc })
     }
 
     /// Accepts connections until the endpoint closes.
