@@ -314,8 +314,8 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
                     .unwrap_or(DEFAULT_FRAME_DURATION);
                 last_capture_us = Some(frame.capture_us);
                 let sample = Sample { data: Bytes::from(frame.data), duration, ..Sample::new(Instant::now()) };
-                let now = HeaderExtension::PlayoutDelay(PlayoutDelayExtension { min_delay: 0, max_delay: 0 });
-                if track.sample_writer(ssrc, payload_type).with_extension(now).write_sample(&sample).await.is_err() {
+                let show_at_once = HeaderExtension::PlayoutDelay(PlayoutDelayExtension { min_delay: 0, max_delay: 0 });
+                if track.sample_writer(ssrc, payload_type).with_extension(show_at_once).write_sample(&sample).await.is_err() {
                     break;
                 }
             }
