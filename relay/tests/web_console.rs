@@ -212,12 +212,14 @@ async fn a_technician_works_the_desk_in_the_browser() {
     click(&browser, "input[name=kind][value=pin]").await;
     fill(&browser, "#create-name", "Printer on the 3rd floor").await;
     click(&browser, "#create-form button[type=submit]").await;
-    let pin = eventually(&browser, "the new PIN", 10, "return document.getElementById('created-code').textContent", |t| {
-        t.len() == 6 && t.chars().all(|c| c.is_ascii_digit())
+    // Shown as "123 456", to read out on the phone.
+    let shown = eventually(&browser, "the new PIN", 10, "return document.getElementById('created-code').textContent", |t| {
+        t.len() == 7 && t.chars().enumerate().all(|(i, c)| if i == 3 { c == ' ' } else { c.is_ascii_digit() })
     })
     .await;
+    let pin = shown.replace(' ', "");
     let row = eventually(&browser, "the new session in Home", 10, ROW, |t| t.contains("Printer")).await;
-    assert!(row.contains("waiting") && row.contains(&pin), "{row}");
+    assert!(row.contains("waiting") && row.contains(&shown), "{row}");
 
     // The end user's support app joins with the PIN: the row turns active by itself.
     // (With a synthetic screen, it prints the input it would inject.)
@@ -331,7 +333,7 @@ async fn a_technician_works_the_desk_in_the_browser() {
     click_action(&browser, "Close").await;
     eventually(&browser, "the viewer's end", 10, status, |t| t.contains("ended: the technician closed the session")).await;
     let row = eventually(&browser, "closing", 10, ROW, |t| t.contains("closed")).await;
-    assert!(!row.contains(&pin), "a closed session shows no PIN: {row}");
+    assert!(!row.contains(&shown), "a closed session shows no PIN: {row}");
     let disabled = browser
         .execute("return [...document.querySelectorAll('#actions button')].find(b => b.textContent === 'Start remote session').disabled", vec![])
         .await

@@ -248,7 +248,7 @@ function renderSessions() {
     tr.append(
       name,
       stateCell,
-      cell(s.pin || (s.link ? "link" : "—"), s.pin ? "code" : "muted"),
+      cell(s.pin ? spacedPin(s.pin) : s.link ? "link" : "—", s.pin ? "code" : "muted"),
       cell(people.join(", ") || "unassigned"),
       cell(computer, s.agent ? "" : "muted"),
       cell(consentText(s.consent)),
@@ -522,7 +522,7 @@ async function createSession(event) {
     $("created").hidden = false;
     $("created-what").textContent =
       kind === "pin" ? "Read this PIN to the end user; they type it into the support app:" : "Send this link to the end user:";
-    $("created-code").textContent = s.pin || s.link;
+    $("created-code").textContent = s.pin ? spacedPin(s.pin) : s.link;
     $("created-code").className = kind === "pin" ? "code pin" : "code";
     $("created-copy").onclick = () => copy(s.pin || s.link);
     state.selected = s.id;
@@ -530,6 +530,12 @@ async function createSession(event) {
   } catch (e) {
     $("desk-error").textContent = e.message;
   }
+}
+
+// "123 456": easier to read out on the phone; the support app accepts it with or without
+// the space.
+function spacedPin(pin) {
+  return `${pin.slice(0, 3)} ${pin.slice(3)}`;
 }
 
 async function copy(text) {
