@@ -14,7 +14,7 @@ const state = {
   me: null,
   technicians: new Map(), // id -> technician
   channels: new Map(), // id -> channel
-  list: { kind: "home" }, // or { kind: "channel", id }
+  list: { kind: "home" }, // or { kind: "channel", id } or { kind: "admin" }
   sessions: [],
   selected: null, // session id
   events: null, // AbortController of the live stream
@@ -41,7 +41,12 @@ async function api(method, path, body) {
     throw new ApiError(0, "unreachable", "The relay cannot be reached. Check your connection and try again.");
   }
   const text = await response.text();
-  const value = text ? JSON.parse(text) : null;
+  let value = null;
+  try {
+    value = text ? JSON.parse(text) : null;
+  } catch (e) {
+    // Not the relay's JSON (a proxy's error page): the status line says what happened.
+  }
   if (!response.ok) {
     const error = (value && value.error) || {};
     if (response.status === 401 && path !== "/login") signOut("Your sign-in has expired. Please sign in again.");
