@@ -6,7 +6,6 @@ use deskline_relay::desk::{Desk, NewTechnician};
 use deskline_relay::server::{ServeOptions, create_private_dir, serve};
 use deskline_relay::store::{Db, Role};
 use std::io::{BufRead as _, IsTerminal as _};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,40 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the relay.
-    Serve {
-        /// Where the database and the certificate live.
-        #[arg(long, default_value = "/var/lib/deskline")]
-        data_dir: PathBuf,
-        /// HTTPS listen address.
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        http: SocketAddr,
-        /// QUIC listen address (support apps and native viewers).
-        #[arg(long, default_value = "127.0.0.1:4433")]
-        quic: SocketAddr,
-        /// Base URL of the links given to end users (default: the HTTPS address).
-        #[arg(long)]
-        public_url: Option<String>,
-        /// Serve plain HTTP instead of HTTPS (loopback addresses only).
-        #[arg(long)]
-        plain_http: bool,
-        /// On first start, create this admin with a random password printed once.
-        #[arg(long, value_name = "USERNAME")]
-        demo_admin: Option<String>,
-        /// The organisation named to end users in the support app.
-        #[arg(long, default_value = "Deskline support")]
-        organisation: String,
-        /// Frames per second asked of support apps (1 to 60; they adapt below it).
-        #[arg(long, default_value_t = deskline_relay::limits::DEFAULT_MAX_FPS)]
-        max_fps: u16,
-        /// The support app executable offered on invite pages, with the session's link
-        /// appended (default: deskline-agent beside this executable, if present).
-        #[arg(long, value_name = "PATH")]
-        agent_binary: Option<PathBuf>,
-        /// The public address browsers reach this relay at when it sits behind one-to-one NAT
-        /// (a cloud VM's public IP); announced for WebRTC next to the bound address.
-        #[arg(long, value_name = "IP")]
-        webrtc_public_ip: Option<std::net::IpAddr>,
-    },
+    Serve(ServeOptions),
     /// Manage technician accounts from the server's shell (no web setup page exists).
     Admin {
         #[command(subcommand)]
@@ -86,33 +52,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     deskline_relay::install_crypto_provider();
     match Cli::parse().command {
-        Command::Serve {
-            data_dir,
-            http,
-            quic,
-            public_url,
-            plain_http,
-            demo_admin,
-            organisation,
-            max_fps,
-            agent_binary,
-            webrtc_public_ip,
-        } => {
-            let runtime = tokio::runtime::Runtime::new()?;
-            let options = ServeOptions {
-                data_dir,
-                http,
-                quic,
-                public_url,
-                plain_http,
-                demo_admin,
-                organisation,
-                max_fps,
-                agent_binary,
-                webrtc_public_ip,
-            };
-            runtime.block_on(serve(options))
-        }
+        Command::Serve(options) => tokio::runtime::Runtime::new()?.block_on(serve(options)),
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {
             create_admin(data_dir, username, display_name)
         }

@@ -13,30 +13,41 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What `serve` needs.
-#[derive(Debug, Clone)]
+/// What `serve` needs (also the `serve` subcommand's arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeOptions {
     /// Where the database and the certificate live.
+    #[arg(long, default_value = "/var/lib/deskline")]
     pub data_dir: PathBuf,
-    /// HTTP(S) listen address.
+    /// HTTPS listen address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
     pub http: SocketAddr,
-    /// QUIC listen address (used by the transport).
+    /// QUIC listen address (support apps and native viewers; browsers' WebRTC binds the same
+    /// address).
+    #[arg(long, default_value = "127.0.0.1:4433")]
     pub quic: SocketAddr,
-    /// Base of the links handed to end users; defaults to the HTTPS address.
+    /// Base URL of the links given to end users (default: the HTTPS address).
+    #[arg(long)]
     pub public_url: Option<String>,
-    /// Serve plain HTTP (only allowed on a loopback address).
+    /// Serve plain HTTP instead of HTTPS (loopback addresses only).
+    #[arg(long)]
     pub plain_http: bool,
-    /// On first start (no technician yet), create this admin with a random password, printed
-    /// once.
+    /// On first start, create this admin with a random password printed once.
+    #[arg(long, value_name = "USERNAME")]
     pub demo_admin: Option<String>,
     /// The organisation named to end users in the support app.
+    #[arg(long, default_value = "Deskline support")]
     pub organisation: String,
-    /// Frames per second asked of support apps (1 to 60).
+    /// Frames per second asked of support apps (1 to 60; they adapt below it).
+    #[arg(long, default_value_t = crate::limits::DEFAULT_MAX_FPS)]
     pub max_fps: u16,
-    /// The support app executable invite pages offer; `None`: `deskline-agent` beside the
-    /// relay's own executable, if it is there.
+    /// The support app executable offered on invite pages, with the session's link appended
+    /// (default: deskline-agent beside this executable, if present).
+    #[arg(long, value_name = "PATH")]
     pub agent_binary: Option<PathBuf>,
-    /// The public address of a relay behind one-to-one NAT, announced to browsers.
+    /// The public address browsers reach this relay at when it sits behind one-to-one NAT (a
+    /// cloud VM's public IP); announced for WebRTC next to the bound address.
+    #[arg(long, value_name = "IP")]
     pub webrtc_public_ip: Option<std::net::IpAddr>,
 }
 
