@@ -12,8 +12,8 @@
 //! `viewer::handle_message`), so the consent gate is the same single chokepoint.
 
 use super::{Transport, WebRtcAddresses};
-use super::hub::{ViewerCarrier, request_keyframe};
-use super::viewer::{Admitted, admit, handle_message, leave, may_view};
+use super::hub::{BYE_GRACE, ViewerCarrier, request_keyframe};
+use super::viewer::{Admitted, VIEWER_QUEUE, admit, handle_message, leave, may_view};
 use crate::error::Error;
 use crate::limits::BROWSER_CONNECT_TIMEOUT;
 use bytes::Bytes;
@@ -240,7 +240,7 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
     let Peer { pc, track, ssrc, payload_type, mut channels, mut state } = peer;
     // Handed to the data channel's reader when the channel opens, so that its end (the
     // browser closing) ends `from_browser` at once.
-    let (inbound, mut from_browser) = mpsc::channel::<Message>(64);
+    let (inbound, mut from_browser) = mpsc::channel::<Message>(VIEWER_QUEUE);
     let mut inbound = Some(inbound);
     let mut channel: Option<Arc<dyn DataChannel>> = None;
     let mut unsent: Vec<String> = Vec::new();
@@ -297,7 +297,7 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
                 }
                 if bye {
                     // Let the bye reach the page before the connection closes.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(BYE_GRACE).await;
                     break;
                 }
             }

@@ -467,10 +467,14 @@ pub(super) fn forward_input(_pass: InputPass, state: &HubState, event: InputEven
     }
 }
 
+/// How long a connection stays open after its final message (a bye), so it is delivered:
+/// a few round trips on any network a session works over.
+pub(super) const BYE_GRACE: Duration = Duration::from_millis(200);
+
 /// Closes a connection after a moment, so a final message (bye) can still be delivered.
 pub(super) fn close_soon(connection: quinn::Connection) {
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(BYE_GRACE).await;
         connection.close(0u32.into(), b"bye");
     });
 }

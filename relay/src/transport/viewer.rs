@@ -11,9 +11,10 @@ use deskline_protocol::{ControlHandover, DisplayInfo, DisplaysChanged, Message, 
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Outgoing control messages queued for one viewer: a viewer gets few (welcome, hand-overs,
-/// pongs, bye), so a small bound only limits what a viewer that stops reading can cost.
-const VIEWER_QUEUE: usize = 64;
+/// Control messages queued for one viewer (and, for a browser, from it): a viewer gets few
+/// (welcome, hand-overs, pongs, bye), so a small bound only limits what a viewer that stops
+/// reading can cost.
+pub(super) const VIEWER_QUEUE: usize = 64;
 
 /// A viewer admitted to a session: its hub and the queues the hub fills for it.
 pub(super) struct Admitted {
