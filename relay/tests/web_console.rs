@@ -159,6 +159,27 @@ async fn click(browser: &Client, css: &str) {
     browser.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
 }
 
+/// Fills in the sign-in form and submits it.
+async fn sign_in(browser: &Client, username: &str, password: &str) {
+    fill(browser, "#username", username).await;
+    fill(browser, "#password", password).await;
+    click(browser, "#signin-form button[type=submit]").await;
+}
+
+/// Waits (10 s at most) until what the synthetic app printed to `log` satisfies `done`, and
+/// returns it; panics naming `what` with the output otherwise.
+async fn app_printed(log: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let printed = std::fs::read_to_string(log).unwrap();
+        if done(&printed) {
+            return printed;
+        }
+        assert!(Instant::now() < deadline, "{what} never reached the app; it printed:\n{printed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Clicks the button of the session detail whose label is `label` (found again if a live
 /// update re-rendered the detail between finding and clicking it).
 async fn click_action(browser: &Client, label: &str) {
@@ -193,17 +214,14 @@ async fn a_technician_works_the_desk_in_the_browser() {
     screenshot(&browser, "web-signin.png").await;
 
     // A wrong password is refused with a message; the form stays usable.
-    fill(&browser, "#username", "admin").await;
-    fill(&browser, "#password", "not the password").await;
-    click(&browser, "#signin-form button[type=submit]").await;
+    sign_in(&browser, "admin", "not the password").await;
     let error = eventually(&browser, "the sign-in error", 10, "return document.getElementById('signin-error').textContent", |t| {
         !t.is_empty()
     })
     .await;
     assert!(error.to_lowercase().contains("password"), "{error}");
 
-    fill(&browser, "#password", &relay.password).await;
-    click(&browser, "#signin-form button[type=submit]").await;
+    sign_in(&browser, "admin", &relay.password).await;
     let who = eventually(&browser, "signing in", 10, "return document.getElementById('whoami').textContent", |t| !t.is_empty()).await;
     assert!(who.contains("admin"), "{who}");
     eventually(&browser, "the live event stream", 10, "return document.getElementById('live').textContent", |t| t == "live").await;
@@ -287,44 +305,30 @@ async fn a_technician_works_the_desk_in_the_browser() {
         .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
         .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
     browser.perform_actions(click_middle).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(&injected).unwrap();
+    let log = app_printed(&injected, "the click", |log| {
         let moved = log.lines().any(|l| l.contains("PointerMove { x: 3") && l.contains("y: 1"));
-        if moved && log.contains("Button { button: Left, press: Down }") && log.contains("Button { button: Left, press: Up }") {
-            assert!(!log.contains("PointerMove { x: 7, y: 7 }"), "input without control reached the app:\n{log}");
-            let position = log.lines().find(|l| l.contains("PointerMove")).unwrap();
-            assert!(position.contains("x: 319") || position.contains("x: 320"), "{position}");
-            assert!(position.contains("y: 179") || position.contains("y: 180"), "{position}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the click never reached the app; it printed:\n{log}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        moved && log.contains("Button { button: Left, press: Down }") && log.contains("Button { button: Left, press: Up }")
+    })
+    .await;
+    assert!(!log.contains("PointerMove { x: 7, y: 7 }"), "input without control reached the app:\n{log}");
+    let position = log.lines().find(|l| l.contains("PointerMove")).unwrap();
+    assert!(position.contains("x: 319") || position.contains("x: 320"), "{position}");
+    assert!(position.contains("y: 179") || position.contains("y: 180"), "{position}");
     // Keys typed into the picture reach the app as physical keys (with the character the
     // technician's layout made).
     browser.find(Locator::Id("screen")).await.unwrap().send_keys("q").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(&injected).unwrap();
-        if log.contains("Key { code: KeyQ, press: Down, text: Some(\"q\") }") && log.contains("Key { code: KeyQ, press: Up") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the key never reached the app; it printed:\n{log}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app_printed(&injected, "the key", |log| {
+        log.contains("Key { code: KeyQ, press: Down, text: Some(\"q\") }") && log.contains("Key { code: KeyQ, press: Up")
+    })
+    .await;
     screenshot(&browser, "web-console.png").await;
 
     // Closing the viewer ends the browser's connection at the relay: its technician no longer
     // views, so control returns to nobody and the app lets go of everything held.
-    let releases = || std::fs::read_to_string(&injected).unwrap().matches("input: release all").count();
-    let before = releases();
+    let releases = |log: &str| log.matches("input: release all").count();
+    let before = releases(&std::fs::read_to_string(&injected).unwrap());
     click(&browser, "#viewer-close").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while releases() == before {
-        assert!(Instant::now() < deadline, "closing the browser viewer did not end control");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app_printed(&injected, "closing the browser viewer (release of everything held)", |log| releases(log) > before).await;
 
     // Close it with a viewer open: the viewer says why it ended; the code is gone, the state
     // is final, and the start button is disabled.
@@ -380,9 +384,7 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     let (_driver, browser) = start_browser(dir.path()).await;
     browser.goto(&relay.url).await.unwrap();
     browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
-    fill(&browser, "#username", "admin").await;
-    fill(&browser, "#password", &relay.password).await;
-    click(&browser, "#signin-form button[type=submit]").await;
+    sign_in(&browser, "admin", &relay.password).await;
     let admin_nav = "//nav[@id='lists']/button[normalize-space()='Administration']";
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(admin_nav)).await.unwrap().click().await.unwrap();
 
