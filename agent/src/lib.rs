@@ -20,6 +20,7 @@ pub mod capture;
 pub mod desktop;
 pub mod download;
 pub mod encode;
+pub mod grants;
 pub mod inject;
 pub mod keymap;
 pub mod prompt;

@@ -10,8 +10,9 @@ use deskline_agent::capture::{self, DEFAULT_BITRATE_BPS, DisplayOrigin, ScreenSo
 use deskline_agent::rate::Rate;
 use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
 use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
+use deskline_agent::grants::Grants;
 use deskline_agent::{ConsentPrompt, EncodeError, EnigoSink, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
-use deskline_protocol::{AppCode, AppInfo, Capabilities, DisplayInfo, Pin, RejectReason, ResumeSecret, SessionLink};
+use deskline_protocol::{AppCode, AppInfo, DisplayInfo, Pin, RejectReason, ResumeSecret, SessionLink};
 use eframe::egui;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,7 +163,7 @@ impl Media {
         &self,
         registered: Registered,
         prompt: Arc<P>,
-        previous: Capabilities,
+        previous: Grants,
         events: mpsc::UnboundedSender<AgentEvent>,
         commands: mpsc::UnboundedReceiver<AgentCommand>,
     ) -> Result<Ended, AgentError> {
@@ -207,34 +208,44 @@ impl InputSink for PrintSink {
     }
 }
 
-/// Without a window: answers consent as told, prints what happens.
+/// Without a window: the same connection as the window's (registration, consent, resumption
+/// after a drop), with consent answered as told and everything printed.
 async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyhow::Result<()> {
     let media = Media::from_cli(&cli)?;
-    let registered = register(&config, media.info(), None).await?;
-    println!("connected to {} (session {})", registered.welcome().organisation, registered.session());
-    let answer = match answer {
-        AutoConsent::Allow => ScriptedAnswer::AllowAll,
-        AutoConsent::ViewOnly => ScriptedAnswer::AllowViewOnly,
-        AutoConsent::Deny => ScriptedAnswer::Deny,
+    let prompt = ScriptedPrompt {
+        answer: match answer {
+            AutoConsent::Allow => ScriptedAnswer::AllowAll,
+            AutoConsent::ViewOnly => ScriptedAnswer::AllowViewOnly,
+            AutoConsent::Deny => ScriptedAnswer::Deny,
+        },
+        delay: Duration::ZERO,
     };
-    let prompt = Arc::new(ScriptedPrompt { answer, delay: Duration::ZERO });
-    let (events, mut event_rx) = mpsc::unbounded_channel();
-    let (commands, command_rx) = mpsc::unbounded_channel::<AgentCommand>();
-    tokio::spawn(async move {
-        while let Some(event) = event_rx.recv().await {
-            println!("{event:?}");
+    let (actions, actions_rx) = mpsc::unbounded_channel();
+    let (updates_tx, mut updates) = mpsc::unbounded_channel();
+    tokio::spawn(connection(config, media, true, actions_rx, updates_tx));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                let _ = actions.send(UiAction::Command(AgentCommand::Disconnect));
+            }
+            update = updates.recv() => match update {
+                Some(NetUpdate::ConsentAsked(request, answer)) => {
+                    println!("consent asked by {} for {}", request.technician, request.capabilities);
+                    let _ = answer.send(prompt.ask(&request).await);
+                }
+                Some(NetUpdate::Connected { organisation, relay }) => println!("connected to {organisation} ({relay})"),
+                Some(NetUpdate::Reconnecting) => println!("connection lost; reconnecting"),
+                Some(NetUpdate::Connecting) => {}
+                Some(NetUpdate::Event(event)) => println!("{event:?}"),
+                Some(NetUpdate::Ended(message)) => {
+                    println!("{message}");
+                    return Ok(());
+                }
+                Some(NetUpdate::Failed { message, .. }) => bail!("{message}"),
+                None => return Ok(()),
+            },
         }
-    });
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = commands.send(AgentCommand::Disconnect);
-    });
-    match media.serve(registered, prompt, Capabilities::NONE, events, command_rx).await? {
-        Ended::ByRelay(bye) => println!("the session ended: {}", bye.message),
-        Ended::Disconnected => println!("disconnected"),
-        Ended::ConnectionLost(why) => bail!("connection lost: {why}"),
     }
-    Ok(())
 }
 
 /// What to tell the end user about a refused or failed registration.
@@ -266,7 +277,7 @@ async fn connection(
     mut actions: mpsc::UnboundedReceiver<UiAction>,
     updates: mpsc::UnboundedSender<NetUpdate>,
 ) {
-    let mut resume: Option<(ResumeSecret, Capabilities)> = None;
+    let mut resume: Option<(ResumeSecret, Grants)> = None;
     loop {
         if !have_code {
             loop {
@@ -282,7 +293,9 @@ async fn connection(
             }
         }
         have_code = true;
-        let _ = updates.send(NetUpdate::Connecting);
+        if resume.is_none() {
+            let _ = updates.send(NetUpdate::Connecting);
+        }
         let registered = match register(&config, media.info(), resume.as_ref().map(|(s, _)| s.clone())).await {
             Ok(r) => r,
             Err(e) => {
@@ -294,21 +307,24 @@ async fn connection(
                 continue;
             }
         };
-        let _ = updates.send(NetUpdate::Connected { organisation: registered.welcome().organisation.clone() });
+        let _ = updates.send(NetUpdate::Connected {
+            organisation: registered.welcome().organisation.clone(),
+            relay: config.server_name.clone(),
+        });
         let secret = registered.welcome().resume.clone();
-        let previous = resume.take().map_or(Capabilities::NONE, |(_, g)| g);
+        let previous = resume.take().map(|(_, g)| g).unwrap_or_default();
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let prompt = Arc::new(UiPrompt::new(updates.clone()));
+        let mut granted = previous.clone();
         let serving = media.serve(registered, prompt, previous, events_tx, commands_rx);
         tokio::pin!(serving);
-        let mut granted = previous;
         let ended = loop {
             tokio::select! {
                 ended = &mut serving => break ended,
                 Some(event) = events_rx.recv() => {
-                    if let AgentEvent::Granted(g) = event {
-                        granted = g;
+                    if let AgentEvent::Access(g) = &event {
+                        granted = g.clone();
                     }
                     let _ = updates.send(NetUpdate::Event(event));
                 }
@@ -356,12 +372,13 @@ async fn resume_within_window(
     config: &AgentConfig,
     _media: &Media,
     updates: &mpsc::UnboundedSender<NetUpdate>,
-    resume: Option<&(ResumeSecret, Capabilities)>,
+    resume: Option<&(ResumeSecret, Grants)>,
 ) -> bool {
     if resume.is_none() {
         return false;
     }
-    let _ = updates.send(NetUpdate::Connecting);
+    // Nothing is shared while there is no connection; the window says so.
+    let _ = updates.send(NetUpdate::Reconnecting);
     let deadline = tokio::time::Instant::now() + RESUME_WINDOW;
     while tokio::time::Instant::now() < deadline {
         if deskline_net::quic::connect(config.relay, &config.server_name, config.fingerprint).await.is_ok() {

@@ -5,6 +5,7 @@
 //! only with a view grant, and input reaches the [`InputSink`] only with a control grant.
 
 use crate::encode::{EncodeError, EncodedFrame};
+use crate::grants::{Answered, Grants};
 use crate::prompt::ConsentPrompt;
 use crate::rate::{Rate, RateController};
 use crate::sink::InputSink;
@@ -73,8 +74,11 @@ pub enum AgentEvent {
     ConsentRequested(ConsentRequest),
     /// The answer that was sent.
     ConsentAnswered(ConsentOutcome),
-    /// What is granted now.
-    Granted(Capabilities),
+    /// The relay had already denied the request when the end user's yes arrived: nothing was
+    /// granted.
+    AnswerTooLate,
+    /// Who may see and control now.
+    Access(Grants),
     /// Whether the screen is being streamed.
     Streaming(bool),
     /// Who holds control.
@@ -237,14 +241,14 @@ impl Registered {
     }
 
     /// Serves the session until it ends. `make_source` creates the frame source on the capture
-    /// thread. `previous_grant` is what the end user had allowed before a drop; it applies again
-    /// only if the relay accepted the resumption.
+    /// thread. `previous` is what the end user had allowed before a drop; it applies again only
+    /// if the relay accepted the resumption (and then only as far as the relay still agrees).
     pub async fn serve<S, F, I, P>(
         self,
         make_source: F,
         mut sink: I,
         prompt: Arc<P>,
-        previous_grant: Capabilities,
+        previous: Grants,
         events: mpsc::UnboundedSender<AgentEvent>,
         mut commands: mpsc::UnboundedReceiver<AgentCommand>,
     ) -> Result<Ended, AgentError>
@@ -255,8 +259,8 @@ impl Registered {
         P: ConsentPrompt,
     {
         let Registered { connection, mut writer, mut reader, welcome } = self;
-        let mut grant = if welcome.resumed { previous_grant } else { Capabilities::NONE };
-        let _ = events.send(AgentEvent::Granted(grant));
+        let mut grants = if welcome.resumed { previous } else { Grants::default() };
+        let _ = events.send(AgentEvent::Access(grants.clone()));
         let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
         let (displays_tx, mut displays_rx) = mpsc::unbounded_channel();
         let capture = spawn_capture(make_source, crate::limits::MAX_FPS, frame_tx, displays_tx);
@@ -265,7 +269,7 @@ impl Registered {
         // reconnects and viewers never take a resumed stream's frames for late ones.
         let mut seq: u64 = crate::source::now_us() / 1000;
         let mut streaming = false;
-        let mut pending_request: Option<u64> = None;
+        let mut pending_request: Option<ConsentRequest> = None;
         let mut controller: Option<TechnicianId> = None;
         let mut in_flight = tokio::task::JoinSet::new();
         let mut rate: Option<RateController> = None;
@@ -281,7 +285,7 @@ impl Registered {
                     };
                     match message {
                         Message::ConsentRequest(request) => {
-                            pending_request = Some(request.request_id);
+                            pending_request = Some(request.clone());
                             let _ = events.send(AgentEvent::ConsentRequested(request.clone()));
                             let prompt = prompt.clone();
                             let answers = answer_tx.clone();
@@ -292,7 +296,7 @@ impl Registered {
                             });
                         }
                         Message::StartStream(start) => {
-                            if grant.view() && !streaming {
+                            if grants.any().view() && !streaming {
                                 streaming = true;
                                 // The relay's frame rate and bitrate are the ceiling; ours caps it.
                                 let ceiling = Rate { fps: start.max_fps.min(crate::limits::MAX_FPS), bitrate_bps: start.bitrate_hint_bps };
@@ -325,8 +329,9 @@ impl Registered {
                             let _ = capture.send(CaptureCommand::Keyframe);
                         }
                         Message::Input(event) => {
-                            // Local enforcement: without a control grant, input goes nowhere.
-                            if grant.control()
+                            // Local enforcement: only the controlling technician's input, and
+                            // only if the end user allowed that technician control.
+                            if controller.is_some_and(|t| grants.of(t).control())
                                 && let Err(e) = sink.apply(&event)
                             {
                                 tracing::warn!(error = %e, "input could not be applied");
@@ -343,6 +348,20 @@ impl Registered {
                         Message::Ping(p) => {
                             writer.send(&Message::Pong(p)).await?;
                         }
+                        Message::Access(access) => {
+                            if grants.follow(&access) == Answered::TooLate {
+                                let _ = events.send(AgentEvent::AnswerTooLate);
+                            }
+                            if controller.is_some_and(|t| !grants.of(t).control()) {
+                                sink.release_all();
+                            }
+                            if !grants.any().view() && streaming {
+                                streaming = false;
+                                let _ = capture.send(CaptureCommand::Stop);
+                                let _ = events.send(AgentEvent::Streaming(false));
+                            }
+                            let _ = events.send(AgentEvent::Access(grants.clone()));
+                        }
                         Message::Bye(bye) => break Ended::ByRelay(bye),
                         Message::Pong(_) => {}
                         other => return Err(AgentError::Protocol(format!("{other:?} is not for an app"))),
@@ -351,20 +370,21 @@ impl Registered {
                 Some((request_id, outcome)) = answer_rx.recv() => {
                     // Only the request the relay is waiting for counts; an answer to a replaced
                     // one grants nothing.
-                    if pending_request != Some(request_id) {
+                    let Some(request) = pending_request.take_if(|r| r.request_id == request_id) else {
                         continue;
-                    }
-                    pending_request = None;
+                    };
                     writer.send(&Message::ConsentDecision(ConsentDecision { request_id, outcome })).await?;
                     if let ConsentOutcome::Granted(capabilities) = outcome {
-                        grant = capabilities;
+                        // Never more than was asked, whatever the prompt returned.
+                        let capabilities = capabilities.intersect(request.capabilities);
+                        grants.allow(request_id, request.technician_id, &request.technician, capabilities);
                     }
                     let _ = events.send(AgentEvent::ConsentAnswered(outcome));
-                    let _ = events.send(AgentEvent::Granted(grant));
+                    let _ = events.send(AgentEvent::Access(grants.clone()));
                 }
                 Some(frame) = frame_rx.recv() => {
                     // Local enforcement: a frame captured just before a withdrawal is not sent.
-                    if !grant.view() || !streaming {
+                    if !grants.any().view() || !streaming {
                         continue;
                     }
                     let video = VideoFrame {
@@ -404,7 +424,7 @@ impl Registered {
                 Some(command) = commands.recv() => {
                     let reduced = match command {
                         AgentCommand::StopSharing => Capabilities::NONE,
-                        AgentCommand::TakeBackControl => grant.without_control(),
+                        AgentCommand::TakeBackControl => Capabilities::VIEW,
                         AgentCommand::Disconnect => {
                             let bye = Message::Bye(Bye { reason: ByeReason::StoppedByUser, message: "the end user left".into() });
                             let _ = writer.send(&bye).await;
@@ -413,15 +433,15 @@ impl Registered {
                         }
                     };
                     // Enforce locally first, then tell the relay.
-                    grant = grant.intersect(reduced);
+                    grants.restrict(reduced);
                     sink.release_all();
-                    if !grant.view() && streaming {
+                    if !grants.any().view() && streaming {
                         streaming = false;
                         let _ = capture.send(CaptureCommand::Stop);
                         let _ = events.send(AgentEvent::Streaming(false));
                     }
-                    let _ = events.send(AgentEvent::Granted(grant));
-                    writer.send(&Message::ConsentChanged(ConsentChanged { capabilities: grant })).await?;
+                    let _ = events.send(AgentEvent::Access(grants.clone()));
+                    writer.send(&Message::ConsentChanged(ConsentChanged { capabilities: reduced })).await?;
                 }
             }
         }) }

@@ -10,6 +10,7 @@
 //! access key (Alt+A allow, Alt+V view only, Alt+D deny; on the session bar Alt+T takes back
 //! control and Alt+S stops sharing) for people who cannot use a mouse.
 
+use crate::grants::Grants;
 use crate::session::{AgentCommand, AgentEvent};
 use deskline_protocol::{Capabilities, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
 use eframe::egui;
@@ -34,9 +35,14 @@ pub enum NetUpdate {
     Connecting,
     /// Registered; waiting for a technician.
     Connected {
-        /// Who runs the relay.
+        /// Who runs the relay (as the relay says).
         organisation: String,
+        /// The relay's host name (as the link or the command line named it): what the end user
+        /// can check, whatever organisation a relay claims to be.
+        relay: String,
     },
+    /// The connection dropped; trying to get back in (nothing is shared meanwhile).
+    Reconnecting,
     /// Registration failed.
     Failed {
         /// What to tell the end user.
@@ -66,6 +72,8 @@ pub enum Screen {
     },
     /// Connecting.
     Connecting,
+    /// The connection dropped; getting back in.
+    Reconnecting,
     /// Connected, waiting for a technician (or between requests).
     Connected,
     /// Could not connect.
@@ -91,8 +99,11 @@ pub struct AgentUi {
     /// The current window.
     pub screen: Screen,
     organisation: String,
-    technician: String,
+    relay: String,
+    grants: Grants,
     granted: Capabilities,
+    /// Something to tell the end user on the status window (a late answer).
+    notice: Option<String>,
     streaming: bool,
     controller: Option<TechnicianId>,
     consent: Option<PendingConsent>,
@@ -111,8 +122,10 @@ impl AgentUi {
         AgentUi {
             screen: if connecting { Screen::Connecting } else { Screen::EnterPin { input: String::new(), error: None } },
             organisation: String::new(),
-            technician: String::new(),
+            relay: String::new(),
+            grants: Grants::default(),
             granted: Capabilities::NONE,
+            notice: None,
             streaming: false,
             controller: None,
             consent: None,
@@ -143,9 +156,15 @@ impl AgentUi {
         while let Ok(update) = self.updates.try_recv() {
             match update {
                 NetUpdate::Connecting => self.screen = Screen::Connecting,
-                NetUpdate::Connected { organisation } => {
+                NetUpdate::Connected { organisation, relay } => {
                     self.organisation = organisation;
+                    self.relay = relay;
                     self.screen = Screen::Connected;
+                }
+                NetUpdate::Reconnecting => {
+                    self.consent = None;
+                    self.set_grants(Grants::default());
+                    self.screen = Screen::Reconnecting;
                 }
                 NetUpdate::Failed { message, retry, new_code } => {
                     self.screen = if new_code {
@@ -155,21 +174,41 @@ impl AgentUi {
                     };
                 }
                 NetUpdate::ConsentAsked(request, answer) => {
-                    self.technician = request.technician.clone();
+                    self.notice = None;
                     self.organisation = request.organisation.clone();
                     self.consent = Some(PendingConsent { request, shown_at: Instant::now(), answer: Some(answer), focused: false });
                 }
-                NetUpdate::Event(AgentEvent::Granted(granted)) => self.granted = granted,
+                NetUpdate::Event(AgentEvent::Access(grants)) => self.set_grants(grants),
+                NetUpdate::Event(AgentEvent::AnswerTooLate) => {
+                    self.notice = Some("Your answer came too late: nothing is shared. The technician can ask again.".into());
+                }
                 NetUpdate::Event(AgentEvent::Streaming(on)) => self.streaming = on,
                 NetUpdate::Event(AgentEvent::Controller(holder)) => self.controller = holder,
                 NetUpdate::Event(_) => {}
                 NetUpdate::Ended(message) => {
                     self.consent = None;
-                    self.granted = Capabilities::NONE;
+                    self.set_grants(Grants::default());
                     self.screen = Screen::Ended(message);
                 }
             }
         }
+    }
+
+    fn set_grants(&mut self, grants: Grants) {
+        self.granted = grants.any();
+        self.grants = grants;
+    }
+
+    /// Who may see the screen now, as the session bar lists them.
+    #[must_use]
+    pub fn viewers(&self) -> Vec<String> {
+        self.grants.list().iter().filter(|g| g.capabilities.view()).map(|g| g.name.clone()).collect()
+    }
+
+    /// "Example IT (desk.example.org)": the organisation as the relay names itself, and the
+    /// relay's host name, which the end user can check.
+    fn who_runs_it(&self) -> String {
+        if self.relay.is_empty() { self.organisation.clone() } else { format!("{} ({})", self.organisation, self.relay) }
     }
 
     fn answer(&mut self, outcome: ConsentOutcome) {
@@ -182,10 +221,12 @@ impl AgentUi {
 
     fn command(&mut self, command: AgentCommand) {
         // Enforce on screen at once; the connection enforces and tells the relay.
-        self.granted = match command {
-            AgentCommand::TakeBackControl => self.granted.without_control(),
+        let mut grants = self.grants.clone();
+        grants.restrict(match command {
+            AgentCommand::TakeBackControl => Capabilities::VIEW,
             AgentCommand::StopSharing | AgentCommand::Disconnect => Capabilities::NONE,
-        };
+        });
+        self.set_grants(grants);
         let _ = self.actions.send(UiAction::Command(command));
     }
 
@@ -214,6 +255,9 @@ impl AgentUi {
         ui.heading("Allow remote support?");
         ui.add_space(8.0);
         ui.label(format!("{} from {} asks to {what}.", pending.request.technician, pending.request.organisation));
+        if !self.relay.is_empty() {
+            ui.label(format!("Support server: {}", self.relay));
+        }
         ui.label("Only allow this if you are expecting help from them.");
         ui.add_space(8.0);
         ui.label(format!("Denied automatically in {} s.", left.as_secs() + 1));
@@ -251,18 +295,21 @@ impl AgentUi {
     }
 
     fn session_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            // A red dot (drawn: not every font has a glyph for one).
-            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-            ui.painter().circle_filled(dot.center(), 5.0, egui::Color32::from_rgb(220, 50, 50));
-            let who = if self.technician.is_empty() { "A technician".to_owned() } else { self.technician.clone() };
-            let doing = if self.granted.control() && self.controller.is_some() {
-                "sees your screen and controls your mouse and keyboard"
-            } else {
-                "sees your screen"
-            };
-            ui.label(format!("{who} ({}) {doing}", self.organisation));
-        });
+        // One line for everyone who sees the screen, saying who controls it.
+        for grant in self.grants.list().iter().filter(|g| g.capabilities.view()) {
+            ui.horizontal(|ui| {
+                // A red dot (drawn: not every font has a glyph for one).
+                let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                ui.painter().circle_filled(dot.center(), 5.0, egui::Color32::from_rgb(220, 50, 50));
+                let doing = if grant.capabilities.control() && self.controller == Some(grant.technician) {
+                    "sees your screen and controls your mouse and keyboard"
+                } else {
+                    "sees your screen"
+                };
+                ui.label(format!("{} {doing}", grant.name));
+            });
+        }
+        ui.label(format!("from {}", self.who_runs_it()));
         let (alt_t, alt_s) = ui.input(|i| (i.modifiers.alt && i.key_pressed(egui::Key::T), i.modifiers.alt && i.key_pressed(egui::Key::S)));
         ui.horizontal(|ui| {
             if self.granted.control() && (ui.button("Take back control (Alt+T)").clicked() || alt_t) {
@@ -302,10 +349,21 @@ impl AgentUi {
                     ui.label("Connecting…");
                 });
             }
+            Screen::Reconnecting => {
+                ui.heading("Remote support");
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("Connection lost. Reconnecting to {}…", self.who_runs_it()));
+                });
+                ui.label("Nothing is shared while the connection is down.");
+            }
             Screen::Connected => {
                 ui.heading("Remote support");
-                ui.label(format!("Connected to {}.", self.organisation));
+                ui.label(format!("Connected to {}.", self.who_runs_it()));
                 ui.label("Waiting for a technician. Nothing is shared until you allow it.");
+                if let Some(notice) = &self.notice {
+                    ui.colored_label(egui::Color32::from_rgb(200, 120, 0), notice.as_str());
+                }
                 if self.granted.is_empty() {
                     ui.add_space(8.0);
                     if ui.button("Leave").clicked() {

@@ -1,6 +1,7 @@
 //! The support app's windows, driven like a person would: typing, clicking, access keys.
 #![allow(clippy::unwrap_used)]
 
+use deskline_agent::grants::Grants;
 use deskline_agent::session::{AgentCommand, AgentEvent};
 use deskline_agent::ui::{AgentUi, NetUpdate, Screen, UiAction};
 use deskline_protocol::{Capabilities, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
@@ -24,13 +25,27 @@ fn ui(connecting: bool) -> Ui {
 }
 
 fn request(capabilities: Capabilities, timeout_ms: u32) -> ConsentRequest {
-    ConsentRequest { request_id: 9, organisation: "Example IT".into(), technician: "Ada".into(), capabilities, timeout_ms }
+    ConsentRequest {
+        request_id: 9,
+        organisation: "Example IT".into(),
+        technician: "Ada".into(),
+        technician_id: ADA,
+        capabilities,
+        timeout_ms,
+    }
+}
+
+const ADA: TechnicianId = TechnicianId(1);
+const BOB: TechnicianId = TechnicianId(2);
+
+fn connected() -> NetUpdate {
+    NetUpdate::Connected { organisation: "Example IT".into(), relay: "desk.example.org".into() }
 }
 
 impl Ui {
     /// Shows a consent request; returns where the answer arrives.
     fn ask(&mut self, capabilities: Capabilities, timeout_ms: u32) -> oneshot::Receiver<ConsentOutcome> {
-        self.updates.send(NetUpdate::Connected { organisation: "Example IT".into() }).unwrap();
+        self.updates.send(connected()).unwrap();
         let (tx, rx) = oneshot::channel();
         self.updates.send(NetUpdate::ConsentAsked(request(capabilities, timeout_ms), tx)).unwrap();
         self.harness.run_steps(3);
@@ -38,9 +53,15 @@ impl Ui {
     }
 
     fn sharing(&mut self, granted: Capabilities) {
-        self.updates.send(NetUpdate::Connected { organisation: "Example IT".into() }).unwrap();
-        self.updates.send(NetUpdate::Event(AgentEvent::Granted(granted))).unwrap();
-        self.updates.send(NetUpdate::Event(AgentEvent::Controller(Some(TechnicianId(1))))).unwrap();
+        let mut grants = Grants::default();
+        grants.allow(9, ADA, "Ada", granted);
+        self.share(grants, Some(ADA));
+    }
+
+    fn share(&mut self, grants: Grants, controller: Option<TechnicianId>) {
+        self.updates.send(connected()).unwrap();
+        self.updates.send(NetUpdate::Event(AgentEvent::Access(grants))).unwrap();
+        self.updates.send(NetUpdate::Event(AgentEvent::Controller(controller))).unwrap();
         self.harness.run_steps(2);
     }
 }
@@ -94,6 +115,8 @@ fn deny_is_the_default_answer() {
     let mut ui = ui(true);
     let answer = ui.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
     ui.harness.get_by_label_contains("Ada from Example IT asks to see your screen and control");
+    // The relay's host name beside the organisation it claims to be.
+    ui.harness.get_by_label("Support server: desk.example.org");
     assert!(ui.harness.get_by_label("Deny (Alt+D)").is_focused(), "Deny has the focus");
     ui.harness.key_press(egui::Key::Enter);
     ui.harness.run_steps(2);
@@ -159,4 +182,29 @@ fn the_session_bar_takes_back_control() {
     assert_eq!(ui.harness.state().granted(), Capabilities::VIEW);
     assert!(ui.harness.query_by_label("Take back control (Alt+T)").is_none());
     ui.harness.get_by_label_contains("sees your screen");
+}
+
+#[test]
+fn the_session_bar_lists_everyone_who_sees_and_who_controls() {
+    let mut ui = ui(true);
+    let mut grants = Grants::default();
+    grants.allow(1, ADA, "Ada", Capabilities::VIEW_AND_CONTROL);
+    grants.allow(2, BOB, "Bob", Capabilities::VIEW);
+    ui.share(grants, Some(ADA));
+    ui.harness.get_by_label("Ada sees your screen and controls your mouse and keyboard");
+    ui.harness.get_by_label("Bob sees your screen");
+    ui.harness.get_by_label("from Example IT (desk.example.org)");
+    assert_eq!(ui.harness.state().viewers(), ["Ada", "Bob"]);
+}
+
+#[test]
+fn a_lost_connection_shows_reconnecting_and_nothing_shared() {
+    let mut ui = ui(true);
+    ui.sharing(Capabilities::VIEW);
+    assert!(ui.harness.state().sharing());
+    ui.updates.send(NetUpdate::Reconnecting).unwrap();
+    ui.harness.run_steps(2);
+    assert_eq!(ui.harness.state().screen, Screen::Reconnecting);
+    assert!(!ui.harness.state().sharing());
+    ui.harness.get_by_label_contains("Reconnecting to Example IT (desk.example.org)");
 }

@@ -8,7 +8,7 @@ use deskline_agent::session::{AgentConfig, register};
 use deskline_agent::{InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, RelayTarget, ViewerCommand, ViewerUpdate};
-use deskline_protocol::{AppCode, AppInfo, Capabilities, InputEvent, SessionId, TechnicianId};
+use deskline_protocol::{AppCode, AppInfo, InputEvent, SessionId, TechnicianId};
 use deskline_relay::server::LocalRelay;
 use serde::Serialize;
 use serde_json::json;
@@ -87,7 +87,7 @@ impl SyntheticSession {
         let make = move || SyntheticSource::new(width, height);
         tokio::spawn(async move {
             let _keep = (_events_rx, _commands);
-            let _ = registered.serve(make, sink, prompt, Capabilities::NONE, events, commands_rx).await;
+            let _ = registered.serve(make, sink, prompt, deskline_agent::grants::Grants::default(), events, commands_rx).await;
         });
         admin.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
         for _ in 0..100 {

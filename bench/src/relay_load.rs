@@ -10,7 +10,7 @@ use deskline_agent::session::{AgentConfig, register};
 use deskline_agent::{EncodeError, EncodedFrame, FrameSource, RecordingSink, ScriptedAnswer, ScriptedPrompt};
 use deskline_console::client::Client;
 use deskline_net::framed::{open_control, read_frame, send_frame};
-use deskline_protocol::{AppCode, AppInfo, Capabilities, DisplayInfo, Hello, HelloRole, Message, PROTOCOL_VERSION, SessionId, VideoCodec, VideoFrame};
+use deskline_protocol::{AppCode, AppInfo, DisplayInfo, Hello, HelloRole, Message, PROTOCOL_VERSION, SessionId, VideoCodec, VideoFrame};
 use rand::{Rng as _, SeedableRng as _};
 use serde::Serialize;
 use serde_json::json;
@@ -318,7 +318,7 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         let phase = (s as u64 * 7) % KEYFRAME_EVERY;
         let make = move || Ok(BlobSource { n: 0, phase, rng: rand::rngs::StdRng::seed_from_u64(s as u64) });
         tasks.push(tokio::spawn(async move {
-            let _ = registered.serve(make, RecordingSink::default(), prompt, Capabilities::NONE, events, commands_rx).await;
+            let _ = registered.serve(make, RecordingSink::default(), prompt, deskline_agent::grants::Grants::default(), events, commands_rx).await;
         }));
         owner.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
         for _ in 0..200 {

@@ -176,7 +176,7 @@ async fn synthetic_app(env: &Env, pin: &str, answer: deskline_agent::ScriptedAns
     let recorded = sink.clone();
     tokio::spawn(async move {
         let _keep = _events_rx;
-        let _ = registered.serve(source, sink, prompt, deskline_protocol::Capabilities::NONE, events, commands_rx).await;
+        let _ = registered.serve(source, sink, prompt, deskline_agent::grants::Grants::default(), events, commands_rx).await;
     });
     recorded
 }

@@ -2,6 +2,7 @@
 //! app's connection logic with the synthetic H.264 source, and the technician's viewer.
 #![allow(clippy::unwrap_used)]
 
+use deskline_agent::grants::Grants;
 use deskline_agent::rate::Rate;
 use deskline_agent::{
     AgentCommand, AgentConfig, AgentError, AgentEvent, EncodeError, EncodedFrame, Ended, FrameSource, RecordingSink,
@@ -10,7 +11,7 @@ use deskline_agent::{
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerError, ViewerUpdate};
 use deskline_protocol::{
-    AppCode, AppInfo, Capabilities, InputEvent, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
+    AccessGrant, AppCode, AppInfo, Capabilities, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
 use deskline_relay::server::LocalRelay;
 use serde_json::{Value, json};
@@ -111,6 +112,18 @@ impl Env {
         self.remote(id).await;
         self.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
     }
+
+    /// The API as this technician.
+    fn client(&self, tech: &Tech) -> Client {
+        Client::new(&self.server, Some(&self.fingerprint), Some(tech.token.clone())).unwrap()
+    }
+
+    /// `tech` (on the session) asks the end user for remote access and the app answers; waits
+    /// until the grant to `tech` is stored.
+    async fn share_with(&self, id: i64, tech: &Tech) {
+        self.client(tech).post(&format!("/sessions/{id}/remote"), &json!({})).await.unwrap();
+        self.wait_for(id, "granted to the technician", |v| grant_of(v, tech.id).is_some()).await;
+    }
 }
 
 fn info() -> AppInfo {
@@ -131,7 +144,7 @@ struct RunningAgent {
     resumed: bool,
 }
 
-async fn start_agent(env: &Env, code: AppCode, answer: ScriptedAnswer, resume: Option<ResumeSecret>, previous: Capabilities) -> Result<RunningAgent, AgentError> {
+async fn start_agent(env: &Env, code: AppCode, answer: ScriptedAnswer, resume: Option<ResumeSecret>, previous: Grants) -> Result<RunningAgent, AgentError> {
     start_agent_with(env, code, answer, resume, previous, || SyntheticSource::new(WIDTH, HEIGHT)).await
 }
 
@@ -140,7 +153,7 @@ async fn start_agent_with<S: FrameSource>(
     code: AppCode,
     answer: ScriptedAnswer,
     resume: Option<ResumeSecret>,
-    previous: Capabilities,
+    previous: Grants,
     source: impl FnOnce() -> Result<S, EncodeError> + Send + 'static,
 ) -> Result<RunningAgent, AgentError> {
     let registered = register(&env.config(code), info(), resume).await?;
@@ -152,6 +165,34 @@ async fn start_agent_with<S: FrameSource>(
     let prompt = Arc::new(ScriptedPrompt { answer, delay: Duration::from_millis(20) });
     let task = tokio::spawn(registered.serve(source, sink.clone(), prompt, previous, events_tx, commands_rx));
     Ok(RunningAgent { task, sink, events, commands, resume: secret, resumed })
+}
+
+/// What the session's consent grants `technician`, if anything.
+fn grant_of(session: &Value, technician: TechnicianId) -> Option<Value> {
+    session["consent"]["grants"].as_array()?.iter().find(|g| g["technician_id"] == technician.0).map(|g| g["capabilities"].clone())
+}
+
+/// The technicians the app was last told may see or control its screen.
+fn last_access(events: &mut mpsc::UnboundedReceiver<AgentEvent>, seen: &mut Vec<AgentEvent>) -> Vec<TechnicianId> {
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    seen.iter()
+        .rev()
+        .find_map(|e| match e {
+            AgentEvent::Access(grants) => Some(grants.list().iter().map(|g| g.technician).collect()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// What an app that allowed the admin everything remembers across a drop.
+fn admin_may_control() -> Grants {
+    Grants::from_list(vec![AccessGrant {
+        technician: TechnicianId(1),
+        name: "Administrator".into(),
+        capabilities: Capabilities::VIEW_AND_CONTROL,
+    }])
 }
 
 fn pin_of(session: &Value) -> AppCode {
@@ -219,7 +260,7 @@ async fn a_pin_app_with_consent_streams_the_pattern_and_takes_input() {
     let env = env().await;
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
-    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     let v = env.wait_for(id, "active", |v| v["state"] == "active").await;
     assert_eq!(v["agent"]["host_name"], "reception-pc");
 
@@ -248,7 +289,7 @@ async fn a_pin_app_with_consent_streams_the_pattern_and_takes_input() {
     // A link session works the same way.
     let link = env.session("link").await;
     let lid = link["id"].as_i64().unwrap();
-    let _agent = start_agent(&env, link_of(&link), ScriptedAnswer::Deny, None, Capabilities::NONE).await.unwrap();
+    let _agent = start_agent(&env, link_of(&link), ScriptedAnswer::Deny, None, Grants::default()).await.unwrap();
     env.wait_for(lid, "active", |v| v["state"] == "active").await;
 }
 
@@ -258,12 +299,12 @@ async fn wrong_pins_are_refused_and_guessing_is_limited() {
     let session = env.session("pin").await;
     let right = session["pin"].as_str().unwrap().to_owned();
     let wrong = if right == "000000" { "000001" } else { "000000" };
-    for _ in 0..deskline_relay::limits::MAX_CODE_FAILURES_PER_ADDRESS {
-        let err = start_agent(&env, AppCode::Pin(wrong.parse().unwrap()), ScriptedAnswer::Deny, None, Capabilities::NONE).await.err().unwrap();
+    for _ in 0..deskline_relay::limits::MAX_CODE_FAILURES_PER_NETWORK {
+        let err = start_agent(&env, AppCode::Pin(wrong.parse().unwrap()), ScriptedAnswer::Deny, None, Grants::default()).await.err().unwrap();
         assert!(matches!(err, AgentError::Rejected { reason: RejectReason::UnknownCode, .. }), "{err:?}");
     }
     // Now even the right PIN is refused from this address until the window passes.
-    let err = start_agent(&env, AppCode::Pin(right.parse().unwrap()), ScriptedAnswer::Deny, None, Capabilities::NONE).await.err().unwrap();
+    let err = start_agent(&env, AppCode::Pin(right.parse().unwrap()), ScriptedAnswer::Deny, None, Grants::default()).await.err().unwrap();
     assert!(matches!(err, AgentError::Rejected { reason: RejectReason::RateLimited { .. }, .. }), "{err:?}");
     assert_eq!(env.get(session["id"].as_i64().unwrap()).await["state"], "waiting");
 }
@@ -273,7 +314,7 @@ async fn denied_consent_lets_no_frame_and_no_input_through() {
     let env = env().await;
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
-    let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Deny, None, Capabilities::NONE).await.unwrap();
+    let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Deny, None, Grants::default()).await.unwrap();
     env.wait_for(id, "active", |v| v["state"] == "active").await;
     env.remote(id).await;
     env.wait_for(id, "consent answered", |v| v["consent"]["status"] == "none").await;
@@ -302,7 +343,7 @@ async fn view_only_consent_never_lets_input_through() {
     let env = env().await;
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
-    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowViewOnly, None, Capabilities::NONE).await.unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowViewOnly, None, Grants::default()).await.unwrap();
     env.wait_for(id, "active", |v| v["state"] == "active").await;
     env.remote(id).await;
     env.wait_for(id, "view granted", |v| v["consent"]["capabilities"] == json!({"view": true, "control": false})).await;
@@ -319,7 +360,7 @@ async fn taking_back_control_and_stopping_sharing_take_effect_at_once() {
     let env = env().await;
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
-    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     send_input(&env, &env.admin_tech(), id, &click()).await.unwrap();
     wait_for_events(&agent.sink, 3).await;
@@ -350,8 +391,11 @@ async fn three_technicians_view_at_once_and_a_fourth_is_refused() {
     for t in [&bob, &carol] {
         env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": t.id.0})).await.unwrap();
     }
-    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
+    // Consent is per technician: each invited technician asks, and the end user says yes.
+    env.share_with(id, &bob).await;
+    env.share_with(id, &carol).await;
     let admin = env.admin_tech();
     let (a, b, c) = tokio::join!(
         watch(&env, &admin, id, 10, Duration::from_secs(20)),
@@ -399,7 +443,7 @@ async fn a_stalled_viewer_does_not_delay_the_others() {
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
     env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
-    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let staller = stalled_viewer(&env, &bob, id).await;
     // Three seconds of video at 30 fps reach the healthy viewer, in order, while the stalled
@@ -462,7 +506,7 @@ async fn viewers_learn_the_displays_on_joining_and_when_they_change() {
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
     let source = || Ok(GainsADisplay { inner: SyntheticSource::new(WIDTH, HEIGHT)?, frames: 0 });
-    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE, source).await.unwrap();
+    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default(), source).await.unwrap();
     env.share(id).await;
     let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
     let mut lists = Vec::new();
@@ -486,7 +530,7 @@ async fn the_app_lowers_its_rate_for_a_stalled_viewer_and_recovers_after_it_leav
     let rates = Arc::new(std::sync::Mutex::new(Vec::new()));
     let recorded = rates.clone();
     let source = move || Ok(RateRecorder { inner: SyntheticSource::new(WIDTH, HEIGHT)?, rates: recorded });
-    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE, source).await.unwrap();
+    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default(), source).await.unwrap();
     env.share(id).await;
     // A healthy viewer watches throughout (its frames drained as they come).
     let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
@@ -524,7 +568,7 @@ async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
     let code = pin_of(&session);
-    let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let secret = agent.resume.clone().unwrap();
 
@@ -534,7 +578,7 @@ async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
     assert_eq!(env.get(id).await["consent"]["status"], "suspended");
 
     // The same app comes back: consent holds, no prompt (this prompt would deny).
-    let back = start_agent(&env, code.clone(), ScriptedAnswer::Deny, Some(secret), Capabilities::VIEW_AND_CONTROL).await.unwrap();
+    let back = start_agent(&env, code.clone(), ScriptedAnswer::Deny, Some(secret), admin_may_control()).await.unwrap();
     assert!(back.resumed);
     env.wait_for(id, "active again", |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
     let (frames, result) = watch(&env, &env.admin_tech(), id, 5, Duration::from_secs(20)).await;
@@ -544,7 +588,7 @@ async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
     // Another instance (no secret, or a wrong one) starts from nothing and is asked again.
     back.commands.send(AgentCommand::Disconnect).unwrap();
     env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
-    let stranger = start_agent(&env, code, ScriptedAnswer::Deny, Some(ResumeSecret::from_bytes([9; 32])), Capabilities::VIEW_AND_CONTROL).await.unwrap();
+    let stranger = start_agent(&env, code, ScriptedAnswer::Deny, Some(ResumeSecret::from_bytes([9; 32])), admin_may_control()).await.unwrap();
     assert!(!stranger.resumed);
     env.wait_for(id, "active without consent", |v| v["state"] == "active" && v["consent"]["status"] == "none").await;
 }
@@ -554,7 +598,7 @@ async fn closing_ends_every_connection_and_invalidates_the_code() {
     let env = env().await;
     let session = env.session("link").await;
     let id = session["id"].as_i64().unwrap();
-    let agent = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let agent = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
@@ -566,7 +610,7 @@ async fn closing_ends_every_connection_and_invalidates_the_code() {
     let watched = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
     assert!(matches!(watched, Err(ViewerError::Ended(_))), "{watched:?}");
 
-    let again = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.err().unwrap();
+    let again = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.err().unwrap();
     assert!(matches!(again, AgentError::Rejected { reason: RejectReason::Closed, .. }), "{again:?}");
 }
 
@@ -619,7 +663,7 @@ async fn an_unanswered_consent_prompt_times_out_as_a_denial() {
     env.admin.call("PATCH", "/channels/1", Some(&json!({"consent_timeout_secs": 1}))).await.unwrap();
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
-    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Ignore, None, Capabilities::NONE).await.unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Ignore, None, Grants::default()).await.unwrap();
     env.wait_for(id, "active", |v| v["state"] == "active").await;
     env.remote(id).await;
     assert_eq!(env.get(id).await["consent"]["status"], "pending");
@@ -637,7 +681,7 @@ async fn a_viewer_keeps_its_picture_across_the_apps_resumption() {
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
     let code = pin_of(&session);
-    let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
     let (_commands, mut updates) = viewer.spawn();
@@ -650,7 +694,7 @@ async fn a_viewer_keeps_its_picture_across_the_apps_resumption() {
     let secret = agent.resume.clone().unwrap();
     agent.task.abort();
     env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
-    let _back = start_agent(&env, code, ScriptedAnswer::Deny, Some(secret), Capabilities::VIEW_AND_CONTROL).await.unwrap();
+    let _back = start_agent(&env, code, ScriptedAnswer::Deny, Some(secret), admin_may_control()).await.unwrap();
     // The same viewer, still connected, decodes the resumed stream (its sequence numbers go on
     // increasing, so nothing is mistaken for a late frame).
     let mut after = 0;
@@ -670,8 +714,9 @@ async fn a_technician_who_leaves_the_session_loses_the_picture() {
     let session = env.session("pin").await;
     let id = session["id"].as_i64().unwrap();
     env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
-    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Capabilities::NONE).await.unwrap();
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
+    env.share_with(id, &bob).await;
     let viewer = env.viewer(&bob, id).await.unwrap();
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -682,4 +727,101 @@ async fn a_technician_who_leaves_the_session_loses_the_picture() {
     assert!(matches!(watched, Err(ViewerError::Ended(_))), "{watched:?}");
     let again = env.viewer(&bob, id).await.err().unwrap();
     assert!(matches!(again, ViewerError::Rejected { reason: RejectReason::Forbidden, .. }), "{again}");
+}
+
+/// Found from outside: a channel member invited themself and viewed and typed under the
+/// consent the end user gave another technician. Consent is per technician now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_given_to_one_technician_is_not_used_by_another() {
+    let env = env().await;
+    let bob = env.technician("bob").await;
+    let carol = env.technician("carol").await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    env.share(id).await;
+    let admin = env.admin_tech();
+
+    // Bob works in the channel but is not on the session: he cannot invite himself.
+    let refused = env.client(&bob).post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap_err();
+    assert!(matches!(&refused, deskline_console::client::ApiError::Api { status: 403, code, .. } if code == "not_owner"), "{refused}");
+
+    // Carol, invited by the owner, sees nothing and controls nothing until the end user says so.
+    env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": carol.id.0})).await.unwrap();
+    let (frames, result) = watch(&env, &carol, id, 1, Duration::from_secs(2)).await;
+    assert!(frames.is_empty(), "a frame reached a technician the end user never allowed");
+    assert!(result.is_err());
+    let err = send_input(&env, &carol, id, &click()).await.unwrap_err();
+    assert!(err.to_string().contains("not granted control"), "{err}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(agent.sink.events().is_empty(), "input from a technician without consent reached the app");
+    let mut seen = Vec::new();
+    assert_eq!(last_access(&mut agent.events, &mut seen), [admin.id], "the app lists who may see its screen");
+
+    // Carol asks: the end user is asked again, naming her.
+    env.share_with(id, &carol).await;
+    let (frames, result) = watch(&env, &carol, id, 3, Duration::from_secs(20)).await;
+    result.unwrap();
+    assert_eq!(frames.len(), 3);
+    let mut listed = last_access(&mut agent.events, &mut seen);
+    listed.sort();
+    assert_eq!(listed, [admin.id, carol.id]);
+    assert!(seen.iter().any(|e| matches!(e, AgentEvent::ConsentRequested(r) if r.technician_id == carol.id && r.technician == "carol")));
+    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
+    let decided: Vec<&Value> = trail.as_array().unwrap().iter().filter(|e| e["action"]["action"] == "consent_decided").collect();
+    assert_eq!(decided.last().unwrap()["action"]["technician"], carol.id.0, "the audit names whom consent was given to");
+}
+
+/// Opens a connection from `local` (a loopback address: each 127.0.N.0/24 is a network of its
+/// own), presents `code` (and a resumption secret) as a support app would, and returns the
+/// relay's answer.
+async fn hello_from(env: &Env, local: std::net::IpAddr, code: AppCode, resume: Option<ResumeSecret>) -> Message {
+    let fp = deskline_net::tls::parse_fingerprint(&env.fingerprint).unwrap();
+    let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::new(local, 0)).unwrap();
+    endpoint.set_default_client_config(deskline_net::quic::client_config(Some(fp)).unwrap());
+    let connection = endpoint.connect(env.quic, "localhost").unwrap().await.unwrap();
+    let hello = Message::Hello(Hello { protocol_version: PROTOCOL_VERSION, role: HelloRole::App { code, info: info(), resume } });
+    let (_writer, mut reader) = deskline_net::framed::open_control(&connection, &hello).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), reader.next()).await.unwrap().unwrap().unwrap()
+}
+
+/// Found from outside: 20 addresses × 5 wrong PINs refused the correct PIN, valid links and
+/// even resumptions for a minute. Now strangers' failures slow the strangers only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_from_many_networks_never_lock_out_an_honest_end_user() {
+    use deskline_relay::limits::{CODE_ATTACK_THRESHOLD, MAX_CODE_FAILURES_PER_NETWORK_UNDER_ATTACK};
+    let env = env().await;
+    let pin_session = env.session("pin").await;
+    let right = pin_session["pin"].as_str().unwrap().to_owned();
+    let wrong = if right == "000000" { "000001" } else { "000000" };
+    let link_session = env.session("link").await;
+    let resuming = env.session("pin").await;
+    let resuming_id = resuming["id"].as_i64().unwrap();
+    let app = start_agent(&env, pin_of(&resuming), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    env.share(resuming_id).await;
+    let secret = app.resume.clone().unwrap();
+
+    // An attack from many networks (127.0.N.1, one /24 each), all at once: past the threshold.
+    let wrong_code = || AppCode::Pin(wrong.parse().unwrap());
+    let attackers: Vec<std::net::IpAddr> = (1..=CODE_ATTACK_THRESHOLD as u8 + 10).map(|n| std::net::IpAddr::from([127, 0, n, 1])).collect();
+    let answers = futures_util::future::join_all(attackers.iter().map(|&a| hello_from(&env, a, wrong_code(), None))).await;
+    assert!(answers.iter().all(|m| matches!(m, Message::Reject(r) if r.reason == RejectReason::UnknownCode)));
+    // The attack's own networks are slowed and then refused...
+    let more = (0..MAX_CODE_FAILURES_PER_NETWORK_UNDER_ATTACK).map(|_| hello_from(&env, attackers[0], wrong_code(), None));
+    futures_util::future::join_all(more).await;
+    let answer = hello_from(&env, attackers[0], wrong_code(), None).await;
+    assert!(matches!(&answer, Message::Reject(r) if matches!(r.reason, RejectReason::RateLimited { .. })), "{answer:?}");
+
+    // ...while the correct PIN and a valid link work from a network of their own (127.0.0.1)...
+    let by_pin = start_agent(&env, AppCode::Pin(right.parse().unwrap()), ScriptedAnswer::Deny, None, Grants::default()).await;
+    assert!(by_pin.is_ok(), "the correct PIN was refused during the attack: {:?}", by_pin.err());
+    let by_link = start_agent(&env, link_of(&link_session), ScriptedAnswer::Deny, None, Grants::default()).await;
+    assert!(by_link.is_ok(), "a valid link was refused during the attack: {:?}", by_link.err());
+
+    // ...and a resumption passes even from a network that is itself over its allowance.
+    app.task.abort();
+    env.wait_for(resuming_id, "dropped", |v| v["state"] == "waiting").await;
+    let answer = hello_from(&env, attackers[0], pin_of(&resuming), Some(secret)).await;
+    assert!(matches!(&answer, Message::Welcome(w) if w.resumed), "{answer:?}");
+    env.wait_for(resuming_id, "resumed with consent", |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
 }

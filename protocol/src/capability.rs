@@ -79,6 +79,12 @@ impl Capabilities {
         Capabilities { view: self.view && other.view, control: self.control && other.control }
     }
 
+    /// Everything in either set (valid: control implies view in each, so in the result).
+    #[must_use]
+    pub const fn union(self, other: Capabilities) -> Capabilities {
+        Capabilities { view: self.view || other.view, control: self.control || other.control }
+    }
+
     /// This set with control taken away.
     #[must_use]
     pub const fn without_control(self) -> Capabilities {

@@ -9,7 +9,8 @@ use crate::code::{LinkToken, Pin, ResumeSecret};
 use crate::ids::{SessionId, TechnicianId};
 use crate::keycode::KeyCode;
 use crate::limits::{
-    MAX_BEARER_TOKEN_BYTES, MAX_DISPLAY_EDGE, MAX_DISPLAYS, MAX_TEXT_BYTES, MAX_VIDEO_FRAME_BYTES,
+    MAX_BEARER_TOKEN_BYTES, MAX_DISPLAY_EDGE, MAX_DISPLAYS, MAX_TECHNICIANS_PER_SESSION, MAX_TEXT_BYTES,
+    MAX_VIDEO_FRAME_BYTES,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,10 @@ pub enum Message {
     DisplaysChanged(DisplaysChanged),
     /// Either side: the connection ends, and why.
     Bye(Bye),
+    /// Relay → app: who may see and control the screen now, after every change (a grant given,
+    /// a technician leaving the session, a withdrawal). The app shows exactly this and never
+    /// allows more than the end user said yes to.
+    Access(Access),
 }
 
 /// The first message of a connection.
@@ -103,6 +108,17 @@ pub enum AppCode {
     Link(LinkToken),
     /// A PIN the end user typed.
     Pin(Pin),
+}
+
+impl AppCode {
+    /// `link` or `pin`, for logs (never the code itself).
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            AppCode::Link(_) => "link",
+            AppCode::Pin(_) => "pin",
+        }
+    }
 }
 
 /// What the app runs on, shown to technicians.
@@ -211,6 +227,8 @@ pub struct ConsentRequest {
     /// The technician's display name.
     #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
     pub technician: String,
+    /// The technician's id: what is allowed is allowed to them only.
+    pub technician_id: TechnicianId,
     /// What is asked for.
     pub capabilities: Capabilities,
     /// Milliseconds until the app auto-denies (the channel's consent timeout).
@@ -426,6 +444,33 @@ pub struct Stats {
     pub rtt_us: u32,
 }
 
+/// Who may see and control the end user's screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Access {
+    /// One entry per technician with something granted (at most
+    /// [`crate::limits::MAX_TECHNICIANS_PER_SESSION`]).
+    #[cfg_attr(test, proptest(strategy = "proptest::collection::vec(any::<AccessGrant>(), 0..=3)"))]
+    pub grants: Vec<AccessGrant>,
+    /// Set when this is the relay's answer to the app's decision on this consent request: the
+    /// grants after it was applied (or refused, when it came too late). Until then the app
+    /// keeps the grant it just gave; every other message only takes away.
+    pub answered: Option<u64>,
+}
+
+/// What one technician may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct AccessGrant {
+    /// The technician.
+    pub technician: TechnicianId,
+    /// Their display name, for the session bar.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .-]{0,24}"))]
+    pub name: String,
+    /// What the end user allows them.
+    pub capabilities: Capabilities,
+}
+
 /// Which display a viewer wants to see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -506,6 +551,9 @@ pub enum ValidationError {
     /// A video frame larger than [`MAX_VIDEO_FRAME_BYTES`].
     #[error("video frame of {0} bytes")]
     FrameTooLarge(usize),
+    /// More grants than technicians on a session.
+    #[error("{0} grants, at most {MAX_TECHNICIANS_PER_SESSION} allowed")]
+    TooManyGrants(usize),
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), ValidationError> {
@@ -536,7 +584,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 18;
+    pub const KINDS: u32 = 19;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -576,6 +624,12 @@ impl Message {
             }
             Message::Input(InputEvent::Text { text }) => check_text("text", text, MAX_TEXT_BYTES),
             Message::Bye(b) => check_text("message", &b.message, MAX_TEXT_BYTES),
+            Message::Access(access) => {
+                if access.grants.len() > MAX_TECHNICIANS_PER_SESSION {
+                    return Err(ValidationError::TooManyGrants(access.grants.len()));
+                }
+                access.grants.iter().try_for_each(|g| check_text("technician name", &g.name, MAX_TEXT_BYTES))
+            }
             Message::ConsentDecision(_)
             | Message::ConsentChanged(_)
             | Message::StartStream(_)

@@ -1,6 +1,7 @@
 //! Passwords (argon2id), API tokens (random, stored hashed) and login throttling.
 
-use crate::limits::{LOGIN_FAILURE_WINDOW, MAX_LOGIN_FAILURES_PER_WINDOW};
+use crate::limits::{LOGIN_BACKOFF_MAX, LOGIN_FAILURE_WINDOW, LOGIN_FREE_FAILURES};
+use crate::network::Network;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
@@ -9,6 +10,7 @@ use deskline_protocol::Timestamp;
 use rand::Rng as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 /// Hashes a password with argon2id (the crate's default, OWASP-recommended parameters) and a
@@ -69,42 +71,55 @@ pub fn random_password() -> String {
         .collect()
 }
 
-/// Counts failed logins per username in a sliding window and refuses further attempts when
-/// there were too many. Per relay instance, held in the app state (not a global).
+/// Slows password guessing by source network, never by account: failures from one network
+/// (IPv4 /24, IPv6 /56) in a sliding window are free up to a few typos, then each further
+/// attempt from that network must wait twice as long as the one before. Somebody guessing the
+/// admin's password slows themself down; the admin, signing in from anywhere else, is never
+/// locked out. Per relay instance, held in the app state (not a global).
 #[derive(Default)]
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, Vec<Timestamp>>>,
+    failures: Mutex<HashMap<Network, Vec<Timestamp>>>,
 }
 
+/// Networks remembered at most; beyond it, those without a recent failure are forgotten.
+const MAX_NETWORKS_TRACKED: usize = 100_000;
+
 impl LoginThrottle {
-    /// If this username is locked out now, how many milliseconds until it is not.
-    pub fn retry_after(&self, username: &str, now: Timestamp) -> Option<i64> {
+    /// If attempts from `from`'s network must wait now, how many milliseconds more.
+    pub fn retry_after(&self, from: Option<IpAddr>, now: Timestamp) -> Option<i64> {
         let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.get_mut(&network(from))?;
         let window_ms = LOGIN_FAILURE_WINDOW.as_millis() as i64;
-        let entry = map.get_mut(username)?;
         entry.retain(|t| now.0 - t.0 < window_ms);
-        if entry.len() >= MAX_LOGIN_FAILURES_PER_WINDOW {
-            entry.first().map(|oldest| oldest.0 + window_ms - now.0)
-        } else {
-            None
-        }
+        let last = entry.last()?;
+        let wait = backoff(entry.len())?;
+        let ready_at = last.0 + wait.as_millis() as i64;
+        (ready_at > now.0).then(|| ready_at - now.0)
     }
 
-    /// Records a failed attempt.
-    pub fn failed(&self, username: &str, now: Timestamp) {
+    /// Records a failed attempt from `from`.
+    pub fn failed(&self, from: Option<IpAddr>, now: Timestamp) {
         let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Bound the map: a flood of random usernames must not grow memory without limit.
-        if map.len() > 100_000 {
-            map.clear();
+        if map.len() > MAX_NETWORKS_TRACKED {
+            let window_ms = LOGIN_FAILURE_WINDOW.as_millis() as i64;
+            map.retain(|_, failures| failures.last().is_some_and(|t| now.0 - t.0 < window_ms));
         }
-        map.entry(username.to_owned()).or_default().push(now);
+        map.entry(network(from)).or_default().push(now);
     }
+}
 
-    /// Forgets failures after a successful login.
-    pub fn succeeded(&self, username: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.remove(username);
-    }
+/// The network failures are counted in (all unknown senders together).
+fn network(from: Option<IpAddr>) -> Network {
+    Network::of(from.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))
+}
+
+/// How long after the last of `failures` failures the next attempt must wait: nothing for the
+/// first [`LOGIN_FREE_FAILURES`], then one second doubling each time up to [`LOGIN_BACKOFF_MAX`].
+#[must_use]
+pub fn backoff(failures: usize) -> Option<std::time::Duration> {
+    let over = failures.checked_sub(LOGIN_FREE_FAILURES)?;
+    let doubled = std::time::Duration::from_secs(1).saturating_mul(1u32.checked_shl(over as u32).unwrap_or(u32::MAX));
+    Some(doubled.min(LOGIN_BACKOFF_MAX))
 }
 
 #[cfg(test)]
@@ -134,16 +149,26 @@ mod tests {
     }
 
     #[test]
-    fn login_throttle_locks_after_too_many_failures_and_unlocks_later() {
+    fn login_throttle_backs_off_per_network_and_never_locks_an_account() {
         let throttle = LoginThrottle::default();
+        let attacker: Option<IpAddr> = Some("198.51.100.7".parse().unwrap());
+        let neighbour: Option<IpAddr> = Some("198.51.100.8".parse().unwrap());
+        let owner: Option<IpAddr> = Some("203.0.113.5".parse().unwrap());
         let t0 = Timestamp(1_000_000);
-        for _ in 0..MAX_LOGIN_FAILURES_PER_WINDOW {
-            assert_eq!(throttle.retry_after("alice", t0), None);
-            throttle.failed("alice", t0);
+        for _ in 0..LOGIN_FREE_FAILURES {
+            assert_eq!(throttle.retry_after(attacker, t0), None, "typos are free");
+            throttle.failed(attacker, t0);
         }
-        assert!(throttle.retry_after("alice", t0).is_some());
-        assert_eq!(throttle.retry_after("bob", t0), None, "per username");
-        let later = Timestamp(t0.0 + LOGIN_FAILURE_WINDOW.as_millis() as i64);
-        assert_eq!(throttle.retry_after("alice", later), None);
+        assert_eq!(throttle.retry_after(attacker, t0), Some(1_000));
+        assert_eq!(throttle.retry_after(neighbour, t0), Some(1_000), "the same /24 counts together");
+        assert_eq!(throttle.retry_after(owner, t0), None, "other networks are never held back");
+        // Each further failure doubles the wait, up to the cap.
+        throttle.failed(attacker, Timestamp(t0.0 + 1_000));
+        assert_eq!(throttle.retry_after(attacker, Timestamp(t0.0 + 1_000)), Some(2_000));
+        assert_eq!(backoff(LOGIN_FREE_FAILURES + 40), Some(LOGIN_BACKOFF_MAX));
+        assert_eq!(backoff(LOGIN_FREE_FAILURES - 1), None);
+        // After the window, the network starts afresh.
+        let later = Timestamp(t0.0 + 1_000 + LOGIN_FAILURE_WINDOW.as_millis() as i64);
+        assert_eq!(throttle.retry_after(attacker, later), None);
     }
 }

@@ -8,7 +8,7 @@ use crate::auth::{self, LoginThrottle};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::limits::{
-    MAX_CONSENT_TIMEOUT, MAX_NAME_BYTES, MAX_SESSION_EXPIRY, MIN_PASSWORD_CHARS, PIN_DRAW_ATTEMPTS,
+    MAX_CONCURRENT_PASSWORD_CHECKS, MAX_CONSENT_TIMEOUT, MAX_NAME_BYTES, MAX_SESSION_EXPIRY, MIN_PASSWORD_CHARS, MIN_PASSWORD_SCORE, PIN_DRAW_ATTEMPTS, RESUME_GRACE,
     TOKEN_LIFETIME,
 };
 use crate::store::{self, Db, Role, SessionRow, StoreError, TechnicianRow};
@@ -18,8 +18,8 @@ use deskline_protocol::session::{
     Action, Actor, Context, Directory, SessionKind, Transition, machine,
 };
 use deskline_protocol::{
-    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, DisplayInfo, LinkToken, Pin, SessionId, TechnicianId,
-    Timestamp,
+    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, DisplayInfo, LinkToken, Pin, ResumeSecret, SessionId,
+    TechnicianId, Timestamp,
 };
 use rand::Rng as _;
 use rusqlite::Transaction;
@@ -40,6 +40,8 @@ struct Inner {
     public_url: String,
     events: broadcast::Sender<SessionEvent>,
     throttle: LoginThrottle,
+    /// Bounds the password checks running at once (each argon2 run holds ~19 MiB).
+    password_checks: tokio::sync::Semaphore,
     relay_info: std::sync::OnceLock<RelayInfo>,
 }
 
@@ -149,6 +151,7 @@ impl Desk {
                 public_url,
                 events,
                 throttle: LoginThrottle::default(),
+                password_checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_PASSWORD_CHECKS),
                 relay_info: std::sync::OnceLock::new(),
             }),
         }
@@ -217,11 +220,14 @@ impl Desk {
 
     // ---- technicians and login ----
 
-    /// Checks a password and returns a new bearer token.
-    pub async fn login(&self, username: String, password: String) -> Result<(String, TechnicianView), Error> {
+    /// Checks a password and returns a new bearer token. `from` is the client's address:
+    /// failures slow down further attempts from its network (never the account itself).
+    pub async fn login(&self, username: String, password: String, from: Option<std::net::IpAddr>) -> Result<(String, TechnicianView), Error> {
         let now = self.now();
-        if let Some(ms) = self.inner.throttle.retry_after(&username, now) {
-            return Err(Error::RateLimited { retry_after_secs: u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1) });
+        if let Some(ms) = self.inner.throttle.retry_after(from, now) {
+            let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
+            tracing::warn!(?from, %username, retry_after_secs, "login refused: too many failures from this network");
+            return Err(Error::RateLimited { retry_after_secs });
         }
         let lookup = username.clone();
         let technician = self.db().read(move |tx| Ok::<_, Error>(store::technician_by_username(tx, &lookup)?)).await?;
@@ -230,14 +236,13 @@ impl Desk {
             Some(t) => (t.password_hash.clone(), Some(t)),
             None => (auth::dummy_hash().to_owned(), None),
         };
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let ok = self.check_password(move || auth::verify_password(&password, &hash)).await?;
         let Some(technician) = technician.filter(|_| ok) else {
-            self.inner.throttle.failed(&username, now);
+            self.inner.throttle.failed(from, now);
+            tracing::warn!(?from, %username, "login failed: wrong username or password");
             return Err(Error::Unauthorized("wrong username or password"));
         };
-        self.inner.throttle.succeeded(&username);
+        tracing::info!(?from, %username, "technician signed in");
         let token = auth::new_token();
         let hash = auth::token_hash(&token);
         let id = technician.id;
@@ -245,6 +250,13 @@ impl Desk {
             .write(move |tx| Ok::<_, Error>(store::insert_token(tx, &hash, id, now, now.saturating_add(TOKEN_LIFETIME))?))
             .await?;
         Ok((token, TechnicianView::from(&technician)))
+    }
+
+    /// Runs an argon2 computation on the blocking pool, at most
+    /// [`MAX_CONCURRENT_PASSWORD_CHECKS`] at once (others wait their turn).
+    async fn check_password<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+        let _turn = self.inner.password_checks.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// The technician a bearer token belongs to.
@@ -269,9 +281,9 @@ impl Desk {
             require_admin(actor)?;
         }
         let prepared = prepare_technician(new)?;
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&prepared.password).map(|h| (prepared, h)))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+        let hash = self
+            .check_password(move || auth::hash_password(&prepared.password).map(|h| (prepared, h)))
+            .await?
             .map_err(|e| Error::Internal(e.to_string()))?;
         let now = self.now();
         self.db().write(move |tx| insert_technician_tx(tx, &hash.0, &hash.1, now)).await
@@ -443,8 +455,9 @@ impl Desk {
         self.db()
             .read(move |tx| {
                 let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
-                // Deleted sessions keep their history; it stays readable to their channel.
-                require_works_in(tx, &actor, row.core.channel)?;
+                // Deleted sessions keep their history; it stays readable to their channel (and
+                // to nobody else, who cannot tell it from a session that does not exist).
+                require_works_in(tx, &actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
                 Ok(store::audit_events(tx, id)?.iter().map(AuditEventView::from).collect())
             })
             .await
@@ -539,6 +552,13 @@ impl Desk {
                     _ => {}
                 }
                 let facts = Facts::load(tx, &channels, &technicians)?;
+                // A session of a channel the technician does not work in answers as one that
+                // does not exist: ids cannot be enumerated.
+                if let Actor::Technician(t) = actor
+                    && !facts.works_in(row.core.channel, t)
+                {
+                    return Err(Error::NotFound("session"));
+                }
                 let ctx = Context { now, actor, directory: &facts };
                 let before = row.core.channel;
                 let Transition { session, event } = machine::apply(&row.core, &action, &ctx)?;
@@ -613,6 +633,49 @@ impl Desk {
         Ok(row)
     }
 
+    /// May the app presenting `secret` resume session `id` with its consent? Only the same
+    /// instance (the secret the relay gave it, kept hashed with the session, so a restarted
+    /// relay still knows it) and only within [`RESUME_GRACE`] of its drop, or while its old
+    /// connection has not been noticed gone.
+    pub async fn resume_allowed(&self, id: SessionId, secret: &ResumeSecret) -> Result<bool, Error> {
+        let presented = auth::token_hash(&secret.to_text());
+        let now = self.now();
+        let known = self.db().read(move |tx| Ok::<_, Error>(store::resume_of(tx, id)?)).await?;
+        Ok(known.is_some_and(|(hash, dropped_at)| {
+            // Hashes compared: a timing difference would reveal nothing about the secret.
+            hash == presented
+                && dropped_at.is_none_or(|t| now.duration_since(t) <= RESUME_GRACE)
+        }))
+    }
+
+    /// Records the resumption secret of the app that just connected (`None`: it left on
+    /// purpose, nothing may resume).
+    pub async fn set_resume(&self, id: SessionId, secret: Option<&ResumeSecret>) -> Result<(), Error> {
+        let hash = secret.map(|s| auth::token_hash(&s.to_text()));
+        self.db().write(move |tx| Ok::<_, Error>(store::set_resume(tx, id, hash.as_deref())?)).await
+    }
+
+    /// The session's app dropped: its connection ended (by the network or the relay), so
+    /// state, consent and the grace window follow.
+    pub async fn app_dropped(&self, id: SessionId, actor: Actor) -> Result<SessionRow, Error> {
+        let now = self.now();
+        let row = self.act_as(actor, id, Action::AppDisconnected).await?;
+        self.db().write(move |tx| Ok::<_, Error>(store::resume_dropped(tx, id, now)?)).await?;
+        Ok(row)
+    }
+
+    /// After a start: no support app is connected to a relay that just started, whatever the
+    /// store says (it may have been killed). Every session that reads as connected goes back
+    /// to `waiting` (audited, by the system) with its consent kept for the app's resumption,
+    /// whose grace window starts now. Returns how many sessions changed.
+    pub async fn recover_lost_apps(&self) -> Result<usize, Error> {
+        let ids = self.db().read(|tx| Ok::<_, Error>(store::sessions_with_app(tx)?)).await?;
+        for &id in &ids {
+            self.app_dropped(id, Actor::System).await?;
+        }
+        Ok(ids.len())
+    }
+
     /// Stores what the connected app reported about its machine.
     pub async fn record_agent(&self, id: SessionId, info: AppInfo) -> Result<(), Error> {
         self.db().write(move |tx| Ok::<_, Error>(store::update_session_agent(tx, id, &info)?)).await
@@ -669,9 +732,11 @@ fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: Channe
     }
 }
 
+/// The session if the technician works in its channel; otherwise it answers as one that does
+/// not exist.
 fn visible_session(tx: &Transaction<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
     let row = store::session_by_id(tx, id)?.filter(|r| !r.core.deleted).ok_or(Error::NotFound("session"))?;
-    require_works_in(tx, actor, row.core.channel)?;
+    require_works_in(tx, actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
     Ok(row)
 }
 
@@ -701,6 +766,16 @@ fn prepare_technician(new: NewTechnician) -> Result<PreparedTechnician, Error> {
     check_name("display_name", &display_name)?;
     if new.password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(Error::bad("weak_password", format!("password: at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    // Length alone lets `aaaaaaaaaaaa` and `password1234` through: zxcvbn (Dropbox's estimator)
+    // recognises common passwords, words, keyboard patterns, sequences and repetitions, and
+    // the account's own names.
+    let strength = zxcvbn::zxcvbn(&new.password, &[&new.username, &display_name, "deskline"]);
+    if strength.score() < MIN_PASSWORD_SCORE {
+        return Err(Error::bad(
+            "weak_password",
+            "password: too easy to guess (a common password, a pattern, a repetition or your name); use a few unrelated words",
+        ));
     }
     Ok(PreparedTechnician { username: new.username, display_name, password: new.password, role: new.role })
 }

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod desk;
 pub mod error;
 pub mod limits;
+pub mod network;
 pub mod server;
 pub mod store;
 pub mod tls;

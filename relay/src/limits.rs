@@ -7,12 +7,20 @@ use std::time::Duration;
 /// day and a stolen token does not work for long.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
-/// Failed logins allowed per username per [`LOGIN_FAILURE_WINDOW`] before further attempts are
-/// refused with 429: enough for typos, far too few for guessing.
-pub const MAX_LOGIN_FAILURES_PER_WINDOW: usize = 10;
+/// Failed logins from one network per [`LOGIN_FAILURE_WINDOW`] that cost nothing: enough for
+/// typos. After them each attempt from that network waits (see `auth::backoff`).
+pub const LOGIN_FREE_FAILURES: usize = 5;
+
+/// The longest wait between two login attempts from a guessing network: with a doubling from
+/// one second it is reached after nine failures; a guesser then gets a dozen tries an hour.
+pub const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
 
 /// The window over which failed logins are counted.
-pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Password checks (argon2, about 19 MiB and tens of milliseconds each) running at once; more
+/// logins wait their turn, so a flood of logins costs queue places, not memory.
+pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 2;
 
 /// Largest JSON request body: every request is a handful of short fields.
 pub const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
@@ -42,17 +50,35 @@ pub const MAX_NAME_BYTES: usize = 100;
 /// Shortest password accepted for a technician account.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
+/// The least zxcvbn score a technician's password must reach: 3 is "safely unguessable"
+/// (over 10^8 guesses), what an online attacker slowed by argon2 and back-off never reaches.
+pub const MIN_PASSWORD_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
 /// Events buffered per live-events subscriber before it is told to reload.
 pub const EVENT_BUFFER: usize = 1024;
 
 /// Failed session-code attempts (unknown, expired or closed PIN or link) allowed per source
-/// address per [`CODE_FAILURE_WINDOW`]: a person mistyping a PIN needs a few, a guesser needs
-/// about 500,000 for an even chance.
-pub const MAX_CODE_FAILURES_PER_ADDRESS: usize = 5;
+/// network (IPv4 /24, IPv6 /56) per [`CODE_FAILURE_WINDOW`]: a person mistyping a PIN needs a
+/// few, a household or an office behind one address a few more; a guesser needs about 500,000
+/// for an even chance.
+pub const MAX_CODE_FAILURES_PER_NETWORK: usize = 10;
 
-/// Failed session-code attempts allowed over all addresses per [`CODE_FAILURE_WINDOW`]: stops a
-/// guesser spread over many addresses while a desk's real traffic stays far below it.
-pub const MAX_CODE_FAILURES_GLOBAL: usize = 100;
+/// The same while an attack is under way ([`CODE_ATTACK_THRESHOLD`] passed): still enough for a
+/// person's typos, half as much for every guessing network.
+pub const MAX_CODE_FAILURES_PER_NETWORK_UNDER_ATTACK: usize = 5;
+
+/// Failed code attempts over all networks per [`CODE_FAILURE_WINDOW`] that mean an attack: a
+/// desk's real traffic stays far below it. It never refuses anyone by itself (strangers'
+/// failures must not lock an honest end user out); it shrinks every network's allowance and
+/// slows the answers to wrong codes.
+pub const CODE_ATTACK_THRESHOLD: usize = 100;
+
+/// How long a wrong code waits for its answer: a person retyping does not notice, a guesser's
+/// connection is held (and counts against its network's connection limit).
+pub const WRONG_CODE_DELAY: Duration = Duration::from_secs(1);
+
+/// The same while an attack is under way.
+pub const WRONG_CODE_DELAY_UNDER_ATTACK: Duration = Duration::from_secs(3);
 
 /// The window over which failed code attempts are counted.
 pub const CODE_FAILURE_WINDOW: Duration = Duration::from_secs(60);
@@ -60,7 +86,8 @@ pub const CODE_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// How long after a drop the same app instance may resume with its consent intact.
 pub const RESUME_GRACE: Duration = Duration::from_secs(60);
 
-/// How long a new connection has to send its hello.
+/// How long a new QUIC connection has from its first packet to its hello (handshake
+/// included): a few round trips on any network; a silent client is closed after it.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Frames queued for one viewer. A viewer further behind than this is skipped to the next
@@ -69,6 +96,25 @@ pub const VIEWER_FRAME_QUEUE: usize = 8;
 
 /// Simultaneous QUIC connections the relay accepts: bounds memory under a connection flood.
 pub const MAX_QUIC_CONNECTIONS: usize = 4096;
+
+/// Simultaneous QUIC connections from one source network (IPv4 /24, IPv6 /56): an office
+/// behind one NAT with dozens of end users and technicians fits; one host can no longer take
+/// every slot.
+pub const MAX_QUIC_CONNECTIONS_PER_NETWORK: usize = 64;
+
+/// Simultaneous HTTPS connections the relay accepts (consoles hold one open for live events).
+pub const MAX_HTTP_CONNECTIONS: usize = 4096;
+
+/// Simultaneous HTTPS connections from one source network.
+pub const MAX_HTTP_CONNECTIONS_PER_NETWORK: usize = 64;
+
+/// How long a new HTTPS connection has to complete its TLS handshake.
+pub const HTTP_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an HTTPS connection may take to send a request's headers, the first one and every
+/// next one on a kept-alive connection: an idle connection is closed after it. (A response in
+/// progress, such as the live-events stream, is not idle.)
+pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Frames per second asked of the app when streaming starts.
 pub const DEFAULT_MAX_FPS: u16 = 30;

@@ -4,7 +4,11 @@
 use crate::clock::SystemClock;
 use crate::desk::{Desk, NewTechnician, RelayInfo};
 use crate::transport::{Transport, WebRtcAddresses};
-use crate::limits::EXPIRY_SWEEP_INTERVAL;
+use crate::limits::{
+    EXPIRY_SWEEP_INTERVAL, HTTP_HANDSHAKE_TIMEOUT, HTTP_HEADER_TIMEOUT, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK,
+};
+use crate::network::{ConnectionLimiter, ConnectionSlot};
+use axum_server::tls_rustls::RustlsAcceptor;
 use crate::store::{Db, Role};
 use crate::{api, auth, tls};
 use anyhow::{Context as _, bail};
@@ -166,6 +170,12 @@ impl Prepared {
 
     /// Serves until `shutdown` completes, then drains connections.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        // Before anything connects: whatever the store says, no app is connected to a relay that
+        // just started (it may have been killed mid-session).
+        match self.desk.recover_lost_apps().await? {
+            0 => {}
+            n => tracing::warn!(sessions = n, "sessions had an app connected when the relay stopped: waiting for their apps to resume"),
+        }
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
         let webrtc = WebRtcAddresses { bind: self.quic.local_addr()?.ip(), public: self.webrtc_public_ip };
         let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps, webrtc);
@@ -179,17 +189,102 @@ impl Prepared {
             tracing::info!("shutting down");
             on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
         });
-        let service = app.into_make_service();
+        // Handlers see the client's address (login throttling, logs).
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let limited = LimitedAcceptor { limiter: ConnectionLimiter::new(MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK) };
         if self.plain_http {
-            axum_server::from_tcp(self.listener)?.handle(handle).serve(service).await?;
+            let server = axum_server::from_tcp(self.listener)?.acceptor(limited).handle(handle);
+            bound_idle_connections(server).serve(service).await?;
         } else {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(self.cert.https_config()?);
-            axum_server::from_tcp_rustls(self.listener, config)?.handle(handle).serve(service).await?;
+            let tls = RustlsAcceptor::new(config).handshake_timeout(HTTP_HANDSHAKE_TIMEOUT).acceptor(limited);
+            let server = axum_server::from_tcp(self.listener)?.acceptor(tls).handle(handle);
+            bound_idle_connections(server).serve(service).await?;
         }
         sweeper.abort();
         quic.close(0u32.into(), b"relay shutting down");
         tracing::info!("relay stopped");
         Ok(())
+    }
+}
+
+/// Connections that send nothing are closed: the first request and every later one on a kept-
+/// alive connection must arrive within [`HTTP_HEADER_TIMEOUT`]; HTTP/2 peers that stop
+/// answering pings are dropped.
+fn bound_idle_connections<A: axum_server::Address, Acc>(mut server: axum_server::Server<A, Acc>) -> axum_server::Server<A, Acc> {
+    let builder = server.http_builder();
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HTTP_HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(HTTP_HEADER_TIMEOUT))
+        .keep_alive_timeout(HTTP_HEADER_TIMEOUT);
+    server.first_request_timeout(HTTP_HEADER_TIMEOUT)
+}
+
+/// Admits HTTPS connections through a [`ConnectionLimiter`]: a connection over the limits is
+/// closed before its TLS handshake.
+#[derive(Clone)]
+struct LimitedAcceptor {
+    limiter: ConnectionLimiter,
+}
+
+impl<S> axum_server::accept::Accept<tokio::net::TcpStream, S> for LimitedAcceptor {
+    type Stream = LimitedStream;
+    type Service = S;
+    type Future = std::future::Ready<std::io::Result<(LimitedStream, S)>>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let admitted = stream.peer_addr().and_then(|peer| match self.limiter.admit(peer.ip()) {
+            Ok(slot) => Ok((LimitedStream { stream, _slot: slot }, service)),
+            Err(refused) => {
+                tracing::warn!(%peer, ?refused, "HTTPS connection refused: connection limit");
+                Err(std::io::Error::other("connection limit"))
+            }
+        });
+        std::future::ready(admitted)
+    }
+}
+
+/// A TCP stream holding its place in the connection limit until it closes.
+struct LimitedStream {
+    stream: tokio::net::TcpStream,
+    _slot: ConnectionSlot,
+}
+
+impl tokio::io::AsyncRead for LimitedStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for LimitedStream {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::clock::rfc3339;
 use crate::store::{ChannelRow, Role, SessionRow, TechnicianRow};
 use deskline_protocol::session::{AuditEvent, Consent};
-use deskline_protocol::{AppInfo, SessionId, TechnicianId};
+use deskline_protocol::{AppInfo, Capabilities, SessionId, TechnicianId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -93,15 +93,76 @@ pub struct SessionView {
     /// What the support app reported when it connected.
     #[schema(value_type = Option<Object>)]
     pub agent: Option<AppInfo>,
-    /// Consent: `{"status": "none" | "pending" | "granted" | "suspended", ...}`.
-    #[schema(value_type = Object)]
-    pub consent: Consent,
+    /// Where consent stands, per technician.
+    pub consent: ConsentView,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
     /// RFC 3339.
     pub expires_at: String,
+}
+
+/// Where consent stands between the session's technicians and the end user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentView {
+    /// In one word: `pending` (a request waits for the end user), else `suspended` (the app
+    /// dropped; kept for its resumption), else `granted` (someone may see the screen), else
+    /// `none`.
+    #[schema(example = "granted")]
+    pub status: String,
+    /// With `pending`: what is asked; otherwise what is granted to anyone
+    /// (`{"view": bool, "control": bool}`).
+    #[schema(value_type = Object)]
+    pub capabilities: Capabilities,
+    /// What the end user allows each technician: the end user's yes is to one technician.
+    pub grants: Vec<GrantView>,
+    /// The request waiting for an answer.
+    pub pending: Option<PendingView>,
+}
+
+/// What one technician may do.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantView {
+    /// The technician.
+    pub technician_id: i64,
+    /// `{"view": bool, "control": bool}`.
+    #[schema(value_type = Object)]
+    pub capabilities: Capabilities,
+}
+
+/// A consent request waiting for the end user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PendingView {
+    /// Who asked.
+    pub requested_by: i64,
+    /// What they asked for.
+    #[schema(value_type = Object)]
+    pub capabilities: Capabilities,
+    /// RFC 3339: when it denies itself.
+    pub deadline: String,
+}
+
+impl ConsentView {
+    fn new(c: &Consent) -> ConsentView {
+        let granted = c.grants.iter().fold(Capabilities::NONE, |all, g| all.union(g.capabilities));
+        let (status, capabilities) = match c.pending {
+            Some(p) => ("pending", p.capabilities),
+            None if c.suspended => ("suspended", granted),
+            None if !c.grants.is_empty() => ("granted", granted),
+            None => ("none", Capabilities::NONE),
+        };
+        ConsentView {
+            status: status.into(),
+            capabilities,
+            grants: c.grants.iter().map(|g| GrantView { technician_id: g.technician.0, capabilities: g.capabilities }).collect(),
+            pending: c.pending.map(|p| PendingView {
+                requested_by: p.requested_by.0,
+                capabilities: p.capabilities,
+                deadline: rfc3339(p.deadline),
+            }),
+        }
+    }
 }
 
 /// What session links are built from.
@@ -136,7 +197,7 @@ impl SessionView {
             assigned_technician_id: c.assigned.map(|t| t.0),
             invited_technician_ids: c.invited.iter().map(|t| t.0).collect(),
             agent: s.agent.clone(),
-            consent: c.consent,
+            consent: ConsentView::new(&c.consent),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
             expires_at: rfc3339(c.expires_at),

@@ -19,8 +19,13 @@ struct Relay {
 
 impl Relay {
     fn start(data_dir: &Path) -> Relay {
+        Relay::start_on(data_dir, "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    /// Starts on these HTTPS and QUIC addresses (a restart on the same ports).
+    fn start_on(data_dir: &Path, http: &str, quic: &str) -> Relay {
         let mut child = Command::new(RELAY)
-            .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--data-dir"])
+            .args(["serve", "--http", http, "--quic", quic, "--demo-admin", "admin", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -326,5 +331,95 @@ async fn the_first_admin_is_created_from_the_shell() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(dir.path().join("relay-key.pem")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the key is private");
+    }
+}
+
+/// A free loopback port for TCP and UDP alike (bound and let go: the relay binds it next).
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The support app binary, built beside this test's.
+fn agent_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("deskline-agent");
+    assert!(path.exists(), "{} is not built: run `cargo test --workspace`", path.display());
+    path
+}
+
+/// Found from outside: after `kill -9` and a restart, sessions still read `active` with consent
+/// granted though no app was connected, and the app trying to resume was refused ("another
+/// support app is connected with this code"). Now the restarted relay knows no app is
+/// connected, and the app gets back in by itself with its consent, without a new prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, quic) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let relay = Relay::start_on(dir.path(), &http, &quic);
+    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
+    let id = session["id"].as_i64().unwrap();
+    let fingerprint = relay.ok("GET", "/relay", &admin, None).await["fingerprint"].as_str().unwrap().to_owned();
+    let printed = dir.path().join("app.out");
+    let mut app = Command::new(agent_binary())
+        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &quic, "--fingerprint", &fingerprint])
+        .args(["--synthetic", "320x240", "--auto-consent", "allow"])
+        .env("RUST_LOG", "warn")
+        .env("XDG_STATE_HOME", dir.path())
+        .stdout(std::fs::File::create(&printed).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let show = format!("/sessions/{id}");
+    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
+    relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
+    wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
+
+    relay.kill();
+    drop(relay);
+    // Same ports, same data: the admin's token is stored, so it still works.
+    let relay = Relay::start_on(dir.path(), &http, &quic);
+    // Right after the restart: no app is connected, and the session says so.
+    let now = relay.ok("GET", &show, &admin, None).await;
+    assert_eq!(now["state"], "waiting", "{now}");
+    assert_eq!(now["consent"]["status"], "suspended", "consent is kept only for the app's resumption");
+    let trail = relay.ok("GET", &format!("/sessions/{id}/events"), &admin, None).await;
+    let last = trail.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["action"]["action"].as_str(), last["actor"]["kind"].as_str()), (Some("app_disconnected"), Some("system")));
+    let asked_before = count_actions(&trail, "remote_requested");
+
+    // The app notices, says so, and is back within 30 s with its consent.
+    let back = wait_until(&relay, &admin, &show, "resumed", 30, |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
+    assert_eq!(back["consent"]["grants"][0]["technician_id"], 1);
+    let trail = relay.ok("GET", &format!("/sessions/{id}/events"), &admin, None).await;
+    assert_eq!(count_actions(&trail, "remote_requested"), asked_before, "the end user was not asked again");
+    let reconnected = trail.as_array().unwrap().iter().rev().find(|e| e["action"]["action"] == "app_connected").unwrap();
+    assert_eq!(reconnected["action"]["resumed"], true);
+    let out = std::fs::read_to_string(&printed).unwrap();
+    assert!(out.contains("connection lost; reconnecting"), "the app did not say it was reconnecting:\n{out}");
+    let _ = app.kill();
+    let _ = app.wait();
+}
+
+fn count_actions(trail: &Value, action: &str) -> usize {
+    trail.as_array().unwrap().iter().filter(|e| e["action"]["action"] == action).count()
+}
+
+/// Polls `path` until `check` holds, for `secs` seconds at most.
+async fn wait_until(relay: &Relay, token: &str, path: &str, what: &str, secs: u64, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = relay.ok("GET", path, token, None).await;
+        if check(&v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} never reached: {what}; last: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

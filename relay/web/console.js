@@ -160,7 +160,9 @@ function describe(a) {
     case "consent_decided":
       if (a.outcome === "denied") return "consent denied by the end user";
       if (a.outcome === "timed_out") return "consent not answered in time (denied)";
-      return `consent granted: ${capabilitiesText(a.outcome.granted)}`;
+      return a.technician
+        ? `consent granted to ${technicianName(a.technician)}: ${capabilitiesText(a.outcome.granted)}`
+        : `consent granted: ${capabilitiesText(a.outcome.granted)}`;
     case "consent_changed":
       return `the end user changed consent to ${capabilitiesText(a.capabilities)}`;
     default:
@@ -224,12 +226,18 @@ function cell(text, className) {
   return td;
 }
 
+// Consent is per technician: each grant is listed with whom it was given to.
 function consentText(consent) {
+  const grants = consent.grants
+    .map((g) => `${capabilitiesText(g.capabilities)} (${technicianName(g.technician_id)})`)
+    .join(", ");
   switch (consent.status) {
-    case "pending":
-      return `asked: ${capabilitiesText(consent.capabilities)}`;
+    case "pending": {
+      const asked = `${technicianName(consent.pending.requested_by)} asked: ${capabilitiesText(consent.capabilities)}`;
+      return grants ? `${grants}; ${asked}` : asked;
+    }
     case "granted":
-      return `${capabilitiesText(consent.capabilities)} (${technicianName(consent.granted_to)})`;
+      return grants;
     case "suspended":
       return "app reconnecting";
     default:

@@ -6,8 +6,8 @@
 //! new session and its audit event; the caller stores both in one transaction.
 
 use super::{
-    Actor, AuditAction, AuditEvent, Consent, Context, Refusal, Session, SessionKind, SessionState,
-    Transition,
+    Actor, AuditAction, AuditEvent, Consent, Context, Grant, PendingConsent, Refusal, Session, SessionKind,
+    SessionState, Transition,
 };
 use crate::capability::Capabilities;
 use crate::ids::{ChannelId, SessionId, TechnicianId, Timestamp};
@@ -103,7 +103,7 @@ pub fn create(new: NewSession, ctx: &Context<'_>) -> Result<Transition, Refusal>
         state: SessionState::Waiting,
         assigned: Some(technician),
         invited: Vec::new(),
-        consent: Consent::None,
+        consent: Consent::NONE,
         deleted: false,
         created_at: ctx.now,
         updated_at: ctx.now,
@@ -156,30 +156,36 @@ pub fn app_connected(s: &Session, ctx: &Context<'_>, resumed: bool) -> Result<Tr
     }
     let mut next = s.clone();
     next.state = connected_state(s.assigned);
-    next.consent = match s.consent {
-        Consent::Suspended { capabilities, granted_to } if resumed && s.has_technician(granted_to) => {
-            Consent::Granted { capabilities, granted_to }
-        }
-        _ => Consent::None,
+    // The same app instance resuming gets back what it had allowed, for the technicians still
+    // on the session; any other app starts with nothing.
+    next.consent = if resumed && s.consent.suspended {
+        let mut kept = s.consent.retain(|t| s.has_technician(t));
+        kept.suspended = false;
+        kept.pending = None;
+        kept
+    } else {
+        Consent::NONE
     };
     Ok(finish(s, next, ctx, AuditAction::AppConnected { resumed }))
 }
 
-/// The app's connection ended: back to `Waiting` while the code is valid. A grant is kept
+/// The app's connection ended (reported by its connection, or by the system for connections a
+/// restarted relay no longer has): back to `Waiting` while the code is valid. Grants are kept
 /// suspended for a resumption; a pending request is dropped.
 pub fn app_disconnected(s: &Session, ctx: &Context<'_>) -> Result<Transition, Refusal> {
     not_deleted(s)?;
-    require_actor(ctx, Actor::App)?;
+    match ctx.actor {
+        Actor::App | Actor::System => {}
+        other => return Err(Refusal::WrongActor(other)),
+    }
     ended(s)?;
     if !s.state.app_connected() {
         return Err(Refusal::AppNotConnected);
     }
     let mut next = s.clone();
     next.state = SessionState::Waiting;
-    next.consent = match s.consent {
-        Consent::Granted { capabilities, granted_to } => Consent::Suspended { capabilities, granted_to },
-        _ => Consent::None,
-    };
+    next.consent.pending = None;
+    next.consent.suspended = !next.consent.grants.is_empty();
     Ok(finish(s, next, ctx, AuditAction::AppDisconnected))
 }
 
@@ -226,16 +232,21 @@ pub fn transfer_to_channel(s: &Session, ctx: &Context<'_>, channel: ChannelId) -
     next.channel = channel;
     next.assigned = None;
     next.invited.clear();
-    next.consent = Consent::None;
+    next.consent = Consent::NONE;
     next.state = connected_or_waiting(s, SessionState::InQueue);
     Ok(finish(s, next, ctx, AuditAction::TransferredToChannel { from: s.channel, to: channel }))
 }
 
-/// Adds a collaborating technician: at most [`MAX_TECHNICIANS_PER_SESSION`] in all.
+/// Adds a collaborating technician: at most [`MAX_TECHNICIANS_PER_SESSION`] in all. Only the
+/// assigned technician or an administrator invites; the invited technician starts with no
+/// consent (they ask, and the end user is asked again, naming them).
 pub fn invite(s: &Session, ctx: &Context<'_>, technician: TechnicianId) -> Result<Transition, Refusal> {
     not_deleted(s)?;
-    technician_in_channel(ctx, s.channel)?;
+    let actor = technician_in_channel(ctx, s.channel)?;
     ended(s)?;
+    if s.assigned != Some(actor) && !ctx.directory.is_admin(actor) {
+        return Err(Refusal::NotOwner);
+    }
     if !ctx.directory.works_in(s.channel, technician) {
         return Err(Refusal::TargetNotAMember);
     }
@@ -258,7 +269,7 @@ pub fn release(s: &Session, ctx: &Context<'_>) -> Result<Transition, Refusal> {
     let technician = s.assigned.ok_or(Refusal::NotAssigned)?;
     let mut next = s.clone();
     next.assigned = None;
-    next.consent = consent_without(s.consent, technician);
+    next.consent = s.consent.without(technician);
     next.state = connected_or_waiting(s, SessionState::InQueue);
     Ok(finish(s, next, ctx, AuditAction::Released { technician }))
 }
@@ -283,25 +294,25 @@ pub fn start_remote(
     if capabilities.is_empty() {
         return Err(Refusal::NothingRequested);
     }
-    match s.consent {
-        Consent::Pending { .. } => return Err(Refusal::ConsentAlreadyPending),
-        Consent::Granted { capabilities: granted, .. } if granted.covers(capabilities) => {
-            return Err(Refusal::AlreadyGranted);
-        }
-        _ => {}
+    if s.consent.pending.is_some() {
+        return Err(Refusal::ConsentAlreadyPending);
+    }
+    if s.consent.granted_to(technician).covers(capabilities) {
+        return Err(Refusal::AlreadyGranted);
     }
     let mut next = s.clone();
-    next.consent = Consent::Pending {
+    next.consent.pending = Some(PendingConsent {
         request_id,
         requested_by: technician,
         capabilities,
         deadline: ctx.now.saturating_add(timeout),
-    };
+    });
     Ok(finish(s, next, ctx, AuditAction::RemoteRequested { request_id, capabilities }))
 }
 
-/// The end user's answer (from the app), or the relay's timeout (from the system). A grant is
-/// limited to what was asked for; an empty grant counts as a denial.
+/// The end user's answer (from the app), or the relay's timeout (from the system). A grant goes
+/// to the technician who asked, limited to what they asked for, on top of what they already
+/// had; an empty grant counts as a denial, which leaves what they already had.
 pub fn consent_decided(
     s: &Session,
     ctx: &Context<'_>,
@@ -314,41 +325,44 @@ pub fn consent_decided(
         other => return Err(Refusal::WrongActor(other)),
     }
     ended(s)?;
-    let Consent::Pending { request_id: pending, requested_by, capabilities: asked, .. } = s.consent else {
+    let Some(PendingConsent { request_id: pending, requested_by, capabilities: asked, .. }) = s.consent.pending else {
         return Err(Refusal::UnknownConsentRequest);
     };
     if pending != request_id {
         return Err(Refusal::UnknownConsentRequest);
     }
-    let (consent, outcome) = match outcome {
+    let mut next = s.clone();
+    next.consent.pending = None;
+    let outcome = match outcome {
         ConsentOutcome::Granted(given) if !given.intersect(asked).is_empty() => {
             let capabilities = given.intersect(asked);
-            (Consent::Granted { capabilities, granted_to: requested_by }, ConsentOutcome::Granted(capabilities))
+            let total = s.consent.granted_to(requested_by).union(capabilities);
+            next.consent.grants.retain(|g| g.technician != requested_by);
+            next.consent.grants.push(Grant { technician: requested_by, capabilities: total });
+            ConsentOutcome::Granted(capabilities)
         }
-        ConsentOutcome::Granted(_) => (Consent::None, ConsentOutcome::Denied),
-        other => (Consent::None, other),
+        ConsentOutcome::Granted(_) => ConsentOutcome::Denied,
+        other => other,
     };
-    let mut next = s.clone();
-    next.consent = consent;
-    Ok(finish(s, next, ctx, AuditAction::ConsentDecided { request_id, outcome }))
+    let technician = Some(requested_by);
+    Ok(finish(s, next, ctx, AuditAction::ConsentDecided { request_id, technician, outcome }))
 }
 
-/// The end user reduced the grant: took back control, or stopped sharing altogether.
-/// It can only shrink: anything more needs a new request and a new answer.
+/// The end user reduced what every technician may do: took back control, or stopped sharing
+/// altogether. It can only shrink: anything more needs a new request and a new answer.
 pub fn consent_changed(s: &Session, ctx: &Context<'_>, capabilities: Capabilities) -> Result<Transition, Refusal> {
     not_deleted(s)?;
     require_actor(ctx, Actor::App)?;
     ended(s)?;
-    let Consent::Granted { capabilities: granted, granted_to } = s.consent else {
+    if !s.consent.any_granted() {
         return Err(Refusal::NothingGranted);
-    };
-    let remaining = granted.intersect(capabilities);
+    }
     let mut next = s.clone();
-    next.consent = if remaining.is_empty() {
-        Consent::None
-    } else {
-        Consent::Granted { capabilities: remaining, granted_to }
-    };
+    for grant in &mut next.consent.grants {
+        grant.capabilities = grant.capabilities.intersect(capabilities);
+    }
+    next.consent.grants.retain(|g| !g.capabilities.is_empty());
+    let remaining = next.consent.grants.iter().fold(Capabilities::NONE, |all, g| all.union(g.capabilities));
     Ok(finish(s, next, ctx, AuditAction::ConsentChanged { capabilities: remaining }))
 }
 
@@ -362,7 +376,7 @@ pub fn close(s: &Session, ctx: &Context<'_>) -> Result<Transition, Refusal> {
     }
     let mut next = s.clone();
     next.state = SessionState::Closed;
-    next.consent = Consent::None;
+    next.consent = Consent::NONE;
     Ok(finish(s, next, ctx, AuditAction::Closed))
 }
 
@@ -373,7 +387,7 @@ pub fn delete(s: &Session, ctx: &Context<'_>) -> Result<Transition, Refusal> {
     technician_in_channel(ctx, s.channel)?;
     let mut next = s.clone();
     next.deleted = true;
-    next.consent = Consent::None;
+    next.consent = Consent::NONE;
     if s.state.is_live() {
         next.state = SessionState::Closed;
     }
@@ -390,7 +404,7 @@ pub fn expiry_tick(s: &Session, ctx: &Context<'_>) -> Result<Transition, Refusal
     }
     let mut next = s.clone();
     next.state = SessionState::Expired;
-    next.consent = Consent::None;
+    next.consent = Consent::NONE;
     Ok(finish(s, next, ctx, AuditAction::Expired))
 }
 
@@ -444,15 +458,10 @@ fn with_owner(s: &Session, technician: TechnicianId) -> Session {
     next.invited.retain(|&t| t != technician);
     next.assigned = Some(technician);
     if let Some(previous) = s.assigned {
-        next.consent = consent_without(s.consent, previous);
+        next.consent = s.consent.without(previous);
     }
     next.state = connected_or_waiting(s, SessionState::Active);
     next
-}
-
-/// Consent stays only while the technician it is about stays on the session.
-fn consent_without(consent: Consent, leaving: TechnicianId) -> Consent {
-    if consent.technician() == Some(leaving) { Consent::None } else { consent }
 }
 
 fn connected_state(assigned: Option<TechnicianId>) -> SessionState {
@@ -481,8 +490,5 @@ fn finish(before: &Session, mut after: Session, ctx: &Context<'_>, action: Audit
 /// [`Action::ConsentDecided`] with [`ConsentOutcome::TimedOut`]).
 #[must_use]
 pub fn consent_deadline(s: &Session) -> Option<Timestamp> {
-    match s.consent {
-        Consent::Pending { deadline, .. } => Some(deadline),
-        _ => None,
-    }
+    s.consent.pending.map(|p| p.deadline)
 }

@@ -85,60 +85,92 @@ pub enum SessionKind {
     Pin,
 }
 
-/// Where consent stands between the technicians and the connected app.
+/// What the end user allowed one technician.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum Consent {
-    /// Nothing asked or nothing granted.
-    None,
-    /// A request waits for the end user's answer.
-    Pending {
-        /// Echoed by the app's decision.
-        request_id: u64,
-        /// The technician who asked.
-        requested_by: TechnicianId,
-        /// What was asked for.
-        capabilities: Capabilities,
-        /// When the request auto-denies.
-        deadline: Timestamp,
-    },
-    /// The end user allowed this.
-    Granted {
-        /// What is allowed now.
-        capabilities: Capabilities,
-        /// The technician the end user said yes to.
-        granted_to: TechnicianId,
-    },
-    /// Granted, but the app dropped; the same app instance resuming within the grace window
-    /// gets it back, anything else starts from [`Consent::None`].
-    Suspended {
-        /// What was allowed.
-        capabilities: Capabilities,
-        /// The technician it was allowed to.
-        granted_to: TechnicianId,
-    },
+pub struct Grant {
+    /// The technician the end user said yes to.
+    pub technician: TechnicianId,
+    /// What they may do.
+    pub capabilities: Capabilities,
+}
+
+/// A consent request waiting for the end user's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingConsent {
+    /// Echoed by the app's decision.
+    pub request_id: u64,
+    /// The technician who asked (and who gets what is allowed).
+    pub requested_by: TechnicianId,
+    /// What was asked for.
+    pub capabilities: Capabilities,
+    /// When the request auto-denies.
+    pub deadline: Timestamp,
+}
+
+/// Where consent stands between the technicians and the connected app.
+///
+/// Consent is per technician: the end user's yes to one technician lets nobody else see or
+/// control the screen. A technician who joins later asks, and the end user is asked again,
+/// naming them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Consent {
+    /// What each technician may do (one entry per technician, none empty).
+    pub grants: Vec<Grant>,
+    /// The request waiting for an answer, if any (one at a time: the end user answers one
+    /// popup at a time).
+    pub pending: Option<PendingConsent>,
+    /// The app dropped: the grants are kept only for the same app instance resuming within the
+    /// grace window, and allow nothing meanwhile.
+    pub suspended: bool,
 }
 
 impl Consent {
-    /// What the app's consent allows right now.
+    /// Nothing asked, nothing granted.
+    pub const NONE: Consent = Consent { grants: Vec::new(), pending: None, suspended: false };
+
+    /// What the end user allows this technician right now.
     #[must_use]
-    pub const fn granted(&self) -> Capabilities {
-        match self {
-            Consent::Granted { capabilities, .. } => *capabilities,
-            _ => Capabilities::NONE,
+    pub fn granted_to(&self, technician: TechnicianId) -> Capabilities {
+        if self.suspended {
+            return Capabilities::NONE;
         }
+        self.grants.iter().find(|g| g.technician == technician).map_or(Capabilities::NONE, |g| g.capabilities)
     }
 
-    /// The technician this consent is about, if any.
+    /// The grants in force right now (none while suspended).
     #[must_use]
-    pub const fn technician(&self) -> Option<TechnicianId> {
-        match self {
-            Consent::None => None,
-            Consent::Pending { requested_by, .. } => Some(*requested_by),
-            Consent::Granted { granted_to, .. } | Consent::Suspended { granted_to, .. } => {
-                Some(*granted_to)
-            }
+    pub fn active_grants(&self) -> &[Grant] {
+        if self.suspended { &[] } else { &self.grants }
+    }
+
+    /// Is anything granted to anyone right now?
+    #[must_use]
+    pub fn any_granted(&self) -> bool {
+        !self.active_grants().is_empty()
+    }
+
+    /// This consent with `technician`'s grant and pending request gone (they left the session).
+    #[must_use]
+    pub fn without(&self, technician: TechnicianId) -> Consent {
+        let mut next = self.clone();
+        next.grants.retain(|g| g.technician != technician);
+        if next.pending.is_some_and(|p| p.requested_by == technician) {
+            next.pending = None;
         }
+        next.suspended &= !next.grants.is_empty();
+        next
+    }
+
+    /// This consent keeping only the technicians for whom `keep` holds.
+    #[must_use]
+    pub fn retain(&self, keep: impl Fn(TechnicianId) -> bool) -> Consent {
+        let mut next = self.clone();
+        next.grants.retain(|g| keep(g.technician));
+        if next.pending.is_some_and(|p| !keep(p.requested_by)) {
+            next.pending = None;
+        }
+        next.suspended &= !next.grants.is_empty();
+        next
     }
 }
 
@@ -298,7 +330,7 @@ pub enum AuditAction {
         /// The previous owner.
         technician: TechnicianId,
     },
-    /// A technician asked the end user for remote access.
+    /// A technician asked the end user for remote access (the event's actor is who asked).
     RemoteRequested {
         /// The request.
         request_id: u64,
@@ -309,6 +341,10 @@ pub enum AuditAction {
     ConsentDecided {
         /// The request.
         request_id: u64,
+        /// The technician it was asked for (absent in events recorded before consent was per
+        /// technician).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        technician: Option<TechnicianId>,
         /// The answer.
         outcome: ConsentOutcome,
     },
@@ -385,6 +421,10 @@ pub enum Refusal {
     /// Only technicians on the session may ask for remote access.
     #[error("only the assigned or invited technicians may start remote access")]
     NotOnSession,
+    /// Only the assigned technician (or an administrator) brings others onto a session: the
+    /// end user's trust is in the technician they are talking to.
+    #[error("only the assigned technician or an administrator may invite")]
+    NotOwner,
     /// A remote access request must ask for something.
     #[error("nothing was requested")]
     NothingRequested,
@@ -436,6 +476,7 @@ impl Refusal {
             Refusal::SameChannel => "same_channel",
             Refusal::NotActive => "not_active",
             Refusal::NotOnSession => "not_on_session",
+            Refusal::NotOwner => "not_owner",
             Refusal::NothingRequested => "nothing_requested",
             Refusal::ConsentAlreadyPending => "consent_already_pending",
             Refusal::AlreadyGranted => "already_granted",
@@ -454,7 +495,7 @@ impl Refusal {
     #[must_use]
     pub const fn kind(self) -> RefusalKind {
         match self {
-            Refusal::WrongActor(_) | Refusal::NotAMember | Refusal::NotOnSession => {
+            Refusal::WrongActor(_) | Refusal::NotAMember | Refusal::NotOnSession | Refusal::NotOwner => {
                 RefusalKind::Forbidden
             }
             Refusal::TargetNotAMember | Refusal::NothingRequested | Refusal::SameChannel => {

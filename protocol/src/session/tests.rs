@@ -62,7 +62,7 @@ fn base(state: SessionState) -> Session {
         state,
         assigned: Some(ALICE),
         invited: vec![],
-        consent: Consent::None,
+        consent: Consent::NONE,
         deleted: false,
         created_at: CREATED,
         updated_at: CREATED,
@@ -71,16 +71,23 @@ fn base(state: SessionState) -> Session {
 }
 
 fn pending() -> Consent {
-    Consent::Pending {
-        request_id: 1,
-        requested_by: ALICE,
-        capabilities: Capabilities::VIEW_AND_CONTROL,
-        deadline: Timestamp(NOW.0 + 30_000),
+    Consent {
+        pending: Some(PendingConsent {
+            request_id: 1,
+            requested_by: ALICE,
+            capabilities: Capabilities::VIEW_AND_CONTROL,
+            deadline: Timestamp(NOW.0 + 30_000),
+        }),
+        ..Consent::NONE
     }
 }
 
+fn granted_by(technician: TechnicianId, capabilities: Capabilities) -> Consent {
+    Consent { grants: vec![Grant { technician, capabilities }], ..Consent::NONE }
+}
+
 fn granted(capabilities: Capabilities) -> Consent {
-    Consent::Granted { capabilities, granted_to: ALICE }
+    granted_by(ALICE, capabilities)
 }
 
 /// The fixtures: every state, with the variations of owner and consent that change outcomes.
@@ -148,7 +155,7 @@ fn table() -> Vec<[Outcome; 13]> {
     vec![
         // connect     disconnect             assign  xfer tech         xfer chan  invite  release          remote         decided                    changed            close  delete  tick
         /* waiting, unassigned */
-        [To(Q), No(AppNotConnected), To(W), No(NotAssigned), To(W), To(W), No(NotAssigned), No(NotActive), No(UnknownConsentRequest), No(NothingGranted), To(C), To(C), To(E)],
+        [To(Q), No(AppNotConnected), To(W), No(NotAssigned), To(W), No(NotOwner), No(NotAssigned), No(NotActive), No(UnknownConsentRequest), No(NothingGranted), To(C), To(C), To(E)],
         /* waiting, assigned */
         [To(A), No(AppNotConnected), To(W), To(W), To(W), To(W), To(W), No(NotActive), No(UnknownConsentRequest), No(NothingGranted), To(C), To(C), To(E)],
         /* active */
@@ -158,7 +165,7 @@ fn table() -> Vec<[Outcome; 13]> {
         /* active, consent granted */
         [No(AppAlreadyConnected), To(W), To(A), To(A), To(Q), To(A), To(Q), No(AlreadyGranted), No(UnknownConsentRequest), To(A), To(C), To(C), To(E)],
         /* in_queue */
-        [No(AppAlreadyConnected), To(W), To(A), No(NotAssigned), To(Q), To(Q), No(NotAssigned), No(NotActive), No(UnknownConsentRequest), No(NothingGranted), To(C), To(C), To(E)],
+        [No(AppAlreadyConnected), To(W), To(A), No(NotAssigned), To(Q), No(NotOwner), No(NotAssigned), No(NotActive), No(UnknownConsentRequest), No(NothingGranted), To(C), To(C), To(E)],
         /* expired */
         [No(Expired), No(Expired), No(Expired), No(Expired), No(Expired), No(Expired), No(Expired), No(Expired), No(Expired), No(Expired), To(C), To(E), No(Expired)],
         /* closed */
@@ -246,10 +253,11 @@ fn a_fourth_technician_is_refused() {
     assert_eq!(Refusal::TooManyTechnicians.code(), "too_many_technicians");
     assert_eq!(invite(&s, &tech, BOB).unwrap_err(), Refusal::AlreadyOnSession);
     assert_eq!(invite(&s, &tech, ALICE).unwrap_err(), Refusal::AlreadyOnSession);
-    // Without an owner there is still room for only two invited technicians.
+    // Without an owner there is still room for only two invited technicians (and only an
+    // admin may invite then).
     let released = release(&s, &tech).unwrap().session;
     assert_eq!(released.state, SessionState::InQueue);
-    assert_eq!(invite(&released, &tech, DAN).unwrap_err(), Refusal::TooManyTechnicians);
+    assert_eq!(invite(&released, &ctx(&dir, Actor::Technician(ADMIN)), DAN).unwrap_err(), Refusal::TooManyTechnicians);
 }
 
 #[test]
@@ -285,18 +293,21 @@ fn consent_grant_is_limited_to_the_request_and_an_empty_grant_is_a_denial() {
     let dir = directory();
     let app = ctx(&dir, Actor::App);
     let asked_view = Session {
-        consent: Consent::Pending { request_id: 5, requested_by: ALICE, capabilities: Capabilities::VIEW, deadline: NOW },
+        consent: Consent {
+            pending: Some(PendingConsent { request_id: 5, requested_by: ALICE, capabilities: Capabilities::VIEW, deadline: NOW }),
+            ..Consent::NONE
+        },
         ..base(SessionState::Active)
     };
     let t = consent_decided(&asked_view, &app, 5, ConsentOutcome::Granted(Capabilities::VIEW_AND_CONTROL)).unwrap();
-    assert_eq!(t.session.consent.granted(), Capabilities::VIEW, "the app cannot grant more than asked");
+    assert_eq!(t.session.consent.granted_to(ALICE), Capabilities::VIEW, "the app cannot grant more than asked");
     let t = consent_decided(&asked_view, &app, 5, ConsentOutcome::Granted(Capabilities::NONE)).unwrap();
-    assert_eq!(t.session.consent, Consent::None);
-    assert_eq!(t.event.action, AuditAction::ConsentDecided { request_id: 5, outcome: ConsentOutcome::Denied });
+    assert_eq!(t.session.consent, Consent::NONE);
+    assert_eq!(t.event.action, AuditAction::ConsentDecided { request_id: 5, technician: Some(ALICE), outcome: ConsentOutcome::Denied });
     assert_eq!(consent_decided(&asked_view, &app, 6, ConsentOutcome::Denied).unwrap_err(), Refusal::UnknownConsentRequest);
     // The relay times requests out itself.
     let t = consent_decided(&asked_view, &ctx(&dir, Actor::System), 5, ConsentOutcome::TimedOut).unwrap();
-    assert_eq!(t.session.consent, Consent::None);
+    assert_eq!(t.session.consent, Consent::NONE);
 }
 
 #[test]
@@ -309,7 +320,7 @@ fn start_remote_rules() {
     let carol = ctx(&dir, Actor::Technician(CAROL));
     let t = start_remote(&s, &carol, 1, Capabilities::VIEW, timeout).unwrap();
     assert_eq!(consent_deadline(&t.session), Some(Timestamp(NOW.0 + 30_000)));
-    assert_eq!(t.session.consent.technician(), Some(CAROL));
+    assert_eq!(t.session.consent.pending.map(|p| p.requested_by), Some(CAROL));
     assert_eq!(start_remote(&s, &carol, 1, Capabilities::NONE, timeout).unwrap_err(), Refusal::NothingRequested);
     // View granted: asking for control as well is a new request; asking for view again is not.
     let viewing = Session { consent: granted(Capabilities::VIEW), ..s.clone() };
@@ -324,9 +335,9 @@ fn withdrawing_consent_only_shrinks_it() {
     let app = ctx(&dir, Actor::App);
     let s = Session { consent: granted(Capabilities::VIEW), ..base(SessionState::Active) };
     let t = consent_changed(&s, &app, Capabilities::VIEW_AND_CONTROL).unwrap();
-    assert_eq!(t.session.consent.granted(), Capabilities::VIEW, "a change cannot add control");
+    assert_eq!(t.session.consent.granted_to(ALICE), Capabilities::VIEW, "a change cannot add control");
     let t = consent_changed(&s, &app, Capabilities::NONE).unwrap();
-    assert_eq!(t.session.consent, Consent::None);
+    assert_eq!(t.session.consent, Consent::NONE);
 }
 
 #[test]
@@ -335,13 +346,14 @@ fn consent_follows_the_technician_it_was_given_to() {
     let tech = ctx(&dir, Actor::Technician(ALICE));
     let s = Session { consent: granted(Capabilities::VIEW_AND_CONTROL), invited: vec![CAROL], ..base(SessionState::Active) };
     // Alice hands over: her grant goes with her.
-    assert_eq!(transfer_to_technician(&s, &tech, BOB).unwrap().session.consent, Consent::None);
-    assert_eq!(release(&s, &tech).unwrap().session.consent, Consent::None);
-    assert_eq!(transfer_to_channel(&s, &tech, OTHER_CHANNEL).unwrap().session.consent, Consent::None);
+    assert_eq!(transfer_to_technician(&s, &tech, BOB).unwrap().session.consent, Consent::NONE);
+    assert_eq!(release(&s, &tech).unwrap().session.consent, Consent::NONE);
+    assert_eq!(transfer_to_channel(&s, &tech, OTHER_CHANNEL).unwrap().session.consent, Consent::NONE);
     // Carol's grant survives Alice leaving, since Carol stays.
-    let carols = Session { consent: Consent::Granted { capabilities: Capabilities::VIEW, granted_to: CAROL }, ..s.clone() };
+    let carols = Session { consent: granted_by(CAROL, Capabilities::VIEW), ..s.clone() };
     let t = assign(&carols, &tech, BOB).unwrap();
-    assert_eq!(t.session.consent.granted(), Capabilities::VIEW);
+    assert_eq!(t.session.consent.granted_to(CAROL), Capabilities::VIEW);
+    assert_eq!(t.session.consent.granted_to(BOB), Capabilities::NONE, "the new owner asks for themself");
     assert_eq!(t.session.technicians().collect::<Vec<_>>(), vec![BOB, CAROL]);
     // Assigning an invited technician moves them to owner instead of counting them twice.
     let t = assign(&s, &tech, CAROL).unwrap();
@@ -373,18 +385,18 @@ fn reconnect_keeps_consent_only_when_resumed() {
     let s = Session { consent: granted(Capabilities::VIEW_AND_CONTROL), ..base(SessionState::Active) };
     let dropped = app_disconnected(&s, &app).unwrap().session;
     assert_eq!(dropped.state, SessionState::Waiting);
-    assert!(matches!(dropped.consent, Consent::Suspended { .. }));
-    assert_eq!(dropped.consent.granted(), Capabilities::NONE, "nothing flows while suspended");
+    assert!(dropped.consent.suspended);
+    assert_eq!(dropped.consent.granted_to(ALICE), Capabilities::NONE, "nothing flows while suspended");
     let resumed = app_connected(&dropped, &app, true).unwrap().session;
-    assert_eq!(resumed.consent.granted(), Capabilities::VIEW_AND_CONTROL);
+    assert_eq!(resumed.consent.granted_to(ALICE), Capabilities::VIEW_AND_CONTROL);
     let fresh = app_connected(&dropped, &app, false).unwrap().session;
-    assert_eq!(fresh.consent, Consent::None);
+    assert_eq!(fresh.consent, Consent::NONE);
     // A suspended grant whose technician left meanwhile is not restored.
     let released = release(&dropped, &ctx(&dir, Actor::Technician(ALICE))).unwrap().session;
-    assert_eq!(app_connected(&released, &app, true).unwrap().session.consent, Consent::None);
+    assert_eq!(app_connected(&released, &app, true).unwrap().session.consent, Consent::NONE);
     // A pending request does not survive a drop.
     let asking = Session { consent: pending(), ..base(SessionState::Active) };
-    assert_eq!(app_disconnected(&asking, &app).unwrap().session.consent, Consent::None);
+    assert_eq!(app_disconnected(&asking, &app).unwrap().session.consent, Consent::NONE);
 }
 
 #[test]
@@ -433,4 +445,62 @@ fn audit_events_serialize_for_the_store() {
     assert_eq!(json["from"], "active");
     let back: AuditEvent = serde_json::from_value(json).unwrap();
     assert_eq!(back, t.event);
+}
+
+#[test]
+fn consent_is_per_technician() {
+    let dir = directory();
+    let app = ctx(&dir, Actor::App);
+    let timeout = Duration::from_secs(30);
+    // Alice has view and control; Carol, invited later, has nothing until the end user says so.
+    let s = Session { consent: granted(Capabilities::VIEW_AND_CONTROL), invited: vec![CAROL], ..base(SessionState::Active) };
+    assert_eq!(s.consent.granted_to(CAROL), Capabilities::NONE);
+    let carol = ctx(&dir, Actor::Technician(CAROL));
+    let asked = start_remote(&s, &carol, 7, Capabilities::VIEW, timeout).unwrap().session;
+    assert_eq!(asked.consent.pending.map(|p| p.requested_by), Some(CAROL));
+    assert_eq!(asked.consent.granted_to(ALICE), Capabilities::VIEW_AND_CONTROL, "asking changes nobody's grant");
+    // A denial for Carol leaves Alice's grant; a yes adds Carol's.
+    let denied = consent_decided(&asked, &app, 7, ConsentOutcome::Denied).unwrap().session;
+    assert_eq!(denied.consent.granted_to(CAROL), Capabilities::NONE);
+    assert_eq!(denied.consent.granted_to(ALICE), Capabilities::VIEW_AND_CONTROL);
+    let t = consent_decided(&asked, &app, 7, ConsentOutcome::Granted(Capabilities::VIEW)).unwrap();
+    assert_eq!(t.event.action, AuditAction::ConsentDecided { request_id: 7, technician: Some(CAROL), outcome: ConsentOutcome::Granted(Capabilities::VIEW) });
+    let both = t.session;
+    assert_eq!(both.consent.granted_to(CAROL), Capabilities::VIEW);
+    assert_eq!(both.consent.granted_to(ALICE), Capabilities::VIEW_AND_CONTROL);
+    // Taking back control takes it from everyone; stopping sharing ends every grant.
+    let viewing = consent_changed(&both, &app, Capabilities::VIEW).unwrap().session;
+    assert_eq!(viewing.consent.granted_to(ALICE), Capabilities::VIEW);
+    assert_eq!(viewing.consent.granted_to(CAROL), Capabilities::VIEW);
+    let stopped = consent_changed(&both, &app, Capabilities::NONE).unwrap().session;
+    assert!(!stopped.consent.any_granted());
+    // A view grant asked again for control, and allowed as view only, stays view.
+    let more = start_remote(&viewing, &carol, 8, Capabilities::VIEW_AND_CONTROL, timeout).unwrap().session;
+    let t = consent_decided(&more, &app, 8, ConsentOutcome::Granted(Capabilities::VIEW)).unwrap();
+    assert_eq!(t.session.consent.granted_to(CAROL), Capabilities::VIEW);
+}
+
+#[test]
+fn only_the_owner_or_an_admin_invites() {
+    let dir = directory();
+    let s = Session { invited: vec![CAROL], ..base(SessionState::Active) };
+    // A channel member who is not on the session cannot invite themself onto it.
+    assert_eq!(invite(&s, &ctx(&dir, Actor::Technician(BOB)), BOB).unwrap_err(), Refusal::NotOwner);
+    // An invited technician cannot bring a fourth person.
+    assert_eq!(invite(&s, &ctx(&dir, Actor::Technician(CAROL)), DAN).unwrap_err(), Refusal::NotOwner);
+    assert_eq!(Refusal::NotOwner.kind(), RefusalKind::Forbidden);
+    assert!(invite(&s, &ctx(&dir, Actor::Technician(ALICE)), DAN).is_ok());
+    assert!(invite(&s, &ctx(&dir, Actor::Technician(ADMIN)), BOB).is_ok());
+}
+
+#[test]
+fn a_restarted_relay_reports_its_lost_apps_and_consent_stays_resumable() {
+    let dir = directory();
+    let s = Session { consent: granted(Capabilities::VIEW), ..base(SessionState::Active) };
+    let t = app_disconnected(&s, &ctx(&dir, Actor::System)).unwrap();
+    assert_eq!(t.session.state, SessionState::Waiting);
+    assert!(t.session.consent.suspended);
+    assert_eq!(t.event.actor, Actor::System);
+    let resumed = app_connected(&t.session, &ctx(&dir, Actor::App), true).unwrap().session;
+    assert_eq!(resumed.consent.granted_to(ALICE), Capabilities::VIEW);
 }

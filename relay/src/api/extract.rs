@@ -31,6 +31,19 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
+/// The client's address, when the server knows it (always over the network; not when tests
+/// call the router directly).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let connected = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientAddr(connected.map(|c| c.0.ip())))
+    }
+}
+
 /// A JSON body. Unknown fields, wrong types and malformed JSON are 400s naming the field.
 pub struct ApiJson<T>(pub T);
 

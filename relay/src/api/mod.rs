@@ -10,7 +10,7 @@ mod web;
 
 pub use web::CONTENT_SECURITY_POLICY;
 
-pub use extract::{ApiJson, ApiPath, Authed};
+pub use extract::{ApiJson, ApiPath, Authed, ClientAddr};
 
 use crate::desk::Desk;
 use crate::error::Error;
@@ -87,6 +87,23 @@ pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, agent_binary: 
         .route("/s/{token}/download", axum::routing::get(web::download))
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// How long browsers keep to HTTPS for this host once told (a year, the usual value).
+const HSTS: &str = "max-age=31536000";
+
+/// Headers on every response: no MIME sniffing, no referrer (links carry codes), HTTPS only
+/// from now on (browsers ignore it over plain HTTP, which only loopback serves), and nothing
+/// stored by caches unless the response says otherwise — API answers carry tokens, PINs and
+/// links, invite pages carry the session's code.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The OpenAPI document of every route (public).

@@ -1,7 +1,7 @@
 //! The handlers. Each is thin: parse, call the desk, shape the answer.
 
 use super::extract::parse_json;
-use super::{ApiJson, ApiPath, AppState, Authed};
+use super::{ApiJson, ApiPath, AppState, Authed, ClientAddr};
 use crate::desk::{ChannelPatch, NewTechnician};
 use crate::error::Error;
 use crate::store::Role;
@@ -63,9 +63,9 @@ struct LoginResponse {
 
 /// Sign in with username and password; returns a bearer token.
 #[utoipa::path(post, path = "/login", request_body = LoginRequest, security(()),
-    responses((status = 200, body = LoginResponse), (status = 401), (status = 429)))]
-async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
-    let (token, technician) = state.desk.login(req.username, req.password).await?;
+    responses((status = 200, body = LoginResponse), (status = 400), (status = 401), (status = 429)))]
+async fn login(State(state): State<AppState>, ClientAddr(from): ClientAddr, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
+    let (token, technician) = state.desk.login(req.username, req.password, from).await?;
     Ok(Json(LoginResponse { token, technician }))
 }
 
@@ -159,7 +159,7 @@ struct TechnicianRef {
 
 /// Add a member to a channel (admins).
 #[utoipa::path(post, path = "/channels/{id}/members", params(("id" = i64, Path)), request_body = TechnicianRef,
-    responses((status = 200, body = ChannelView), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = ChannelView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn add_member(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -171,7 +171,7 @@ async fn add_member(
 
 /// The sessions of a channel.
 #[utoipa::path(get, path = "/channels/{id}/sessions", params(("id" = i64, Path)),
-    responses((status = 200, body = [SessionView]), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = [SessionView]), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn channel_sessions(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<SessionView>> {
     Ok(Json(state.desk.channel_sessions(&me, ChannelId(id)).await?))
 }
@@ -222,14 +222,14 @@ async fn list_sessions(
 
 /// One session.
 #[utoipa::path(get, path = "/sessions/{id}", params(("id" = i64, Path)),
-    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 404)))]
 async fn get_session(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
     Ok(Json(state.desk.session(&me, SessionId(id)).await?))
 }
 
 /// Delete a session from its channel's lists (a live one is closed first; history is kept).
 #[utoipa::path(delete, path = "/sessions/{id}", params(("id" = i64, Path)),
-    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn delete_session(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
     Ok(Json(state.desk.act(&me, SessionId(id), Action::Delete).await?))
 }
@@ -288,14 +288,14 @@ async fn invite(
 
 /// Unassign the session: it queues if the app is connected.
 #[utoipa::path(post, path = "/sessions/{id}/release", params(("id" = i64, Path)),
-    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn release(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
     Ok(Json(state.desk.act(&me, SessionId(id), Action::Release).await?))
 }
 
 /// Close the session: ends any remote connection and invalidates its code.
 #[utoipa::path(post, path = "/sessions/{id}/close", params(("id" = i64, Path)),
-    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn close(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
     Ok(Json(state.desk.act(&me, SessionId(id), Action::Close).await?))
 }
@@ -329,7 +329,7 @@ async fn remote(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): 
 
 /// The session's audit trail, oldest first.
 #[utoipa::path(get, path = "/sessions/{id}/events", params(("id" = i64, Path)),
-    responses((status = 200, body = [AuditEventView]), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = [AuditEventView]), (status = 400), (status = 401), (status = 404)))]
 async fn session_events(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<AuditEventView>> {
     Ok(Json(state.desk.session_events(&me, SessionId(id)).await?))
 }

@@ -18,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use deskline_protocol::{AppCode, LinkToken};
+use futures_util::StreamExt as _;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const SCRIPT: &str = include_str!("../../web/console.js");
@@ -88,7 +89,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <body><header><span class=brand>Deskline</span></header><main class=invite>{body}</main></body></html>",
         title = escape(title),
     );
-    (status, file(html, "text/html; charset=utf-8")).into_response()
+    let mut response = (status, file(html, "text/html; charset=utf-8")).into_response();
+    // Invite pages show the session's link: kept by no cache.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn no_longer_valid() -> Response {
@@ -135,24 +139,33 @@ pub(super) async fn invite(State(state): State<AppState>, Path(token): Path<Stri
 pub(super) async fn download(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let Some(link) = invited(&state, &token).await else { return no_longer_valid() };
     let Some(binary) = state.agent_binary.as_deref() else { return no_longer_valid() };
-    // Read per download (a few MB, one download per session) so an upgraded binary is served
-    // without a restart.
-    let mut bytes = match tokio::fs::read(binary).await {
-        Ok(bytes) => bytes,
+    let trailer = match deskline_protocol::embed::link_trailer(&link) {
+        Ok(trailer) => trailer,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot embed the link");
+            return page(StatusCode::INTERNAL_SERVER_ERROR, "Download unavailable", "<h1>The download is not available</h1>");
+        }
+    };
+    // Opened per download, so an upgraded binary is served without a restart, and streamed
+    // from the file: a download costs a read buffer, not the whole executable in memory.
+    let opened = async {
+        let file = tokio::fs::File::open(binary).await?;
+        let len = file.metadata().await?.len();
+        Ok::<_, std::io::Error>((file, len))
+    };
+    let (app, len) = match opened.await {
+        Ok(opened) => opened,
         Err(e) => {
             tracing::error!(path = %binary.display(), error = %e, "cannot read the support app to offer");
             return page(StatusCode::SERVICE_UNAVAILABLE, "Download unavailable", "<h1>The download is not available right now</h1><p>Please try again later, or ask your technician.</p>");
         }
     };
-    match deskline_protocol::embed::link_trailer(&link) {
-        Ok(trailer) => bytes.extend(trailer),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot embed the link");
-            return page(StatusCode::INTERNAL_SERVER_ERROR, "Download unavailable", "<h1>The download is not available</h1>");
-        }
-    }
+    let length = len + trailer.len() as u64;
+    let stream = tokio_util::io::ReaderStream::new(app)
+        .chain(futures_util::stream::once(async move { Ok(bytes::Bytes::from(trailer)) }));
     let disposition = format!("attachment; filename=\"{DOWNLOAD_NAME}\"");
-    let mut response = file(bytes, "application/octet-stream");
+    let mut response = file(axum::body::Body::from_stream(stream), "application/octet-stream");
+    response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
     }

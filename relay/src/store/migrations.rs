@@ -85,4 +85,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 2: consent per technician, and the support app's resumption secret kept with its
+    // session, so a restarted relay still knows which app may come back with its consent.
+    // Consent in the old one-technician form is reset: a relay being upgraded has no app
+    // connected, and an app that was sharing is asked again.
+    r#"
+    UPDATE sessions SET consent = '{"grants":[],"pending":null,"suspended":false}'
+        WHERE consent LIKE '%"status"%';
+    ALTER TABLE sessions ADD COLUMN resume_hash TEXT;
+    ALTER TABLE sessions ADD COLUMN resume_dropped_at BIGINT;
+    "#,
 ];

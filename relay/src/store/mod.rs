@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The blocking task died.
     #[error("database task failed: {0}")]
     Task(String),
+    /// The database file's permissions could not be set.
+    #[error("database file: {0}")]
+    Io(std::io::Error),
     /// The schema is newer than this relay.
     #[error("the database schema version {found} is newer than this relay's {supported}")]
     SchemaTooNew {
@@ -45,6 +48,7 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
+        make_private(path)?;
         let mut conn = Connection::open(path)?;
         // WAL: readers never block the writer. synchronous=FULL: a commit survives a power cut,
         // not just a crash. Foreign keys are off by default in SQLite.
@@ -101,6 +105,29 @@ impl Db {
         tx.commit().map_err(StoreError::from)?;
         Ok(value)
     }
+}
+
+/// The database holds password hashes and session codes: readable by its owner only, even
+/// inside a private directory. SQLite gives its `-wal` and `-shm` files the database file's
+/// mode, so creating the file 0600 (or setting it, for a database from an older version)
+/// covers them; existing ones are set too.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(StoreError::Io)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StoreError::Io(e)),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -548,12 +548,43 @@ pub fn audit_events(tx: &Transaction<'_>, session: SessionId) -> Result<Vec<Audi
 /// Sessions with a consent request past its deadline, with the request's id.
 pub fn consent_past_deadline(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<(SessionId, u64)>, StoreError> {
     // Few sessions have a pending request at any time: select them by state, decide in Rust.
-    let candidates = query_sessions(tx, "state = 'active' AND deleted = 0 AND consent LIKE '%\"pending\"%'", [])?;
+    let candidates = query_sessions(tx, "state = 'active' AND deleted = 0 AND consent LIKE '%\"request_id\"%'", [])?;
     Ok(candidates
         .into_iter()
-        .filter_map(|s| match s.core.consent {
-            Consent::Pending { request_id, deadline, .. } if deadline <= now => Some((s.core.id, request_id)),
+        .filter_map(|s| match s.core.consent.pending {
+            Some(p) if p.deadline <= now => Some((s.core.id, p.request_id)),
             _ => None,
         })
         .collect())
+}
+
+/// The resumption secret (its SHA-256) of the app connected to a session, and when that app
+/// dropped (`None`: still connected, as far as the relay knows).
+pub fn resume_of(tx: &Transaction<'_>, id: SessionId) -> Result<Option<(String, Option<Timestamp>)>, StoreError> {
+    let row: Option<(Option<String>, Option<i64>)> = tx
+        .query_row("SELECT resume_hash, resume_dropped_at FROM sessions WHERE id = ?1", [id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(hash, dropped)| hash.map(|h| (h, dropped.map(Timestamp)))))
+}
+
+/// Records the resumption secret of the app that just connected (`None`: nothing may resume).
+pub fn set_resume(tx: &Transaction<'_>, id: SessionId, hash: Option<&str>) -> Result<(), StoreError> {
+    tx.execute("UPDATE sessions SET resume_hash = ?2, resume_dropped_at = NULL WHERE id = ?1", params![id.0, hash])?;
+    Ok(())
+}
+
+/// Starts the grace window of the session's app: it dropped at `at`.
+pub fn resume_dropped(tx: &Transaction<'_>, id: SessionId, at: Timestamp) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE sessions SET resume_dropped_at = ?2 WHERE id = ?1 AND resume_hash IS NOT NULL",
+        params![id.0, at.0],
+    )?;
+    Ok(())
+}
+
+/// Sessions that read as having an app connected.
+pub fn sessions_with_app(tx: &Transaction<'_>) -> Result<Vec<SessionId>, StoreError> {
+    let mut stmt = tx.prepare("SELECT id FROM sessions WHERE state IN ('active', 'in_queue') AND deleted = 0 ORDER BY id")?;
+    let ids = stmt.query_map([], |r| r.get::<_, i64>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(ids.into_iter().map(SessionId).collect())
 }

@@ -1,9 +1,9 @@
 //! A support app's connection: registration by code, consent answers, frames in.
 
-use super::hub::{AppLink, Resume, announce_controller, app_gone, displays_changed, forward_frame, take_stats, update_streaming};
+use super::hub::{AppLink, announce_controller, answer_decision, app_gone, displays_changed, forward_frame, take_stats, update_streaming};
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::error::Error;
-use crate::limits::RESUME_GRACE;
+use crate::network::Network;
 use deskline_net::framed::{MessageReader, MessageWriter, read_frame};
 use deskline_protocol::session::{Action, Actor, Refusal};
 use deskline_protocol::{AppCode, AppInfo, Message, RejectReason, ResumeSecret, Welcome};
@@ -32,38 +32,39 @@ pub(super) async fn run(
     let desk = &transport.hubs.desk;
     let remote = connection.remote_address().ip();
     let now = desk.now();
-    if let Some(wait) = transport.guard.retry_after(remote, now) {
-        let reason = RejectReason::RateLimited { retry_after_ms: wait };
-        reject(&connection, &mut writer, reason, "too many wrong codes; wait and try again").await;
-        return;
-    }
-    let session = match desk.find_by_code(&code).await {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            transport.guard.failed(remote, now);
-            reject(&connection, &mut writer, RejectReason::UnknownCode, "no session has this code").await;
-            return;
-        }
+    let found = match desk.find_by_code(&code).await {
+        Ok(found) => found,
         Err(e) => {
             tracing::error!(error = %e, "looking up a session code");
             connection.close(2u32.into(), b"internal error");
             return;
         }
     };
+    // The same app instance coming back within the grace window (its secret checked against
+    // the store) keeps its consent, may take over from its own connection that has not timed
+    // out yet, and is never slowed by anybody's wrong codes.
+    let resumed = match (&found, &resume) {
+        (Some(row), Some(secret)) => desk.resume_allowed(row.core.id, secret).await.unwrap_or(false),
+        _ => false,
+    };
+    if !resumed && let Some(wait) = transport.guard.retry_after(remote, now) {
+        tracing::warn!(%remote, network = %Network::of(remote), retry_after_ms = wait, "support app refused: too many wrong codes from its network");
+        let reason = RejectReason::RateLimited { retry_after_ms: wait };
+        reject(&connection, &mut writer, reason, "too many wrong codes; wait and try again").await;
+        return;
+    }
+    let Some(session) = found else {
+        wrong_code(transport, &connection, &mut writer, RejectReason::UnknownCode, "no session has this code", code.kind()).await;
+        return;
+    };
     let id = session.core.id;
-    let (hub, known_resume) = transport.hubs.register(id, |state| {
-        state.resume.as_ref().map(|r| Resume { secret: r.secret.clone(), dropped_at: r.dropped_at })
-    });
-
-    // The same app instance coming back within the grace window keeps its consent, and may
-    // take over from its own connection that has not timed out yet.
-    let resumed = resume_allowed(resume.as_ref(), known_resume.as_ref(), now);
+    let (hub, ()) = transport.hubs.register(id, |_| ());
     if resumed {
         let old = hub.lock().app.as_ref().map(|a| (a.conn_id, a.connection.clone()));
         if let Some((old_id, old_connection)) = old {
             old_connection.close(3u32.into(), b"replaced by a resumed connection");
-            if app_gone(&mut hub.lock(), old_id, now) {
-                let _ = desk.act_as(Actor::App, id, Action::AppDisconnected).await;
+            if app_gone(&mut hub.lock(), old_id) {
+                let _ = desk.app_dropped(id, Actor::App).await;
             }
         }
     }
@@ -71,22 +72,24 @@ pub(super) async fn run(
     match desk.act_as(Actor::App, id, Action::AppConnected { resumed }).await {
         Ok(_) => {}
         Err(e) => {
-            let (reason, text) = match e {
-                Error::Refused(Refusal::Expired) => (RejectReason::Expired, "this session has expired"),
-                Error::Refused(Refusal::AlreadyClosed | Refusal::Deleted) => (RejectReason::Closed, "this session was closed"),
+            transport.hubs.release_if_idle(id);
+            match e {
+                Error::Refused(Refusal::Expired) => {
+                    wrong_code(transport, &connection, &mut writer, RejectReason::Expired, "this session has expired", code.kind()).await;
+                }
+                Error::Refused(Refusal::AlreadyClosed | Refusal::Deleted) => {
+                    wrong_code(transport, &connection, &mut writer, RejectReason::Closed, "this session was closed", code.kind()).await;
+                }
                 Error::Refused(Refusal::AppAlreadyConnected) => {
-                    (RejectReason::CodeInUse, "another support app is connected with this code")
+                    tracing::warn!(session = %id, %remote, "support app refused: another app is connected with this code");
+                    let text = "another support app is connected with this code";
+                    reject(&connection, &mut writer, RejectReason::CodeInUse, text).await;
                 }
                 other => {
                     tracing::error!(error = %other, "registering an app");
-                    (RejectReason::UnknownCode, "the session cannot be joined")
+                    reject(&connection, &mut writer, RejectReason::UnknownCode, "the session cannot be joined").await;
                 }
-            };
-            if matches!(reason, RejectReason::Expired | RejectReason::Closed) {
-                transport.guard.failed(remote, now);
             }
-            transport.hubs.release_if_idle(id);
-            reject(&connection, &mut writer, reason, text).await;
             return;
         }
     }
@@ -94,23 +97,25 @@ pub(super) async fn run(
         tracing::warn!(error = %e, "storing the app's machine info");
     }
     let secret = ResumeSecret::generate(&mut rand::rng());
+    if let Err(e) = desk.set_resume(id, Some(&secret)).await {
+        tracing::warn!(session = %id, error = %e, "storing the app's resumption secret");
+    }
     let welcome = Welcome {
         session: id,
         organisation: transport.hubs.organisation.clone(),
-        resume: Some(secret.clone()),
+        resume: Some(secret),
         resumed,
     };
     if writer.send(&Message::Welcome(welcome)).await.is_err() {
-        let _ = desk.act_as(Actor::App, id, Action::AppDisconnected).await;
+        let _ = desk.app_dropped(id, Actor::App).await;
         return;
     }
     let (out, queue) = tokio::sync::mpsc::channel(APP_QUEUE);
     let writer_task = spawn_writer(writer, queue);
     let (hub, ()) = transport.hubs.register(id, |state| {
         state.app = Some(AppLink { conn_id, out, connection: connection.clone() });
-        state.resume = Some(Resume { secret, dropped_at: None });
     });
-    tracing::info!(session = %id, resumed, "support app connected");
+    tracing::info!(session = %id, %remote, resumed, "support app connected");
     transport.hubs.refresh(id).await;
 
     let mut stats_timer = tokio::time::interval(STATS_INTERVAL);
@@ -146,11 +151,9 @@ pub(super) async fn run(
                     tokio::spawn(async move {
                         match read_frame(stream).await {
                             Ok((encoded, frame)) => {
-                                let mut state = hub.lock();
-                                // The chokepoint: without a view grant the frame goes nowhere.
-                                if let Some(pass) = state.gate.admit_frame() {
-                                    forward_frame(&pass, &mut state, &encoded, frame.seq, frame.keyframe);
-                                }
+                                // The chokepoint (per viewer, in `forward_frame`): a frame goes
+                                // only to technicians the end user allows to view.
+                                forward_frame(&mut hub.lock(), &encoded, frame.seq, frame.keyframe);
                             }
                             Err(e) => {
                                 tracing::info!(error = %e, "app sent a bad frame stream");
@@ -164,16 +167,15 @@ pub(super) async fn run(
         }
     }
     writer_task.abort();
-    let now = desk.now();
-    let was_current = app_gone(&mut hub.lock(), conn_id, now);
+    let was_current = app_gone(&mut hub.lock(), conn_id);
     if was_current {
-        if let Err(e) = desk.act_as(Actor::App, id, Action::AppDisconnected).await {
+        if let Err(e) = desk.app_dropped(id, Actor::App).await {
             tracing::debug!(session = %id, error = %e, "app disconnect after the session ended");
         }
         transport.hubs.refresh(id).await;
     }
     transport.hubs.release_if_idle(id);
-    tracing::info!(session = %id, "support app disconnected");
+    tracing::info!(session = %id, %remote, "support app disconnected");
 }
 
 /// Handles one control message from the app; false ends the connection.
@@ -184,8 +186,8 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         Message::ConsentChanged(c) => Action::ConsentChanged { capabilities: c.capabilities },
         Message::Bye(_) => {
             // A deliberate leave: nothing to resume.
-            if let Some(hub) = transport.hubs.existing(id) {
-                hub.lock().resume = None;
+            if let Err(e) = desk.set_resume(id, None).await {
+                tracing::warn!(session = %id, error = %e, "forgetting the app's resumption secret");
             }
             return false;
         }
@@ -218,11 +220,11 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         // apply its older view afterwards.
         let Some(hub) = transport.hubs.existing(id) else { return true };
         let serial = hub.refreshing.lock().await;
-        match desk.act_as(Actor::App, id, action).await {
+        match desk.act_as(Actor::App, id, action.clone()).await {
             Ok(row) => {
                 let mut state = hub.lock();
                 let before = state.gate.controller();
-                state.gate.set_grant(row.core.consent.granted());
+                state.gate.set_grants(row.core.consent.active_grants());
                 if state.gate.controller() != before {
                     announce_controller(&state);
                 }
@@ -231,44 +233,33 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
             Err(e) => tracing::info!(session = %id, error = %e, "app consent change refused"),
         }
         drop(serial);
-    } else if let Err(e) = desk.act_as(Actor::App, id, action).await {
+    } else if let Err(e) = desk.act_as(Actor::App, id, action.clone()).await {
         tracing::info!(session = %id, error = %e, "app consent message refused");
     }
     transport.hubs.refresh(id).await;
+    // A decision is always answered, so the app knows whether it took effect (a late one, after
+    // the relay's own timeout, did not).
+    if let Action::ConsentDecided { request_id, .. } = action
+        && let Some(hub) = transport.hubs.existing(id)
+    {
+        answer_decision(&hub.lock(), request_id);
+    }
     true
 }
 
-/// May an app presenting `presented` resume with its consent? Only the same instance (the
-/// secret the relay gave it) and only within [`RESUME_GRACE`] of its drop (or while its old
-/// connection has not timed out yet).
-fn resume_allowed(presented: Option<&ResumeSecret>, known: Option<&Resume>, now: deskline_protocol::Timestamp) -> bool {
-    match (presented, known) {
-        (Some(presented), Some(known)) if presented == &known.secret => {
-            known.dropped_at.is_none_or(|t| now.duration_since(t) <= RESUME_GRACE)
-        }
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use deskline_protocol::Timestamp;
-
-    #[test]
-    fn only_the_same_app_within_the_grace_window_resumes() {
-        let secret = ResumeSecret::from_bytes([7; 32]);
-        let other = ResumeSecret::from_bytes([8; 32]);
-        let dropped = Timestamp(1_000_000);
-        let known = Resume { secret: secret.clone(), dropped_at: Some(dropped) };
-        let grace_ms = RESUME_GRACE.as_millis() as i64;
-        assert!(resume_allowed(Some(&secret), Some(&known), Timestamp(dropped.0 + grace_ms)));
-        assert!(!resume_allowed(Some(&secret), Some(&known), Timestamp(dropped.0 + grace_ms + 1)));
-        assert!(!resume_allowed(Some(&other), Some(&known), dropped));
-        assert!(!resume_allowed(None, Some(&known), dropped));
-        assert!(!resume_allowed(Some(&secret), None, dropped));
-        // Still connected (the old connection has not noticed the drop yet): allowed.
-        let live = Resume { secret: secret.clone(), dropped_at: None };
-        assert!(resume_allowed(Some(&secret), Some(&live), Timestamp(i64::MAX)));
-    }
+/// Answers a wrong, expired or closed code: counted against the sender's network, logged
+/// (never the code), and answered only after the guard's delay, so guessing is slow.
+async fn wrong_code(
+    transport: &Arc<Transport>,
+    connection: &quinn::Connection,
+    writer: &mut MessageWriter,
+    reason: RejectReason,
+    text: &str,
+    kind: &'static str,
+) {
+    let remote = connection.remote_address().ip();
+    let delay = transport.guard.failed(remote, transport.hubs.desk.now());
+    tracing::warn!(%remote, network = %Network::of(remote), code = kind, ?reason, "support app refused: {text}");
+    tokio::time::sleep(delay).await;
+    reject(connection, writer, reason, text).await;
 }

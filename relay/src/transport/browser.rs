@@ -304,7 +304,7 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
             frame = frames.recv() => {
                 let Some((encoded, _seq)) = frame else { break };
                 // Asked again for every queued frame, as for QUIC viewers.
-                if !connected || hub.lock().gate.admit_frame().is_none() {
+                if !connected || hub.lock().gate.admit_frame(technician).is_none() {
                     continue;
                 }
                 let Ok(Message::VideoFrame(frame)) = codec::decode_exact(&encoded, MAX_VIDEO_FRAME_BYTES) else { continue };

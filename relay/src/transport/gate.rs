@@ -6,9 +6,10 @@
 //! set from the session's consent in the store (after every change, see `hub.rs`), so a
 //! withdrawal takes effect on the very next frame or event.
 
+use deskline_protocol::session::Grant;
 use deskline_protocol::{Capabilities, TechnicianId};
 
-/// Proof that the current consent lets frames reach technicians.
+/// Proof that the current consent lets frames reach this technician.
 #[derive(Debug)]
 pub struct FramePass(());
 
@@ -16,26 +17,33 @@ pub struct FramePass(());
 #[derive(Debug)]
 pub struct InputPass(());
 
-/// What the end user currently allows, and who holds control.
+/// What the end user currently allows each technician, and who holds control.
 #[derive(Debug, Default, Clone)]
 pub struct ConsentGate {
-    granted: Capabilities,
+    grants: Vec<Grant>,
     controller: Option<TechnicianId>,
 }
 
 impl ConsentGate {
-    /// Sets the grant from the stored consent. Losing control also ends whoever held it.
-    pub fn set_grant(&mut self, granted: Capabilities) {
-        self.granted = granted;
-        if !granted.control() {
+    /// Sets the grants from the stored consent (those in force: none while suspended). A
+    /// controller whose grant no longer includes control loses it.
+    pub fn set_grants(&mut self, grants: &[Grant]) {
+        self.grants = grants.to_vec();
+        if self.controller.is_some_and(|c| !self.granted_to(c).control()) {
             self.controller = None;
         }
     }
 
-    /// The current grant.
+    /// What this technician may do now.
     #[must_use]
-    pub fn granted(&self) -> Capabilities {
-        self.granted
+    pub fn granted_to(&self, technician: TechnicianId) -> Capabilities {
+        self.grants.iter().find(|g| g.technician == technician).map_or(Capabilities::NONE, |g| g.capabilities)
+    }
+
+    /// The grants in force.
+    #[must_use]
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
     }
 
     /// Who holds control, if anyone.
@@ -45,26 +53,26 @@ impl ConsentGate {
     }
 
     /// Gives control to `technician` (or takes it from everyone with `None`). Refused (false)
-    /// unless the end user granted control.
+    /// unless the end user granted control to that technician.
     pub fn hand_control_to(&mut self, technician: Option<TechnicianId>) -> bool {
-        if technician.is_some() && !self.granted.control() {
+        if technician.is_some_and(|t| !self.granted_to(t).control()) {
             return false;
         }
         self.controller = technician;
         true
     }
 
-    /// May frames go to technicians now?
+    /// May frames go to this technician now?
     #[must_use]
-    pub fn admit_frame(&self) -> Option<FramePass> {
-        self.granted.view().then_some(FramePass(()))
+    pub fn admit_frame(&self, to: TechnicianId) -> Option<FramePass> {
+        self.granted_to(to).view().then_some(FramePass(()))
     }
 
-    /// May this technician's input go to the app now? Only with control granted, and only from
-    /// the technician holding it.
+    /// May this technician's input go to the app now? Only with control granted to them, and
+    /// only while they hold it.
     #[must_use]
     pub fn admit_input(&self, from: TechnicianId) -> Option<InputPass> {
-        (self.granted.control() && self.controller == Some(from)).then_some(InputPass(()))
+        (self.granted_to(from).control() && self.controller == Some(from)).then_some(InputPass(()))
     }
 }
 
@@ -75,26 +83,40 @@ mod tests {
     const ALICE: TechnicianId = TechnicianId(1);
     const BOB: TechnicianId = TechnicianId(2);
 
+    fn grant(technician: TechnicianId, capabilities: Capabilities) -> Grant {
+        Grant { technician, capabilities }
+    }
+
     #[test]
     fn nothing_passes_without_consent() {
         let gate = ConsentGate::default();
-        assert!(gate.admit_frame().is_none());
+        assert!(gate.admit_frame(ALICE).is_none());
         assert!(gate.admit_input(ALICE).is_none());
     }
 
     #[test]
     fn view_only_never_lets_input_through() {
         let mut gate = ConsentGate::default();
-        gate.set_grant(Capabilities::VIEW);
-        assert!(gate.admit_frame().is_some());
+        gate.set_grants(&[grant(ALICE, Capabilities::VIEW)]);
+        assert!(gate.admit_frame(ALICE).is_some());
         assert!(!gate.hand_control_to(Some(ALICE)), "control cannot be held without a control grant");
         assert!(gate.admit_input(ALICE).is_none());
     }
 
     #[test]
+    fn consent_given_to_one_technician_lets_nothing_through_to_another() {
+        let mut gate = ConsentGate::default();
+        gate.set_grants(&[grant(ALICE, Capabilities::VIEW_AND_CONTROL)]);
+        assert!(gate.admit_frame(ALICE).is_some());
+        assert!(gate.admit_frame(BOB).is_none(), "Bob was never allowed to see");
+        assert!(!gate.hand_control_to(Some(BOB)), "Bob was never allowed to control");
+        assert!(gate.admit_input(BOB).is_none());
+    }
+
+    #[test]
     fn only_the_controller_sends_input_and_withdrawal_is_immediate() {
         let mut gate = ConsentGate::default();
-        gate.set_grant(Capabilities::VIEW_AND_CONTROL);
+        gate.set_grants(&[grant(ALICE, Capabilities::VIEW_AND_CONTROL), grant(BOB, Capabilities::VIEW_AND_CONTROL)]);
         assert!(gate.admit_input(ALICE).is_none(), "nobody holds control yet");
         assert!(gate.hand_control_to(Some(ALICE)));
         assert!(gate.admit_input(ALICE).is_some());
@@ -102,12 +124,13 @@ mod tests {
         assert!(gate.hand_control_to(Some(BOB)));
         assert!(gate.admit_input(ALICE).is_none());
         // The end user takes back control: nobody holds it, frames still flow.
-        gate.set_grant(Capabilities::VIEW);
+        gate.set_grants(&[grant(ALICE, Capabilities::VIEW), grant(BOB, Capabilities::VIEW)]);
         assert_eq!(gate.controller(), None);
         assert!(gate.admit_input(BOB).is_none());
-        assert!(gate.admit_frame().is_some());
+        assert!(gate.admit_frame(BOB).is_some());
         // Stop sharing: nothing flows.
-        gate.set_grant(Capabilities::NONE);
-        assert!(gate.admit_frame().is_none());
+        gate.set_grants(&[]);
+        assert!(gate.admit_frame(ALICE).is_none());
+        assert!(gate.admit_frame(BOB).is_none());
     }
 }

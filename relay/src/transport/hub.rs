@@ -6,13 +6,14 @@
 //! grant, pending consent request, who may view, whether the app should stream.
 
 use super::gate::{ConsentGate, FramePass, InputPass};
+use deskline_protocol::session::PendingConsent;
 use crate::desk::Desk;
 use crate::limits::DEFAULT_BITRATE_BPS;
 use crate::store::SessionRow;
 use bytes::Bytes;
-use deskline_protocol::session::{Consent, SessionState};
+use deskline_protocol::session::SessionState;
 use deskline_protocol::{
-    Bye, ByeReason, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message, ResumeSecret,
+    Access, AccessGrant, Bye, ByeReason, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message,
     SessionId, StartStream, Stats, StopStream, TechnicianId, Timestamp,
 };
 use std::collections::HashMap;
@@ -75,18 +76,14 @@ pub(super) struct DeliveryWindow {
     bytes: u64,
 }
 
-/// The resumption secret of the session's app, and when it dropped.
-pub(super) struct Resume {
-    pub secret: ResumeSecret,
-    pub dropped_at: Option<Timestamp>,
-}
-
 pub(super) struct HubState {
     pub gate: ConsentGate,
     pub app: Option<AppLink>,
     pub viewers: HashMap<u64, ViewerLink>,
-    pub resume: Option<Resume>,
     sent_request: Option<u64>,
+    /// Who may see and control, as the app was last told (`None`: not told yet on this
+    /// connection).
+    access_sent: Option<Vec<AccessGrant>>,
     streaming: bool,
     last_keyframe_request: Option<Instant>,
     /// Technicians allowed to view (assigned and invited), as last loaded.
@@ -107,8 +104,8 @@ impl HubState {
             gate: ConsentGate::default(),
             app: None,
             viewers: HashMap::new(),
-            resume: None,
             sent_request: None,
+            access_sent: None,
             streaming: false,
             last_keyframe_request: None,
             on_session: Vec::new(),
@@ -166,16 +163,8 @@ impl Hubs {
         let hubs = self.clone();
         let mut events = self.desk.subscribe();
         tokio::spawn(async move {
-            let mut prune = tokio::time::interval(crate::limits::RESUME_GRACE);
             loop {
-                let received = tokio::select! {
-                    received = events.recv() => received,
-                    _ = prune.tick() => {
-                        hubs.forget_expired_resumptions();
-                        continue;
-                    }
-                };
-                match received {
+                match events.recv().await {
                     Ok(event) => hubs.refresh(event.id).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         let ids: Vec<SessionId> =
@@ -203,13 +192,17 @@ impl Hubs {
                 return;
             }
         };
-        let requester_name = match row.core.consent {
-            Consent::Pending { requested_by, .. } => self.desk.technician_name(requested_by).await.ok(),
-            _ => None,
-        };
+        // The names the app shows: who asks, and who may see or control.
+        let consent = &row.core.consent;
+        let mut names = HashMap::new();
+        for technician in consent.pending.iter().map(|p| p.requested_by).chain(consent.grants.iter().map(|g| g.technician)) {
+            if let Ok(name) = self.desk.technician_name(technician).await {
+                names.insert(technician, name);
+            }
+        }
         let now = self.desk.now();
         let mut state = hub.lock();
-        self.apply(&mut state, &row, requester_name, now);
+        self.apply(&mut state, &row, &names, now);
         drop(state);
         self.release_if_idle(id);
     }
@@ -223,42 +216,26 @@ impl Hubs {
         (hub, value)
     }
 
-    /// Drops resumption secrets whose grace window has passed, and the hubs left idle by it.
-    fn forget_expired_resumptions(&self) {
-        let now = self.desk.now();
-        let ids: Vec<SessionId> = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys().copied().collect();
-        for id in ids {
-            if let Some(hub) = self.existing(id) {
-                let mut state = hub.lock();
-                let expired = state.resume.as_ref().and_then(|r| r.dropped_at).is_some_and(|t| now.duration_since(t) > crate::limits::RESUME_GRACE);
-                if expired {
-                    state.resume = None;
-                }
-            }
-            self.release_if_idle(id);
-        }
-    }
-
-    /// Forgets the session's hub if nothing is connected and no app may resume.
+    /// Forgets the session's hub if nothing is connected.
     pub fn release_if_idle(&self, id: SessionId) {
         let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let idle = map.get(&id).is_some_and(|hub| {
             let state = hub.lock();
-            state.app.is_none() && state.viewers.is_empty() && state.resume.is_none()
+            state.app.is_none() && state.viewers.is_empty()
         });
         if idle {
             map.remove(&id);
         }
     }
 
-    fn apply(&self, state: &mut HubState, row: &SessionRow, requester_name: Option<String>, now: Timestamp) {
+    fn apply(&self, state: &mut HubState, row: &SessionRow, names: &HashMap<TechnicianId, String>, now: Timestamp) {
         let s = &row.core;
         if s.deleted || !s.state.is_live() {
             let (reason, text) = match s.state {
                 SessionState::Expired => (ByeReason::SessionExpired, "the session expired"),
                 _ => (ByeReason::SessionClosed, "the technician closed the session"),
             };
-            state.gate.set_grant(deskline_protocol::Capabilities::NONE);
+            state.gate.set_grants(&[]);
             if let Some(app) = state.app.take() {
                 let _ = app.out.try_send(bye(reason, text));
                 close_soon(app.connection);
@@ -267,12 +244,11 @@ impl Hubs {
                 let _ = viewer.out.try_send(bye(reason, text));
                 viewer.carrier.close_soon();
             }
-            state.resume = None;
             return;
         }
-        // The chokepoint follows the stored consent.
+        // The chokepoint follows the stored consent, technician by technician.
         let controller_before = state.gate.controller();
-        state.gate.set_grant(s.consent.granted());
+        state.gate.set_grants(s.consent.active_grants());
         state.on_session = s.technicians().collect();
         // Viewers whose technician left the session (released, transferred) go.
         let on_session = state.on_session.clone();
@@ -290,8 +266,22 @@ impl Hubs {
         if state.gate.controller() != controller_before {
             announce_controller(state);
         }
+        let name_of = |t: TechnicianId| names.get(&t).cloned().unwrap_or_else(|| "a technician".into());
+        // The app shows who may see and control: told after every change.
+        let access: Vec<AccessGrant> = state
+            .gate
+            .grants()
+            .iter()
+            .map(|g| AccessGrant { technician: g.technician, name: name_of(g.technician), capabilities: g.capabilities })
+            .collect();
+        if let Some(app) = &state.app
+            && state.access_sent.as_ref() != Some(&access)
+            && app.out.try_send(Message::Access(Access { grants: access.clone(), answered: None })).is_ok()
+        {
+            state.access_sent = Some(access);
+        }
         // A new consent request goes to the app once.
-        if let Consent::Pending { request_id, capabilities, deadline, .. } = s.consent
+        if let Some(PendingConsent { request_id, requested_by, capabilities, deadline }) = s.consent.pending
             && state.sent_request != Some(request_id)
             && let Some(app) = &state.app
         {
@@ -299,7 +289,8 @@ impl Hubs {
             let request = ConsentRequest {
                 request_id,
                 organisation: self.organisation.clone(),
-                technician: requester_name.unwrap_or_else(|| "a technician".into()),
+                technician: name_of(requested_by),
+                technician_id: requested_by,
                 capabilities,
                 timeout_ms,
             };
@@ -311,9 +302,10 @@ impl Hubs {
     }
 }
 
-/// Starts or stops the app's stream: it streams while consent allows viewing and someone views.
+/// Starts or stops the app's stream: it streams while a viewer is connected whose technician
+/// the end user allows to view.
 pub(super) fn update_streaming(state: &mut HubState) {
-    let want = state.gate.granted().view() && state.app.is_some() && !state.viewers.is_empty();
+    let want = state.app.is_some() && state.viewers.values().any(|v| state.gate.granted_to(v.technician).view());
     if want == state.streaming {
         return;
     }
@@ -390,7 +382,7 @@ pub(super) fn take_stats(state: &mut HubState) -> Option<Stats> {
 }
 
 /// Marks the app's link gone (if `conn_id` is still the app) and forgets a sent request.
-pub(super) fn app_gone(state: &mut HubState, conn_id: u64, now: Timestamp) -> bool {
+pub(super) fn app_gone(state: &mut HubState, conn_id: u64) -> bool {
     if state.app.as_ref().is_none_or(|a| a.conn_id != conn_id) {
         return false;
     }
@@ -400,11 +392,18 @@ pub(super) fn app_gone(state: &mut HubState, conn_id: u64, now: Timestamp) -> bo
     // The next app connection reports its displays in its hello (stored) or later.
     state.displays = None;
     // Nothing flows without an app; a new app starts from the stored consent on refresh.
-    state.gate.set_grant(deskline_protocol::Capabilities::NONE);
-    if let Some(resume) = &mut state.resume {
-        resume.dropped_at = Some(now);
-    }
+    state.gate.set_grants(&[]);
+    state.access_sent = None;
     true
+}
+
+/// Answers the app's decision on consent request `request_id` with who may see and control
+/// now (as the last refresh left it).
+pub(super) fn answer_decision(state: &HubState, request_id: u64) {
+    if let Some(app) = &state.app {
+        let grants = state.access_sent.clone().unwrap_or_default();
+        let _ = app.out.try_send(Message::Access(Access { grants, answered: Some(request_id) }));
+    }
 }
 
 /// Tells every viewer and the app who holds control.
@@ -428,16 +427,19 @@ pub(super) fn request_keyframe(state: &mut HubState) {
     }
 }
 
-/// Offers a frame to every viewer. Requires the gate's pass: no frame reaches a technician
-/// without the end user's current consent to view.
-pub(super) fn forward_frame(_pass: &FramePass, state: &mut HubState, encoded: &Bytes, seq: u64, keyframe: bool) {
+/// Offers a frame to every viewer whose technician the end user allows to view: the gate's
+/// pass is asked for each viewer, so no frame reaches a technician without the end user's
+/// current consent to them.
+pub(super) fn forward_frame(state: &mut HubState, encoded: &Bytes, seq: u64, keyframe: bool) {
     let mut want_keyframe = false;
-    for viewer in state.viewers.values_mut() {
+    let HubState { gate, viewers, .. } = state;
+    for viewer in viewers.values_mut() {
+        let Some(pass) = gate.admit_frame(viewer.technician) else { continue };
         if viewer.needs_keyframe && !keyframe {
             want_keyframe = true;
             continue;
         }
-        match viewer.frames.try_send((encoded.clone(), seq)) {
+        match queue_frame(&pass, viewer, encoded, seq) {
             Ok(()) => {
                 viewer.needs_keyframe = false;
                 viewer.window.frames = viewer.window.frames.saturating_add(1);
@@ -455,6 +457,16 @@ pub(super) fn forward_frame(_pass: &FramePass, state: &mut HubState, encoded: &B
     if want_keyframe {
         request_keyframe(state);
     }
+}
+
+/// Puts a frame in one viewer's queue. Requires the gate's pass for that viewer.
+fn queue_frame(
+    _pass: &FramePass,
+    viewer: &mut ViewerLink,
+    encoded: &Bytes,
+    seq: u64,
+) -> Result<(), mpsc::error::TrySendError<(Bytes, u64)>> {
+    viewer.frames.try_send((encoded.clone(), seq))
 }
 
 /// Sends input to the app. Requires the gate's pass: only the controlling technician's input,

@@ -18,9 +18,10 @@ pub use gate::{ConsentGate, FramePass, InputPass};
 pub use guard::CodeGuard;
 
 use crate::desk::Desk;
-use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS};
+use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS, MAX_QUIC_CONNECTIONS_PER_NETWORK};
+use crate::network::ConnectionLimiter;
 use deskline_net::framed::{MessageReader, MessageWriter, accept_control};
-use deskline_protocol::{HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason};
+use deskline_protocol::{Hello, HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason};
 use hub::Hubs;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -58,45 +59,34 @@ impl Transport {
 
     /// Accepts connections until the endpoint closes.
     pub async fn serve(self: Arc<Self>, endpoint: quinn::Endpoint) {
-        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_QUIC_CONNECTIONS));
+        let limiter = ConnectionLimiter::new(MAX_QUIC_CONNECTIONS, MAX_QUIC_CONNECTIONS_PER_NETWORK);
         while let Some(incoming) = endpoint.accept().await {
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                incoming.refuse();
-                continue;
+            let remote = incoming.remote_address();
+            let slot = match limiter.admit(remote.ip()) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    tracing::warn!(%remote, ?refused, "QUIC connection refused: connection limit");
+                    incoming.refuse();
+                    continue;
+                }
             };
             let transport = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let remote = incoming.remote_address();
-                match incoming.await {
-                    Ok(connection) => transport.handle(connection).await,
-                    Err(e) => tracing::debug!(%remote, error = %e, "QUIC handshake failed"),
+                let _slot = slot;
+                // From the first packet to the hello, one deadline: a client that completes the
+                // handshake and then stays silent (the relay's keep-alives would keep it up
+                // forever) is closed when it passes.
+                let greeted = tokio::time::timeout(HELLO_TIMEOUT, greet(incoming)).await;
+                match greeted {
+                    Ok(Some((connection, writer, reader, hello))) => transport.handle(connection, writer, reader, hello).await,
+                    Ok(None) => {}
+                    Err(_) => tracing::info!(%remote, "QUIC connection closed: no hello in time"),
                 }
             });
         }
     }
 
-    async fn handle(self: Arc<Self>, connection: quinn::Connection) {
-        let remote = connection.remote_address();
-        let (mut writer, mut reader) = match accept_control(&connection).await {
-            Ok(streams) => streams,
-            Err(e) => {
-                tracing::debug!(%remote, error = %e, "no control stream");
-                return;
-            }
-        };
-        let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
-            Ok(Ok(Some(Message::Hello(hello)))) => hello,
-            Ok(Err(e)) => {
-                tracing::info!(%remote, error = %e, "bad first message");
-                connection.close(1u32.into(), b"protocol error");
-                return;
-            }
-            _ => {
-                connection.close(1u32.into(), b"expected hello");
-                return;
-            }
-        };
+    async fn handle(self: Arc<Self>, connection: quinn::Connection, mut writer: MessageWriter, reader: MessageReader, hello: Hello) {
         if hello.protocol_version != PROTOCOL_VERSION {
             let reason = RejectReason::UnsupportedVersion { supported: PROTOCOL_VERSION };
             reject(&connection, &mut writer, reason, "this relay speaks another protocol version").await;
@@ -110,6 +100,38 @@ impl Transport {
             HelloRole::Technician { token, session } => {
                 viewer::run(&self, conn_id, connection, writer, reader, token, session).await;
             }
+        }
+    }
+}
+
+/// Completes the handshake and reads the hello. Dropping this future (the deadline passed)
+/// drops the connection, which closes it.
+async fn greet(incoming: quinn::Incoming) -> Option<(quinn::Connection, MessageWriter, MessageReader, Hello)> {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "QUIC handshake failed");
+            return None;
+        }
+    };
+    let (writer, mut reader) = match accept_control(&connection).await {
+        Ok(streams) => streams,
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "no control stream");
+            return None;
+        }
+    };
+    match reader.next().await {
+        Ok(Some(Message::Hello(hello))) => Some((connection, writer, reader, hello)),
+        Err(e) => {
+            tracing::info!(%remote, error = %e, "bad first message");
+            connection.close(1u32.into(), b"protocol error");
+            None
+        }
+        Ok(_) => {
+            connection.close(1u32.into(), b"expected hello");
+            None
         }
     }
 }

@@ -116,6 +116,7 @@ pub(super) async fn run(
     id: SessionId,
 ) {
     let Ok(technician) = transport.hubs.desk.authenticate(&token).await else {
+        tracing::warn!(remote = %connection.remote_address(), session = %id, "viewer refused: invalid or expired token");
         reject(&connection, &mut writer, RejectReason::Unauthorized, "invalid or expired token; log in again").await;
         return;
     };
@@ -136,7 +137,7 @@ pub(super) async fn run(
     let frame_hub = hub.clone();
     let frame_task = tokio::spawn(async move {
         while let Some((encoded, seq)) = frame_queue.recv().await {
-            if frame_hub.lock().gate.admit_frame().is_none() {
+            if frame_hub.lock().gate.admit_frame(technician).is_none() {
                 continue;
             }
             let priority = i32::try_from(seq % (i32::MAX as u64 - 1)).unwrap_or(0);
@@ -181,7 +182,8 @@ pub(super) fn handle_message(transport: &Arc<Transport>, id: SessionId, conn_id:
         }
         Message::ControlHandover(ControlHandover { holder }) => {
             // Any technician on the session may take control or hand it to another viewer who
-            // is on the session too.
+            // is on the session too; the gate refuses anyone the end user did not allow
+            // control.
             let holder_allowed = holder.is_none_or(|h| {
                 state.on_session.contains(&h) && state.viewers.values().any(|v| v.technician == h)
             });

@@ -15,6 +15,9 @@ use tower::ServiceExt as _;
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// Where the harness's requests come from, unless a test says otherwise.
+pub const CLIENT: &str = "192.0.2.10:40000";
+
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub desk: Desk,
@@ -50,7 +53,13 @@ impl Harness {
     }
 
     pub async fn call_raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
+        self.call_from(CLIENT, method, path, token, body).await
+    }
+
+    /// A request from this client address (as the server sees it).
+    pub async fn call_from(&self, from: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let from: std::net::SocketAddr = from.parse().unwrap();
+        let mut req = Request::builder().method(method).uri(path).extension(axum::extract::ConnectInfo(from));
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
