@@ -823,5 +823,41 @@ async fn wrong_codes_from_many_networks_never_lock_out_an_honest_end_user() {
     env.wait_for(resuming_id, "dropped", |v| v["state"] == "waiting").await;
     let answer = hello_from(&env, attackers[0], pin_of(&resuming), Some(secret)).await;
     assert!(matches!(&answer, Message::Welcome(w) if w.resumed), "{answer:?}");
-    env.wait_for(resuming_id, "resumed with consent", |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
+    let trail = env.admin.get(&format!("/sessions/{resuming_id}/events")).await.unwrap();
+    let connected = trail.as_array().unwrap().iter().rev().find(|e| e["action"]["action"] == "app_connected").unwrap().clone();
+    assert_eq!(connected["action"]["resumed"], true, "the resumption kept its consent");
+}
+
+/// Found from outside: a client that completed the QUIC handshake and never opened a stream
+/// was held forever (the relay's keep-alives kept it up), and one host could take every slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() {
+    use deskline_relay::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS_PER_NETWORK};
+    let env = env().await;
+    let fp = deskline_net::tls::parse_fingerprint(&env.fingerprint).unwrap();
+    let endpoint_at = |local: [u8; 4]| {
+        let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::from((local, 0))).unwrap();
+        endpoint.set_default_client_config(deskline_net::quic::client_config(Some(fp)).unwrap());
+        endpoint
+    };
+    // One host opens as many connections as its network may hold, and says nothing.
+    let host = endpoint_at([127, 0, 77, 1]);
+    let mut silent = Vec::new();
+    for _ in 0..MAX_QUIC_CONNECTIONS_PER_NETWORK {
+        silent.push(host.connect(env.quic, "localhost").unwrap().await.unwrap());
+    }
+    let one_more = host.connect(env.quic, "localhost").unwrap().await;
+    assert!(one_more.is_err(), "a connection beyond the network's limit was accepted");
+    // Another network is not affected: a real app registers.
+    let session = env.session("pin").await;
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Deny, None, Grants::default()).await.unwrap();
+    // The silent ones are closed by the relay once the hello deadline passes.
+    let closed = tokio::time::timeout(HELLO_TIMEOUT + Duration::from_secs(5), silent[0].closed()).await;
+    assert!(closed.is_ok(), "a silent connection was still open after the hello deadline");
+    assert!(matches!(closed.unwrap(), quinn::ConnectionError::ApplicationClosed(_)), "closed by the relay");
+    for connection in &silent[1..] {
+        tokio::time::timeout(Duration::from_secs(5), connection.closed()).await.unwrap();
+    }
+    // Their slots are free again.
+    assert!(host.connect(env.quic, "localhost").unwrap().await.is_ok());
 }

@@ -40,8 +40,8 @@ struct Inner {
     public_url: String,
     events: broadcast::Sender<SessionEvent>,
     throttle: LoginThrottle,
-    /// Bounds the password checks running at once (each argon2 run holds ~19 MiB).
-    password_checks: tokio::sync::Semaphore,
+    /// Where password checks run: at most [`MAX_CONCURRENT_PASSWORD_CHECKS`] at once.
+    password_checks: auth::PasswordCheckers,
     relay_info: std::sync::OnceLock<RelayInfo>,
 }
 
@@ -151,7 +151,7 @@ impl Desk {
                 public_url,
                 events,
                 throttle: LoginThrottle::default(),
-                password_checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_PASSWORD_CHECKS),
+                password_checks: auth::PasswordCheckers::new(MAX_CONCURRENT_PASSWORD_CHECKS),
                 relay_info: std::sync::OnceLock::new(),
             }),
         }
@@ -232,11 +232,10 @@ impl Desk {
         let lookup = username.clone();
         let technician = self.db().read(move |tx| Ok::<_, Error>(store::technician_by_username(tx, &lookup)?)).await?;
         // Verify against a dummy hash when the user does not exist: same time either way.
-        let (hash, technician) = match technician {
-            Some(t) => (t.password_hash.clone(), Some(t)),
-            None => (auth::dummy_hash().to_owned(), None),
-        };
-        let ok = self.check_password(move || auth::verify_password(&password, &hash)).await?;
+        let hash = technician.as_ref().map(|t| t.password_hash.clone());
+        let ok = self
+            .check_password(move || auth::verify_password(&password, hash.as_deref().unwrap_or_else(|| auth::dummy_hash())))
+            .await?;
         let Some(technician) = technician.filter(|_| ok) else {
             self.inner.throttle.failed(from, now);
             tracing::warn!(?from, %username, "login failed: wrong username or password");
@@ -252,11 +251,9 @@ impl Desk {
         Ok((token, TechnicianView::from(&technician)))
     }
 
-    /// Runs an argon2 computation on the blocking pool, at most
-    /// [`MAX_CONCURRENT_PASSWORD_CHECKS`] at once (others wait their turn).
+    /// Runs an argon2 computation on the password checker threads (others wait their turn).
     async fn check_password<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-        let _turn = self.inner.password_checks.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()))
+        self.inner.password_checks.run(f).await.ok_or_else(|| Error::Internal("password checks stopped".into()))
     }
 
     /// The technician a bearer token belongs to.

@@ -343,3 +343,39 @@ async fn the_audit_log_is_append_only_in_the_database() {
     let delete = conn.execute("DELETE FROM audit_events", []);
     assert!(delete.unwrap_err().to_string().contains("append-only"));
 }
+
+/// Found from outside: `aaaaaaaaaaaa` was accepted as a password.
+#[tokio::test]
+async fn common_and_repetitive_passwords_are_refused() {
+    let h = Harness::new().await;
+    for weak in ["aaaaaaaaaaaa", "password1234", "123456789012", "qwertyuiop12", "passwordpassword"] {
+        let body = json!({"username": "mallory", "password": weak, "role": "technician"});
+        let (status, v) = h.call("POST", "/api/v1/technicians", Some(&h.admin), Some(body)).await;
+        assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "weak_password"), "{weak}: {v}");
+    }
+    let body = json!({"username": "mallory", "password": "lantern orbit velvet", "role": "technician"});
+    h.ok("POST", "/api/v1/technicians", &h.admin, Some(body)).await;
+}
+
+/// Found from outside: answers carrying tokens, PINs and links could be cached, and no HSTS.
+#[tokio::test]
+async fn answers_are_never_cached_and_carry_the_security_headers() {
+    let h = Harness::new().await;
+    let login = json!({"username": "admin", "password": PASSWORD}).to_string();
+    let session = h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "link"}))).await;
+    let link = session["link"].as_str().unwrap();
+    let invite_page = format!("/s/{}", link.split("/s/").nth(1).unwrap().split('#').next().unwrap());
+    let paths = [
+        ("POST", "/api/v1/login".to_owned(), Some(login.as_str()), None),
+        ("GET", "/api/v1/sessions".to_owned(), None, Some(h.admin.as_str())),
+        ("GET", invite_page, None, None),
+    ];
+    for (method, path, body, token) in paths {
+        let response = h.raw_response(method, &path, token, body).await;
+        let headers = response.headers();
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert!(headers["strict-transport-security"].to_str().unwrap().starts_with("max-age="), "{path}");
+    }
+}

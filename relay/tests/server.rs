@@ -24,12 +24,18 @@ impl Relay {
 
     /// Starts on these HTTPS and QUIC addresses (a restart on the same ports).
     fn start_on(data_dir: &Path, http: &str, quic: &str) -> Relay {
+        Relay::launch(data_dir, http, quic, &[], Stdio::null())
+    }
+
+    /// Starts with extra `serve` arguments, its log (warnings and errors) going to `log`.
+    fn launch(data_dir: &Path, http: &str, quic: &str, extra: &[&str], log: Stdio) -> Relay {
         let mut child = Command::new(RELAY)
             .args(["serve", "--http", http, "--quic", quic, "--demo-admin", "admin", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -422,4 +428,123 @@ async fn wait_until(relay: &Relay, token: &str, path: &str, what: &str, secs: u6
         assert!(std::time::Instant::now() < deadline, "{path} never reached: {what}; last: {v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The relay's resident memory now and at its peak, in KiB.
+fn memory_kib(relay: &Relay) -> (u64, u64) {
+    let pid = relay.child.lock().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Found from outside: 60 parallel logins took the relay from 276 MB to 1.27 GB (an argon2 run
+/// each), and 16 parallel downloads of the support app cost +390 MB (each read whole). Both
+/// are bounded now: password checks wait their turn, downloads stream from the file. Failed
+/// logins are logged with the client's address, never with the password tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_floods_and_parallel_downloads_keep_memory_bounded() {
+    const MIB: u64 = 1024;
+    let dir = tempfile::tempdir().unwrap();
+    // A support app of 128 MiB (sparse: costs no disk).
+    let app = dir.path().join("big-agent");
+    std::fs::File::create(&app).unwrap().set_len(128 * 1024 * 1024).unwrap();
+    let log = dir.path().join("relay.log");
+    let relay = Relay::launch(
+        dir.path(),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &["--agent-binary", app.to_str().unwrap()],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let (_, peak_before) = memory_kib(&relay);
+
+    let guess = "not the password 7rQ";
+    let logins = (0..60).map(|i| relay.call("POST", "/login", None, Some(json!({"username": format!("nobody{i}"), "password": guess}))));
+    for answer in futures_util::future::join_all(logins).await {
+        let status = answer.unwrap().0;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    let (_, peak) = memory_kib(&relay);
+    assert!(peak - peak_before < 200 * MIB, "60 parallel logins raised the peak by {} MiB", (peak - peak_before) / MIB);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("login failed") && logged.contains("127.0.0.1"), "failed logins are not logged with the address:\n{logged}");
+    assert!(!logged.contains(guess), "a password tried was logged");
+
+    // Eight downloads at once, none read: each costs a buffer, not the file.
+    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "link"}))).await;
+    let link = session["link"].as_str().unwrap();
+    let page = link.split('#').next().unwrap();
+    let (before, _) = memory_kib(&relay);
+    let mut downloads = Vec::new();
+    for _ in 0..8 {
+        let response = relay.client.get(format!("{page}/download")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let expected = 128 * 1024 * 1024 + deskline_protocol::embed::link_trailer(link).unwrap().len() as u64;
+        assert_eq!(response.content_length(), Some(expected));
+        downloads.push(response);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (during, _) = memory_kib(&relay);
+    assert!(during.saturating_sub(before) < 100 * MIB, "8 downloads in progress raised memory by {} MiB", (during - before) / MIB);
+    // And a download is whole: the file, then the session's link.
+    let body = downloads.pop().unwrap().bytes().await.unwrap();
+    let tail = &body[body.len() - 4096..];
+    assert_eq!(deskline_protocol::embed::embedded_link(tail).unwrap(), Some(link));
+}
+
+/// The database holds password hashes and codes: owner-only, like the directory (found from
+/// outside: the files were 0644).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let relay = Relay::start(&data);
+    relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    for name in ["deskline.db", "deskline.db-wal", "deskline.db-shm"] {
+        let mode = std::fs::metadata(data.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} is {mode:o}");
+    }
+}
+
+/// Found from outside: a connection that completed its TLS handshake and sent nothing stayed
+/// open for more than 75 s. It is closed after the header timeout now.
+#[test]
+fn an_idle_https_connection_is_closed() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let address = relay.base.trim_start_matches("https://").to_owned();
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(dir.path().join("relay-cert.pem")).unwrap();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots).with_no_client_auth();
+    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let mut tcp = std::net::TcpStream::connect(&address).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).unwrap();
+    }
+    // Bounded wait: far longer than the relay's timeout, far shorter than "held forever".
+    let limit = deskline_relay::limits::HTTP_HEADER_TIMEOUT * 3;
+    tcp.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 256];
+    let started = std::time::Instant::now();
+    let closed = loop {
+        match rustls::Stream::new(&mut tls, &mut tcp).read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => break false,
+            Err(_) => break true, // reset or closed without close_notify: closed too
+        }
+    };
+    assert!(closed, "the idle connection was still open after {:?}", started.elapsed());
 }

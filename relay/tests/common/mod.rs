@@ -58,6 +58,19 @@ impl Harness {
 
     /// A request from this client address (as the server sees it).
     pub async fn call_from(&self, from: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let response = self.response_from(from, method, path, token, body).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        (status, value)
+    }
+
+    /// The whole response (headers included) to a request from the default client.
+    pub async fn raw_response(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> axum::response::Response {
+        self.response_from(CLIENT, method, path, token, body).await
+    }
+
+    async fn response_from(&self, from: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> axum::response::Response {
         let from: std::net::SocketAddr = from.parse().unwrap();
         let mut req = Request::builder().method(method).uri(path).extension(axum::extract::ConnectInfo(from));
         if let Some(t) = token {
@@ -67,11 +80,7 @@ impl Harness {
             req = req.header("content-type", "application/json");
         }
         let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).unwrap();
-        let response = self.router.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        (status, value)
+        self.router.clone().oneshot(req).await.unwrap()
     }
 
     pub async fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
