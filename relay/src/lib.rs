@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod desk;
+pub mod downloads;
 pub mod error;
 pub mod limits;
 pub mod network;

@@ -3,6 +3,7 @@
 
 use crate::clock::SystemClock;
 use crate::desk::{Desk, NewTechnician, RelayInfo};
+use crate::downloads::SupportApps;
 use crate::transport::{Transport, WebRtcAddresses};
 use crate::limits::{
     EXPIRY_SWEEP_INTERVAL, HTTP_HANDSHAKE_TIMEOUT, HTTP_HEADER_TIMEOUT, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK,
@@ -45,10 +46,11 @@ pub struct ServeOptions {
     /// Frames per second asked of support apps (1 to 60; they adapt below it).
     #[arg(long, default_value_t = crate::limits::DEFAULT_MAX_FPS)]
     pub max_fps: u16,
-    /// The support app executable offered on invite pages, with the session's link appended
-    /// (default: deskline-agent beside this executable, if present).
+    /// A support app build offered on invite pages, with the session's link appended; give
+    /// one per system (Linux, Windows, macOS: recognised from the file). Default:
+    /// deskline-agent and deskline-agent.exe beside this executable, where present.
     #[arg(long, value_name = "PATH")]
-    pub agent_binary: Option<PathBuf>,
+    pub agent_binary: Vec<PathBuf>,
     /// The public address browsers reach this relay at when it sits behind one-to-one NAT (a
     /// cloud VM's public IP); announced for WebRTC next to the bound address.
     #[arg(long, value_name = "IP")]
@@ -69,7 +71,7 @@ pub struct Prepared {
     quic: quinn::Endpoint,
     organisation: String,
     max_fps: u16,
-    agent_binary: Option<PathBuf>,
+    support_apps: SupportApps,
     webrtc_public_ip: Option<std::net::IpAddr>,
     /// The demo admin's one-time password, when this start created the admin.
     pub admin_password: Option<String>,
@@ -127,7 +129,7 @@ impl Prepared {
             quic,
             organisation: options.organisation.clone(),
             max_fps: options.max_fps,
-            agent_binary: agent_binary(options.agent_binary.as_deref())?,
+            support_apps: support_apps(&options.agent_binary)?,
             webrtc_public_ip: options.webrtc_public_ip,
             admin_password,
             cert_created,
@@ -156,10 +158,10 @@ impl Prepared {
         self.cert.fingerprint()
     }
 
-    /// The support app executable invite pages offer, if any.
+    /// The support app builds invite pages offer.
     #[must_use]
-    pub fn agent_binary(&self) -> Option<&Path> {
-        self.agent_binary.as_deref()
+    pub fn support_apps(&self) -> &SupportApps {
+        &self.support_apps
     }
 
     /// The service desk.
@@ -181,7 +183,7 @@ impl Prepared {
         let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic));
-        let app = api::router_with(self.desk.clone(), Some(transport), self.agent_binary.clone());
+        let app = api::router_with(self.desk.clone(), Some(transport), self.support_apps.clone());
         let handle = axum_server::Handle::new();
         let on_shutdown = handle.clone();
         tokio::spawn(async move {
@@ -304,9 +306,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     println!("web console: {base}/");
     println!("API: {base}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
     println!("QUIC (support apps and viewers): {}", prepared.quic_addr()?);
-    match prepared.agent_binary() {
-        Some(path) => println!("invite pages offer the support app {}", path.display()),
-        None => println!("invite pages offer no download (build deskline-agent or give --agent-binary)"),
+    if prepared.support_apps().is_empty() {
+        println!("invite pages offer no download (build deskline-agent or give --agent-binary)");
+    }
+    for (platform, path) in prepared.support_apps().builds() {
+        println!("invite pages offer the support app for {} {}", platform.name(), path.display());
     }
     println!("session links are built on {}", prepared.desk().public_url());
     tracing::info!(%base, "relay listening");
@@ -348,7 +352,7 @@ impl LocalRelay {
             demo_admin: Some("admin".into()),
             organisation: organisation.to_owned(),
             max_fps: crate::limits::DEFAULT_MAX_FPS,
-            agent_binary: None,
+            agent_binary: Vec::new(),
             webrtc_public_ip: None,
         }
     }
@@ -445,17 +449,14 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// The support app to offer: the one given (which must exist), else `deskline-agent` beside
-/// this executable when it is there.
-fn agent_binary(given: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
-    if let Some(path) = given {
-        if !path.is_file() {
-            bail!("--agent-binary {}: no such file", path.display());
-        }
-        return Ok(Some(path.to_owned()));
+/// The support apps to offer: those given (each must be an executable for a known system, one
+/// per system), else the builds beside this executable.
+fn support_apps(given: &[PathBuf]) -> anyhow::Result<SupportApps> {
+    if !given.is_empty() {
+        return SupportApps::from_paths(given);
     }
-    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("deskline-agent")));
-    Ok(beside.filter(|p| p.is_file()))
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf));
+    Ok(beside.map(|dir| SupportApps::beside(&dir)).unwrap_or_default())
 }
 
 #[cfg(test)]

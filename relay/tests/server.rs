@@ -451,7 +451,9 @@ async fn login_floods_and_parallel_downloads_keep_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
     // A support app of 128 MiB (sparse: costs no disk).
     let app = dir.path().join("big-agent");
-    std::fs::File::create(&app).unwrap().set_len(128 * 1024 * 1024).unwrap();
+    let mut file = std::fs::File::create(&app).unwrap();
+    file.write_all(b"\x7fELF").unwrap();
+    file.set_len(128 * 1024 * 1024).unwrap();
     let log = dir.path().join("relay.log");
     let relay = Relay::launch(
         dir.path(),
@@ -547,4 +549,55 @@ fn an_idle_https_connection_is_closed() {
         }
     };
     assert!(closed, "the idle connection was still open after {:?}", started.elapsed());
+}
+
+/// The invite page offers each end user the build for their system first (found from their
+/// browser) and lists the others; each download carries the session's link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_pages_offer_the_visitors_build_first() {
+    const WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    const LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("support.exe");
+    std::fs::write(&exe, b"MZ\x90\x00 a Windows build").unwrap();
+    let elf = dir.path().join("support-linux");
+    std::fs::write(&elf, b"\x7fELF a Linux build").unwrap();
+    let args = ["--agent-binary", exe.to_str().unwrap(), "--agent-binary", elf.to_str().unwrap()];
+    let relay = Relay::launch(&dir.path().join("data"), "127.0.0.1:0", "127.0.0.1:0", &args, Stdio::null());
+    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "link"}))).await;
+    let link = session["link"].as_str().unwrap();
+    let page_url = link.split('#').next().unwrap();
+    let path = page_url.trim_start_matches(&relay.base);
+    let get = |url: String, agent: &'static str| relay.client.get(url).header("user-agent", agent).send();
+
+    let page = get(page_url.to_owned(), WINDOWS).await.unwrap().text().await.unwrap();
+    let first = page.find("Download the support app for Windows").unwrap_or_else(|| panic!("{page}"));
+    let other = page.find(&format!("href=\"{path}/download/linux\"")).unwrap_or_else(|| panic!("{page}"));
+    assert!(first < other, "the visitor's build comes first");
+    assert!(page.contains("deskline-support.exe"), "{page}");
+    let page = get(page_url.to_owned(), LINUX).await.unwrap().text().await.unwrap();
+    assert!(page.contains("Download the support app for Linux") && page.contains(&format!("{path}/download/windows")), "{page}");
+
+    let download = get(format!("{page_url}/download"), WINDOWS).await.unwrap();
+    assert!(download.headers()["content-disposition"].to_str().unwrap().contains("deskline-support.exe"));
+    let body = download.bytes().await.unwrap();
+    assert!(body.starts_with(b"MZ\x90\x00 a Windows build"));
+    assert_eq!(deskline_protocol::embed::embedded_link(&body).unwrap(), Some(link));
+    let body = get(format!("{page_url}/download/linux"), WINDOWS).await.unwrap().bytes().await.unwrap();
+    assert!(body.starts_with(b"\x7fELF a Linux build"));
+    assert_eq!(deskline_protocol::embed::embedded_link(&body).unwrap(), Some(link));
+    assert_eq!(get(format!("{page_url}/download/macos"), WINDOWS).await.unwrap().status(), 404, "no macOS build offered");
+
+    // A file that is not an executable is refused at start, with its name.
+    let text = dir.path().join("readme.txt");
+    std::fs::write(&text, "not a program").unwrap();
+    let out = Command::new(RELAY)
+        .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .args(["--agent-binary", text.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("readme.txt: not a Linux, Windows or macOS executable"));
 }

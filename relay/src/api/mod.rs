@@ -13,6 +13,7 @@ pub use web::CONTENT_SECURITY_POLICY;
 pub use extract::{ApiJson, ApiPath, Authed, ClientAddr};
 
 use crate::desk::Desk;
+use crate::downloads::SupportApps;
 use crate::error::Error;
 use crate::transport::Transport;
 use axum::Router;
@@ -35,6 +36,7 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("get", "/console.css"),
     ("get", "/s/{token}"),
     ("get", "/s/{token}/download"),
+    ("get", "/s/{token}/download/{platform}"),
 ];
 
 /// What every handler can reach.
@@ -44,8 +46,8 @@ pub struct AppState {
     pub desk: Desk,
     /// The media side, for browsers' WebRTC viewers (absent when only the API runs).
     pub transport: Option<Arc<Transport>>,
-    /// The support app executable offered on invite pages (with the session's link appended).
-    pub agent_binary: Option<Arc<std::path::Path>>,
+    /// The support app builds offered on invite pages (with the session's link appended).
+    pub support_apps: Arc<SupportApps>,
     openapi: Arc<String>,
 }
 
@@ -68,23 +70,24 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API router and its OpenAPI document, without the media side (browsers cannot view).
 pub fn router(desk: Desk) -> Router {
-    router_with(desk, None, None)
+    router_with(desk, None, SupportApps::default())
 }
 
 /// The API router with the QUIC transport behind it, so browsers can view sessions over
-/// WebRTC, and the support app executable that invite pages offer.
-pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, agent_binary: Option<std::path::PathBuf>) -> Router {
+/// WebRTC, and the support app builds that invite pages offer.
+pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, support_apps: SupportApps) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", routes::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
-    let state = AppState { desk, transport, agent_binary: agent_binary.map(Arc::from), openapi };
+    let state = AppState { desk, transport, support_apps: Arc::new(support_apps), openapi };
     api.route("/api/v1/openapi.json", axum::routing::get(openapi_json))
         .route("/", axum::routing::get(web::index))
         .route("/console.js", axum::routing::get(web::script))
         .route("/console.css", axum::routing::get(web::style))
         .route("/s/{token}", axum::routing::get(web::invite))
         .route("/s/{token}/download", axum::routing::get(web::download))
+        .route("/s/{token}/download/{platform}", axum::routing::get(web::download_for))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::map_response(security_headers))

@@ -3,9 +3,10 @@
 //! - The web console's three static files, embedded in the binary (no build step, nothing to
 //!   deploy beside the relay). They hold no data: everything comes from the API with the
 //!   technician's token, so they are public.
-//! - The invite page an end user's link opens (`/s/TOKEN`), and the support app download it
-//!   offers (`/s/TOKEN/download`): the relay's `deskline-agent` executable with the session's
-//!   whole link appended (`deskline_protocol::embed`), so the app joins without any typing.
+//! - The invite page an end user's link opens (`/s/TOKEN`), and the support app downloads it
+//!   offers (`/s/TOKEN/download` for the visitor's system, `/s/TOKEN/download/PLATFORM` for
+//!   any offered): the relay's support app build with the session's whole link appended
+//!   (`deskline_protocol::embed`), so the app joins without any typing.
 //!   Only live link sessions have them; anything else gets the same "no longer valid" page,
 //!   which tells a guesser nothing (and tokens are 128 random bits).
 //!
@@ -15,7 +16,8 @@
 use super::AppState;
 use crate::views::SessionView;
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use crate::downloads::Platform;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use deskline_protocol::{AppCode, LinkToken};
 use futures_util::StreamExt as _;
@@ -52,9 +54,6 @@ pub(super) async fn script() -> Response {
 pub(super) async fn style() -> Response {
     file(STYLE, "text/css; charset=utf-8")
 }
-
-/// The file name the support app is downloaded as.
-const DOWNLOAD_NAME: &str = "deskline-support";
 
 /// The session behind an invite link's token and its whole link, if it is a live link session.
 async fn invited(state: &AppState, token: &str) -> Option<String> {
@@ -105,23 +104,35 @@ fn no_longer_valid() -> Response {
     )
 }
 
-pub(super) async fn invite(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+/// The browser's User-Agent, if it sent one.
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
+}
+
+pub(super) async fn invite(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let Some(link) = invited(&state, &token).await else { return no_longer_valid() };
     let organisation = state.desk.relay_info().map_or("Your support team", |i| i.organisation.as_str());
     let org = escape(organisation);
-    let download = if state.agent_binary.is_some() {
-        format!(
-            "<li><a class=button href=\"/s/{token}/download\" download={DOWNLOAD_NAME}>Download the support app</a> \
-             <span class=muted>({os}, {arch})</span></li>\
-             <li>Run it: <code>chmod +x {DOWNLOAD_NAME} &amp;&amp; ./{DOWNLOAD_NAME}</code>. \
-             It connects to this session by itself.</li>",
-            token = escape(&token),
-            // The app offered is built with the relay, for the same system.
-            os = std::env::consts::OS,
-            arch = std::env::consts::ARCH,
-        )
-    } else {
-        "<li>Get the Deskline support app from your technician.</li>".to_owned()
+    let token = escape(&token);
+    // The visitor's system first; the others listed, for someone forwarding the link.
+    let download = match state.support_apps.best_for(user_agent(&headers)) {
+        Some(first) => {
+            let others: Vec<String> = state
+                .support_apps
+                .platforms()
+                .filter(|p| *p != first)
+                .map(|p| format!("<a href=\"/s/{token}/download/{slug}\" download={name}>{system}</a>", slug = p.slug(), name = p.download_name(), system = p.name()))
+                .collect();
+            let others = if others.is_empty() { String::new() } else { format!(" <span class=muted>Other systems: {}</span>", others.join(" · ")) };
+            format!(
+                "<li><a class=button href=\"/s/{token}/download\" download={name}>Download the support app for {system}</a>{others}</li>\
+                 <li>{run} It connects to this session by itself.</li>",
+                name = first.download_name(),
+                system = first.name(),
+                run = first.how_to_run(),
+            )
+        }
+        None => "<li>Get the Deskline support app from your technician.</li>".to_owned(),
     };
     let body = format!(
         "<h1>Remote support from {org}</h1>\
@@ -136,9 +147,22 @@ pub(super) async fn invite(State(state): State<AppState>, Path(token): Path<Stri
     page(StatusCode::OK, &format!("Remote support from {organisation}"), &body)
 }
 
-pub(super) async fn download(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let Some(link) = invited(&state, &token).await else { return no_longer_valid() };
-    let Some(binary) = state.agent_binary.as_deref() else { return no_longer_valid() };
+/// The build for the visitor's system (by User-Agent), else the first one offered.
+pub(super) async fn download(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let platform = state.support_apps.best_for(user_agent(&headers));
+    serve_download(&state, &token, platform).await
+}
+
+/// The build for the platform the path names.
+pub(super) async fn download_for(State(state): State<AppState>, Path((token, platform)): Path<(String, String)>) -> Response {
+    serve_download(&state, &token, Platform::from_slug(&platform)).await
+}
+
+async fn serve_download(state: &AppState, token: &str, platform: Option<Platform>) -> Response {
+    let Some(link) = invited(state, token).await else { return no_longer_valid() };
+    let Some((platform, binary)) = platform.and_then(|p| state.support_apps.path_for(p).map(|path| (p, path))) else {
+        return no_longer_valid();
+    };
     let trailer = match deskline_protocol::embed::link_trailer(&link) {
         Ok(trailer) => trailer,
         Err(e) => {
@@ -163,7 +187,7 @@ pub(super) async fn download(State(state): State<AppState>, Path(token): Path<St
     let length = len + trailer.len() as u64;
     let stream = tokio_util::io::ReaderStream::new(app)
         .chain(futures_util::stream::once(async move { Ok(bytes::Bytes::from(trailer)) }));
-    let disposition = format!("attachment; filename=\"{DOWNLOAD_NAME}\"");
+    let disposition = format!("attachment; filename=\"{}\"", platform.download_name());
     let mut response = file(axum::body::Body::from_stream(stream), "application/octet-stream");
     response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
