@@ -861,3 +861,88 @@ async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() 
     // Their slots are free again.
     assert!(host.connect(env.quic, "localhost").unwrap().await.is_ok());
 }
+
+/// A screen that never changes: a frame only when a keyframe is asked for (as the real
+/// capture on a still display).
+struct StillScreen {
+    inner: SyntheticSource,
+    sent: bool,
+}
+
+impl FrameSource for StillScreen {
+    fn displays(&self) -> Vec<deskline_protocol::DisplayInfo> {
+        self.inner.displays()
+    }
+
+    fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+        if self.sent && !force_keyframe {
+            return Ok(None);
+        }
+        self.sent = true;
+        self.inner.next_frame(true)
+    }
+}
+
+/// Found by a new user (issue 13): a viewer that joined a still screen just after another one
+/// stayed black until the app's periodic keyframe, because its keyframe request fell within
+/// the relay's spacing of requests and was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_joining_a_still_screen_gets_a_picture_at_once() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let source = || Ok(StillScreen { inner: SyntheticSource::new(WIDTH, HEIGHT)?, sent: false });
+    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default(), source).await.unwrap();
+    env.share(id).await;
+    // The first viewer gets its picture (and stays).
+    let (_first, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), updates.recv()).await.unwrap().unwrap() {
+            ViewerUpdate::Frame(_) => break,
+            ViewerUpdate::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    }
+    // The second joins right after: its keyframe request falls within the relay's spacing.
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(5)).await;
+    assert!(result.is_ok() && frames.len() == 1, "the second viewer got no picture of a still screen: {result:?}");
+}
+
+/// Found by a new user (issue 13): after the session was assigned to another technician, the
+/// relay had ended the consent but the app still said "… sees your screen". The app follows
+/// the relay's grant, and stops capturing with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_shows_nobody_sees_the_screen_once_the_relay_ends_the_grant() {
+    let env = env().await;
+    let bob = env.technician("bob").await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    env.share(id).await;
+    let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
+    let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        if seen.contains(&AgentEvent::Streaming(true)) {
+            break;
+        }
+        last_access(&mut agent.events, &mut seen);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen.contains(&AgentEvent::Streaming(true)), "{seen:?}");
+    assert_eq!(last_access(&mut agent.events, &mut seen), [env.admin_tech().id]);
+
+    env.admin.post(&format!("/sessions/{id}/assign"), &json!({"technician_id": bob.id.0})).await.unwrap();
+    env.wait_for(id, "consent ended", |v| v["consent"]["status"] == "none").await;
+    let mut stopped = false;
+    for _ in 0..100 {
+        let listed = last_access(&mut agent.events, &mut seen);
+        stopped = listed.is_empty() && seen.iter().rev().find(|e| matches!(e, AgentEvent::Streaming(_))) == Some(&AgentEvent::Streaming(false));
+        if stopped {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stopped, "the app still shows a grant or still captures: {seen:?}");
+    let _ = watching.await;
+}

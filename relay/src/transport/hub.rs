@@ -86,6 +86,8 @@ pub(super) struct HubState {
     access_sent: Option<Vec<AccessGrant>>,
     streaming: bool,
     last_keyframe_request: Option<Instant>,
+    /// A keyframe request is scheduled for the end of the current interval.
+    keyframe_deferred: Arc<std::sync::atomic::AtomicBool>,
     /// Technicians allowed to view (assigned and invited), as last loaded.
     pub on_session: Vec<TechnicianId>,
     /// The display viewers chose (0: the app's primary).
@@ -108,6 +110,7 @@ impl HubState {
             access_sent: None,
             streaming: false,
             last_keyframe_request: None,
+            keyframe_deferred: Arc::default(),
             on_session: Vec::new(),
             display: 0,
             displays: None,
@@ -417,13 +420,31 @@ pub(super) fn announce_controller(state: &HubState) {
     }
 }
 
-/// Asks the app for a keyframe, at most every [`KEYFRAME_REQUEST_INTERVAL`].
+/// Asks the app for a keyframe, at most every [`KEYFRAME_REQUEST_INTERVAL`]. A request within
+/// the interval is not dropped but sent when it ends: a viewer joining a still screen just
+/// after another one would otherwise wait for the app's periodic keyframe (seconds of black).
 pub(super) fn request_keyframe(state: &mut HubState) {
-    let due = state.last_keyframe_request.is_none_or(|t| t.elapsed() >= KEYFRAME_REQUEST_INTERVAL);
-    if let (true, Some(app)) = (due, &state.app)
-        && app.out.try_send(Message::KeyframeRequest).is_ok()
-    {
-        state.last_keyframe_request = Some(Instant::now());
+    let Some(app) = &state.app else { return };
+    let since = state.last_keyframe_request.map(|t| t.elapsed());
+    match since.and_then(|since| KEYFRAME_REQUEST_INTERVAL.checked_sub(since)).filter(|rest| !rest.is_zero()) {
+        None => {
+            if app.out.try_send(Message::KeyframeRequest).is_ok() {
+                state.last_keyframe_request = Some(Instant::now());
+            }
+        }
+        Some(rest) => {
+            use std::sync::atomic::Ordering;
+            if state.keyframe_deferred.swap(true, Ordering::AcqRel) {
+                return; // one is already on its way and serves this viewer too
+            }
+            let (out, deferred) = (app.out.clone(), state.keyframe_deferred.clone());
+            state.last_keyframe_request = Some(Instant::now() + rest);
+            tokio::spawn(async move {
+                tokio::time::sleep(rest).await;
+                deferred.store(false, Ordering::Release);
+                let _ = out.try_send(Message::KeyframeRequest);
+            });
+        }
     }
 }
 
