@@ -259,11 +259,15 @@ async fn a_technician_works_the_desk_in_the_browser() {
     click(&browser, "#sessions tbody tr").await;
     click_action(&browser, "View in browser").await;
     let status = "return document.getElementById('viewer-status').textContent";
-    eventually(&browser, "the viewer connecting", 30, status, |t| t == "viewing").await;
+    eventually(&browser, "the viewer connecting", 30, status, |t| t == "waiting for the end user's consent").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let size = "const v = document.getElementById('screen'); return `${v.videoWidth}x${v.videoHeight}`";
     let before = browser.execute(size, vec![]).await.unwrap();
     assert_eq!(before, Value::String("0x0".into()), "a picture before consent");
+    // Take control is offered only with the end user's consent to control, saying why not.
+    let control = "const b = document.getElementById('viewer-control'); return `${b.disabled} ${b.title}`";
+    let button = browser.execute(control, vec![]).await.unwrap();
+    assert_eq!(button, Value::String("true The end user has not allowed you to view or control".into()));
 
     // Start the remote session from the detail: the end user's answer shows up live.
     click_action(&browser, "Start remote session").await;
@@ -277,6 +281,8 @@ async fn a_technician_works_the_desk_in_the_browser() {
     // WebRTC offer and its H.264 track carries the app's frames (the synthetic pattern's left
     // half is a known colour).
     eventually(&browser, "the picture", 30, size, |t| t == "640x360").await;
+    eventually(&browser, "viewing with consent", 10, status, |t| t == "viewing").await;
+    eventually(&browser, "control offered", 10, control, |t| t == "false ").await;
     let pixel = browser
         .execute(
             "const v = document.getElementById('screen'); const c = document.createElement('canvas');

@@ -628,6 +628,8 @@ const viewer = {
   channel: null,
   session: null,
   holder: null, // who holds control
+  canView: false, // the end user lets me see the screen (the relay's Access message)
+  canControl: false, // ... and control it
   ended: false, // the relay said bye
   displays: [],
   pendingMove: null,
@@ -716,6 +718,8 @@ function closeViewer() {
   viewer.channel = null;
   viewer.session = null;
   viewer.holder = null;
+  viewer.canView = false;
+  viewer.canControl = false;
   $("screen").srcObject = null;
   $("screen").classList.remove("controlling");
   $("viewer").hidden = true;
@@ -729,7 +733,19 @@ function controlling() {
   return state.me !== null && viewer.holder === state.me.id;
 }
 
+// Take control only with the end user's consent to control, saying why not otherwise.
+function updateControlButton() {
+  const button = $("viewer-control");
+  button.disabled = !viewer.canControl && !controlling();
+  button.title = viewer.canControl
+    ? ""
+    : viewer.canView
+      ? "The end user allowed you to view only"
+      : "The end user has not allowed you to view or control";
+}
+
 function controlText() {
+  if (!viewer.canView) return "waiting for the end user's consent";
   if (controlling()) return "you control the screen";
   if (viewer.holder !== null) return `${technicianName(viewer.holder)} controls the screen`;
   return "viewing";
@@ -747,6 +763,15 @@ function viewerMessage(data) {
     $("viewer-control").textContent = controlling() ? "Release control" : "Take control";
     $("screen").classList.toggle("controlling", controlling());
     viewerStatus(controlText());
+  } else if (message.Access) {
+    // Consent is per technician: what the end user lets *me* do.
+    const mine = message.Access.grants.find((g) => g.technician === state.me.id);
+    const couldView = viewer.canView;
+    viewer.canView = Boolean(mine && mine.capabilities.view);
+    viewer.canControl = Boolean(mine && mine.capabilities.control);
+    updateControlButton();
+    if (viewer.canView) viewerStatus(controlText());
+    else viewerStatus(couldView ? "the end user stopped sharing" : "waiting for the end user's consent");
   } else if (message.DisplaysChanged) {
     viewer.displays = message.DisplaysChanged.displays;
     fillSelect(

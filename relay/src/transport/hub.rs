@@ -84,6 +84,9 @@ pub(super) struct HubState {
     /// Who may see and control, as the app was last told (`None`: not told yet on this
     /// connection).
     access_sent: Option<Vec<AccessGrant>>,
+    /// Who may see and control, as the viewers were last told (each gets it on joining too):
+    /// a viewer says "the end user stopped sharing" or offers control only with a grant.
+    pub access: Vec<AccessGrant>,
     streaming: bool,
     last_keyframe_request: Option<Instant>,
     /// A keyframe request is scheduled for the end of the current interval.
@@ -108,6 +111,7 @@ impl HubState {
             viewers: HashMap::new(),
             sent_request: None,
             access_sent: None,
+            access: Vec::new(),
             streaming: false,
             last_keyframe_request: None,
             keyframe_deferred: Arc::default(),
@@ -281,7 +285,13 @@ impl Hubs {
             && state.access_sent.as_ref() != Some(&access)
             && app.out.try_send(Message::Access(Access { grants: access.clone(), answered: None })).is_ok()
         {
-            state.access_sent = Some(access);
+            state.access_sent = Some(access.clone());
+        }
+        if state.access != access {
+            for viewer in state.viewers.values() {
+                let _ = viewer.out.try_send(Message::Access(Access { grants: access.clone(), answered: None }));
+            }
+            state.access = access;
         }
         // A new consent request goes to the app once.
         if let Some(PendingConsent { request_id, requested_by, capabilities, deadline }) = s.consent.pending
