@@ -227,6 +227,22 @@ where
     commands
 }
 
+/// After the grants changed (only ever shrinking): capture stops when nobody may view any more,
+/// and the windows are told who sees and controls.
+fn grants_changed(
+    grants: &Grants,
+    streaming: &mut bool,
+    capture: &std_mpsc::Sender<CaptureCommand>,
+    events: &mpsc::UnboundedSender<AgentEvent>,
+) {
+    if !grants.any().view() && *streaming {
+        *streaming = false;
+        let _ = capture.send(CaptureCommand::Stop);
+        let _ = events.send(AgentEvent::Streaming(false));
+    }
+    let _ = events.send(AgentEvent::Access(grants.clone()));
+}
+
 impl Registered {
     /// The relay's welcome (session, organisation, resumption secret).
     #[must_use]
@@ -355,12 +371,7 @@ impl Registered {
                             if controller.is_some_and(|t| !grants.of(t).control()) {
                                 sink.release_all();
                             }
-                            if !grants.any().view() && streaming {
-                                streaming = false;
-                                let _ = capture.send(CaptureCommand::Stop);
-                                let _ = events.send(AgentEvent::Streaming(false));
-                            }
-                            let _ = events.send(AgentEvent::Access(grants.clone()));
+                            grants_changed(&grants, &mut streaming, &capture, &events);
                         }
                         Message::Bye(bye) => break Ended::ByRelay(bye),
                         Message::Pong(_) => {}
@@ -435,12 +446,7 @@ impl Registered {
                     // Enforce locally first, then tell the relay.
                     grants.restrict(reduced);
                     sink.release_all();
-                    if !grants.any().view() && streaming {
-                        streaming = false;
-                        let _ = capture.send(CaptureCommand::Stop);
-                        let _ = events.send(AgentEvent::Streaming(false));
-                    }
-                    let _ = events.send(AgentEvent::Access(grants.clone()));
+                    grants_changed(&grants, &mut streaming, &capture, &events);
                     writer.send(&Message::ConsentChanged(ConsentChanged { capabilities: reduced })).await?;
                 }
             }
