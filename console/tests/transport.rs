@@ -586,8 +586,9 @@ async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
     assert_eq!(frames.len(), 5);
 
     // Another instance (no secret, or a wrong one) starts from nothing and is asked again.
+    // (The end user leaving on purpose ends what they allowed: nothing is kept to resume.)
     back.commands.send(AgentCommand::Disconnect).unwrap();
-    env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
+    env.wait_for(id, "waiting, nothing granted", |v| v["state"] == "waiting" && v["consent"]["status"] == "none").await;
     let stranger = start_agent(&env, code, ScriptedAnswer::Deny, Some(ResumeSecret::from_bytes([9; 32])), admin_may_control()).await.unwrap();
     assert!(!stranger.resumed);
     env.wait_for(id, "active without consent", |v| v["state"] == "active" && v["consent"]["status"] == "none").await;

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::network::Network;
 use deskline_net::framed::{MessageReader, MessageWriter, read_frame};
 use deskline_protocol::session::{Action, Actor, Refusal};
-use deskline_protocol::{AppCode, AppInfo, Message, RejectReason, ResumeSecret, Welcome};
+use deskline_protocol::{AppCode, AppInfo, Capabilities, Message, RejectReason, ResumeSecret, Welcome};
 use std::sync::Arc;
 
 /// Outgoing control messages queued for one app: input bursts (a fast pointer) need room, but
@@ -185,10 +185,12 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
         Message::ConsentDecision(d) => Action::ConsentDecided { request_id: d.request_id, outcome: d.outcome },
         Message::ConsentChanged(c) => Action::ConsentChanged { capabilities: c.capabilities },
         Message::Bye(_) => {
-            // A deliberate leave: nothing to resume.
+            // A deliberate leave: nothing to resume, and what the end user allowed ends now (a
+            // refusal means nothing was granted).
             if let Err(e) = desk.set_resume(id, None).await {
                 tracing::warn!(session = %id, error = %e, "forgetting the app's resumption secret");
             }
+            let _ = desk.act_as(Actor::App, id, Action::ConsentChanged { capabilities: Capabilities::NONE }).await;
             return false;
         }
         Message::Ping(p) => {
