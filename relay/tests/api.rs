@@ -379,3 +379,27 @@ async fn answers_are_never_cached_and_carry_the_security_headers() {
         assert!(headers["strict-transport-security"].to_str().unwrap().starts_with("max-age="), "{path}");
     }
 }
+
+/// The resumption secret is kept with the session (so a restarted relay knows it) and works
+/// only for the same app, within the grace window after its drop.
+#[tokio::test]
+async fn a_resumption_secret_works_only_within_the_grace_window() {
+    use deskline_protocol::session::{Action, Actor};
+    use deskline_protocol::{ResumeSecret, SessionId};
+    let h = Harness::new().await;
+    let session = h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "pin"}))).await;
+    let id = SessionId(session["id"].as_i64().unwrap());
+    let secret = ResumeSecret::from_bytes([7; 32]);
+    h.desk.act_as(Actor::App, id, Action::AppConnected { resumed: false }).await.unwrap();
+    h.desk.set_resume(id, Some(&secret)).await.unwrap();
+    assert!(h.desk.resume_allowed(id, &secret).await.unwrap(), "while connected: it may replace its own connection");
+    assert!(!h.desk.resume_allowed(id, &ResumeSecret::from_bytes([8; 32])).await.unwrap(), "another app");
+    h.desk.app_dropped(id, Actor::App).await.unwrap();
+    h.clock.advance(deskline_relay::limits::RESUME_GRACE);
+    assert!(h.desk.resume_allowed(id, &secret).await.unwrap(), "at the end of the grace window");
+    h.clock.advance(Duration::from_millis(1));
+    assert!(!h.desk.resume_allowed(id, &secret).await.unwrap(), "after it");
+    h.desk.set_resume(id, Some(&secret)).await.unwrap();
+    h.desk.set_resume(id, None).await.unwrap();
+    assert!(!h.desk.resume_allowed(id, &secret).await.unwrap(), "a deliberate leave forgets it");
+}
