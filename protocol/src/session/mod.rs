@@ -152,16 +152,11 @@ impl Consent {
     /// This consent with `technician`'s grant and pending request gone (they left the session).
     #[must_use]
     pub fn without(&self, technician: TechnicianId) -> Consent {
-        let mut next = self.clone();
-        next.grants.retain(|g| g.technician != technician);
-        if next.pending.is_some_and(|p| p.requested_by == technician) {
-            next.pending = None;
-        }
-        next.suspended &= !next.grants.is_empty();
-        next
+        self.retain(|t| t != technician)
     }
 
-    /// This consent keeping only the technicians for whom `keep` holds.
+    /// This consent keeping only the technicians for whom `keep` holds (their grants and
+    /// their pending request).
     #[must_use]
     pub fn retain(&self, keep: impl Fn(TechnicianId) -> bool) -> Consent {
         let mut next = self.clone();
