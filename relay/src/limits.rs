@@ -111,10 +111,15 @@ pub const MAX_HTTP_CONNECTIONS_PER_NETWORK: usize = 64;
 /// How long a new HTTPS connection has to complete its TLS handshake.
 pub const HTTP_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long an HTTPS connection may take to send a request's headers, the first one and every
-/// next one on a kept-alive connection: an idle connection is closed after it. (A response in
-/// progress, such as the live-events stream, is not idle.)
-pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new HTTPS connection has, after its TLS handshake, to send its first request: a
+/// connection that says nothing is closed after it.
+pub const HTTP_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a kept-alive HTTPS connection may wait for (and take to send) its next request's
+/// headers before it is closed: long enough that a console's next click reuses it (clients
+/// racing a close must retry, as browsers do), short enough that idle connections do not pile
+/// up. (A response in progress, such as the live-events stream, is not idle.)
+pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Frames per second asked of the app when streaming starts.
 pub const DEFAULT_MAX_FPS: u16 = 30;

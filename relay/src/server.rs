@@ -6,7 +6,7 @@ use crate::desk::{Desk, NewTechnician, RelayInfo};
 use crate::downloads::SupportApps;
 use crate::transport::{Transport, WebRtcAddresses};
 use crate::limits::{
-    EXPIRY_SWEEP_INTERVAL, HTTP_HANDSHAKE_TIMEOUT, HTTP_HEADER_TIMEOUT, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK,
+    EXPIRY_SWEEP_INTERVAL, HTTP_FIRST_REQUEST_TIMEOUT, HTTP_HANDSHAKE_TIMEOUT, HTTP_IDLE_TIMEOUT, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK,
 };
 use crate::network::{ConnectionLimiter, ConnectionSlot};
 use axum_server::tls_rustls::RustlsAcceptor;
@@ -210,18 +210,18 @@ impl Prepared {
     }
 }
 
-/// Connections that send nothing are closed: the first request and every later one on a kept-
-/// alive connection must arrive within [`HTTP_HEADER_TIMEOUT`]; HTTP/2 peers that stop
-/// answering pings are dropped.
+/// Connections that send nothing are closed: the first request must arrive within
+/// [`HTTP_FIRST_REQUEST_TIMEOUT`], every later one on a kept-alive connection within
+/// [`HTTP_IDLE_TIMEOUT`]; HTTP/2 peers that stop answering pings are dropped.
 fn bound_idle_connections<A: axum_server::Address, Acc>(mut server: axum_server::Server<A, Acc>) -> axum_server::Server<A, Acc> {
     let builder = server.http_builder();
-    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HTTP_HEADER_TIMEOUT);
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HTTP_IDLE_TIMEOUT);
     builder
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
-        .keep_alive_interval(Some(HTTP_HEADER_TIMEOUT))
-        .keep_alive_timeout(HTTP_HEADER_TIMEOUT);
-    server.first_request_timeout(HTTP_HEADER_TIMEOUT)
+        .keep_alive_interval(Some(HTTP_FIRST_REQUEST_TIMEOUT))
+        .keep_alive_timeout(HTTP_FIRST_REQUEST_TIMEOUT);
+    server.first_request_timeout(HTTP_FIRST_REQUEST_TIMEOUT)
 }
 
 /// Admits HTTPS connections through a [`ConnectionLimiter`]: a connection over the limits is

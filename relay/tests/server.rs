@@ -536,7 +536,7 @@ fn an_idle_https_connection_is_closed() {
         tls.complete_io(&mut tcp).unwrap();
     }
     // Bounded wait: far longer than the relay's timeout, far shorter than "held forever".
-    let limit = deskline_relay::limits::HTTP_HEADER_TIMEOUT * 3;
+    let limit = deskline_relay::limits::HTTP_FIRST_REQUEST_TIMEOUT * 3;
     tcp.set_read_timeout(Some(limit)).unwrap();
     let mut buf = [0u8; 256];
     let started = std::time::Instant::now();
