@@ -395,23 +395,34 @@ fn windowed(runtime: &tokio::runtime::Runtime, cli: Cli, config: AgentConfig, ha
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
     runtime.spawn(connection(config, media, have_code, actions_rx, updates_tx));
-    let app = AgentApp { ui: AgentUi::new(actions_tx, updates_rx, have_code), on_top: false };
+    let app = AgentApp { ui: AgentUi::new(actions_tx, updates_rx, have_code), on_top: false, styled: false };
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([460.0, 200.0]).with_title("Deskline support").with_resizable(false),
+        viewport: egui::ViewportBuilder::default().with_inner_size([600.0, 270.0]).with_title("Deskline support").with_resizable(false),
         ..Default::default()
     };
-    eframe::run_native("Deskline support", options, Box::new(|_| Ok(Box::new(app))))
+    eframe::run_native(
+        "Deskline support",
+        options,
+        Box::new(|_| Ok(Box::new(app))),
+    )
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
 struct AgentApp {
     ui: AgentUi,
     on_top: bool,
+    /// The readable text sizes are set (on the first frame: eframe sets its own style after
+    /// the app is created).
+    styled: bool,
 }
 
 impl eframe::App for AgentApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        if !self.styled {
+            self.styled = true;
+            deskline_agent::ui::readable_text(&ctx);
+        }
         egui::CentralPanel::default_margins().show(ui, |ui| self.ui.show(ui));
         // The consent prompt and the session bar stay above every other window.
         let want_on_top = self.ui.asking() || self.ui.sharing();

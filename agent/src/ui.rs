@@ -389,6 +389,23 @@ impl AgentUi {
     }
 }
 
+/// Text sizes for people who may not read screens all day: the consent popup is what the end
+/// user trusts, so it must be easy to read at a glance (egui's defaults are 12.5–14 px).
+pub fn readable_text(ctx: &egui::Context) {
+    use egui::{FontId, TextStyle};
+    ctx.all_styles_mut(|style| {
+        style.text_styles = [
+            (TextStyle::Heading, FontId::proportional(24.0)),
+            (TextStyle::Body, FontId::proportional(17.0)),
+            (TextStyle::Button, FontId::proportional(17.0)),
+            (TextStyle::Small, FontId::proportional(13.0)),
+            (TextStyle::Monospace, FontId::monospace(15.0)),
+        ]
+        .into();
+        style.spacing.button_padding = egui::vec2(10.0, 5.0);
+    });
+}
+
 /// Asks through the UI: the request goes to the window, the answer comes back. A closed window
 /// denies.
 pub struct UiPrompt {
