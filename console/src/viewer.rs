@@ -7,7 +7,7 @@
 use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
-    Bye, ByeReason, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
+    Bye, ByeReason, Capabilities, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
     DisplayInfo, SelectDisplay, TechnicianId, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
@@ -183,6 +183,9 @@ pub enum ViewerUpdate {
     Controller(Option<TechnicianId>),
     /// The end user's displays (on joining and after every change).
     Displays(Vec<DisplayInfo>),
+    /// What the end user allows this viewer's technician (on joining and after every change):
+    /// nothing until they say yes to them, nothing again once they stop sharing.
+    Allowed(Capabilities),
     /// The viewer stopped; `None` when we left.
     Ended(Option<ViewerError>),
 }
@@ -255,6 +258,12 @@ impl Viewer {
                             break None;
                         }
                     }
+                    Ok(Some(Message::Access(access))) => {
+                        let mine = access.grants.iter().find(|g| g.technician == self.me).map_or(Capabilities::NONE, |g| g.capabilities);
+                        if updates.send(ViewerUpdate::Allowed(mine)).await.is_err() {
+                            break None;
+                        }
+                    }
                     Ok(Some(Message::Bye(bye))) => break Some(ViewerError::Ended(bye.message)),
                     Ok(Some(_)) => {}
                     Ok(None) => break Some(ViewerError::Ended("the relay closed the connection".into())),
@@ -279,7 +288,7 @@ impl Viewer {
                         return finish(&mut updates).await;
                     }
                 }
-                Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_))) => {}
+                Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_))) => {}
                 Ok(Some(ViewerUpdate::Ended(e))) => return e.map_or(Ok(()), Err),
                 Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
                 Err(_) => {
@@ -342,7 +351,7 @@ async fn take_control_and_send(
     let mut next_holder = async || loop {
         match tokio::time::timeout_at(deadline, updates.recv()).await {
             Ok(Some(ViewerUpdate::Controller(holder))) => return Ok(holder),
-            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_))) => {}
+            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_))) => {}
             Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
             Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
             Err(_) => return Err(ViewerError::Other("the relay did not answer the control request".into())),

@@ -7,7 +7,7 @@
 //! travels as text for characters a physical key cannot name (accents from dead keys, IMEs).
 
 use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
-use deskline_protocol::{DisplayInfo, InputEvent, KeyCode, MouseButton, Press, TechnicianId};
+use deskline_protocol::{Capabilities, DisplayInfo, InputEvent, KeyCode, MouseButton, Press, TechnicianId};
 use eframe::egui;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -25,6 +25,10 @@ pub struct ViewerWindow {
     texture: Option<egui::TextureHandle>,
     frame_size: [usize; 2],
     controller: Option<TechnicianId>,
+    /// What the end user allows this technician, and whether they ever allowed viewing (to
+    /// tell "waiting for consent" from "stopped sharing").
+    allowed: Capabilities,
+    was_allowed: bool,
     ended: Option<String>,
     meter: Meter,
     sent_modifiers: egui::Modifiers,
@@ -76,6 +80,8 @@ impl ViewerWindow {
             texture: None,
             frame_size: [0, 0],
             controller: None,
+            allowed: Capabilities::NONE,
+            was_allowed: false,
             ended: None,
             meter: Meter::default(),
             sent_modifiers: egui::Modifiers::NONE,
@@ -108,6 +114,10 @@ impl ViewerWindow {
                 }
                 ViewerUpdate::Controller(holder) => self.controller = holder,
                 ViewerUpdate::Displays(displays) => self.displays = display_labels(&displays),
+                ViewerUpdate::Allowed(allowed) => {
+                    self.was_allowed |= allowed.view();
+                    self.allowed = allowed;
+                }
                 ViewerUpdate::Ended(reason) => {
                     self.ended = Some(reason.map_or_else(|| "you left the session".into(), |e| e.to_string()));
                 }
@@ -150,6 +160,9 @@ impl ViewerWindow {
             }
             if let Some(ended) = &self.ended {
                 ui.colored_label(egui::Color32::LIGHT_RED, ended);
+            } else if !self.allowed.view() {
+                let why = if self.was_allowed { "The end user stopped sharing" } else { "Waiting for the end user's consent" };
+                ui.colored_label(egui::Color32::from_rgb(230, 170, 60), why);
             } else if self.in_control() {
                 ui.label("You control the remote screen");
                 if ui.button("Release control").clicked() {
@@ -161,7 +174,10 @@ impl ViewerWindow {
                     Some(other) => ui.label(format!("Technician {other} controls")),
                     None => ui.label("View only"),
                 };
-                if ui.button("Take control").clicked() {
+                let take = ui
+                    .add_enabled(self.allowed.control(), egui::Button::new("Take control"))
+                    .on_disabled_hover_text("The end user allowed you to view only");
+                if take.clicked() {
                     self.send(ViewerCommand::TakeControl);
                 }
             }

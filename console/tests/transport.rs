@@ -947,3 +947,28 @@ async fn the_app_shows_nobody_sees_the_screen_once_the_relay_ends_the_grant() {
     assert!(stopped, "the app still shows a grant or still captures: {seen:?}");
     let _ = watching.await;
 }
+
+/// Viewers are told what the end user allows their technician: nothing before consent,
+/// view and control after it, nothing once the end user stops sharing (issue 13: the browser
+/// viewer said "viewing" over a frozen picture after Stop sharing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_is_told_when_the_end_user_allows_and_stops_sharing() {
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
+    let mut next_allowed = async || loop {
+        match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.unwrap().unwrap() {
+            ViewerUpdate::Allowed(allowed) => return allowed,
+            ViewerUpdate::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(next_allowed().await, Capabilities::NONE, "on joining, before consent");
+    env.remote(id).await;
+    assert_eq!(next_allowed().await, Capabilities::VIEW_AND_CONTROL);
+    agent.commands.send(AgentCommand::StopSharing).unwrap();
+    assert_eq!(next_allowed().await, Capabilities::NONE, "after Stop sharing");
+}
