@@ -235,6 +235,7 @@ async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyho
                 }
                 Some(NetUpdate::Connected { organisation, relay }) => println!("connected to {organisation} ({relay})"),
                 Some(NetUpdate::Reconnecting) => println!("connection lost; reconnecting"),
+                Some(NetUpdate::ConsentExpired(_)) => println!("consent request timed out"),
                 Some(NetUpdate::Connecting) => {}
                 Some(NetUpdate::Event(event)) => println!("{event:?}"),
                 Some(NetUpdate::Ended(message)) => {

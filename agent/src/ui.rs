@@ -54,6 +54,9 @@ pub enum NetUpdate {
     },
     /// A technician asks for consent; answer on the channel.
     ConsentAsked(ConsentRequest, oneshot::Sender<ConsentOutcome>),
+    /// The request's time ran out before an answer (it counts as a denial): the popup closes
+    /// and says so, whether or not the window was repainted meanwhile.
+    ConsentExpired(u64),
     /// Something changed in the session.
     Event(AgentEvent),
     /// The session is over.
@@ -178,6 +181,12 @@ impl AgentUi {
                     self.organisation = request.organisation.clone();
                     self.consent = Some(PendingConsent { request, shown_at: Instant::now(), answer: Some(answer), focused: false });
                 }
+                NetUpdate::ConsentExpired(request_id) => {
+                    if self.consent.as_ref().is_some_and(|p| p.request.request_id == request_id) {
+                        let technician = self.consent.take().map(|p| p.request.technician).unwrap_or_default();
+                        self.notice = Some(format!("{technician}'s request was not answered in time, so nothing is shared. They can ask again."));
+                    }
+                }
                 NetUpdate::Event(AgentEvent::Access(grants)) => self.set_grants(grants),
                 NetUpdate::Event(AgentEvent::AnswerTooLate) => {
                     self.notice = Some("Your answer came too late: nothing is shared. The technician can ask again.".into());
@@ -247,7 +256,9 @@ impl AgentUi {
         let timeout = Duration::from_millis(u64::from(pending.request.timeout_ms));
         let left = timeout.saturating_sub(pending.shown_at.elapsed());
         if left.is_zero() {
+            let technician = pending.request.technician.clone();
             self.answer(ConsentOutcome::TimedOut);
+            self.notice = Some(format!("{technician}'s request was not answered in time, so nothing is shared. They can ask again."));
             return;
         }
         let asked = pending.request.capabilities;
@@ -422,10 +433,25 @@ impl UiPrompt {
 
 impl crate::prompt::ConsentPrompt for UiPrompt {
     async fn ask(&self, request: &ConsentRequest) -> ConsentOutcome {
+        /// Tells the window when the question is dropped unanswered (its time ran out).
+        struct Unanswered<'a> {
+            updates: &'a mpsc::UnboundedSender<NetUpdate>,
+            request_id: Option<u64>,
+        }
+        impl Drop for Unanswered<'_> {
+            fn drop(&mut self) {
+                if let Some(request_id) = self.request_id {
+                    let _ = self.updates.send(NetUpdate::ConsentExpired(request_id));
+                }
+            }
+        }
         let (answer, answered) = oneshot::channel();
         if self.updates.send(NetUpdate::ConsentAsked(request.clone(), answer)).is_err() {
             return ConsentOutcome::Denied;
         }
-        answered.await.unwrap_or(ConsentOutcome::Denied)
+        let mut unanswered = Unanswered { updates: &self.updates, request_id: Some(request.request_id) };
+        let outcome = answered.await.unwrap_or(ConsentOutcome::Denied);
+        unanswered.request_id = None;
+        outcome
     }
 }

@@ -208,3 +208,22 @@ fn a_lost_connection_shows_reconnecting_and_nothing_shared() {
     assert!(!ui.harness.state().sharing());
     ui.harness.get_by_label_contains("Reconnecting to Example IT (desk.example.org)");
 }
+
+/// Found by a new user (issue 13): with the window not repainted, the popup still counted down
+/// after the request had timed out, and a late Allow silently did nothing. The connection's
+/// own timeout now closes the popup and says why, whatever the window's repaints.
+#[test]
+fn a_request_whose_time_ran_out_closes_the_popup_and_says_so() {
+    use deskline_agent::ConsentPrompt as _;
+    let mut ui = ui(true);
+    ui.updates.send(connected()).unwrap();
+    let prompt = deskline_agent::ui::UiPrompt::new(ui.updates.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let request = request(Capabilities::VIEW_AND_CONTROL, 30_000);
+    // The connection gives up on the answer (its timeout), dropping the question.
+    let timed_out = runtime.block_on(async { tokio::time::timeout(std::time::Duration::from_millis(20), prompt.ask(&request)).await });
+    assert!(timed_out.is_err());
+    ui.harness.run_steps(3);
+    assert!(!ui.harness.state().asking(), "the popup closed");
+    ui.harness.get_by_label_contains("was not answered in time, so nothing is shared");
+}
