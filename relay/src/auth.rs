@@ -166,8 +166,6 @@ pub struct LoginThrottle {
     failures: Mutex<HashMap<Network, Vec<Timestamp>>>,
 }
 
-/// Networks remembered at most; beyond it, those without a recent failure are forgotten.
-const MAX_NETWORKS_TRACKED: usize = 100_000;
 
 impl LoginThrottle {
     /// If attempts from `from`'s network must wait now, how many milliseconds more.
@@ -185,7 +183,7 @@ impl LoginThrottle {
     /// Records a failed attempt from `from`.
     pub fn failed(&self, from: Option<IpAddr>, now: Timestamp) {
         let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > MAX_NETWORKS_TRACKED {
+        if map.len() > crate::limits::MAX_NETWORKS_TRACKED {
             let window_ms = LOGIN_FAILURE_WINDOW.as_millis() as i64;
             map.retain(|_, failures| failures.last().is_some_and(|t| now.0 - t.0 < window_ms));
         }

@@ -73,6 +73,11 @@ pub const MAX_CODE_FAILURES_PER_NETWORK_UNDER_ATTACK: usize = 5;
 /// slows the answers to wrong codes.
 pub const CODE_ATTACK_THRESHOLD: usize = 100;
 
+/// Source networks a per-network counter (code guessing, login back-off) remembers at most;
+/// beyond it, networks without a recent failure are forgotten: bounds memory under a flood of
+/// addresses.
+pub const MAX_NETWORKS_TRACKED: usize = 100_000;
+
 /// How long a wrong code waits for its answer: a person retyping does not notice, a guesser's
 /// connection is held (and counts against its network's connection limit).
 pub const WRONG_CODE_DELAY: Duration = Duration::from_secs(1);

@@ -33,9 +33,6 @@ struct Inner {
     global: VecDeque<Timestamp>,
 }
 
-/// Networks remembered at most: beyond it, networks without a recent failure are forgotten
-/// (bounds memory under a flood of addresses).
-const MAX_NETWORKS_TRACKED: usize = 100_000;
 
 fn window_ms() -> i64 {
     i64::try_from(CODE_FAILURE_WINDOW.as_millis()).unwrap_or(i64::MAX)
@@ -79,7 +76,7 @@ impl CodeGuard {
     /// wait before answering it.
     pub fn failed(&self, address: IpAddr, now: Timestamp) -> Duration {
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if inner.per_network.len() > MAX_NETWORKS_TRACKED {
+        if inner.per_network.len() > crate::limits::MAX_NETWORKS_TRACKED {
             inner.per_network.retain(|_, q| q.back().is_some_and(|t| now.0 - t.0 < window_ms()));
         }
         inner.per_network.entry(Network::of(address)).or_default().push_back(now);
