@@ -1,17 +1,19 @@
 //! The real screen: one display of the [`Desktop`] captured, the cursor drawn in, encoded
-//! with the shared H.264 encoder.
+//! with the shared H.264 encoder. The same code runs on every platform ([`crate::platform`]).
 //!
-//! An unchanged screen costs almost nothing: without damage or pointer movement since the last
-//! look no image is fetched at all, and a fetched image identical to the last one is not
-//! encoded. Keyframes still go out on request and every [`KEYFRAME_INTERVAL`]. A resolution or
+//! An unchanged screen costs almost nothing: where the desktop reports drawing (X11 DAMAGE),
+//! without damage or pointer movement since the last look no image is fetched at all;
+//! everywhere a fetched image is compared with the last one tile by tile ([`Tiles`]) and an
+//! unchanged one is not encoded. Keyframes still go out on request and every [`KEYFRAME_INTERVAL`]. A resolution or
 //! layout change rebuilds the capturer and the encoder for the new size and starts with a
 //! keyframe; viewers see the new size in the frames themselves.
 
-pub use crate::desktop::CaptureError;
-use crate::desktop::{CursorImage, Desktop, Grabber, Monitor};
+pub use crate::platform::CaptureError;
 use crate::encode::{EncodeError, EncodedFrame, H264Encoder};
+use crate::platform::{CursorImage, Desktop, Grabber as _, Monitor, native};
 use crate::rate::Rate;
 use crate::source::{FrameSource, now_us};
+use crate::tiles::Tiles;
 use deskline_protocol::DisplayInfo;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -35,7 +37,7 @@ impl From<CaptureError> for EncodeError {
 
 /// The displays of this machine, as reported to the relay (the primary is id 0).
 pub fn displays() -> Result<Vec<DisplayInfo>, CaptureError> {
-    Ok(Desktop::open()?.monitors()?.into_iter().map(|m| m.info).collect())
+    Ok(native::Desktop::open()?.monitors()?.into_iter().map(|m| m.info).collect())
 }
 
 /// Where the shared display's top-left corner is on the desktop. The capture sets it, the
@@ -88,18 +90,19 @@ pub fn draw_cursor(bgra: &mut [u8], width: usize, height: usize, cursor: &Cursor
 }
 
 /// One display of the desktop, captured and encoded.
-pub struct ScreenSource {
-    desktop: Desktop,
+pub struct ScreenSource<D: Desktop = native::Desktop> {
+    desktop: D,
     monitor: Monitor,
-    grabber: Grabber,
+    grabber: D::Grabber,
     origin: DisplayOrigin,
     rate: Rate,
     width: usize,
     height: usize,
     encoder: H264Encoder,
+    /// The image to encode: the last one captured, with the cursor drawn in.
     packed: Vec<u8>,
     /// The last image captured, without the cursor.
-    previous: Vec<u8>,
+    tiles: Tiles,
     pointer: Option<(i32, i32)>,
     cursor: Option<CursorImage>,
     last_keyframe: Option<Instant>,
@@ -112,10 +115,10 @@ pub struct ScreenSource {
     new_displays: Option<Vec<DisplayInfo>>,
 }
 
-impl ScreenSource {
+impl<D: Desktop> ScreenSource<D> {
     /// Captures the primary display at `rate`, publishing its position to `origin`.
-    pub fn primary(rate: Rate, origin: DisplayOrigin) -> Result<ScreenSource, CaptureError> {
-        let desktop = Desktop::open()?;
+    pub fn primary(rate: Rate, origin: DisplayOrigin) -> Result<ScreenSource<D>, CaptureError> {
+        let desktop = D::open()?;
         let monitor = desktop.monitors()?.swap_remove(0);
         let (grabber, encoder, width, height) = ScreenSource::open(&desktop, &monitor, rate)?;
         origin.set(monitor.x, monitor.y);
@@ -129,7 +132,7 @@ impl ScreenSource {
             height,
             encoder,
             packed: vec![0; width * height * 4],
-            previous: Vec::new(),
+            tiles: Tiles::new(),
             pointer: None,
             cursor: None,
             last_keyframe: None,
@@ -141,7 +144,8 @@ impl ScreenSource {
 
     /// A capturer and an encoder for `monitor` (H.264 needs even sizes: an odd last row or
     /// column is left out).
-    fn open(desktop: &Desktop, monitor: &Monitor, rate: Rate) -> Result<(Grabber, H264Encoder, usize, usize), CaptureError> {
+    #[allow(clippy::type_complexity)]
+    fn open(desktop: &D, monitor: &Monitor, rate: Rate) -> Result<(D::Grabber, H264Encoder, usize, usize), CaptureError> {
         let grabber = desktop.grabber(monitor)?;
         let width = grabber.width() & !1;
         let height = grabber.height() & !1;
@@ -160,7 +164,7 @@ impl ScreenSource {
         self.width = width;
         self.height = height;
         self.packed = vec![0; width * height * 4];
-        self.previous.clear();
+        self.tiles.clear();
         self.restarted = true;
         self.warm = false;
         Ok(())
@@ -189,26 +193,21 @@ impl ScreenSource {
         Ok(())
     }
 
-    /// Fetches the current image into `packed` (rows cropped to even width, stride removed).
-    fn grab(&mut self) -> Result<(), CaptureError> {
-        let captures = if self.warm { 1 } else { 2 };
-        let row_bytes = self.width * 4;
-        for i in 0..captures {
-            let (frame, stride) = self.grabber.frame()?;
-            if i + 1 < captures {
-                continue;
-            }
-            for y in 0..self.height {
-                let src = &frame[y * stride..y * stride + row_bytes];
-                self.packed[y * row_bytes..(y + 1) * row_bytes].copy_from_slice(src);
-            }
+    /// Fetches the current image into `tiles` (rows cropped to the even width); the area
+    /// that changed since the last fetch, if any.
+    fn grab(&mut self) -> Result<Option<crate::tiles::Rect>, CaptureError> {
+        if self.grabber.pipelined() && !self.warm {
+            // The capturer returns the image requested by the previous call: ask again.
+            self.grabber.frame()?;
         }
+        let (frame, stride) = self.grabber.frame()?;
+        let changed = self.tiles.update(frame, stride, self.width, self.height);
         self.warm = true;
-        Ok(())
+        Ok(changed)
     }
 }
 
-impl FrameSource for ScreenSource {
+impl<D: Desktop + 'static> FrameSource for ScreenSource<D> {
     fn displays(&self) -> Vec<DisplayInfo> {
         self.desktop.monitors().map(|ms| ms.into_iter().map(|m| m.info).collect()).unwrap_or_default()
     }
@@ -230,17 +229,16 @@ impl FrameSource for ScreenSource {
             return Ok(None);
         }
         let captured_at = now_us();
-        if changes.drawn || keyframe || self.previous.is_empty() {
-            self.grab()?;
-            if !keyframe && !cursor_changed && self.packed == self.previous {
+        if changes.drawn || keyframe || self.tiles.is_empty() {
+            let changed = self.grab()?;
+            if !keyframe && !cursor_changed && changed.is_none() {
                 return Ok(None);
             }
-            self.previous.clone_from(&self.packed);
         } else {
             // Only the pointer moved: the last image, with the cursor somewhere else.
             self.warm = false;
-            self.packed.copy_from_slice(&self.previous);
         }
+        self.packed.copy_from_slice(self.tiles.image());
         if self.cursor.is_none() {
             self.cursor = self.desktop.cursor();
         }

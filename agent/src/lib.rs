@@ -9,33 +9,31 @@
 //!
 //! The connection logic ([`session`]) works against three traits so it is testable without a
 //! display: [`FrameSource`] (frames), [`InputSink`] (input), [`ConsentPrompt`] (the question).
-//! Real implementations: [`ScreenSource`] (scrap capture, X11 DAMAGE change detection,
-//! openh264) and [`EnigoSink`] (enigo injection, physical keys by keycode). For tests and demos
+//! Real implementations: [`ScreenSource`] (the desktop captured through [`platform`], changes
+//! detected by the system or by [`tiles`], openh264) and the platform's input sink
+//! ([`platform::native`]`::Input`: enigo on X11, `SendInput` on Windows). For tests and demos
 //! without a display: a synthetic source (a moving test pattern, really H.264-encoded), a
 //! recording sink and a scripted prompt.
 //!
 //! Not here: the session rules (in `deskline-protocol`) and anything the technician sees.
 
 pub mod capture;
-pub mod desktop;
 pub mod download;
 pub mod encode;
 pub mod grants;
-pub mod inject;
-pub mod keymap;
+pub mod platform;
 pub mod prompt;
 pub mod rate;
 pub mod session;
 pub mod sink;
 pub mod source;
-pub mod typing;
+pub mod tiles;
 pub mod ui;
 
 pub use encode::{EncodeError, EncodedFrame, H264Encoder};
 pub use prompt::{ConsentPrompt, ScriptedAnswer, ScriptedPrompt};
 pub use session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
 pub use capture::{DisplayOrigin, ScreenSource};
-pub use inject::EnigoSink;
 pub use sink::{InputSink, RecordingSink};
 pub use source::{FrameSource, SyntheticSource};
 

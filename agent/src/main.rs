@@ -2,7 +2,11 @@
 //!
 //! With a window (the default): PIN entry when no code is given, the consent popup, and the
 //! session bar while sharing. `--auto-consent` runs it unattended instead (demos, tests).
-//! Logs go to `$XDG_STATE_HOME/deskline/agent.log` (`~/.local/state/deskline/agent.log`).
+//! Logs go to `agent.log` in the platform's place for them: `$XDG_STATE_HOME/deskline`
+//! (`~/.local/state/deskline`) on Linux, `%LOCALAPPDATA%\Deskline` on Windows.
+
+// On Windows the app is a GUI program: no console window opens beside the popup.
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
@@ -11,10 +15,10 @@ use deskline_agent::rate::Rate;
 use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
 use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
 use deskline_agent::grants::Grants;
-use deskline_agent::{ConsentPrompt, EncodeError, EnigoSink, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
+use deskline_agent::platform::{System as _, native};
+use deskline_agent::{ConsentPrompt, EncodeError, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
 use deskline_protocol::{AppCode, AppInfo, DisplayInfo, Pin, RejectReason, ResumeSecret, SessionLink};
 use eframe::egui;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -56,6 +60,7 @@ enum AutoConsent {
 const RESUME_WINDOW: Duration = Duration::from_secs(55);
 
 fn main() -> anyhow::Result<()> {
+    native::Facts::prepare();
     let cli = Cli::parse();
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -108,11 +113,7 @@ async fn config(cli: &Cli, code: Option<AppCode>) -> anyhow::Result<AgentConfig>
 }
 
 fn init_logging() {
-    let dir = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .map(|d| d.join("deskline"));
-    let file = dir.and_then(|d| {
+    let file = native::Facts::log_dir().and_then(|d| {
         std::fs::create_dir_all(&d).ok()?;
         std::fs::OpenOptions::new().create(true).append(true).open(d.join("agent.log")).ok()
     });
@@ -152,8 +153,8 @@ impl Media {
 
     fn info(&self) -> AppInfo {
         AppInfo {
-            os: os_name(),
-            host_name: host_name(),
+            os: native::Facts::os_name(),
+            host_name: native::Facts::host_name(),
             app_version: env!("CARGO_PKG_VERSION").into(),
             displays: self.displays(),
         }
@@ -170,9 +171,9 @@ impl Media {
         match *self {
             Media::Screen => {
                 let origin = DisplayOrigin::default();
-                let sink = EnigoSink::new(origin.clone()).map_err(|e| AgentError::Protocol(e.to_string()))?;
+                let sink = native::Input::new(origin.clone()).map_err(|e| AgentError::Protocol(e.to_string()))?;
                 let rate = Rate { fps: deskline_agent::limits::MAX_FPS, bitrate_bps: DEFAULT_BITRATE_BPS };
-                let make = move || ScreenSource::primary(rate, origin).map_err(EncodeError::from);
+                let make = move || ScreenSource::<native::Desktop>::primary(rate, origin).map_err(EncodeError::from);
                 registered.serve(make, sink, prompt, previous, events, commands).await
             }
             Media::Synthetic(w, h) => {
@@ -181,17 +182,6 @@ impl Media {
             }
         }
     }
-}
-
-fn os_name() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned())))
-        .unwrap_or_else(|| std::env::consts::OS.to_owned())
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into())
 }
 
 /// Prints the input it would inject (with the synthetic source).
@@ -404,7 +394,12 @@ fn windowed(runtime: &tokio::runtime::Runtime, cli: Cli, config: AgentConfig, ha
     eframe::run_native(
         "Deskline support",
         options,
-        Box::new(|_| Ok(Box::new(app))),
+        Box::new(|cc| {
+            if let Err(why) = native::Facts::keep_out_of_capture(cc) {
+                tracing::info!(%why, "the app's window may appear in the shared picture");
+            }
+            Ok(Box::new(app))
+        }),
     )
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

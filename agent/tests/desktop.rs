@@ -6,179 +6,17 @@
 //! `scripts/setup.sh` installs (Xvfb, xdotool, xinput, xsetroot, ImageMagick).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{Cli, Desktop, Guard, Relay, close_to, login, pixel, start_relay, start_xvfb};
 use serde_json::Value;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_deskline-agent");
 const BACKGROUND: [u8; 3] = [0x33, 0x66, 0xcc];
 const MARKER: [u8; 3] = [0xdd, 0x22, 0x22];
-
-/// A binary of another workspace crate, next to this test's own target directory.
-fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(path.exists(), "{} is not built: run `cargo test --workspace`", path.display());
-    path
-}
-
-/// Kills its process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Desktop {
-    display: String,
-    _xvfb: Guard,
-}
-
-fn start_xvfb() -> Desktop {
-    // Xvfb picks a free display number itself (stale lock files of killed servers included)
-    // and writes it to the given descriptor once it accepts connections.
-    let mut xvfb = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-noreset", "-nolisten", "tcp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb (apt-get install xvfb)");
-    let mut line = String::new();
-    BufReader::new(xvfb.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let n: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb did not start: {line:?}"));
-    std::thread::sleep(Duration::from_millis(300));
-    Desktop { display: format!(":{n}"), _xvfb: Guard(xvfb) }
-}
-
-impl Desktop {
-    fn x(&self, program: &str, args: &[&str]) -> String {
-        let out = Command::new(program).args(args).env("DISPLAY", &self.display).output().unwrap();
-        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn spawn_x(&self, program: &str, args: &[&str]) -> Guard {
-        Guard(Command::new(program).args(args).env("DISPLAY", &self.display).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
-    }
-
-    fn try_window(&self, name: &str) -> Option<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = Command::new("xdotool").args(["search", "--name", name]).env("DISPLAY", &self.display).output().unwrap();
-            if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
-                return Some(id.to_owned());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn window(&self, name: &str) -> String {
-        self.try_window(name).unwrap_or_else(|| panic!("no window named {name:?}"))
-    }
-}
-
-struct Relay {
-    _process: Guard,
-    server: String,
-    quic: String,
-    fingerprint: String,
-    password: String,
-}
-
-fn start_relay(dir: &Path) -> Relay {
-    let mut child = Command::new(workspace_bin("deskline-relay"))
-        .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--organisation", "Example IT", "--data-dir"])
-        .arg(dir.join("relay"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut password, mut fingerprint, mut quic, mut server) = (String::new(), String::new(), String::new(), String::new());
-    while quic.is_empty() || server.is_empty() {
-        let line = lines.next().expect("relay output").unwrap();
-        if let Some(p) = line.split("one-time password: ").nth(1) {
-            password = p.trim().to_owned();
-        }
-        if line.starts_with("relay certificate SHA-256") {
-            fingerprint = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(q) = line.strip_prefix("QUIC (support apps and viewers): ") {
-            quic = q.to_owned();
-        }
-        if let Some(url) = line.strip_prefix("web console: ") {
-            server = url.trim_end_matches('/').to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Relay { _process: Guard(child), server, quic, fingerprint, password }
-}
-
-struct Cli {
-    config: PathBuf,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
-        use std::io::Write as _;
-        let mut child = Command::new(workspace_bin("deskline"))
-            .args(args)
-            .env("DESKLINE_CONFIG", &self.config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args, "");
-        assert!(ok, "deskline {args:?}: {err}");
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    fn wait_for(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let v = self.json(&["session", "show", id]);
-            if check(&v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "session {id} never reached {what}: {v}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn pixel(png_path: &Path, x: usize, y: usize) -> [u8; 3] {
-    let mut reader = png::Decoder::new(BufReader::new(std::fs::File::open(png_path).unwrap())).read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let i = (y * info.width as usize + x) * 3;
-    [buf[i], buf[i + 1], buf[i + 2]]
-}
-
-fn close_to(a: [u8; 3], b: [u8; 3]) -> bool {
-    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 20)
-}
 
 /// Saves a screenshot of a window when `DESKLINE_SCREENSHOTS` names a directory (for docs/).
 fn screenshot(desktop: &Desktop, window: &str, name: &str) {
@@ -361,16 +199,6 @@ fn share_without_window(desktop: &Desktop, relay: &Relay, cli: &Cli, dir: &Path)
     cli.ok(&["session", "remote", &id]);
     cli.wait_for(&id, "granted", |v| v["consent"]["status"] == "granted");
     (id, agent)
-}
-
-fn login(relay: &Relay, dir: &Path) -> Cli {
-    let cli = Cli { config: dir.join("cli.json") };
-    let (ok, _, err) = cli.run(
-        &["login", "--server", &relay.server, "--username", "admin", "--password-stdin", "--insecure-pin-cert", &relay.fingerprint],
-        &format!("{}\n", relay.password),
-    );
-    assert!(ok, "{err}");
-    cli
 }
 
 /// Views one frame of `display` and returns (width, height, PNG path).

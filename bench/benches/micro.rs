@@ -8,7 +8,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use deskline_agent::H264Encoder;
 use deskline_agent::capture::draw_cursor;
-use deskline_agent::desktop::CursorImage;
+use deskline_agent::platform::CursorImage;
 use deskline_agent::rate::{Rate, RateController};
 use deskline_bench::content::{Content, Generator};
 use deskline_protocol::limits::MAX_VIDEO_FRAME_BYTES;

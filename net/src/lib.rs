@@ -12,6 +12,7 @@
 pub mod framed;
 pub mod quic;
 pub mod tls;
+pub mod udp;
 
 /// Why a QUIC operation failed.
 #[derive(Debug, thiserror::Error)]

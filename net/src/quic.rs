@@ -69,11 +69,32 @@ pub fn server_endpoint(addr: SocketAddr, config: quinn::ServerConfig) -> Result<
     Ok(quinn::Endpoint::server(config, addr)?)
 }
 
+/// A client endpoint on `bind`: quinn's own socket (ECN, segmentation offload), or a plain
+/// one ([`crate::udp::PlainUdp`]) where the system refuses quinn-udp's socket options (Wine).
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn client_endpoint(bind: SocketAddr) -> Result<quinn::Endpoint, NetError> {
+    match quinn::Endpoint::client(bind) {
+        Ok(endpoint) => Ok(endpoint),
+        Err(_) => plain_client_endpoint(bind),
+    }
+}
+
+/// A client endpoint on a plain UDP socket ([`crate::udp::PlainUdp`]).
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn plain_client_endpoint(bind: SocketAddr) -> Result<quinn::Endpoint, NetError> {
+    let socket = Arc::new(crate::udp::PlainUdp::bind(bind)?);
+    Ok(quinn::Endpoint::new_with_abstract_socket(quinn::EndpointConfig::default(), None, socket, Arc::new(quinn::TokioRuntime))?)
+}
+
 /// Connects to the relay at `addr`, pinning its certificate's SHA-256. The server name only
 /// matters for the web PKI; a pinned certificate is accepted whatever names it carries.
 pub async fn connect(addr: SocketAddr, server_name: &str, pin: Option<[u8; 32]>) -> Result<quinn::Connection, NetError> {
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| NetError::Config("bind address".into()))?;
-    let mut endpoint = quinn::Endpoint::client(bind)?;
+    let mut endpoint = client_endpoint(bind)?;
     endpoint.set_default_client_config(client_config(pin)?);
     let connection = endpoint.connect(addr, server_name)?.await?;
     Ok(connection)

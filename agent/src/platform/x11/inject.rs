@@ -1,9 +1,9 @@
 //! Input injection with `enigo` (XTEST on X11): absolute pointer, buttons, wheel, physical
-//! keys by keycode, and text (on X11 typed with the end user's layout, see [`crate::typing`]).
+//! keys by keycode, and text (on X11 typed with the end user's layout, see [`super::typing`]).
 //! Everything pressed is remembered so it can all be released the moment control ends.
 
+use super::keymap::x11_keycode;
 use crate::capture::DisplayOrigin;
-use crate::keymap::x11_keycode;
 use crate::sink::InputSink;
 use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press};
 use enigo::{Axis, Button, Coordinate, Direction, Enigo, Keyboard as _, Mouse as _, Settings};
@@ -16,8 +16,7 @@ pub struct EnigoSink {
     held_keys: HashSet<KeyCode>,
     held_buttons: HashSet<MouseButton>,
     /// Reads the keyboard map for typing text (connected on first use).
-    #[cfg(target_os = "linux")]
-    layout: Option<crate::typing::x11::LayoutReader>,
+    layout: Option<super::typing::x11::LayoutReader>,
 }
 
 impl EnigoSink {
@@ -30,15 +29,13 @@ impl EnigoSink {
             origin,
             held_keys: HashSet::new(),
             held_buttons: HashSet::new(),
-            #[cfg(target_os = "linux")]
             layout: None,
         })
     }
 
     /// Types `text` key by key on the current layout; what it lacks goes to enigo's rebinding.
-    #[cfg(target_os = "linux")]
     fn type_text(&mut self, text: &str) -> anyhow::Result<()> {
-        use crate::typing::x11::LayoutReader;
+        use super::typing::x11::LayoutReader;
         let reader = match &mut self.layout {
             Some(reader) => reader,
             None => self.layout.insert(LayoutReader::connect().map_err(|e| anyhow::anyhow!("cannot type: {e}"))?),
@@ -59,12 +56,6 @@ impl EnigoSink {
             typed?;
         }
         Ok(())
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn type_text(&mut self, text: &str) -> anyhow::Result<()> {
-        // Windows and macOS type Unicode text directly.
-        Ok(self.enigo.text(text)?)
     }
 }
 

@@ -97,7 +97,6 @@ fn is_letter_key(syms: &[u32]) -> bool {
 }
 
 /// Reads the current layout from the X server.
-#[cfg(target_os = "linux")]
 pub mod x11 {
     use super::Layout;
     use x11rb::connection::Connection as _;
