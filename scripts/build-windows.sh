@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-builds the Windows support app, target/x86_64-pc-windows-gnu/release/deskline-agent.exe,
+# Cross-builds the Windows support app, target/x86_64-pc-windows-gnu/dist/deskline-agent.exe,
 # with rustup's x86_64-pc-windows-gnu target and Debian's mingw-w64 (posix threads, which
 # openh264's C++ needs; nasm assembles its fast paths). The C and C++ runtimes (libgcc,
 # libstdc++, winpthread) are linked statically, so the .exe needs only Windows' own DLLs:
@@ -7,22 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=x86_64-pc-windows-gnu
-export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc-posix
-export CXX_x86_64_pc_windows_gnu=x86_64-w64-mingw32-g++-posix
-export AR_x86_64_pc_windows_gnu=x86_64-w64-mingw32-ar
-# The C++ runtime, statically: the cc crate would ask rustc for a dynamic `-lstdc++` (which
-# beats `-static`), so it is told to name none (CXXSTDLIB empty) and libstdc++.a is linked
-# from a directory holding only it. -static takes libgcc and winpthread as archives too;
-# +crt-static does the same for Rust's own C runtime imports.
-export CXXSTDLIB_x86_64_pc_windows_gnu=""
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-STATIC_CXX="$TARGET_DIR/windows-static-cxx"
-mkdir -p "$STATIC_CXX"
-ln -sf "$(x86_64-w64-mingw32-g++-posix -print-file-name=libstdc++.a)" "$STATIC_CXX/libstdc++.a"
-export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-static -L native=$(cd "$STATIC_CXX" && pwd) -l static=stdc++"
-cargo build --release --locked --target "$TARGET" -p deskline-agent "$@"
+# The compilers, flags and static C++ runtime are set in .cargo/config.toml and agent/build.rs,
+# so any cargo command for this target (clippy too) builds the same way.
+cargo build --profile dist --locked --target "$TARGET" -p deskline-agent "$@"
 
-EXE="$TARGET_DIR/$TARGET/release/deskline-agent.exe"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+
+EXE="$TARGET_DIR/$TARGET/dist/deskline-agent.exe"
 # Only system DLLs may remain (bcryptprimitives.dll is Windows' own since Windows 8; Rust's
 # standard library needs it for random numbers).
 unexpected=$(x86_64-w64-mingw32-objdump -p "$EXE" | sed -n 's/.*DLL Name: //p' | tr 'A-Z' 'a-z' \

@@ -8,7 +8,13 @@ source scripts/setup.sh
 
 echo "==> building (release): the relay, the CLI and viewer, and the support app its invite pages offer"
 cargo build --release --locked -p deskline-relay -p deskline-console -p deskline-agent
+echo "==> cross-building the support app for Windows"
+bash scripts/build-windows.sh
 
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 DATA_DIR="${DESKLINE_DATA_DIR:-$PWD/data}"
-echo "==> starting the relay (data in $DATA_DIR); the CLI is target/release/deskline"
-exec target/release/deskline-relay serve --data-dir "$DATA_DIR" --demo-admin admin "$@"
+echo "==> starting the relay (data in $DATA_DIR); the CLI is $TARGET_DIR/release/deskline"
+# Invite pages offer each visitor the support app for their system.
+exec "$TARGET_DIR/release/deskline-relay" serve --data-dir "$DATA_DIR" --demo-admin admin \
+  --agent-binary "$TARGET_DIR/release/deskline-agent" \
+  --agent-binary "$TARGET_DIR/x86_64-pc-windows-gnu/dist/deskline-agent.exe" "$@"

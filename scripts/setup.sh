@@ -10,12 +10,15 @@ set -euo pipefail
 # ffplay as the moving picture for the real-app latency run.
 # Tests: a real X server (xvfb) and tools to drive and observe it; test.sh adds Chromium and
 # its WebDriver for the web console's browser test (DESKLINE_EXTRA_PACKAGES).
+# The Windows support app: mingw-w64's cross-compilers (posix threads, for openh264's C++),
+# and Wine to run it in the tests (scripts/build-windows.sh, agent/tests/wine.rs).
 DESKLINE_PACKAGES=(
   build-essential pkg-config ca-certificates curl git
   nasm libxcb-shm0-dev libxcb-randr0-dev libxkbcommon-dev libwayland-dev libssl-dev
   xvfb xdotool x11-utils x11-xserver-utils x11-xkb-utils xinput imagemagick
   libgl1-mesa-dri libegl1 libxkbcommon-x11-0
   ffmpeg
+  gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix wine wine64
   ${DESKLINE_EXTRA_PACKAGES[@]+"${DESKLINE_EXTRA_PACKAGES[@]}"}
 )
 
@@ -44,4 +47,10 @@ if ! command -v cargo >/dev/null 2>&1; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
+fi
+
+# The Windows support app is cross-built with rustup's target for mingw-w64.
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
+  echo "==> adding the Rust target x86_64-pc-windows-gnu (the Windows support app)"
+  rustup target add x86_64-pc-windows-gnu
 fi

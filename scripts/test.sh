@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver)
 source scripts/setup.sh
 
-echo "==> cargo clippy (warnings are errors)"
+echo "==> cross-building the Windows support app (its test runs it under Wine)"
+bash scripts/build-windows.sh
+echo "==> cargo clippy (warnings are errors), for Linux and for the Windows support app"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --locked --target x86_64-pc-windows-gnu -p deskline-agent -p deskline-net -p deskline-protocol --lib --bins -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked

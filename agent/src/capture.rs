@@ -30,6 +30,7 @@ impl From<CaptureError> for EncodeError {
     fn from(e: CaptureError) -> Self {
         match e {
             CaptureError::Encode(e) => e,
+            CaptureError::Blocked(reason) => EncodeError::paused(reason),
             other => EncodeError::new(other.to_string()),
         }
     }

@@ -8,6 +8,7 @@ use openh264::formats::{BgraSliceU8, YUVBuffer};
 use openh264::OpenH264API;
 use openh264_sys2::{ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, SBitrateInfo, SPATIAL_LAYER_ALL};
 use crate::rate::Rate;
+use deskline_protocol::PauseReason;
 
 /// One encoded frame.
 #[derive(Debug, Clone)]
@@ -28,20 +29,36 @@ pub struct EncodedFrame {
 
 /// Why encoding (or getting the image to encode) failed.
 #[derive(Debug, thiserror::Error)]
-#[error("H.264 encoder: {0}")]
-pub struct EncodeError(String);
+#[error("H.264 encoder: {message}")]
+pub struct EncodeError {
+    message: String,
+    paused: Option<PauseReason>,
+}
 
 impl EncodeError {
     /// An error with this description.
     #[must_use]
     pub fn new(message: String) -> EncodeError {
-        EncodeError(message)
+        EncodeError { message, paused: None }
+    }
+
+    /// The screen cannot be shown for a while (a UAC prompt, the lock screen): capture
+    /// resumes by itself, and technicians are told why the picture stopped meanwhile.
+    #[must_use]
+    pub fn paused(reason: PauseReason) -> EncodeError {
+        EncodeError { message: reason.describe().to_owned(), paused: Some(reason) }
+    }
+
+    /// Why the screen cannot be shown for now, when this is such a pause.
+    #[must_use]
+    pub fn pause_reason(&self) -> Option<PauseReason> {
+        self.paused
     }
 }
 
 impl From<openh264::Error> for EncodeError {
     fn from(e: openh264::Error) -> Self {
-        EncodeError(e.to_string())
+        EncodeError::new(e.to_string())
     }
 }
 
@@ -77,7 +94,7 @@ impl H264Encoder {
     /// The same with openh264 tuned for `tuning` (the benchmarks compare both).
     pub fn with_tuning(width: u32, height: u32, bitrate_bps: u32, fps: f32, threads: u16, tuning: Tuning) -> Result<H264Encoder, EncodeError> {
         if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
-            return Err(EncodeError(format!("{width}x{height}: width and height must be even and non-zero")));
+            return Err(EncodeError::new(format!("{width}x{height}: width and height must be even and non-zero")));
         }
         let usage = match tuning {
             Tuning::Screen => UsageType::ScreenContentRealTime,
@@ -120,7 +137,7 @@ impl H264Encoder {
     /// Encodes one BGRA frame (`width * height * 4` bytes, tightly packed).
     pub fn encode_bgra(&mut self, bgra: &[u8], force_keyframe: bool, capture_us: u64) -> Result<EncodedFrame, EncodeError> {
         if bgra.len() != self.width * self.height * 4 {
-            return Err(EncodeError(format!("expected {} bytes of BGRA, got {}", self.width * self.height * 4, bgra.len())));
+            return Err(EncodeError::new(format!("expected {} bytes of BGRA, got {}", self.width * self.height * 4, bgra.len())));
         }
         self.yuv.read_bgra8(BgraSliceU8::new(bgra, (self.width, self.height)));
         if force_keyframe {

@@ -14,8 +14,8 @@ use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
     AppCode, AppInfo, Bye, ByeReason, Capabilities, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
-    DisplayInfo, DisplaysChanged, Hello, HelloRole, Message, PROTOCOL_VERSION, RejectReason, ResumeSecret, SessionId,
-    TechnicianId, VideoCodec, VideoFrame, Welcome,
+    DisplayInfo, DisplaysChanged, Hello, HelloRole, Message, PROTOCOL_VERSION, PauseReason, RejectReason, ResumeSecret,
+    ScreenState, SessionId, TechnicianId, VideoCodec, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -145,12 +145,24 @@ enum CaptureCommand {
     Rate(Rate),
 }
 
+/// What the capture thread tells the connection besides frames.
+enum CaptureNews {
+    /// The displays changed.
+    Displays(Vec<DisplayInfo>),
+    /// The picture stopped (and why) or runs again.
+    Screen(Option<PauseReason>),
+}
+
+/// How often capture looks again while the system hides the screen (a UAC prompt, the lock
+/// screen).
+const PAUSED_RETRY: Duration = Duration::from_millis(250);
+
 /// Creates a [`FrameSource`] on its own thread and runs it there, paused until started.
 fn spawn_capture<S, F>(
     make_source: F,
     max_fps: u16,
     frames: mpsc::Sender<EncodedFrame>,
-    displays: mpsc::UnboundedSender<Vec<DisplayInfo>>,
+    news: mpsc::UnboundedSender<CaptureNews>,
 ) -> std_mpsc::Sender<CaptureCommand>
 where
     S: FrameSource,
@@ -164,9 +176,11 @@ where
             Ok(source) => source,
             Err(e) => {
                 tracing::error!(error = %e, "cannot capture the screen");
+                let _ = news.send(CaptureNews::Screen(Some(PauseReason::CaptureFailed)));
                 return;
             }
         };
+        let mut paused: Option<PauseReason> = None;
         let mut running = false;
         let mut force_keyframe = true;
         let mut display = 0;
@@ -182,7 +196,12 @@ where
                     force_keyframe = true;
                     switch_to = Some(wanted);
                 }
-                Some(CaptureCommand::Stop) => running = false,
+                Some(CaptureCommand::Stop) => {
+                    running = false;
+                    if paused.take().is_some() {
+                        let _ = news.send(CaptureNews::Screen(None));
+                    }
+                }
                 Some(CaptureCommand::Keyframe) => force_keyframe = true,
                 Some(CaptureCommand::Display(wanted)) => switch_to = Some(wanted),
                 Some(CaptureCommand::Rate(rate)) => {
@@ -203,7 +222,14 @@ where
                 continue;
             }
             let started = Instant::now();
-            match source.next_frame(force_keyframe) {
+            let result = source.next_frame(force_keyframe);
+            if result.is_ok() && paused.take().is_some() {
+                tracing::info!("the screen can be captured again");
+                let _ = news.send(CaptureNews::Screen(None));
+                // Viewers that joined meanwhile wait for a keyframe.
+                force_keyframe = true;
+            }
+            match result {
                 Ok(Some(frame)) => {
                     force_keyframe = false;
                     if frames.blocking_send(frame).is_err() {
@@ -211,14 +237,25 @@ where
                     }
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "capture failed");
-                    return;
-                }
+                Err(e) => match e.pause_reason() {
+                    Some(reason) => {
+                        if paused != Some(reason) {
+                            tracing::warn!(error = %e, "the screen cannot be captured for now");
+                            paused = Some(reason);
+                            let _ = news.send(CaptureNews::Screen(Some(reason)));
+                        }
+                    }
+                    None => {
+                        tracing::error!(error = %e, "capture failed");
+                        let _ = news.send(CaptureNews::Screen(Some(PauseReason::CaptureFailed)));
+                        return;
+                    }
+                },
             }
             if let Some(list) = source.displays_changed() {
-                let _ = displays.send(list);
+                let _ = news.send(CaptureNews::Displays(list));
             }
+            let interval = if paused.is_some() { PAUSED_RETRY } else { interval };
             if let Some(rest) = interval.checked_sub(started.elapsed()) {
                 std::thread::sleep(rest);
             }
@@ -278,8 +315,8 @@ impl Registered {
         let mut grants = if welcome.resumed { previous } else { Grants::default() };
         let _ = events.send(AgentEvent::Access(grants.clone()));
         let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
-        let (displays_tx, mut displays_rx) = mpsc::unbounded_channel();
-        let capture = spawn_capture(make_source, crate::limits::MAX_FPS, frame_tx, displays_tx);
+        let (news_tx, mut news_rx) = mpsc::unbounded_channel();
+        let capture = spawn_capture(make_source, crate::limits::MAX_FPS, frame_tx, news_tx);
         let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<(u64, ConsentOutcome)>();
         // Sequence numbers start from the clock (milliseconds), so they keep increasing across
         // reconnects and viewers never take a resumed stream's frames for late ones.
@@ -428,9 +465,12 @@ impl Registered {
                         }
                     });
                 }
-                Some(displays) = displays_rx.recv() => {
-                    writer.send(&Message::DisplaysChanged(DisplaysChanged { displays })).await?;
-                }
+                Some(news) = news_rx.recv() => match news {
+                    CaptureNews::Displays(displays) => {
+                        writer.send(&Message::DisplaysChanged(DisplaysChanged { displays })).await?;
+                    }
+                    CaptureNews::Screen(paused) => writer.send(&Message::ScreenState(ScreenState { paused })).await?,
+                },
                 // A closed command channel (no window) disables this branch.
                 Some(command) = commands.recv() => {
                     let reduced = match command {

@@ -35,7 +35,7 @@ const WINDOWS_BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWe
 fn windows_exe() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.parent().unwrap().parent().unwrap().parent().unwrap();
-    let path = target.join("x86_64-pc-windows-gnu/release/deskline-agent.exe");
+    let path = target.join("x86_64-pc-windows-gnu/dist/deskline-agent.exe");
     assert!(path.exists(), "{} is not built: run scripts/build-windows.sh (the README's test command does)", path.display());
     path
 }

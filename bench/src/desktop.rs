@@ -68,10 +68,27 @@ struct Sharing {
     session: SessionId,
 }
 
+/// Which support app to run.
+pub enum App {
+    /// The Linux build next to this binary.
+    Linux,
+    /// The Windows build under Wine, in its own prefix (created by the caller).
+    Windows {
+        /// The .exe.
+        exe: std::path::PathBuf,
+        /// `WINEPREFIX`.
+        prefix: std::path::PathBuf,
+    },
+}
+
 impl Sharing {
     async fn start(width: usize, height: usize, max_fps: u16) -> anyhow::Result<Sharing> {
-        let agent_binary = sibling_binary("deskline-agent", "deskline-agent")?;
-        let xvfb = Xvfb::start(width, height)?;
+        Sharing::start_app(&App::Linux, Xvfb::start(width, height)?, max_fps).await.map(|(s, _)| s)
+    }
+
+    /// Starts `app` on `xvfb` and waits until it has registered (the time it took) and
+    /// consent is granted.
+    async fn start_app(app: &App, xvfb: Xvfb, max_fps: u16) -> anyhow::Result<(Sharing, Duration)> {
         let dir = tempfile::tempdir()?;
         let mut options = LocalRelay::options(dir.path().join("relay"), "Bench");
         options.max_fps = max_fps;
@@ -82,7 +99,16 @@ impl Sharing {
         let admin = Client::new(&relay.base_url, Some(&relay.fingerprint), Some(token.clone()))?;
         let session = admin.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
         let id = session["id"].as_i64().context("id")?;
-        let agent = Command::new(agent_binary)
+        let mut command = match app {
+            App::Linux => Command::new(sibling_binary("deskline-agent", "deskline-agent")?),
+            App::Windows { exe, prefix } => {
+                let mut wine = Command::new("wine");
+                wine.arg(exe).env("WINEPREFIX", prefix).env("WINEDLLOVERRIDES", "mscoree,mshtml=").env("WINEDEBUG", "-all");
+                wine
+            }
+        };
+        let started = Instant::now();
+        let agent = command
             .args(["--pin", session["pin"].as_str().context("pin")?, "--relay", &relay.quic.to_string()])
             .args(["--fingerprint", &relay.fingerprint, "--auto-consent", "allow"])
             .env("DISPLAY", &xvfb.display)
@@ -92,11 +118,12 @@ impl Sharing {
             .spawn()
             .context("starting deskline-agent")?;
         let agent = Reaped(agent);
-        wait_until(&admin, id, |v| v["state"] == "active").await.context("the app did not connect")?;
+        wait_until(&admin, id, |v| v["state"] == "active" && !v["agent"].is_null()).await.context("the app did not connect")?;
+        let registered = started.elapsed();
         admin.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
         wait_until(&admin, id, |v| v["consent"]["status"] == "granted").await.context("consent was not granted")?;
         let target = RelayTarget { quic: relay.quic, server_name: "localhost".into(), fingerprint: deskline_net::tls::parse_fingerprint(&relay.fingerprint)? };
-        Ok(Sharing { _dir: dir, _relay: relay, xvfb, agent, target, token, session: SessionId(id) })
+        Ok((Sharing { _dir: dir, _relay: relay, xvfb, agent, target, token, session: SessionId(id) }, registered))
     }
 
     async fn viewer(&self) -> anyhow::Result<(mpsc::UnboundedSender<ViewerCommand>, mpsc::Receiver<ViewerUpdate>)> {
@@ -144,7 +171,7 @@ pub async fn screen_latency(width: usize, height: usize, fps: u16, frames: usize
     let next_frame = async |updates: &mut mpsc::Receiver<ViewerUpdate>| loop {
         match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await {
             Ok(Some(ViewerUpdate::Frame(frame))) => return Ok(frame),
-            Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_))) => {}
+            Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_))) => {}
             Ok(Some(ViewerUpdate::Ended(e))) => bail!("the viewer ended: {e:?}"),
             Ok(None) => bail!("the viewer stopped"),
             Err(_) => bail!("no frame for 20 s"),
@@ -220,4 +247,97 @@ pub async fn idle(seconds: f64) -> anyhow::Result<Vec<IdleResult>> {
         (cpu_seconds(ffmpeg.0.id())? - cpu, sharing.xvfb.cpu_seconds()? - x),
     );
     Ok(results)
+}
+
+/// One support app's cost on this machine: its file, its start, its CPU per state.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppCost {
+    /// Which build, and how it ran.
+    pub app: String,
+    /// The executable's size in bytes.
+    pub exe_bytes: u64,
+    /// Process start → registered with the relay (the end user sees "waiting"), milliseconds.
+    pub start_to_waiting_ms: f64,
+    /// CPU per state.
+    pub states: Vec<IdleResult>,
+}
+
+/// A Wine prefix for the Windows app, with the test-only `ProcessPrng` shim beside a copy of
+/// the .exe (Debian 12's Wine 8 lacks it; see agent/tests/wine/process_prng.c).
+fn wine_app(exe: &std::path::Path, dir: &std::path::Path, display: &str) -> anyhow::Result<App> {
+    let prefix = dir.join("prefix");
+    let status = Command::new("wineboot")
+        .arg("--init")
+        .env("DISPLAY", display)
+        .env("WINEPREFIX", &prefix)
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+        .env("WINEDEBUG", "-all")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("wineboot (apt-get install wine)")?;
+    if !status.success() {
+        bail!("wineboot failed");
+    }
+    let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/tests/wine/process_prng.c");
+    let out = Command::new("x86_64-w64-mingw32-gcc-posix")
+        .args(["-O2", "-shared", "-o"])
+        .arg(dir.join("bcryptprimitives.dll"))
+        .args([shim, "-ladvapi32"])
+        .output()
+        .context("mingw-w64")?;
+    if !out.status.success() {
+        bail!("building the ProcessPrng shim: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let copy = dir.join("deskline-agent.exe");
+    std::fs::copy(exe, &copy)?;
+    Ok(App::Windows { exe: copy, prefix })
+}
+
+/// The Windows support app (`exe`) under Wine next to the Linux one, each on its own 1920×1080
+/// Xvfb with a relay: start → registered, then CPU connected, sharing an unchanged screen, and
+/// sharing while a 30 fps test pattern fills the screen (ffplay). `seconds` per state.
+pub async fn windows_vs_linux(exe: &std::path::Path, seconds: f64) -> anyhow::Result<Vec<AppCost>> {
+    let mut costs = Vec::new();
+    for windows in [false, true] {
+        let dir = tempfile::tempdir()?;
+        let xvfb = Xvfb::start(1920, 1080)?;
+        let (app, name, exe_bytes) = if windows {
+            (wine_app(exe, dir.path(), &xvfb.display)?, "deskline-agent.exe under Wine 8", std::fs::metadata(exe)?.len())
+        } else {
+            let linux = sibling_binary("deskline-agent", "deskline-agent")?;
+            (App::Linux, "deskline-agent on Linux (X11)", std::fs::metadata(linux)?.len())
+        };
+        let (sharing, registered) = Sharing::start_app(&app, xvfb, 30).await?;
+        let mut states = Vec::new();
+        let mut record = |state: &str, (cpu, x): (f64, f64)| {
+            states.push(IdleResult { state: state.to_owned(), seconds, cpu_percent: percent(cpu, seconds), xserver_cpu_percent: percent(x, seconds) });
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        record("connected, no viewer", sharing.cpu_over(seconds).await?);
+        let (commands, mut updates) = sharing.viewer().await?;
+        let drain = tokio::spawn(async move { while updates.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        record("sharing, unchanged screen", sharing.cpu_over(seconds).await?);
+        let player = Reaped(
+            Command::new("ffplay")
+                .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=1920x1080:rate=30"])
+                .args(["-noborder", "-left", "0", "-top", "0"])
+                .env("DISPLAY", &sharing.xvfb.display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting ffplay (apt-get install ffmpeg)")?,
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        record("sharing, 30 fps test pattern filling the screen", sharing.cpu_over(seconds).await?);
+        drop(player);
+        commands.send(ViewerCommand::Leave).ok();
+        drain.abort();
+        costs.push(AppCost { app: name.to_owned(), exe_bytes, start_to_waiting_ms: registered.as_secs_f64() * 1000.0, states });
+        if windows {
+            let _ = Command::new("wineserver").arg("-k").env("WINEPREFIX", dir.path().join("prefix")).status();
+        }
+    }
+    Ok(costs)
 }

@@ -30,6 +30,13 @@ enum Command {
     E2e,
     /// The real app's CPU use on an unchanged screen, against ffmpeg x11grab + libx264.
     Idle,
+    /// The Windows support app under Wine next to the Linux one: size, start → waiting, CPU
+    /// (needs scripts/build-windows.sh, Wine and mingw-w64).
+    Windows {
+        /// The cross-built .exe.
+        #[arg(long, default_value = "target/x86_64-pc-windows-gnu/dist/deskline-agent.exe")]
+        exe: std::path::PathBuf,
+    },
     /// Capture → shown in headless Chromium through the relay's WebRTC gateway, side by side
     /// with the native viewer over QUIC on the same session (needs chromium, chromium-driver).
     Browser,
@@ -138,6 +145,17 @@ fn main() -> anyhow::Result<()> {
         spinner.finish_and_clear();
         report.push_str(&browser_table(&results));
         json.insert("browser".into(), serde_json::to_value(&results)?);
+    }
+    if let Command::Windows { exe } = &cli.command {
+        let seconds = if cli.quick { 5.0 } else { 20.0 };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message(format!("the Windows app under Wine next to the Linux app, {seconds} s per state"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let results = runtime.block_on(desktop::windows_vs_linux(exe, seconds))?;
+        spinner.finish_and_clear();
+        report.push_str(&windows_table(&results));
+        json.insert("windows".into(), serde_json::to_value(&results)?);
     }
     if matches!(cli.command, Command::Idle | Command::All) {
         let seconds = if cli.quick { 5.0 } else { 20.0 };
@@ -261,6 +279,32 @@ fn e2e_table(r: &e2e::E2eResult, screens: &[desktop::ScreenLatency]) -> String {
         );
     }
     let _ = writeln!(t, "| input sent → applied | {ip50} | {ip99} | - | - | - |\n");
+    t
+}
+
+fn windows_table(results: &[desktop::AppCost]) -> String {
+    let mut t = String::from(
+        "## The Windows support app under Wine next to the Linux app (Xvfb 1920x1080)\n\n\
+         CPU in percent of one core. Wine is not Windows: its GDI reads the X server's image, and\n\
+         its input and window system run through wineserver.\n\n\
+         | app | size MB | start → waiting ms | state | seconds | process CPU % | X server CPU % |\n|---|---|---|---|---|---|---|\n",
+    );
+    for app in results {
+        for s in &app.states {
+            let _ = writeln!(
+                t,
+                "| {} | {:.1} | {:.0} | {} | {:.0} | {:.2} | {:.2} |",
+                app.app,
+                app.exe_bytes as f64 / 1e6,
+                app.start_to_waiting_ms,
+                s.state,
+                s.seconds,
+                s.cpu_percent,
+                s.xserver_cpu_percent
+            );
+        }
+    }
+    t.push('\n');
     t
 }
 

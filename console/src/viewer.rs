@@ -8,7 +8,7 @@ use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
     Bye, ByeReason, Capabilities, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
-    DisplayInfo, SelectDisplay, TechnicianId, VideoFrame, Welcome,
+    DisplayInfo, PauseReason, SelectDisplay, TechnicianId, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -186,6 +186,9 @@ pub enum ViewerUpdate {
     /// What the end user allows this viewer's technician (on joining and after every change):
     /// nothing until they say yes to them, nothing again once they stop sharing.
     Allowed(Capabilities),
+    /// Why the end user's picture stopped (a UAC prompt, the lock screen, a capture failure),
+    /// or `None` once it runs again.
+    Paused(Option<PauseReason>),
     /// The viewer stopped; `None` when we left.
     Ended(Option<ViewerError>),
 }
@@ -264,6 +267,11 @@ impl Viewer {
                             break None;
                         }
                     }
+                    Ok(Some(Message::ScreenState(screen))) => {
+                        if updates.send(ViewerUpdate::Paused(screen.paused)).await.is_err() {
+                            break None;
+                        }
+                    }
                     Ok(Some(Message::Bye(bye))) => break Some(ViewerError::Ended(bye.message)),
                     Ok(Some(_)) => {}
                     Ok(None) => break Some(ViewerError::Ended("the relay closed the connection".into())),
@@ -280,6 +288,7 @@ impl Viewer {
     /// relay ends the connection, or `timeout` passes without a decoded frame.
     pub async fn watch(self, timeout: Duration, mut on_frame: impl FnMut(DecodedFrame) -> bool) -> Result<(), ViewerError> {
         let (commands, mut updates) = self.spawn();
+        let mut paused = None;
         loop {
             match tokio::time::timeout(timeout, updates.recv()).await {
                 Ok(Some(ViewerUpdate::Frame(frame))) => {
@@ -289,15 +298,14 @@ impl Viewer {
                     }
                 }
                 Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_))) => {}
+                Ok(Some(ViewerUpdate::Paused(reason))) => paused = reason,
                 Ok(Some(ViewerUpdate::Ended(e))) => return e.map_or(Ok(()), Err),
                 Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
                 Err(_) => {
                     let _ = commands.send(ViewerCommand::Leave);
                     finish(&mut updates).await?;
-                    return Err(ViewerError::Other(format!(
-                        "no frame for {} s: the end user has not allowed viewing, or nothing is streamed",
-                        timeout.as_secs()
-                    )));
+                    let why = paused.map_or("the end user has not allowed viewing, or nothing is streamed", PauseReason::describe);
+                    return Err(ViewerError::Other(format!("no frame for {} s: {why}", timeout.as_secs())));
                 }
             }
         }
@@ -351,7 +359,7 @@ async fn take_control_and_send(
     let mut next_holder = async || loop {
         match tokio::time::timeout_at(deadline, updates.recv()).await {
             Ok(Some(ViewerUpdate::Controller(holder))) => return Ok(holder),
-            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_))) => {}
+            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_))) => {}
             Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
             Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
             Err(_) => return Err(ViewerError::Other("the relay did not answer the control request".into())),

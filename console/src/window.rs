@@ -7,7 +7,7 @@
 //! travels as text for characters a physical key cannot name (accents from dead keys, IMEs).
 
 use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
-use deskline_protocol::{Capabilities, DisplayInfo, InputEvent, KeyCode, MouseButton, Press, TechnicianId};
+use deskline_protocol::{Capabilities, DisplayInfo, InputEvent, KeyCode, MouseButton, PauseReason, Press, TechnicianId};
 use eframe::egui;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ pub struct ViewerWindow {
     /// tell "waiting for consent" from "stopped sharing").
     allowed: Capabilities,
     was_allowed: bool,
+    /// Why the end user's picture stopped, while it is stopped.
+    paused: Option<PauseReason>,
     ended: Option<String>,
     meter: Meter,
     sent_modifiers: egui::Modifiers,
@@ -82,6 +84,7 @@ impl ViewerWindow {
             controller: None,
             allowed: Capabilities::NONE,
             was_allowed: false,
+            paused: None,
             ended: None,
             meter: Meter::default(),
             sent_modifiers: egui::Modifiers::NONE,
@@ -118,6 +121,7 @@ impl ViewerWindow {
                     self.was_allowed |= allowed.view();
                     self.allowed = allowed;
                 }
+                ViewerUpdate::Paused(reason) => self.paused = reason,
                 ViewerUpdate::Ended(reason) => {
                     self.ended = Some(reason.map_or_else(|| "you left the session".into(), |e| e.to_string()));
                 }
@@ -163,6 +167,8 @@ impl ViewerWindow {
             } else if !self.allowed.view() {
                 let why = if self.was_allowed { "The end user stopped sharing" } else { "Waiting for the end user's consent" };
                 ui.colored_label(egui::Color32::from_rgb(230, 170, 60), why);
+            } else if let Some(reason) = self.paused {
+                ui.colored_label(egui::Color32::from_rgb(230, 170, 60), format!("The picture stopped: {}", reason.describe()));
             } else if self.in_control() {
                 ui.label("You control the remote screen");
                 if ui.button("Release control").clicked() {

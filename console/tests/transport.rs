@@ -972,3 +972,74 @@ async fn a_viewer_is_told_when_the_end_user_allows_and_stops_sharing() {
     agent.commands.send(AgentCommand::StopSharing).unwrap();
     assert_eq!(next_allowed().await, Capabilities::NONE, "after Stop sharing");
 }
+
+/// The synthetic pattern, hidden by the system while `hidden` is set (as Windows hides the
+/// screen behind a UAC prompt or the lock screen).
+struct SometimesHidden {
+    inner: SyntheticSource,
+    hidden: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FrameSource for SometimesHidden {
+    fn displays(&self) -> Vec<deskline_protocol::DisplayInfo> {
+        self.inner.displays()
+    }
+
+    fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+        if self.hidden.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EncodeError::paused(deskline_protocol::PauseReason::SecureDesktop));
+        }
+        self.inner.next_frame(force_keyframe)
+    }
+}
+
+/// Waits for the viewer's next pause report, skipping frames and the rest.
+async fn next_pause(updates: &mut mpsc::Receiver<ViewerUpdate>) -> Option<deskline_protocol::PauseReason> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.unwrap().unwrap() {
+            ViewerUpdate::Paused(reason) => return reason,
+            ViewerUpdate::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Issue 12: when the system hides the screen (a UAC prompt on the secure desktop, the lock
+/// screen), technicians are told why the picture stopped instead of watching it freeze, a
+/// viewer joining meanwhile is told at once, and the picture comes back by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_are_told_why_the_picture_stopped_and_when_it_is_back() {
+    use deskline_protocol::PauseReason;
+    let env = env().await;
+    let session = env.session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let hidden = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = hidden.clone();
+    let source = move || Ok(SometimesHidden { inner: SyntheticSource::new(WIDTH, HEIGHT)?, hidden: flag });
+    let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default(), source).await.unwrap();
+    env.share(id).await;
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 2, Duration::from_secs(10)).await;
+    assert!(result.is_ok() && frames.len() == 2, "a picture first: {result:?}");
+
+    let (first, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
+    hidden.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(next_pause(&mut updates).await, Some(PauseReason::SecureDesktop));
+    first.send(viewer::ViewerCommand::Leave).unwrap();
+    while updates.recv().await.is_some() {}
+    // A viewer joining now learns it on joining; a headless one says why nothing comes.
+    let (_second, mut late) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
+    assert_eq!(next_pause(&mut late).await, Some(PauseReason::SecureDesktop));
+    let (frames, result) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(2)).await;
+    let error = result.unwrap_err().to_string();
+    assert!(frames.is_empty() && error.contains("UAC prompt or the lock screen"), "{error}");
+
+    hidden.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(next_pause(&mut late).await, None, "the picture is back");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), late.recv()).await.unwrap().unwrap() {
+            ViewerUpdate::Frame(_) => break,
+            ViewerUpdate::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    }
+}

@@ -69,13 +69,7 @@ impl AsyncUdpSocket for PlainUdp {
             match ready!(self.io.poll_recv_from(cx, &mut read)) {
                 Ok(addr) => {
                     let len = read.filled().len();
-                    let mut received = RecvMeta::default();
-                    received.addr = addr;
-                    received.len = len;
-                    received.stride = len;
-                    received.ecn = None;
-                    received.dst_ip = None;
-                    *slot = received;
+                    *slot = RecvMeta { addr, len, stride: len, ecn: None, dst_ip: None };
                     return Poll::Ready(Ok(1));
                 }
                 // Windows reports an ICMP "port unreachable" for an earlier datagram as a

@@ -35,7 +35,7 @@ pub use keycode::KeyCode;
 pub use message::*;
 
 /// The version byte in every message header, and the behaviour version in [`Hello`].
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// The QUIC ALPN protocol name.
 pub const ALPN: &[u8] = b"deskline/1";

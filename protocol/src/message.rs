@@ -65,6 +65,10 @@ pub enum Message {
     /// a technician leaving the session, a withdrawal). The app shows exactly this and never
     /// allows more than the end user said yes to.
     Access(Access),
+    /// App → relay → viewers: the picture stopped, and why (a UAC prompt, the lock screen, a
+    /// capture failure), or came back; viewers say so instead of showing a frozen picture.
+    /// Viewers joining while it is stopped get it at once.
+    ScreenState(ScreenState),
 }
 
 /// The first message of a connection.
@@ -488,6 +492,41 @@ pub struct DisplaysChanged {
     pub displays: Vec<DisplayInfo>,
 }
 
+/// Whether the app can show its screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct ScreenState {
+    /// Why the picture stopped; `None`: it runs again.
+    pub paused: Option<PauseReason>,
+}
+
+/// Why the app cannot show its screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PauseReason {
+    /// The system shows a screen no app may capture: a UAC prompt on the secure desktop, or
+    /// the lock screen. The picture comes back when the end user answers or unlocks.
+    SecureDesktop,
+    /// The screen saver runs.
+    ScreenSaver,
+    /// Capturing the screen failed (the app's log says why); sharing has stopped.
+    CaptureFailed,
+}
+
+impl PauseReason {
+    /// What a technician is told.
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            PauseReason::SecureDesktop => "the end user's screen shows a UAC prompt or the lock screen, which no app may capture",
+            PauseReason::ScreenSaver => "the end user's screen saver is running",
+            PauseReason::CaptureFailed => "the support app cannot capture the screen any more",
+        }
+    }
+}
+
 /// The connection ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -584,7 +623,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 19;
+    pub const KINDS: u32 = 20;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -640,7 +679,8 @@ impl Message {
             | Message::Ping(_)
             | Message::Pong(_)
             | Message::Stats(_)
-            | Message::SelectDisplay(_) => Ok(()),
+            | Message::SelectDisplay(_)
+            | Message::ScreenState(_) => Ok(()),
         }
     }
 

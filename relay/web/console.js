@@ -631,6 +631,7 @@ const viewer = {
   canView: false, // the end user lets me see the screen (the relay's Access message)
   canControl: false, // ... and control it
   ended: false, // the relay said bye
+  paused: null, // why the end user's picture stopped (protocol PauseReason), while it is stopped
   displays: [],
   pendingMove: null,
   wheel: { x: 0, y: 0 },
@@ -720,6 +721,7 @@ function closeViewer() {
   viewer.holder = null;
   viewer.canView = false;
   viewer.canControl = false;
+  viewer.paused = null;
   $("screen").srcObject = null;
   $("screen").classList.remove("controlling");
   $("viewer").hidden = true;
@@ -746,10 +748,18 @@ function updateControlButton() {
 
 function controlText() {
   if (!viewer.canView) return "waiting for the end user's consent";
+  if (viewer.paused) return `the picture stopped: ${PAUSE_REASONS[viewer.paused] || viewer.paused}`;
   if (controlling()) return "you control the screen";
   if (viewer.holder !== null) return `${technicianName(viewer.holder)} controls the screen`;
   return "viewing";
 }
+
+// Why the end user's picture stopped (protocol PauseReason).
+const PAUSE_REASONS = {
+  secure_desktop: "the end user's screen shows a UAC prompt or the lock screen, which no app may capture",
+  screen_saver: "the end user's screen saver is running",
+  capture_failed: "the support app cannot capture the screen any more",
+};
 
 function viewerMessage(data) {
   let message;
@@ -778,6 +788,11 @@ function viewerMessage(data) {
       $("viewer-display"),
       viewer.displays.map((d) => [d.id, `${d.name || `Display ${d.id}`} (${d.width}×${d.height})${d.primary ? ", primary" : ""}`]),
     );
+  } else if (message.ScreenState) {
+    // The end user's picture stopped (a UAC prompt, the lock screen) or runs again.
+    const paused = message.ScreenState.paused;
+    viewer.paused = paused || null;
+    if (viewer.canView) viewerStatus(controlText());
   } else if (message.Bye) {
     viewer.ended = true;
     viewerStatus(`ended: ${message.Bye.message}`);

@@ -37,8 +37,8 @@ pub enum CaptureError {
     Windows(String),
     /// The system shows a screen that no app may capture (the secure desktop of a UAC
     /// prompt, the lock screen); the picture comes back when it goes away.
-    #[error("the screen is hidden by the system ({0})")]
-    Blocked(&'static str),
+    #[error("the screen is hidden: {}", .0.describe())]
+    Blocked(deskline_protocol::PauseReason),
     /// The encoder failed.
     #[error(transparent)]
     Encode(#[from] crate::encode::EncodeError),

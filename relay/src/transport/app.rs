@@ -1,6 +1,8 @@
 //! A support app's connection: registration by code, consent answers, frames in.
 
-use super::hub::{AppLink, announce_controller, answer_decision, app_gone, displays_changed, forward_frame, take_stats, update_streaming};
+use super::hub::{
+    AppLink, announce_controller, answer_decision, app_gone, displays_changed, forward_frame, screen_state, take_stats, update_streaming,
+};
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::error::Error;
 use crate::network::Network;
@@ -202,6 +204,15 @@ async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::Sessi
             return true;
         }
         Message::Pong(_) => return true,
+        Message::ScreenState(screen) => {
+            if let Some(hub) = transport.hubs.existing(id) {
+                screen_state(&mut hub.lock(), screen.paused);
+            }
+            if let Some(reason) = screen.paused {
+                tracing::info!(session = %id, reason = reason.describe(), "the app's picture stopped");
+            }
+            return true;
+        }
         Message::DisplaysChanged(changed) => {
             if let Some(hub) = transport.hubs.existing(id) {
                 displays_changed(&mut hub.lock(), changed.displays.clone());

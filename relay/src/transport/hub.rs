@@ -14,6 +14,7 @@ use bytes::Bytes;
 use deskline_protocol::session::SessionState;
 use deskline_protocol::{
     Access, AccessGrant, Bye, ByeReason, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message,
+    PauseReason, ScreenState,
     SessionId, StartStream, Stats, StopStream, TechnicianId, Timestamp,
 };
 use std::collections::HashMap;
@@ -98,6 +99,8 @@ pub(super) struct HubState {
     /// The app's displays as it last reported them on this connection (`None`: only what it
     /// said in its hello, which is in the store).
     pub displays: Option<Vec<DisplayInfo>>,
+    /// Why the app's picture stopped, while it is stopped (told to viewers as they join).
+    pub paused: Option<PauseReason>,
     /// The frame rate asked of the app.
     max_fps: u16,
     stats_window_started: Instant,
@@ -118,6 +121,7 @@ impl HubState {
             on_session: Vec::new(),
             display: 0,
             displays: None,
+            paused: None,
             max_fps,
             stats_window_started: Instant::now(),
         }
@@ -356,6 +360,15 @@ pub(super) fn displays_changed(state: &mut HubState, displays: Vec<DisplayInfo>)
     state.displays = Some(displays);
 }
 
+/// Records that the app's picture stopped (and why) or runs again, and tells every viewer.
+pub(super) fn screen_state(state: &mut HubState, paused: Option<PauseReason>) {
+    state.paused = paused;
+    let message = Message::ScreenState(ScreenState { paused });
+    for viewer in state.viewers.values() {
+        let _ = viewer.out.try_send(message.clone());
+    }
+}
+
 /// Shows another display to every viewer: while streaming, the app is told at once and every
 /// viewer waits for the new display's keyframe.
 pub(super) fn select_display(state: &mut HubState, display: u32) {
@@ -404,6 +417,9 @@ pub(super) fn app_gone(state: &mut HubState, conn_id: u64) -> bool {
     state.sent_request = None;
     // The next app connection reports its displays in its hello (stored) or later.
     state.displays = None;
+    if state.paused.take().is_some() {
+        screen_state(state, None);
+    }
     // Nothing flows without an app; a new app starts from the stored consent on refresh.
     state.gate.set_grants(&[]);
     state.access_sent = None;

@@ -7,7 +7,9 @@ use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
-use deskline_protocol::{Access, ControlHandover, DisplayInfo, DisplaysChanged, Message, RejectReason, SessionId, TechnicianId, Welcome};
+use deskline_protocol::{
+    Access, ControlHandover, DisplayInfo, DisplaysChanged, Message, RejectReason, ScreenState, SessionId, TechnicianId, Welcome,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -67,6 +69,9 @@ pub(super) async fn admit(
             let displays = state.displays.clone().unwrap_or_else(|| displays.clone());
             let _ = out.try_send(Message::DisplaysChanged(DisplaysChanged { displays }));
             let _ = out.try_send(Message::Access(Access { grants: state.access.clone(), answered: None }));
+            if state.paused.is_some() {
+                let _ = out.try_send(Message::ScreenState(ScreenState { paused: state.paused }));
+            }
             let link = ViewerLink { technician, out: out.clone(), frames, needs_keyframe: true, carrier, window: Default::default() };
             state.viewers.insert(conn_id, link);
         }

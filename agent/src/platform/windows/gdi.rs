@@ -1,6 +1,7 @@
 //! The Windows desktop through GDI: monitors from `EnumDisplayMonitors`, pixels with `BitBlt`
 //! from the screen into a DIB section (one copy, no `GetDIBits`), the cursor from
-//! `GetCursorInfo` drawn with `DrawIconEx`.
+//! `GetCursorInfo` drawn with `DrawIconEx`. Where Windows offers DXGI Desktop Duplication
+//! ([`super::dxgi`]) the pixels come from there instead; GDI is the fallback.
 //!
 //! GDI works everywhere — RDP sessions, virtual machines without a GPU, Wine — at a few
 //! milliseconds per 1080p frame. Windows cannot say what was drawn through GDI, so every
@@ -15,8 +16,9 @@
 // Every call into Windows is FFI; each unsafe block says why it is sound.
 #![allow(unsafe_code)]
 
+use super::dxgi::Duplication;
 use crate::platform::{CaptureError, Changes, CursorImage, Monitor, number_monitors};
-use deskline_protocol::DisplayInfo;
+use deskline_protocol::{DisplayInfo, PauseReason};
 use windows::Win32::Foundation::{HANDLE, LPARAM, RECT};
 use windows::Win32::Graphics::Gdi::{
     BI_RGB, BITMAP, BITMAPINFO, BITMAPINFOHEADER, BitBlt, CAPTUREBLT, CreateCompatibleDC, CreateDIBSection, DIB_RGB_COLORS,
@@ -37,6 +39,8 @@ fn windows_error(what: &str, e: &windows::core::Error) -> CaptureError {
 
 /// The Windows desktop.
 pub struct Desktop {
+    /// Whether to try DXGI Desktop Duplication (until it fails once).
+    dxgi: std::cell::Cell<bool>,
     /// The layout at the last poll, to notice changes.
     layout: Vec<Monitor>,
     /// The cursor handle at the last poll, to notice a new shape.
@@ -96,11 +100,11 @@ fn cursor_info() -> Option<CURSORINFO> {
 /// Whether the desktop receiving input is one this app may not read (the secure desktop of a
 /// UAC prompt, the lock screen's). Errors other than a refusal do not count: better to try
 /// capturing than to report a block that is not there.
-pub fn input_desktop_hidden() -> Option<&'static str> {
+pub fn input_desktop_hidden() -> Option<PauseReason> {
     // SAFETY: plain call; the handle is closed below.
     let desktop = match unsafe { OpenInputDesktop(DESKTOP_CONTROL_FLAGS(0), false, DESKTOP_READOBJECTS) } {
         Ok(d) => d,
-        Err(e) if e.code() == windows::Win32::Foundation::E_ACCESSDENIED => return Some("a UAC prompt or the lock screen"),
+        Err(e) if e.code() == windows::Win32::Foundation::E_ACCESSDENIED => return Some(PauseReason::SecureDesktop),
         Err(_) => return None,
     };
     let mut name = [0u16; 64];
@@ -120,8 +124,8 @@ pub fn input_desktop_hidden() -> Option<&'static str> {
     named.ok()?;
     let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
     match String::from_utf16_lossy(&name[..len]).to_ascii_lowercase().as_str() {
-        "winlogon" => Some("a UAC prompt or the lock screen"),
-        "screen-saver" => Some("the screen saver"),
+        "winlogon" => Some(PauseReason::SecureDesktop),
+        "screen-saver" => Some(PauseReason::ScreenSaver),
         _ => None,
     }
 }
@@ -221,7 +225,7 @@ impl crate::platform::Desktop for Desktop {
         if layout.is_empty() {
             return Err(CaptureError::Display(std::io::Error::other("Windows lists no monitor")));
         }
-        Ok(Desktop { layout, cursor: 0 })
+        Ok(Desktop { dxgi: std::cell::Cell::new(true), layout, cursor: 0 })
     }
 
     fn monitors(&self) -> Result<Vec<Monitor>, CaptureError> {
@@ -230,8 +234,20 @@ impl crate::platform::Desktop for Desktop {
     }
 
     fn grabber(&self, monitor: &Monitor) -> Result<Grabber, CaptureError> {
-        let (width, height) = (monitor.info.width as usize, monitor.info.height as usize);
-        Ok(Grabber { screen: ScreenDc::get()?, canvas: Canvas::new(width, height)?, x: monitor.x, y: monitor.y })
+        if self.dxgi.get() {
+            match Duplication::open(monitor) {
+                Ok(duplication) => {
+                    tracing::info!(display = %monitor.info.name, "capturing with DXGI Desktop Duplication");
+                    return Ok(Grabber::Dxgi(duplication, monitor.clone()));
+                }
+                Err(e) => {
+                    // Not offered here (Wine, some virtual GPUs): GDI from now on.
+                    tracing::info!(error = %e, "no DXGI Desktop Duplication: capturing with GDI");
+                    self.dxgi.set(false);
+                }
+            }
+        }
+        Ok(Grabber::Gdi(GdiGrabber::new(monitor)?))
     }
 
     fn poll(&mut self) -> Changes {
@@ -312,18 +328,20 @@ fn cursor_image(icon: HICON) -> Option<CursorImage> {
 }
 
 /// Captures one monitor with `BitBlt`.
-pub struct Grabber {
+pub struct GdiGrabber {
     screen: ScreenDc,
     canvas: Canvas,
     x: i32,
     y: i32,
 }
 
-impl crate::platform::Grabber for Grabber {
+impl GdiGrabber {
+    fn new(monitor: &Monitor) -> Result<GdiGrabber, CaptureError> {
+        let (width, height) = (monitor.info.width as usize, monitor.info.height as usize);
+        Ok(GdiGrabber { screen: ScreenDc::get()?, canvas: Canvas::new(width, height)?, x: monitor.x, y: monitor.y })
+    }
+
     fn frame(&mut self) -> Result<(&[u8], usize), CaptureError> {
-        if let Some(why) = input_desktop_hidden() {
-            return Err(CaptureError::Blocked(why));
-        }
         let (w, h) = (i32::try_from(self.canvas.width).unwrap_or(0), i32::try_from(self.canvas.height).unwrap_or(0));
         // SAFETY: both DCs are valid for the grabber's lifetime; the canvas is w × h.
         // CAPTUREBLT includes layered windows (menus, tooltips, many modern apps).
@@ -334,12 +352,50 @@ impl crate::platform::Grabber for Grabber {
         }
         Ok((self.canvas.pixels(), self.canvas.width * 4))
     }
+}
+
+/// Captures one monitor: with DXGI Desktop Duplication where Windows offers it, else (or
+/// once it fails) with GDI.
+pub enum Grabber {
+    /// The fast path.
+    Dxgi(Duplication, Monitor),
+    /// Works everywhere.
+    Gdi(GdiGrabber),
+}
+
+impl crate::platform::Grabber for Grabber {
+    fn frame(&mut self) -> Result<(&[u8], usize), CaptureError> {
+        if let Some(why) = input_desktop_hidden() {
+            return Err(CaptureError::Blocked(why));
+        }
+        if let Grabber::Dxgi(duplication, monitor) = self {
+            match duplication.frame() {
+                // Borrowing rules: the image is returned from a second, plain borrow below.
+                Ok(_) => {}
+                Err(e @ CaptureError::Blocked(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "DXGI Desktop Duplication failed: capturing with GDI from now on");
+                    *self = Grabber::Gdi(GdiGrabber::new(monitor)?);
+                }
+            }
+        }
+        match self {
+            Grabber::Dxgi(duplication, _) => Ok(duplication.image()),
+            Grabber::Gdi(gdi) => gdi.frame(),
+        }
+    }
 
     fn width(&self) -> usize {
-        self.canvas.width
+        match self {
+            Grabber::Dxgi(d, _) => d.width(),
+            Grabber::Gdi(g) => g.canvas.width,
+        }
     }
 
     fn height(&self) -> usize {
-        self.canvas.height
+        match self {
+            Grabber::Dxgi(d, _) => d.height(),
+            Grabber::Gdi(g) => g.canvas.height,
+        }
     }
 }

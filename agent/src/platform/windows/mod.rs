@@ -1,4 +1,5 @@
-//! Windows: capture with GDI ([`gdi`]), input with `SendInput` ([`input`]), keys as set-1
+//! Windows: capture with DXGI Desktop Duplication where Windows offers it, GDI everywhere else
+//! ([`gdi`]), input with `SendInput` ([`input`]), keys as set-1
 //! scan codes ([`scancode`]). The app is per-monitor DPI aware, so every position is in
 //! physical pixels, and its own windows are kept out of the captured picture.
 //!
@@ -6,6 +7,8 @@
 
 pub mod scancode;
 
+#[cfg(windows)]
+mod dxgi;
 #[cfg(windows)]
 mod gdi;
 #[cfg(windows)]
