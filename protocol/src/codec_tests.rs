@@ -140,8 +140,8 @@ fn unknown_variant_is_refused() {
     let len = (bytes.len() - 4) as u32;
     bytes[..4].copy_from_slice(&len.to_be_bytes());
     assert_eq!(decode_exact(&bytes, 1024), Err(DecodeError::UnknownVariant));
-    let access = encode(&Message::Access(Access { grants: vec![], answered: None })).unwrap();
-    assert_eq!(u32::from(access[5]), Message::KINDS - 1, "Access is the last kind: update KINDS");
+    let last = encode(&Message::ScreenState(ScreenState { paused: None })).unwrap();
+    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "ScreenState is the last kind: update KINDS");
     let bye = encode(&Message::Bye(Bye { reason: ByeReason::Normal, message: String::new() })).unwrap();
     let mut next_kind = bye.clone();
     next_kind[5] = Message::KINDS as u8;
