@@ -4,9 +4,10 @@
 //! An unchanged screen costs almost nothing: where the desktop reports drawing (X11 DAMAGE),
 //! without damage or pointer movement since the last look no image is fetched at all;
 //! everywhere a fetched image is compared with the last one tile by tile ([`Tiles`]) and an
-//! unchanged one is not encoded. Keyframes still go out on request and every [`KEYFRAME_INTERVAL`]. A resolution or
-//! layout change rebuilds the capturer and the encoder for the new size and starts with a
-//! keyframe; viewers see the new size in the frames themselves.
+//! unchanged one is not encoded. Keyframes still go out on request and every
+//! [`KEYFRAME_INTERVAL`]. A resolution or layout change rebuilds the capturer and the encoder
+//! for the new size and starts with a keyframe; viewers see the new size in the frames
+//! themselves.
 
 pub use crate::platform::CaptureError;
 use crate::encode::{EncodeError, EncodedFrame, H264Encoder};
@@ -22,6 +23,20 @@ use std::time::{Duration, Instant};
 /// A keyframe at least this often while streaming, so a viewer that lost one recovers soon
 /// even when nobody asks.
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Where the desktop cannot say what was drawn, every look copies the whole screen (a 1080p
+/// `BitBlt` costs milliseconds): after this many looks without a change, only every
+/// [`IDLE_LOOK_EVERY`]-th tick looks (10 times a second at 30 fps) until something changes.
+/// Pointer movement and keyframe requests still look at once.
+pub const IDLE_AFTER_LOOKS: u32 = 30;
+/// See [`IDLE_AFTER_LOOKS`].
+pub const IDLE_LOOK_EVERY: u32 = 3;
+
+/// Whether to skip this tick's look, `unchanged` looks after the last change.
+#[must_use]
+pub fn idle_skip(unchanged: u32) -> bool {
+    unchanged >= IDLE_AFTER_LOOKS && !unchanged.is_multiple_of(IDLE_LOOK_EVERY)
+}
 
 /// Bitrate a screen stream starts with: crisp 1080p screen content.
 pub const DEFAULT_BITRATE_BPS: u32 = 4_000_000;
@@ -114,6 +129,8 @@ pub struct ScreenSource<D: Desktop = native::Desktop> {
     warm: bool,
     /// The display list changed and the app has not been told yet.
     new_displays: Option<Vec<DisplayInfo>>,
+    /// Ticks since the picture last changed (where the desktop cannot report drawing).
+    unchanged_looks: u32,
 }
 
 impl<D: Desktop> ScreenSource<D> {
@@ -140,6 +157,7 @@ impl<D: Desktop> ScreenSource<D> {
             restarted: true,
             warm: false,
             new_displays: None,
+            unchanged_looks: 0,
         })
     }
 
@@ -229,9 +247,14 @@ impl<D: Desktop + 'static> FrameSource for ScreenSource<D> {
             self.warm = false;
             return Ok(None);
         }
+        if changes.drawn_unknown && !keyframe && !cursor_changed && idle_skip(self.unchanged_looks) {
+            self.unchanged_looks += 1;
+            return Ok(None);
+        }
         let captured_at = now_us();
         if changes.drawn || keyframe || self.tiles.is_empty() {
             let changed = self.grab()?;
+            self.unchanged_looks = if changed.is_some() { 0 } else { self.unchanged_looks.saturating_add(1) };
             if !keyframe && !cursor_changed && changed.is_none() {
                 return Ok(None);
             }
@@ -275,6 +298,13 @@ impl<D: Desktop + 'static> FrameSource for ScreenSource<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unchanged_screen_is_looked_at_less_often_after_a_while() {
+        let looks = |from: u32, to: u32| (from..to).filter(|&n| !idle_skip(n)).count();
+        assert_eq!(looks(0, IDLE_AFTER_LOOKS), IDLE_AFTER_LOOKS as usize, "every tick right after a change");
+        assert_eq!(looks(IDLE_AFTER_LOOKS, IDLE_AFTER_LOOKS + 30), 10, "a third of the ticks once idle");
+    }
 
     #[test]
     fn the_origin_round_trips_negative_and_positive_values() {

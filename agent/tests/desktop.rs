@@ -8,9 +8,9 @@
 
 mod common;
 
-use common::{Cli, Desktop, Guard, Relay, close_to, login, pixel, start_relay, start_xvfb};
+use common::{Cli, Desktop, Guard, Relay, close_to, login, pixel, screenshot, start_relay, start_xvfb};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,6 @@ const AGENT: &str = env!("CARGO_BIN_EXE_deskline-agent");
 const BACKGROUND: [u8; 3] = [0x33, 0x66, 0xcc];
 const MARKER: [u8; 3] = [0xdd, 0x22, 0x22];
 
-/// Saves a screenshot of a window when `DESKLINE_SCREENSHOTS` names a directory (for docs/).
-fn screenshot(desktop: &Desktop, window: &str, name: &str) {
-    if let Some(dir) = std::env::var_os("DESKLINE_SCREENSHOTS") {
-        let path = PathBuf::from(dir).join(name);
-        desktop.x("import", &["-window", window, path.to_str().unwrap()]);
-    }
-}
 
 #[test]
 fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {

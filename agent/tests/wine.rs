@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{Cli, Desktop, Guard, close_to, login, pixel, start_relay_with, start_xvfb};
+use common::{Cli, Desktop, Guard, close_to, login, pixel, screenshot, start_relay_with, start_xvfb};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -132,6 +132,7 @@ fn typed(log: &str) -> String {
         .collect()
 }
 
+
 /// The app's window, or a failure that says what the app logged.
 fn app_window(desktop: &Desktop, wine: &Wine, agent: &mut Guard) -> String {
     desktop.try_window("Deskline support").unwrap_or_else(|| {
@@ -185,8 +186,10 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     let (ok, _, err) = cli.run(&["view", &id, "--headless", "--frames", "1", "--timeout", "2"], "");
     assert!(!ok && err.contains("not allowed viewing"), "{err}");
 
+    screenshot(&desktop, &window, "agent-windows-connected.png");
     cli.ok(&["session", "remote", &id]);
     std::thread::sleep(Duration::from_millis(800));
+    screenshot(&desktop, &window, "agent-windows-consent.png");
     // The end user answers in the popup with its access key, as a keyboard user would.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -206,6 +209,9 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(1280), Some(800)));
     assert!(close_to(pixel(&shot, inside.0, inside.1), PROBE), "probe: {:?}", pixel(&shot, inside.0, inside.1));
     assert!(close_to(pixel(&shot, (px - 20) as usize, (py + ph + 20) as usize), BACKGROUND), "background beside the probe");
+    // Wine has no DXGI Desktop Duplication: the app fell back to GDI, and said so.
+    let log = wine.agent_log();
+    assert!(log.contains("no DXGI Desktop Duplication: capturing with GDI"), "log:\n{log}");
 
     // A click at a place inside the probe lands there, in screen pixels.
     let (cx, cy) = (px + 37, py + 53);

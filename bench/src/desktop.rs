@@ -258,6 +258,9 @@ pub struct AppCost {
     pub exe_bytes: u64,
     /// Process start → registered with the relay (the end user sees "waiting"), milliseconds.
     pub start_to_waiting_ms: f64,
+    /// Under Wine: how long the prefix's first Wine process took (Wine's own start-up, paid
+    /// once per login; not part of the app's start), milliseconds.
+    pub first_wine_start_ms: Option<f64>,
     /// CPU per state.
     pub states: Vec<IdleResult>,
 }
@@ -294,6 +297,26 @@ fn wine_app(exe: &std::path::Path, dir: &std::path::Path, display: &str) -> anyh
     Ok(App::Windows { exe: copy, prefix })
 }
 
+/// Keeps the prefix's wineserver running and starts Wine once (`deskline-agent.exe --version`,
+/// which exits at once): how long the first Wine process takes, in milliseconds. The app's
+/// own start is measured after it, with Wine warm, as a Windows machine always is.
+fn warm_wine(exe: &std::path::Path, prefix: &std::path::Path, display: &str) -> anyhow::Result<f64> {
+    let _ = Command::new("wineserver").arg("-p").env("WINEPREFIX", prefix).status();
+    let started = Instant::now();
+    Command::new("wine")
+        .arg(exe)
+        .arg("--version")
+        .env("WINEPREFIX", prefix)
+        .env("DISPLAY", display)
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+        .env("WINEDEBUG", "-all")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("wine")?;
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
 /// The Windows support app (`exe`) under Wine next to the Linux one, each on its own 1920×1080
 /// Xvfb with a relay: start → registered, then CPU connected, sharing an unchanged screen, and
 /// sharing while a 30 fps test pattern fills the screen (ffplay). `seconds` per state.
@@ -302,8 +325,13 @@ pub async fn windows_vs_linux(exe: &std::path::Path, seconds: f64) -> anyhow::Re
     for windows in [false, true] {
         let dir = tempfile::tempdir()?;
         let xvfb = Xvfb::start(1920, 1080)?;
+        let mut first_wine_start_ms = None;
         let (app, name, exe_bytes) = if windows {
-            (wine_app(exe, dir.path(), &xvfb.display)?, "deskline-agent.exe under Wine 8", std::fs::metadata(exe)?.len())
+            let app = wine_app(exe, dir.path(), &xvfb.display)?;
+            if let App::Windows { exe, prefix } = &app {
+                first_wine_start_ms = Some(warm_wine(exe, prefix, &xvfb.display)?);
+            }
+            (app, "deskline-agent.exe under Wine 8", std::fs::metadata(exe)?.len())
         } else {
             let linux = sibling_binary("deskline-agent", "deskline-agent")?;
             (App::Linux, "deskline-agent on Linux (X11)", std::fs::metadata(linux)?.len())
@@ -334,7 +362,13 @@ pub async fn windows_vs_linux(exe: &std::path::Path, seconds: f64) -> anyhow::Re
         drop(player);
         commands.send(ViewerCommand::Leave).ok();
         drain.abort();
-        costs.push(AppCost { app: name.to_owned(), exe_bytes, start_to_waiting_ms: registered.as_secs_f64() * 1000.0, states });
+        costs.push(AppCost {
+            app: name.to_owned(),
+            exe_bytes,
+            start_to_waiting_ms: registered.as_secs_f64() * 1000.0,
+            first_wine_start_ms,
+            states,
+        });
         if windows {
             let _ = Command::new("wineserver").arg("-k").env("WINEPREFIX", dir.path().join("prefix")).status();
         }

@@ -60,6 +60,9 @@ pub struct Monitor {
 pub struct Changes {
     /// Something was drawn (always true where change notification is missing).
     pub drawn: bool,
+    /// The desktop cannot tell whether anything was drawn, and each look copies the whole
+    /// picture (GDI; X11 without DAMAGE): the caller looks less often while nothing changes.
+    pub drawn_unknown: bool,
     /// The resolution or the monitor layout changed.
     pub layout: bool,
     /// The cursor's shape changed.

@@ -188,3 +188,10 @@ pub fn login(relay: &Relay, dir: &Path) -> Cli {
     cli
 }
 
+/// Saves a screenshot of a window when `DESKLINE_SCREENSHOTS` names a directory (for docs/).
+pub fn screenshot(desktop: &Desktop, window: &str, name: &str) {
+    if let Some(dir) = std::env::var_os("DESKLINE_SCREENSHOTS") {
+        let path = PathBuf::from(dir).join(name);
+        desktop.x("import", &["-window", window, path.to_str().unwrap()]);
+    }
+}

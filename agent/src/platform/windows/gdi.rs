@@ -17,6 +17,8 @@
 #![allow(unsafe_code)]
 
 use super::dxgi::Duplication;
+use std::cell::Cell;
+use std::rc::Rc;
 use crate::platform::{CaptureError, Changes, CursorImage, Monitor, number_monitors};
 use deskline_protocol::{DisplayInfo, PauseReason};
 use windows::Win32::Foundation::{HANDLE, LPARAM, RECT};
@@ -39,8 +41,9 @@ fn windows_error(what: &str, e: &windows::core::Error) -> CaptureError {
 
 /// The Windows desktop.
 pub struct Desktop {
-    /// Whether to try DXGI Desktop Duplication (until it fails once).
-    dxgi: std::cell::Cell<bool>,
+    /// Whether DXGI Desktop Duplication is in use (until it fails once; shared with the
+    /// grabber, which may fall back to GDI).
+    dxgi: Rc<Cell<bool>>,
     /// The layout at the last poll, to notice changes.
     layout: Vec<Monitor>,
     /// The cursor handle at the last poll, to notice a new shape.
@@ -225,7 +228,7 @@ impl crate::platform::Desktop for Desktop {
         if layout.is_empty() {
             return Err(CaptureError::Display(std::io::Error::other("Windows lists no monitor")));
         }
-        Ok(Desktop { dxgi: std::cell::Cell::new(true), layout, cursor: 0 })
+        Ok(Desktop { dxgi: Rc::new(Cell::new(true)), layout, cursor: 0 })
     }
 
     fn monitors(&self) -> Result<Vec<Monitor>, CaptureError> {
@@ -238,7 +241,7 @@ impl crate::platform::Desktop for Desktop {
             match Duplication::open(monitor) {
                 Ok(duplication) => {
                     tracing::info!(display = %monitor.info.name, "capturing with DXGI Desktop Duplication");
-                    return Ok(Grabber::Dxgi(duplication, monitor.clone()));
+                    return Ok(Grabber::Dxgi(duplication, monitor.clone(), self.dxgi.clone()));
                 }
                 Err(e) => {
                     // Not offered here (Wine, some virtual GPUs): GDI from now on.
@@ -259,7 +262,8 @@ impl crate::platform::Desktop for Desktop {
         let cursor = cursor_info().map_or(0, |c| c.hCursor.0 as isize);
         let cursor_shape = cursor != self.cursor;
         self.cursor = cursor;
-        Changes { drawn: true, layout: changed_layout, cursor_shape }
+        // DXGI says cheaply when nothing was presented; GDI copies the screen on every look.
+        Changes { drawn: true, drawn_unknown: !self.dxgi.get(), layout: changed_layout, cursor_shape }
     }
 
     fn pointer(&self) -> Option<(i32, i32)> {
@@ -357,8 +361,8 @@ impl GdiGrabber {
 /// Captures one monitor: with DXGI Desktop Duplication where Windows offers it, else (or
 /// once it fails) with GDI.
 pub enum Grabber {
-    /// The fast path.
-    Dxgi(Duplication, Monitor),
+    /// The fast path (and the flag its desktop reads).
+    Dxgi(Duplication, Monitor, Rc<Cell<bool>>),
     /// Works everywhere.
     Gdi(GdiGrabber),
 }
@@ -368,33 +372,34 @@ impl crate::platform::Grabber for Grabber {
         if let Some(why) = input_desktop_hidden() {
             return Err(CaptureError::Blocked(why));
         }
-        if let Grabber::Dxgi(duplication, monitor) = self {
+        if let Grabber::Dxgi(duplication, monitor, in_use) = self {
             match duplication.frame() {
                 // Borrowing rules: the image is returned from a second, plain borrow below.
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e @ CaptureError::Blocked(_)) => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "DXGI Desktop Duplication failed: capturing with GDI from now on");
+                    in_use.set(false);
                     *self = Grabber::Gdi(GdiGrabber::new(monitor)?);
                 }
             }
         }
         match self {
-            Grabber::Dxgi(duplication, _) => Ok(duplication.image()),
+            Grabber::Dxgi(duplication, ..) => Ok(duplication.image()),
             Grabber::Gdi(gdi) => gdi.frame(),
         }
     }
 
     fn width(&self) -> usize {
         match self {
-            Grabber::Dxgi(d, _) => d.width(),
+            Grabber::Dxgi(d, ..) => d.width(),
             Grabber::Gdi(g) => g.canvas.width,
         }
     }
 
     fn height(&self) -> usize {
         match self {
-            Grabber::Dxgi(d, _) => d.height(),
+            Grabber::Dxgi(d, ..) => d.height(),
             Grabber::Gdi(g) => g.canvas.height,
         }
     }

@@ -116,7 +116,7 @@ impl crate::platform::Desktop for Desktop {
 
     /// Takes the events that arrived since the last call.
     fn poll(&mut self) -> Changes {
-        let mut changes = Changes { drawn: self.damage.is_none(), ..Changes::default() };
+        let mut changes = Changes { drawn: self.damage.is_none(), drawn_unknown: self.damage.is_none(), ..Changes::default() };
         while let Ok(Some(event)) = self.conn.poll_for_event() {
             match event {
                 Event::DamageNotify(_) => changes.drawn = true,
