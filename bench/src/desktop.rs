@@ -148,6 +148,21 @@ async fn wait_until(admin: &Client, id: i64, check: impl Fn(&serde_json::Value) 
     bail!("timed out")
 }
 
+/// ffplay showing a moving test pattern of `size` at `fps` in a borderless window at `at` on
+/// `display`, stopped when dropped.
+fn play_pattern(display: &str, size: &str, fps: u32, at: (u32, u32)) -> anyhow::Result<Reaped> {
+    Ok(Reaped(
+        Command::new("ffplay")
+            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", &format!("testsrc=size={size}:rate={fps}")])
+            .args(["-noborder", "-left", &at.0.to_string(), "-top", &at.1.to_string()])
+            .env("DISPLAY", display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting ffplay (apt-get install ffmpeg)")?,
+    ))
+}
+
 fn percent(cpu_s: f64, seconds: f64) -> f64 {
     cpu_s / seconds * 100.0
 }
@@ -156,16 +171,7 @@ fn percent(cpu_s: f64, seconds: f64) -> f64 {
 /// pattern plays at 60 fps in a 640×360 window.
 pub async fn screen_latency(width: usize, height: usize, fps: u16, frames: usize) -> anyhow::Result<ScreenLatency> {
     let sharing = Sharing::start(width, height, fps).await?;
-    let _player = Reaped(
-        Command::new("ffplay")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=60"])
-            .args(["-noborder", "-left", "200", "-top", "200"])
-            .env("DISPLAY", &sharing.xvfb.display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting ffplay (apt-get install ffmpeg)")?,
-    );
+    let _player = play_pattern(&sharing.xvfb.display, "640x360", 60, (200, 200))?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (commands, mut updates) = sharing.viewer().await?;
     let next_frame = async |updates: &mut mpsc::Receiver<ViewerUpdate>| loop {
@@ -347,16 +353,7 @@ pub async fn windows_vs_linux(exe: &std::path::Path, seconds: f64) -> anyhow::Re
         let drain = tokio::spawn(async move { while updates.recv().await.is_some() {} });
         tokio::time::sleep(Duration::from_secs(2)).await;
         record("sharing, unchanged screen", sharing.cpu_over(seconds).await?);
-        let player = Reaped(
-            Command::new("ffplay")
-                .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=1920x1080:rate=30"])
-                .args(["-noborder", "-left", "0", "-top", "0"])
-                .env("DISPLAY", &sharing.xvfb.display)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting ffplay (apt-get install ffmpeg)")?,
-        );
+        let player = play_pattern(&sharing.xvfb.display, "1920x1080", 30, (0, 0))?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         record("sharing, 30 fps test pattern filling the screen", sharing.cpu_over(seconds).await?);
         drop(player);
