@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Cli, Desktop, Guard, Relay, close_to, login, pixel, screenshot, start_relay, start_xvfb};
+use common::{Cli, Desktop, Guard, Relay, close_to, login, pixel, press_until, screenshot, start_relay, start_xvfb};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -72,15 +72,7 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     std::thread::sleep(Duration::from_millis(800));
     screenshot(&desktop, &window, "agent-consent.png");
     // Answer through the real window with its access key, as a keyboard user would.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+a"]);
-        std::thread::sleep(Duration::from_millis(300));
-        if cli.json(&["session", "show", &id])["consent"]["status"] == "granted" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the consent popup did not take Alt+A");
-    }
+    assert!(press_until(&desktop, &window, "alt+a", false, &cli, &id, "granted"), "the consent popup did not take Alt+A");
 
     let shot = tmp.path().join("screen.png");
     let out = cli.ok(&["view", &id, "--headless", "--frames", "5", "--save-last", shot.to_str().unwrap()]);

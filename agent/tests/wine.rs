@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{Cli, Desktop, Guard, close_to, login, pixel, screenshot, start_relay_with, start_xvfb};
+use common::{Cli, Desktop, Guard, close_to, login, pixel, press_until, screenshot, start_relay_with, start_xvfb};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -191,15 +191,7 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     std::thread::sleep(Duration::from_millis(800));
     screenshot(&desktop, &window, "agent-windows-consent.png");
     // The end user answers in the popup with its access key, as a keyboard user would.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+a"]);
-        std::thread::sleep(Duration::from_millis(500));
-        if cli.json(&["session", "show", &id])["consent"]["status"] == "granted" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the consent popup did not take Alt+A; log:\n{}", wine.agent_log());
-    }
+    assert!(press_until(&desktop, &window, "alt+a", false, &cli, &id, "granted"), "the consent popup did not take Alt+A; log:\n{}", wine.agent_log());
 
     // The technician sees the probe's colour at its place, and the background elsewhere.
     let inside = ((px + pw / 2) as usize, (py + ph / 2) as usize);
@@ -240,21 +232,7 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     // Stop sharing from the session bar: it ends at once.
     // The probe holds Wine's focus since its click: the end user clicks into the session bar
     // (an empty spot) first, as they would, then presses its access key.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        desktop.x("xdotool", &["mousemove", "--window", &window, "500", "200", "click", "1"]);
-        desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+s"]);
-        std::thread::sleep(Duration::from_millis(500));
-        if cli.json(&["session", "show", &id])["consent"]["status"] == "none" {
-            break;
-        }
-        if Instant::now() > deadline {
-            let shot = tmp.path().join("stuck.png");
-            desktop.x("import", &["-window", "root", shot.to_str().unwrap()]);
-            let _ = std::fs::copy(&shot, "/tmp/wine-stuck.png");
-            panic!("Stop sharing did not take Alt+S; log:\n{}", wine.agent_log());
-        }
-    }
+    assert!(press_until(&desktop, &window, "alt+s", true, &cli, &id, "none"), "Stop sharing did not take Alt+S; log:\n{}", wine.agent_log());
     let (ok, _, _) = cli.run(&["view", &id, "--headless", "--frames", "1", "--timeout", "2"], "");
     assert!(!ok, "no frame after Stop sharing");
     drop(agent);

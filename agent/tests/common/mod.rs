@@ -195,3 +195,21 @@ pub fn screenshot(desktop: &Desktop, window: &str, name: &str) {
         desktop.x("import", &["-window", window, path.to_str().unwrap()]);
     }
 }
+
+/// Presses `key` in `window` (after clicking into an empty spot of it when `click_first`, as
+/// an end user does once another window took the focus) until the session's consent status
+/// reads `status`; whether it did within 30 s.
+pub fn press_until(desktop: &Desktop, window: &str, key: &str, click_first: bool, cli: &Cli, id: &str, status: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if click_first {
+            desktop.x("xdotool", &["mousemove", "--window", window, "500", "200", "click", "1"]);
+        }
+        desktop.x("xdotool", &["windowfocus", "--sync", window, "key", key]);
+        std::thread::sleep(Duration::from_millis(400));
+        if cli.json(&["session", "show", id])["consent"]["status"] == status {
+            return true;
+        }
+    }
+    false
+}
