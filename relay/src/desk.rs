@@ -12,7 +12,7 @@ use crate::limits::{
     TOKEN_LIFETIME,
 };
 use crate::store::{self, Db, Role, SessionRow, StoreError, TechnicianRow};
-use crate::views::{AuditEventView, ChannelView, LinkBase, SessionEvent, SessionView, TechnicianView};
+use crate::views::{self, AuditEventView, ChannelView, LinkBase, RelayInfo, SessionEvent, SessionView, Settings, TechnicianView};
 use deskline_protocol::limits::MAX_SESSION_NAME_BYTES;
 use deskline_protocol::session::{
     Action, Actor, Context, Directory, SessionKind, Transition, machine,
@@ -42,19 +42,22 @@ struct Inner {
     throttle: LoginThrottle,
     /// Where password checks run: at most [`MAX_CONCURRENT_PASSWORD_CHECKS`] at once.
     password_checks: auth::PasswordCheckers,
-    relay_info: std::sync::OnceLock<RelayInfo>,
+    quic: std::sync::OnceLock<QuicEndpoint>,
+    /// The organisation named to end users (a setting administrators change).
+    organisation: std::sync::RwLock<String>,
 }
 
-/// Where and how technicians' viewers and apps reach this relay over QUIC.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct RelayInfo {
-    /// The organisation named to end users.
-    pub organisation: String,
-    /// The QUIC endpoint, `host:port`.
+/// Where apps and native viewers reach this relay over QUIC.
+#[derive(Debug, Clone)]
+pub struct QuicEndpoint {
+    /// `host:port`.
     pub quic: String,
     /// SHA-256 of the relay's certificate (lowercase hex), to pin.
     pub fingerprint: String,
 }
+
+/// The settings key of the organisation's name.
+const ORGANISATION: &str = "organisation";
 
 /// Directory facts loaded from the store for one decision (see [`Directory`]).
 struct Facts {
@@ -102,6 +105,9 @@ pub struct NewTechnician {
     pub password: String,
     /// Role.
     pub role: Role,
+    /// The password was chosen by someone else (an administrator, the first start): the
+    /// technician must set their own at the first sign-in.
+    pub one_time: bool,
 }
 
 /// Changes to a channel's settings; `None` leaves a setting as it is.
@@ -152,7 +158,8 @@ impl Desk {
                 events,
                 throttle: LoginThrottle::default(),
                 password_checks: auth::PasswordCheckers::new(MAX_CONCURRENT_PASSWORD_CHECKS),
-                relay_info: std::sync::OnceLock::new(),
+                quic: std::sync::OnceLock::new(),
+                organisation: std::sync::RwLock::new(String::new()),
             }),
         }
     }
@@ -180,21 +187,58 @@ impl Desk {
     #[must_use]
     pub fn links(&self) -> LinkBase {
         let fragment = self
-            .relay_info()
-            .map(|info| format!("#quic={}&sha256={}", info.quic, info.fingerprint))
+            .inner
+            .quic
+            .get()
+            .map(|q| format!("#quic={}&sha256={}", q.quic, q.fingerprint))
             .unwrap_or_default();
         LinkBase { url: self.public_url().to_owned(), fragment }
     }
 
     /// Records where the QUIC endpoint is (once, when it starts).
-    pub fn set_relay_info(&self, info: RelayInfo) {
-        let _ = self.inner.relay_info.set(info);
+    pub fn set_quic_endpoint(&self, endpoint: QuicEndpoint) {
+        let _ = self.inner.quic.set(endpoint);
     }
 
-    /// Where the QUIC endpoint is, if it runs.
+    /// Where the QUIC endpoint is (if it runs) and the organisation's name.
     #[must_use]
-    pub fn relay_info(&self) -> Option<&RelayInfo> {
-        self.inner.relay_info.get()
+    pub fn relay_info(&self) -> Option<RelayInfo> {
+        let q = self.inner.quic.get()?;
+        Some(RelayInfo { organisation: self.organisation(), quic: q.quic.clone(), fingerprint: q.fingerprint.clone() })
+    }
+
+    /// The organisation named to end users.
+    #[must_use]
+    pub fn organisation(&self) -> String {
+        self.inner.organisation.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Loads the settings at start: the organisation's name is the one an administrator set,
+    /// else `default` (the `--organisation` flag).
+    pub fn load_settings_blocking(&self, default: &str) -> Result<(), Error> {
+        let stored = self.db().write_blocking(|tx| Ok::<_, Error>(store::setting(tx, ORGANISATION)?))?;
+        *self.inner.organisation.write().unwrap_or_else(std::sync::PoisonError::into_inner) = stored.unwrap_or_else(|| default.to_owned());
+        Ok(())
+    }
+
+    /// The relay-wide settings.
+    #[must_use]
+    pub fn settings(&self) -> Settings {
+        Settings { organisation: self.organisation() }
+    }
+
+    /// Changes relay-wide settings (administrators). End users see a new organisation name
+    /// from the next consent prompt, app connection or invite page on.
+    pub async fn update_settings(&self, actor: &TechnicianRow, patch: deskline_api::SettingsPatch) -> Result<Settings, Error> {
+        require_admin(actor)?;
+        if let Some(name) = patch.organisation {
+            check_name("organisation", &name)?;
+            let stored = name.clone();
+            self.db().write(move |tx| Ok::<_, Error>(store::set_setting(tx, ORGANISATION, &stored)?)).await?;
+            tracing::info!(by = %actor.username, organisation = %name, "organisation name changed");
+            *self.inner.organisation.write().unwrap_or_else(std::sync::PoisonError::into_inner) = name;
+        }
+        Ok(self.settings())
     }
 
     /// Live session events, for consoles.
@@ -209,7 +253,7 @@ impl Desk {
             channels.push(c.0);
         }
         let event = SessionEvent {
-            view: SessionView::new(row, &self.links()),
+            view: views::session(row, &self.links()),
             channels,
             technicians: row.core.technicians().collect(),
             id: row.core.id,
@@ -241,14 +285,66 @@ impl Desk {
             tracing::warn!(?from, %username, "login failed: wrong username or password");
             return Err(Error::Unauthorized("wrong username or password"));
         };
-        tracing::info!(?from, %username, "technician signed in");
-        let token = auth::new_token();
-        let hash = auth::token_hash(&token);
+        if technician.disabled {
+            tracing::warn!(?from, %username, "login refused: the account is disabled");
+            return Err(Error::Forbidden("this account is disabled; ask an administrator".into()));
+        }
+        tracing::info!(?from, %username, one_time = technician.must_change_password, "technician signed in");
         let id = technician.id;
-        self.db()
-            .write(move |tx| Ok::<_, Error>(store::insert_token(tx, &hash, id, now, now.saturating_add(TOKEN_LIFETIME))?))
+        let token = self.db().write(move |tx| issue_token(tx, id, now)).await?;
+        Ok((token, views::technician(&technician)))
+    }
+
+    /// Changes the signed-in technician's own password: the current one must be given (its
+    /// failures are throttled like logins), the new one must be strong and different. Every
+    /// token of the account dies; the new token returned replaces the caller's.
+    pub async fn change_password(
+        &self,
+        me: &TechnicianRow,
+        current: String,
+        new: String,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<(String, TechnicianView), Error> {
+        let now = self.now();
+        if let Some(ms) = self.inner.throttle.retry_after(from, now) {
+            let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
+            return Err(Error::RateLimited { retry_after_secs });
+        }
+        if new == current {
+            return Err(Error::bad("same_password", "new_password: must differ from the current password"));
+        }
+        check_password_strength("new_password", &new, &me.username, &me.display_name)?;
+        let stored = me.password_hash.clone();
+        let hashed = self
+            .check_password(move || auth::verify_password(&current, &stored).then(|| auth::hash_password(&new)))
             .await?;
-        Ok((token, TechnicianView::from(&technician)))
+        let Some(hash) = hashed else {
+            self.inner.throttle.failed(from, now);
+            tracing::warn!(?from, username = %me.username, "password change refused: wrong current password");
+            return Err(Error::bad("wrong_password", "current_password: that is not your current password"));
+        };
+        let hash = hash.map_err(|e| Error::Internal(e.to_string()))?;
+        let id = me.id;
+        let (token, row) = self
+            .db()
+            .write(move |tx| {
+                let mut row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
+                row.password_hash = hash;
+                row.must_change_password = false;
+                store::update_technician(tx, &row)?;
+                store::delete_tokens_of(tx, id)?;
+                Ok::<_, Error>((issue_token(tx, id, now)?, row))
+            })
+            .await?;
+        tracing::info!(?from, username = %me.username, "technician changed their password; their other tokens are revoked");
+        Ok((token, views::technician(&row)))
+    }
+
+    /// Signs out: the token dies.
+    pub async fn logout(&self, token: &str) -> Result<(), Error> {
+        let hash = auth::token_hash(token);
+        self.db().write(move |tx| Ok::<_, Error>(store::delete_token(tx, &hash)?)).await?;
+        Ok(())
     }
 
     /// Runs an argon2 computation on the password checker threads (others wait their turn).
@@ -269,7 +365,7 @@ impl Desk {
     /// Every technician (any signed-in technician may list them, to assign and invite).
     pub async fn technicians(&self) -> Result<Vec<TechnicianView>, Error> {
         let rows = self.db().read(|tx| Ok::<_, Error>(store::list_technicians(tx)?)).await?;
-        Ok(rows.iter().map(TechnicianView::from).collect())
+        Ok(rows.iter().map(views::technician).collect())
     }
 
     /// Creates a technician (admins only; `None` actor: the bootstrap command).
@@ -284,6 +380,87 @@ impl Desk {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let now = self.now();
         self.db().write(move |tx| insert_technician_tx(tx, &hash.0, &hash.1, now)).await
+    }
+
+    /// Changes a technician's account (administrators): name, role, a new one-time password
+    /// (a reset), disabled or enabled. Disabling revokes the account's tokens at once and
+    /// takes the technician off every live session (owned ones go to their channel's queue),
+    /// which disconnects their viewers. At least one enabled administrator always remains,
+    /// and nobody disables their own account.
+    pub async fn update_technician(
+        &self,
+        actor: &TechnicianRow,
+        id: TechnicianId,
+        patch: deskline_api::UpdateTechnician,
+    ) -> Result<TechnicianView, Error> {
+        require_admin(actor)?;
+        if let Some(name) = &patch.display_name {
+            check_name("display_name", name)?;
+        }
+        if patch.disabled == Some(true) && id == actor.id {
+            return Err(Error::conflict("own_account", "you cannot disable your own account"));
+        }
+        let target = self
+            .db()
+            .read(move |tx| store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician")))
+            .await?;
+        let hash = match patch.password {
+            Some(password) => {
+                let name = patch.display_name.clone().unwrap_or_else(|| target.display_name.clone());
+                check_password_strength("password", &password, &target.username, &name)?;
+                let hashed = self.check_password(move || auth::hash_password(&password)).await?;
+                Some(hashed.map_err(|e| Error::Internal(e.to_string()))?)
+            }
+            None => None,
+        };
+        let reset = hash.is_some();
+        let (row, newly_disabled) = self
+            .db()
+            .write(move |tx| {
+                let mut row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
+                let was_disabled = row.disabled;
+                if let Some(name) = patch.display_name {
+                    row.display_name = name;
+                }
+                row.role = patch.role.unwrap_or(row.role);
+                row.disabled = patch.disabled.unwrap_or(row.disabled);
+                if let Some(hash) = hash {
+                    row.password_hash = hash;
+                    row.must_change_password = true;
+                }
+                let admins_left = store::admins(tx)?.into_iter().filter(|&a| a != id).count();
+                if (row.role != Role::Admin || row.disabled) && admins_left == 0 {
+                    return Err(Error::conflict("last_admin", "at least one enabled administrator must remain"));
+                }
+                store::update_technician(tx, &row)?;
+                if row.disabled || reset {
+                    store::delete_tokens_of(tx, id)?;
+                }
+                let newly_disabled = row.disabled && !was_disabled;
+                Ok::<_, Error>((row, newly_disabled))
+            })
+            .await?;
+        tracing::info!(by = %actor.username, technician = %row.username, disabled = row.disabled, password_reset = reset, "technician account changed");
+        if newly_disabled {
+            self.take_off_sessions(actor, id, None).await?;
+        }
+        Ok(views::technician(&row))
+    }
+
+    /// Takes a technician off the live sessions they are on (all, or one channel's), as
+    /// `actor`: an owned session is released into its channel's queue, an invitation ends.
+    async fn take_off_sessions(&self, actor: &TechnicianRow, technician: TechnicianId, channel: Option<ChannelId>) -> Result<(), Error> {
+        let sessions = self.db().read(move |tx| Ok::<_, Error>(store::live_sessions_of(tx, technician, channel)?)).await?;
+        for row in sessions {
+            let action = if row.core.assigned == Some(technician) { Action::Release } else { Action::Uninvite { technician } };
+            match self.apply(Actor::Technician(actor.id), row.core.id, action).await {
+                Ok((before, row)) => self.announce(Some(before), &row),
+                // Changed meanwhile (closed, released): nothing left to do.
+                Err(Error::Refused(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// [`Desk::create_technician`] without a runtime, for the bootstrap command.
@@ -308,7 +485,7 @@ impl Desk {
             .read(move |tx| {
                 let mut out = Vec::new();
                 for c in store::list_channels(tx, filter)? {
-                    out.push(ChannelView::new(&c, &store::channel_members(tx, c.id)?));
+                    out.push(views::channel(&c, &store::channel_members(tx, c.id)?));
                 }
                 Ok::<_, Error>(out)
             })
@@ -335,7 +512,7 @@ impl Desk {
                 let id = store::insert_channel(tx, &name, expiry, timeout, now)?
                     .ok_or_else(|| Error::conflict("name_taken", format!("a channel named {name:?} exists")))?;
                 let row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
-                Ok(ChannelView::new(&row, &[]))
+                Ok(views::channel(&row, &[]))
             })
             .await
     }
@@ -390,7 +567,7 @@ impl Desk {
                 if !store::update_channel(tx, &row)? {
                     return Err(Error::conflict("name_taken", format!("a channel named {:?} exists", row.name)));
                 }
-                Ok(ChannelView::new(&row, &store::channel_members(tx, id)?))
+                Ok(views::channel(&row, &store::channel_members(tx, id)?))
             })
             .await
     }
@@ -405,7 +582,30 @@ impl Desk {
                 if !store::add_member(tx, channel, technician)? {
                     return Err(Error::conflict("already_member", "that technician is already a member"));
                 }
-                Ok(ChannelView::new(&row, &store::channel_members(tx, channel)?))
+                Ok(views::channel(&row, &store::channel_members(tx, channel)?))
+            })
+            .await
+    }
+
+    /// Removes a member from a channel (administrators); they leave the channel's live
+    /// sessions (owned ones go to its queue).
+    pub async fn remove_member(&self, actor: &TechnicianRow, channel: ChannelId, technician: TechnicianId) -> Result<ChannelView, Error> {
+        require_admin(actor)?;
+        self.db()
+            .write(move |tx| {
+                store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
+                store::technician_by_id(tx, technician)?.ok_or(Error::NotFound("technician"))?;
+                if !store::remove_member(tx, channel, technician)? {
+                    return Err(Error::conflict("not_a_member", "that technician is not a member of this channel"));
+                }
+                Ok(())
+            })
+            .await?;
+        self.take_off_sessions(actor, technician, Some(channel)).await?;
+        self.db()
+            .read(move |tx| {
+                let row = store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
+                Ok(views::channel(&row, &store::channel_members(tx, channel)?))
             })
             .await
     }
@@ -420,7 +620,7 @@ impl Desk {
             .read(move |tx| {
                 store::channel_by_id(tx, channel)?.ok_or(Error::NotFound("channel"))?;
                 require_works_in(tx, &actor, channel)?;
-                Ok(store::sessions_in_channel(tx, channel)?.iter().map(|s| SessionView::new(s, &url)).collect())
+                Ok(store::sessions_in_channel(tx, channel)?.iter().map(|s| views::session(s, &url)).collect())
             })
             .await
     }
@@ -430,7 +630,17 @@ impl Desk {
         let id = actor.id;
         let url = self.links();
         self.db()
-            .read(move |tx| Ok::<_, Error>(store::home_sessions(tx, id)?.iter().map(|s| SessionView::new(s, &url)).collect()))
+            .read(move |tx| Ok::<_, Error>(store::home_sessions(tx, id)?.iter().map(|s| views::session(s, &url)).collect()))
+            .await
+    }
+
+    /// Deleted sessions (their history is kept): of the channels the technician is a member
+    /// of, or all for administrators.
+    pub async fn deleted_sessions(&self, actor: &TechnicianRow) -> Result<Vec<SessionView>, Error> {
+        let member = (actor.role != Role::Admin).then_some(actor.id);
+        let url = self.links();
+        self.db()
+            .read(move |tx| Ok::<_, Error>(store::deleted_sessions(tx, member)?.iter().map(|s| views::session(s, &url)).collect()))
             .await
     }
 
@@ -441,7 +651,7 @@ impl Desk {
         self.db()
             .read(move |tx| {
                 let row = visible_session(tx, &actor, id)?;
-                Ok(SessionView::new(&row, &url))
+                Ok(views::session(&row, &url))
             })
             .await
     }
@@ -455,7 +665,7 @@ impl Desk {
                 // Deleted sessions keep their history; it stays readable to their channel (and
                 // to nobody else, who cannot tell it from a session that does not exist).
                 require_works_in(tx, &actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
-                Ok(store::audit_events(tx, id)?.iter().map(AuditEventView::from).collect())
+                Ok(store::audit_events(tx, id)?.iter().map(views::audit_event).collect())
             })
             .await
     }
@@ -496,14 +706,14 @@ impl Desk {
             })
             .await?;
         self.announce(None, &row);
-        Ok(SessionView::new(&row, &self.links()))
+        Ok(views::session(&row, &self.links()))
     }
 
     /// Performs a session action as a technician. Target technicians and channels must exist.
     pub async fn act(&self, actor: &TechnicianRow, id: SessionId, action: Action) -> Result<SessionView, Error> {
         let (before, row) = self.apply(Actor::Technician(actor.id), id, action).await?;
         self.announce(Some(before), &row);
-        Ok(SessionView::new(&row, &self.links()))
+        Ok(views::session(&row, &self.links()))
     }
 
     /// Asks the app for consent on behalf of the technician (start remote session).
@@ -752,6 +962,7 @@ struct PreparedTechnician {
     display_name: String,
     password: String,
     role: Role,
+    one_time: bool,
 }
 
 fn prepare_technician(new: NewTechnician) -> Result<PreparedTechnician, Error> {
@@ -761,25 +972,37 @@ fn prepare_technician(new: NewTechnician) -> Result<PreparedTechnician, Error> {
     }
     let display_name = if new.display_name.trim().is_empty() { new.username.clone() } else { new.display_name };
     check_name("display_name", &display_name)?;
-    if new.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(Error::bad("weak_password", format!("password: at least {MIN_PASSWORD_CHARS} characters")));
+    check_password_strength("password", &new.password, &new.username, &display_name)?;
+    Ok(PreparedTechnician { username: new.username, display_name, password: new.password, role: new.role, one_time: new.one_time })
+}
+
+/// A password must be long and hard to guess. Length alone lets `aaaaaaaaaaaa` and
+/// `password1234` through: zxcvbn (Dropbox's estimator) recognises common passwords, words,
+/// keyboard patterns, sequences and repetitions, and the account's own names.
+fn check_password_strength(field: &str, password: &str, username: &str, display_name: &str) -> Result<(), Error> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::bad("weak_password", format!("{field}: at least {MIN_PASSWORD_CHARS} characters")));
     }
-    // Length alone lets `aaaaaaaaaaaa` and `password1234` through: zxcvbn (Dropbox's estimator)
-    // recognises common passwords, words, keyboard patterns, sequences and repetitions, and
-    // the account's own names.
-    let strength = zxcvbn::zxcvbn(&new.password, &[&new.username, &display_name, "deskline"]);
+    let strength = zxcvbn::zxcvbn(password, &[username, display_name, "deskline"]);
     if strength.score() < MIN_PASSWORD_SCORE {
         return Err(Error::bad(
             "weak_password",
-            "password: too easy to guess (a common password, a pattern, a repetition or your name); use a few unrelated words",
+            format!("{field}: too easy to guess (a common password, a pattern, a repetition or a name); use a few unrelated words"),
         ));
     }
-    Ok(PreparedTechnician { username: new.username, display_name, password: new.password, role: new.role })
+    Ok(())
+}
+
+/// A new bearer token for a technician, stored hashed.
+fn issue_token(tx: &Transaction<'_>, technician: TechnicianId, now: Timestamp) -> Result<String, Error> {
+    let token = auth::new_token();
+    store::insert_token(tx, &auth::token_hash(&token), technician, now, now.saturating_add(TOKEN_LIFETIME))?;
+    Ok(token)
 }
 
 fn insert_technician_tx(tx: &Transaction<'_>, t: &PreparedTechnician, hash: &str, now: Timestamp) -> Result<TechnicianView, Error> {
-    let id = store::insert_technician(tx, &t.username, &t.display_name, hash, t.role, now)?
+    let id = store::insert_technician(tx, &t.username, &t.display_name, hash, t.role, t.one_time, now)?
         .ok_or_else(|| Error::conflict("username_taken", format!("the username {:?} is taken", t.username)))?;
     let row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
-    Ok(TechnicianView::from(&row))
+    Ok(views::technician(&row))
 }

@@ -13,6 +13,9 @@ pub enum Error {
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// Signed in with a one-time password: only setting one's own password is allowed.
+    #[error("set your own password first (POST /api/v1/me/password): this account's password was set by someone else")]
+    PasswordChangeRequired,
     /// The thing named does not exist (or the caller may not know it exists).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -55,7 +58,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Forbidden(_) | Error::PasswordChangeRequired => 403,
             Error::NotFound(_) => 404,
             Error::BadRequest { .. } => 400,
             Error::Conflict { .. } => 409,
@@ -76,6 +79,7 @@ impl Error {
         match self {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::PasswordChangeRequired => "password_change_required",
             Error::NotFound(_) => "not_found",
             Error::BadRequest { code, .. } | Error::Conflict { code, .. } => code,
             Error::RateLimited { .. } => "rate_limited",

@@ -72,7 +72,7 @@ fn create_admin(data_dir: PathBuf, username: String, display_name: String) -> an
     let desk = Desk::new(db, Arc::new(deskline_relay::clock::SystemClock), String::new());
     desk.ensure_default_channel_blocking()?;
     let admin = desk
-        .create_technician_blocking(NewTechnician { username, display_name, password, role: Role::Admin })
+        .create_technician_blocking(NewTechnician { username, display_name, password, role: Role::Admin, one_time: false })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id))?;
     println!("created admin {:?} (id {})", admin.username, admin.id);

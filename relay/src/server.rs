@@ -2,7 +2,7 @@
 //! admin, starts the expiry sweep and serves the API until SIGINT or SIGTERM.
 
 use crate::clock::SystemClock;
-use crate::desk::{Desk, NewTechnician, RelayInfo};
+use crate::desk::{Desk, NewTechnician, QuicEndpoint};
 use crate::downloads::SupportApps;
 use crate::transport::{Transport, WebRtcAddresses};
 use crate::limits::{
@@ -40,7 +40,8 @@ pub struct ServeOptions {
     /// On first start, create this admin with a random password printed once.
     #[arg(long, value_name = "USERNAME")]
     pub demo_admin: Option<String>,
-    /// The organisation named to end users in the support app.
+    /// The organisation named to end users (consent popup, session bar, invite page) until an
+    /// administrator sets it in the web console's administration, whose setting then wins.
     #[arg(long, default_value = "Deskline support")]
     pub organisation: String,
     /// Frames per second asked of support apps (1 to 60; they adapt below it).
@@ -69,7 +70,6 @@ pub struct Prepared {
     cert: tls::RelayCert,
     plain_http: bool,
     quic: quinn::Endpoint,
-    organisation: String,
     max_fps: u16,
     support_apps: SupportApps,
     webrtc_public_ip: Option<std::net::IpAddr>,
@@ -116,8 +116,8 @@ impl Prepared {
             Some(host) => format!("{host}:{}", quic_local.port()),
             None => quic_local.to_string(),
         };
-        desk.set_relay_info(RelayInfo {
-            organisation: options.organisation.clone(),
+        desk.load_settings_blocking(&options.organisation)?;
+        desk.set_quic_endpoint(QuicEndpoint {
             quic: quic_public,
             fingerprint: cert.fingerprint(),
         });
@@ -127,7 +127,6 @@ impl Prepared {
             cert,
             plain_http: options.plain_http,
             quic,
-            organisation: options.organisation.clone(),
             max_fps: options.max_fps,
             support_apps: support_apps(&options.agent_binary)?,
             webrtc_public_ip: options.webrtc_public_ip,
@@ -180,7 +179,7 @@ impl Prepared {
         }
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
         let webrtc = WebRtcAddresses { bind: self.quic.local_addr()?.ip(), public: self.webrtc_public_ip };
-        let transport = Transport::new(self.desk.clone(), self.organisation.clone(), self.max_fps, webrtc);
+        let transport = Transport::new(self.desk.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic));
         let app = api::router_with(self.desk.clone(), Some(transport), self.support_apps.clone());
@@ -318,8 +317,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
 }
 
 /// A relay running in this process on loopback ports with its embedded defaults (SQLite in
-/// `data_dir`, a self-signed certificate, a demo admin): for tests and benchmarks that need a
-/// real relay without a separate process. It stops when dropped.
+/// `data_dir`, a self-signed certificate, an admin whose password is chosen as `deskline-relay
+/// admin create` would, so it is not one-time): for tests and benchmarks that need a real relay
+/// without a separate process. It stops when dropped.
 pub struct LocalRelay {
     /// `https://127.0.0.1:PORT`.
     pub base_url: String,
@@ -327,7 +327,7 @@ pub struct LocalRelay {
     pub fingerprint: String,
     /// The QUIC endpoint.
     pub quic: SocketAddr,
-    /// The demo admin's password (username `admin`).
+    /// The admin's password (username `admin`).
     pub admin_password: String,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -338,8 +338,8 @@ impl LocalRelay {
         LocalRelay::start_with(&LocalRelay::options(data_dir, organisation))
     }
 
-    /// The options [`LocalRelay::start`] uses: loopback, ports chosen by the system, a demo
-    /// admin named `admin`, the default frame rate.
+    /// The options [`LocalRelay::start`] uses: loopback, ports chosen by the system, the
+    /// default frame rate.
     #[must_use]
     pub fn options(data_dir: PathBuf, organisation: &str) -> ServeOptions {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -349,7 +349,7 @@ impl LocalRelay {
             quic: loopback,
             public_url: None,
             plain_http: false,
-            demo_admin: Some("admin".into()),
+            demo_admin: None,
             organisation: organisation.to_owned(),
             max_fps: crate::limits::DEFAULT_MAX_FPS,
             agent_binary: Vec::new(),
@@ -357,15 +357,23 @@ impl LocalRelay {
         }
     }
 
-    /// Starts one with these options (inside a tokio runtime); `demo_admin` must be `admin`
-    /// and the data directory new.
+    /// Starts one with these options (inside a tokio runtime) and creates the admin `admin`;
+    /// the data directory must be new.
     pub fn start_with(options: &ServeOptions) -> anyhow::Result<LocalRelay> {
         crate::install_crypto_provider();
         let prepared = Prepared::new(options)?;
         let base_url = prepared.base_url()?;
         let fingerprint = prepared.fingerprint();
         let quic = prepared.quic_addr()?;
-        let admin_password = prepared.admin_password.clone().context("the data directory already had technicians")?;
+        let admin_password = auth::random_password();
+        let admin = prepared.desk.create_technician_blocking(NewTechnician {
+            username: "admin".into(),
+            display_name: "Administrator".into(),
+            password: admin_password.clone(),
+            role: Role::Admin,
+            one_time: false,
+        })?;
+        prepared.desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(prepared.run(async move {
             let _ = stopped.await;
@@ -386,6 +394,8 @@ fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<Option<St
         display_name: "Administrator".into(),
         password: password.clone(),
         role: Role::Admin,
+        // Printed on the console: it only lets the admin set their own password.
+        one_time: true,
     })?;
     desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id))?;
     Ok(Some(password))

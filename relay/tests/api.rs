@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Harness, PASSWORD, error_code};
+use common::{Harness, ONE_TIME, PASSWORD, error_code};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ async fn every_route_but_the_allowlist_needs_a_token() {
     let mut walked = 0;
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
-            let concrete = path.replace("{id}", "1");
+            let concrete = path.replace("{id}", "1").replace("{technician_id}", "2");
             let public = deskline_relay::api::PUBLIC_ROUTES.contains(&(method.as_str(), path.as_str()));
             let body = (method != "get" && method != "delete").then(|| json!({}));
             for token in [None, Some("not-a-valid-token")] {
@@ -50,9 +50,9 @@ async fn the_openapi_document_lists_every_status_a_route_answers() {
         for (method, operation) in item.as_object().unwrap() {
             let listed: Vec<&str> = operation["responses"].as_object().unwrap().keys().map(String::as_str).collect();
             let has_body = operation.get("requestBody").is_some();
-            let mut calls = vec![(path.replace("{id}", "1"), has_body.then_some("{\"unexpected\": ["))];
+            let mut calls = vec![(path.replace("{id}", "1").replace("{technician_id}", "2"), has_body.then_some("{\"unexpected\": ["))];
             if path.contains("{id}") {
-                calls.push((path.replace("{id}", "not-a-number"), has_body.then_some("{}")));
+                calls.push((path.replace("{id}", "not-a-number").replace("{technician_id}", "2"), has_body.then_some("{}")));
             }
             if path.ends_with("/events") && method == "get" && !path.contains("{id}") {
                 continue; // the live stream never ends; its statuses are checked by the token walk
@@ -402,4 +402,192 @@ async fn a_resumption_secret_works_only_within_the_grace_window() {
     h.desk.set_resume(id, Some(&secret)).await.unwrap();
     h.desk.set_resume(id, None).await.unwrap();
     assert!(!h.desk.resume_allowed(id, &secret).await.unwrap(), "a deliberate leave forgets it");
+}
+
+/// Bug 6 of the new-user walk: a password someone else set (the demo admin's printed one, one
+/// an admin gave) worked again and again, and nobody could change a password.
+#[tokio::test]
+async fn a_one_time_password_only_lets_its_holder_set_their_own() {
+    let h = Harness::new().await;
+    let body = json!({"username": "tom", "display_name": "Tom", "password": ONE_TIME, "role": "technician"});
+    let created = h.ok("POST", "/api/v1/technicians", &h.admin, Some(body)).await;
+    assert_eq!(created["must_change_password"], true);
+    let login = |password: &str| json!({"username": "tom", "password": password});
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(login(ONE_TIME))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["technician"]["must_change_password"], true);
+    let one_time_token = v["token"].as_str().unwrap().to_owned();
+    // The token reaches nothing but the password change (and who am I, and sign-out).
+    for (method, path) in [("GET", "/api/v1/sessions"), ("GET", "/api/v1/technicians"), ("GET", "/api/v1/channels"), ("GET", "/api/v1/settings")] {
+        let (status, v) = h.call(method, path, Some(&one_time_token), None).await;
+        assert_eq!((status, error_code(&v)), (StatusCode::FORBIDDEN, "password_change_required"), "{method} {path}");
+    }
+    assert_eq!(h.ok("GET", "/api/v1/me", &one_time_token, None).await["username"], "tom");
+    // Bad changes are refused, each saying why, and change nothing.
+    let change = |current: &str, new: &str| Some(json!({"current_password": current, "new_password": new}));
+    for (current, new, code) in [
+        ("not the password", PASSWORD, "wrong_password"),
+        (ONE_TIME, "tom tom tom tom", "weak_password"),
+        (ONE_TIME, ONE_TIME, "same_password"),
+    ] {
+        let (status, v) = h.call("POST", "/api/v1/me/password", Some(&one_time_token), change(current, new)).await;
+        assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, code), "{v}");
+    }
+    let (status, v) = h.call("POST", "/api/v1/me/password", Some(&one_time_token), Some(json!({"new_password": PASSWORD}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["error"]["message"].as_str().unwrap().contains("current_password"), "{v}");
+    // The change: a new token that reaches everything; the one-time token and password die.
+    let changed = h.ok("POST", "/api/v1/me/password", &one_time_token, change(ONE_TIME, PASSWORD)).await;
+    assert_eq!(changed["technician"]["must_change_password"], false);
+    let token = changed["token"].as_str().unwrap();
+    h.ok("GET", "/api/v1/sessions", token, None).await;
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&one_time_token), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(ONE_TIME))).await.0, StatusCode::UNAUTHORIZED);
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(login(PASSWORD))).await;
+    assert_eq!((status, v["technician"]["must_change_password"].as_bool()), (StatusCode::OK, Some(false)));
+    // Anyone changes their own password the same way, and their other sessions end.
+    let other_device = h.login("admin").await;
+    let changed = h.ok("POST", "/api/v1/me/password", &h.admin, change(PASSWORD, "violet harbour quietly sings")).await;
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&other_device), None).await.0, StatusCode::UNAUTHORIZED);
+    h.ok("GET", "/api/v1/me", changed["token"].as_str().unwrap(), None).await;
+}
+
+#[tokio::test]
+async fn signing_out_revokes_the_token() {
+    let h = Harness::new().await;
+    let token = h.login("admin").await;
+    let (status, _) = h.call("POST", "/api/v1/logout", Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&token), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.call("POST", "/api/v1/logout", Some(&token), None).await.0, StatusCode::UNAUTHORIZED);
+    // Other tokens of the account live on.
+    h.ok("GET", "/api/v1/me", &h.admin, None).await;
+}
+
+#[tokio::test]
+async fn a_disabled_technician_is_out_at_once_and_back_when_enabled() {
+    let h = Harness::new().await;
+    let (tom, tom_t) = h.technician("tom", 1).await;
+    // Tom owns one session and is invited on the admin's.
+    let owned = h.ok("POST", "/api/v1/channels/1/sessions", &tom_t, Some(json!({"kind": "link"}))).await["id"].as_i64().unwrap();
+    let shared = h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "pin"}))).await["id"].as_i64().unwrap();
+    h.ok("POST", &format!("/api/v1/sessions/{shared}/invite"), &h.admin, Some(json!({"technician_id": tom}))).await;
+    // Only admins disable.
+    let (status, _) = h.call("PATCH", "/api/v1/technicians/1", Some(&tom_t), Some(json!({"disabled": true}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let v = h.ok("PATCH", &format!("/api/v1/technicians/{tom}"), &h.admin, Some(json!({"disabled": true}))).await;
+    assert_eq!(v["disabled"], true);
+    // His token is dead, he cannot sign in (and is told why), he is on no session.
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&tom_t), None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(json!({"username": "tom", "password": PASSWORD}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(v["error"]["message"].as_str().unwrap().contains("disabled"), "{v}");
+    let owned_now = h.ok("GET", &format!("/api/v1/sessions/{owned}"), &h.admin, None).await;
+    assert!(owned_now["assigned_technician_id"].is_null(), "his session went back to the channel: {owned_now}");
+    let shared_now = h.ok("GET", &format!("/api/v1/sessions/{shared}"), &h.admin, None).await;
+    assert_eq!(shared_now["invited_technician_ids"], json!([]));
+    // Each step is in the sessions' history, by the admin.
+    let history = h.ok("GET", &format!("/api/v1/sessions/{shared}/events"), &h.admin, None).await;
+    let last = history.as_array().unwrap().last().unwrap();
+    assert_eq!((last["action"]["action"].as_str(), last["actor"]["id"].as_i64()), (Some("uninvited"), Some(1)));
+    let history = h.ok("GET", &format!("/api/v1/sessions/{owned}/events"), &h.admin, None).await;
+    assert_eq!(history.as_array().unwrap().last().unwrap()["action"]["action"], "released");
+    // Enabled again, he signs in.
+    h.ok("PATCH", &format!("/api/v1/technicians/{tom}"), &h.admin, Some(json!({"disabled": false}))).await;
+    let token = h.login("tom").await;
+    // A reset gives a one-time password and ends his sessions.
+    let v = h.ok("PATCH", &format!("/api/v1/technicians/{tom}"), &h.admin, Some(json!({"password": ONE_TIME, "display_name": "Tom T."}))).await;
+    assert_eq!((v["must_change_password"].as_bool(), v["display_name"].as_str()), (Some(true), Some("Tom T.")));
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&token), None).await.0, StatusCode::UNAUTHORIZED);
+    h.first_sign_in("tom", ONE_TIME).await;
+}
+
+#[tokio::test]
+async fn the_last_administrator_stays_and_nobody_disables_themself() {
+    let h = Harness::new().await;
+    let (status, v) = h.call("PATCH", "/api/v1/technicians/1", Some(&h.admin), Some(json!({"disabled": true}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "own_account"));
+    let (status, v) = h.call("PATCH", "/api/v1/technicians/1", Some(&h.admin), Some(json!({"role": "technician"}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "last_admin"));
+    let (status, v) = h.call("PATCH", "/api/v1/technicians/99", Some(&h.admin), Some(json!({"disabled": true}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, v) = h.call("PATCH", "/api/v1/technicians/1", Some(&h.admin), Some(json!({"password": "short"}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "weak_password"));
+    // With a second admin, the first may step down.
+    let (bea, _) = h.technician("bea", 1).await;
+    h.ok("PATCH", &format!("/api/v1/technicians/{bea}"), &h.admin, Some(json!({"role": "admin"}))).await;
+    let v = h.ok("PATCH", "/api/v1/technicians/1", &h.admin, Some(json!({"role": "technician"}))).await;
+    assert_eq!(v["role"], "technician");
+    h.ok("GET", "/api/v1/me", &h.admin, None).await;
+}
+
+#[tokio::test]
+async fn members_and_invited_technicians_are_removed_and_leave_their_sessions() {
+    let h = Harness::new().await;
+    let (tom, tom_t) = h.technician("tom", 1).await;
+    let (una, una_t) = h.technician("una", 1).await;
+    let id = h.ok("POST", "/api/v1/channels/1/sessions", &tom_t, Some(json!({"kind": "link"}))).await["id"].as_i64().unwrap();
+    let invited = |who: i64| format!("/api/v1/sessions/{id}/invited/{who}");
+    h.ok("POST", &format!("/api/v1/sessions/{id}/invite"), &tom_t, Some(json!({"technician_id": una}))).await;
+    // Una cannot remove the owner; removing someone not invited says so.
+    let (status, v) = h.call("DELETE", &invited(tom), Some(&una_t), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::FORBIDDEN, "not_owner"));
+    let (status, v) = h.call("DELETE", &invited(1), Some(&tom_t), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "not_invited"));
+    // The owner removes Una; she may also leave by herself once invited again.
+    assert_eq!(h.ok("DELETE", &invited(una), &tom_t, None).await["invited_technician_ids"], json!([]));
+    h.ok("POST", &format!("/api/v1/sessions/{id}/invite"), &tom_t, Some(json!({"technician_id": una}))).await;
+    assert_eq!(h.ok("DELETE", &invited(una), &una_t, None).await["invited_technician_ids"], json!([]));
+    // Removed from the channel, Tom leaves its sessions and no longer sees them.
+    let (status, _) = h.call("DELETE", &format!("/api/v1/channels/1/members/{tom}"), Some(&una_t), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let channel = h.ok("DELETE", &format!("/api/v1/channels/1/members/{tom}"), &h.admin, None).await;
+    assert!(!channel["member_ids"].as_array().unwrap().contains(&json!(tom)));
+    assert!(h.ok("GET", &format!("/api/v1/sessions/{id}"), &h.admin, None).await["assigned_technician_id"].is_null());
+    assert_eq!(h.call("GET", &format!("/api/v1/sessions/{id}"), Some(&tom_t), None).await.0, StatusCode::NOT_FOUND);
+    let (status, v) = h.call("DELETE", &format!("/api/v1/channels/1/members/{tom}"), Some(&h.admin), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "not_a_member"));
+}
+
+#[tokio::test]
+async fn the_organisation_is_set_by_an_admin_and_shown_to_end_users() {
+    let h = Harness::new().await;
+    let (_, tom_t) = h.technician("tom", 1).await;
+    let (status, _) = h.call("PATCH", "/api/v1/settings", Some(&tom_t), Some(json!({"organisation": "Mallory Inc"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = h.call("PATCH", "/api/v1/settings", Some(&h.admin), Some(json!({"organisation": " "}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "invalid_field"));
+    let v = h.ok("PATCH", "/api/v1/settings", &h.admin, Some(json!({"organisation": "Example Hospital IT"}))).await;
+    assert_eq!(v["organisation"], "Example Hospital IT");
+    assert_eq!(h.ok("GET", "/api/v1/settings", &tom_t, None).await["organisation"], "Example Hospital IT");
+    // The end user's invite page names it.
+    let link = h.ok("POST", "/api/v1/channels/1/sessions", &tom_t, Some(json!({"kind": "link"}))).await["link"].as_str().unwrap().to_owned();
+    let path = link.trim_start_matches("https://desk.example").split('#').next().unwrap().to_owned();
+    let page = h.raw_response("GET", &path, None, None).await;
+    let html = String::from_utf8(axum::body::to_bytes(page.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(html.contains("Remote support from Example Hospital IT"), "{html}");
+    // And it survives a restart of the desk.
+    let desk = deskline_relay::desk::Desk::new(h.desk.db().clone(), std::sync::Arc::new(h.clock.clone()), String::new());
+    desk.load_settings_blocking("the flag's default").unwrap();
+    assert_eq!(desk.organisation(), "Example Hospital IT");
+}
+
+#[tokio::test]
+async fn deleted_sessions_keep_a_readable_history() {
+    let h = Harness::new().await;
+    let (_, tom_t) = h.technician("tom", 1).await;
+    let id = h.ok("POST", "/api/v1/channels/1/sessions", &tom_t, Some(json!({"kind": "pin"}))).await["id"].as_i64().unwrap();
+    h.ok("DELETE", &format!("/api/v1/sessions/{id}"), &tom_t, None).await;
+    assert!(h.ok("GET", "/api/v1/sessions", &tom_t, None).await.as_array().unwrap().is_empty());
+    let deleted = h.ok("GET", "/api/v1/sessions?scope=deleted", &h.admin, None).await;
+    assert_eq!(ids(&deleted), vec![id]);
+    assert_eq!(deleted[0]["deleted"], true);
+    assert!(deleted[0]["pin"].is_null(), "a deleted session's code is gone");
+    let history = h.ok("GET", &format!("/api/v1/sessions/{id}/events"), &h.admin, None).await;
+    assert_eq!(history.as_array().unwrap().last().unwrap()["action"]["action"], "deleted");
+    // A channel's members see its deleted sessions; others do not.
+    assert_eq!(ids(&h.ok("GET", "/api/v1/sessions?scope=deleted", &tom_t, None).await), vec![id]);
+    let other = h.channel("Other").await;
+    let (_, una_t) = h.technician("una", other).await;
+    assert!(h.ok("GET", "/api/v1/sessions?scope=deleted", &una_t, None).await.as_array().unwrap().is_empty());
 }

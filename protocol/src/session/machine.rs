@@ -46,6 +46,12 @@ pub enum Action {
         /// Who.
         technician: TechnicianId,
     },
+    /// Take an invited technician off the session (the owner or an administrator does it, or
+    /// the invited technician leaves); their consent goes with them.
+    Uninvite {
+        /// Who.
+        technician: TechnicianId,
+    },
     /// The owner lets go.
     Release,
     /// Ask the end user for remote access.
@@ -129,6 +135,7 @@ pub fn apply(session: &Session, action: &Action, ctx: &Context<'_>) -> Result<Tr
         Action::TransferToTechnician { technician } => transfer_to_technician(session, ctx, technician),
         Action::TransferToChannel { channel } => transfer_to_channel(session, ctx, channel),
         Action::Invite { technician } => invite(session, ctx, technician),
+        Action::Uninvite { technician } => uninvite(session, ctx, technician),
         Action::Release => release(session, ctx),
         Action::StartRemote { request_id, capabilities, timeout } => {
             start_remote(session, ctx, request_id, capabilities, timeout)
@@ -259,6 +266,25 @@ pub fn invite(s: &Session, ctx: &Context<'_>, technician: TechnicianId) -> Resul
     let mut next = s.clone();
     next.invited.push(technician);
     Ok(finish(s, next, ctx, AuditAction::Invited { technician }))
+}
+
+/// Takes an invited technician off the session: the owner or an administrator removes them,
+/// or they leave themselves. What the end user allowed them goes with them (their viewers are
+/// disconnected by the relay's hub, which follows the stored session).
+pub fn uninvite(s: &Session, ctx: &Context<'_>, technician: TechnicianId) -> Result<Transition, Refusal> {
+    not_deleted(s)?;
+    let actor = technician_in_channel(ctx, s.channel)?;
+    ended(s)?;
+    if actor != technician && s.assigned != Some(actor) && !ctx.directory.is_admin(actor) {
+        return Err(Refusal::NotOwner);
+    }
+    if !s.invited.contains(&technician) {
+        return Err(Refusal::NotInvited);
+    }
+    let mut next = s.clone();
+    next.invited.retain(|t| *t != technician);
+    next.consent = s.consent.without(technician);
+    Ok(finish(s, next, ctx, AuditAction::Uninvited { technician }))
 }
 
 /// The owner lets go: `InQueue` if the app is connected, else `Waiting`.

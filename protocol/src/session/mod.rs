@@ -320,6 +320,11 @@ pub enum AuditAction {
         /// Who.
         technician: TechnicianId,
     },
+    /// An invited technician was taken off the session (or left it).
+    Uninvited {
+        /// Who.
+        technician: TechnicianId,
+    },
     /// The owner let go of it.
     Released {
         /// The previous owner.
@@ -416,10 +421,13 @@ pub enum Refusal {
     /// Only technicians on the session may ask for remote access.
     #[error("only the assigned or invited technicians may start remote access")]
     NotOnSession,
-    /// Only the assigned technician (or an administrator) brings others onto a session: the
-    /// end user's trust is in the technician they are talking to.
-    #[error("only the assigned technician or an administrator may invite")]
+    /// Only the assigned technician (or an administrator) brings others onto a session or
+    /// takes them off: the end user's trust is in the technician they are talking to.
+    #[error("only the assigned technician or an administrator may invite or remove technicians")]
     NotOwner,
+    /// The technician named is not among the session's invited technicians.
+    #[error("that technician is not invited to this session")]
+    NotInvited,
     /// A remote access request must ask for something.
     #[error("nothing was requested")]
     NothingRequested,
@@ -472,6 +480,7 @@ impl Refusal {
             Refusal::NotActive => "not_active",
             Refusal::NotOnSession => "not_on_session",
             Refusal::NotOwner => "not_owner",
+            Refusal::NotInvited => "not_invited",
             Refusal::NothingRequested => "nothing_requested",
             Refusal::ConsentAlreadyPending => "consent_already_pending",
             Refusal::AlreadyGranted => "already_granted",
@@ -493,7 +502,7 @@ impl Refusal {
             Refusal::WrongActor(_) | Refusal::NotAMember | Refusal::NotOnSession | Refusal::NotOwner => {
                 RefusalKind::Forbidden
             }
-            Refusal::TargetNotAMember | Refusal::NothingRequested | Refusal::SameChannel => {
+            Refusal::TargetNotAMember | Refusal::NotInvited | Refusal::NothingRequested | Refusal::SameChannel => {
                 RefusalKind::BadRequest
             }
             Refusal::Deleted => RefusalKind::Gone,

@@ -504,3 +504,33 @@ fn a_restarted_relay_reports_its_lost_apps_and_consent_stays_resumable() {
     let resumed = app_connected(&t.session, &ctx(&dir, Actor::App), true).unwrap().session;
     assert_eq!(resumed.consent.granted_to(ALICE), Capabilities::VIEW);
 }
+
+#[test]
+fn an_invited_technician_is_removed_by_the_owner_or_an_admin_or_leaves_with_their_consent() {
+    let dir = directory();
+    let s = Session { invited: vec![CAROL, DAN], ..base(SessionState::Active) };
+    let carol = ctx(&dir, Actor::Technician(CAROL));
+    let timeout = Duration::from_secs(30);
+    // Carol asks and the end user allows her to view.
+    let asked = start_remote(&s, &carol, 5, Capabilities::VIEW, timeout).unwrap().session;
+    let allowed = consent_decided(&asked, &ctx(&dir, Actor::App), 5, ConsentOutcome::Granted(Capabilities::VIEW)).unwrap().session;
+    assert_eq!(allowed.consent.granted_to(CAROL), Capabilities::VIEW);
+    // Another invited technician cannot remove her; a member not on the session neither.
+    assert_eq!(uninvite(&allowed, &ctx(&dir, Actor::Technician(DAN)), CAROL).unwrap_err(), Refusal::NotOwner);
+    assert_eq!(uninvite(&allowed, &ctx(&dir, Actor::Technician(BOB)), CAROL).unwrap_err(), Refusal::NotOwner);
+    // The owner removes her: she is off the session and her grant is gone with her.
+    let t = uninvite(&allowed, &ctx(&dir, Actor::Technician(ALICE)), CAROL).unwrap();
+    assert_eq!(t.session.invited, vec![DAN]);
+    assert_eq!(t.session.consent.granted_to(CAROL), Capabilities::NONE);
+    assert_eq!(t.session.state, SessionState::Active);
+    assert_eq!(t.event.action, AuditAction::Uninvited { technician: CAROL });
+    // Removing someone not invited (the owner included) is refused, and says why.
+    assert_eq!(uninvite(&t.session, &ctx(&dir, Actor::Technician(ALICE)), CAROL).unwrap_err(), Refusal::NotInvited);
+    assert_eq!(uninvite(&t.session, &ctx(&dir, Actor::Technician(ALICE)), ALICE).unwrap_err(), Refusal::NotInvited);
+    // Dan leaves by himself; an admin may remove too.
+    assert!(uninvite(&t.session, &ctx(&dir, Actor::Technician(DAN)), DAN).unwrap().session.invited.is_empty());
+    assert!(uninvite(&t.session, &ctx(&dir, Actor::Technician(ADMIN)), DAN).is_ok());
+    // Nothing changes on an ended session.
+    let closed = Session { invited: vec![CAROL], ..base(SessionState::Closed) };
+    assert!(uninvite(&closed, &ctx(&dir, Actor::Technician(ALICE)), CAROL).is_err());
+}

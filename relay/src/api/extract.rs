@@ -4,31 +4,56 @@ use super::AppState;
 use crate::error::Error;
 use crate::limits::MAX_REQUEST_BODY_BYTES;
 use crate::store::TechnicianRow;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-/// The signed-in technician, from `Authorization: Bearer TOKEN`.
+/// The signed-in technician, from `Authorization: Bearer TOKEN`. A technician whose password
+/// was set by someone else reaches only the routes that let them set their own.
 pub struct Authed(pub TechnicianRow);
+
+/// The routes a technician with a one-time password may use (below `/api/v1`).
+const BEFORE_PASSWORD_CHANGE: &[&str] = &["/me", "/me/password", "/logout"];
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(Error::Unauthorized("missing bearer token"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(Error::Unauthorized("malformed Authorization header"))?;
-        state.desk.authenticate(token).await.map(Authed)
+        let token = bearer(parts)?;
+        let me = state.desk.authenticate(token).await?;
+        if me.must_change_password {
+            let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |u| u.0.path());
+            if !BEFORE_PASSWORD_CHANGE.contains(&path.strip_prefix("/api/v1").unwrap_or(path)) {
+                return Err(Error::PasswordChangeRequired);
+            }
+        }
+        Ok(Authed(me))
     }
+}
+
+/// The bearer token itself (for signing out), checked like [`Authed`].
+pub struct BearerToken(pub String);
+
+impl FromRequestParts<AppState> for BearerToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        Authed::from_request_parts(parts, state).await?;
+        Ok(BearerToken(bearer(parts)?.to_owned()))
+    }
+}
+
+/// The token in `Authorization: Bearer TOKEN`.
+fn bearer(parts: &Parts) -> Result<&str, Error> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or(Error::Unauthorized("missing bearer token"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(Error::Unauthorized("malformed Authorization header"))
 }
 
 /// The client's address, when the server knows it (always over the network; not when tests

@@ -10,7 +10,7 @@ mod web;
 
 pub use web::CONTENT_SECURITY_POLICY;
 
-pub use extract::{ApiJson, ApiPath, Authed, ClientAddr};
+pub use extract::{ApiJson, ApiPath, Authed, BearerToken, ClientAddr};
 
 use crate::desk::Desk;
 use crate::downloads::SupportApps;

@@ -1,41 +1,51 @@
 //! The handlers. Each is thin: parse, call the desk, shape the answer.
 
 use super::extract::parse_json;
-use super::{ApiJson, ApiPath, AppState, Authed, ClientAddr};
+use super::{ApiJson, ApiPath, AppState, Authed, BearerToken, ClientAddr};
 use crate::desk::{ChannelPatch, NewTechnician};
 use crate::error::Error;
 use crate::store::Role;
-use crate::views::{AuditEventView, ChannelView, LiveEvent, SessionView, TechnicianView};
+use crate::views::{AuditEventView, ChannelView, LiveEvent, RelayInfo, SessionView, Settings, TechnicianView};
+use deskline_api::{
+    ChangePassword, CreateChannel, CreateSession, CreateTechnician, LoginRequest, LoginResponse, RemoteRequest,
+    SessionDescription, SettingsPatch, TechnicianRef, TransferRequest, UpdateChannel, UpdateTechnician,
+};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use deskline_protocol::session::{Action, SessionKind};
+use deskline_protocol::session::Action;
 use deskline_protocol::{Capabilities, ChannelId, SessionId, TechnicianId};
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
+        .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(change_password))
         .routes(routes!(list_technicians, create_technician))
+        .routes(routes!(update_technician))
         .routes(routes!(list_channels, create_channel))
         .routes(routes!(update_channel))
         .routes(routes!(add_member))
+        .routes(routes!(remove_member))
+        .routes(routes!(get_settings, update_settings))
         .routes(routes!(channel_sessions, create_session))
         .routes(routes!(list_sessions))
         .routes(routes!(get_session, delete_session))
         .routes(routes!(assign))
         .routes(routes!(transfer))
         .routes(routes!(invite))
+        .routes(routes!(uninvite))
         .routes(routes!(release))
         .routes(routes!(close))
         .routes(routes!(remote))
@@ -47,20 +57,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 type ApiResult<T> = Result<Json<T>, Error>;
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct LoginRequest {
-    username: String,
-    password: String,
-}
-
-#[derive(Serialize, Deserialize, ToSchema)]
-struct LoginResponse {
-    /// Bearer token for `Authorization: Bearer ...`.
-    token: String,
-    technician: TechnicianView,
-}
-
 /// Sign in with username and password; returns a bearer token.
 #[utoipa::path(post, path = "/login", request_body = LoginRequest, security(()),
     responses((status = 200, body = LoginResponse), (status = 400), (status = 401), (status = 429)))]
@@ -69,27 +65,37 @@ async fn login(State(state): State<AppState>, ClientAddr(from): ClientAddr, ApiJ
     Ok(Json(LoginResponse { token, technician }))
 }
 
+/// Sign out: the token dies at once.
+#[utoipa::path(post, path = "/logout", responses((status = 204), (status = 401)))]
+async fn logout(State(state): State<AppState>, BearerToken(token): BearerToken) -> Result<StatusCode, Error> {
+    state.desk.logout(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The signed-in technician.
 #[utoipa::path(get, path = "/me", responses((status = 200, body = TechnicianView), (status = 401)))]
 async fn me(Authed(me): Authed) -> ApiResult<TechnicianView> {
-    Ok(Json(TechnicianView::from(&me)))
+    Ok(Json(crate::views::technician(&me)))
+}
+
+/// Set one's own password (required after signing in with a one-time password). Every token
+/// of the account is revoked; the answer carries the new one.
+#[utoipa::path(post, path = "/me/password", request_body = ChangePassword,
+    responses((status = 200, body = LoginResponse), (status = 400), (status = 401), (status = 429)))]
+async fn change_password(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ClientAddr(from): ClientAddr,
+    ApiJson(req): ApiJson<ChangePassword>,
+) -> ApiResult<LoginResponse> {
+    let (token, technician) = state.desk.change_password(&me, req.current_password, req.new_password, from).await?;
+    Ok(Json(LoginResponse { token, technician }))
 }
 
 /// Every technician.
 #[utoipa::path(get, path = "/technicians", responses((status = 200, body = [TechnicianView]), (status = 401)))]
 async fn list_technicians(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<Vec<TechnicianView>> {
     Ok(Json(state.desk.technicians().await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct CreateTechnician {
-    username: String,
-    #[serde(default)]
-    display_name: String,
-    password: String,
-    #[schema(value_type = String, example = "technician")]
-    role: Role,
 }
 
 /// Create a technician (admins).
@@ -100,22 +106,41 @@ async fn create_technician(
     Authed(me): Authed,
     ApiJson(req): ApiJson<CreateTechnician>,
 ) -> Result<(StatusCode, Json<TechnicianView>), Error> {
-    let new = NewTechnician { username: req.username, display_name: req.display_name, password: req.password, role: req.role };
+    // The administrator knows this password: the technician sets their own at the first sign-in.
+    let new = NewTechnician { username: req.username, display_name: req.display_name, password: req.password, role: req.role, one_time: true };
     Ok((StatusCode::CREATED, Json(state.desk.create_technician(Some(&me), new).await?)))
+}
+
+/// Change a technician's account (admins): name, role, a one-time password (reset), disabled.
+/// Disabling revokes their tokens at once and takes them off every live session.
+#[utoipa::path(patch, path = "/technicians/{id}", params(("id" = i64, Path)), request_body = UpdateTechnician,
+    responses((status = 200, body = TechnicianView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn update_technician(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<UpdateTechnician>,
+) -> ApiResult<TechnicianView> {
+    Ok(Json(state.desk.update_technician(&me, TechnicianId(id), req).await?))
+}
+
+/// The relay-wide settings (the organisation named to end users).
+#[utoipa::path(get, path = "/settings", responses((status = 200, body = Settings), (status = 401)))]
+async fn get_settings(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<Settings> {
+    Ok(Json(state.desk.settings()))
+}
+
+/// Change the relay-wide settings (admins).
+#[utoipa::path(patch, path = "/settings", request_body = SettingsPatch,
+    responses((status = 200, body = Settings), (status = 400), (status = 401), (status = 403)))]
+async fn update_settings(State(state): State<AppState>, Authed(me): Authed, ApiJson(req): ApiJson<SettingsPatch>) -> ApiResult<Settings> {
+    Ok(Json(state.desk.update_settings(&me, req).await?))
 }
 
 /// The channels the technician may see (all, for admins).
 #[utoipa::path(get, path = "/channels", responses((status = 200, body = [ChannelView]), (status = 401)))]
 async fn list_channels(State(state): State<AppState>, Authed(me): Authed) -> ApiResult<Vec<ChannelView>> {
     Ok(Json(state.desk.channels(&me).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct CreateChannel {
-    name: String,
-    session_expiry_secs: Option<i64>,
-    consent_timeout_secs: Option<i64>,
 }
 
 /// Create a channel (admins).
@@ -128,14 +153,6 @@ async fn create_channel(
 ) -> Result<(StatusCode, Json<ChannelView>), Error> {
     let view = state.desk.create_channel(&me, req.name, req.session_expiry_secs, req.consent_timeout_secs).await?;
     Ok((StatusCode::CREATED, Json(view)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct UpdateChannel {
-    name: Option<String>,
-    session_expiry_secs: Option<i64>,
-    consent_timeout_secs: Option<i64>,
 }
 
 /// Change a channel's settings (admins).
@@ -151,12 +168,6 @@ async fn update_channel(
     Ok(Json(state.desk.update_channel(&me, ChannelId(id), patch).await?))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct TechnicianRef {
-    technician_id: i64,
-}
-
 /// Add a member to a channel (admins).
 #[utoipa::path(post, path = "/channels/{id}/members", params(("id" = i64, Path)), request_body = TechnicianRef,
     responses((status = 200, body = ChannelView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
@@ -169,20 +180,19 @@ async fn add_member(
     Ok(Json(state.desk.add_member(&me, ChannelId(id), TechnicianId(req.technician_id)).await?))
 }
 
+/// Remove a member from a channel (admins): they leave its live sessions (owned ones go to
+/// its queue).
+#[utoipa::path(delete, path = "/channels/{id}/members/{technician_id}", params(("id" = i64, Path), ("technician_id" = i64, Path)),
+    responses((status = 200, body = ChannelView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn remove_member(State(state): State<AppState>, Authed(me): Authed, ApiPath((id, technician)): ApiPath<(i64, i64)>) -> ApiResult<ChannelView> {
+    Ok(Json(state.desk.remove_member(&me, ChannelId(id), TechnicianId(technician)).await?))
+}
+
 /// The sessions of a channel.
 #[utoipa::path(get, path = "/channels/{id}/sessions", params(("id" = i64, Path)),
     responses((status = 200, body = [SessionView]), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn channel_sessions(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<SessionView>> {
     Ok(Json(state.desk.channel_sessions(&me, ChannelId(id)).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct CreateSession {
-    /// `link` or `pin`.
-    #[schema(value_type = String, example = "pin")]
-    kind: SessionKind,
-    name: Option<String>,
 }
 
 /// Create a support session in a channel; the creator is assigned.
@@ -201,11 +211,12 @@ async fn create_session(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct SessionsQuery {
-    /// `home` (the default): sessions assigned to or shared with the signed-in technician.
+    /// `home` (the default): sessions assigned to or shared with the signed-in technician;
+    /// `deleted`: deleted sessions of one's channels (all, for admins), to read their history.
     scope: Option<String>,
 }
 
-/// The signed-in technician's Home.
+/// The signed-in technician's Home, or deleted sessions.
 #[utoipa::path(get, path = "/sessions", params(SessionsQuery),
     responses((status = 200, body = [SessionView]), (status = 400), (status = 401)))]
 async fn list_sessions(
@@ -216,7 +227,8 @@ async fn list_sessions(
     let Query(query) = query.map_err(|e| Error::bad("invalid_query", e.body_text()))?;
     match query.scope.as_deref() {
         None | Some("home") => Ok(Json(state.desk.home(&me).await?)),
-        Some(other) => Err(Error::bad("invalid_query", format!("scope: unknown scope {other:?} (expected home)"))),
+        Some("deleted") => Ok(Json(state.desk.deleted_sessions(&me).await?)),
+        Some(other) => Err(Error::bad("invalid_query", format!("scope: unknown scope {other:?} (expected home or deleted)"))),
     }
 }
 
@@ -245,15 +257,6 @@ async fn assign(
 ) -> ApiResult<SessionView> {
     let action = Action::Assign { technician: TechnicianId(req.technician_id) };
     Ok(Json(state.desk.act(&me, SessionId(id), action).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct TransferRequest {
-    /// Hand over to this technician...
-    technician_id: Option<i64>,
-    /// ...or move to this channel's queue (exactly one of the two).
-    channel_id: Option<i64>,
 }
 
 /// Transfer to another technician or to another channel.
@@ -286,6 +289,15 @@ async fn invite(
     Ok(Json(state.desk.act(&me, SessionId(id), action).await?))
 }
 
+/// Take an invited technician off the session (the owner or an admin), or leave it (the
+/// invited technician). What the end user allowed them ends, and their viewers are disconnected.
+#[utoipa::path(delete, path = "/sessions/{id}/invited/{technician_id}", params(("id" = i64, Path), ("technician_id" = i64, Path)),
+    responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn uninvite(State(state): State<AppState>, Authed(me): Authed, ApiPath((id, technician)): ApiPath<(i64, i64)>) -> ApiResult<SessionView> {
+    let action = Action::Uninvite { technician: TechnicianId(technician) };
+    Ok(Json(state.desk.act(&me, SessionId(id), action).await?))
+}
+
 /// Unassign the session: it queues if the app is connected.
 #[utoipa::path(post, path = "/sessions/{id}/release", params(("id" = i64, Path)),
     responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
@@ -298,14 +310,6 @@ async fn release(State(state): State<AppState>, Authed(me): Authed, ApiPath(id):
     responses((status = 200, body = SessionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn close(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<SessionView> {
     Ok(Json(state.desk.act(&me, SessionId(id), Action::Close).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct RemoteRequest {
-    /// `view_and_control` (the default) or `view`.
-    #[schema(example = "view_and_control")]
-    capabilities: Option<String>,
 }
 
 /// Start a remote session: asks the support app for consent.
@@ -379,19 +383,12 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
 }
 
 /// Where native viewers reach this relay over QUIC, and the certificate to pin.
-#[utoipa::path(get, path = "/relay", responses((status = 200, body = crate::desk::RelayInfo), (status = 401), (status = 404)))]
-async fn relay_info(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<crate::desk::RelayInfo> {
-    state.desk.relay_info().cloned().map(Json).ok_or(Error::NotFound("QUIC endpoint"))
+#[utoipa::path(get, path = "/relay", responses((status = 200, body = RelayInfo), (status = 401), (status = 404)))]
+async fn relay_info(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<RelayInfo> {
+    state.desk.relay_info().map(Json).ok_or(Error::NotFound("QUIC endpoint"))
 }
 
 /// A WebRTC session description (SDP).
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct SessionDescription {
-    /// The SDP text, ICE candidates included (no trickling).
-    sdp: String,
-}
-
 /// View (and control) the session in a browser: the browser's WebRTC offer in, with its ICE
 /// candidates gathered; the relay's answer out. Video arrives as an H.264 track; a data
 /// channel the browser opened carries the viewer's control messages as JSON. The same rules

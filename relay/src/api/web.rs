@@ -14,7 +14,6 @@
 //! origin only, no inline code, no framing).
 
 use super::AppState;
-use crate::views::SessionView;
 use axum::extract::{Path, State};
 use crate::downloads::Platform;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -59,7 +58,7 @@ pub(super) async fn style() -> Response {
 async fn invited(state: &AppState, token: &str) -> Option<String> {
     let token = token.parse::<LinkToken>().ok()?;
     let row = state.desk.find_by_code(&AppCode::Link(token)).await.ok()??;
-    SessionView::new(&row, &state.desk.links()).link
+    crate::views::session(&row, &state.desk.links()).link
 }
 
 /// Escapes text for HTML. (Hand-written: five characters, the only dynamic text is the
@@ -111,8 +110,8 @@ fn user_agent(headers: &HeaderMap) -> Option<&str> {
 
 pub(super) async fn invite(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let Some(link) = invited(&state, &token).await else { return no_longer_valid() };
-    let organisation = state.desk.relay_info().map_or("Your support team", |i| i.organisation.as_str());
-    let org = escape(organisation);
+    let organisation = state.desk.organisation();
+    let org = escape(&organisation);
     let token = escape(&token);
     // The visitor's system first; the others listed, for someone forwarding the link.
     let download = match state.support_apps.best_for(user_agent(&headers)) {

@@ -95,4 +95,15 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions ADD COLUMN resume_hash TEXT;
     ALTER TABLE sessions ADD COLUMN resume_dropped_at BIGINT;
     "#,
+    // 3: accounts an administrator can manage — a password set by someone else (the demo
+    // admin's, one an admin gave) must be changed at the first sign-in; accounts can be
+    // disabled; relay-wide settings (the organisation named to end users).
+    r#"
+    ALTER TABLE technicians ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE technicians ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];

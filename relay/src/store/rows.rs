@@ -4,35 +4,11 @@ use super::StoreError;
 use deskline_protocol::session::{AuditEvent, Consent, Session, SessionKind, SessionState};
 use deskline_protocol::{AppInfo, ChannelId, LinkToken, Pin, SessionId, TechnicianId, Timestamp};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
-use serde::{Deserialize, Serialize};
 
-/// A technician's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Manages technicians and channels, works in every channel.
-    Admin,
-    /// Works in the channels they are a member of.
-    Technician,
-}
+pub use deskline_api::Role;
 
-impl Role {
-    /// The stored name.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Technician => "technician",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Role, StoreError> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "technician" => Ok(Role::Technician),
-            other => Err(StoreError::Corrupt(format!("role {other:?}"))),
-        }
-    }
+fn parse_role(s: &str) -> Result<Role, StoreError> {
+    Role::parse(s).ok_or_else(|| StoreError::Corrupt(format!("role {s:?}")))
 }
 
 /// A technician account.
@@ -50,6 +26,11 @@ pub struct TechnicianRow {
     pub role: Role,
     /// Creation time.
     pub created_at: Timestamp,
+    /// The password was set by someone else (one-time): only a password change is allowed
+    /// until the technician sets their own.
+    pub must_change_password: bool,
+    /// Disabled by an administrator: cannot sign in, holds no token.
+    pub disabled: bool,
 }
 
 /// A channel.
@@ -97,17 +78,19 @@ fn technician_from_row(row: &Row<'_>) -> rusqlite::Result<(TechnicianRow, String
             password_hash: row.get(3)?,
             role: Role::Technician,
             created_at: Timestamp(row.get(5)?),
+            must_change_password: row.get(6)?,
+            disabled: row.get(7)?,
         },
         role,
     ))
 }
 
 fn finish_technician((mut t, role): (TechnicianRow, String)) -> Result<TechnicianRow, StoreError> {
-    t.role = Role::parse(&role)?;
+    t.role = parse_role(&role)?;
     Ok(t)
 }
 
-const TECHNICIAN_COLUMNS: &str = "id, username, display_name, password_hash, role, created_at";
+const TECHNICIAN_COLUMNS: &str = "id, username, display_name, password_hash, role, created_at, must_change_password, disabled";
 
 /// Adds a technician; `Ok(None)` if the username is taken.
 pub fn insert_technician(
@@ -116,14 +99,49 @@ pub fn insert_technician(
     display_name: &str,
     password_hash: &str,
     role: Role,
+    must_change_password: bool,
     now: Timestamp,
 ) -> Result<Option<TechnicianId>, StoreError> {
     let inserted = tx.execute(
-        "INSERT INTO technicians (username, display_name, password_hash, role, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username) DO NOTHING",
-        params![username, display_name, password_hash, role.as_str(), now.0],
+        "INSERT INTO technicians (username, display_name, password_hash, role, created_at, must_change_password)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING",
+        params![username, display_name, password_hash, role.as_str(), now.0, must_change_password],
     )?;
     Ok((inserted == 1).then(|| TechnicianId(tx.last_insert_rowid())))
+}
+
+/// Stores a technician's changed name, role, password and flags (the id and username stay).
+pub fn update_technician(tx: &Transaction<'_>, t: &TechnicianRow) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE technicians SET display_name = ?2, password_hash = ?3, role = ?4, must_change_password = ?5, disabled = ?6
+         WHERE id = ?1",
+        params![t.id.0, t.display_name, t.password_hash, t.role.as_str(), t.must_change_password, t.disabled],
+    )?;
+    Ok(())
+}
+
+/// Revokes every token of a technician (password changed, account disabled).
+pub fn delete_tokens_of(tx: &Transaction<'_>, technician: TechnicianId) -> Result<usize, StoreError> {
+    Ok(tx.execute("DELETE FROM api_tokens WHERE technician_id = ?1", [technician.0])?)
+}
+
+/// Revokes one token (sign-out).
+pub fn delete_token(tx: &Transaction<'_>, token_hash: &str) -> Result<bool, StoreError> {
+    Ok(tx.execute("DELETE FROM api_tokens WHERE token_hash = ?1", [token_hash])? == 1)
+}
+
+/// A relay-wide setting, if set.
+pub fn setting(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+/// Sets a relay-wide setting.
+pub fn set_setting(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
 }
 
 /// The technician with this username.
@@ -167,7 +185,7 @@ pub fn insert_token(
     Ok(())
 }
 
-/// The technician a token hash belongs to, if it has not expired.
+/// The technician a token hash belongs to, if it has not expired and the account is enabled.
 pub fn technician_for_token(
     tx: &Transaction<'_>,
     token_hash: &str,
@@ -175,7 +193,7 @@ pub fn technician_for_token(
 ) -> Result<Option<TechnicianRow>, StoreError> {
     let sql = format!(
         "SELECT {} FROM technicians t JOIN api_tokens k ON k.technician_id = t.id
-         WHERE k.token_hash = ?1 AND k.expires_at > ?2",
+         WHERE k.token_hash = ?1 AND k.expires_at > ?2 AND t.disabled = 0",
         TECHNICIAN_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
     );
     tx.query_row(&sql, params![token_hash, now.0], technician_from_row)
@@ -269,6 +287,38 @@ pub fn add_member(tx: &Transaction<'_>, channel: ChannelId, technician: Technici
     Ok(n == 1)
 }
 
+/// The session has technician `?1` as owner or invited. `invited` is a JSON array of ids;
+/// matching its text keeps this one portable query.
+const ON_SESSION: &str = "(assigned_technician_id = ?1 OR ',' || TRIM(invited, '[]') || ',' LIKE '%,' || ?1 || ',%')";
+
+/// Removes a member from a channel; `false` if they were not one.
+pub fn remove_member(tx: &Transaction<'_>, channel: ChannelId, technician: TechnicianId) -> Result<bool, StoreError> {
+    let n = tx.execute("DELETE FROM channel_members WHERE channel_id = ?1 AND technician_id = ?2", params![channel.0, technician.0])?;
+    Ok(n == 1)
+}
+
+/// Live sessions (not deleted) a technician is assigned to or invited on, in one channel or
+/// in all (`None`).
+pub fn live_sessions_of(tx: &Transaction<'_>, technician: TechnicianId, channel: Option<ChannelId>) -> Result<Vec<SessionRow>, StoreError> {
+    let live = "deleted = 0 AND state IN ('waiting', 'active', 'in_queue')";
+    match channel {
+        Some(c) => query_sessions(tx, &format!("{live} AND {ON_SESSION} AND channel_id = ?2"), params![technician.0, c.0]),
+        None => query_sessions(tx, &format!("{live} AND {ON_SESSION}"), [technician.0]),
+    }
+}
+
+/// Deleted sessions in the channels a technician is a member of, or all (`None`: for admins).
+pub fn deleted_sessions(tx: &Transaction<'_>, member: Option<TechnicianId>) -> Result<Vec<SessionRow>, StoreError> {
+    match member {
+        Some(t) => query_sessions(
+            tx,
+            "deleted = 1 AND channel_id IN (SELECT channel_id FROM channel_members WHERE technician_id = ?1)",
+            [t.0],
+        ),
+        None => query_sessions(tx, "deleted = 1", []),
+    }
+}
+
 /// The members of a channel.
 pub fn channel_members(tx: &Transaction<'_>, channel: ChannelId) -> Result<Vec<TechnicianId>, StoreError> {
     let mut stmt = tx.prepare("SELECT technician_id FROM channel_members WHERE channel_id = ?1 ORDER BY technician_id")?;
@@ -278,7 +328,7 @@ pub fn channel_members(tx: &Transaction<'_>, channel: ChannelId) -> Result<Vec<T
 
 /// The administrators.
 pub fn admins(tx: &Transaction<'_>) -> Result<Vec<TechnicianId>, StoreError> {
-    let mut stmt = tx.prepare("SELECT id FROM technicians WHERE role = 'admin'")?;
+    let mut stmt = tx.prepare("SELECT id FROM technicians WHERE role = 'admin' AND disabled = 0 ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok(TechnicianId(r.get(0)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -399,7 +449,7 @@ fn finish_session(raw: RawSession) -> Result<SessionRow, StoreError> {
     })
 }
 
-fn json(value: &impl Serialize) -> Result<String, StoreError> {
+fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| corrupt("encoding", e))
 }
 
@@ -488,12 +538,7 @@ pub fn sessions_in_channel(tx: &Transaction<'_>, channel: ChannelId) -> Result<V
 
 /// Every session a technician is assigned to or invited on, not deleted.
 pub fn home_sessions(tx: &Transaction<'_>, technician: TechnicianId) -> Result<Vec<SessionRow>, StoreError> {
-    // `invited` is a JSON array of ids; matching its text keeps this one portable query.
-    query_sessions(
-        tx,
-        "deleted = 0 AND (assigned_technician_id = ?1 OR ',' || TRIM(invited, '[]') || ',' LIKE '%,' || ?1 || ',%')",
-        [technician.0],
-    )
+    query_sessions(tx, &format!("deleted = 0 AND {ON_SESSION}"), [technician.0])
 }
 
 /// Ids of live sessions whose expiry time has come.

@@ -104,7 +104,7 @@ pub(super) async fn run(
     }
     let welcome = Welcome {
         session: id,
-        organisation: transport.hubs.organisation.clone(),
+        organisation: transport.hubs.desk.organisation(),
         resume: Some(secret),
         resumed,
     };

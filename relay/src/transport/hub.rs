@@ -149,7 +149,6 @@ impl Hub {
 /// Every hub, by session.
 pub(super) struct Hubs {
     pub desk: Desk,
-    pub organisation: String,
     /// The frame rate asked of apps.
     max_fps: u16,
     map: Mutex<HashMap<SessionId, Arc<Hub>>>,
@@ -160,8 +159,8 @@ fn bye(reason: ByeReason, message: &str) -> Message {
 }
 
 impl Hubs {
-    pub fn new(desk: Desk, organisation: String, max_fps: u16) -> Arc<Hubs> {
-        Arc::new(Hubs { desk, organisation, max_fps, map: Mutex::new(HashMap::new()) })
+    pub fn new(desk: Desk, max_fps: u16) -> Arc<Hubs> {
+        Arc::new(Hubs { desk, max_fps, map: Mutex::new(HashMap::new()) })
     }
 
     /// The session's hub, if it has one.
@@ -305,7 +304,7 @@ impl Hubs {
             let timeout_ms = u32::try_from(deadline.0.saturating_sub(now.0).max(0)).unwrap_or(u32::MAX);
             let request = ConsentRequest {
                 request_id,
-                organisation: self.organisation.clone(),
+                organisation: self.desk.organisation(),
                 technician: name_of(requested_by),
                 technician_id: requested_by,
                 capabilities,

@@ -49,10 +49,10 @@ pub struct WebRtcAddresses {
 }
 
 impl Transport {
-    /// The transport for this desk; `organisation` is named to end users, apps stream at
+    /// The transport for this desk (which names the organisation to end users); apps stream at
     /// `max_fps` at most, browsers connect over WebRTC at `webrtc`.
-    pub fn new(desk: Desk, organisation: String, max_fps: u16, webrtc: WebRtcAddresses) -> Arc<Transport> {
-        let hubs = Hubs::new(desk, organisation, max_fps);
+    pub fn new(desk: Desk, max_fps: u16, webrtc: WebRtcAddresses) -> Arc<Transport> {
+        let hubs = Hubs::new(desk, max_fps);
         hubs.follow();
         Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc })
     }

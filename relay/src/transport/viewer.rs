@@ -63,7 +63,7 @@ pub(super) async fn admit(
             || state.viewers.len() >= MAX_TECHNICIANS_PER_SESSION * MAX_CONNECTIONS_PER_TECHNICIAN;
         if !full {
             // Queued before the viewer is visible to others, so it is the first message.
-            let welcome = Welcome { session: id, organisation: transport.hubs.organisation.clone(), resume: None, resumed: false };
+            let welcome = Welcome { session: id, organisation: transport.hubs.desk.organisation(), resume: None, resumed: false };
             let _ = out.try_send(Message::Welcome(welcome));
             let _ = out.try_send(Message::ControlHandover(ControlHandover { holder: state.gate.controller() }));
             let displays = state.displays.clone().unwrap_or_else(|| displays.clone());

@@ -15,6 +15,9 @@ use tower::ServiceExt as _;
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The password an administrator gives a new technician (one-time: changed at first sign-in).
+pub const ONE_TIME: &str = "lantern orbit seven meadow";
+
 /// Where the harness's requests come from, unless a test says otherwise.
 pub const CLIENT: &str = "192.0.2.10:40000";
 
@@ -36,7 +39,7 @@ impl Harness {
         let admin = desk
             .create_technician(
                 None,
-                NewTechnician { username: "admin".into(), display_name: "Ada Admin".into(), password: PASSWORD.into(), role: Role::Admin },
+                NewTechnician { username: "admin".into(), display_name: "Ada Admin".into(), password: PASSWORD.into(), role: Role::Admin, one_time: false },
             )
             .await
             .unwrap();
@@ -96,14 +99,27 @@ impl Harness {
         v["token"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a technician (as admin), adds them to `channel`, returns (id, token).
+    /// Creates a technician (as admin) with the one-time password [`ONE_TIME`], adds them to
+    /// `channel`, signs them in and sets their own password ([`PASSWORD`]); returns (id, token).
     pub async fn technician(&self, username: &str, channel: i64) -> (i64, String) {
         let t = self
-            .ok("POST", "/api/v1/technicians", &self.admin, Some(json!({"username": username, "password": PASSWORD, "role": "technician"})))
+            .ok("POST", "/api/v1/technicians", &self.admin, Some(json!({"username": username, "password": ONE_TIME, "role": "technician"})))
             .await;
         let id = t["id"].as_i64().unwrap();
         self.ok("POST", &format!("/api/v1/channels/{channel}/members"), &self.admin, Some(json!({"technician_id": id}))).await;
-        (id, self.login(username).await)
+        (id, self.first_sign_in(username, ONE_TIME).await)
+    }
+
+    /// Signs in with a one-time password and sets [`PASSWORD`]; returns the new token.
+    pub async fn first_sign_in(&self, username: &str, one_time: &str) -> String {
+        let (status, v) = self.call("POST", "/api/v1/login", None, Some(json!({"username": username, "password": one_time}))).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["technician"]["must_change_password"], true, "{v}");
+        let token = v["token"].as_str().unwrap();
+        let body = json!({"current_password": one_time, "new_password": PASSWORD});
+        let changed = self.ok("POST", "/api/v1/me/password", token, Some(body)).await;
+        assert_eq!(changed["technician"]["must_change_password"], false);
+        changed["token"].as_str().unwrap().to_owned()
     }
 
     pub async fn channel(&self, name: &str) -> i64 {

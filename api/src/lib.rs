@@ -1,0 +1,418 @@
+//! The JSON shapes of the relay's HTTP API (DESIGN §5), defined once: the relay serves them
+//! (and documents them in its OpenAPI document from these types), the `deskline` CLI and the
+//! native viewer read and send them. A field renamed here is renamed for both, so the two
+//! cannot drift (as gh shares its API models between commands).
+//!
+//! Answers (`…View`, [`LoginResponse`], [`RelayInfo`], [`Settings`]) accept unknown fields,
+//! so an older console keeps working against a newer relay; requests deny them, so a
+//! misspelt field is a 400 naming it rather than silently ignored.
+
+use deskline_protocol::session::{Actor, AuditAction};
+use deskline_protocol::{AppInfo, Capabilities};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A technician's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages technicians, channels and settings; works in every channel.
+    Admin,
+    /// Works in the channels they are a member of.
+    Technician,
+}
+
+impl Role {
+    /// The name used in JSON and in the database.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Technician => "technician",
+        }
+    }
+
+    /// The role with this name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "technician" => Some(Role::Technician),
+            _ => None,
+        }
+    }
+}
+
+/// A technician, as others see them (never the password hash).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TechnicianView {
+    /// Id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Name shown to end users.
+    pub display_name: String,
+    /// `admin` or `technician`.
+    #[schema(value_type = String, example = "technician")]
+    pub role: Role,
+    /// The password was set by someone else (the first admin's printed password, one an
+    /// administrator gave): until the technician sets their own, their token only allows
+    /// `GET /me`, `POST /me/password` and `POST /logout`.
+    #[serde(default)]
+    pub must_change_password: bool,
+    /// Disabled by an administrator: cannot sign in, holds no token, is on no live session.
+    #[serde(default)]
+    pub disabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A channel.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChannelView {
+    /// Id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Lifetime of its sessions, in seconds.
+    pub session_expiry_secs: i64,
+    /// Time the end user has to answer a consent prompt, in seconds.
+    pub consent_timeout_secs: i64,
+    /// Ids of its members.
+    pub member_ids: Vec<i64>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A support session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// Id.
+    pub id: i64,
+    /// Its channel.
+    pub channel_id: i64,
+    /// `link` or `pin`.
+    #[schema(example = "pin")]
+    pub kind: String,
+    /// Name or note.
+    pub name: String,
+    /// `waiting`, `active`, `in_queue`, `expired` or `closed`.
+    #[schema(example = "waiting")]
+    pub state: String,
+    /// Deleted from the lists (its history is kept; only `GET /sessions?scope=deleted` lists it).
+    #[serde(default)]
+    pub deleted: bool,
+    /// The invite link, while the session is live (link sessions).
+    pub link: Option<String>,
+    /// The 6-digit PIN, while the session is live (PIN sessions).
+    pub pin: Option<String>,
+    /// The owner.
+    pub assigned_technician_id: Option<i64>,
+    /// Collaborating technicians.
+    pub invited_technician_ids: Vec<i64>,
+    /// What the support app reported when it connected.
+    #[schema(value_type = Option<Object>)]
+    pub agent: Option<AppInfo>,
+    /// Where consent stands, per technician.
+    pub consent: ConsentView,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+impl SessionView {
+    /// The technicians on the session: the owner first, then the invited ones.
+    pub fn technician_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.assigned_technician_id.iter().copied().chain(self.invited_technician_ids.iter().copied())
+    }
+}
+
+/// Where consent stands between the session's technicians and the end user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentView {
+    /// In one word: `pending` (a request waits for the end user), else `suspended` (the app
+    /// dropped; kept for its resumption), else `granted` (someone may see the screen), else
+    /// `none`.
+    #[schema(example = "granted")]
+    pub status: String,
+    /// With `pending`: what is asked; otherwise what is granted to anyone
+    /// (`{"view": bool, "control": bool}`).
+    #[schema(value_type = Object)]
+    pub capabilities: Capabilities,
+    /// What the end user allows each technician: the end user's yes is to one technician.
+    pub grants: Vec<GrantView>,
+    /// The request waiting for an answer.
+    pub pending: Option<PendingView>,
+}
+
+/// What one technician may do.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantView {
+    /// The technician.
+    pub technician_id: i64,
+    /// `{"view": bool, "control": bool}`.
+    #[schema(value_type = Object)]
+    pub capabilities: Capabilities,
+}
+
+/// A consent request waiting for the end user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PendingView {
+    /// Who asked.
+    pub requested_by: i64,
+    /// What they asked for.
+    #[schema(value_type = Object)]
+    pub capabilities: Capabilities,
+    /// RFC 3339: when it denies itself.
+    pub deadline: String,
+}
+
+/// One entry of a session's audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEventView {
+    /// The session.
+    pub session_id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// `{"kind": "technician", "id": 3}`, `{"kind": "app"}` or `{"kind": "system"}`.
+    #[schema(value_type = Object)]
+    pub actor: Actor,
+    /// `{"action": "invited", "technician": 3}` and so on.
+    #[schema(value_type = Object)]
+    pub action: AuditAction,
+    /// State before (absent for creation).
+    pub from: Option<String>,
+    /// State after.
+    pub to: String,
+}
+
+/// A live update pushed to consoles.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A session changed (or was created); the whole new view.
+    Session {
+        /// The session.
+        session: Box<SessionView>,
+    },
+    /// Updates were missed (the subscriber was too slow): reload everything.
+    Resync,
+}
+
+/// Where and how technicians' viewers and apps reach this relay over QUIC.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RelayInfo {
+    /// The organisation named to end users.
+    pub organisation: String,
+    /// The QUIC endpoint, `host:port`.
+    pub quic: String,
+    /// SHA-256 of the relay's certificate (lowercase hex), to pin.
+    pub fingerprint: String,
+}
+
+/// Relay-wide settings an administrator changes in the console.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Settings {
+    /// The organisation named to end users: in the consent popup, the session bar and the
+    /// invite page.
+    pub organisation: String,
+}
+
+/// A change of relay-wide settings; an absent field stays as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    /// The organisation named to end users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+}
+
+/// Sign in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Login name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A new bearer token and whom it belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// Bearer token for `Authorization: Bearer ...`.
+    pub token: String,
+    /// The signed-in technician (`must_change_password` says the token is only good for
+    /// setting a password).
+    pub technician: TechnicianView,
+}
+
+/// Change one's own password.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The password in use (the one-time one, after a reset).
+    pub current_password: String,
+    /// The new password: at least 12 characters, not easy to guess.
+    pub new_password: String,
+}
+
+/// A new technician account.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTechnician {
+    /// Login name.
+    pub username: String,
+    /// Name shown to end users (default: the username).
+    #[serde(default)]
+    pub display_name: String,
+    /// A one-time password: the technician sets their own at the first sign-in.
+    pub password: String,
+    /// `admin` or `technician`.
+    #[schema(value_type = String, example = "technician")]
+    pub role: Role,
+}
+
+/// A change of a technician account (administrators); an absent field stays as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTechnician {
+    /// Name shown to end users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `admin` or `technician`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "technician")]
+    pub role: Option<Role>,
+    /// Disable (`true`: tokens revoked at once, taken off every live session) or re-enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// A new one-time password (a reset): the technician's tokens are revoked and they set
+    /// their own at the next sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A new channel.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    /// Unique name.
+    pub name: String,
+    /// Lifetime of its sessions (default: a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expiry_secs: Option<i64>,
+    /// Time the end user has to answer (default: 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_timeout_secs: Option<i64>,
+}
+
+/// A change of a channel's settings; an absent field stays as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannel {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New session lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expiry_secs: Option<i64>,
+    /// New consent timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_timeout_secs: Option<i64>,
+}
+
+/// Names a technician.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TechnicianRef {
+    /// The technician's id.
+    pub technician_id: i64,
+}
+
+/// A new support session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// `link` or `pin`.
+    #[schema(value_type = String, example = "pin")]
+    pub kind: deskline_protocol::session::SessionKind,
+    /// Name or note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Where to transfer a session.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// Hand over to this technician...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technician_id: Option<i64>,
+    /// ...or move to this channel's queue (exactly one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<i64>,
+}
+
+/// What to ask the end user for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteRequest {
+    /// `view_and_control` (the default) or `view`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "view_and_control")]
+    pub capabilities: Option<String>,
+}
+
+/// A WebRTC session description (SDP).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionDescription {
+    /// The SDP text, ICE candidates included (no trickling).
+    pub sdp: String,
+}
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`weak_password`, `not_found`, `password_change_required`…).
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_accept_fields_they_do_not_know_and_requests_refuse_them() {
+        let newer = r#"{"id":1,"username":"ada","display_name":"Ada","role":"admin","created_at":"x","totp":true}"#;
+        let t: TechnicianView = serde_json::from_str(newer).unwrap();
+        assert_eq!(t.role, Role::Admin);
+        assert!(!t.must_change_password, "absent in an older relay's answer: false");
+        let typo = serde_json::from_str::<UpdateTechnician>(r#"{"disable": true}"#).unwrap_err();
+        assert!(typo.to_string().contains("unknown field `disable`"), "{typo}");
+    }
+
+    #[test]
+    fn roles_and_patches_read_and_write_as_the_api_documents() {
+        assert_eq!(serde_json::to_string(&Role::Technician).unwrap(), r#""technician""#);
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+        let patch = UpdateTechnician { disabled: Some(true), ..UpdateTechnician::default() };
+        assert_eq!(serde_json::to_string(&patch).unwrap(), r#"{"disabled":true}"#);
+        let transfer = TransferRequest { channel_id: Some(3), ..TransferRequest::default() };
+        assert_eq!(serde_json::to_string(&transfer).unwrap(), r#"{"channel_id":3}"#);
+    }
+}
