@@ -91,6 +91,14 @@ impl Relay {
         let v = self.call("POST", "/login", None, Some(json!({"username": username, "password": password}))).await.unwrap().1;
         v["token"].as_str().unwrap_or_else(|| panic!("login failed: {v}")).to_owned()
     }
+
+    /// Signs in with a one-time password (the demo admin's, one an admin gave) and sets
+    /// [`PASSWORD`]; returns the token.
+    async fn first_login(&self, username: &str, one_time: &str) -> String {
+        let token = self.login(username, one_time).await;
+        let body = json!({"current_password": one_time, "new_password": PASSWORD});
+        self.ok("POST", "/me/password", &token, Some(body)).await["token"].as_str().unwrap().to_owned()
+    }
 }
 
 impl Drop for Relay {
@@ -102,16 +110,17 @@ impl Drop for Relay {
 }
 
 const PASSWORD: &str = "a long enough password";
+const ONE_TIME: &str = "lantern orbit seven meadow";
 
 /// Creates `n` technicians in the default channel; returns their (id, token).
 async fn technicians(relay: &Relay, admin: &str, prefix: &str, n: usize) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     for i in 0..n {
         let username = format!("{prefix}{i}");
-        let t = relay.ok("POST", "/technicians", admin, Some(json!({"username": username, "password": PASSWORD, "role": "technician"}))).await;
+        let t = relay.ok("POST", "/technicians", admin, Some(json!({"username": username, "password": ONE_TIME, "role": "technician"}))).await;
         let id = t["id"].as_i64().unwrap();
         relay.ok("POST", "/channels/1/members", admin, Some(json!({"technician_id": id}))).await;
-        out.push((id, relay.login(&username, PASSWORD).await));
+        out.push((id, relay.first_login(&username, ONE_TIME).await));
     }
     out
 }
@@ -131,7 +140,7 @@ async fn a_relay_killed_mid_traffic_keeps_everything_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path());
     let admin_password = relay.admin_password.clone().expect("first start prints the admin password");
-    let admin = relay.login("admin", &admin_password).await;
+    let admin = relay.first_login("admin", &admin_password).await;
     let channel = relay.ok("POST", "/channels", &admin, Some(json!({"name": "Night shift"}))).await;
     let techs = technicians(&relay, &admin, "tech", 6).await;
 
@@ -170,7 +179,10 @@ async fn a_relay_killed_mid_traffic_keeps_everything_it_acknowledged() {
     // Tokens survive the restart too.
     let token = &techs[0].1;
     relay.ok("GET", "/me", token, None).await;
-    let admin = relay.login("admin", &admin_password).await;
+    // The printed one-time password died when the admin set their own.
+    let (status, _) = relay.call("POST", "/login", None, Some(json!({"username": "admin", "password": admin_password}))).await.unwrap();
+    assert_eq!(status, 401, "the demo admin's one-time password works once");
+    let admin = relay.login("admin", PASSWORD).await;
     let names: Vec<String> = relay.ok("GET", "/channels", &admin, None).await.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names, ["Default", "Night shift"]);
     assert_eq!(channel["id"], 2);
@@ -195,7 +207,7 @@ async fn a_relay_killed_mid_traffic_keeps_everything_it_acknowledged() {
 async fn fifty_concurrent_clients_lose_and_duplicate_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path());
-    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
     let techs = technicians(&relay, &admin, "t", 50).await;
     let relay = std::sync::Arc::new(relay);
     let mut tasks = Vec::new();
@@ -245,12 +257,12 @@ async fn fifty_concurrent_clients_lose_and_duplicate_nothing() {
 async fn live_events_reach_consoles_of_the_channel_only() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path());
-    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
     let tech = technicians(&relay, &admin, "watcher", 1).await.remove(0);
     let other = relay.ok("POST", "/channels", &admin, Some(json!({"name": "Elsewhere"}))).await["id"].as_i64().unwrap();
-    let outsider = relay.ok("POST", "/technicians", &admin, Some(json!({"username": "outsider", "password": PASSWORD, "role": "technician"}))).await;
+    let outsider = relay.ok("POST", "/technicians", &admin, Some(json!({"username": "outsider", "password": ONE_TIME, "role": "technician"}))).await;
     relay.ok("POST", &format!("/channels/{other}/members"), &admin, Some(json!({"technician_id": outsider["id"]}))).await;
-    let outsider_token = relay.login("outsider", PASSWORD).await;
+    let outsider_token = relay.first_login("outsider", ONE_TIME).await;
 
     let subscribe = |token: String| {
         let request = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(token);
@@ -368,7 +380,7 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let (http, quic) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let relay = Relay::start_on(dir.path(), &http, &quic);
-    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
     let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
     let id = session["id"].as_i64().unwrap();
     let fingerprint = relay.ok("GET", "/relay", &admin, None).await["fingerprint"].as_str().unwrap().to_owned();
@@ -462,7 +474,7 @@ async fn login_floods_and_parallel_downloads_keep_memory_bounded() {
         &["--agent-binary", app.to_str().unwrap()],
         Stdio::from(std::fs::File::create(&log).unwrap()),
     );
-    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
     let (_, peak_before) = memory_kib(&relay);
 
     let guess = "not the password 7rQ";
@@ -508,7 +520,7 @@ async fn the_database_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let relay = Relay::start(&data);
-    relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
     for name in ["deskline.db", "deskline.db-wal", "deskline.db-shm"] {
         let mode = std::fs::metadata(data.join(name)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{name} is {mode:o}");
@@ -564,7 +576,7 @@ async fn invite_pages_offer_the_visitors_build_first() {
     std::fs::write(&elf, b"\x7fELF a Linux build").unwrap();
     let args = ["--agent-binary", exe.to_str().unwrap(), "--agent-binary", elf.to_str().unwrap()];
     let relay = Relay::launch(&dir.path().join("data"), "127.0.0.1:0", "127.0.0.1:0", &args, Stdio::null());
-    let admin = relay.login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
     let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "link"}))).await;
     let link = session["link"].as_str().unwrap();
     let page_url = link.split('#').next().unwrap();
