@@ -1,7 +1,11 @@
-//! A small client of the relay's HTTP API: JSON in and out, API errors as typed values.
+//! A small client of the relay's HTTP API: the request and answer types of `deskline-api` in
+//! and out (the relay serves the same types, so the two cannot drift), API errors as typed
+//! values.
 
+use deskline_api::ErrorBody;
 use deskline_net::tls;
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// What went wrong talking to the relay.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +23,35 @@ pub enum ApiError {
     /// The relay could not be reached, or TLS failed.
     #[error("cannot reach the relay: {0}")]
     Transport(String),
+    /// The relay answered with success but not in the shape this console knows (a relay of
+    /// another version, or not a Deskline relay at all).
+    #[error("the relay's answer to {path} was not understood: {reason}")]
+    Unexpected {
+        /// The API path asked.
+        path: String,
+        /// What did not match.
+        reason: String,
+    },
+}
+
+impl ApiError {
+    /// The relay's error code, when it answered with one.
+    #[must_use]
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the relay answered with an error.
+    #[must_use]
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// A client of one relay.
@@ -42,9 +75,45 @@ impl Client {
         Ok(Client { http, base: format!("{server}/api/v1"), token })
     }
 
-    /// Calls the API; `Ok` with the JSON body on success.
-    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| ApiError::Transport(e.to_string()))?;
+    /// The bearer token, if signed in.
+    #[must_use]
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// `GET path`, the answer read as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send(reqwest::Method::GET, path, None::<&()>).await
+    }
+
+    /// `POST path` with `body` as JSON.
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `POST path` without a body (actions such as closing a session or signing out).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send(reqwest::Method::POST, path, None::<&()>).await
+    }
+
+    /// `PATCH path` with `body` as JSON.
+    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.send(reqwest::Method::DELETE, path, None::<&()>).await
+    }
+
+    /// Sends one request. An answer without a body (`204 No Content`) is read as JSON `null`,
+    /// so it is `()` (or `None`) to a caller that expects nothing.
+    async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -53,34 +122,26 @@ impl Client {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|e| ApiError::Transport(error_chain(&e)))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| ApiError::Transport(e.to_string()))?;
-        let value: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        if (200..300).contains(&status) {
-            return Ok(value);
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ApiError::Transport(error_chain(&e)))?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
         }
-        let error = &value["error"];
-        Err(ApiError::Api {
-            status,
-            code: error["code"].as_str().unwrap_or("unknown").to_owned(),
-            message: error["message"].as_str().unwrap_or("the relay gave no reason").to_owned(),
-        })
+        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"null" } else { &bytes };
+        serde_json::from_slice(json).map_err(|e| ApiError::Unexpected { path: path.to_owned(), reason: e.to_string() })
     }
+}
 
-    /// The bearer token, if signed in.
-    #[must_use]
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
-
-    /// GET.
-    pub async fn get(&self, path: &str) -> Result<Value, ApiError> {
-        self.call("GET", path, None).await
-    }
-
-    /// POST with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
-        self.call("POST", path, Some(body)).await
+/// The relay's error answer (`ErrorBody`); a body that is not one (a proxy's error page) keeps
+/// the status and says so.
+fn api_error(status: reqwest::StatusCode, body: &[u8]) -> ApiError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => ApiError::Api { status: status.as_u16(), code: error.code, message: error.message },
+        Err(_) => ApiError::Api {
+            status: status.as_u16(),
+            code: "unknown".into(),
+            message: format!("the relay gave no reason ({})", status.canonical_reason().unwrap_or("error")),
+        },
     }
 }
 
@@ -95,4 +156,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_are_read_from_the_shared_error_body() {
+        let body = br#"{"error":{"code":"password_change_required","message":"set your own password first"}}"#;
+        let e = api_error(reqwest::StatusCode::FORBIDDEN, body);
+        assert_eq!((e.status(), e.code()), (Some(403), Some("password_change_required")));
+        assert_eq!(e.to_string(), "set your own password first (password_change_required, HTTP 403)");
+        let proxy = api_error(reqwest::StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(proxy.to_string(), "the relay gave no reason (Bad Gateway) (unknown, HTTP 502)");
+    }
 }

@@ -60,3 +60,13 @@ pub fn save(saved: &Saved) -> anyhow::Result<PathBuf> {
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
+
+/// Deletes the saved login (signing out); the path it had, if there was one.
+pub fn remove() -> anyhow::Result<Option<PathBuf>> {
+    let path = path()?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(Some(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("deleting {}", path.display())),
+    }
+}

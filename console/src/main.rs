@@ -1,17 +1,28 @@
 //! `deskline`: the technician's command line for the relay's HTTP API.
+//!
+//! It reads and sends the API's typed values (`deskline-api`, the definitions the relay
+//! serves); tables and a session's details are put in words by `deskline_console::describe`.
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use deskline_console::client::Client;
+use deskline_api::{
+    ChangePassword, ChannelView, CreateChannel, CreateSession, CreateTechnician, LoginRequest, LoginResponse, RelayInfo,
+    RemoteRequest, Role, SessionView, Settings, SettingsPatch, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
+    UpdateTechnician,
+};
+use deskline_console::client::{ApiError, Client};
+use deskline_console::config::{self, Saved};
+use deskline_console::describe::{self, Names};
+use deskline_console::secrets::Secrets;
 use deskline_console::viewer::{self, RelayTarget, Viewer};
 use deskline_console::window::{ViewerWindow, display_labels};
-use deskline_protocol::{DisplayInfo, InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
+use deskline_protocol::session::SessionKind;
+use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
+use serde::Serialize;
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
-use deskline_console::config::{self, Saved};
-use deskline_console::table::{cell, render};
-use serde_json::{Value, json};
-use std::io::{BufRead as _, IsTerminal as _};
+use tokio::sync::OnceCell;
 
 #[derive(Parser)]
 #[command(name = "deskline", version, about = "Deskline technician console: sessions, channels and technicians")]
@@ -25,14 +36,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sign in and save the token (mode 0600) for the other commands.
+    /// Sign in and save the token (mode 0600) for the other commands. After a one-time
+    /// password (a new account, a reset), sets your own password first.
     Login {
         /// The relay, e.g. https://desk.example.org:8443
         #[arg(long)]
         server: String,
         #[arg(long)]
         username: String,
-        /// Read the password from standard input instead of prompting.
+        /// Read the password from standard input instead of prompting (after a one-time
+        /// password, the new password on the second line).
         #[arg(long)]
         password_stdin: bool,
         /// Trust the relay certificate with this SHA-256 fingerprint (printed by the relay at
@@ -40,6 +53,15 @@ enum Command {
         #[arg(long, value_name = "SHA256")]
         insecure_pin_cert: Option<String>,
     },
+    /// Change your own password; your other sign-ins end, the new token is saved.
+    Password {
+        /// Read the current password (first line) and the new one (second line) from standard
+        /// input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sign out: the token is revoked and the saved login deleted.
+    Logout,
     /// Technician accounts.
     Technicians {
         #[command(subcommand)]
@@ -59,6 +81,11 @@ enum Command {
     Session {
         #[command(subcommand)]
         command: SessionCommand,
+    },
+    /// Relay-wide settings (the organisation named to end users).
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
     },
     /// Watch a session's screen (after the end user allowed viewing).
     View {
@@ -108,30 +135,55 @@ enum InputAction {
 
 #[derive(Subcommand)]
 enum TechniciansCommand {
-    /// Every technician.
+    /// Every technician, with where their account stands.
     List,
-    /// Create a technician (admins); the password is read from standard input or prompted.
+    /// Create a technician (admins). Their password, read from standard input or prompted,
+    /// is one-time: they set their own at the first sign-in.
     Create {
         #[arg(long)]
         username: String,
         #[arg(long, default_value = "")]
         display_name: String,
         /// `technician` or `admin`.
-        #[arg(long, default_value = "technician")]
-        role: String,
+        #[arg(long, default_value = "technician", value_parser = parse_role)]
+        role: Role,
+    },
+    /// Change a technician's account (admins).
+    Update {
+        /// Technician id or username.
+        technician: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// `technician` or `admin`.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// Disable the account: its tokens end at once, it leaves every live session.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable a disabled account again.
+        #[arg(long)]
+        enable: bool,
+        /// Give a new one-time password (read from standard input or prompted); the
+        /// technician's tokens end and they set their own at the next sign-in.
+        #[arg(long)]
+        reset_password: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum SessionsCommand {
-    /// Your Home (sessions assigned to or shared with you), or a channel's sessions.
+    /// Your Home (sessions assigned to or shared with you), a channel's sessions, or deleted
+    /// sessions.
     List {
         /// Your Home (the default).
-        #[arg(long, conflicts_with = "channel")]
+        #[arg(long, conflicts_with_all = ["channel", "deleted"])]
         home: bool,
         /// A channel's sessions (id or name).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deleted")]
         channel: Option<String>,
+        /// Deleted sessions of your channels (all, for admins), to read their history.
+        #[arg(long)]
+        deleted: bool,
     },
 }
 
@@ -168,6 +220,25 @@ enum ChannelsCommand {
         /// Technician id or username.
         technician: String,
     },
+    /// Remove a technician from a channel (admins): they leave its live sessions.
+    RemoveMember {
+        /// Channel id or name.
+        channel: String,
+        /// Technician id or username.
+        technician: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// The relay-wide settings.
+    Show,
+    /// Change them (admins).
+    Set {
+        /// The organisation named to end users (consent popup, session bar, invite page).
+        #[arg(long)]
+        organisation: String,
+    },
 }
 
 #[derive(Args)]
@@ -194,7 +265,7 @@ enum SessionCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Show a session.
+    /// Show a session: its technicians, consent and the end user's computer.
     Show { id: i64 },
     /// Assign to a technician of its channel.
     Assign { id: i64, technician: String },
@@ -208,6 +279,9 @@ enum SessionCommand {
     },
     /// Invite a collaborating technician (three per session at most).
     Invite { id: i64, technician: String },
+    /// Take an invited technician off the session (the owner or an admin), or leave it
+    /// (yourself).
+    Uninvite { id: i64, technician: String },
     /// Unassign yourself.
     Release { id: i64 },
     /// Close: ends any connection and invalidates the code.
@@ -225,6 +299,10 @@ enum SessionCommand {
     Events { id: i64 },
 }
 
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: use technician or admin"))
+}
+
 fn main() {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -234,6 +312,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let signed_in = !matches!(cli.command, Command::Login { .. });
     let result = match cli.command {
         // The window owns the main thread; the connection runs on the runtime's workers.
         Command::View { id, headless: false, display, .. } => runtime.block_on(open_window(id, display)).and_then(run_window),
@@ -241,7 +320,20 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
+        if let Some(hint) = hint(&e).filter(|_| signed_in) {
+            eprintln!("hint: {hint}");
+        }
         std::process::exit(1);
+    }
+}
+
+/// What to do about a signed-in command's failure, when the relay's answer says.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    let e = e.downcast_ref::<ApiError>()?;
+    match (e.status(), e.code()) {
+        (_, Some("password_change_required")) => Some("set your own password with `deskline password`"),
+        (Some(401), _) => Some("your sign-in has ended (signed out, password changed or account disabled): run `deskline login`"),
+        _ => None,
     }
 }
 
@@ -260,8 +352,8 @@ async fn open_window(id: i64, display: Option<u32>) -> anyhow::Result<ViewerWind
 /// machine reported.
 async fn join_showing(client: &Client, id: i64, display: Option<u32>) -> anyhow::Result<Viewer> {
     if let Some(wanted) = display {
-        let session = client.get(&format!("/sessions/{id}")).await?;
-        let displays: Vec<DisplayInfo> = serde_json::from_value(session["agent"]["displays"].clone()).unwrap_or_default();
+        let session: SessionView = client.get(&format!("/sessions/{id}")).await?;
+        let displays = session.agent.map(|a| a.displays).unwrap_or_default();
         if !displays.is_empty() && !displays.iter().any(|d| d.id == wanted) {
             let known: Vec<String> = display_labels(&displays).into_iter().map(|(d, label)| format!("{d}: {label}")).collect();
             anyhow::bail!("the end user's machine has no display {wanted}; it has {}", known.join(", "));
@@ -287,46 +379,150 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Output { json: cli.json };
     match cli.command {
         Command::Login { server, username, password_stdin, insecure_pin_cert } => {
-            let password = read_password(password_stdin, &format!("password for {username}: "))?;
-            let client = Client::new(&server, insecure_pin_cert.as_deref(), None)?;
-            let v = client.post("/login", &json!({"username": username, "password": password})).await?;
-            let token = v["token"].as_str().context("the relay returned no token")?.to_owned();
-            let path = config::save(&Saved { server, token, pin_cert: insecure_pin_cert })?;
-            out.object(&v["technician"], &format!("logged in as {} (token saved to {})", username, path.display()));
+            login(&out, server, username, password_stdin, insecure_pin_cert).await
         }
         command => {
             let saved = config::load()?;
-            let client = Client::new(&saved.server, saved.pin_cert.as_deref(), Some(saved.token))?;
-            run_signed_in(&client, &out, command).await?;
+            let client = Client::new(&saved.server, saved.pin_cert.as_deref(), Some(saved.token.clone()))?;
+            let desk = Desk::new(&client);
+            run_signed_in(&desk, &saved, &out, command).await
         }
     }
-    Ok(())
 }
 
-async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyhow::Result<()> {
+/// Signs in and saves the token. A one-time password (the demo admin's, one an administrator
+/// gave) only lets its holder set their own: the new password is asked for (or read from the
+/// second line) and set before anything is saved.
+async fn login(out: &Output, server: String, username: String, password_stdin: bool, pin_cert: Option<String>) -> anyhow::Result<()> {
+    let mut secrets = Secrets::standard(password_stdin);
+    let password = secrets.next(&format!("password for {username}: "))?.context("no password given")?;
+    let client = Client::new(&server, pin_cert.as_deref(), None)?;
+    let mut answer: LoginResponse = client.post("/login", &LoginRequest { username: username.clone(), password: password.clone() }).await?;
+    let mut done = format!("logged in as {username}");
+    if answer.technician.must_change_password {
+        let one_time = Client::new(&server, pin_cert.as_deref(), Some(answer.token.clone()))?;
+        let changed = set_own_password(&one_time, &mut secrets, &username, password).await;
+        if changed.is_err() {
+            // The one-time token can do nothing but this; it is of no use to anyone now.
+            let _ = one_time.post_empty::<()>("/logout").await;
+        }
+        answer = changed?;
+        done = format!("password changed; logged in as {username}");
+    }
+    let path = config::save(&Saved { server, token: answer.token, pin_cert })?;
+    out.done(&answer.technician, || format!("{done} (token saved to {})", path.display()))
+}
+
+/// After signing in with a one-time password: sets the technician's own.
+async fn set_own_password<R: std::io::BufRead>(
+    client: &Client,
+    secrets: &mut Secrets<R>,
+    username: &str,
+    one_time: String,
+) -> anyhow::Result<LoginResponse> {
+    let where_from = if secrets.is_terminal() { "type one when asked" } else { "give it on the second line of standard input" };
+    let Some(new_password) = secrets.new_password(&format!("new password for {username}: "))? else {
+        bail!("{username} signed in with a one-time password and must set a new password: {where_from}; no token was saved");
+    };
+    Ok(client.post("/me/password", &ChangePassword { current_password: one_time, new_password }).await?)
+}
+
+/// The API as one command uses it: technicians and channels are fetched at most once, when
+/// first needed (to find one named on the command line, or to show names next to ids).
+struct Desk<'a> {
+    client: &'a Client,
+    technicians: OnceCell<Vec<TechnicianView>>,
+    channels: OnceCell<Vec<ChannelView>>,
+}
+
+impl<'a> Desk<'a> {
+    fn new(client: &'a Client) -> Desk<'a> {
+        Desk { client, technicians: OnceCell::new(), channels: OnceCell::new() }
+    }
+
+    async fn technicians(&self) -> Result<&[TechnicianView], ApiError> {
+        self.technicians.get_or_try_init(|| self.client.get("/technicians")).await.map(Vec::as_slice)
+    }
+
+    /// The channels the caller can see (a technician: their own).
+    async fn channels(&self) -> Result<&[ChannelView], ApiError> {
+        self.channels.get_or_try_init(|| self.client.get("/channels")).await.map(Vec::as_slice)
+    }
+
+    async fn names(&self) -> Result<Names<'_>, ApiError> {
+        Ok(Names::new(self.technicians().await?, self.channels().await?))
+    }
+
+    /// A technician given by id or username.
+    async fn technician_id(&self, reference: &str) -> anyhow::Result<i64> {
+        if let Ok(id) = reference.parse() {
+            return Ok(id);
+        }
+        let found = self.technicians().await?.iter().find(|t| t.username == reference);
+        found.map(|t| t.id).with_context(|| format!("no technician with the username {reference:?}"))
+    }
+
+    /// A channel given by id or name.
+    async fn channel_id(&self, reference: &str) -> anyhow::Result<i64> {
+        if let Ok(id) = reference.parse() {
+            return Ok(id);
+        }
+        let found = self.channels().await?.iter().find(|c| c.name == reference);
+        found.map(|c| c.id).with_context(|| format!("no channel named {reference:?} that you can see"))
+    }
+}
+
+async fn run_signed_in(desk: &Desk<'_>, saved: &Saved, out: &Output, command: Command) -> anyhow::Result<()> {
+    let client = desk.client;
     match command {
         Command::Login { .. } => unreachable!("handled before"),
-        Command::Technicians { command: TechniciansCommand::List } => {
-            out.technicians(&client.get("/technicians").await?);
+        Command::Password { password_stdin } => {
+            let me: TechnicianView = client.get("/me").await?;
+            let mut secrets = Secrets::standard(password_stdin);
+            let current = secrets.next(&format!("current password for {}: ", me.username))?.context("no current password given")?;
+            let new_password = secrets
+                .new_password(&format!("new password for {}: ", me.username))?
+                .context("no new password given (from standard input: on the second line)")?;
+            let answer: LoginResponse = client.post("/me/password", &ChangePassword { current_password: current, new_password }).await?;
+            let path = config::save(&Saved { token: answer.token, ..saved.clone() })?;
+            out.done(&answer.technician, || {
+                format!("password changed for {}; your other sign-ins ended (new token saved to {})", me.username, path.display())
+            })?;
         }
-        Command::Technicians { command: TechniciansCommand::Create { username, display_name, role } } => {
-            let password = read_password(!std::io::stdin().is_terminal(), &format!("password for {username}: "))?;
-            let body = json!({"username": username, "display_name": display_name, "password": password, "role": role});
-            let v = client.post("/technicians", &body).await?;
-            out.object(&v, &format!("created technician {} (id {})", v["username"].as_str().unwrap_or(""), v["id"]));
+        Command::Logout => {
+            match client.post_empty::<()>("/logout").await {
+                // 401: the token had ended already (signed out elsewhere, password changed).
+                Err(e) if e.status() != Some(401) => return Err(e.into()),
+                _ => {}
+            }
+            let path = config::remove()?;
+            if !out.json {
+                println!("logged out{}", path.map(|p| format!(" (deleted {})", p.display())).unwrap_or_default());
+            }
         }
-        Command::Channels { command } => channels(client, out, command).await?,
-        Command::Sessions { command: SessionsCommand::List { home: _, channel } } => {
-            let list = match channel {
-                Some(c) => {
-                    let id = channel_id(client, &c).await?;
-                    client.get(&format!("/channels/{id}/sessions")).await?
-                }
-                None => client.get("/sessions?scope=home").await?,
+        Command::Technicians { command } => technicians(desk, out, command).await?,
+        Command::Channels { command } => channels(desk, out, command).await?,
+        Command::Sessions { command: SessionsCommand::List { home: _, channel, deleted } } => {
+            let path = match channel {
+                Some(c) => format!("/channels/{}/sessions", desk.channel_id(&c).await?),
+                None if deleted => "/sessions?scope=deleted".into(),
+                None => "/sessions?scope=home".into(),
             };
-            out.sessions(&list);
+            let list: Vec<SessionView> = client.get(&path).await?;
+            if !out.print_json(&list)? {
+                println!("{}", describe::session_table(&list, &desk.names().await?));
+            }
         }
-        Command::Session { command } => session(client, out, command).await?,
+        Command::Session { command } => session(desk, out, command).await?,
+        Command::Settings { command: SettingsCommand::Show } => {
+            let settings: Settings = client.get("/settings").await?;
+            out.done(&settings, || format!("organisation: {}", settings.organisation))?;
+        }
+        Command::Settings { command: SettingsCommand::Set { organisation } } => {
+            let patch = SettingsPatch { organisation: Some(organisation) };
+            let settings: Settings = client.patch("/settings", &patch).await?;
+            out.done(&settings, || format!("organisation set to {}", settings.organisation))?;
+        }
         Command::View { id, headless, frames, save_last, timeout, display } => {
             if !headless {
                 unreachable!("the window is opened from main");
@@ -338,24 +534,166 @@ async fn run_signed_in(client: &Client, out: &Output, command: Command) -> anyho
             let events = input_events(action)?;
             let viewer = join_session(client, id).await?;
             viewer.send_input(&events).await?;
-            out.object(&json!({"session": id, "events": events.len()}), &format!("sent {} input event(s) to session {id}", events.len()));
+            let report = json!({"session": id, "events": events.len()});
+            out.done(&report, || format!("sent {} input event(s) to session {id}", events.len()))?;
         }
     }
     Ok(())
 }
 
+async fn technicians(desk: &Desk<'_>, out: &Output, command: TechniciansCommand) -> anyhow::Result<()> {
+    let client = desk.client;
+    match command {
+        TechniciansCommand::List => {
+            let list = desk.technicians().await?;
+            if !out.print_json(&list)? {
+                println!("{}", describe::technician_table(list));
+            }
+        }
+        TechniciansCommand::Create { username, display_name, role } => {
+            let password = Secrets::standard(false)
+                .new_password(&format!("one-time password for {username}: "))?
+                .context("no password given")?;
+            let body = CreateTechnician { username, display_name, password, role };
+            let t: TechnicianView = client.post("/technicians", &body).await?;
+            out.done(&t, || {
+                format!("created technician {} (id {}); they set their own password at the first sign-in", t.username, t.id)
+            })?;
+        }
+        TechniciansCommand::Update { technician, display_name, role, disable, enable, reset_password } => {
+            let id = desk.technician_id(&technician).await?;
+            let password = if reset_password {
+                let password = Secrets::standard(false).new_password(&format!("one-time password for {technician}: "))?;
+                Some(password.context("no one-time password given")?)
+            } else {
+                None
+            };
+            let disabled = (disable || enable).then_some(disable);
+            let patch = UpdateTechnician { display_name, role, disabled, password };
+            if patch.display_name.is_none() && patch.role.is_none() && patch.disabled.is_none() && patch.password.is_none() {
+                bail!("nothing to change: give --display-name, --role, --disable, --enable or --reset-password");
+            }
+            let t: TechnicianView = client.patch(&format!("/technicians/{id}"), &patch).await?;
+            out.done(&t, || format!("updated technician {} (id {}): {}", t.username, t.id, describe::technician_status(&t)))?;
+        }
+    }
+    Ok(())
+}
+
+async fn channels(desk: &Desk<'_>, out: &Output, command: ChannelsCommand) -> anyhow::Result<()> {
+    let client = desk.client;
+    let (channel, what) = match command {
+        ChannelsCommand::List => {
+            let list = desk.channels().await?;
+            if !out.print_json(&list)? {
+                println!("{}", describe::channel_table(list, &Names::new(desk.technicians().await?, list)));
+            }
+            return Ok(());
+        }
+        ChannelsCommand::Create { name, session_expiry, consent_timeout } => {
+            let body = CreateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout };
+            let c: ChannelView = client.post("/channels", &body).await?;
+            let what = format!("created channel {} (id {})", c.name, c.id);
+            (c, what)
+        }
+        ChannelsCommand::Update { channel, name, session_expiry, consent_timeout } => {
+            if name.is_none() && session_expiry.is_none() && consent_timeout.is_none() {
+                bail!("nothing to change: give --name, --session-expiry or --consent-timeout");
+            }
+            let id = desk.channel_id(&channel).await?;
+            let patch = UpdateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout };
+            let c: ChannelView = client.patch(&format!("/channels/{id}"), &patch).await?;
+            let what = format!("updated channel {}", c.name);
+            (c, what)
+        }
+        ChannelsCommand::AddMember { channel, technician } => {
+            let id = desk.channel_id(&channel).await?;
+            let tech = desk.technician_id(&technician).await?;
+            let c: ChannelView = client.post(&format!("/channels/{id}/members"), &TechnicianRef { technician_id: tech }).await?;
+            let what = format!("added {technician} to {}", c.name);
+            (c, what)
+        }
+        ChannelsCommand::RemoveMember { channel, technician } => {
+            let id = desk.channel_id(&channel).await?;
+            let tech = desk.technician_id(&technician).await?;
+            let c: ChannelView = client.delete(&format!("/channels/{id}/members/{tech}")).await?;
+            let what = format!("removed {technician} from {}", c.name);
+            (c, what)
+        }
+    };
+    out.done(&channel, || what)
+}
+
+async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyhow::Result<()> {
+    let client = desk.client;
+    let (s, what): (SessionView, String) = match command {
+        SessionCommand::New { channel, kind, name } => {
+            let id = desk.channel_id(&channel).await?;
+            let kind = if kind.pin { SessionKind::Pin } else { SessionKind::Link };
+            let s: SessionView = client.post(&format!("/channels/{id}/sessions"), &CreateSession { kind, name }).await?;
+            let what = format!("created session {}: {}", s.id, describe::session_code(&s));
+            (s, what)
+        }
+        SessionCommand::Show { id } => {
+            let s: SessionView = client.get(&format!("/sessions/{id}")).await?;
+            if !out.print_json(&s)? {
+                println!("{}", describe::session_detail(&s, &desk.names().await?));
+            }
+            return Ok(());
+        }
+        SessionCommand::Assign { id, technician } => {
+            let tech = desk.technician_id(&technician).await?;
+            let s = client.post(&format!("/sessions/{id}/assign"), &TechnicianRef { technician_id: tech }).await?;
+            (s, format!("session {id} assigned to {technician}"))
+        }
+        SessionCommand::Transfer { id, technician, channel } => {
+            let body = match (technician, channel) {
+                (Some(t), _) => TransferRequest { technician_id: Some(desk.technician_id(&t).await?), channel_id: None },
+                (None, Some(c)) => TransferRequest { technician_id: None, channel_id: Some(desk.channel_id(&c).await?) },
+                (None, None) => bail!("give --technician or --channel"),
+            };
+            (client.post(&format!("/sessions/{id}/transfer"), &body).await?, format!("session {id} transferred"))
+        }
+        SessionCommand::Invite { id, technician } => {
+            let tech = desk.technician_id(&technician).await?;
+            let s = client.post(&format!("/sessions/{id}/invite"), &TechnicianRef { technician_id: tech }).await?;
+            (s, format!("{technician} invited to session {id}"))
+        }
+        SessionCommand::Uninvite { id, technician } => {
+            let tech = desk.technician_id(&technician).await?;
+            let s = client.delete(&format!("/sessions/{id}/invited/{tech}")).await?;
+            (s, format!("{technician} is no longer on session {id}"))
+        }
+        SessionCommand::Release { id } => (client.post_empty(&format!("/sessions/{id}/release")).await?, format!("session {id} released")),
+        SessionCommand::Close { id } => (client.post_empty(&format!("/sessions/{id}/close")).await?, format!("session {id} closed")),
+        SessionCommand::Delete { id } => (client.delete(&format!("/sessions/{id}")).await?, format!("session {id} deleted")),
+        SessionCommand::Remote { id, view_only } => {
+            let capabilities = if view_only { "view" } else { "view_and_control" };
+            let body = RemoteRequest { capabilities: Some(capabilities.into()) };
+            (client.post(&format!("/sessions/{id}/remote"), &body).await?, format!("asked the end user of session {id} for consent"))
+        }
+        SessionCommand::Events { id } => {
+            let events: Vec<deskline_api::AuditEventView> = client.get(&format!("/sessions/{id}/events")).await?;
+            if !out.print_json(&events)? {
+                println!("{}", describe::event_table(&events, &desk.names().await?));
+            }
+            return Ok(());
+        }
+    };
+    out.done(&s, || what)
+}
+
 /// Joins a session over QUIC: where the relay's QUIC endpoint is and which certificate to
 /// pin come from the (already trusted) HTTPS API.
 async fn join_session(client: &Client, id: i64) -> anyhow::Result<Viewer> {
-    let relay = client.get("/relay").await?;
-    let me = client.get("/me").await?;
-    let quic = relay["quic"].as_str().context("the relay did not say where its QUIC endpoint is")?;
+    let relay: RelayInfo = client.get("/relay").await?;
+    let me: TechnicianView = client.get("/me").await?;
+    let quic = relay.quic.as_str();
     let addr = tokio::net::lookup_host(quic).await?.next().with_context(|| format!("cannot resolve {quic}"))?;
     let server_name = quic.rsplit_once(':').map_or(quic, |(h, _)| h).trim_matches(['[', ']']).to_owned();
-    let fingerprint = deskline_net::tls::parse_fingerprint(relay["fingerprint"].as_str().unwrap_or_default())?;
+    let fingerprint = deskline_net::tls::parse_fingerprint(&relay.fingerprint)?;
     let target = RelayTarget { quic: addr, server_name, fingerprint };
-    let me = TechnicianId(me["id"].as_i64().context("no technician id")?);
-    Ok(viewer::join(&target, client.token().unwrap_or_default(), SessionId(id), me).await?)
+    Ok(viewer::join(&target, client.token().unwrap_or_default(), SessionId(id), TechnicianId(me.id)).await?)
 }
 
 /// Decodes `frames` frames (of `display` only, when given: frames of the display shown before
@@ -425,229 +763,26 @@ fn input_events(action: InputAction) -> anyhow::Result<Vec<InputEvent>> {
     })
 }
 
-async fn channels(client: &Client, out: &Output, command: ChannelsCommand) -> anyhow::Result<()> {
-    match command {
-        ChannelsCommand::List => out.channels(&client.get("/channels").await?),
-        ChannelsCommand::Create { name, session_expiry, consent_timeout } => {
-            let body = json!({"name": name, "session_expiry_secs": session_expiry, "consent_timeout_secs": consent_timeout});
-            let v = client.post("/channels", &body).await?;
-            out.object(&v, &format!("created channel {} (id {})", v["name"].as_str().unwrap_or(""), v["id"]));
-        }
-        ChannelsCommand::Update { channel, name, session_expiry, consent_timeout } => {
-            let id = channel_id(client, &channel).await?;
-            let mut body = serde_json::Map::new();
-            if let Some(n) = name {
-                body.insert("name".into(), json!(n));
-            }
-            if let Some(s) = session_expiry {
-                body.insert("session_expiry_secs".into(), json!(s));
-            }
-            if let Some(s) = consent_timeout {
-                body.insert("consent_timeout_secs".into(), json!(s));
-            }
-            if body.is_empty() {
-                bail!("nothing to change: give --name, --session-expiry or --consent-timeout");
-            }
-            let v = client.call("PATCH", &format!("/channels/{id}"), Some(&Value::Object(body))).await?;
-            out.object(&v, &format!("updated channel {}", v["name"].as_str().unwrap_or("")));
-        }
-        ChannelsCommand::AddMember { channel, technician } => {
-            let id = channel_id(client, &channel).await?;
-            let tech = technician_id(client, &technician).await?;
-            let v = client.post(&format!("/channels/{id}/members"), &json!({"technician_id": tech})).await?;
-            out.object(&v, &format!("added {technician} to {}", v["name"].as_str().unwrap_or("")));
-        }
-    }
-    Ok(())
-}
-
-async fn session(client: &Client, out: &Output, command: SessionCommand) -> anyhow::Result<()> {
-    let (v, what) = match command {
-        SessionCommand::New { channel, kind, name } => {
-            let id = channel_id(client, &channel).await?;
-            let kind = if kind.pin { "pin" } else { "link" };
-            let v = client.post(&format!("/channels/{id}/sessions"), &json!({"kind": kind, "name": name})).await?;
-            let code = match (v["pin"].as_str(), v["link"].as_str()) {
-                (Some(pin), _) => format!("PIN {pin}"),
-                (None, Some(link)) => format!("link {link}"),
-                _ => String::new(),
-            };
-            let what = format!("created session {}: {code}", v["id"]);
-            (v, what)
-        }
-        SessionCommand::Show { id } => (client.get(&format!("/sessions/{id}")).await?, String::new()),
-        SessionCommand::Assign { id, technician } => {
-            let tech = technician_id(client, &technician).await?;
-            let v = client.post(&format!("/sessions/{id}/assign"), &json!({"technician_id": tech})).await?;
-            (v, format!("session {id} assigned to {technician}"))
-        }
-        SessionCommand::Transfer { id, technician, channel } => {
-            let body = match (technician, channel) {
-                (Some(t), _) => json!({"technician_id": technician_id(client, &t).await?}),
-                (None, Some(c)) => json!({"channel_id": channel_id(client, &c).await?}),
-                (None, None) => bail!("give --technician or --channel"),
-            };
-            (client.post(&format!("/sessions/{id}/transfer"), &body).await?, format!("session {id} transferred"))
-        }
-        SessionCommand::Invite { id, technician } => {
-            let tech = technician_id(client, &technician).await?;
-            let v = client.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": tech})).await?;
-            (v, format!("{technician} invited to session {id}"))
-        }
-        SessionCommand::Release { id } => (client.post(&format!("/sessions/{id}/release"), &json!({})).await?, format!("session {id} released")),
-        SessionCommand::Close { id } => (client.post(&format!("/sessions/{id}/close"), &json!({})).await?, format!("session {id} closed")),
-        SessionCommand::Delete { id } => (client.call("DELETE", &format!("/sessions/{id}"), None).await?, format!("session {id} deleted")),
-        SessionCommand::Remote { id, view_only } => {
-            let capabilities = if view_only { "view" } else { "view_and_control" };
-            let v = client.post(&format!("/sessions/{id}/remote"), &json!({"capabilities": capabilities})).await?;
-            (v, format!("asked the end user of session {id} for consent"))
-        }
-        SessionCommand::Events { id } => {
-            out.events(&client.get(&format!("/sessions/{id}/events")).await?);
-            return Ok(());
-        }
-    };
-    if what.is_empty() {
-        out.session_detail(&v);
-    } else {
-        out.object(&v, &what);
-    }
-    Ok(())
-}
-
-/// A technician given by id or username.
-async fn technician_id(client: &Client, reference: &str) -> anyhow::Result<i64> {
-    if let Ok(id) = reference.parse() {
-        return Ok(id);
-    }
-    let all = client.get("/technicians").await?;
-    find_by(&all, "username", reference).with_context(|| format!("no technician with the username {reference:?}"))
-}
-
-/// A channel given by id or name.
-async fn channel_id(client: &Client, reference: &str) -> anyhow::Result<i64> {
-    if let Ok(id) = reference.parse() {
-        return Ok(id);
-    }
-    let all = client.get("/channels").await?;
-    find_by(&all, "name", reference).with_context(|| format!("no channel named {reference:?} that you can see"))
-}
-
-fn find_by(list: &Value, field: &str, wanted: &str) -> Option<i64> {
-    list.as_array()?.iter().find(|item| item[field].as_str() == Some(wanted)).and_then(|item| item["id"].as_i64())
-}
-
-fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
-    if from_stdin || !std::io::stdin().is_terminal() {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        let password = line.trim_end_matches(['\r', '\n']).to_owned();
-        if password.is_empty() {
-            bail!("no password on standard input");
-        }
-        Ok(password)
-    } else {
-        Ok(rpassword::prompt_password(prompt)?)
-    }
-}
-
-/// Prints for people or, with `--json`, the API's JSON.
+/// Prints for people or, with `--json`, the API's answer (re-serialised from the shared type:
+/// the same fields with the same meaning).
 struct Output {
     json: bool,
 }
 
 impl Output {
-    fn raw(&self, v: &Value) -> bool {
+    /// With `--json`, prints `value` and says so.
+    fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> anyhow::Result<bool> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+            println!("{}", serde_json::to_string_pretty(value)?);
         }
-        self.json
+        Ok(self.json)
     }
 
-    fn object(&self, v: &Value, message: &str) {
-        if !self.raw(v) {
-            println!("{message}");
+    /// Prints `value` with `--json`, else the message.
+    fn done<T: Serialize + ?Sized>(&self, value: &T, message: impl FnOnce() -> String) -> anyhow::Result<()> {
+        if !self.print_json(value)? {
+            println!("{}", message());
         }
+        Ok(())
     }
-
-    fn technicians(&self, v: &Value) {
-        if self.raw(v) {
-            return;
-        }
-        let rows = rows(v, &["id", "username", "display_name", "role"]);
-        println!("{}", render(&["ID", "USERNAME", "NAME", "ROLE"], &rows));
-    }
-
-    fn channels(&self, v: &Value) {
-        if self.raw(v) {
-            return;
-        }
-        let rows = rows(v, &["id", "name", "session_expiry_secs", "consent_timeout_secs", "member_ids"]);
-        println!("{}", render(&["ID", "NAME", "EXPIRY(S)", "CONSENT(S)", "MEMBERS"], &rows));
-    }
-
-    fn sessions(&self, v: &Value) {
-        if self.raw(v) {
-            return;
-        }
-        let rows = rows_by(v, |s| {
-            let code = s["pin"].as_str().or(s["link"].as_str()).unwrap_or("-").to_owned();
-            vec![
-                cell(&s["id"]),
-                cell(&s["channel_id"]),
-                cell(&s["state"]),
-                cell(&s["kind"]),
-                code,
-                cell(&s["assigned_technician_id"]),
-                cell(&s["invited_technician_ids"]),
-                cell(&s["name"]),
-            ]
-        });
-        println!("{}", render(&["ID", "CHANNEL", "STATE", "KIND", "CODE", "ASSIGNED", "INVITED", "NAME"], &rows));
-    }
-
-    fn session_detail(&self, s: &Value) {
-        if self.raw(s) {
-            return;
-        }
-        let fields = [
-            "id", "channel_id", "name", "kind", "state", "pin", "link", "assigned_technician_id",
-            "invited_technician_ids", "created_at", "expires_at",
-        ];
-        for f in fields {
-            println!("{:<24}{}", format!("{f}:"), cell(&s[f]));
-        }
-        println!("{:<24}{}", "consent:", s["consent"]);
-        println!("{:<24}{}", "agent:", cell(&s["agent"]));
-    }
-
-    fn events(&self, v: &Value) {
-        if self.raw(v) {
-            return;
-        }
-        let rows = rows_by(v, |e| {
-            let mut detail = e["action"].clone();
-            let action = detail["action"].as_str().unwrap_or("?").to_owned();
-            if let Some(map) = detail.as_object_mut() {
-                map.remove("action");
-            }
-            let actor = match (e["actor"]["kind"].as_str(), e["actor"]["id"].as_i64()) {
-                (Some(kind), Some(id)) => format!("{kind} {id}"),
-                (Some(kind), None) => kind.to_owned(),
-                _ => "?".into(),
-            };
-            let detail = if detail.as_object().is_some_and(|m| !m.is_empty()) { detail.to_string() } else { String::new() };
-            vec![cell(&e["at"]), actor, action, format!("{} -> {}", cell(&e["from"]), cell(&e["to"])), detail]
-        });
-        println!("{}", render(&["AT", "ACTOR", "ACTION", "STATE", "DETAIL"], &rows));
-    }
-}
-
-fn rows(v: &Value, fields: &[&str]) -> Vec<Vec<String>> {
-    rows_by(v, |item| fields.iter().map(|f| cell(&item[*f])).collect())
-}
-
-/// One table row per element of a JSON array.
-fn rows_by(v: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
-    v.as_array().map(|list| list.iter().map(row).collect()).unwrap_or_default()
 }

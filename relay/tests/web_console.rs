@@ -166,6 +166,19 @@ async fn sign_in(browser: &Client, username: &str, password: &str) {
     click(browser, "#signin-form button[type=submit]").await;
 }
 
+/// Signs in with a one-time password: the console asks for the technician's own password
+/// before anything else, and takes [`OWN_PASSWORD`].
+async fn first_sign_in(browser: &Client, username: &str, one_time: &str) {
+    sign_in(browser, username, one_time).await;
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#password-change:not([hidden])")).await.unwrap();
+    let shown = "return [document.getElementById('desk').hidden, document.getElementById('password-current-label').hidden].join(' ')";
+    assert_eq!(browser.execute(shown, vec![]).await.unwrap(), json!("true true"), "nothing but the password form; the one-time password is not asked twice");
+    fill(browser, "#password-new", OWN_PASSWORD).await;
+    fill(browser, "#password-repeat", OWN_PASSWORD).await;
+    click(browser, "#password-form button[type=submit]").await;
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#desk:not([hidden])")).await.unwrap();
+}
+
 /// Waits (10 s at most) until what the synthetic app printed to `log` satisfies `done`, and
 /// returns it; panics naming `what` with the output otherwise.
 async fn app_printed(log: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
@@ -203,6 +216,12 @@ async fn screenshot(browser: &Client, name: &str) {
 
 const ROW: &str = "return document.querySelector('#sessions tbody tr')?.innerText ?? ''";
 
+/// The id of the (only) session in the API client's Home.
+async fn session_id(api: &Api) -> i64 {
+    let (_, home) = api.call(reqwest::Method::GET, "/sessions", Value::Null).await;
+    home[0]["id"].as_i64().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_technician_works_the_desk_in_the_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,7 +240,18 @@ async fn a_technician_works_the_desk_in_the_browser() {
     .await;
     assert!(error.to_lowercase().contains("password"), "{error}");
 
+    // The printed one-time password leads to the password form first (the two new passwords
+    // must match); then the desk.
     sign_in(&browser, "admin", &relay.password).await;
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#password-change:not([hidden])")).await.unwrap();
+    fill(&browser, "#password-new", OWN_PASSWORD).await;
+    fill(&browser, "#password-repeat", "something else entirely").await;
+    click(&browser, "#password-form button[type=submit]").await;
+    let error = eventually(&browser, "the mismatch", 10, "return document.getElementById('password-error').textContent", |t| !t.is_empty()).await;
+    assert!(error.contains("differ"), "{error}");
+    screenshot(&browser, "web-first-password.png").await;
+    fill(&browser, "#password-repeat", OWN_PASSWORD).await;
+    click(&browser, "#password-form button[type=submit]").await;
     let who = eventually(&browser, "signing in", 10, "return document.getElementById('whoami').textContent", |t| !t.is_empty()).await;
     assert!(who.contains("admin"), "{who}");
     eventually(&browser, "the live event stream", 10, "return document.getElementById('live').textContent", |t| t == "live").await;
@@ -256,8 +286,11 @@ async fn a_technician_works_the_desk_in_the_browser() {
     assert!(!row.contains("not connected"), "the computer is named: {row}");
 
     // Open the browser viewer first: connected, but no picture without the end user's consent.
+    // It is a view of its own: the lists and the side panel make way for the picture.
     click(&browser, "#sessions tbody tr").await;
     click_action(&browser, "View in browser").await;
+    let layout = "return [document.getElementById('desk-lists').hidden, getComputedStyle(document.querySelector('aside')).display].join(' ')";
+    assert_eq!(browser.execute(layout, vec![]).await.unwrap(), json!("true none"));
     let status = "return document.getElementById('viewer-status').textContent";
     eventually(&browser, "the viewer connecting", 30, status, |t| t == "waiting for the end user's consent").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -269,10 +302,10 @@ async fn a_technician_works_the_desk_in_the_browser() {
     let button = browser.execute(control, vec![]).await.unwrap();
     assert_eq!(button, Value::String("true The end user has not allowed you to view or control".into()));
 
-    // Start the remote session from the detail: the end user's answer shows up live.
-    click_action(&browser, "Start remote session").await;
-    let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("view and control")).await;
-    assert!(row.contains("admin") || row.contains("Admin"), "granted to the asking technician: {row}");
+    // Ask for consent from the viewer: the end user's answer shows up live.
+    click(&browser, "#viewer-ask").await;
+    let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("may view and control")).await;
+    assert!(row.contains("Administrator may view and control"), "granted to the asking technician, said so: {row}");
     let history =
         eventually(&browser, "the history", 10, "return document.getElementById('audit').innerText", |t| t.contains("consent")).await;
     assert!(history.contains("created"), "{history}");
@@ -283,6 +316,20 @@ async fn a_technician_works_the_desk_in_the_browser() {
     eventually(&browser, "the picture", 30, size, |t| t == "640x360").await;
     eventually(&browser, "viewing with consent", 10, status, |t| t == "viewing").await;
     eventually(&browser, "control offered", 10, control, |t| t == "false ").await;
+    // Fit to window scales the 640×360 picture up to the viewer's width; 1:1 shows its pixels.
+    let shown_width = "return String(document.getElementById('screen').getBoundingClientRect().width)";
+    let fit: f64 = browser.execute(shown_width, vec![]).await.unwrap().as_str().unwrap().parse().unwrap();
+    assert!(fit > 1000.0, "fit to a 1400-pixel window: {fit}");
+    browser.find(Locator::Id("viewer-zoom")).await.unwrap().select_by_value("actual").await.unwrap();
+    eventually(&browser, "1:1", 10, shown_width, |t| t == "640").await;
+    browser.find(Locator::Id("viewer-zoom")).await.unwrap().select_by_value("fit").await.unwrap();
+    click(&browser, "#viewer-fullscreen").await;
+    let full = "return document.fullscreenElement ? document.fullscreenElement.id : ''";
+    eventually(&browser, "full screen", 10, full, |t| t == "viewer").await;
+    click(&browser, "#viewer-fullscreen").await;
+    eventually(&browser, "leaving full screen", 10, full, str::is_empty).await;
+    let keys_disabled = "return String(document.getElementById('viewer-keys').disabled)";
+    assert_eq!(browser.execute(keys_disabled, vec![]).await.unwrap(), json!("true"), "special keys need control");
     let pixel = browser
         .execute(
             "const v = document.getElementById('screen'); const c = document.createElement('canvas');
@@ -327,6 +374,17 @@ async fn a_technician_works_the_desk_in_the_browser() {
         log.contains("Key { code: KeyQ, press: Down, text: Some(\"q\") }") && log.contains("Key { code: KeyQ, press: Up")
     })
     .await;
+    // Combinations the technician's own browser would keep reach the app from the keys menu,
+    // pressed in order and released in reverse.
+    browser.find(Locator::Id("viewer-keys")).await.unwrap().select_by_value("ctrl-alt-del").await.unwrap();
+    let log = app_printed(&injected, "Ctrl+Alt+Del", |log| log.contains("Key { code: Delete, press: Up")).await;
+    let order: Vec<&str> = log.lines().filter(|l| ["ControlLeft", "AltLeft", "Delete"].iter().any(|k| l.contains(&format!("code: {k},")))).collect();
+    assert_eq!(order.len(), 6, "{log}");
+    for (line, (key, press)) in order.iter().zip([
+        ("ControlLeft", "Down"), ("AltLeft", "Down"), ("Delete", "Down"), ("Delete", "Up"), ("AltLeft", "Up"), ("ControlLeft", "Up"),
+    ]) {
+        assert!(line.contains(&format!("code: {key}, press: {press}")), "{line} (want {key} {press})");
+    }
     screenshot(&browser, "web-console.png").await;
 
     // Closing the viewer ends the browser's connection at the relay: its technician no longer
@@ -336,12 +394,26 @@ async fn a_technician_works_the_desk_in_the_browser() {
     click(&browser, "#viewer-close").await;
     app_printed(&injected, "closing the browser viewer (release of everything held)", |log| releases(log) > before).await;
 
-    // Close it with a viewer open: the viewer says why it ended; the code is gone, the state
-    // is final, and the start button is disabled.
+    // Close asks first: a technician who changes their mind keeps the session.
+    click_action(&browser, "Close").await;
+    let question = browser.get_alert_text().await.unwrap();
+    assert!(question.contains("disconnected"), "{question}");
+    browser.dismiss_alert().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(browser.execute(ROW, vec![]).await.unwrap().as_str().unwrap().contains("active"), "dismissed: still active");
+    // The PIN is copied with a word that says so.
+    click_action(&browser, "Copy PIN").await;
+    eventually(&browser, "copying", 10, "return document.getElementById('copied').textContent", |t| t == "The PIN is copied.").await;
+
+    // Closed (here from another console) while the viewer is open: the viewer says why it
+    // ended; the code is gone, the state is final, and the start button is disabled.
     click_action(&browser, "View in browser").await;
     eventually(&browser, "the viewer again", 30, status, |t| t == "viewing").await;
-    click_action(&browser, "Close").await;
+    let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
+    let (closed, _) = api.call(reqwest::Method::POST, &format!("/sessions/{}/close", session_id(&api).await), Value::Null).await;
+    assert_eq!(closed, 200);
     eventually(&browser, "the viewer's end", 10, status, |t| t.contains("ended: the technician closed the session")).await;
+    click(&browser, "#viewer-close").await;
     let row = eventually(&browser, "closing", 10, ROW, |t| t.contains("closed")).await;
     assert!(!row.contains(&shown), "a closed session shows no PIN: {row}");
     let disabled = browser
@@ -350,13 +422,33 @@ async fn a_technician_works_the_desk_in_the_browser() {
         .unwrap();
     assert_eq!(disabled, Value::Bool(true));
 
-    // Signing out forgets the token: a reload shows the sign-in form again.
+    // Deleted (asked first), it leaves Home; its history stays readable under Deleted sessions.
+    click_action(&browser, "Delete").await;
+    browser.accept_alert().await.unwrap();
+    eventually(&browser, "the deletion", 10, "return document.querySelectorAll('#sessions tbody tr').length + ''", |t| t == "0").await;
+    browser.find(Locator::XPath("//nav[@id='lists']/button[normalize-space()='Deleted sessions']")).await.unwrap().click().await.unwrap();
+    eventually(&browser, "the deleted session", 10, ROW, |t| t.contains("Printer")).await;
+    click(&browser, "#sessions tbody tr").await;
+    let history = eventually(&browser, "its history", 10, "return document.getElementById('audit').innerText", |t| t.contains("deleted")).await;
+    assert!(history.contains("consent granted"), "{history}");
+    let actions = browser.execute("return document.querySelectorAll('#actions button').length", vec![]).await.unwrap();
+    assert_eq!(actions, json!(0), "nothing to do on a deleted session but read");
+
+    // Signing out revokes the token at the relay and forgets it: a reload shows the sign-in
+    // form again.
+    let token = browser.execute("return sessionStorage.getItem('deskline.token')", vec![]).await.unwrap();
     click(&browser, "#signout").await;
     browser.refresh().await.unwrap();
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#signin:not([hidden])")).await.unwrap();
+    let revoked = Api { token: token.as_str().unwrap().to_owned(), ..Api::login(&relay, "admin", OWN_PASSWORD).await };
+    assert_eq!(revoked.call(reqwest::Method::GET, "/me", Value::Null).await.0, 401);
+    // The one-time password is dead: it was only good for choosing the admin's own.
+    sign_in(&browser, "admin", &relay.password).await;
+    let error = eventually(&browser, "the spent password", 10, "return document.getElementById('signin-error').textContent", |t| !t.is_empty()).await;
+    assert!(error.contains("wrong username or password"), "{error}");
 
     // What the end user sees when they open an invite link.
-    let link = Api::login(&relay, "admin", &relay.password).await.new_session("link").await["link"].as_str().unwrap().to_owned();
+    let link = Api::login(&relay, "admin", OWN_PASSWORD).await.new_session("link").await["link"].as_str().unwrap().to_owned();
     browser.goto(&link).await.unwrap();
     let heading = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
     assert_eq!(heading, "Remote support from Example IT");
@@ -390,7 +482,7 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     let (_driver, browser) = start_browser(dir.path()).await;
     browser.goto(&relay.url).await.unwrap();
     browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
-    sign_in(&browser, "admin", &relay.password).await;
+    first_sign_in(&browser, "admin", &relay.password).await;
     let admin_nav = "//nav[@id='lists']/button[normalize-space()='Administration']";
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(admin_nav)).await.unwrap().click().await.unwrap();
 
@@ -427,10 +519,11 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     expiry.send_keys("3").await.unwrap();
     browser.find(Locator::XPath(&format!("{row}//button[normalize-space()='Save']"))).await.unwrap().click().await.unwrap();
 
-    // The relay has it all: Bob signs in and works in Tier 2, whose sessions live 3 hours.
+    // The relay has it all: Bob signs in (choosing his own password: the one the admin typed
+    // was one-time) and works in Tier 2, whose sessions live 3 hours.
+    let bob = Api::login(&relay, "bob", "a long password for bob").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let bob = Api::login(&relay, "bob", "a long password for bob").await;
         let (_, channels) = bob.call(reqwest::Method::GET, "/channels", Value::Null).await;
         let tier2 = channels.as_array().unwrap().iter().find(|c| c["name"] == "Tier 2").cloned();
         if let Some(tier2) = tier2.filter(|c| c["session_expiry_secs"] == 3 * 3600) {
@@ -440,7 +533,35 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
         assert!(Instant::now() < deadline, "Bob's channels: {channels}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The organisation's name, set here, is what end users are shown.
+    fill(&browser, "#settings-organisation", "Example Hospital IT").await;
+    click(&browser, "#settings-form button[type=submit]").await;
+    eventually(&browser, "saving the name", 10, "return document.getElementById('settings-saved').textContent", |t| t.starts_with("Saved")).await;
+    let link = bob.new_session("link").await["link"].as_str().unwrap().split('#').next().unwrap().to_owned();
+    let page = insecure_client().get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Remote support from Example Hospital IT"), "{page}");
+
+    // Bob disabled (asked first): his token dies at once; enabled, he signs in again.
+    let bob_row = "//table[@id='technicians']//tr[@data-technician='bob']";
+    let bob_status = format!("return document.evaluate(\"{bob_row}/td[4]\", document, null, 9, null).singleNodeValue.innerText");
+    browser.find(Locator::XPath(&format!("{bob_row}//button[normalize-space()='Disable']"))).await.unwrap().click().await.unwrap();
+    browser.accept_alert().await.unwrap();
+    eventually(&browser, "Bob disabled", 10, &bob_status, |t| t == "disabled").await;
+    assert_eq!(bob.call(reqwest::Method::GET, "/me", Value::Null).await.0, 401, "a disabled technician's token dies at once");
     screenshot(&browser, "web-admin.png").await;
+    browser.find(Locator::XPath(&format!("{bob_row}//button[normalize-space()='Enable']"))).await.unwrap().click().await.unwrap();
+    eventually(&browser, "Bob enabled", 10, &bob_status, |t| t == "active").await;
+    let bob = Api::login(&relay, "bob", OWN_PASSWORD).await;
+    assert_eq!(bob.call(reqwest::Method::GET, "/me", Value::Null).await.0, 200);
+
+    // Removed from Tier 2 (asked first), he no longer works there.
+    let remove = format!("{row}//button[@aria-label='Remove Bob Builder from Tier 2']");
+    browser.find(Locator::XPath(&remove)).await.unwrap().click().await.unwrap();
+    browser.accept_alert().await.unwrap();
+    eventually(&browser, "Bob removed", 10, &members, |t| !t.contains("Bob Builder")).await;
+    let (_, channels) = bob.call(reqwest::Method::GET, "/channels", Value::Null).await;
+    assert!(!channels.to_string().contains("Tier 2"), "{channels}");
     browser.close().await.unwrap();
 }
 
@@ -487,13 +608,25 @@ fn insecure_client() -> reqwest::Client {
     reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap()
 }
 
+/// The password technicians choose after signing in with a one-time password.
+const OWN_PASSWORD: &str = "violet harbour quietly sings";
+
 impl Api {
+    /// Signs in; with a one-time password (the demo admin's, one an admin gave) it sets
+    /// [`OWN_PASSWORD`] first, as the relay requires.
     async fn login(relay: &Relay, username: &str, password: &str) -> Api {
         let http = insecure_client();
         let base = format!("{}api/v1", relay.url);
         let response = http.post(format!("{base}/login")).json(&json!({"username": username, "password": password})).send().await.unwrap();
-        let token = response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-        Api { http, base, token }
+        let answer = response.json::<Value>().await.unwrap();
+        let mut api = Api { http, base, token: answer["token"].as_str().unwrap_or_else(|| panic!("login: {answer}")).to_owned() };
+        if answer["technician"]["must_change_password"] == true {
+            let change = json!({"current_password": password, "new_password": OWN_PASSWORD});
+            let (status, changed) = api.call(reqwest::Method::POST, "/me/password", change).await;
+            assert_eq!(status, 200, "{changed}");
+            api.token = changed["token"].as_str().unwrap().to_owned();
+        }
+        api
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {

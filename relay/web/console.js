@@ -18,6 +18,8 @@ const state = {
   sessions: [],
   selected: null, // session id
   events: null, // AbortController of the live stream
+  passwordKnown: null, // the one-time password just typed at sign-in, until replaced
+  settings: null, // relay-wide settings (the organisation)
 };
 
 // ---- API ----------------------------------------------------------------------------------
@@ -49,7 +51,7 @@ async function api(method, path, body) {
   }
   if (!response.ok) {
     const error = (value && value.error) || {};
-    if (response.status === 401 && path !== "/login") signOut("Your sign-in has expired. Please sign in again.");
+    if (response.status === 401 && path !== "/login" && path !== "/logout") signOut("Your sign-in has expired. Please sign in again.");
     throw new ApiError(response.status, error.code || "error", error.message || `${response.status} ${response.statusText}`);
   }
   return value;
@@ -61,28 +63,92 @@ async function signIn(event) {
   event.preventDefault();
   $("signin-error").textContent = "";
   try {
-    const { token, technician } = await api("POST", "/login", { username: $("username").value, password: $("password").value });
-    state.token = token;
-    sessionStorage.setItem("deskline.token", token);
+    const password = $("password").value;
+    const { token, technician } = await api("POST", "/login", { username: $("username").value, password });
+    setToken(token);
     $("password").value = "";
-    await enterDesk(technician);
+    if (technician.must_change_password) askForPassword(technician, password);
+    else await enterDesk(technician);
   } catch (e) {
     $("signin-error").textContent = e.message;
   }
 }
 
+function setToken(token) {
+  state.token = token;
+  if (token) sessionStorage.setItem("deskline.token", token);
+  else sessionStorage.removeItem("deskline.token");
+}
+
+// The password form: forced after signing in with a one-time password (the first admin's
+// printed one, one an administrator gave), or opened from the header to change one's own.
+// `known` is the password just typed at sign-in, so it is not asked twice.
+function askForPassword(me, known) {
+  const forced = Boolean(me.must_change_password);
+  state.passwordKnown = known || null;
+  $("password-why").textContent = forced
+    ? `${me.display_name || me.username}, your password was set by someone else and works only once: choose your own to continue.`
+    : "Choose a new password. You stay signed in here; your other sign-ins end.";
+  $("password-current-label").hidden = Boolean(known);
+  $("password-current").required = !known;
+  $("password-cancel").hidden = forced;
+  $("password-error").textContent = "";
+  $("password-form").reset();
+  $("signin").hidden = true;
+  $("desk").hidden = true;
+  $("password-change").hidden = false;
+  (known ? $("password-new") : $("password-current")).focus();
+}
+
+async function changePassword(event) {
+  event.preventDefault();
+  $("password-error").textContent = "";
+  if ($("password-new").value !== $("password-repeat").value) {
+    $("password-error").textContent = "The two new passwords differ.";
+    return;
+  }
+  try {
+    const current = state.passwordKnown || $("password-current").value;
+    const { token, technician } = await api("POST", "/me/password", { current_password: current, new_password: $("password-new").value });
+    setToken(token);
+    state.passwordKnown = null;
+    $("password-form").reset();
+    $("password-change").hidden = true;
+    await enterDesk(technician);
+  } catch (e) {
+    $("password-error").textContent = e.message;
+  }
+}
+
+function cancelPasswordChange() {
+  $("password-change").hidden = true;
+  $("desk").hidden = false;
+}
+
+async function signOutClicked() {
+  // The relay revokes the token; the page forgets it either way.
+  try {
+    await api("POST", "/logout");
+  } catch (e) {
+    // Already expired or unreachable: nothing more to revoke from here.
+  }
+  signOut();
+}
+
 function signOut(message) {
-  state.token = null;
+  setToken(null);
   state.me = null;
+  state.passwordKnown = null;
   state.list = { kind: "home" };
-  sessionStorage.removeItem("deskline.token");
   if (state.events) state.events.abort();
   state.events = null;
   setLive(false);
   closeViewer();
   $("live").hidden = true;
   $("desk").hidden = true;
+  $("password-change").hidden = true;
   $("signout").hidden = true;
+  $("change-password").hidden = true;
   $("whoami").textContent = "";
   $("signin").hidden = false;
   $("signin-error").textContent = message || "";
@@ -93,7 +159,9 @@ async function enterDesk(me) {
   state.me = me;
   $("whoami").textContent = `${me.display_name || me.username} (${me.role})`;
   $("signin").hidden = true;
+  $("password-change").hidden = true;
   $("signout").hidden = false;
+  $("change-password").hidden = false;
   $("live").hidden = false;
   $("desk").hidden = false;
   await loadDirectory();
@@ -104,7 +172,8 @@ async function enterDesk(me) {
 // ---- Technicians and channels ---------------------------------------------------------------
 
 async function loadDirectory() {
-  const [technicians, channels] = await Promise.all([api("GET", "/technicians"), api("GET", "/channels")]);
+  const [technicians, channels, settings] = await Promise.all([api("GET", "/technicians"), api("GET", "/channels"), api("GET", "/settings")]);
+  state.settings = settings;
   state.technicians = new Map(technicians.map((t) => [t.id, t]));
   state.channels = new Map(channels.map((c) => [c.id, c]));
   const mine = channels.filter((c) => c.member_ids.includes(state.me.id));
@@ -113,7 +182,10 @@ async function loadDirectory() {
   nav.replaceChildren();
   nav.append(navButton("Home", { kind: "home" }));
   for (const c of channels) nav.append(navButton(`Channel: ${c.name}`, { kind: "channel", id: c.id }));
-  if (state.me.role === "admin") nav.append(navButton("Administration", { kind: "admin" }));
+  if (state.me.role === "admin") {
+    nav.append(navButton("Deleted sessions", { kind: "deleted" }));
+    nav.append(navButton("Administration", { kind: "admin" }));
+  }
   for (const b of nav.children) b.setAttribute("aria-current", String(b.dataset.list === JSON.stringify(state.list)));
   if (state.list.kind === "admin") renderAdmin();
 }
@@ -135,6 +207,13 @@ function channelName(id) {
 function capabilitiesText(c) {
   return c.control ? "view and control" : c.view ? "view" : "nothing";
 }
+
+const ACTION_HELP = {
+  assign: "Assign makes them the owner of the session; the current owner, if any, leaves it.",
+  transfer: "Transfer hands the session from its owner to them; the end user is asked again before they see the screen.",
+  invite: "Invite adds them as a collaborator (three technicians at most); the end user is asked again before they see the screen.",
+  channel: "The session leaves this channel for the other channel's queue; nobody owns it there until someone takes it.",
+};
 
 // One audit event's action in words.
 function describe(a) {
@@ -191,20 +270,23 @@ function fillSelect(select, options) {
 async function showList(list) {
   state.list = list;
   for (const b of $("lists").children) b.setAttribute("aria-current", String(b.dataset.list === JSON.stringify(list)));
+  closeViewer();
   $("admin").hidden = list.kind !== "admin";
   $("desk-lists").hidden = list.kind === "admin";
   if (list.kind === "admin") {
     renderAdmin();
     return;
   }
-  $("list-title").textContent = list.kind === "home" ? "Home" : `Channel: ${(state.channels.get(list.id) || {}).name || list.id}`;
+  const titles = { home: "Home", deleted: "Deleted sessions (history kept)" };
+  $("list-title").textContent = titles[list.kind] || `Channel: ${(state.channels.get(list.id) || {}).name || list.id}`;
   await reload();
 }
 
 async function reload() {
   if (state.list.kind === "admin") return;
   try {
-    const path = state.list.kind === "home" ? "/sessions?scope=home" : `/channels/${state.list.id}/sessions`;
+    const paths = { home: "/sessions?scope=home", deleted: "/sessions?scope=deleted" };
+    const path = paths[state.list.kind] || `/channels/${state.list.id}/sessions`;
     state.sessions = await api("GET", path);
     $("desk-error").textContent = "";
   } catch (e) {
@@ -226,22 +308,23 @@ function cell(text, className) {
   return td;
 }
 
-// Consent is per technician: each grant is listed with whom it was given to.
+// Consent is per technician: each grant says whom the end user allowed to do what, and a
+// request still waiting says so — never the same words for asked and allowed.
 function consentText(consent) {
   const grants = consent.grants
-    .map((g) => `${capabilitiesText(g.capabilities)} (${technicianName(g.technician_id)})`)
-    .join(", ");
+    .map((g) => `${technicianName(g.technician_id)} may ${capabilitiesText(g.capabilities)}`)
+    .join("; ");
   switch (consent.status) {
     case "pending": {
-      const asked = `${technicianName(consent.pending.requested_by)} asked: ${capabilitiesText(consent.capabilities)}`;
+      const asked = `waiting for the end user: ${technicianName(consent.pending.requested_by)} asks to ${capabilitiesText(consent.capabilities)}`;
       return grants ? `${grants}; ${asked}` : asked;
     }
     case "granted":
       return grants;
     case "suspended":
-      return "app reconnecting";
+      return "app reconnecting (consent kept)";
     default:
-      return "—";
+      return "not shared";
   }
 }
 
@@ -314,7 +397,14 @@ function renderDetail(s) {
   if (!$("detail").hidden && $("detail").dataset.shown === shown) return;
   $("detail").dataset.shown = shown;
   $("detail").hidden = false;
-  $("detail-title").textContent = `${s.name || `Session ${s.id}`} — ${s.state.replace("_", " ")}`;
+  $("detail-title").textContent = `${s.name || `Session ${s.id}`} — ${s.deleted ? "deleted" : s.state.replace("_", " ")}`;
+  renderPeople(s);
+  if (s.deleted) {
+    // Only its history is left.
+    $("actions").replaceChildren();
+    loadAudit(s.id);
+    return;
+  }
   const live = s.state !== "closed" && s.state !== "expired";
   const post = (what, body) => () => api("POST", `/sessions/${s.id}/${what}`, body);
   const buttons = [
@@ -329,23 +419,44 @@ function renderDetail(s) {
       title: "Shows the end user's screen here once they allowed viewing",
     }),
   ];
-  if (s.link) buttons.push(actionButton("Copy link", () => copy(s.link)));
+  if (s.link) buttons.push(actionButton("Copy link", () => copy(s.link, $("copied"), "The invite link is copied.")));
+  if (s.pin) buttons.push(actionButton("Copy PIN", () => copy(s.pin, $("copied"), "The PIN is copied.")));
   if (live) {
+    const on = [s.assigned_technician_id, ...s.invited_technician_ids].filter((t) => t !== null);
+    const others = (exclude) => technicianOptions(s).filter(([id]) => !exclude.includes(id));
     buttons.push(
-      actionButton("Assign…", async () => pick("Assign to", technicianOptions(s), (v) => post("assign", { technician_id: v })())),
-      actionButton("Transfer to technician…", async () =>
-        pick("Transfer to", technicianOptions(s), (v) => post("transfer", { technician_id: v })()),
+      actionButton("Assign…", async () =>
+        pick("Assign to", others(s.assigned_technician_id === null ? [] : [s.assigned_technician_id]), ACTION_HELP.assign, (v) =>
+          post("assign", { technician_id: v })(),
+        ),
+      ),
+      actionButton(
+        "Transfer to technician…",
+        async () => pick("Transfer to", others([s.assigned_technician_id]), ACTION_HELP.transfer, (v) => post("transfer", { technician_id: v })()),
+        { disabled: s.assigned_technician_id === null, title: s.assigned_technician_id === null ? "Nobody owns this session: use Assign" : "" },
       ),
       actionButton("Transfer to channel…", async () =>
         pick(
           "Move to the queue of",
           [...state.channels.values()].filter((c) => c.id !== s.channel_id).map((c) => [c.id, c.name]),
+          ACTION_HELP.channel,
           (v) => post("transfer", { channel_id: v })(),
         ),
       ),
-      actionButton("Invite…", async () => pick("Invite", technicianOptions(s), (v) => post("invite", { technician_id: v })())),
+      actionButton("Invite…", async () => pick("Invite", others(on), ACTION_HELP.invite, (v) => post("invite", { technician_id: v })())),
       actionButton("Release", post("release"), { disabled: s.assigned_technician_id === null }),
-      actionButton("Close", post("close"), { className: "danger" }),
+      actionButton(
+        "Close",
+        async () => {
+          const connected = s.state === "active" || s.state === "in_queue";
+          const question = connected
+            ? "Close this session? The end user's support app is disconnected at once and the code stops working."
+            : "Close this session? Its code stops working.";
+          if (!window.confirm(question)) return;
+          await post("close")();
+        },
+        { className: "danger" },
+      ),
     );
   }
   buttons.push(
@@ -363,20 +474,54 @@ function renderDetail(s) {
   loadAudit(s.id);
 }
 
+// Who is on the session; the owner (or an admin) may take an invited technician off it, and an
+// invited technician may leave.
+function renderPeople(s) {
+  const live = !s.deleted && s.state !== "closed" && s.state !== "expired";
+  const mayRemove = state.me && (state.me.role === "admin" || state.me.id === s.assigned_technician_id);
+  const owner = document.createElement("p");
+  owner.textContent = `Owner: ${s.assigned_technician_id === null ? "nobody (in the queue)" : technicianName(s.assigned_technician_id)}`;
+  const items = s.invited_technician_ids.map((id) => {
+    const li = document.createElement("li");
+    li.dataset.technician = String(id);
+    li.append(`${technicianName(id)} `);
+    const self = state.me && id === state.me.id;
+    if (live && (mayRemove || self)) {
+      li.append(
+        actionButton(
+          self ? "Leave" : "Remove",
+          async () => {
+            await api("DELETE", `/sessions/${s.id}/invited/${id}`);
+          },
+          { title: self ? "Leave this session" : `Take ${technicianName(id)} off this session; what the end user allowed them ends` },
+        ),
+      );
+    }
+    return li;
+  });
+  const list = document.createElement("ul");
+  list.append(...items);
+  const invited = document.createElement("p");
+  invited.textContent = items.length ? "Invited:" : "Invited: nobody";
+  $("people").replaceChildren(owner, invited, ...(items.length ? [list] : []));
+}
+
 function technicianOptions(s) {
   const channel = state.channels.get(s.channel_id);
   const members = channel ? channel.member_ids : [...state.technicians.keys()];
-  return members.map((id) => [id, technicianName(id)]);
+  return members.filter((id) => !(state.technicians.get(id) || {}).disabled).map((id) => [id, technicianName(id)]);
 }
 
-// A small inline chooser under the actions: resolves once the technician picks or cancels.
-function pick(label, options, apply) {
+// A small inline chooser under the actions, saying what the action does: resolves once the
+// technician picks or cancels.
+function pick(label, options, help, apply) {
   return new Promise((resolve, reject) => {
     if (options.length === 0) {
-      reject(new Error(`Nobody to choose for "${label}".`));
+      reject(new Error(`Nobody to choose for "${label}": everyone who could is already on the session.`));
       return;
     }
     $("pick-label").textContent = label;
+    $("pick-help").textContent = help;
     fillSelect($("pick-select"), options);
     $("pick").hidden = false;
     $("pick-select").focus();
@@ -417,15 +562,81 @@ async function loadAudit(id) {
 // ---- Administration (admins): technicians and channels ------------------------------------------
 
 function renderAdmin() {
-  const channelsOf = (id) => [...state.channels.values()].filter((c) => c.member_ids.includes(id)).map((c) => c.name);
-  $("technicians").tBodies[0].replaceChildren(
-    ...[...state.technicians.values()].map((t) => {
-      const tr = document.createElement("tr");
-      tr.append(cell(t.username), cell(t.display_name), cell(t.role), cell(channelsOf(t.id).join(", ") || "—"));
-      return tr;
+  if (state.settings && document.activeElement !== $("settings-organisation")) $("settings-organisation").value = state.settings.organisation;
+  $("technicians").tBodies[0].replaceChildren(...[...state.technicians.values()].map(technicianRow));
+  $("channels").tBodies[0].replaceChildren(...[...state.channels.values()].map(channelRow));
+}
+
+function technicianStatus(t) {
+  if (t.disabled) return "disabled";
+  if (t.must_change_password) return "active (has a one-time password)";
+  return "active";
+}
+
+// One technician: enable or disable, make admin or technician, give a new one-time password.
+function technicianRow(t) {
+  const channelsOf = [...state.channels.values()].filter((c) => c.member_ids.includes(t.id)).map((c) => c.name);
+  const tr = document.createElement("tr");
+  tr.dataset.technician = t.username;
+  const self = state.me && t.id === state.me.id;
+  const button = (label, change, options = {}) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.disabled = Boolean(options.disabled);
+    if (options.title) b.title = options.title;
+    if (options.className) b.className = options.className;
+    b.addEventListener("click", change);
+    return b;
+  };
+  const patch = (body) => () => adminDo(() => api("PATCH", `/technicians/${t.id}`, body));
+  const actions = document.createElement("td");
+  actions.className = "row-actions";
+  actions.append(
+    t.disabled
+      ? button("Enable", patch({ disabled: false }))
+      : button(
+          "Disable",
+          () => {
+            if (window.confirm(`Disable ${t.username}? They are signed out at once and leave every live session.`)) patch({ disabled: true })();
+          },
+          { className: "danger", disabled: self, title: self ? "You cannot disable your own account" : "" },
+        ),
+    button(t.role === "admin" ? "Make technician" : "Make admin", patch({ role: t.role === "admin" ? "technician" : "admin" })),
+  );
+  // A reset: a new one-time password typed inline, never shown again.
+  const reset = document.createElement("span");
+  reset.className = "inline-pick";
+  const password = document.createElement("input");
+  password.type = "password";
+  password.autocomplete = "new-password";
+  password.placeholder = "new one-time password";
+  password.setAttribute("aria-label", `New one-time password for ${t.username}`);
+  reset.append(
+    password,
+    button("Reset password", () => {
+      if (password.value) patch({ password: password.value })();
     }),
   );
-  $("channels").tBodies[0].replaceChildren(...[...state.channels.values()].map(channelRow));
+  actions.append(reset);
+  tr.append(
+    cell(t.username),
+    cell(t.display_name),
+    cell(t.role),
+    cell(technicianStatus(t), t.disabled ? "bad" : ""),
+    cell(channelsOf.join(", ") || "—"),
+    actions,
+  );
+  return tr;
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  $("settings-saved").textContent = "";
+  const organisation = $("settings-organisation").value.trim();
+  if (await adminDo(() => api("PATCH", "/settings", { organisation }))) {
+    $("settings-saved").textContent = "Saved: end users see it from their next prompt or page.";
+  }
 }
 
 function channelRow(c) {
@@ -454,7 +665,24 @@ function channelRow(c) {
   const members = document.createElement("td");
   const names = document.createElement("span");
   names.className = "names";
-  names.textContent = c.member_ids.map(technicianName).join(", ") || "—";
+  if (c.member_ids.length === 0) names.textContent = "—";
+  for (const id of c.member_ids) {
+    const member = document.createElement("span");
+    member.className = "member";
+    member.append(technicianName(id));
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "×";
+    remove.title = `Remove ${technicianName(id)} from ${c.name}`;
+    remove.setAttribute("aria-label", remove.title);
+    remove.addEventListener("click", () => {
+      const question = `Remove ${technicianName(id)} from ${c.name}? They leave its live sessions (sessions they own go to its queue).`;
+      if (window.confirm(question)) adminDo(() => api("DELETE", `/channels/${c.id}/members/${id}`));
+    });
+    member.append(remove);
+    names.append(member);
+  }
   members.append(names);
   const pick = document.createElement("div");
   pick.className = "inline-pick";
@@ -537,7 +765,8 @@ async function createSession(event) {
       kind === "pin" ? "Read this PIN to the end user; they type it into the support app:" : "Send this link to the end user:";
     $("created-code").textContent = s.pin ? spacedPin(s.pin) : s.link;
     $("created-code").className = kind === "pin" ? "code pin" : "code";
-    $("created-copy").onclick = () => copy(s.pin || s.link);
+    $("created-copied").textContent = "";
+    $("created-copy").onclick = () => copy(s.pin || s.link, $("created-copied"), s.pin ? "PIN copied." : "Link copied.");
     state.selected = s.id;
     await reload();
   } catch (e) {
@@ -551,12 +780,32 @@ function spacedPin(pin) {
   return `${pin.slice(0, 3)} ${pin.slice(3)}`;
 }
 
-async function copy(text) {
+// Copies `text` and says so in `where` (for a few seconds). The asynchronous clipboard needs a
+// secure, focused page; the older copy command works in more places; if both fail the text is
+// shown selected so the technician can copy it by hand.
+async function copy(text, where, done) {
+  let copied = false;
   try {
     await navigator.clipboard.writeText(text);
+    copied = true;
   } catch (e) {
-    window.prompt("Copy this:", text);
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    try {
+      copied = document.execCommand("copy");
+    } catch (e2) {
+      copied = false;
+    }
+    area.remove();
   }
+  where.textContent = copied ? done : `Copy this by hand: ${text}`;
+  clearTimeout(where.copiedTimer);
+  if (copied) where.copiedTimer = setTimeout(() => (where.textContent = ""), 4000);
 }
 
 // ---- Live updates -----------------------------------------------------------------------------
@@ -641,11 +890,15 @@ function viewerStatus(text) {
   $("viewer-status").textContent = text;
 }
 
+// The viewer is its own view: the session lists and the side panel make way for the picture.
 async function openViewer(s) {
   closeViewer();
   viewer.session = s.id;
   viewer.ended = false;
+  $("desk").classList.add("viewing");
+  $("desk-lists").hidden = true;
   $("viewer").hidden = false;
+  updateControlButton();
   $("viewer-title").textContent = s.name || `Session ${s.id}`;
   viewerStatus("connecting…");
   const pc = new RTCPeerConnection({ iceServers: [] });
@@ -714,6 +967,8 @@ function gatheringComplete(pc) {
 }
 
 function closeViewer() {
+  const wasOpen = !$("viewer").hidden;
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
   if (viewer.pc) viewer.pc.close();
   viewer.pc = null;
   viewer.channel = null;
@@ -725,6 +980,8 @@ function closeViewer() {
   $("screen").srcObject = null;
   $("screen").classList.remove("controlling");
   $("viewer").hidden = true;
+  $("desk").classList.remove("viewing");
+  if (wasOpen && state.list.kind !== "admin") $("desk-lists").hidden = false;
 }
 
 function send(message) {
@@ -735,7 +992,8 @@ function controlling() {
   return state.me !== null && viewer.holder === state.me.id;
 }
 
-// Take control only with the end user's consent to control, saying why not otherwise.
+// Take control only with the end user's consent to control, saying why not otherwise; the
+// special keys only while controlling; asking for consent from here while it is missing.
 function updateControlButton() {
   const button = $("viewer-control");
   button.disabled = !viewer.canControl && !controlling();
@@ -744,6 +1002,43 @@ function updateControlButton() {
     : viewer.canView
       ? "The end user allowed you to view only"
       : "The end user has not allowed you to view or control";
+  $("viewer-keys").disabled = !controlling();
+  $("viewer-keys").title = controlling() ? "Send a key combination the browser would keep for itself" : "Take control first";
+  $("viewer-ask").hidden = viewer.canControl || viewer.ended;
+  $("viewer-ask").textContent = viewer.canView ? "Ask for control" : "Ask to view and control";
+}
+
+// Key combinations the technician's own browser or system would act on instead of sending
+// (KeyboardEvent.code names, pressed in order and released in reverse). Windows lets no
+// program send Ctrl+Alt+Del (the secure attention sequence only comes from the keyboard or a
+// system service): the end user presses it there; X11 desktops receive it as keys.
+const SPECIAL_KEYS = {
+  "ctrl-alt-del": ["ControlLeft", "AltLeft", "Delete"],
+  "alt-tab": ["AltLeft", "Tab"],
+  super: ["MetaLeft"],
+  "ctrl-esc": ["ControlLeft", "Escape"],
+  print: ["PrintScreen"],
+  "alt-f4": ["AltLeft", "F4"],
+};
+
+function sendSpecialKeys(name) {
+  const codes = SPECIAL_KEYS[name];
+  if (!codes || !controlling()) return;
+  for (const code of codes) send({ Input: { key: { code, press: "down", text: null } } });
+  for (const code of [...codes].reverse()) send({ Input: { key: { code, press: "up", text: null } } });
+}
+
+function setZoom(mode) {
+  $("screen-box").className = mode === "actual" ? "actual" : "fit";
+}
+
+async function toggleFullscreen() {
+  try {
+    if (document.fullscreenElement) await document.exitFullscreen();
+    else await $("viewer").requestFullscreen();
+  } catch (e) {
+    viewerStatus(`full screen is not available: ${e.message}`);
+  }
 }
 
 function controlText() {
@@ -771,6 +1066,7 @@ function viewerMessage(data) {
   if (message.ControlHandover) {
     viewer.holder = message.ControlHandover.holder;
     $("viewer-control").textContent = controlling() ? "Release control" : "Take control";
+    updateControlButton();
     $("screen").classList.toggle("controlling", controlling());
     viewerStatus(controlText());
   } else if (message.Access) {
@@ -795,6 +1091,7 @@ function viewerMessage(data) {
     if (viewer.canView) viewerStatus(controlText());
   } else if (message.Bye) {
     viewer.ended = true;
+    updateControlButton();
     viewerStatus(`ended: ${message.Bye.message}`);
   }
 }
@@ -879,6 +1176,24 @@ function setupViewer() {
   });
   $("viewer-display").addEventListener("change", () => send({ SelectDisplay: { display: Number($("viewer-display").value) } }));
   $("viewer-close").addEventListener("click", closeViewer);
+  $("viewer-zoom").addEventListener("change", () => setZoom($("viewer-zoom").value));
+  $("viewer-fullscreen").addEventListener("click", toggleFullscreen);
+  document.addEventListener("fullscreenchange", () => {
+    $("viewer-fullscreen").textContent = document.fullscreenElement ? "Leave full screen" : "Full screen";
+  });
+  $("viewer-keys").addEventListener("change", () => {
+    sendSpecialKeys($("viewer-keys").value);
+    $("viewer-keys").value = "";
+    video.focus();
+  });
+  $("viewer-ask").addEventListener("click", async () => {
+    try {
+      await api("POST", `/sessions/${viewer.session}/remote`, { capabilities: "view_and_control" });
+      viewerStatus("asked the end user; waiting for their answer");
+    } catch (e) {
+      viewerStatus(e.message);
+    }
+  });
 }
 
 // ---- Start ------------------------------------------------------------------------------------
@@ -888,14 +1203,20 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("create-form").addEventListener("submit", createSession);
   $("technician-form").addEventListener("submit", createTechnician);
   $("channel-form").addEventListener("submit", createChannel);
-  $("signout").addEventListener("click", () => signOut());
+  $("signout").addEventListener("click", signOutClicked);
+  $("change-password").addEventListener("click", () => askForPassword(state.me, null));
+  $("password-form").addEventListener("submit", changePassword);
+  $("password-cancel").addEventListener("click", cancelPasswordChange);
+  $("settings-form").addEventListener("submit", saveSettings);
   setupViewer();
   if (!state.token) {
     signOut();
     return;
   }
   try {
-    await enterDesk(await api("GET", "/me"));
+    const me = await api("GET", "/me");
+    if (me.must_change_password) askForPassword(me, null);
+    else await enterDesk(me);
   } catch (e) {
     signOut(e.code === "unauthorized" ? "" : e.message);
   }
