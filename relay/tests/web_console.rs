@@ -401,6 +401,7 @@ async fn a_technician_works_the_desk_in_the_browser() {
     browser.dismiss_alert().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(browser.execute(ROW, vec![]).await.unwrap().as_str().unwrap().contains("active"), "dismissed: still active");
+    screenshot(&browser, "web-session.png").await;
     // The PIN is copied with a word that says so.
     click_action(&browser, "Copy PIN").await;
     eventually(&browser, "copying", 10, "return document.getElementById('copied').textContent", |t| t == "The PIN is copied.").await;

@@ -97,6 +97,7 @@ function askForPassword(me, known) {
   $("signin").hidden = true;
   $("desk").hidden = true;
   $("password-change").hidden = false;
+  $("signout").hidden = false;
   (known ? $("password-new") : $("password-current")).focus();
 }
 
@@ -590,7 +591,7 @@ function technicianRow(t) {
     return b;
   };
   const patch = (body) => () => adminDo(() => api("PATCH", `/technicians/${t.id}`, body));
-  const actions = document.createElement("td");
+  const actions = document.createElement("div");
   actions.className = "row-actions";
   actions.append(
     t.disabled
@@ -619,13 +620,15 @@ function technicianRow(t) {
     }),
   );
   actions.append(reset);
+  const wrapped = document.createElement("td");
+  wrapped.append(actions);
   tr.append(
     cell(t.username),
     cell(t.display_name),
     cell(t.role),
     cell(technicianStatus(t), t.disabled ? "bad" : ""),
     cell(channelsOf.join(", ") || "—"),
-    actions,
+    wrapped,
   );
   return tr;
 }
