@@ -386,9 +386,12 @@ fn windowed(runtime: &tokio::runtime::Runtime, cli: Cli, config: AgentConfig, ha
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
     runtime.spawn(connection(config, media, have_code, actions_rx, updates_tx));
-    let app = AgentApp { ui: AgentUi::new(actions_tx, updates_rx, have_code), on_top: false, styled: false };
+    let app = AgentApp { ui: AgentUi::new(actions_tx, updates_rx, have_code), on_top: false, styled: false, height: WINDOW_HEIGHT };
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([600.0, 270.0]).with_title("Deskline support").with_resizable(false),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([WINDOW_WIDTH, WINDOW_HEIGHT])
+            .with_title("Deskline support")
+            .with_resizable(false),
         ..Default::default()
     };
     eframe::run_native(
@@ -404,9 +407,17 @@ fn windowed(runtime: &tokio::runtime::Runtime, cli: Cli, config: AgentConfig, ha
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
+/// The window's width; its height follows what it shows (a short session bar, a taller
+/// consent popup), between these bounds.
+const WINDOW_WIDTH: f32 = 600.0;
+const WINDOW_HEIGHT: f32 = 270.0;
+const WINDOW_HEIGHTS: std::ops::RangeInclusive<f32> = 120.0..=560.0;
+
 struct AgentApp {
     ui: AgentUi,
     on_top: bool,
+    /// The window's height as last asked of the system.
+    height: f32,
     /// The readable text sizes are set (on the first frame: eframe sets its own style after
     /// the app is created).
     styled: bool,
@@ -419,7 +430,20 @@ impl eframe::App for AgentApp {
             self.styled = true;
             deskline_agent::ui::readable_text(&ctx);
         }
-        egui::CentralPanel::default_margins().show(ui, |ui| self.ui.show(ui));
+        // Where the content ends (the panel itself always fills the window).
+        let bottom = egui::CentralPanel::default_margins()
+            .show(ui, |ui| {
+                self.ui.show(ui);
+                ui.cursor().min.y
+            })
+            .inner;
+        // Fit the window's height to what it shows (text wraps at the fixed width, so the
+        // height settles at once): no empty half-window under a two-line session bar.
+        let wanted = (bottom + 12.0).round().clamp(*WINDOW_HEIGHTS.start(), *WINDOW_HEIGHTS.end());
+        if (wanted - self.height).abs() > 2.0 {
+            self.height = wanted;
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(egui::vec2(WINDOW_WIDTH, wanted)));
+        }
         // The consent prompt and the session bar stay above every other window.
         let want_on_top = self.ui.asking() || self.ui.sharing();
         if want_on_top != self.on_top {

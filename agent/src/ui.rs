@@ -8,7 +8,8 @@
 //! The consent popup is built so that nothing is shared by accident: **Deny** has the keyboard
 //! focus, an unanswered prompt denies itself when its countdown ends, and every button has an
 //! access key (Alt+A allow, Alt+V view only, Alt+D deny; on the session bar Alt+T takes back
-//! control and Alt+S stops sharing) for people who cannot use a mouse.
+//! control and Alt+S stops sharing; Alt+C closes the app once the session ended) for people who
+//! cannot use a mouse.
 
 use crate::grants::Grants;
 use crate::session::{AgentCommand, AgentEvent};
@@ -110,6 +111,8 @@ pub struct AgentUi {
     streaming: bool,
     controller: Option<TechnicianId>,
     consent: Option<PendingConsent>,
+    /// The end user closed the window after the session ended.
+    closing: bool,
     actions: mpsc::UnboundedSender<UiAction>,
     updates: mpsc::UnboundedReceiver<NetUpdate>,
 }
@@ -132,6 +135,7 @@ impl AgentUi {
             streaming: false,
             controller: None,
             consent: None,
+            closing: false,
             actions,
             updates,
         }
@@ -147,6 +151,12 @@ impl AgentUi {
     #[must_use]
     pub fn sharing(&self) -> bool {
         self.granted.view() && self.consent.is_none()
+    }
+
+    /// Did the end user close the app (after the session ended)?
+    #[must_use]
+    pub fn closing(&self) -> bool {
+        self.closing
     }
 
     /// What the end user currently allows.
@@ -306,21 +316,24 @@ impl AgentUi {
     }
 
     fn session_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            // A red dot (drawn: not every font has a glyph for one).
+            let (dot, _) = ui.allocate_exact_size(egui::vec2(16.0, 16.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 7.0, egui::Color32::from_rgb(220, 50, 50));
+            ui.heading("Your screen is shared");
+        });
+        ui.add_space(4.0);
         // One line for everyone who sees the screen, saying who controls it.
         for grant in self.grants.list().iter().filter(|g| g.capabilities.view()) {
-            ui.horizontal(|ui| {
-                // A red dot (drawn: not every font has a glyph for one).
-                let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-                ui.painter().circle_filled(dot.center(), 5.0, egui::Color32::from_rgb(220, 50, 50));
-                let doing = if grant.capabilities.control() && self.controller == Some(grant.technician) {
-                    "sees your screen and controls your mouse and keyboard"
-                } else {
-                    "sees your screen"
-                };
-                ui.label(format!("{} {doing}", grant.name));
-            });
+            let doing = if grant.capabilities.control() && self.controller == Some(grant.technician) {
+                "sees your screen and controls your mouse and keyboard"
+            } else {
+                "sees your screen"
+            };
+            ui.label(format!("{} {doing}", grant.name));
         }
         ui.label(format!("from {}", self.who_runs_it()));
+        ui.add_space(6.0);
         let (alt_t, alt_s) = ui.input(|i| (i.modifiers.alt && i.key_pressed(egui::Key::T), i.modifiers.alt && i.key_pressed(egui::Key::S)));
         ui.horizontal(|ui| {
             if self.granted.control() && (ui.button("Take back control (Alt+T)").clicked() || alt_t) {
@@ -394,7 +407,14 @@ impl AgentUi {
             Screen::Ended(message) => {
                 ui.heading("Remote support");
                 ui.label(message.as_str());
-                ui.label("You can close this window.");
+                ui.label("Nothing is shared any more.");
+                ui.add_space(8.0);
+                let alt_c = ui.input(|i| i.modifiers.alt && i.key_pressed(egui::Key::C));
+                if ui.button("Close (Alt+C)").clicked() || alt_c {
+                    // Closing the window ends the app.
+                    self.closing = true;
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
             }
         }
     }

@@ -161,6 +161,22 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     cli.wait_for(&id, "consent withdrawn", |v| v["consent"]["status"] == "none");
     let (ok, _, _) = cli.run(&["view", &id, "--headless", "--frames", "1", "--timeout", "2"], "");
     assert!(!ok, "no frame after Stop sharing");
+
+    // The technician closes the session: the window says so and its Close button (Alt+C)
+    // ends the app.
+    cli.ok(&["session", "close", &id]);
+    std::thread::sleep(Duration::from_millis(800));
+    screenshot(&desktop, &window, "agent-ended.png");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+c"]);
+        std::thread::sleep(Duration::from_millis(400));
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the app did not end after Close");
+    };
+    assert!(status.success(), "the app ends cleanly: {status}");
 }
 
 /// Starts the support app on `desktop`, answering consent with "allow" by itself (this test

@@ -227,3 +227,39 @@ fn a_request_whose_time_ran_out_closes_the_popup_and_says_so() {
     assert!(!ui.harness.state().asking(), "the popup closed");
     ui.harness.get_by_label_contains("was not answered in time, so nothing is shared");
 }
+
+/// Gap of issue 13: once the session ended, the window only said "you can close this window";
+/// it now has a Close button (and Alt+C) that ends the app.
+#[test]
+fn an_ended_session_offers_a_close_button_that_ends_the_app() {
+    let mut ui = ui(true);
+    ui.sharing(Capabilities::VIEW);
+    ui.updates.send(NetUpdate::Ended("The session ended: the technician closed the session.".into())).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("The session ended: the technician closed the session.");
+    ui.harness.get_by_label("Nothing is shared any more.");
+    assert!(!ui.harness.state().closing());
+    ui.harness.get_by_label("Close (Alt+C)").click();
+    ui.harness.run_steps(2);
+    assert!(ui.harness.state().closing(), "Close ends the app");
+    // By keyboard alone too.
+    let mut ui = self::ui(true);
+    ui.updates.send(NetUpdate::Ended("You left the session.".into())).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::C);
+    ui.harness.run_steps(2);
+    assert!(ui.harness.state().closing());
+}
+
+/// The countdown is computed from the time the request arrived, not from how often the window
+/// was painted: however many frames were skipped meanwhile (eframe does not paint a covered
+/// window), the next one shows the time really left.
+#[test]
+fn the_countdown_follows_real_time_whatever_the_repaints() {
+    let mut ui = ui(true);
+    let _answer = ui.ask(Capabilities::VIEW, 3_000);
+    ui.harness.get_by_label("Denied automatically in 3 s.");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    ui.harness.run_steps(1);
+    ui.harness.get_by_label("Denied automatically in 2 s.");
+}

@@ -203,7 +203,7 @@ pub fn press_until(desktop: &Desktop, window: &str, key: &str, click_first: bool
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if click_first {
-            desktop.x("xdotool", &["mousemove", "--window", window, "500", "200", "click", "1"]);
+            desktop.x("xdotool", &["mousemove", "--window", window, "560", "20", "click", "1"]);
         }
         desktop.x("xdotool", &["windowfocus", "--sync", window, "key", key]);
         std::thread::sleep(Duration::from_millis(400));
