@@ -6,8 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "==> building (release): the relay, the CLI and viewer, and the support app its invite pages offer"
-cargo build --release --locked -p deskline-relay -p deskline-console -p deskline-agent
+echo "==> building (release): the relay, the CLI and viewer, the support app its invite pages offer (and the benchmarks)"
+# The whole workspace, not `-p` the three packages: cargo unifies dependency features over the
+# packages it builds, and the benchmarks' dependencies turn on features of syn and others that
+# every proc-macro and so most crates depend on. Built alone, the three got other feature sets
+# than `cargo build --release --workspace`, so each of the two rebuilt ~300 crates after the
+# other; built this way they share every artefact, for one more binary (deskline-bench).
+cargo build --release --locked --workspace --bins
 echo "==> cross-building the support app for Windows"
 bash scripts/build-windows.sh
 
