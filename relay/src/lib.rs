@@ -12,10 +12,12 @@
 //! - [`api`]: the axum router of `/api/v1`.
 //! - [`transport`]: the QUIC endpoint: apps, viewers, and the consent gate between them.
 //! - [`server`]: `serve`: certificate, first admin, expiry sweep, graceful shutdown.
+//! - [`config`]: the config file, read as the flags it stands for.
 
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod config;
 pub mod desk;
 pub mod downloads;
 pub mod error;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "deskline-relay", version, about = "Deskline relay: the service desk server")]
+#[command(name = "deskline-relay", version, about = "Deskline relay: the service desk server", args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,7 +19,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the relay.
-    Serve(ServeOptions),
+    Serve {
+        /// Read options from this TOML file (every option below, named like its flag with `_`
+        /// for `-`: `public_url = "https://desk.example.org"`); flags given here win.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
     /// Manage technician accounts from the server's shell (no web setup page exists).
     Admin {
         #[command(subcommand)]
@@ -51,12 +58,23 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     deskline_relay::install_crypto_provider();
-    match Cli::parse().command {
-        Command::Serve(options) => tokio::runtime::Runtime::new()?.block_on(serve(options)),
+    match parse_with_config()?.command {
+        Command::Serve { options, .. } => tokio::runtime::Runtime::new()?.block_on(serve(options)),
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {
             create_admin(data_dir, username, display_name)
         }
     }
+}
+
+/// The command line, with `serve --config FILE`'s options read in before the flags given (which
+/// win: clap keeps the last occurrence).
+fn parse_with_config() -> anyhow::Result<Cli> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(&args);
+    let Command::Serve { config: Some(path), .. } = &cli.command else { return Ok(cli) };
+    let from_file = deskline_relay::config::file_args::<ServeOptions>(path)?;
+    let serve_at = args.iter().position(|a| a == "serve").context("no serve subcommand")?;
+    Ok(Cli::try_parse_from(deskline_relay::config::merge(args, serve_at, from_file))?)
 }
 
 fn create_admin(data_dir: PathBuf, username: String, display_name: String) -> anyhow::Result<()> {

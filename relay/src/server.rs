@@ -45,7 +45,8 @@ pub struct ServeOptions {
     #[arg(long, default_value = "Deskline support")]
     pub organisation: String,
     /// Frames per second asked of support apps (1 to 60; they adapt below it).
-    #[arg(long, default_value_t = crate::limits::DEFAULT_MAX_FPS)]
+    #[arg(long, default_value_t = crate::limits::DEFAULT_MAX_FPS,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::limits::MAX_ASKED_FPS)))]
     pub max_fps: u16,
     /// A support app build offered on invite pages, with the session's link appended; give
     /// one per system (Linux, Windows, macOS: recognised from the file). Default:

@@ -613,3 +613,27 @@ async fn invite_pages_offer_the_visitors_build_first() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("readme.txt: not a Linux, Windows or macOS executable"));
 }
+
+/// Issue 15: every `serve` option can come from a config file; flags win over it, and a
+/// mistake in the file stops the relay with the file's line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_a_config_file_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(&config, "organisation = \"Config Hospital IT\"\nmax_fps = 24\nhttp = \"127.0.0.1:1\"\n").unwrap();
+    // The file's http address would fail to bind: the flag (given by `launch`) wins.
+    let relay = Relay::launch(dir.path(), "127.0.0.1:0", "127.0.0.1:0", &["--config", config.to_str().unwrap()], Stdio::null());
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
+    assert_eq!(relay.ok("GET", "/settings", &admin, None).await["organisation"], "Config Hospital IT");
+    drop(relay);
+
+    std::fs::write(&config, "organisation = \"x\"\n\nmax_fps = 600\n").unwrap();
+    let out = Command::new(RELAY).args(["serve", "--config", config.to_str().unwrap(), "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("relay.toml: line 3: `max_fps`"), "{stderr}");
+    std::fs::write(&config, "quick = \"127.0.0.1:4433\"\n").unwrap();
+    let out = Command::new(RELAY).args(["serve", "--config", config.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("line 1: unknown key `quick`"), "{stderr}");
+}
