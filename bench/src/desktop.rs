@@ -10,12 +10,10 @@
 use crate::procs::{Reaped, Xvfb, cpu_seconds, sibling_binary};
 use crate::stats::{Summary, summarize};
 use anyhow::{Context as _, bail};
-use deskline_console::client::Client;
 use deskline_console::viewer::{self, RelayTarget, ViewerCommand, ViewerUpdate};
 use deskline_protocol::{SessionId, TechnicianId};
 use deskline_relay::server::LocalRelay;
 use serde::Serialize;
-use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -93,12 +91,10 @@ impl Sharing {
         let mut options = LocalRelay::options(dir.path().join("relay"), "Bench");
         options.max_fps = max_fps;
         let relay = LocalRelay::start_with(&options)?;
-        let anonymous = Client::new(&relay.base_url, Some(&relay.fingerprint), None)?;
-        let login = anonymous.post("/login", &json!({"username": "admin", "password": relay.admin_password})).await?;
-        let token = login["token"].as_str().context("token")?.to_owned();
-        let admin = Client::new(&relay.base_url, Some(&relay.fingerprint), Some(token.clone()))?;
-        let session = admin.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
-        let id = session["id"].as_i64().context("id")?;
+        let crate::api::SignedIn { client: admin, token, .. } =
+            crate::api::sign_in(&relay.base_url, &relay.fingerprint, "admin", &relay.admin_password).await?;
+        let session = crate::api::pin_session(&admin).await?;
+        let id = session.id;
         let mut command = match app {
             App::Linux => Command::new(sibling_binary("deskline-agent", "deskline-agent")?),
             App::Windows { exe, prefix } => {
@@ -109,7 +105,7 @@ impl Sharing {
         };
         let started = Instant::now();
         let agent = command
-            .args(["--pin", session["pin"].as_str().context("pin")?, "--relay", &relay.quic.to_string()])
+            .args(["--pin", session.pin.as_deref().context("pin")?, "--relay", &relay.quic.to_string()])
             .args(["--fingerprint", &relay.fingerprint, "--auto-consent", "allow"])
             .env("DISPLAY", &xvfb.display)
             .env("XDG_STATE_HOME", dir.path().join("state"))
@@ -118,10 +114,10 @@ impl Sharing {
             .spawn()
             .context("starting deskline-agent")?;
         let agent = Reaped(agent);
-        wait_until(&admin, id, |v| v["state"] == "active" && !v["agent"].is_null()).await.context("the app did not connect")?;
+        wait_until(&admin, id, |s| s.state == "active" && s.agent.is_some()).await.context("the app did not connect")?;
         let registered = started.elapsed();
-        admin.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
-        wait_until(&admin, id, |v| v["consent"]["status"] == "granted").await.context("consent was not granted")?;
+        crate::api::ask_consent(&admin, id).await?;
+        wait_until(&admin, id, |s| s.consent.status == "granted").await.context("consent was not granted")?;
         let target = RelayTarget { quic: relay.quic, server_name: "localhost".into(), fingerprint: deskline_net::tls::parse_fingerprint(&relay.fingerprint)? };
         Ok((Sharing { _dir: dir, _relay: relay, xvfb, agent, target, token, session: SessionId(id) }, registered))
     }
@@ -138,14 +134,11 @@ impl Sharing {
     }
 }
 
-async fn wait_until(admin: &Client, id: i64, check: impl Fn(&serde_json::Value) -> bool) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if check(&admin.get(&format!("/sessions/{id}")).await?) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+async fn wait_until(admin: &deskline_console::client::Client, id: i64, check: impl Fn(&deskline_api::SessionView) -> bool) -> anyhow::Result<()> {
+    if !crate::api::wait_until(admin, id, 200, Duration::from_millis(50), check).await? {
+        bail!("timed out");
     }
-    bail!("timed out")
+    Ok(())
 }
 
 /// ffplay showing a moving test pattern of `size` at `fps` in a borderless window at `at` on

@@ -6,12 +6,10 @@ use crate::stats::{Summary, summarize};
 use anyhow::Context as _;
 use deskline_agent::session::{AgentConfig, register};
 use deskline_agent::{InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
-use deskline_console::client::Client;
 use deskline_console::viewer::{self, RelayTarget, ViewerCommand, ViewerUpdate};
 use deskline_protocol::{AppCode, AppInfo, InputEvent, SessionId, TechnicianId};
 use deskline_relay::server::LocalRelay;
 use serde::Serialize;
-use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,13 +65,10 @@ impl SyntheticSession {
         let dir = tempfile::tempdir()?;
         let relay = LocalRelay::start(dir.path().join("relay"), "Bench")?;
         let (server, fingerprint, quic, password) = (&relay.base_url, &relay.fingerprint, relay.quic, &relay.admin_password);
-        let anonymous = Client::new(server, Some(fingerprint), None)?;
-        let login = anonymous.post("/login", &json!({"username": "admin", "password": password})).await?;
-        let token = login["token"].as_str().context("token")?.to_owned();
-        let admin = Client::new(server, Some(fingerprint), Some(token.clone()))?;
-        let session = admin.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
-        let id = session["id"].as_i64().context("id")?;
-        let pin = session["pin"].as_str().context("pin")?.parse()?;
+        let crate::api::SignedIn { client: admin, token, .. } = crate::api::sign_in(server, fingerprint, "admin", password).await?;
+        let session = crate::api::pin_session(&admin).await?;
+        let id = session.id;
+        let pin = session.pin.as_deref().context("pin")?.parse()?;
 
         let pin_bytes = deskline_net::tls::parse_fingerprint(fingerprint)?;
         let config = AgentConfig { relay: quic, server_name: "localhost".into(), fingerprint: Some(pin_bytes), code: AppCode::Pin(pin) };
@@ -89,13 +84,8 @@ impl SyntheticSession {
             let _keep = (_events_rx, _commands);
             let _ = registered.serve(make, sink, prompt, deskline_agent::grants::Grants::default(), events, commands_rx).await;
         });
-        admin.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
-        for _ in 0..100 {
-            if admin.get(&format!("/sessions/{id}")).await?["consent"]["status"] == "granted" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::api::ask_consent(&admin, id).await?;
+        crate::api::wait_until(&admin, id, 100, Duration::from_millis(20), |s| s.consent.status == "granted").await?;
         Ok(SyntheticSession { relay, token, id: SessionId(id), fingerprint: pin_bytes, applied, _dir: dir })
     }
 

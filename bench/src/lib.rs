@@ -7,6 +7,7 @@
 //!
 //! Timings are never asserted in tests: this crate reports, it does not judge.
 
+pub mod api;
 pub mod browser;
 pub mod capture;
 pub mod content;

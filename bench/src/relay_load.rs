@@ -8,12 +8,11 @@ use crate::stats::{Summary, summarize};
 use anyhow::{Context as _, bail};
 use deskline_agent::session::{AgentConfig, register};
 use deskline_agent::{EncodeError, EncodedFrame, FrameSource, RecordingSink, ScriptedAnswer, ScriptedPrompt};
-use deskline_console::client::Client;
+use deskline_api::{ChannelView, CreateTechnician, Role, SessionView, TechnicianRef, TechnicianView};
 use deskline_net::framed::{open_control, read_frame, send_frame};
 use deskline_protocol::{AppCode, AppInfo, DisplayInfo, Hello, HelloRole, Message, PROTOCOL_VERSION, SessionId, VideoCodec, VideoFrame};
 use rand::{Rng as _, SeedableRng as _};
 use serde::Serialize;
-use serde_json::json;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -271,12 +270,8 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
     let dir = tempfile::tempdir()?;
     let relay = RelayProcess::start(dir.path())?;
     let pin = deskline_net::tls::parse_fingerprint(&relay.fingerprint)?;
-    let anonymous = Client::new(&relay.server, Some(&relay.fingerprint), None)?;
-    let admin_token = anonymous.post("/login", &json!({"username": "admin", "password": relay.password})).await?["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    let admin = Client::new(&relay.server, Some(&relay.fingerprint), Some(admin_token))?;
+    // The demo admin's printed password is one-time: `sign_in` sets the admin's own first.
+    let admin = crate::api::sign_in(&relay.server, &relay.fingerprint, "admin", &relay.password).await?.client;
     // A technician owns at most 10 open sessions: a group of technicians per ten sessions, the
     // first owning them, the others invited (one viewer each).
     let mut groups = Vec::new();
@@ -284,12 +279,13 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         let mut members = Vec::new();
         for v in 0..viewers {
             let name = format!("load{g}x{v}");
+            // One-time (an admin gave it): `sign_in` sets the technician's own at the first sign-in.
             let password = "a long enough password";
-            let created = admin.post("/technicians", &json!({"username": name, "password": password, "role": "technician"})).await?;
-            admin.post("/channels/1/members", &json!({"technician_id": created["id"]})).await?;
-            let token = anonymous.post("/login", &json!({"username": name, "password": password})).await?["token"].as_str().context("token")?.to_owned();
-            let id = created["id"].as_i64().context("id")?;
-            members.push((Client::new(&relay.server, Some(&relay.fingerprint), Some(token.clone()))?, token, id));
+            let new = CreateTechnician { username: name.clone(), display_name: String::new(), password: password.into(), role: Role::Technician };
+            let created: TechnicianView = admin.post("/technicians", &new).await?;
+            let _: ChannelView = admin.post("/channels/1/members", &TechnicianRef { technician_id: created.id }).await?;
+            let signed_in = crate::api::sign_in(&relay.server, &relay.fingerprint, &name, password).await?;
+            members.push((signed_in.client, signed_in.token, signed_in.id));
         }
         groups.push(members);
     }
@@ -302,12 +298,12 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
     for s in 0..sessions {
         let group = &groups[s / 10];
         let owner = &group[0].0;
-        let session = owner.post("/channels/1/sessions", &json!({"kind": "pin"})).await?;
-        let id = session["id"].as_i64().context("id")?;
+        let session = crate::api::pin_session(owner).await?;
+        let id = session.id;
         for (_, _, helper) in &group[1..] {
-            owner.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": helper})).await?;
+            let _: SessionView = owner.post(&format!("/sessions/{id}/invite"), &TechnicianRef { technician_id: *helper }).await?;
         }
-        let code = AppCode::Pin(session["pin"].as_str().context("pin")?.parse()?);
+        let code = AppCode::Pin(session.pin.as_deref().context("pin")?.parse()?);
         let config = AgentConfig { relay: relay.quic, server_name: "localhost".into(), fingerprint: Some(pin), code };
         let info = AppInfo { os: "load".into(), host_name: format!("load{s}"), app_version: "0".into(), displays: vec![] };
         let registered = register(&config, info, None).await.with_context(|| format!("registering load app {s} of {sessions}"))?;
@@ -320,13 +316,8 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         tasks.push(tokio::spawn(async move {
             let _ = registered.serve(make, RecordingSink::default(), prompt, deskline_agent::grants::Grants::default(), events, commands_rx).await;
         }));
-        owner.post(&format!("/sessions/{id}/remote"), &json!({})).await?;
-        for _ in 0..200 {
-            if owner.get(&format!("/sessions/{id}")).await?["consent"]["status"] == "granted" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::api::ask_consent(owner, id).await?;
+        crate::api::wait_until(owner, id, 200, Duration::from_millis(10), |s| s.consent.status == "granted").await?;
         ready.push((s, id));
     }
     for (s, id) in ready {

@@ -269,15 +269,16 @@ pub fn action_detail(action: &AuditAction, names: &Names<'_>) -> String {
         AuditAction::Invited { technician } | AuditAction::Uninvited { technician } | AuditAction::Released { technician } => {
             who(*technician)
         }
-        AuditAction::RemoteRequested { request_id, capabilities } => format!("{capabilities} (request {request_id})"),
-        AuditAction::ConsentDecided { request_id, technician, outcome } => {
+        // Request ids are random numbers that mean nothing to people (`--json` has them).
+        AuditAction::RemoteRequested { capabilities, .. } => capabilities.to_string(),
+        AuditAction::ConsentDecided { technician, outcome, .. } => {
             let to = technician.map(|t| format!(" to {}", who(t))).unwrap_or_default();
             let outcome = match outcome {
                 ConsentOutcome::Granted(capabilities) => format!("granted {capabilities}"),
                 ConsentOutcome::Denied => "denied".into(),
                 ConsentOutcome::TimedOut => "timed out".into(),
             };
-            format!("{outcome}{to} (request {request_id})")
+            format!("{outcome}{to}")
         }
         AuditAction::ConsentChanged { capabilities } => format!("now {capabilities}"),
     }
@@ -465,7 +466,7 @@ mod tests {
         let table = event_table(&[decided, invited], &names);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[1].contains("support app") && lines[1].contains("consent_decided"), "{table}");
-        assert!(lines[1].ends_with("granted view to alice (2) (request 1)"), "{table}");
+        assert!(lines[1].ends_with("granted view to alice (2)"), "{table}");
         assert!(lines[2].contains("alice (2)") && lines[2].contains("invited") && lines[2].ends_with("5"), "{table}");
     }
 }

@@ -8,18 +8,26 @@ use deskline_agent::{
     AgentCommand, AgentConfig, AgentError, AgentEvent, EncodeError, EncodedFrame, Ended, FrameSource, RecordingSink,
     ScriptedAnswer, ScriptedPrompt, SyntheticSource, register,
 };
+use deskline_api::{
+    AuditEventView, ChangePassword, ChannelView, CreateChannel, CreateSession, CreateTechnician, LoginRequest, LoginResponse,
+    RemoteRequest, Role, SessionView, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
+};
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerError, ViewerUpdate};
 use deskline_protocol::{
     AccessGrant, AppCode, AppInfo, Capabilities, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
+use deskline_protocol::ConsentOutcome;
+use deskline_protocol::session::{Actor, AuditAction, SessionKind};
 use deskline_relay::server::LocalRelay;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-const PASSWORD: &str = "a long enough password";
+/// What an administrator gives a new technician: good for one sign-in, to set their own.
+const ONE_TIME_PASSWORD: &str = "a long enough password";
+/// What each technician then sets.
+const PASSWORD: &str = "lantern orbit seven meadow";
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 240;
 
@@ -37,11 +45,15 @@ async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let relay = LocalRelay::start(dir.path().join("relay"), "Example IT").unwrap();
     let (server, fingerprint, quic) = (relay.base_url.clone(), relay.fingerprint.clone(), relay.quic);
-    let anonymous = Client::new(&server, Some(&fingerprint), None).unwrap();
-    let login = anonymous.post("/login", &json!({"username": "admin", "password": relay.admin_password})).await.unwrap();
-    let admin_token = login["token"].as_str().unwrap().to_owned();
+    let admin_token = sign_in(&server, &fingerprint, "admin", &relay.admin_password).await.token;
     let admin = Client::new(&server, Some(&fingerprint), Some(admin_token.clone())).unwrap();
     Env { _dir: dir, server, fingerprint, quic, admin, admin_token, _relay: relay }
+}
+
+/// Signs in with a password.
+async fn sign_in(server: &str, fingerprint: &str, username: &str, password: &str) -> LoginResponse {
+    let anonymous = Client::new(server, Some(fingerprint), None).unwrap();
+    anonymous.post("/login", &LoginRequest { username: username.into(), password: password.into() }).await.unwrap()
 }
 
 /// A technician's identity and API client.
@@ -51,29 +63,44 @@ struct Tech {
 }
 
 impl Env {
+    /// A technician of the default channel, created by the admin with a one-time password
+    /// and signed in once to set their own (as every new technician must).
     async fn technician(&self, name: &str) -> Tech {
-        let t = self.admin.post("/technicians", &json!({"username": name, "password": PASSWORD, "role": "technician"})).await.unwrap();
-        let id = t["id"].as_i64().unwrap();
-        self.admin.post("/channels/1/members", &json!({"technician_id": id})).await.unwrap();
-        let anonymous = Client::new(&self.server, Some(&self.fingerprint), None).unwrap();
-        let login = anonymous.post("/login", &json!({"username": name, "password": PASSWORD})).await.unwrap();
-        Tech { id: TechnicianId(id), token: login["token"].as_str().unwrap().to_owned() }
+        let new = CreateTechnician { username: name.into(), display_name: String::new(), password: ONE_TIME_PASSWORD.into(), role: Role::Technician };
+        let t: TechnicianView = self.admin.post("/technicians", &new).await.unwrap();
+        let _: ChannelView = self.admin.post("/channels/1/members", &TechnicianRef { technician_id: t.id }).await.unwrap();
+        let first = sign_in(&self.server, &self.fingerprint, name, ONE_TIME_PASSWORD).await;
+        assert!(first.technician.must_change_password, "an admin-given password is one-time");
+        let one_time = Client::new(&self.server, Some(&self.fingerprint), Some(first.token)).unwrap();
+        let change = ChangePassword { current_password: ONE_TIME_PASSWORD.into(), new_password: PASSWORD.into() };
+        let own: LoginResponse = one_time.post("/me/password", &change).await.unwrap();
+        Tech { id: TechnicianId(t.id), token: own.token }
     }
 
     fn admin_tech(&self) -> Tech {
         Tech { id: TechnicianId(1), token: self.admin_token.clone() }
     }
 
-    async fn session(&self, kind: &str) -> Value {
-        self.admin.post("/channels/1/sessions", &json!({"kind": kind})).await.unwrap()
+    async fn session(&self, kind: SessionKind) -> SessionView {
+        self.admin.post("/channels/1/sessions", &CreateSession { kind, name: None }).await.unwrap()
     }
 
-    async fn get(&self, id: i64) -> Value {
+    async fn get(&self, id: i64) -> SessionView {
         self.admin.get(&format!("/sessions/{id}")).await.unwrap()
     }
 
+    /// The session's audit trail.
+    async fn trail(&self, id: i64) -> Vec<AuditEventView> {
+        self.admin.get(&format!("/sessions/{id}/events")).await.unwrap()
+    }
+
+    /// The admin invites `tech` onto the session.
+    async fn invite(&self, id: i64, tech: &Tech) {
+        let _: SessionView = self.admin.post(&format!("/sessions/{id}/invite"), &TechnicianRef { technician_id: tech.id.0 }).await.unwrap();
+    }
+
     /// Polls the session until `check` holds (bounded: a broken relay fails, never hangs).
-    async fn wait_for(&self, id: i64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    async fn wait_for(&self, id: i64, what: &str, check: impl Fn(&SessionView) -> bool) -> SessionView {
         for _ in 0..200 {
             let v = self.get(id).await;
             if check(&v) {
@@ -81,7 +108,7 @@ impl Env {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("session {id} never reached: {what}; last: {}", self.get(id).await);
+        panic!("session {id} never reached: {what}; last: {:?}", self.get(id).await);
     }
 
     fn config(&self, code: AppCode) -> AgentConfig {
@@ -102,15 +129,15 @@ impl Env {
     }
 
     async fn remote(&self, id: i64) {
-        self.admin.post(&format!("/sessions/{id}/remote"), &json!({})).await.unwrap();
+        let _: SessionView = self.admin.post(&format!("/sessions/{id}/remote"), &RemoteRequest::default()).await.unwrap();
     }
 
     /// Waits for the app to connect, asks for remote access, and waits for the grant (the
     /// set-up of every test that starts from a sharing app).
     async fn share(&self, id: i64) {
-        self.wait_for(id, "active", |v| v["state"] == "active").await;
+        self.wait_for(id, "active", |v| v.state == "active").await;
         self.remote(id).await;
-        self.wait_for(id, "granted", |v| v["consent"]["status"] == "granted").await;
+        self.wait_for(id, "granted", |v| v.consent.status == "granted").await;
     }
 
     /// The API as this technician.
@@ -121,7 +148,7 @@ impl Env {
     /// `tech` (on the session) asks the end user for remote access and the app answers; waits
     /// until the grant to `tech` is stored.
     async fn share_with(&self, id: i64, tech: &Tech) {
-        self.client(tech).post(&format!("/sessions/{id}/remote"), &json!({})).await.unwrap();
+        let _: SessionView = self.client(tech).post(&format!("/sessions/{id}/remote"), &RemoteRequest::default()).await.unwrap();
         self.wait_for(id, "granted to the technician", |v| grant_of(v, tech.id).is_some()).await;
     }
 }
@@ -168,8 +195,8 @@ async fn start_agent_with<S: FrameSource>(
 }
 
 /// What the session's consent grants `technician`, if anything.
-fn grant_of(session: &Value, technician: TechnicianId) -> Option<Value> {
-    session["consent"]["grants"].as_array()?.iter().find(|g| g["technician_id"] == technician.0).map(|g| g["capabilities"].clone())
+fn grant_of(session: &SessionView, technician: TechnicianId) -> Option<Capabilities> {
+    session.consent.grants.iter().find(|g| g.technician_id == technician.0).map(|g| g.capabilities)
 }
 
 /// The technicians the app was last told may see or control its screen.
@@ -195,12 +222,12 @@ fn admin_may_control() -> Grants {
     }])
 }
 
-fn pin_of(session: &Value) -> AppCode {
-    AppCode::Pin(session["pin"].as_str().unwrap().parse().unwrap())
+fn pin_of(session: &SessionView) -> AppCode {
+    AppCode::Pin(session.pin.as_deref().unwrap().parse().unwrap())
 }
 
-fn link_of(session: &Value) -> AppCode {
-    let link: deskline_protocol::SessionLink = session["link"].as_str().unwrap().parse().unwrap();
+fn link_of(session: &SessionView) -> AppCode {
+    let link: deskline_protocol::SessionLink = session.link.as_deref().unwrap().parse().unwrap();
     assert!(link.quic.is_some() && link.sha256.is_some(), "the link tells the app where to connect and what to pin");
     AppCode::Link(link.token)
 }
@@ -258,19 +285,29 @@ async fn wait_for_events(sink: &RecordingSink, n: usize) -> Vec<InputEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pin_app_with_consent_streams_the_pattern_and_takes_input() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
-    let v = env.wait_for(id, "active", |v| v["state"] == "active").await;
-    assert_eq!(v["agent"]["host_name"], "reception-pc");
+    let v = env.wait_for(id, "active", |v| v.state == "active").await;
+    assert_eq!(v.agent.unwrap().host_name, "reception-pc");
 
     env.remote(id).await;
-    env.wait_for(id, "consent granted", |v| v["consent"]["status"] == "granted").await;
-    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
-    let actions: Vec<&str> = trail.as_array().unwrap().iter().map(|e| e["action"]["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["created", "app_connected", "remote_requested", "consent_decided"]);
-    assert_eq!(trail[3]["action"]["outcome"]["granted"], json!({"view": true, "control": true}));
-    assert_eq!(trail[3]["actor"], json!({"kind": "app"}));
+    env.wait_for(id, "consent granted", |v| v.consent.status == "granted").await;
+    let trail = env.trail(id).await;
+    let actions: Vec<&AuditAction> = trail.iter().map(|e| &e.action).collect();
+    assert!(
+        matches!(
+            actions[..],
+            [AuditAction::Created { .. }, AuditAction::AppConnected { .. }, AuditAction::RemoteRequested { .. }, AuditAction::ConsentDecided { .. }]
+        ),
+        "{actions:?}"
+    );
+    assert!(
+        matches!(trail[3].action, AuditAction::ConsentDecided { outcome: ConsentOutcome::Granted(c), .. } if c == Capabilities::VIEW_AND_CONTROL),
+        "{:?}",
+        trail[3]
+    );
+    assert_eq!(trail[3].actor, Actor::App);
 
     let (frames, result) = watch(&env, &env.admin_tech(), id, 15, Duration::from_secs(20)).await;
     result.unwrap();
@@ -287,17 +324,17 @@ async fn a_pin_app_with_consent_streams_the_pattern_and_takes_input() {
     drop(agent);
 
     // A link session works the same way.
-    let link = env.session("link").await;
-    let lid = link["id"].as_i64().unwrap();
+    let link = env.session(SessionKind::Link).await;
+    let lid = link.id;
     let _agent = start_agent(&env, link_of(&link), ScriptedAnswer::Deny, None, Grants::default()).await.unwrap();
-    env.wait_for(lid, "active", |v| v["state"] == "active").await;
+    env.wait_for(lid, "active", |v| v.state == "active").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_pins_are_refused_and_guessing_is_limited() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let right = session["pin"].as_str().unwrap().to_owned();
+    let session = env.session(SessionKind::Pin).await;
+    let right = session.pin.clone().unwrap();
     let wrong = if right == "000000" { "000001" } else { "000000" };
     for _ in 0..deskline_relay::limits::MAX_CODE_FAILURES_PER_NETWORK {
         let err = start_agent(&env, AppCode::Pin(wrong.parse().unwrap()), ScriptedAnswer::Deny, None, Grants::default()).await.err().unwrap();
@@ -306,20 +343,20 @@ async fn wrong_pins_are_refused_and_guessing_is_limited() {
     // Now even the right PIN is refused from this address until the window passes.
     let err = start_agent(&env, AppCode::Pin(right.parse().unwrap()), ScriptedAnswer::Deny, None, Grants::default()).await.err().unwrap();
     assert!(matches!(err, AgentError::Rejected { reason: RejectReason::RateLimited { .. }, .. }), "{err:?}");
-    assert_eq!(env.get(session["id"].as_i64().unwrap()).await["state"], "waiting");
+    assert_eq!(env.get(session.id).await.state, "waiting");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_consent_lets_no_frame_and_no_input_through() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Deny, None, Grants::default()).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.wait_for(id, "active", |v| v.state == "active").await;
     env.remote(id).await;
-    env.wait_for(id, "consent answered", |v| v["consent"]["status"] == "none").await;
-    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
-    assert_eq!(trail.as_array().unwrap().last().unwrap()["action"]["outcome"], "denied");
+    env.wait_for(id, "consent answered", |v| v.consent.status == "none").await;
+    let last = env.trail(id).await.pop().unwrap();
+    assert!(matches!(last.action, AuditAction::ConsentDecided { outcome: ConsentOutcome::Denied, .. }), "{last:?}");
 
     let (frames, result) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(2)).await;
     assert!(frames.is_empty(), "no frame may reach a viewer without consent");
@@ -341,12 +378,12 @@ async fn denied_consent_lets_no_frame_and_no_input_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_only_consent_never_lets_input_through() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowViewOnly, None, Grants::default()).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.wait_for(id, "active", |v| v.state == "active").await;
     env.remote(id).await;
-    env.wait_for(id, "view granted", |v| v["consent"]["capabilities"] == json!({"view": true, "control": false})).await;
+    env.wait_for(id, "view granted", |v| v.consent.capabilities == Capabilities::VIEW).await;
     let (frames, result) = watch(&env, &env.admin_tech(), id, 5, Duration::from_secs(20)).await;
     result.unwrap();
     assert_eq!(frames.len(), 5);
@@ -358,15 +395,15 @@ async fn view_only_consent_never_lets_input_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taking_back_control_and_stopping_sharing_take_effect_at_once() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     send_input(&env, &env.admin_tech(), id, &click()).await.unwrap();
     wait_for_events(&agent.sink, 3).await;
 
     agent.commands.send(AgentCommand::TakeBackControl).unwrap();
-    env.wait_for(id, "view only", |v| v["consent"]["capabilities"] == json!({"view": true, "control": false})).await;
+    env.wait_for(id, "view only", |v| v.consent.capabilities == Capabilities::VIEW).await;
     assert!(send_input(&env, &env.admin_tech(), id, &click()).await.is_err());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(agent.sink.events().len(), 3, "no input after control was taken back");
@@ -375,7 +412,7 @@ async fn taking_back_control_and_stopping_sharing_take_effect_at_once() {
     still_viewing.unwrap();
 
     agent.commands.send(AgentCommand::StopSharing).unwrap();
-    env.wait_for(id, "nothing granted", |v| v["consent"]["status"] == "none").await;
+    env.wait_for(id, "nothing granted", |v| v.consent.status == "none").await;
     let (frames, result) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(2)).await;
     assert!(frames.is_empty() && result.is_err(), "no frame after the end user stopped sharing");
 }
@@ -386,10 +423,10 @@ async fn three_technicians_view_at_once_and_a_fourth_is_refused() {
     let bob = env.technician("bob").await;
     let carol = env.technician("carol").await;
     let dan = env.technician("dan").await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     for t in [&bob, &carol] {
-        env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": t.id.0})).await.unwrap();
+        env.invite(id, t).await;
     }
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
@@ -440,9 +477,9 @@ async fn stalled_viewer(env: &Env, tech: &Tech, session: i64) -> quinn::Connecti
 async fn a_stalled_viewer_does_not_delay_the_others() {
     let env = env().await;
     let bob = env.technician("bob").await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
-    env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
+    env.invite(id, &bob).await;
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let staller = stalled_viewer(&env, &bob, id).await;
@@ -503,8 +540,8 @@ impl FrameSource for GainsADisplay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_learn_the_displays_on_joining_and_when_they_change() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let source = || Ok(GainsADisplay { inner: SyntheticSource::new(WIDTH, HEIGHT)?, frames: 0 });
     let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default(), source).await.unwrap();
     env.share(id).await;
@@ -518,15 +555,15 @@ async fn viewers_learn_the_displays_on_joining_and_when_they_change() {
         }
     }
     assert_eq!(lists, [vec!["synthetic"], vec!["synthetic", "HDMI-1"]], "on joining, then after the change");
-    let v = env.wait_for(id, "the stored list", |v| v["agent"]["displays"].as_array().is_some_and(|d| d.len() == 2)).await;
-    assert_eq!(v["agent"]["displays"][1]["name"], "HDMI-1");
+    let v = env.wait_for(id, "the stored list", |v| v.agent.as_ref().is_some_and(|a| a.displays.len() == 2)).await;
+    assert_eq!(v.agent.unwrap().displays[1].name, "HDMI-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_lowers_its_rate_for_a_stalled_viewer_and_recovers_after_it_leaves() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let rates = Arc::new(std::sync::Mutex::new(Vec::new()));
     let recorded = rates.clone();
     let source = move || Ok(RateRecorder { inner: SyntheticSource::new(WIDTH, HEIGHT)?, rates: recorded });
@@ -565,8 +602,8 @@ async fn the_app_lowers_its_rate_for_a_stalled_viewer_and_recovers_after_it_leav
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let code = pin_of(&session);
     let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
@@ -574,13 +611,13 @@ async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
 
     // The network drops: the app's connection vanishes without a goodbye.
     agent.task.abort();
-    env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
-    assert_eq!(env.get(id).await["consent"]["status"], "suspended");
+    env.wait_for(id, "waiting", |v| v.state == "waiting").await;
+    assert_eq!(env.get(id).await.consent.status, "suspended");
 
     // The same app comes back: consent holds, no prompt (this prompt would deny).
     let back = start_agent(&env, code.clone(), ScriptedAnswer::Deny, Some(secret), admin_may_control()).await.unwrap();
     assert!(back.resumed);
-    env.wait_for(id, "active again", |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
+    env.wait_for(id, "active again", |v| v.state == "active" && v.consent.status == "granted").await;
     let (frames, result) = watch(&env, &env.admin_tech(), id, 5, Duration::from_secs(20)).await;
     result.unwrap();
     assert_eq!(frames.len(), 5);
@@ -588,24 +625,24 @@ async fn a_dropped_app_resumes_its_consent_within_the_grace_window_only() {
     // Another instance (no secret, or a wrong one) starts from nothing and is asked again.
     // (The end user leaving on purpose ends what they allowed: nothing is kept to resume.)
     back.commands.send(AgentCommand::Disconnect).unwrap();
-    env.wait_for(id, "waiting, nothing granted", |v| v["state"] == "waiting" && v["consent"]["status"] == "none").await;
+    env.wait_for(id, "waiting, nothing granted", |v| v.state == "waiting" && v.consent.status == "none").await;
     let stranger = start_agent(&env, code, ScriptedAnswer::Deny, Some(ResumeSecret::from_bytes([9; 32])), admin_may_control()).await.unwrap();
     assert!(!stranger.resumed);
-    env.wait_for(id, "active without consent", |v| v["state"] == "active" && v["consent"]["status"] == "none").await;
+    env.wait_for(id, "active without consent", |v| v.state == "active" && v.consent.status == "none").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_ends_every_connection_and_invalidates_the_code() {
     let env = env().await;
-    let session = env.session("link").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Link).await;
+    let id = session.id;
     let agent = start_agent(&env, link_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    env.admin.post(&format!("/sessions/{id}/close"), &json!({})).await.unwrap();
+    let _: SessionView = env.admin.post_empty(&format!("/sessions/{id}/close")).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), agent.task).await.unwrap().unwrap().unwrap();
     assert!(matches!(ended, Ended::ByRelay(ref bye) if bye.reason == deskline_protocol::ByeReason::SessionClosed), "{ended:?}");
     let watched = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
@@ -635,14 +672,14 @@ async fn garbage_and_oversized_input_close_only_that_connection() {
     assert!(matches!(reason, quinn::ConnectionError::ApplicationClosed(_)), "{reason:?}");
 
     // A registered app sending a frame stream longer than any frame may be.
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let registered = register(&env.config(pin_of(&session)), info(), None).await.unwrap();
     let _keep = registered;
     let raw = deskline_net::quic::connect(env.quic, "localhost", Some(fp)).await.unwrap();
     let hello = deskline_protocol::Message::Hello(deskline_protocol::Hello {
         protocol_version: deskline_protocol::PROTOCOL_VERSION,
-        role: deskline_protocol::HelloRole::App { code: pin_of(&env.session("pin").await), info: info(), resume: None },
+        role: deskline_protocol::HelloRole::App { code: pin_of(&env.session(SessionKind::Pin).await), info: info(), resume: None },
     });
     let (_w, mut r) = deskline_net::framed::open_control(&raw, &hello).await.unwrap();
     assert!(matches!(r.next().await.unwrap(), Some(deskline_protocol::Message::Welcome(_))));
@@ -655,22 +692,23 @@ async fn garbage_and_oversized_input_close_only_that_connection() {
     assert!(matches!(reason, quinn::ConnectionError::ApplicationClosed(_)), "{reason:?}");
 
     // Nothing else was affected: the first app's session is still active.
-    assert_eq!(env.get(id).await["state"], "active");
+    assert_eq!(env.get(id).await.state, "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_consent_prompt_times_out_as_a_denial() {
     let env = env().await;
-    env.admin.call("PATCH", "/channels/1", Some(&json!({"consent_timeout_secs": 1}))).await.unwrap();
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let quick = UpdateChannel { consent_timeout_secs: Some(1), ..UpdateChannel::default() };
+    let _: ChannelView = env.admin.patch("/channels/1", &quick).await.unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Ignore, None, Grants::default()).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.wait_for(id, "active", |v| v.state == "active").await;
     env.remote(id).await;
-    assert_eq!(env.get(id).await["consent"]["status"], "pending");
-    env.wait_for(id, "timed out", |v| v["consent"]["status"] == "none").await;
-    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
-    assert_eq!(trail.as_array().unwrap().last().unwrap()["action"]["outcome"], "timed_out");
+    assert_eq!(env.get(id).await.consent.status, "pending");
+    env.wait_for(id, "timed out", |v| v.consent.status == "none").await;
+    let last = env.trail(id).await.pop().unwrap();
+    assert!(matches!(last.action, AuditAction::ConsentDecided { outcome: ConsentOutcome::TimedOut, .. }), "{last:?}");
     let (frames, _) = watch(&env, &env.admin_tech(), id, 1, Duration::from_secs(2)).await;
     assert!(frames.is_empty());
     assert!(agent.sink.events().is_empty());
@@ -679,8 +717,8 @@ async fn an_unanswered_consent_prompt_times_out_as_a_denial() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_keeps_its_picture_across_the_apps_resumption() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let code = pin_of(&session);
     let agent = start_agent(&env, code.clone(), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
@@ -694,7 +732,7 @@ async fn a_viewer_keeps_its_picture_across_the_apps_resumption() {
     }
     let secret = agent.resume.clone().unwrap();
     agent.task.abort();
-    env.wait_for(id, "waiting", |v| v["state"] == "waiting").await;
+    env.wait_for(id, "waiting", |v| v.state == "waiting").await;
     let _back = start_agent(&env, code, ScriptedAnswer::Deny, Some(secret), admin_may_control()).await.unwrap();
     // The same viewer, still connected, decodes the resumed stream (its sequence numbers go on
     // increasing, so nothing is mistaken for a late frame).
@@ -712,9 +750,9 @@ async fn a_viewer_keeps_its_picture_across_the_apps_resumption() {
 async fn a_technician_who_leaves_the_session_loses_the_picture() {
     let env = env().await;
     let bob = env.technician("bob").await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
-    env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
+    env.invite(id, &bob).await;
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     env.share_with(id, &bob).await;
@@ -722,8 +760,10 @@ async fn a_technician_who_leaves_the_session_loses_the_picture() {
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The session moves to another team's queue: Bob is no longer on it.
-    let other = env.admin.post("/channels", &json!({"name": "Tier 2"})).await.unwrap();
-    env.admin.post(&format!("/sessions/{id}/transfer"), &json!({"channel_id": other["id"]})).await.unwrap();
+    let tier2 = CreateChannel { name: "Tier 2".into(), session_expiry_secs: None, consent_timeout_secs: None };
+    let other: ChannelView = env.admin.post("/channels", &tier2).await.unwrap();
+    let to_tier2 = TransferRequest { channel_id: Some(other.id), ..TransferRequest::default() };
+    let _: SessionView = env.admin.post(&format!("/sessions/{id}/transfer"), &to_tier2).await.unwrap();
     let watched = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
     assert!(matches!(watched, Err(ViewerError::Ended(_))), "{watched:?}");
     let again = env.viewer(&bob, id).await.err().unwrap();
@@ -737,18 +777,18 @@ async fn consent_given_to_one_technician_is_not_used_by_another() {
     let env = env().await;
     let bob = env.technician("bob").await;
     let carol = env.technician("carol").await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let admin = env.admin_tech();
 
     // Bob works in the channel but is not on the session: he cannot invite himself.
-    let refused = env.client(&bob).post(&format!("/sessions/{id}/invite"), &json!({"technician_id": bob.id.0})).await.unwrap_err();
+    let refused = env.client(&bob).post::<_, SessionView>(&format!("/sessions/{id}/invite"), &TechnicianRef { technician_id: bob.id.0 }).await.unwrap_err();
     assert!(matches!(&refused, deskline_console::client::ApiError::Api { status: 403, code, .. } if code == "not_owner"), "{refused}");
 
     // Carol, invited by the owner, sees nothing and controls nothing until the end user says so.
-    env.admin.post(&format!("/sessions/{id}/invite"), &json!({"technician_id": carol.id.0})).await.unwrap();
+    env.invite(id, &carol).await;
     let (frames, result) = watch(&env, &carol, id, 1, Duration::from_secs(2)).await;
     assert!(frames.is_empty(), "a frame reached a technician the end user never allowed");
     assert!(result.is_err());
@@ -768,9 +808,16 @@ async fn consent_given_to_one_technician_is_not_used_by_another() {
     listed.sort();
     assert_eq!(listed, [admin.id, carol.id]);
     assert!(seen.iter().any(|e| matches!(e, AgentEvent::ConsentRequested(r) if r.technician_id == carol.id && r.technician == "carol")));
-    let trail = env.admin.get(&format!("/sessions/{id}/events")).await.unwrap();
-    let decided: Vec<&Value> = trail.as_array().unwrap().iter().filter(|e| e["action"]["action"] == "consent_decided").collect();
-    assert_eq!(decided.last().unwrap()["action"]["technician"], carol.id.0, "the audit names whom consent was given to");
+    let decided: Vec<Option<TechnicianId>> = env
+        .trail(id)
+        .await
+        .iter()
+        .filter_map(|e| match e.action {
+            AuditAction::ConsentDecided { technician, .. } => Some(technician),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decided.last(), Some(&Some(carol.id)), "the audit names whom consent was given to");
 }
 
 /// Opens a connection from `local` (a loopback address: each 127.0.N.0/24 is a network of its
@@ -792,12 +839,12 @@ async fn hello_from(env: &Env, local: std::net::IpAddr, code: AppCode, resume: O
 async fn wrong_codes_from_many_networks_never_lock_out_an_honest_end_user() {
     use deskline_relay::limits::{CODE_ATTACK_THRESHOLD, MAX_CODE_FAILURES_PER_NETWORK_UNDER_ATTACK};
     let env = env().await;
-    let pin_session = env.session("pin").await;
-    let right = pin_session["pin"].as_str().unwrap().to_owned();
+    let pin_session = env.session(SessionKind::Pin).await;
+    let right = pin_session.pin.clone().unwrap();
     let wrong = if right == "000000" { "000001" } else { "000000" };
-    let link_session = env.session("link").await;
-    let resuming = env.session("pin").await;
-    let resuming_id = resuming["id"].as_i64().unwrap();
+    let link_session = env.session(SessionKind::Link).await;
+    let resuming = env.session(SessionKind::Pin).await;
+    let resuming_id = resuming.id;
     let app = start_agent(&env, pin_of(&resuming), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(resuming_id).await;
     let secret = app.resume.clone().unwrap();
@@ -821,12 +868,14 @@ async fn wrong_codes_from_many_networks_never_lock_out_an_honest_end_user() {
 
     // ...and a resumption passes even from a network that is itself over its allowance.
     app.task.abort();
-    env.wait_for(resuming_id, "dropped", |v| v["state"] == "waiting").await;
+    env.wait_for(resuming_id, "dropped", |v| v.state == "waiting").await;
     let answer = hello_from(&env, attackers[0], pin_of(&resuming), Some(secret)).await;
     assert!(matches!(&answer, Message::Welcome(w) if w.resumed), "{answer:?}");
-    let trail = env.admin.get(&format!("/sessions/{resuming_id}/events")).await.unwrap();
-    let connected = trail.as_array().unwrap().iter().rev().find(|e| e["action"]["action"] == "app_connected").unwrap().clone();
-    assert_eq!(connected["action"]["resumed"], true, "the resumption kept its consent");
+    let connected = env.trail(resuming_id).await.iter().rev().find_map(|e| match e.action {
+        AuditAction::AppConnected { resumed } => Some(resumed),
+        _ => None,
+    });
+    assert_eq!(connected, Some(true), "the resumption kept its consent");
 }
 
 /// Found from outside: a client that completed the QUIC handshake and never opened a stream
@@ -850,7 +899,7 @@ async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() 
     let one_more = host.connect(env.quic, "localhost").unwrap().await;
     assert!(one_more.is_err(), "a connection beyond the network's limit was accepted");
     // Another network is not affected: a real app registers.
-    let session = env.session("pin").await;
+    let session = env.session(SessionKind::Pin).await;
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Deny, None, Grants::default()).await.unwrap();
     // The silent ones are closed by the relay once the hello deadline passes.
     let closed = tokio::time::timeout(HELLO_TIMEOUT + Duration::from_secs(5), silent[0].closed()).await;
@@ -890,8 +939,8 @@ impl FrameSource for StillScreen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_joining_a_still_screen_gets_a_picture_at_once() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let source = || Ok(StillScreen { inner: SyntheticSource::new(WIDTH, HEIGHT)?, sent: false });
     let _agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default(), source).await.unwrap();
     env.share(id).await;
@@ -916,8 +965,8 @@ async fn a_viewer_joining_a_still_screen_gets_a_picture_at_once() {
 async fn the_app_shows_nobody_sees_the_screen_once_the_relay_ends_the_grant() {
     let env = env().await;
     let bob = env.technician("bob").await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
     env.share(id).await;
     let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
@@ -933,8 +982,8 @@ async fn the_app_shows_nobody_sees_the_screen_once_the_relay_ends_the_grant() {
     assert!(seen.contains(&AgentEvent::Streaming(true)), "{seen:?}");
     assert_eq!(last_access(&mut agent.events, &mut seen), [env.admin_tech().id]);
 
-    env.admin.post(&format!("/sessions/{id}/assign"), &json!({"technician_id": bob.id.0})).await.unwrap();
-    env.wait_for(id, "consent ended", |v| v["consent"]["status"] == "none").await;
+    let _: SessionView = env.admin.post(&format!("/sessions/{id}/assign"), &TechnicianRef { technician_id: bob.id.0 }).await.unwrap();
+    env.wait_for(id, "consent ended", |v| v.consent.status == "none").await;
     let mut stopped = false;
     for _ in 0..100 {
         let listed = last_access(&mut agent.events, &mut seen);
@@ -954,10 +1003,10 @@ async fn the_app_shows_nobody_sees_the_screen_once_the_relay_ends_the_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_is_told_when_the_end_user_allows_and_stops_sharing() {
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
-    env.wait_for(id, "active", |v| v["state"] == "active").await;
+    env.wait_for(id, "active", |v| v.state == "active").await;
     let (_commands, mut updates) = env.viewer(&env.admin_tech(), id).await.unwrap().spawn();
     let mut next_allowed = async || loop {
         match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.unwrap().unwrap() {
@@ -1011,8 +1060,8 @@ async fn next_pause(updates: &mut mpsc::Receiver<ViewerUpdate>) -> Option<deskli
 async fn viewers_are_told_why_the_picture_stopped_and_when_it_is_back() {
     use deskline_protocol::PauseReason;
     let env = env().await;
-    let session = env.session("pin").await;
-    let id = session["id"].as_i64().unwrap();
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
     let hidden = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = hidden.clone();
     let source = move || Ok(SometimesHidden { inner: SyntheticSource::new(WIDTH, HEIGHT)?, hidden: flag });

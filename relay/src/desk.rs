@@ -43,6 +43,7 @@ struct Inner {
     /// Where password checks run: at most [`MAX_CONCURRENT_PASSWORD_CHECKS`] at once.
     password_checks: auth::PasswordCheckers,
     quic: std::sync::OnceLock<QuicEndpoint>,
+    metrics: crate::metrics::Metrics,
     /// The organisation named to end users (a setting administrators change).
     organisation: std::sync::RwLock<String>,
 }
@@ -159,6 +160,7 @@ impl Desk {
                 throttle: LoginThrottle::default(),
                 password_checks: auth::PasswordCheckers::new(MAX_CONCURRENT_PASSWORD_CHECKS),
                 quic: std::sync::OnceLock::new(),
+                metrics: crate::metrics::Metrics::new(),
                 organisation: std::sync::RwLock::new(String::new()),
             }),
         }
@@ -174,6 +176,24 @@ impl Desk {
     #[must_use]
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// This relay's metrics.
+    #[must_use]
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// The metrics' exposition text; `apps` and `viewers` are what the transport has
+    /// connected now.
+    pub async fn render_metrics(&self, apps: i64, viewers: &[(&'static str, i64)]) -> Result<String, Error> {
+        let sessions = self.db().read(|tx| Ok::<_, Error>(store::count_sessions_by_state(tx)?)).await?;
+        Ok(self.inner.metrics.render(&sessions, apps, viewers))
+    }
+
+    /// Whether the database answers (the health check).
+    pub async fn healthy(&self) -> Result<(), Error> {
+        self.db().read(|tx| Ok::<_, Error>(tx.query_row("SELECT 1", [], |_| Ok(())).map_err(StoreError::from)?)).await
     }
 
     /// The public URL links are built on.
@@ -271,6 +291,7 @@ impl Desk {
         if let Some(ms) = self.inner.throttle.retry_after(from, now) {
             let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
             tracing::warn!(?from, %username, retry_after_secs, "login refused: too many failures from this network");
+            self.inner.metrics.limit_tripped("login");
             return Err(Error::RateLimited { retry_after_secs });
         }
         let lookup = username.clone();
@@ -282,6 +303,7 @@ impl Desk {
             .await?;
         let Some(technician) = technician.filter(|_| ok) else {
             self.inner.throttle.failed(from, now);
+            self.inner.metrics.failed_logins.inc();
             tracing::warn!(?from, %username, "login failed: wrong username or password");
             return Err(Error::Unauthorized("wrong username or password"));
         };
@@ -308,6 +330,7 @@ impl Desk {
         let now = self.now();
         if let Some(ms) = self.inner.throttle.retry_after(from, now) {
             let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
+            self.inner.metrics.limit_tripped("login");
             return Err(Error::RateLimited { retry_after_secs });
         }
         if new == current {
@@ -320,6 +343,7 @@ impl Desk {
             .await?;
         let Some(hash) = hashed else {
             self.inner.throttle.failed(from, now);
+            self.inner.metrics.failed_logins.inc();
             tracing::warn!(?from, username = %me.username, "password change refused: wrong current password");
             return Err(Error::bad("wrong_password", "current_password: that is not your current password"));
         };
@@ -772,9 +796,33 @@ impl Desk {
                 store::update_session_core(tx, &session)?;
                 store::insert_audit_event(tx, &event)?;
                 row.core = session;
-                Ok((before, row))
+                Ok((before, row, action))
             })
             .await
+            .map(|(before, row, action)| {
+                self.count_consent(&action);
+                (before, row)
+            })
+    }
+
+    /// Counts consent requests and answers (after they are stored).
+    fn count_consent(&self, action: &Action) {
+        let metrics = &self.inner.metrics;
+        match action {
+            Action::StartRemote { .. } => {
+                metrics.consent_requests.inc();
+            }
+            Action::ConsentDecided { outcome, .. } => {
+                let outcome = match outcome {
+                    ConsentOutcome::Granted(c) if c.control() => "granted_control",
+                    ConsentOutcome::Granted(_) => "granted_view",
+                    ConsentOutcome::Denied => "denied",
+                    ConsentOutcome::TimedOut => "timed_out",
+                };
+                metrics.consent_answers.get_or_create(&crate::metrics::OutcomeLabel { outcome }).inc();
+            }
+            _ => {}
+        }
     }
 
     /// Applies the system's periodic actions: expiry of sessions past their time and timeout

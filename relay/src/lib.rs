@@ -13,6 +13,7 @@
 //! - [`transport`]: the QUIC endpoint: apps, viewers, and the consent gate between them.
 //! - [`server`]: `serve`: certificate, first admin, expiry sweep, graceful shutdown.
 //! - [`config`]: the config file, read as the flags it stands for.
+//! - [`metrics`]: what operators watch (Prometheus).
 
 pub mod api;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod desk;
 pub mod downloads;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod network;
 pub mod server;
 pub mod store;

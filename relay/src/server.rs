@@ -13,6 +13,7 @@ use axum_server::tls_rustls::RustlsAcceptor;
 use crate::store::{Db, Role};
 use crate::{api, auth, tls};
 use anyhow::{Context as _, bail};
+use axum::response::IntoResponse as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +58,10 @@ pub struct ServeOptions {
     /// cloud VM's public IP); announced for WebRTC next to the bound address.
     #[arg(long, value_name = "IP")]
     pub webrtc_public_ip: Option<std::net::IpAddr>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`: plain HTTP without a token, on its
+    /// own port, so bind it to loopback or an internal interface only (off by default).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// How long open connections get to finish after a shutdown signal: enough for in-flight API
@@ -74,6 +79,7 @@ pub struct Prepared {
     max_fps: u16,
     support_apps: SupportApps,
     webrtc_public_ip: Option<std::net::IpAddr>,
+    metrics: Option<std::net::TcpListener>,
     /// The demo admin's one-time password, when this start created the admin.
     pub admin_password: Option<String>,
     /// Whether this start created the self-signed certificate.
@@ -131,6 +137,7 @@ impl Prepared {
             max_fps: options.max_fps,
             support_apps: support_apps(&options.agent_binary)?,
             webrtc_public_ip: options.webrtc_public_ip,
+            metrics: options.metrics.map(bind_metrics).transpose()?,
             admin_password,
             cert_created,
         })
@@ -150,6 +157,11 @@ impl Prepared {
     /// The bound QUIC address.
     pub fn quic_addr(&self) -> std::io::Result<SocketAddr> {
         self.quic.local_addr()
+    }
+
+    /// Where metrics are served, if they are.
+    pub fn metrics_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.metrics.as_ref().map(std::net::TcpListener::local_addr).transpose()
     }
 
     /// The certificate's SHA-256 fingerprint.
@@ -183,6 +195,9 @@ impl Prepared {
         let transport = Transport::new(self.desk.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic));
+        if let Some(listener) = self.metrics {
+            tokio::spawn(serve_metrics(listener, self.desk.clone(), transport.clone()));
+        }
         let app = api::router_with(self.desk.clone(), Some(transport), self.support_apps.clone());
         let handle = axum_server::Handle::new();
         let on_shutdown = handle.clone();
@@ -193,7 +208,10 @@ impl Prepared {
         });
         // Handlers see the client's address (login throttling, logs).
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let limited = LimitedAcceptor { limiter: ConnectionLimiter::new(MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK) };
+        let limited = LimitedAcceptor {
+            limiter: ConnectionLimiter::new(MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK),
+            desk: self.desk.clone(),
+        };
         if self.plain_http {
             let server = axum_server::from_tcp(self.listener)?.acceptor(limited).handle(handle);
             bound_idle_connections(server).serve(service).await?;
@@ -207,6 +225,43 @@ impl Prepared {
         quic.close(0u32.into(), b"relay shutting down");
         tracing::info!("relay stopped");
         Ok(())
+    }
+}
+
+fn bind_metrics(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "metrics are served without TLS or token: keep this address internal");
+    }
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics address {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves `GET /metrics` (and nothing else) on its own listener.
+async fn serve_metrics(listener: std::net::TcpListener, desk: Desk, transport: Arc<Transport>) {
+    let metrics = move || {
+        let (desk, transport) = (desk.clone(), transport.clone());
+        async move {
+            let (apps, viewers) = transport.connected();
+            match desk.render_metrics(apps, &viewers).await {
+                Ok(text) => {
+                    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                    ([(axum::http::header::CONTENT_TYPE, kind)], text).into_response()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "rendering metrics");
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                }
+            }
+        }
+    };
+    let app = axum::Router::new().route("/metrics", axum::routing::get(metrics));
+    let served = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => axum::serve(listener, app).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the metrics listener stopped");
     }
 }
 
@@ -229,6 +284,8 @@ fn bound_idle_connections<A: axum_server::Address, Acc>(mut server: axum_server:
 #[derive(Clone)]
 struct LimitedAcceptor {
     limiter: ConnectionLimiter,
+    /// Counts refusals.
+    desk: Desk,
 }
 
 impl<S> axum_server::accept::Accept<tokio::net::TcpStream, S> for LimitedAcceptor {
@@ -241,6 +298,7 @@ impl<S> axum_server::accept::Accept<tokio::net::TcpStream, S> for LimitedAccepto
             Ok(slot) => Ok((LimitedStream { stream, _slot: slot }, service)),
             Err(refused) => {
                 tracing::warn!(%peer, ?refused, "HTTPS connection refused: connection limit");
+                self.desk.metrics().limit_tripped("https_connections");
                 Err(std::io::Error::other("connection limit"))
             }
         });
@@ -306,6 +364,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     println!("web console: {base}/");
     println!("API: {base}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
     println!("QUIC (support apps and viewers): {}", prepared.quic_addr()?);
+    if let Some(addr) = prepared.metrics_addr()? {
+        println!("metrics (Prometheus): http://{addr}/metrics");
+    }
     if prepared.support_apps().is_empty() {
         println!("invite pages offer no download (build deskline-agent or give --agent-binary)");
     }
@@ -355,6 +416,7 @@ impl LocalRelay {
             max_fps: crate::limits::DEFAULT_MAX_FPS,
             agent_binary: Vec::new(),
             webrtc_public_ip: None,
+            metrics: None,
         }
     }
 

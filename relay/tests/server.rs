@@ -15,6 +15,8 @@ struct Relay {
     client: reqwest::Client,
     /// The one-time admin password, on the first start of a data directory.
     admin_password: Option<String>,
+    /// `http://ADDR/metrics`, when started with `--metrics`.
+    metrics: Option<String>,
 }
 
 impl Relay {
@@ -39,16 +41,23 @@ impl Relay {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut admin_password = None;
-        let base = loop {
+        let (mut admin_password, mut base, mut metrics) = (None, String::new(), None);
+        // Up to the last line it prints at start.
+        loop {
             let line = lines.next().expect("relay exited before listening").unwrap();
             if let Some(rest) = line.split("one-time password: ").nth(1) {
                 admin_password = Some(rest.trim().to_owned());
             }
             if let Some(url) = line.strip_prefix("web console: ") {
-                break url.trim_end_matches('/').to_owned();
+                base = url.trim_end_matches('/').to_owned();
             }
-        };
+            if let Some(url) = line.strip_prefix("metrics (Prometheus): ") {
+                metrics = Some(url.to_owned());
+            }
+            if line.starts_with("session links are built on") {
+                break;
+            }
+        }
         // Keep draining stdout so the relay never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let pem = std::fs::read(data_dir.join("relay-cert.pem")).unwrap();
@@ -57,7 +66,7 @@ impl Relay {
             .https_only(true)
             .build()
             .unwrap();
-        Relay { child: std::sync::Mutex::new(child), base, client, admin_password }
+        Relay { child: std::sync::Mutex::new(child), base, client, admin_password, metrics }
     }
 
     /// SIGKILL, while clients may still be talking to it.
@@ -636,4 +645,86 @@ async fn serve_reads_a_config_file_and_flags_win() {
     let out = Command::new(RELAY).args(["serve", "--config", config.to_str().unwrap()]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("line 1: unknown key `quick`"), "{stderr}");
+}
+
+/// Issue 15: an operator's monitoring sees the relay's health and what it does — sessions by
+/// state, connected apps and viewers, frames forwarded, consent asked and answered, failed
+/// sign-ins, API latency — on a port of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_show_what_the_relay_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::launch(dir.path(), "127.0.0.1:0", "127.0.0.1:0", &["--metrics", "127.0.0.1:0"], Stdio::null());
+    let metrics_url = relay.metrics.clone().expect("the relay printed where its metrics are");
+    let plain = reqwest::Client::new();
+    let scrape = async || plain.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' '))).map_or(0.0, |v| v.parse().unwrap())
+    };
+    // Health: no token, no data.
+    let health = relay.client.get(format!("{}/healthz", relay.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    // The public HTTPS port does not serve the metrics.
+    assert_eq!(relay.client.get(format!("{}/metrics", relay.base)).send().await.unwrap().status(), 404);
+
+    let (status, _) = relay.call("POST", "/login", None, Some(json!({"username": "admin", "password": "not it"}))).await.unwrap();
+    assert_eq!(status, 401);
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
+    let id = session["id"].as_i64().unwrap();
+    let text = scrape().await;
+    assert_eq!(value(&text, "deskline_failed_logins_total"), 1.0, "{text}");
+    assert_eq!(value(&text, "deskline_sessions{state=\"waiting\"}"), 1.0, "{text}");
+    assert_eq!(value(&text, "deskline_apps_connected"), 0.0, "{text}");
+    assert_eq!(value(&text, "deskline_api_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/login\",status=\"4xx\"}"), 1.0, "{text}");
+
+    // An app shares with a viewer watching: the frames it forwards are counted.
+    let relay_info = relay.ok("GET", "/relay", &admin, None).await;
+    let _app = Command::new(agent_binary())
+        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", relay_info["quic"].as_str().unwrap()])
+        .args(["--fingerprint", relay_info["fingerprint"].as_str().unwrap(), "--synthetic", "320x240", "--auto-consent", "allow"])
+        .env("XDG_STATE_HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let show = format!("/sessions/{id}");
+    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
+    relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
+    wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
+    let config = dir.path().join("cli.json");
+    let cli = |args: &[&str], input: &str| {
+        let mut child = Command::new(agent_binary().with_file_name("deskline"))
+            .args(args)
+            .env("DESKLINE_CONFIG", &config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "deskline {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let fingerprint = relay_info["fingerprint"].as_str().unwrap();
+    cli(&["login", "--server", &relay.base, "--username", "admin", "--password-stdin", "--insecure-pin-cert", fingerprint], &format!("{PASSWORD}\n"));
+    cli(&["view", &id.to_string(), "--headless", "--frames", "5"], "");
+    let text = scrape().await;
+    assert!(value(&text, "deskline_frames_forwarded_total") >= 5.0, "{text}");
+    assert!(value(&text, "deskline_frame_bytes_forwarded_total") > 0.0, "{text}");
+    assert_eq!(value(&text, "deskline_consent_requests_total"), 1.0, "{text}");
+    assert_eq!(value(&text, "deskline_consent_answers_total{outcome=\"granted_control\"}"), 1.0, "{text}");
+    assert_eq!(value(&text, "deskline_sessions{state=\"active\"}"), 1.0, "{text}");
+    assert_eq!(value(&text, "deskline_apps_connected"), 1.0, "{text}");
+}
+
+/// Kills a child process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -178,11 +178,16 @@ pub fn close_to(a: [u8; 3], b: [u8; 3]) -> bool {
     a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 20)
 }
 
+/// What the admin sets at the first sign-in (the relay's printed password is one-time).
+pub const ADMIN_PASSWORD: &str = "lantern orbit seven meadow";
+
+/// Signs the CLI in as the demo admin: the printed one-time password on the first line, the
+/// admin's own ([`ADMIN_PASSWORD`]) on the second.
 pub fn login(relay: &Relay, dir: &Path) -> Cli {
     let cli = Cli { config: dir.join("cli.json") };
     let (ok, _, err) = cli.run(
         &["login", "--server", &relay.server, "--username", "admin", "--password-stdin", "--insecure-pin-cert", &relay.fingerprint],
-        &format!("{}\n", relay.password),
+        &format!("{}\n{ADMIN_PASSWORD}\n", relay.password),
     );
     assert!(ok, "{err}");
     cli

@@ -30,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 /// invite page and download (the link's token is the credential).
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/login"),
+    ("get", "/healthz"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/"),
     ("get", "/console.js"),
@@ -81,7 +82,9 @@ pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, support_apps: 
         .split_for_parts();
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let state = AppState { desk, transport, support_apps: Arc::new(support_apps), openapi };
+    let desk = state.desk.clone();
     api.route("/api/v1/openapi.json", axum::routing::get(openapi_json))
+        .route("/healthz", axum::routing::get(healthz))
         .route("/", axum::routing::get(web::index))
         .route("/console.js", axum::routing::get(web::script))
         .route("/console.css", axum::routing::get(web::style))
@@ -90,7 +93,44 @@ pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, support_apps: 
         .route("/s/{token}/download/{platform}", axum::routing::get(web::download_for))
         .fallback(not_found)
         .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(desk, time_request))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// For load balancers and monitors: 200 when the relay answers and its database reads, 503
+/// otherwise. No token, no data.
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.desk.healthy().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable"}))).into_response()
+        }
+    }
+}
+
+/// Times every API request into the latency histogram, by declared route (the live event
+/// stream, which lasts as long as the console is open, is left out).
+async fn time_request(
+    axum::extract::State(desk): axum::extract::State<Desk>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    if let Some(route) = route.filter(|r| r.starts_with("/api/") && r != "/api/v1/events") {
+        let status = match response.status().as_u16() {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let labels = crate::metrics::RequestLabels { method, route, status };
+        desk.metrics().requests.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    }
+    response
 }
 
 /// How long browsers keep to HTTPS for this host once told (a year, the usual value).

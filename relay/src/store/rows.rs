@@ -291,6 +291,13 @@ pub fn add_member(tx: &Transaction<'_>, channel: ChannelId, technician: Technici
 /// matching its text keeps this one portable query.
 const ON_SESSION: &str = "(assigned_technician_id = ?1 OR ',' || TRIM(invited, '[]') || ',' LIKE '%,' || ?1 || ',%')";
 
+/// How many sessions (not deleted) are in each state.
+pub fn count_sessions_by_state(tx: &Transaction<'_>) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = tx.prepare("SELECT state, COUNT(*) FROM sessions WHERE deleted = 0 GROUP BY state ORDER BY state")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Removes a member from a channel; `false` if they were not one.
 pub fn remove_member(tx: &Transaction<'_>, channel: ChannelId, technician: TechnicianId) -> Result<bool, StoreError> {
     let n = tx.execute("DELETE FROM channel_members WHERE channel_id = ?1 AND technician_id = ?2", params![channel.0, technician.0])?;

@@ -51,6 +51,7 @@ pub(super) async fn run(
     };
     if !resumed && let Some(wait) = transport.guard.retry_after(remote, now) {
         tracing::warn!(%remote, network = %Network::of(remote), retry_after_ms = wait, "support app refused: too many wrong codes from its network");
+        desk.metrics().limit_tripped("code_guessing");
         let reason = RejectReason::RateLimited { retry_after_ms: wait };
         reject(&connection, &mut writer, reason, "too many wrong codes; wait and try again").await;
         return;
@@ -150,12 +151,13 @@ pub(super) async fn run(
                 Ok(stream) => {
                     let hub = hub.clone();
                     let conn = connection.clone();
+                    let desk = desk.clone();
                     tokio::spawn(async move {
                         match read_frame(stream).await {
                             Ok((encoded, frame)) => {
                                 // The chokepoint (per viewer, in `forward_frame`): a frame goes
                                 // only to technicians the end user allows to view.
-                                forward_frame(&mut hub.lock(), &encoded, frame.seq, frame.keyframe);
+                                forward_frame(&mut hub.lock(), desk.metrics(), &encoded, frame.seq, frame.keyframe);
                             }
                             Err(e) => {
                                 tracing::info!(error = %e, "app sent a bad frame stream");
@@ -272,6 +274,7 @@ async fn wrong_code(
 ) {
     let remote = connection.remote_address().ip();
     let delay = transport.guard.failed(remote, transport.hubs.desk.now());
+    transport.hubs.desk.metrics().code_guesses.inc();
     tracing::warn!(%remote, network = %Network::of(remote), code = kind, ?reason, "support app refused: {text}");
     tokio::time::sleep(delay).await;
     reject(connection, writer, reason, text).await;

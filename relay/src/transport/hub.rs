@@ -226,6 +226,23 @@ impl Hubs {
         (hub, value)
     }
 
+    /// Connected apps, and viewers by kind (`quic`, `browser`).
+    pub fn connected(&self) -> (i64, [(&'static str, i64); 2]) {
+        let hubs: Vec<Arc<Hub>> = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        let (mut apps, mut quic, mut browser) = (0, 0, 0);
+        for hub in hubs {
+            let state = hub.lock();
+            apps += i64::from(state.app.is_some());
+            for viewer in state.viewers.values() {
+                match viewer.carrier {
+                    ViewerCarrier::Quic(_) => quic += 1,
+                    ViewerCarrier::Browser => browser += 1,
+                }
+            }
+        }
+        (apps, [("quic", quic), ("browser", browser)])
+    }
+
     /// Forgets the session's hub if nothing is connected.
     pub fn release_if_idle(&self, id: SessionId) {
         let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -476,7 +493,7 @@ pub(super) fn request_keyframe(state: &mut HubState) {
 /// Offers a frame to every viewer whose technician the end user allows to view: the gate's
 /// pass is asked for each viewer, so no frame reaches a technician without the end user's
 /// current consent to them.
-pub(super) fn forward_frame(state: &mut HubState, encoded: &Bytes, seq: u64, keyframe: bool) {
+pub(super) fn forward_frame(state: &mut HubState, metrics: &crate::metrics::Metrics, encoded: &Bytes, seq: u64, keyframe: bool) {
     let mut want_keyframe = false;
     let HubState { gate, viewers, .. } = state;
     for viewer in viewers.values_mut() {
@@ -490,9 +507,12 @@ pub(super) fn forward_frame(state: &mut HubState, encoded: &Bytes, seq: u64, key
                 viewer.needs_keyframe = false;
                 viewer.window.frames = viewer.window.frames.saturating_add(1);
                 viewer.window.bytes += encoded.len() as u64;
+                metrics.frames_forwarded.inc();
+                metrics.frame_bytes_forwarded.inc_by(encoded.len() as u64);
             }
             // Too far behind: skip to the next keyframe rather than slow anyone down.
             Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.frames_dropped.inc();
                 viewer.needs_keyframe = true;
                 viewer.window.dropped = viewer.window.dropped.saturating_add(1);
                 want_keyframe = true;

@@ -57,6 +57,12 @@ impl Transport {
         Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc })
     }
 
+    /// What is connected now, for metrics: support apps, and viewers by kind.
+    #[must_use]
+    pub fn connected(&self) -> (i64, [(&'static str, i64); 2]) {
+        self.hubs.connected()
+    }
+
     /// Accepts connections until the endpoint closes.
     pub async fn serve(self: Arc<Self>, endpoint: quinn::Endpoint) {
         let limiter = ConnectionLimiter::new(MAX_QUIC_CONNECTIONS, MAX_QUIC_CONNECTIONS_PER_NETWORK);
@@ -66,6 +72,7 @@ impl Transport {
                 Ok(slot) => slot,
                 Err(refused) => {
                     tracing::warn!(%remote, ?refused, "QUIC connection refused: connection limit");
+                    self.hubs.desk.metrics().limit_tripped("quic_connections");
                     incoming.refuse();
                     continue;
                 }
