@@ -439,7 +439,7 @@ impl eframe::App for AgentApp {
             .inner;
         // Fit the window's height to what it shows (text wraps at the fixed width, so the
         // height settles at once): no empty half-window under a two-line session bar.
-        let wanted = (bottom + 12.0).round().clamp(*WINDOW_HEIGHTS.start(), *WINDOW_HEIGHTS.end());
+        let wanted = (bottom + 20.0).round().clamp(*WINDOW_HEIGHTS.start(), *WINDOW_HEIGHTS.end());
         if (wanted - self.height).abs() > 2.0 {
             self.height = wanted;
             ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(egui::vec2(WINDOW_WIDTH, wanted)));
