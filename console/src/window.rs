@@ -38,6 +38,28 @@ pub struct ViewerWindow {
     /// The end user's displays (id, label) and the one shown.
     displays: Vec<(u32, String)>,
     display: u32,
+    /// One remote pixel per screen pixel (scrolled) instead of the whole picture fitted.
+    actual_size: bool,
+}
+
+/// Key combinations the technician's own system would act on instead of sending (the web
+/// console offers the same): pressed in order, released in reverse. Windows lets no program
+/// send Ctrl+Alt+Del; X11 desktops receive it as keys.
+pub const SPECIAL_KEYS: &[(&str, &[KeyCode])] = &[
+    ("Ctrl+Alt+Del", &[KeyCode::ControlLeft, KeyCode::AltLeft, KeyCode::Delete]),
+    ("Alt+Tab", &[KeyCode::AltLeft, KeyCode::Tab]),
+    ("Windows / Super", &[KeyCode::MetaLeft]),
+    ("Ctrl+Esc (Start menu)", &[KeyCode::ControlLeft, KeyCode::Escape]),
+    ("Print Screen", &[KeyCode::PrintScreen]),
+    ("Alt+F4", &[KeyCode::AltLeft, KeyCode::F4]),
+];
+
+/// The input events of one key combination.
+#[must_use]
+pub fn combination(keys: &[KeyCode]) -> Vec<InputEvent> {
+    let down = keys.iter().map(|&code| InputEvent::Key { code, press: Press::Down, text: None });
+    let up = keys.iter().rev().map(|&code| InputEvent::Key { code, press: Press::Up, text: None });
+    down.chain(up).collect()
 }
 
 /// Frames of the last second, for the overlay.
@@ -91,6 +113,16 @@ impl ViewerWindow {
             last_pointer: None,
             displays: Vec::new(),
             display: 0,
+            actual_size: false,
+        }
+    }
+
+    /// Sends a key combination, if this window controls the screen.
+    fn send_keys(&self, keys: &[KeyCode]) {
+        if self.in_control() {
+            for event in combination(keys) {
+                self.send(ViewerCommand::Input(event));
+            }
         }
     }
 
@@ -162,6 +194,15 @@ impl ViewerWindow {
                 }
                 ui.separator();
             }
+            let size = if self.actual_size { "Fit to window" } else { "1:1" };
+            if ui.button(size).on_hover_text("Show the whole screen, or one remote pixel per pixel").clicked() {
+                self.actual_size = !self.actual_size;
+            }
+            let fullscreen = ui.input(|i| i.viewport().fullscreen.unwrap_or(false));
+            if ui.button(if fullscreen { "Leave full screen" } else { "Full screen" }).clicked() {
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen));
+            }
+            ui.separator();
             if let Some(ended) = &self.ended {
                 ui.colored_label(egui::Color32::LIGHT_RED, ended);
             } else if !self.allowed.view() {
@@ -171,6 +212,14 @@ impl ViewerWindow {
                 ui.colored_label(egui::Color32::from_rgb(230, 170, 60), format!("The picture stopped: {}", reason.describe()));
             } else if self.in_control() {
                 ui.label("You control the remote screen");
+                ui.menu_button("Keys", |ui| {
+                    for (label, keys) in SPECIAL_KEYS {
+                        if ui.button(*label).clicked() {
+                            self.send_keys(keys);
+                            ui.close();
+                        }
+                    }
+                });
                 if ui.button("Release control").clicked() {
                     self.send_release_all();
                     self.send(ViewerCommand::ReleaseControl);
@@ -203,12 +252,25 @@ impl ViewerWindow {
             ui.centered_and_justified(|ui| ui.label("Waiting for the end user's screen…"));
             return;
         };
-        let available = ui.available_size();
-        let size = fit(self.frame_size, available);
-        let (rect, _response) = ui.allocate_exact_size(available, egui::Sense::click_and_drag());
-        let image_rect = egui::Rect::from_center_size(rect.center(), size);
         let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        ui.painter().image(texture.id(), image_rect, uv, egui::Color32::WHITE);
+        let texture = texture.id();
+        let image_rect = if self.actual_size {
+            // One remote pixel per physical pixel, scrolled.
+            let pixels = egui::vec2(self.frame_size[0] as f32, self.frame_size[1] as f32) / ui.ctx().pixels_per_point();
+            egui::ScrollArea::both()
+                .show(ui, |ui| {
+                    let (rect, _response) = ui.allocate_exact_size(pixels, egui::Sense::click_and_drag());
+                    ui.painter().image(texture, rect, uv, egui::Color32::WHITE);
+                    rect
+                })
+                .inner
+        } else {
+            let available = ui.available_size();
+            let (rect, _response) = ui.allocate_exact_size(available, egui::Sense::click_and_drag());
+            let image_rect = egui::Rect::from_center_size(rect.center(), fit(self.frame_size, available));
+            ui.painter().image(texture, image_rect, uv, egui::Color32::WHITE);
+            image_rect
+        };
         if self.in_control() {
             let events = ui.input(|i| i.events.clone());
             for event in events {
@@ -437,6 +499,31 @@ mod tests {
         assert_eq!(map_key(egui::Key::F12), Some(KeyCode::F12));
         assert_eq!(map_key(egui::Key::Equals), Some(KeyCode::Equal));
         assert_eq!(map_key(egui::Key::Copy), None, "logical actions are not physical keys");
+    }
+
+    #[test]
+    fn key_combinations_press_in_order_and_release_in_reverse_only_with_control() {
+        let ctrl_alt_del = SPECIAL_KEYS.iter().find(|(label, _)| *label == "Ctrl+Alt+Del").unwrap().1;
+        let press = |code, press| InputEvent::Key { code, press, text: None };
+        assert_eq!(
+            combination(ctrl_alt_del),
+            vec![
+                press(KeyCode::ControlLeft, Press::Down),
+                press(KeyCode::AltLeft, Press::Down),
+                press(KeyCode::Delete, Press::Down),
+                press(KeyCode::Delete, Press::Up),
+                press(KeyCode::AltLeft, Press::Up),
+                press(KeyCode::ControlLeft, Press::Up),
+            ]
+        );
+        let (commands, mut sent) = mpsc::unbounded_channel();
+        let (_updates_tx, updates) = mpsc::channel(1);
+        let mut window = ViewerWindow::new(commands, updates, TechnicianId(1), "test".into());
+        window.send_keys(ctrl_alt_del);
+        assert!(sent.try_recv().is_err(), "nothing is sent without control");
+        window.controller = Some(TechnicianId(1));
+        window.send_keys(ctrl_alt_del);
+        assert_eq!(sent.try_recv().unwrap(), ViewerCommand::Input(press(KeyCode::ControlLeft, Press::Down)));
     }
 
     #[test]
