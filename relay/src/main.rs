@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use deskline_relay::desk::{Desk, NewTechnician};
 use deskline_relay::server::{ServeOptions, create_private_dir, serve};
-use deskline_relay::store::{Db, Role};
+use deskline_relay::store::{DB_FILE, Db, Role};
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +31,27 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Copy the database of a relay, running or not, into a new file (consistent: SQLite's
+    /// online backup). Keep the data directory's relay-cert.pem and relay-key.pem with it: the
+    /// support apps' links pin that certificate.
+    Backup {
+        /// Where the database lives.
+        #[arg(long, default_value = "/var/lib/deskline")]
+        data_dir: PathBuf,
+        /// The new file (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Put a backup into a new or empty data directory (never over an existing database);
+    /// then start the relay on it.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The data directory to restore into.
+        #[arg(long, default_value = "/var/lib/deskline")]
+        data_dir: PathBuf,
     },
 }
 
@@ -63,6 +84,18 @@ fn main() -> anyhow::Result<()> {
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {
             create_admin(data_dir, username, display_name)
         }
+        Command::Backup { data_dir, to } => {
+            let version = deskline_relay::store::backup(&data_dir.join(DB_FILE), &to)?;
+            let size = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
+            println!("backed up {} to {} ({size} bytes, schema version {version})", data_dir.join(DB_FILE).display(), to.display());
+            Ok(())
+        }
+        Command::Restore { from, data_dir } => {
+            create_private_dir(&data_dir)?;
+            let version = deskline_relay::store::restore(&from, &data_dir)?;
+            println!("restored {} into {} (schema version {version}); start the relay on it", from.display(), data_dir.display());
+            Ok(())
+        }
     }
 }
 
@@ -86,7 +119,7 @@ fn create_admin(data_dir: PathBuf, username: String, display_name: String) -> an
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     create_private_dir(&data_dir)?;
-    let db = Db::open(&data_dir.join("deskline.db")).context("opening the database")?;
+    let db = Db::open(&data_dir.join(DB_FILE)).context("opening the database")?;
     let desk = Desk::new(db, Arc::new(deskline_relay::clock::SystemClock), String::new());
     desk.ensure_default_channel_blocking()?;
     let admin = desk

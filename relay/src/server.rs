@@ -96,7 +96,7 @@ impl Prepared {
             bail!("plain HTTP is only allowed on a loopback address (got {}); drop --plain-http to serve HTTPS", options.http);
         }
         create_private_dir(&options.data_dir)?;
-        let db = Db::open(&options.data_dir.join("deskline.db")).context("opening the database")?;
+        let db = Db::open(&options.data_dir.join(crate::store::DB_FILE)).context("opening the database")?;
         let listener =
             std::net::TcpListener::bind(options.http).with_context(|| format!("binding {}", options.http))?;
         listener.set_nonblocking(true)?;

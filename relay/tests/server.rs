@@ -728,3 +728,72 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Issue 15: `backup` copies a running relay's database while technicians keep writing to it;
+/// the copy restores into a new data directory and a relay started on it has everything the
+/// backup saw. A backup never overwrites a file, a restore never overwrites a database, and a
+/// file that is not a Deskline database is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_relay_is_backed_up_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let relay = std::sync::Arc::new(Relay::start(&data));
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
+    // Sessions made and closed (a technician owns ten open ones at most).
+    let made_and_closed = async |relay: &Relay, admin: &str, kind: &str| {
+        let id = relay.ok("POST", "/channels/1/sessions", admin, Some(json!({"kind": kind}))).await["id"].clone();
+        relay.ok("POST", &format!("/sessions/{id}/close"), admin, None).await;
+    };
+    for _ in 0..20 {
+        made_and_closed(&relay, &admin, "link").await;
+    }
+    // Writes go on during the backup.
+    let writing = {
+        let (relay, admin) = (relay.clone(), admin.clone());
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                made_and_closed(&relay, &admin, "pin").await;
+            }
+        })
+    };
+    let copy = dir.path().join("deskline-backup.db");
+    let relay_cmd = |args: &[&std::ffi::OsStr]| Command::new(RELAY).args(args).output().unwrap();
+    let out = relay_cmd(&["backup".as_ref(), "--data-dir".as_ref(), data.as_os_str(), "--to".as_ref(), copy.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version"));
+    writing.await.unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600, "the copy is as private as the database");
+    // Never over an existing file.
+    let again = relay_cmd(&["backup".as_ref(), "--data-dir".as_ref(), data.as_os_str(), "--to".as_ref(), copy.as_os_str()]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"));
+    drop(relay);
+
+    // Restored into a new directory (with the certificate beside it), the relay has the data.
+    let restored = dir.path().join("restored");
+    let out = relay_cmd(&["restore".as_ref(), "--from".as_ref(), copy.as_os_str(), "--data-dir".as_ref(), restored.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for file in ["relay-cert.pem", "relay-key.pem"] {
+        std::fs::copy(data.join(file), restored.join(file)).unwrap();
+    }
+    let relay = Relay::start(&restored);
+    assert_eq!(relay.admin_password, None, "the admin came back: no new one");
+    let admin = relay.login("admin", PASSWORD).await;
+    let sessions = relay.ok("GET", "/channels/1/sessions", &admin, None).await;
+    let n = sessions.as_array().unwrap().len();
+    assert!((20..=60).contains(&n), "the 20 sessions made before the backup, and those of the writes it saw: {n}");
+    for s in sessions.as_array().unwrap() {
+        let trail = relay.ok("GET", &format!("/sessions/{}/events", s["id"]), &admin, None).await;
+        assert_eq!(trail[0]["action"]["action"], "created", "each session with its history");
+    }
+    // Never over a database; never from a file that is not one.
+    let out = relay_cmd(&["restore".as_ref(), "--from".as_ref(), copy.as_os_str(), "--data-dir".as_ref(), restored.as_os_str()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already has a database"));
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, "not a database at all, just some text that is long enough").unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let out = relay_cmd(&["restore".as_ref(), "--from".as_ref(), junk.as_os_str(), "--data-dir".as_ref(), elsewhere.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("not a Deskline database"), "{stderr}");
+    assert!(!elsewhere.join("deskline.db").exists(), "a refused restore leaves nothing behind");
+}

@@ -29,6 +29,9 @@ pub enum StoreError {
     /// The database file's permissions could not be set.
     #[error("database file: {0}")]
     Io(std::io::Error),
+    /// A backup or restore cannot go ahead.
+    #[error("{0}")]
+    Backup(String),
     /// The schema is newer than this relay.
     #[error("the database schema version {found} is newer than this relay's {supported}")]
     SchemaTooNew {
@@ -105,6 +108,74 @@ impl Db {
         tx.commit().map_err(StoreError::from)?;
         Ok(value)
     }
+}
+
+/// The database file's name in the data directory.
+pub const DB_FILE: &str = "deskline.db";
+
+/// Copies the database `db` — which a running relay may be writing meanwhile — into the new
+/// file `to`, consistently: SQLite's online backup API copies it page by page and starts over
+/// when a write changes a page already copied, so the copy is the database as of one moment.
+/// The copy is checked (`integrity_check`) and made private like the database. Returns the
+/// copy's schema version.
+pub fn backup(db: &Path, to: &Path) -> Result<usize, StoreError> {
+    if !db.exists() {
+        return Err(StoreError::Backup(format!("no database at {}", db.display())));
+    }
+    if to.exists() {
+        return Err(StoreError::Backup(format!("{} exists; back up to a new file", to.display())));
+    }
+    let source = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    source.busy_timeout(std::time::Duration::from_secs(5))?;
+    make_private(to)?;
+    let mut copy = Connection::open(to)?;
+    {
+        let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
+        // 256 pages (1 MiB) per step with a pause between: the relay's writes go on meanwhile.
+        backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+    }
+    check_copy(&copy)
+}
+
+/// Restores a backup into `data_dir`, which must not hold a database yet (a new or emptied
+/// data directory: a restore never overwrites). The backup is checked first; the restored
+/// database is brought up to this relay's schema when the relay opens it.
+pub fn restore(from: &Path, data_dir: &Path) -> Result<usize, StoreError> {
+    let target = data_dir.join(DB_FILE);
+    if target.exists() {
+        return Err(StoreError::Backup(format!(
+            "{} already has a database; restore into a new or empty data directory",
+            data_dir.display()
+        )));
+    }
+    let source = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let version = check_copy(&source)?;
+    make_private(&target)?;
+    let mut restored = Connection::open(&target)?;
+    rusqlite::backup::Backup::new(&source, &mut restored)?.run_to_completion(256, std::time::Duration::ZERO, None)?;
+    check_copy(&restored)?;
+    Ok(version)
+}
+
+/// A copy must be a sound Deskline database this relay can read: returns its schema version.
+fn check_copy(conn: &Connection) -> Result<usize, StoreError> {
+    let not_ours = |e: rusqlite::Error| StoreError::Backup(format!("not a Deskline database: {e}"));
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(not_ours)?;
+    if integrity != "ok" {
+        return Err(StoreError::Backup(format!("the copy is damaged: {integrity}")));
+    }
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('technicians', 'sessions', 'audit_events')", [], |r| r.get(0))
+        .map_err(not_ours)?;
+    if version == 0 || tables != 3 {
+        return Err(StoreError::Backup("not a Deskline database (no Deskline tables)".into()));
+    }
+    let supported = migrations::MIGRATIONS.len();
+    if version > supported {
+        return Err(StoreError::SchemaTooNew { found: version, supported });
+    }
+    Ok(version)
 }
 
 /// The database holds password hashes and session codes: readable by its owner only, even
