@@ -2,8 +2,9 @@
 # The whole test suite: installs what is needed, then lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The web console's test drives a real headless Chromium through chromedriver.
-DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver)
+# The web console's test drives a real headless Chromium through chromedriver; the service
+# unit's test scores it with systemd-analyze (systemd's package; nothing is started).
+DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd)
 source scripts/setup.sh
 
 echo "==> cross-building the Windows support app (its test runs it under Wine)"

@@ -58,6 +58,14 @@ pub struct ServeOptions {
     /// cloud VM's public IP); announced for WebRTC next to the bound address.
     #[arg(long, value_name = "IP")]
     pub webrtc_public_ip: Option<std::net::IpAddr>,
+    /// HTTPS with your own certificate (PEM chain, e.g. a CA's `fullchain.pem`) instead of the
+    /// relay's self-signed one; reloaded with `--tls-key` on SIGHUP (e.g. after a renewal)
+    /// without dropping anything. Support apps keep pinning the relay's own certificate on QUIC.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve Prometheus metrics at `http://ADDR/metrics`: plain HTTP without a token, on its
     /// own port, so bind it to loopback or an internal interface only (off by default).
     #[arg(long, value_name = "ADDR")]
@@ -80,6 +88,7 @@ pub struct Prepared {
     support_apps: SupportApps,
     webrtc_public_ip: Option<std::net::IpAddr>,
     metrics: Option<std::net::TcpListener>,
+    operator_cert: Option<tls::OperatorCert>,
     /// The demo admin's one-time password, when this start created the admin.
     pub admin_password: Option<String>,
     /// Whether this start created the self-signed certificate.
@@ -138,6 +147,7 @@ impl Prepared {
             support_apps: support_apps(&options.agent_binary)?,
             webrtc_public_ip: options.webrtc_public_ip,
             metrics: options.metrics.map(bind_metrics).transpose()?,
+            operator_cert: operator_cert(options)?,
             admin_password,
             cert_created,
         })
@@ -216,7 +226,12 @@ impl Prepared {
             let server = axum_server::from_tcp(self.listener)?.acceptor(limited).handle(handle);
             bound_idle_connections(server).serve(service).await?;
         } else {
-            let config = axum_server::tls_rustls::RustlsConfig::from_config(self.cert.https_config()?);
+            let config = match &self.operator_cert {
+                Some(own) => own.https_config()?,
+                None => self.cert.https_config()?,
+            };
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            reload_on_hangup(config.clone(), self.operator_cert.clone());
             let tls = RustlsAcceptor::new(config).handshake_timeout(HTTP_HANDSHAKE_TIMEOUT).acceptor(limited);
             let server = axum_server::from_tcp(self.listener)?.acceptor(tls).handle(handle);
             bound_idle_connections(server).serve(service).await?;
@@ -360,6 +375,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         if prepared.cert_created { " (new self-signed certificate)" } else { "" },
         prepared.fingerprint()
     );
+    if let Some(own) = &prepared.operator_cert {
+        println!("HTTPS certificate: {} (SHA-256 {}; reloaded on SIGHUP)", own.cert.display(), own.fingerprint()?);
+    }
     let base = prepared.base_url()?;
     println!("web console: {base}/");
     println!("API: {base}/api/v1 (OpenAPI document at /api/v1/openapi.json)");
@@ -416,6 +434,8 @@ impl LocalRelay {
             max_fps: crate::limits::DEFAULT_MAX_FPS,
             agent_binary: Vec::new(),
             webrtc_public_ip: None,
+            tls_cert: None,
+            tls_key: None,
             metrics: None,
         }
     }
@@ -477,6 +497,51 @@ async fn sweep_forever(desk: Desk) {
             Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
         }
     }
+}
+
+/// The operator's certificate, checked now so that a bad one stops the start with its reason.
+fn operator_cert(options: &ServeOptions) -> anyhow::Result<Option<tls::OperatorCert>> {
+    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else { return Ok(None) };
+    if options.plain_http {
+        bail!("--tls-cert has no use with --plain-http");
+    }
+    let own = tls::OperatorCert { cert: cert.clone(), key: key.clone() };
+    own.https_config()?;
+    Ok(Some(own))
+}
+
+/// On SIGHUP (`systemctl reload`), reads the operator's certificate and key again and serves
+/// new HTTPS connections with them; connections already open, the QUIC side and every session
+/// go on. A file that does not load is logged and the certificate in use kept. Without an
+/// operator certificate there is nothing to reload (the signal is still caught: it must not
+/// stop the relay).
+fn reload_on_hangup(config: axum_server::tls_rustls::RustlsConfig, own: Option<tls::OperatorCert>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP: certificate reloads need a restart");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            let Some(own) = &own else {
+                tracing::info!("SIGHUP: no --tls-cert to reload");
+                continue;
+            };
+            match own.https_config() {
+                Ok(new) => {
+                    config.reload_from_config(new);
+                    let fingerprint = own.fingerprint().unwrap_or_default();
+                    tracing::info!(cert = %own.cert.display(), %fingerprint, "SIGHUP: reloaded the HTTPS certificate");
+                }
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: the new certificate does not load; keeping the one in use"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (config, own);
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -36,6 +36,43 @@ impl RelayCert {
     }
 }
 
+/// The operator's own HTTPS certificate: a PEM chain (the server's certificate first, as in
+/// `fullchain.pem`) and its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+#[derive(Debug, Clone)]
+pub struct OperatorCert {
+    /// The chain.
+    pub cert: PathBuf,
+    /// The key.
+    pub key: PathBuf,
+}
+
+impl OperatorCert {
+    /// A rustls server configuration for HTTPS from the files as they are now.
+    pub fn https_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        use rustls::pki_types::pem::PemObject as _;
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(&self.cert)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .with_context(|| format!("reading the certificate chain {}", self.cert.display()))?;
+        anyhow::ensure!(!chain.is_empty(), "{} holds no certificate", self.cert.display());
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&self.key)
+            .with_context(|| format!("reading the private key {}", self.key.display()))?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .with_context(|| format!("{} and {} do not make a certificate and its key", self.cert.display(), self.key.display()))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// The SHA-256 of the server's certificate (the chain's first).
+    pub fn fingerprint(&self) -> anyhow::Result<String> {
+        use rustls::pki_types::pem::PemObject as _;
+        let first = rustls::pki_types::CertificateDer::from_pem_file(&self.cert)
+            .with_context(|| format!("reading the certificate {}", self.cert.display()))?;
+        Ok(fingerprint(&first))
+    }
+}
+
 /// Lowercase hex SHA-256 of a DER certificate.
 #[must_use]
 pub fn fingerprint(der: &[u8]) -> String {

@@ -797,3 +797,94 @@ async fn a_running_relay_is_backed_up_and_restored() {
     assert!(!out.status.success() && stderr.contains("not a Deskline database"), "{stderr}");
     assert!(!elsewhere.join("deskline.db").exists(), "a refused restore leaves nothing behind");
 }
+
+/// A client that trusts only this PEM certificate, with no pooled connection from before.
+fn client_trusting(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .https_only(true)
+        .build()
+        .unwrap()
+}
+
+/// Issue 15: the operator's own certificate serves HTTPS; after a renewal, SIGHUP (`systemctl
+/// reload`) makes new connections see the new one while the app's session, its QUIC side and
+/// an open console stream go on. A file that does not load keeps the certificate in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_operators_certificate_without_dropping_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("fullchain.pem"), dir.path().join("privkey.pem"));
+    let issue = || {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        (made.cert.pem(), made.signing_key.serialize_pem())
+    };
+    let (first, first_key) = issue();
+    std::fs::write(&cert_path, &first).unwrap();
+    std::fs::write(&key_path, &first_key).unwrap();
+    let own = ["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()];
+    let mut relay = Relay::launch(&dir.path().join("data"), "127.0.0.1:0", "127.0.0.1:0", &own, Stdio::null());
+    relay.client = client_trusting(&first);
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
+    // The relay's own certificate does not serve HTTPS any more.
+    let own_cert = std::fs::read_to_string(dir.path().join("data/relay-cert.pem")).unwrap();
+    assert!(client_trusting(&own_cert).get(format!("{}/healthz", relay.base)).send().await.is_err());
+
+    // A sharing app (QUIC, pinned to the relay's own certificate) and a console's live stream.
+    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
+    let id = session["id"].as_i64().unwrap();
+    let info = relay.ok("GET", "/relay", &admin, None).await;
+    let _app = Command::new(agent_binary())
+        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", info["quic"].as_str().unwrap()])
+        .args(["--fingerprint", info["fingerprint"].as_str().unwrap(), "--synthetic", "320x240", "--auto-consent", "allow"])
+        .env("XDG_STATE_HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let show = format!("/sessions/{id}");
+    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
+    let mut stream = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(&admin).send().await.unwrap().bytes_stream();
+
+    // Renewed: new files, SIGHUP.
+    let (second, second_key) = issue();
+    std::fs::write(&cert_path, &second).unwrap();
+    std::fs::write(&key_path, &second_key).unwrap();
+    let pid = relay.child.lock().unwrap().id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let healthz = format!("{}/healthz", relay.base);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client_trusting(&second).get(&healthz).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "new connections never saw the new certificate");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(client_trusting(&first).get(&healthz).send().await.is_err(), "new connections no longer get the old one");
+    assert!(relay.child.lock().unwrap().try_wait().unwrap().is_none(), "SIGHUP does not stop the relay");
+
+    // Nothing dropped: the session is still active with its app, and the open stream still
+    // brings news (of a change made through the new certificate).
+    relay.client = client_trusting(&second);
+    let trail = relay.ok("GET", &format!("{show}/events"), &admin, None).await;
+    assert!(!trail.to_string().contains("app_disconnected"), "{trail}");
+    assert_eq!(relay.ok("GET", &show, &admin, None).await["state"], "active");
+    relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "link"}))).await;
+    let news = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt as _;
+        loop {
+            let chunk = stream.next().await.unwrap().unwrap();
+            if String::from_utf8_lossy(&chunk).contains("\"kind\":\"link\"") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(news.is_ok(), "the console's stream from before the reload went quiet");
+
+    // A renewal gone wrong (a truncated file) is refused; the certificate in use stays.
+    std::fs::write(&cert_path, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(client_trusting(&second).get(&healthz).send().await.is_ok());
+    assert!(relay.child.lock().unwrap().try_wait().unwrap().is_none());
+}
