@@ -410,6 +410,11 @@ impl Registered {
                             }
                             grants_changed(&grants, &mut streaming, &capture, &events);
                         }
+                        // A relay going down for a restart or an upgrade comes back: get back in
+                        // (with the consent kept for the resumption), as after a lost connection.
+                        Message::Bye(bye) if bye.reason == ByeReason::ServerShutdown => {
+                            break Ended::ConnectionLost(format!("the relay is restarting ({})", bye.message));
+                        }
                         Message::Bye(bye) => break Ended::ByRelay(bye),
                         Message::Pong(_) => {}
                         other => return Err(AgentError::Protocol(format!("{other:?} is not for an app"))),

@@ -144,3 +144,7 @@ pub const MAX_CONNECTIONS_PER_TECHNICIAN: usize = 2;
 /// offer: ICE and DTLS take well under a second on a working network; after this the viewer
 /// slot it holds is given back.
 pub const BROWSER_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a stopping relay waits for its QUIC connections to close after saying goodbye: a
+/// few round trips on any network a session works over.
+pub const SHUTDOWN_QUIC_DRAIN: Duration = Duration::from_secs(2);

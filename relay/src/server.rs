@@ -205,6 +205,7 @@ impl Prepared {
         let transport = Transport::new(self.desk.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic));
+        let goodbye = (transport.clone(), quic.clone());
         if let Some(listener) = self.metrics {
             tokio::spawn(serve_metrics(listener, self.desk.clone(), transport.clone()));
         }
@@ -213,7 +214,11 @@ impl Prepared {
         let on_shutdown = handle.clone();
         tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down");
+            // Apps and viewers first (apps come back by themselves to the restarted relay and
+            // resume), then the HTTPS requests in flight, within SHUTDOWN_GRACE.
+            tracing::info!("shutting down: saying goodbye to apps and viewers, then draining HTTPS");
+            let (transport, quic) = goodbye;
+            transport.shut_down(&quic).await;
             on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
         });
         // Handlers see the client's address (login throttling, logs).
@@ -238,6 +243,9 @@ impl Prepared {
         }
         sweeper.abort();
         quic.close(0u32.into(), b"relay shutting down");
+        if let Err(e) = self.desk.db().checkpoint() {
+            tracing::error!(error = %e, "merging the write-ahead log at stop");
+        }
         tracing::info!("relay stopped");
         Ok(())
     }

@@ -693,23 +693,8 @@ async fn metrics_and_health_show_what_the_relay_does() {
     wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
     wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
-    let config = dir.path().join("cli.json");
-    let cli = |args: &[&str], input: &str| {
-        let mut child = Command::new(agent_binary().with_file_name("deskline"))
-            .args(args)
-            .env("DESKLINE_CONFIG", &config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "deskline {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    let fingerprint = relay_info["fingerprint"].as_str().unwrap();
-    cli(&["login", "--server", &relay.base, "--username", "admin", "--password-stdin", "--insecure-pin-cert", fingerprint], &format!("{PASSWORD}\n"));
-    cli(&["view", &id.to_string(), "--headless", "--frames", "5"], "");
+    let cli = Cli::login(&relay, dir.path(), relay_info["fingerprint"].as_str().unwrap());
+    cli.ok(&["view", &id.to_string(), "--headless", "--frames", "5"]);
     let text = scrape().await;
     assert!(value(&text, "deskline_frames_forwarded_total") >= 5.0, "{text}");
     assert!(value(&text, "deskline_frame_bytes_forwarded_total") > 0.0, "{text}");
@@ -887,4 +872,94 @@ async fn sighup_reloads_the_operators_certificate_without_dropping_anything() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(client_trusting(&second).get(&healthz).send().await.is_ok());
     assert!(relay.child.lock().unwrap().try_wait().unwrap().is_none());
+}
+
+/// The technicians' CLI (`deskline`), signed in as the admin (whose own password is set).
+struct Cli {
+    config: std::path::PathBuf,
+}
+
+impl Cli {
+    fn login(relay: &Relay, dir: &Path, fingerprint: &str) -> Cli {
+        let cli = Cli { config: dir.join("cli.json") };
+        let args = ["login", "--server", &relay.base, "--username", "admin", "--password-stdin", "--insecure-pin-cert", fingerprint];
+        let mut child = cli.command(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "deskline login: {}", String::from_utf8_lossy(&out.stderr));
+        cli
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(agent_binary().with_file_name("deskline"));
+        command.args(args).env("DESKLINE_CONFIG", &self.config);
+        command
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.command(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "deskline {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Issue 15: SIGTERM (`systemctl stop`, an upgrade) drains within a named bound: apps and
+/// viewers are told goodbye — the app comes back by itself to the restarted relay and resumes
+/// without asking the end user again, the viewer says why it ended — and the database is
+/// closed cleanly (its write-ahead log merged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_says_goodbye_and_stops_cleanly_within_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (http, quic) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let relay = Relay::start_on(&data, &http, &quic);
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
+    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
+    let id = session["id"].as_i64().unwrap();
+    let info = relay.ok("GET", "/relay", &admin, None).await;
+    let printed = dir.path().join("app.out");
+    let _app = Command::new(agent_binary())
+        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &quic, "--fingerprint", info["fingerprint"].as_str().unwrap()])
+        .args(["--synthetic", "320x240", "--auto-consent", "allow"])
+        .env("XDG_STATE_HOME", dir.path())
+        .stdout(std::fs::File::create(&printed).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let show = format!("/sessions/{id}");
+    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
+    relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
+    wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
+    let cli = Cli::login(&relay, dir.path(), info["fingerprint"].as_str().unwrap());
+    let viewer = cli.command(&["view", &id.to_string(), "--headless", "--frames", "1000000", "--timeout", "60"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // A console's live stream is open too.
+    let _stream = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(&admin).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let pid = relay.child.lock().unwrap().id().to_string();
+    let asked = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = relay.child.lock().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        // The bound: goodbyes, the QUIC drain, the HTTPS drain (deskline_relay::limits).
+        assert!(asked.elapsed() < Duration::from_secs(14), "the relay did not stop within its bound");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a clean stop: {status}");
+    let wal = std::fs::metadata(data.join("deskline.db-wal")).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "the write-ahead log was merged into the database");
+    let viewer = viewer.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&viewer.stderr);
+    assert!(!viewer.status.success() && said.contains("the relay is restarting"), "the viewer: {said}");
+
+    // Back on the same ports: the app resumes by itself, without a new consent prompt.
+    drop(relay);
+    let relay = Relay::start_on(&data, &http, &quic);
+    wait_until(&relay, &admin, &show, "resumed", 30, |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
+    let trail = relay.ok("GET", &format!("{show}/events"), &admin, None).await;
+    assert_eq!(count_actions(&trail, "remote_requested"), 1, "the end user was not asked again");
+    let out = std::fs::read_to_string(&printed).unwrap();
+    assert!(out.contains("connection lost; reconnecting"), "{out}");
 }

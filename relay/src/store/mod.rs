@@ -94,6 +94,14 @@ impl Db {
         .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
 
+    /// Merges the write-ahead log into the database file and empties it: what a relay does
+    /// last when it stops, so the file alone is the whole database.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// [`Db::write`] for code without an async runtime (the `admin` command).
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where

@@ -226,6 +226,22 @@ impl Hubs {
         (hub, value)
     }
 
+    /// Tells every app and viewer the relay is going down (apps come back by themselves and
+    /// resume; viewers say why they ended).
+    pub fn say_goodbye(&self) {
+        let hubs: Vec<Arc<Hub>> = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        let goodbye = bye(ByeReason::ServerShutdown, "the relay is restarting");
+        for hub in hubs {
+            let state = hub.lock();
+            if let Some(app) = &state.app {
+                let _ = app.out.try_send(goodbye.clone());
+            }
+            for viewer in state.viewers.values() {
+                let _ = viewer.out.try_send(goodbye.clone());
+            }
+        }
+    }
+
     /// Connected apps, and viewers by kind (`quic`, `browser`).
     pub fn connected(&self) -> (i64, [(&'static str, i64); 2]) {
         let hubs: Vec<Arc<Hub>> = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();

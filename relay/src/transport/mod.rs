@@ -18,7 +18,7 @@ pub use gate::{ConsentGate, FramePass, InputPass};
 pub use guard::CodeGuard;
 
 use crate::desk::Desk;
-use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS, MAX_QUIC_CONNECTIONS_PER_NETWORK};
+use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS, MAX_QUIC_CONNECTIONS_PER_NETWORK, SHUTDOWN_QUIC_DRAIN};
 use crate::network::ConnectionLimiter;
 use deskline_net::framed::{MessageReader, MessageWriter, accept_control};
 use deskline_protocol::{Hello, HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason};
@@ -55,6 +55,18 @@ impl Transport {
         let hubs = Hubs::new(desk, max_fps);
         hubs.follow();
         Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc })
+    }
+
+    /// Says goodbye to every app and viewer, gives the messages [`hub::BYE_GRACE`] to leave,
+    /// then closes the QUIC endpoint and waits (at most [`SHUTDOWN_QUIC_DRAIN`]) for its
+    /// connections to be closed.
+    pub async fn shut_down(&self, endpoint: &quinn::Endpoint) {
+        self.hubs.say_goodbye();
+        tokio::time::sleep(hub::BYE_GRACE).await;
+        endpoint.close(0u32.into(), b"relay shutting down");
+        if tokio::time::timeout(SHUTDOWN_QUIC_DRAIN, endpoint.wait_idle()).await.is_err() {
+            tracing::warn!("QUIC connections still open after the shutdown bound");
+        }
     }
 
     /// What is connected now, for metrics: support apps, and viewers by kind.
