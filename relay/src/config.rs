@@ -128,6 +128,14 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_example_is_valid() {
+        let example = include_str!("../../installers/config/relay.toml");
+        let args = strings(&parse::<ServeOptions>(example).unwrap());
+        assert!(args.windows(2).any(|w| w == ["--data-dir", "/var/lib/deskline"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--metrics", "127.0.0.1:9464"]), "{args:?}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_name_their_line() {
         let e = parse::<ServeOptions>("http = \"127.0.0.1:8443\"\n\nqiuc = \"127.0.0.1:4433\"\n").unwrap_err().to_string();
         assert!(e.starts_with("line 3: unknown key `qiuc`"), "{e}");

@@ -25,7 +25,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        options: ServeOptions,
+        options: Box<ServeOptions>,
     },
     /// Manage technician accounts from the server's shell (no web setup page exists).
     Admin {
@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     deskline_relay::install_crypto_provider();
     match parse_with_config()?.command {
-        Command::Serve { options, .. } => tokio::runtime::Runtime::new()?.block_on(serve(options)),
+        Command::Serve { options, .. } => tokio::runtime::Runtime::new()?.block_on(serve(*options)),
         Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {
             create_admin(data_dir, username, display_name)
         }
