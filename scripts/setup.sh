@@ -49,6 +49,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   fi
 fi
 
+# Debian packages are built with cargo-deb (scripts/package.sh), from crates.io.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "==> installing cargo-deb (Debian packages)"
+  cargo install --locked --quiet cargo-deb --version 3.8.0 --no-default-features
+fi
+
 # The Windows support app is cross-built with rustup's target for mingw-w64.
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
   echo "==> adding the Rust target x86_64-pc-windows-gnu (the Windows support app)"

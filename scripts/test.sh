@@ -14,3 +14,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --locked --target x86_64-pc-windows-gnu -p deskline-agent -p deskline-net -p deskline-protocol --lib --bins -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> the Debian packages: built from the test build, inspected, installed, upgraded, purged"
+bash installers/test-packages.sh

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The Debian packages, tested as an operator uses them (issue 15). Run by scripts/test.sh as
+# root on a throwaway machine: it installs, upgrades, removes and purges deskline-relay and
+# installs deskline. There is no running systemd here, so the service is started as the unit
+# says — its exact ExecStart, as its user — with loopback addresses given as flags (flags win
+# over the packaged config, which binds every interface). Packages are made from the debug
+# binaries the test suite already built (scripts/package.sh --profile dev --no-build --fast).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "test-packages: FAILED: $*" >&2; exit 1; }
+step() { echo "==> packages: $*"; }
+[ "$(id -u)" = 0 ] || fail "needs root (it installs packages)"
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+DEBS="$(mktemp -d)"
+WORK="$(mktemp -d)"
+RELAY_PID=""
+cleanup() {
+  [ -n "$RELAY_PID" ] && kill "$RELAY_PID" 2>/dev/null || true
+  dpkg -P deskline-relay deskline >/dev/null 2>&1 || true
+  rm -rf "$DEBS" "$WORK"
+}
+trap cleanup EXIT
+
+step "building 0.1.0-1 and 0.1.1-1"
+DESKLINE_DEB_DIR="$DEBS" bash scripts/package.sh --profile dev --no-build --fast --deb-version 0.1.0-1 >/dev/null
+DESKLINE_DEB_DIR="$DEBS/next" bash scripts/package.sh --profile dev --no-build --fast --deb-version 0.1.1-1 >/dev/null
+RELAY_DEB="$DEBS/deskline-relay_0.1.0-1_amd64.deb"
+NEXT_DEB="$DEBS/next/deskline-relay_0.1.1-1_amd64.deb"
+CLI_DEB="$DEBS/deskline_0.1.0-1_amd64.deb"
+
+step "inspecting the relay package"
+contents="$(dpkg-deb -c "$RELAY_DEB")"
+for f in ./usr/bin/deskline-relay ./usr/lib/deskline/deskline-agent ./usr/lib/deskline/deskline-agent.exe \
+  ./etc/deskline/relay.toml ./usr/lib/systemd/system/deskline-relay.service ./usr/share/doc/deskline-relay/README.md; do
+  grep -q " $f\$" <<<"$contents" || fail "$f is not in the relay package"
+done
+info="$(dpkg-deb -I "$RELAY_DEB")"
+grep -q "Depends: .*adduser" <<<"$info" || fail "the relay package does not depend on adduser"
+dpkg-deb -e "$RELAY_DEB" "$WORK/control"
+grep -qx "/etc/deskline/relay.toml" "$WORK/control/conffiles" || fail "relay.toml is not a conffile"
+grep -q "adduser --system" "$WORK/control/postinst" || fail "postinst makes no system user"
+grep -q "deb-systemd-helper enable deskline-relay.service" "$WORK/control/postinst" || fail "postinst does not enable the unit"
+grep -q 'rm -rf /var/lib/deskline' "$WORK/control/postrm" || fail "purge does not delete the data"
+dpkg-deb -c "$CLI_DEB" | grep -q " ./usr/bin/deskline$" || fail "the CLI package has no deskline"
+
+step "installing deskline-relay"
+dpkg -P deskline-relay >/dev/null 2>&1 || true
+notes="$(dpkg -i "$RELAY_DEB" 2>&1)" || fail "dpkg -i: $notes"
+grep -q "deskline-relay admin create" <<<"$notes" || fail "the install does not say how to create the first admin: $notes"
+getent passwd deskline | grep -q ":/var/lib/deskline:/usr/sbin/nologin$" || fail "no system user deskline: $(getent passwd deskline)"
+[ "$(stat -c '%U:%G %a' /var/lib/deskline)" = "deskline:deskline 700" ] || fail "/var/lib/deskline is $(stat -c '%U:%G %a' /var/lib/deskline)"
+[ -f /etc/deskline/relay.toml ] || fail "no /etc/deskline/relay.toml"
+
+step "creating the first admin as the service user, starting the unit's ExecStart"
+PASSWORD="lantern orbit seven meadow"
+printf '%s\n' "$PASSWORD" | runuser -u deskline -- deskline-relay admin create --username admin --data-dir /var/lib/deskline >/dev/null
+EXEC_START="$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/deskline-relay.service)"
+[ "$EXEC_START" = "/usr/bin/deskline-relay serve --config /etc/deskline/relay.toml" ] || fail "ExecStart is $EXEC_START"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || shuf -i 20000-60000 -n 1; }
+start_relay() {
+  local out="$WORK/relay.out"
+  HTTP_PORT="$(free_port)"; QUIC_PORT="$(free_port)"; METRICS_PORT="$(free_port)"
+  # shellcheck disable=SC2086
+  # setpriv execs the relay itself (as systemd does), so the signals below reach it.
+  setpriv --reuid=deskline --regid=deskline --init-groups -- $EXEC_START --http "127.0.0.1:$HTTP_PORT" --quic "127.0.0.1:$QUIC_PORT" \
+    --metrics "127.0.0.1:$METRICS_PORT" >"$out" 2>"$WORK/relay.err" &
+  RELAY_PID=$!
+  for _ in $(seq 100); do
+    grep -q "^session links are built on" "$out" 2>/dev/null && break
+    kill -0 "$RELAY_PID" 2>/dev/null || fail "the relay stopped: $(cat "$WORK/relay.err")"
+    sleep 0.1
+  done
+  grep -q "invite pages offer the support app for Windows /usr/lib/deskline/deskline-agent.exe" "$out" || fail "the packaged Windows app is not offered: $(cat "$out")"
+  BASE="https://127.0.0.1:$HTTP_PORT"
+}
+stop_relay() {
+  kill -TERM "$RELAY_PID"
+  wait "$RELAY_PID" || fail "the relay did not stop cleanly: $(cat "$WORK/relay.err")"
+  RELAY_PID=""
+}
+api() { # METHOD PATH [BODY] with $TOKEN
+  curl -sk --fail-with-body -X "$1" "$BASE/api/v1$2" -H "Authorization: Bearer ${TOKEN:-}" -H 'Content-Type: application/json' ${3:+-d "$3"}
+}
+login() {
+  TOKEN="$(curl -sk --fail-with-body "$BASE/api/v1/login" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" | grep -o '"token":"[^"]*"' | cut -d'"' -f4)"
+  [ -n "$TOKEN" ] || fail "cannot sign in"
+}
+start_relay
+curl -sk --fail "$BASE/healthz" | grep -q '"ok"' || fail "/healthz"
+login
+api POST /channels/1/sessions '{"kind":"pin","name":"kept across the upgrade"}' >/dev/null
+api GET /sessions | grep -q "kept across the upgrade" || fail "the session is not listed"
+curl -s --fail "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q '^deskline_sessions{state="waiting"} 1$' || fail "metrics"
+[ "$(stat -c %U /var/lib/deskline/deskline.db)" = deskline ] || fail "the database is not the service user's"
+stop_relay
+
+step "upgrading to 0.1.1-1: data and the operator's config kept"
+echo "# the operator's own note" >>/etc/deskline/relay.toml
+dpkg -i "$NEXT_DEB" >/dev/null 2>&1 || fail "upgrade"
+[ "$(dpkg-query -W -f='${Version}' deskline-relay)" = "0.1.1-1" ] || fail "the upgrade did not install 0.1.1-1"
+grep -q "the operator's own note" /etc/deskline/relay.toml || fail "the upgrade replaced the operator's config"
+start_relay
+login
+api GET /sessions | grep -q "kept across the upgrade" || fail "the upgrade lost the session"
+stop_relay
+
+step "removing keeps the data; purging deletes it"
+dpkg -r deskline-relay >/dev/null
+[ -f /var/lib/deskline/deskline.db ] || fail "removing deleted the data"
+[ ! -e /usr/bin/deskline-relay ] || fail "removing left the binary"
+dpkg -P deskline-relay >/dev/null
+[ ! -e /var/lib/deskline ] || fail "purging kept /var/lib/deskline"
+! getent passwd deskline >/dev/null || fail "purging kept the user"
+
+step "installing deskline (the CLI)"
+dpkg -i "$CLI_DEB" >/dev/null 2>&1 || apt-get install -y -qq -f >/dev/null || fail "installing the CLI package"
+deskline --version | grep -q "^deskline " || fail "deskline --version"
+dpkg -P deskline >/dev/null
+
+echo "==> packages: all checks passed"
