@@ -59,6 +59,10 @@ enum AutoConsent {
 /// long).
 const RESUME_WINDOW: Duration = Duration::from_secs(55);
 
+/// How long one try to reach the relay again may take (a handshake takes a round trip or two;
+/// a relay that is down never answers).
+const RECONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
 fn main() -> anyhow::Result<()> {
     native::Facts::prepare();
     let cli = Cli::parse();
@@ -269,6 +273,8 @@ async fn connection(
     updates: mpsc::UnboundedSender<NetUpdate>,
 ) {
     let mut resume: Option<(ResumeSecret, Grants)> = None;
+    // Until when a lost connection may still be resumed (the relay's grace window).
+    let mut resume_until = tokio::time::Instant::now();
     loop {
         if !have_code {
             loop {
@@ -289,6 +295,22 @@ async fn connection(
         }
         let registered = match register(&config, media.info(), resume.as_ref().map(|(s, _)| s.clone())).await {
             Ok(r) => r,
+            // Resuming, the relay can still be going down or coming up (a restart, an
+            // upgrade): keep trying within the window rather than giving up on the first try.
+            Err(AgentError::Net(e)) if resume.is_some() && tokio::time::Instant::now() < resume_until => {
+                tracing::warn!(error = %e, "resuming: the relay is not back yet");
+                if resume_within_window(&config, &updates, resume_until).await {
+                    continue;
+                }
+                let _ = updates.send(NetUpdate::Failed {
+                    message: "The connection to the support server was lost.".into(),
+                    retry: true,
+                    new_code: false,
+                });
+                have_code = false;
+                resume = None;
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "registration failed");
                 let (message, retry, new_code) = explain(&e);
@@ -338,7 +360,8 @@ async fn connection(
             Ok(Ended::ConnectionLost(why)) | Err(AgentError::Protocol(why)) => {
                 tracing::warn!(%why, "connection lost; resuming");
                 resume = secret.map(|s| (s, granted));
-                if !resume_within_window(&config, &media, &updates, resume.as_ref()).await {
+                resume_until = tokio::time::Instant::now() + RESUME_WINDOW;
+                if resume.is_none() || !resume_within_window(&config, &updates, resume_until).await {
                     let _ = updates.send(NetUpdate::Failed {
                         message: "The connection to the support server was lost.".into(),
                         retry: true,
@@ -359,23 +382,17 @@ async fn connection(
 
 /// Waits until the relay is reachable again (within the resume window); the caller then
 /// registers with the resumption secret.
-async fn resume_within_window(
-    config: &AgentConfig,
-    _media: &Media,
-    updates: &mpsc::UnboundedSender<NetUpdate>,
-    resume: Option<&(ResumeSecret, Grants)>,
-) -> bool {
-    if resume.is_none() {
-        return false;
-    }
+async fn resume_within_window(config: &AgentConfig, updates: &mpsc::UnboundedSender<NetUpdate>, deadline: tokio::time::Instant) -> bool {
     // Nothing is shared while there is no connection; the window says so.
     let _ = updates.send(NetUpdate::Reconnecting);
-    let deadline = tokio::time::Instant::now() + RESUME_WINDOW;
     while tokio::time::Instant::now() < deadline {
-        if deskline_net::quic::connect(config.relay, &config.server_name, config.fingerprint).await.is_ok() {
+        // A relay that is down does not answer at all: give each try a short bound rather than
+        // QUIC's idle timeout, so the app is back within seconds of the relay.
+        let attempt = deskline_net::quic::connect(config.relay, &config.server_name, config.fingerprint);
+        if let Ok(Ok(_)) = tokio::time::timeout(RECONNECT_ATTEMPT_TIMEOUT, attempt).await {
             return true;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     false
 }

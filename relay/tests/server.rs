@@ -101,6 +101,11 @@ impl Relay {
         v["token"].as_str().unwrap_or_else(|| panic!("login failed: {v}")).to_owned()
     }
 
+    /// The relay's QUIC certificate fingerprint (what apps and viewers pin).
+    async fn fingerprint(&self, token: &str) -> String {
+        self.ok("GET", "/relay", token, None).await["fingerprint"].as_str().unwrap().to_owned()
+    }
+
     /// Signs in with a one-time password (the demo admin's, one an admin gave) and sets
     /// [`PASSWORD`]; returns the token.
     async fn first_login(&self, username: &str, one_time: &str) -> String {
@@ -390,21 +395,8 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     let (http, quic) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let relay = Relay::start_on(dir.path(), &http, &quic);
     let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
-    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
-    let id = session["id"].as_i64().unwrap();
-    let fingerprint = relay.ok("GET", "/relay", &admin, None).await["fingerprint"].as_str().unwrap().to_owned();
-    let printed = dir.path().join("app.out");
-    let mut app = Command::new(agent_binary())
-        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &quic, "--fingerprint", &fingerprint])
-        .args(["--synthetic", "320x240", "--auto-consent", "allow"])
-        .env("RUST_LOG", "warn")
-        .env("XDG_STATE_HOME", dir.path())
-        .stdout(std::fs::File::create(&printed).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (id, _app, printed) = shared_session(&relay, &admin, dir.path()).await;
     let show = format!("/sessions/{id}");
-    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
     wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
 
@@ -430,8 +422,6 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     assert_eq!(reconnected["action"]["resumed"], true);
     let out = std::fs::read_to_string(&printed).unwrap();
     assert!(out.contains("connection lost; reconnecting"), "the app did not say it was reconnecting:\n{out}");
-    let _ = app.kill();
-    let _ = app.wait();
 }
 
 fn count_actions(trail: &Value, action: &str) -> usize {
@@ -670,30 +660,20 @@ async fn metrics_and_health_show_what_the_relay_does() {
     let (status, _) = relay.call("POST", "/login", None, Some(json!({"username": "admin", "password": "not it"}))).await.unwrap();
     assert_eq!(status, 401);
     let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
-    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
-    let id = session["id"].as_i64().unwrap();
+    relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
     let text = scrape().await;
     assert_eq!(value(&text, "deskline_failed_logins_total"), 1.0, "{text}");
     assert_eq!(value(&text, "deskline_sessions{state=\"waiting\"}"), 1.0, "{text}");
     assert_eq!(value(&text, "deskline_apps_connected"), 0.0, "{text}");
     assert_eq!(value(&text, "deskline_api_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/login\",status=\"4xx\"}"), 1.0, "{text}");
 
-    // An app shares with a viewer watching: the frames it forwards are counted.
-    let relay_info = relay.ok("GET", "/relay", &admin, None).await;
-    let _app = Command::new(agent_binary())
-        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", relay_info["quic"].as_str().unwrap()])
-        .args(["--fingerprint", relay_info["fingerprint"].as_str().unwrap(), "--synthetic", "320x240", "--auto-consent", "allow"])
-        .env("XDG_STATE_HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
+    // An app shares (in a second session) with a viewer watching: the frames it forwards are
+    // counted.
+    let (id, _app, _) = shared_session(&relay, &admin, dir.path()).await;
     let show = format!("/sessions/{id}");
-    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
     wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
-    let cli = Cli::login(&relay, dir.path(), relay_info["fingerprint"].as_str().unwrap());
+    let cli = Cli::login(&relay, dir.path(), &relay.fingerprint(&admin).await);
     cli.ok(&["view", &id.to_string(), "--headless", "--frames", "5"]);
     let text = scrape().await;
     assert!(value(&text, "deskline_frames_forwarded_total") >= 5.0, "{text}");
@@ -702,6 +682,27 @@ async fn metrics_and_health_show_what_the_relay_does() {
     assert_eq!(value(&text, "deskline_consent_answers_total{outcome=\"granted_control\"}"), 1.0, "{text}");
     assert_eq!(value(&text, "deskline_sessions{state=\"active\"}"), 1.0, "{text}");
     assert_eq!(value(&text, "deskline_apps_connected"), 1.0, "{text}");
+}
+
+/// A new PIN session joined by the synthetic support app (which allows what it is asked), its
+/// output going to `dir/app.out`: the session's id, the app, and where it prints.
+async fn shared_session(relay: &Relay, admin: &str, dir: &Path) -> (i64, KillOnDrop, std::path::PathBuf) {
+    let session = relay.ok("POST", "/channels/1/sessions", admin, Some(json!({"kind": "pin"}))).await;
+    let id = session["id"].as_i64().unwrap();
+    let info = relay.ok("GET", "/relay", admin, None).await;
+    let printed = dir.join("app.out");
+    let app = Command::new(agent_binary())
+        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", info["quic"].as_str().unwrap()])
+        .args(["--fingerprint", info["fingerprint"].as_str().unwrap(), "--synthetic", "320x240", "--auto-consent", "allow"])
+        .env("RUST_LOG", "warn")
+        .env("XDG_STATE_HOME", dir)
+        .stdout(std::fs::File::create(&printed).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    wait_until(relay, admin, &format!("/sessions/{id}"), "active", 20, |v| v["state"] == "active").await;
+    (id, app, printed)
 }
 
 /// Kills a child process when dropped.
@@ -816,20 +817,8 @@ async fn sighup_reloads_the_operators_certificate_without_dropping_anything() {
     assert!(client_trusting(&own_cert).get(format!("{}/healthz", relay.base)).send().await.is_err());
 
     // A sharing app (QUIC, pinned to the relay's own certificate) and a console's live stream.
-    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
-    let id = session["id"].as_i64().unwrap();
-    let info = relay.ok("GET", "/relay", &admin, None).await;
-    let _app = Command::new(agent_binary())
-        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", info["quic"].as_str().unwrap()])
-        .args(["--fingerprint", info["fingerprint"].as_str().unwrap(), "--synthetic", "320x240", "--auto-consent", "allow"])
-        .env("XDG_STATE_HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
+    let (id, _app, _) = shared_session(&relay, &admin, dir.path()).await;
     let show = format!("/sessions/{id}");
-    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
     let mut stream = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(&admin).send().await.unwrap().bytes_stream();
 
     // Renewed: new files, SIGHUP.
@@ -913,24 +902,11 @@ async fn sigterm_says_goodbye_and_stops_cleanly_within_its_bound() {
     let (http, quic) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let relay = Relay::start_on(&data, &http, &quic);
     let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
-    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
-    let id = session["id"].as_i64().unwrap();
-    let info = relay.ok("GET", "/relay", &admin, None).await;
-    let printed = dir.path().join("app.out");
-    let _app = Command::new(agent_binary())
-        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &quic, "--fingerprint", info["fingerprint"].as_str().unwrap()])
-        .args(["--synthetic", "320x240", "--auto-consent", "allow"])
-        .env("XDG_STATE_HOME", dir.path())
-        .stdout(std::fs::File::create(&printed).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
+    let (id, _app, printed) = shared_session(&relay, &admin, dir.path()).await;
     let show = format!("/sessions/{id}");
-    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
     wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
-    let cli = Cli::login(&relay, dir.path(), info["fingerprint"].as_str().unwrap());
+    let cli = Cli::login(&relay, dir.path(), &relay.fingerprint(&admin).await);
     let viewer = cli.command(&["view", &id.to_string(), "--headless", "--frames", "1000000", "--timeout", "60"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     // A console's live stream is open too.
     let _stream = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(&admin).send().await.unwrap();
@@ -957,7 +933,16 @@ async fn sigterm_says_goodbye_and_stops_cleanly_within_its_bound() {
     // Back on the same ports: the app resumes by itself, without a new consent prompt.
     drop(relay);
     let relay = Relay::start_on(&data, &http, &quic);
-    wait_until(&relay, &admin, &show, "resumed", 30, |v| v["state"] == "active" && v["consent"]["status"] == "granted").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = relay.ok("GET", &show, &admin, None).await;
+        if v["state"] == "active" && v["consent"]["status"] == "granted" {
+            break;
+        }
+        let out = std::fs::read_to_string(&printed).unwrap();
+        assert!(std::time::Instant::now() < deadline, "the app did not resume: {v}\nit printed:\n{out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let trail = relay.ok("GET", &format!("{show}/events"), &admin, None).await;
     assert_eq!(count_actions(&trail, "remote_requested"), 1, "the end user was not asked again");
     let out = std::fs::read_to_string(&printed).unwrap();
