@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The web console's test drives a real headless Chromium through chromedriver; the service
-# unit's test scores it with systemd-analyze (systemd's package; nothing is started).
-DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd)
+# unit's test scores it with systemd-analyze (systemd's package; nothing is started); the
+# package test installs deskline-relay, which depends on adduser (present on most Debian
+# systems, named here for minimal ones).
+DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser)
 source scripts/setup.sh
 
 echo "==> cross-building the Windows support app (its test runs it under Wine)"
