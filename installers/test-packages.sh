@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian packages, tested as an operator uses them (issue 15). Run by scripts/test.sh as
 # root on a throwaway machine: it installs, upgrades, removes and purges deskline-relay and
-# installs deskline. There is no running systemd here, so the service is started as the unit
+# installs deskline and deskline-support, and connects the installed support app (finding the
+# relay in /etc/deskline/support.toml) to the installed relay, viewed by the installed CLI. There is no running systemd here, so the service is started as the unit
 # says — its exact ExecStart, as its user — with loopback addresses given as flags (flags win
 # over the packaged config, which binds every interface). Packages are made from the debug
 # binaries the test suite already built (scripts/package.sh --profile dev --no-build --fast).
@@ -18,7 +19,9 @@ WORK="$(mktemp -d)"
 RELAY_PID=""
 cleanup() {
   [ -n "$RELAY_PID" ] && kill "$RELAY_PID" 2>/dev/null || true
-  dpkg -P deskline-relay deskline >/dev/null 2>&1 || true
+  [ -n "${AGENT_PID:-}" ] && kill "$AGENT_PID" 2>/dev/null || true
+  dpkg -P deskline-relay deskline deskline-support >/dev/null 2>&1 || true
+  rm -f /etc/deskline/support.toml
   rm -rf "$DEBS" "$WORK"
 }
 trap cleanup EXIT
@@ -29,6 +32,7 @@ DESKLINE_DEB_DIR="$DEBS/next" bash scripts/package.sh --profile dev --no-build -
 RELAY_DEB="$DEBS/deskline-relay_0.1.0-1_amd64.deb"
 NEXT_DEB="$DEBS/next/deskline-relay_0.1.1-1_amd64.deb"
 CLI_DEB="$DEBS/deskline_0.1.0-1_amd64.deb"
+SUPPORT_DEB="$DEBS/deskline-support_0.1.0-1_amd64.deb"
 
 step "inspecting the relay package"
 contents="$(dpkg-deb -c "$RELAY_DEB")"
@@ -44,6 +48,17 @@ grep -q "adduser --system" "$WORK/control/postinst" || fail "postinst makes no s
 grep -q "deb-systemd-helper enable deskline-relay.service" "$WORK/control/postinst" || fail "postinst does not enable the unit"
 grep -q 'rm -rf /var/lib/deskline' "$WORK/control/postrm" || fail "purge does not delete the data"
 dpkg-deb -c "$CLI_DEB" | grep -q " ./usr/bin/deskline$" || fail "the CLI package has no deskline"
+
+step "inspecting the support app's package"
+contents="$(dpkg-deb -c "$SUPPORT_DEB")"
+for f in ./usr/bin/deskline-agent ./usr/share/applications/deskline-support.desktop \
+  ./usr/share/icons/hicolor/scalable/apps/deskline-support.svg ./usr/share/doc/deskline-support/support.toml.example; do
+  grep -q " $f\$" <<<"$contents" || fail "$f is not in the support app's package"
+done
+dpkg-deb -x "$SUPPORT_DEB" "$WORK/support"
+desktop-file-validate "$WORK/support/usr/share/applications/deskline-support.desktop" || fail "the desktop entry is not valid"
+grep -qx "Exec=deskline-agent" "$WORK/support/usr/share/applications/deskline-support.desktop" || fail "the desktop entry does not start deskline-agent"
+dpkg-deb -I "$SUPPORT_DEB" | grep -q "Depends: .*libc6" || fail "the support app's package has no computed dependencies"
 
 step "installing deskline-relay"
 dpkg -P deskline-relay >/dev/null 2>&1 || true
@@ -95,6 +110,28 @@ api POST /channels/1/sessions '{"kind":"pin","name":"kept across the upgrade"}' 
 api GET /sessions | grep -q "kept across the upgrade" || fail "the session is not listed"
 curl -s --fail "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q '^deskline_sessions{state="waiting"} 1$' || fail "metrics"
 [ "$(stat -c %U /var/lib/deskline/deskline.db)" = deskline ] || fail "the database is not the service user's"
+
+step "the installed support app finds the relay in /etc/deskline/support.toml; the installed CLI views it"
+dpkg -i "$CLI_DEB" "$SUPPORT_DEB" >/dev/null 2>&1 || apt-get install -y -qq -f >/dev/null || fail "installing deskline and deskline-support"
+export DESKLINE_CONFIG="$WORK/cli.json" XDG_CONFIG_HOME="$WORK/config" # this test's login, not the machine's
+HTTPS_PIN="$(sed -n 's/^relay certificate SHA-256 fingerprint[^:]*: //p' "$WORK/relay.out")"
+printf '%s\n' "$PASSWORD" | deskline login --server "$BASE" --username admin --password-stdin --insecure-pin-cert "$HTTPS_PIN" >/dev/null ||
+  fail "deskline login"
+deskline support-config >/etc/deskline/support.toml || fail "deskline support-config"
+grep -q "^relay = \"127.0.0.1:$QUIC_PORT\"\$" /etc/deskline/support.toml || fail "support.toml: $(cat /etc/deskline/support.toml)"
+created="$(deskline --json session new --channel 1 --pin --name "installed support app")"
+PIN="$(sed -n 's/^  "pin": "\([0-9]*\)",\?$/\1/p' <<<"$created")"
+SESSION_ID="$(sed -n 's/^  "id": \([0-9]*\),$/\1/p' <<<"$created")"
+[ -n "$PIN" ] && [ -n "$SESSION_ID" ] || fail "no PIN session: pin $PIN, id $SESSION_ID"
+# No --relay, no --fingerprint, no link: only support.toml says where the relay is.
+deskline-agent --pin "$PIN" --synthetic 320x240 --auto-consent allow >"$WORK/agent.out" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 100); do grep -q "^connected to" "$WORK/agent.out" && break; sleep 0.1; done
+grep -q "^connected to" "$WORK/agent.out" || fail "the installed support app did not connect: $(cat "$WORK/agent.out")"
+deskline session remote "$SESSION_ID" >/dev/null || fail "deskline session remote"
+deskline --json view "$SESSION_ID" --headless --frames 5 --timeout 20 | grep -q '^  "frames": 5,$' || fail "no frames from the installed support app"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=""
+rm /etc/deskline/support.toml
 stop_relay
 
 step "upgrading to 0.1.1-1: data and the operator's config kept"
@@ -115,9 +152,9 @@ dpkg -P deskline-relay >/dev/null
 [ ! -e /var/lib/deskline ] || fail "purging kept /var/lib/deskline"
 ! getent passwd deskline >/dev/null || fail "purging kept the user"
 
-step "installing deskline (the CLI)"
-dpkg -i "$CLI_DEB" >/dev/null 2>&1 || apt-get install -y -qq -f >/dev/null || fail "installing the CLI package"
+step "removing the CLI and the support app"
 deskline --version | grep -q "^deskline " || fail "deskline --version"
-dpkg -P deskline >/dev/null
+dpkg -P deskline deskline-support >/dev/null
+[ ! -e /usr/bin/deskline-agent ] || fail "purging deskline-support left its binary"
 
 echo "==> packages: all checks passed"

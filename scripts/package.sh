@@ -3,6 +3,7 @@
 #   deskline-relay  the relay, its systemd unit, /etc/deskline/relay.toml, the support apps it
 #                   offers (Linux and Windows)
 #   deskline        the technicians' CLI and native viewer
+#   deskline-support the Linux support app with its desktop entry, for machines it is installed on
 # Usage: bash scripts/package.sh [--deb-version V] [--profile dev --no-build] [--fast]
 # (the test suite packages the binaries it already built: --profile dev --no-build --fast).
 set -euo pipefail
@@ -34,7 +35,7 @@ mkdir -p installers/build
 cp "$TARGET_DIR/x86_64-pc-windows-gnu/dist/deskline-agent.exe" installers/build/deskline-agent.exe
 
 mkdir -p "$OUT"
-for package in deskline-relay deskline-console; do
+for package in deskline-relay deskline-console deskline-agent; do
   # (cargo-deb warns that packaging a dev build is for tests only: it is, here.)
   cargo deb --locked -p "$package" --no-build --output "$OUT" ${deb_args[@]+"${deb_args[@]}"} 2>&1 |
     { grep -v -e "dev profile is not supported" -e "To enable debug symbols" || true; }

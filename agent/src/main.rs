@@ -16,6 +16,7 @@ use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent,
 use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
 use deskline_agent::grants::Grants;
 use deskline_agent::platform::{System as _, native};
+use deskline_net::relay_file::RelayFile;
 use deskline_agent::{ConsentPrompt, EncodeError, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
 use deskline_protocol::{AppCode, AppInfo, DisplayInfo, Pin, RejectReason, ResumeSecret, SessionLink};
 use eframe::egui;
@@ -33,10 +34,13 @@ struct Cli {
     /// a download from the invite page carries is used.
     #[arg(long)]
     link: Option<String>,
-    /// The relay's QUIC address, host:port (taken from the link when it names one).
+    /// The relay's QUIC address, host:port (taken from the link when it names one, else from
+    /// support.toml: `~/.config/deskline/` or `/etc/deskline/` on Linux, `%APPDATA%\Deskline`
+    /// or `%ProgramData%\Deskline` on Windows).
     #[arg(long)]
     relay: Option<String>,
-    /// The relay certificate's SHA-256 fingerprint (taken from the link when it carries one).
+    /// The relay certificate's SHA-256 fingerprint (taken from the link when it carries one,
+    /// else from support.toml).
     #[arg(long)]
     fingerprint: Option<String>,
     /// Stream a synthetic test pattern of WIDTHxHEIGHT instead of the screen, and print input
@@ -69,9 +73,9 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let code = initial_code(&cli)?;
-    let config = runtime.block_on(config(&cli, code.clone()))?;
+    let config = runtime.block_on(config(&cli, code.clone()));
     match cli.auto_consent {
-        Some(answer) => runtime.block_on(unattended(cli, config, answer)),
+        Some(answer) => runtime.block_on(unattended(cli, config?, answer)),
         None => windowed(&runtime, cli, config, code.is_some()),
     }
 }
@@ -99,12 +103,20 @@ fn initial_code(cli: &Cli) -> anyhow::Result<Option<AppCode>> {
 
 async fn config(cli: &Cli, code: Option<AppCode>) -> anyhow::Result<AgentConfig> {
     let link = link(cli)?;
-    let relay_text = cli.relay.clone().or_else(|| link.as_ref().and_then(|l| l.quic.clone())).unwrap_or_else(|| DEFAULT_QUIC.into());
-    let fingerprint = cli
-        .fingerprint
-        .clone()
-        .or_else(|| link.as_ref().and_then(|l| l.sha256.clone()))
-        .context("the relay's certificate fingerprint: give --fingerprint or a link that carries it")?;
+    let mut relay_text = cli.relay.clone().or_else(|| link.as_ref().and_then(|l| l.quic.clone()));
+    let mut fingerprint = cli.fingerprint.clone().or_else(|| link.as_ref().and_then(|l| l.sha256.clone()));
+    if relay_text.is_none() || fingerprint.is_none() {
+        // An installed app (no link written into it): the help desk's relay from support.toml.
+        if let Some(file) = RelayFile::find(&native::Facts::relay_files())? {
+            relay_text.get_or_insert(file.relay);
+            fingerprint.get_or_insert(file.fingerprint);
+        }
+    }
+    let relay_text = relay_text.unwrap_or_else(|| DEFAULT_QUIC.into());
+    let fingerprint = fingerprint.context(
+        "This support app does not know your help desk's server. Open the link your technician sent you, \
+         or ask your IT department for its settings file (support.toml; or give --fingerprint).",
+    )?;
     let relay = tokio::net::lookup_host(&relay_text).await?.next().context("cannot resolve the relay")?;
     let server_name = relay_text.rsplit_once(':').map_or(relay_text.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_owned();
     Ok(AgentConfig {
@@ -302,11 +314,7 @@ async fn connection(
                 if resume_within_window(&config, &updates, resume_until).await {
                     continue;
                 }
-                let _ = updates.send(NetUpdate::Failed {
-                    message: "The connection to the support server was lost.".into(),
-                    retry: true,
-                    new_code: false,
-                });
+                lost(&updates);
                 have_code = false;
                 resume = None;
                 continue;
@@ -362,11 +370,7 @@ async fn connection(
                 resume = secret.map(|s| (s, granted));
                 resume_until = tokio::time::Instant::now() + RESUME_WINDOW;
                 if resume.is_none() || !resume_within_window(&config, &updates, resume_until).await {
-                    let _ = updates.send(NetUpdate::Failed {
-                        message: "The connection to the support server was lost.".into(),
-                        retry: true,
-                        new_code: false,
-                    });
+                    lost(&updates);
                     have_code = false;
                     resume = None;
                 }
@@ -378,6 +382,15 @@ async fn connection(
             }
         }
     }
+}
+
+/// Tells the window the connection is gone and could not be resumed: the end user may try again.
+fn lost(updates: &mpsc::UnboundedSender<NetUpdate>) {
+    let _ = updates.send(NetUpdate::Failed {
+        message: "The connection to the support server was lost.".into(),
+        retry: true,
+        new_code: false,
+    });
 }
 
 /// Waits until the relay is reachable again (within the resume window); the caller then
@@ -398,11 +411,19 @@ async fn resume_within_window(config: &AgentConfig, updates: &mpsc::UnboundedSen
 }
 
 /// The window: the UI on the main thread, the connection on the runtime.
-fn windowed(runtime: &tokio::runtime::Runtime, cli: Cli, config: AgentConfig, have_code: bool) -> anyhow::Result<()> {
+/// A `config` that failed (no relay known, a broken support.toml) is said in the window: an app
+/// started from a desktop menu has no terminal.
+fn windowed(runtime: &tokio::runtime::Runtime, cli: Cli, config: anyhow::Result<AgentConfig>, have_code: bool) -> anyhow::Result<()> {
     let media = Media::from_cli(&cli)?;
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
-    runtime.spawn(connection(config, media, have_code, actions_rx, updates_tx));
+    match config {
+        Ok(config) => drop(runtime.spawn(connection(config, media, have_code, actions_rx, updates_tx))),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            let _ = updates_tx.send(NetUpdate::Failed { message: format!("{e:#}"), retry: false, new_code: false });
+        }
+    }
     let app = AgentApp { ui: AgentUi::new(actions_tx, updates_rx, have_code), on_top: false, styled: false, height: WINDOW_HEIGHT };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -16,6 +16,7 @@ use deskline_console::describe::{self, Names};
 use deskline_console::secrets::Secrets;
 use deskline_console::viewer::{self, RelayTarget, Viewer};
 use deskline_console::window::{ViewerWindow, display_labels};
+use deskline_net::relay_file::RelayFile;
 use deskline_protocol::session::SessionKind;
 use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
 use serde::Serialize;
@@ -87,6 +88,10 @@ enum Command {
         #[command(subcommand)]
         command: SettingsCommand,
     },
+    /// Print the support app's settings for this relay (support.toml): a support app installed
+    /// on a machine (the deskline-support package, or a copy IT deploys) reads it from
+    /// /etc/deskline/support.toml or %ProgramData%\Deskline\support.toml to find the relay.
+    SupportConfig,
     /// Watch a session's screen (after the end user allowed viewing).
     View {
         /// The session.
@@ -496,9 +501,14 @@ async fn run_signed_in(desk: &Desk<'_>, saved: &Saved, out: &Output, command: Co
                 _ => {}
             }
             let path = config::remove()?;
-            if !out.json {
-                println!("logged out{}", path.map(|p| format!(" (deleted {})", p.display())).unwrap_or_default());
-            }
+            out.done(&json!({ "logged_out": true, "deleted": path }), || {
+                format!("logged out{}", path.as_ref().map(|p| format!(" (deleted {})", p.display())).unwrap_or_default())
+            })?;
+        }
+        Command::SupportConfig => {
+            let relay: RelayInfo = client.get("/relay").await?;
+            let file = RelayFile { relay: relay.quic.clone(), fingerprint: relay.fingerprint.clone() };
+            out.done(&relay, || file.to_toml(&relay.organisation).trim_end().to_owned())?;
         }
         Command::Technicians { command } => technicians(desk, out, command).await?,
         Command::Channels { command } => channels(desk, out, command).await?,

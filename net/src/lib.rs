@@ -11,6 +11,7 @@
 
 pub mod framed;
 pub mod quic;
+pub mod relay_file;
 pub mod tls;
 pub mod udp;
 

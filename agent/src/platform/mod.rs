@@ -169,6 +169,10 @@ pub trait System {
     /// The directory for the app's log file.
     fn log_dir() -> Option<std::path::PathBuf>;
 
+    /// Where an installed app finds its relay (`deskline_net::relay_file`), the user's own file
+    /// first, then the machine's.
+    fn relay_files() -> Vec<std::path::PathBuf>;
+
     /// Sets up the process before any window or capture (Windows: per-monitor DPI awareness,
     /// so positions are physical pixels).
     fn prepare() {}

@@ -68,6 +68,15 @@ impl crate::platform::System for Facts {
         std::env::var_os("LOCALAPPDATA").map(|d| PathBuf::from(d).join("Deskline"))
     }
 
+    /// `%APPDATA%\Deskline\support.toml`, then `%ProgramData%\Deskline\support.toml`.
+    fn relay_files() -> Vec<PathBuf> {
+        ["APPDATA", "ProgramData"]
+            .iter()
+            .filter_map(|v| std::env::var_os(v))
+            .map(|d| PathBuf::from(d).join("Deskline").join("support.toml"))
+            .collect()
+    }
+
     /// Per-monitor DPI awareness (version 2 where Windows has it): capture and input then
     /// work in physical pixels on every monitor, whatever its scaling.
     fn prepare() {

@@ -33,4 +33,12 @@ impl super::System for Facts {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .map(|d| d.join("deskline"))
     }
+
+    /// `$XDG_CONFIG_HOME/deskline/support.toml` (`~/.config/…`), then `/etc/deskline/support.toml`.
+    fn relay_files() -> Vec<PathBuf> {
+        let user = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        user.map(|d| d.join("deskline/support.toml")).into_iter().chain([PathBuf::from("/etc/deskline/support.toml")]).collect()
+    }
 }
