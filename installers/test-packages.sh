@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The Debian packages, tested as an operator uses them (issue 15). Run by scripts/test.sh as
-# root on a throwaway machine: it installs, upgrades, removes and purges deskline-relay and
+# root on a throwaway machine: it installs, upgrades, removes and purges deskline-relay,
 # installs deskline and deskline-support, and connects the installed support app (finding the
-# relay in /etc/deskline/support.toml) to the installed relay, viewed by the installed CLI. There is no running systemd here, so the service is started as the unit
-# says — its exact ExecStart, as its user — with loopback addresses given as flags (flags win
+# relay in /etc/deskline/support.toml) to the installed relay, viewed by the installed CLI.
+# There is no running systemd here, so the service is started as the unit says — its exact ExecStart, as its user — with loopback addresses given as flags (flags win
 # over the packaged config, which binds every interface). Packages are made from the debug
 # binaries the test suite already built (scripts/package.sh --profile dev --no-build --fast).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-fail() { echo "test-packages: FAILED: $*" >&2; exit 1; }
-step() { echo "==> packages: $*"; }
+NAME=packages
+source installers/test-lib.sh
 [ "$(id -u)" = 0 ] || fail "needs root (it installs packages)"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -73,35 +73,16 @@ PASSWORD="lantern orbit seven meadow"
 printf '%s\n' "$PASSWORD" | runuser -u deskline -- deskline-relay admin create --username admin --data-dir /var/lib/deskline >/dev/null
 EXEC_START="$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/deskline-relay.service)"
 [ "$EXEC_START" = "/usr/bin/deskline-relay serve --config /etc/deskline/relay.toml" ] || fail "ExecStart is $EXEC_START"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || shuf -i 20000-60000 -n 1; }
 start_relay() {
-  local out="$WORK/relay.out"
-  HTTP_PORT="$(free_port)"; QUIC_PORT="$(free_port)"; METRICS_PORT="$(free_port)"
+  pick_ports
   # shellcheck disable=SC2086
   # setpriv execs the relay itself (as systemd does), so the signals below reach it.
   setpriv --reuid=deskline --regid=deskline --init-groups -- $EXEC_START --http "127.0.0.1:$HTTP_PORT" --quic "127.0.0.1:$QUIC_PORT" \
-    --metrics "127.0.0.1:$METRICS_PORT" >"$out" 2>"$WORK/relay.err" &
+    --metrics "127.0.0.1:$METRICS_PORT" >"$WORK/relay.out" 2>"$WORK/relay.err" &
   RELAY_PID=$!
-  for _ in $(seq 100); do
-    grep -q "^session links are built on" "$out" 2>/dev/null && break
-    kill -0 "$RELAY_PID" 2>/dev/null || fail "the relay stopped: $(cat "$WORK/relay.err")"
-    sleep 0.1
-  done
-  grep -q "invite pages offer the support app for Windows /usr/lib/deskline/deskline-agent.exe" "$out" || fail "the packaged Windows app is not offered: $(cat "$out")"
-  BASE="https://127.0.0.1:$HTTP_PORT"
-}
-stop_relay() {
-  kill -TERM "$RELAY_PID"
-  wait "$RELAY_PID" || fail "the relay did not stop cleanly: $(cat "$WORK/relay.err")"
-  RELAY_PID=""
-}
-api() { # METHOD PATH [BODY] with $TOKEN
-  curl -sk --fail-with-body -X "$1" "$BASE/api/v1$2" -H "Authorization: Bearer ${TOKEN:-}" -H 'Content-Type: application/json' ${3:+-d "$3"}
-}
-login() {
-  TOKEN="$(curl -sk --fail-with-body "$BASE/api/v1/login" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" | grep -o '"token":"[^"]*"' | cut -d'"' -f4)"
-  [ -n "$TOKEN" ] || fail "cannot sign in"
+  await_relay
+  grep -q "invite pages offer the support app for Windows /usr/lib/deskline/deskline-agent.exe" "$WORK/relay.out" ||
+    fail "the packaged Windows app is not offered: $(cat "$WORK/relay.out")"
 }
 start_relay
 curl -sk --fail "$BASE/healthz" | grep -q '"ok"' || fail "/healthz"

@@ -5,8 +5,9 @@ cd "$(dirname "$0")/.."
 # The web console's test drives a real headless Chromium through chromedriver; the service
 # unit's test scores it with systemd-analyze (systemd's package; nothing is started); the
 # package test installs deskline-relay, which depends on adduser (present on most Debian
-# systems, named here for minimal ones).
-DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser)
+# systems, named here for minimal ones), and validates the support app's desktop entry
+# (desktop-file-utils); the container test builds the relay's image with podman.
+DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser desktop-file-utils podman)
 source scripts/setup.sh
 
 echo "==> cross-building the Windows support app (its test runs it under Wine)"
@@ -18,3 +19,5 @@ echo "==> cargo test"
 cargo test --workspace --locked
 echo "==> the Debian packages: built from the test build, inspected, installed, upgraded, purged"
 bash installers/test-packages.sh
+echo "==> the relay's container image: built, exported, its entrypoint run and walked"
+bash installers/test-container.sh

@@ -115,7 +115,7 @@ async fn config(cli: &Cli, code: Option<AppCode>) -> anyhow::Result<AgentConfig>
     let relay_text = relay_text.unwrap_or_else(|| DEFAULT_QUIC.into());
     let fingerprint = fingerprint.context(
         "This support app does not know your help desk's server. Open the link your technician sent you, \
-         or ask your IT department for its settings file (support.toml; or give --fingerprint).",
+         or ask your IT department to set it up (the file support.toml).",
     )?;
     let relay = tokio::net::lookup_host(&relay_text).await?.next().context("cannot resolve the relay")?;
     let server_name = relay_text.rsplit_once(':').map_or(relay_text.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_owned();

@@ -399,9 +399,14 @@ impl AgentUi {
             Screen::Failed { message, retry } => {
                 ui.heading("Remote support");
                 ui.colored_label(egui::Color32::LIGHT_RED, message.as_str());
-                if *retry && ui.button("Try again").clicked() {
-                    let _ = self.actions.send(UiAction::Retry);
-                    self.screen = Screen::Connecting;
+                ui.add_space(8.0);
+                if *retry {
+                    if ui.button("Try again").clicked() {
+                        let _ = self.actions.send(UiAction::Retry);
+                        self.screen = Screen::Connecting;
+                    }
+                } else {
+                    self.close_button(ui);
                 }
             }
             Screen::Ended(message) => {
@@ -409,13 +414,17 @@ impl AgentUi {
                 ui.label(message.as_str());
                 ui.label("Nothing is shared any more.");
                 ui.add_space(8.0);
-                let alt_c = ui.input(|i| i.modifiers.alt && i.key_pressed(egui::Key::C));
-                if ui.button("Close (Alt+C)").clicked() || alt_c {
-                    // Closing the window ends the app.
-                    self.closing = true;
-                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
-                }
+                self.close_button(ui);
             }
+        }
+    }
+
+    /// Closing the window ends the app.
+    fn close_button(&mut self, ui: &mut egui::Ui) {
+        let alt_c = ui.input(|i| i.modifiers.alt && i.key_pressed(egui::Key::C));
+        if ui.button("Close (Alt+C)").clicked() || alt_c {
+            self.closing = true;
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
 }

@@ -251,6 +251,30 @@ fn an_ended_session_offers_a_close_button_that_ends_the_app() {
     assert!(ui.harness.state().closing());
 }
 
+/// An installed app that does not know its relay (no support.toml) or cannot use it says so in
+/// its window, which only closes; a lost connection offers to try again instead.
+#[test]
+fn a_failure_that_cannot_be_retried_offers_close_and_one_that_can_offers_try_again() {
+    let mut ui = ui(false);
+    let message = "This support app does not know your help desk's server.".to_owned();
+    ui.updates.send(NetUpdate::Failed { message: message.clone(), retry: false, new_code: false }).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label(&message);
+    assert!(ui.harness.query_by_label("Try again").is_none());
+    ui.harness.get_by_label("Close (Alt+C)").click();
+    ui.harness.run_steps(2);
+    assert!(ui.harness.state().closing());
+
+    let mut ui = self::ui(true);
+    ui.updates.send(NetUpdate::Failed { message: "The connection to the support server was lost.".into(), retry: true, new_code: false }).unwrap();
+    ui.harness.run_steps(2);
+    assert!(ui.harness.query_by_label("Close (Alt+C)").is_none());
+    ui.harness.get_by_label("Try again").click();
+    ui.harness.run_steps(2);
+    assert!(matches!(ui.actions.try_recv(), Ok(UiAction::Retry)));
+    assert_eq!(ui.harness.state().screen, Screen::Connecting);
+}
+
 /// The countdown is computed from the time the request arrived, not from how often the window
 /// was painted: however many frames were skipped meanwhile (eframe does not paint a covered
 /// window), the next one shows the time really left.

@@ -32,7 +32,7 @@ relay="$out/deskline-relay"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 root="$stage/rootfs"
-mkdir -p "$root/usr/bin" "$root/usr/lib/deskline" "$root/etc/deskline" "$stage/data"
+mkdir -p "$root/usr/bin" "$root/usr/lib/deskline" "$root/etc/deskline" "$stage/var-lib/deskline"
 install -m 755 "$relay" "$root/usr/bin/deskline-relay"
 install -m 755 "$out/deskline-agent" "$root/usr/lib/deskline/deskline-agent"
 install -m 644 "$TARGET_DIR/x86_64-pc-windows-gnu/dist/deskline-agent.exe" "$root/usr/lib/deskline/deskline-agent.exe"
@@ -44,7 +44,7 @@ for lib in $(ldd "$relay" | grep -o '/[^ ]*'); do
 done
 # SQLite may put temporary files in /tmp.
 mkdir -m 1777 "$root/tmp"
-chmod 700 "$stage/data"
+chmod 700 "$stage/var-lib/deskline"
 cp installers/container/Containerfile "$stage/"
 podman build --quiet --tag "$tag" --file "$stage/Containerfile" "$stage" >/dev/null
 echo "$tag"
