@@ -715,9 +715,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Issue 15: `backup` copies a running relay's database while technicians keep writing to it;
-/// the copy restores into a new data directory and a relay started on it has everything the
-/// backup saw. A backup never overwrites a file, a restore never overwrites a database, and a
+/// Issue 15: `backup` copies a running relay's database under load — an app streaming to a
+/// viewer, technicians writing through the API — and the copy restores into a new data
+/// directory; a relay started on it has every session and audit event the backup saw. A backup never overwrites a file, a restore never overwrites a database, and a
 /// file that is not a Deskline database is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_relay_is_backed_up_and_restored() {
@@ -733,6 +733,13 @@ async fn a_running_relay_is_backed_up_and_restored() {
     for _ in 0..20 {
         made_and_closed(&relay, &admin, "link").await;
     }
+    // An app streams to a viewer (it writes the consent and remote-session events).
+    let (shared, _app, _) = shared_session(&relay, &admin, dir.path()).await;
+    relay.ok("POST", &format!("/sessions/{shared}/remote"), &admin, Some(json!({}))).await;
+    wait_until(&relay, &admin, &format!("/sessions/{shared}"), "granted", 20, |v| v["consent"]["status"] == "granted").await;
+    let cli = Cli::login(&relay, dir.path(), &relay.fingerprint(&admin).await);
+    let viewing = cli.command(&["view", &shared.to_string(), "--headless", "--frames", "90"]).stdout(Stdio::null()).spawn().map(KillOnDrop).unwrap();
+    let shared_trail = relay.ok("GET", &format!("/sessions/{shared}/events"), &admin, None).await;
     // Writes go on during the backup.
     let writing = {
         let (relay, admin) = (relay.clone(), admin.clone());
@@ -748,6 +755,8 @@ async fn a_running_relay_is_backed_up_and_restored() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("schema version"));
     writing.await.unwrap();
+    let mut viewing = viewing;
+    assert!(viewing.0.wait().unwrap().success(), "the viewer got its frames while the backup ran");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600, "the copy is as private as the database");
     // Never over an existing file.
@@ -767,7 +776,11 @@ async fn a_running_relay_is_backed_up_and_restored() {
     let admin = relay.login("admin", PASSWORD).await;
     let sessions = relay.ok("GET", "/channels/1/sessions", &admin, None).await;
     let n = sessions.as_array().unwrap().len();
-    assert!((20..=60).contains(&n), "the 20 sessions made before the backup, and those of the writes it saw: {n}");
+    assert!((21..=61).contains(&n), "the 21 sessions made before the backup, and those of the writes it saw: {n}");
+    let trail = relay.ok("GET", &format!("/sessions/{shared}/events"), &admin, None).await;
+    let before = shared_trail.as_array().unwrap();
+    assert!(before.iter().any(|e| e["action"]["action"] == "consent_decided"), "{shared_trail}");
+    assert_eq!(trail.as_array().unwrap().get(..before.len()), Some(&before[..]), "the streamed session's history came back");
     for s in sessions.as_array().unwrap() {
         let trail = relay.ok("GET", &format!("/sessions/{}/events", s["id"]), &admin, None).await;
         assert_eq!(trail[0]["action"]["action"], "created", "each session with its history");
