@@ -46,6 +46,8 @@ struct Inner {
     metrics: crate::metrics::Metrics,
     /// The organisation named to end users (a setting administrators change).
     organisation: std::sync::RwLock<String>,
+    /// Set when the relay stops: long-lived answers (consoles' live streams) end.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Where apps and native viewers reach this relay over QUIC.
@@ -162,6 +164,7 @@ impl Desk {
                 quic: std::sync::OnceLock::new(),
                 metrics: crate::metrics::Metrics::new(),
                 organisation: std::sync::RwLock::new(String::new()),
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -265,6 +268,18 @@ impl Desk {
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The relay is stopping: live streams end (their consoles reconnect to the restarted
+    /// relay) instead of holding the HTTPS drain for its whole grace.
+    pub fn stop_streams(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Completes once [`Desk::stop_streams`] was called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.inner.stopping.subscribe();
+        let _ = stopping.wait_for(|s| *s).await;
     }
 
     fn announce(&self, before_channel: Option<ChannelId>, row: &SessionRow) {

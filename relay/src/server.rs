@@ -73,7 +73,7 @@ pub struct ServeOptions {
 }
 
 /// How long open connections get to finish after a shutdown signal: enough for in-flight API
-/// requests; a long SSE stream is cut after it rather than holding the stop forever.
+/// requests (consoles' live streams end at once: `Desk::stop_streams`).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A relay with its data directory open, its certificate ready and its port bound, not yet
@@ -205,7 +205,7 @@ impl Prepared {
         let transport = Transport::new(self.desk.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic));
-        let goodbye = (transport.clone(), quic.clone());
+        let goodbye = (transport.clone(), quic.clone(), self.desk.clone());
         if let Some(listener) = self.metrics {
             tokio::spawn(serve_metrics(listener, self.desk.clone(), transport.clone()));
         }
@@ -217,8 +217,9 @@ impl Prepared {
             // Apps and viewers first (apps come back by themselves to the restarted relay and
             // resume), then the HTTPS requests in flight, within SHUTDOWN_GRACE.
             tracing::info!("shutting down: saying goodbye to apps and viewers, then draining HTTPS");
-            let (transport, quic) = goodbye;
+            let (transport, quic, desk) = goodbye;
             transport.shut_down(&quic).await;
+            desk.stop_streams();
             on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
         });
         // Handlers see the client's address (login throttling, logs).

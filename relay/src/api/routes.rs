@@ -352,6 +352,7 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
             let received = tokio::select! {
                 received = events.recv() => received,
                 () = tx.closed() => return,
+                () = desk.stopped() => return,
             };
             let live = match received {
                 Ok(event) => {
