@@ -72,7 +72,7 @@ impl crate::platform::System for Facts {
     fn relay_files() -> Vec<PathBuf> {
         ["APPDATA", "ProgramData"]
             .iter()
-            .filter_map(|v| std::env::var_os(v))
+            .filter_map(std::env::var_os)
             .map(|d| PathBuf::from(d).join("Deskline").join("support.toml"))
             .collect()
     }
