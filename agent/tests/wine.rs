@@ -172,10 +172,13 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     let id = session["id"].to_string();
     let pin = session["pin"].as_str().unwrap().to_owned();
 
+    // As IT deploys it on managed PCs: the relay in %ProgramData%\Deskline\support.toml, as
+    // `deskline support-config` prints it; the end user gives only the PIN.
+    let settings = wine.prefix.join("drive_c/ProgramData/Deskline");
+    std::fs::create_dir_all(&settings).unwrap();
+    std::fs::write(settings.join("support.toml"), cli.ok(&["support-config"])).unwrap();
     let started = Instant::now();
-    let mut agent = Guard(
-        wine.command(&agent_exe).args(["--pin", &pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint]).spawn().unwrap(),
-    );
+    let mut agent = Guard(wine.command(&agent_exe).args(["--pin", &pin]).spawn().unwrap());
     let v = cli.wait_for(&id, "active", |v| v["state"] == "active" && !v["agent"].is_null());
     eprintln!("the Windows app registered {:?} after start", started.elapsed());
     assert_eq!(v["agent"]["displays"][0]["width"], 1280, "the app reported the real display: {v}");
