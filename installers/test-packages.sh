@@ -115,7 +115,21 @@ kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=""
 rm /etc/deskline/support.toml
 stop_relay
 
-step "upgrading to 0.1.1-1: data and the operator's config kept"
+step "backing up as root (as the README says), running and stopped; restoring into an emptied data directory"
+# (The relay was stopped above; start it again for the backup of a running relay.)
+start_relay
+deskline-relay backup --data-dir /var/lib/deskline --to "$WORK/while-running.db" >/dev/null || fail "backup of the running relay"
+stop_relay
+BACKUP="/var/backups/deskline-test-$$.db"
+deskline-relay backup --data-dir /var/lib/deskline --to "$BACKUP" >/dev/null || fail "backup of the stopped relay"
+strays="$(find /var/lib/deskline ! -user deskline)"
+[ -z "$strays" ] || fail "the backup as root left files the service cannot use: $strays"
+mkdir "$WORK/moved-aside" && mv /var/lib/deskline/deskline.db* "$WORK/moved-aside/"
+deskline-relay restore --from "$BACKUP" --data-dir /var/lib/deskline >/dev/null || fail "restore"
+rm -f "$BACKUP"
+[ "$(stat -c %U:%G /var/lib/deskline/deskline.db)" = deskline:deskline ] || fail "the restored database is $(stat -c %U:%G /var/lib/deskline/deskline.db)"
+
+step "upgrading to 0.1.1-1: data (the restored database) and the operator's config kept"
 echo "# the operator's own note" >>/etc/deskline/relay.toml
 dpkg -i "$NEXT_DEB" >/dev/null 2>&1 || fail "upgrade"
 [ "$(dpkg-query -W -f='${Version}' deskline-relay)" = "0.1.1-1" ] || fail "the upgrade did not install 0.1.1-1"

@@ -162,7 +162,21 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<usize, StoreError> {
     let mut restored = Connection::open(&target)?;
     rusqlite::backup::Backup::new(&source, &mut restored)?.run_to_completion(256, std::time::Duration::ZERO, None)?;
     check_copy(&restored)?;
+    drop(restored);
+    give_to_owner_of(&target, data_dir)?;
     Ok(version)
+}
+
+/// A restore run as root for a service user (`deskline` owns `/var/lib/deskline`) leaves the
+/// database to that user, or the relay could not open it.
+fn give_to_owner_of(file: &Path, dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (owner, current) = (std::fs::metadata(dir).map_err(StoreError::Io)?, std::fs::metadata(file).map_err(StoreError::Io)?);
+    if (owner.uid(), owner.gid()) != (current.uid(), current.gid()) {
+        std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid()))
+            .map_err(|e| StoreError::Backup(format!("cannot give {} to the data directory's owner: {e}", file.display())))?;
+    }
+    Ok(())
 }
 
 /// A copy must be a sound Deskline database this relay can read: returns its schema version.
