@@ -31,11 +31,16 @@ impl Relay {
 
     /// Starts with extra `serve` arguments, its log (warnings and errors) going to `log`.
     fn launch(data_dir: &Path, http: &str, quic: &str, extra: &[&str], log: Stdio) -> Relay {
+        Relay::launch_logging(data_dir, http, quic, extra, log, "warn")
+    }
+
+    /// [`Relay::launch`] with this `RUST_LOG` filter.
+    fn launch_logging(data_dir: &Path, http: &str, quic: &str, extra: &[&str], log: Stdio, filter: &str) -> Relay {
         let mut child = Command::new(RELAY)
             .args(["serve", "--http", http, "--quic", quic, "--demo-admin", "admin", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -961,4 +966,99 @@ async fn sigterm_says_goodbye_and_stops_cleanly_within_its_bound() {
     assert_eq!(count_actions(&trail, "remote_requested"), 1, "the end user was not asked again");
     let out = std::fs::read_to_string(&printed).unwrap();
     assert!(out.contains("connection lost; reconnecting"), "{out}");
+}
+
+/// Issue 14 (secrets): a whole session's run — the first admin's one-time password and the one
+/// chosen, a wrong password, a link opened and its app downloaded, a wrong PIN, a PIN joined by
+/// an app, consent asked and given, frames viewed, sign-out — logged at debug level by the
+/// relay, the app and the CLI, and no password, token, link token, PIN or wrong guess appears in
+/// any log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_any_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_log = dir.path().join("relay.log");
+    let relay = Relay::launch_logging(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &["--agent-binary", agent_binary().to_str().unwrap()],
+        Stdio::from(std::fs::File::create(&relay_log).unwrap()),
+        "debug",
+    );
+    let one_time = relay.admin_password.clone().unwrap();
+    let first_token = relay.login("admin", &one_time).await;
+    let admin = relay.first_login("admin", &one_time).await;
+    let wrong_password = "Not-The-Password-4711";
+    assert_eq!(relay.call("POST", "/login", None, Some(json!({"username": "admin", "password": wrong_password}))).await.unwrap().0, 401);
+
+    let link = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "link"}))).await;
+    let link_url = link["link"].as_str().unwrap().to_owned();
+    let link_token = link_url.rsplit('/').next().unwrap().split('#').next().unwrap().to_owned();
+    for page in [link_url.split('#').next().unwrap().to_owned(), format!("{}/s/{link_token}/download", relay.base)] {
+        let response = relay.client.get(&page).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{page}");
+        let _ = response.bytes().await.unwrap();
+    }
+
+    let info = relay.ok("GET", "/relay", &admin, None).await;
+    let session = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
+    let (id, pin) = (session["id"].as_i64().unwrap(), session["pin"].as_str().unwrap().to_owned());
+    let app = |code: &str, out: &Path| {
+        Command::new(agent_binary())
+            .args(["--pin", code, "--relay", info["quic"].as_str().unwrap(), "--fingerprint", info["fingerprint"].as_str().unwrap()])
+            .args(["--synthetic", "320x240", "--auto-consent", "allow"])
+            .env("RUST_LOG", "debug")
+            .env("XDG_STATE_HOME", dir.path())
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(KillOnDrop)
+            .unwrap()
+    };
+    let wrong_pin = format!("{:06}", (pin.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let mut wrong = app(&wrong_pin, &dir.path().join("wrong.out"));
+    assert!(!wrong.0.wait().unwrap().success(), "a wrong PIN is refused");
+    let _app = app(&pin, &dir.path().join("app.out"));
+    let show = format!("/sessions/{id}");
+    wait_until(&relay, &admin, &show, "active", 20, |v| v["state"] == "active").await;
+    relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
+    wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
+    let cli = Cli::login(&relay, dir.path(), &relay.fingerprint(&admin).await);
+    let viewed = cli.command(&["view", &id.to_string(), "--headless", "--frames", "3"]).env("RUST_LOG", "debug").output().unwrap();
+    assert!(viewed.status.success(), "{}", String::from_utf8_lossy(&viewed.stderr));
+    let cli_token = serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("cli.json")).unwrap()).unwrap()["token"].as_str().unwrap().to_owned();
+    relay.ok("POST", "/logout", &admin, None).await;
+    drop(_app);
+    drop(relay);
+
+    let mut logs = vec![
+        ("relay", std::fs::read_to_string(&relay_log).unwrap()),
+        ("app", std::fs::read_to_string(dir.path().join("deskline/agent.log")).unwrap()),
+        ("CLI", String::from_utf8_lossy(&viewed.stderr).into_owned()),
+    ];
+    for out in ["app.out", "wrong.out"] {
+        logs.push(("app's output", std::fs::read_to_string(dir.path().join(out)).unwrap()));
+    }
+    assert!(logs[0].1.contains("DEBUG") && logs[1].1.lines().count() > 3, "debug logs were written: {}", logs[0].1.len());
+    let secrets = [
+        ("the one-time password", one_time.as_str()),
+        ("the chosen password", PASSWORD),
+        ("a wrong password", wrong_password),
+        ("the first token", first_token.as_str()),
+        ("the admin's token", admin.as_str()),
+        ("the CLI's token", cli_token.as_str()),
+        ("the link token", link_token.as_str()),
+    ];
+    for (source, text) in &logs {
+        for (what, secret) in secrets {
+            assert!(!text.contains(secret), "{what} is in the {source}'s log");
+        }
+        // PINs are digits: look for them as whole numbers, the lines' timestamps left out.
+        for line in text.lines() {
+            let line = line.split_once(' ').map_or(line, |(first, rest)| if first.contains('T') && first.contains('Z') { rest } else { line });
+            for number in line.split(|c: char| !c.is_ascii_digit()) {
+                assert!(number != pin && number != wrong_pin, "a PIN is in the {source}'s log: {line}");
+            }
+        }
+    }
 }
