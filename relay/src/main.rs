@@ -43,6 +43,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Put a backup into a new or empty data directory (never over an existing database);
     /// then start the relay on it.
     Restore {
@@ -50,6 +55,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
         /// The data directory to restore into.
+        #[arg(long, default_value = "/var/lib/deskline")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain (a running relay's too): names the first event that was
+    /// changed or removed, and prints the chain's head to compare with the heads the relay
+    /// logged at its starts and stops. Exits with 1 when the chain is broken.
+    Verify {
+        /// Where the database lives.
         #[arg(long, default_value = "/var/lib/deskline")]
         data_dir: PathBuf,
     },
@@ -89,6 +106,20 @@ fn main() -> anyhow::Result<()> {
             let size = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
             println!("backed up {} to {} ({size} bytes, schema version {version})", data_dir.join(DB_FILE).display(), to.display());
             Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { data_dir } } => {
+            match deskline_relay::store::verify_audit(&data_dir.join(DB_FILE))? {
+                Ok(v) => {
+                    let head = v.head.map_or("no chained event yet".to_owned(), |(id, h)| format!("head: event {id}, sha256 {}", hex::encode(h)));
+                    let before = if v.unchained > 0 { format!(" ({} from before the chain, not covered)", v.unchained) } else { String::new() };
+                    println!("the audit log holds: {} events chained{before}; {head}", v.chained);
+                    Ok(())
+                }
+                Err(broken) => {
+                    eprintln!("{broken}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Restore { from, data_dir } => {
             create_private_dir(&data_dir)?;

@@ -200,6 +200,7 @@ impl Prepared {
             0 => {}
             n => tracing::warn!(sessions = n, "sessions had an app connected when the relay stopped: waiting for their apps to resume"),
         }
+        log_audit_head(&self.desk, "starting");
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
         let webrtc = WebRtcAddresses { bind: self.quic.local_addr()?.ip(), public: self.webrtc_public_ip };
         let transport = Transport::new(self.desk.clone(), self.max_fps, webrtc);
@@ -247,8 +248,18 @@ impl Prepared {
         if let Err(e) = self.desk.db().checkpoint() {
             tracing::error!(error = %e, "merging the write-ahead log at stop");
         }
+        log_audit_head(&self.desk, "stopped");
         tracing::info!("relay stopped");
         Ok(())
+    }
+}
+
+/// The audit chain's head in the journal, kept apart from the database: a chain rewritten
+/// after an edit no longer matches the heads logged before (`store::audit_chain`).
+fn log_audit_head(desk: &Desk, when: &str) {
+    match desk.db().audit_head() {
+        Ok(head) => tracing::info!(%head, "audit log head ({when})"),
+        Err(e) => tracing::error!(error = %e, "reading the audit log's head"),
     }
 }
 

@@ -1062,3 +1062,43 @@ async fn no_secret_reaches_any_log() {
         }
     }
 }
+
+/// Issue 14 (audit): the audit log is hash-chained. `deskline-relay audit verify` holds on the
+/// log a relay wrote, and names the first event edited, or the one after an event removed, by
+/// hand in the database file (past the triggers that refuse updates and deletes); undoing the
+/// edit makes it hold again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_an_event_edited_or_removed_in_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let relay = Relay::start(&data);
+    let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
+    for kind in ["link", "pin", "link"] {
+        let id = relay.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": kind}))).await["id"].clone();
+        relay.ok("POST", &format!("/sessions/{id}/close"), &admin, None).await;
+    }
+    let verify = || {
+        let out = Command::new(RELAY).args(["audit".as_ref(), "verify".as_ref(), "--data-dir".as_ref(), data.as_os_str()]).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // A running relay's log, read in one snapshot.
+    let (ok, said, _) = verify();
+    assert!(ok && said.contains("6 events chained") && said.contains("head: event 6, sha256 "), "{said}");
+    drop(relay);
+
+    let db = rusqlite::Connection::open(data.join("deskline.db")).unwrap();
+    let edit = |sql: &str| db.execute_batch(sql).unwrap();
+    assert!(db.execute_batch("UPDATE audit_events SET at = at + 1 WHERE id = 3").is_err(), "the database refuses edits");
+    edit("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET at = at + 1 WHERE id = 3");
+    let (ok, _, said) = verify();
+    assert!(!ok && said.contains("broken at event 3 (session 2)"), "{said}");
+    edit("UPDATE audit_events SET at = at - 1 WHERE id = 3");
+    assert!(verify().0, "the edit undone, the chain holds");
+    edit(r#"UPDATE audit_events SET action = replace(action, '"pin"', '"link"') WHERE id = 3"#);
+    assert!(!verify().0, "an edited action breaks the chain");
+    edit(r#"UPDATE audit_events SET action = replace(action, '"link"', '"pin"') WHERE id = 3"#);
+    assert!(verify().0);
+    edit("DROP TRIGGER audit_events_no_delete; DELETE FROM audit_events WHERE id = 4");
+    let (ok, _, said) = verify();
+    assert!(!ok && said.contains("broken at event 5") && said.contains("events 4 to 4 before it are missing"), "{said}");
+}

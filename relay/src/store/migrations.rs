@@ -106,4 +106,10 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 4: the audit log is hash-chained (`store::audit_chain`): each event stores the SHA-256 of
+    // the one before's hash and its own content. Events written before this version keep a
+    // NULL hash (the append-only triggers forbid filling it in) and precede the chain.
+    r#"
+    ALTER TABLE audit_events ADD COLUMN hash BLOB;
+    "#,
 ];

@@ -5,6 +5,7 @@
 //! connection makes every change strictly serial — the state machine's decisions are taken on
 //! data nobody else can change before the commit.
 
+pub mod audit_chain;
 mod migrations;
 mod rows;
 
@@ -102,6 +103,16 @@ impl Db {
         Ok(())
     }
 
+    /// The audit log's last event and its hash, for the log (`audit_chain`).
+    pub fn audit_head(&self) -> Result<String, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match audit_chain::head(&conn)? {
+            None => "empty".to_owned(),
+            Some((id, Some(hash))) => format!("event {id}, sha256 {}", hex::encode(hash)),
+            Some((id, None)) => format!("event {id}, from before the chain"),
+        })
+    }
+
     /// [`Db::write`] for code without an async runtime (the `admin` command).
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -143,6 +154,21 @@ pub fn backup(db: &Path, to: &Path) -> Result<usize, StoreError> {
         backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
     }
     check_copy(&copy)
+}
+
+/// Checks the audit log's hash chain of the database `db` (a running relay's too: it is read
+/// in one snapshot).
+///
+/// # Errors
+/// The database cannot be read (`Err`); the chain is broken (`Ok(Err(_))`, naming where).
+pub fn verify_audit(db: &Path) -> Result<Result<audit_chain::Verified, audit_chain::Broken>, StoreError> {
+    if !db.exists() {
+        return Err(StoreError::Backup(format!("no database at {}", db.display())));
+    }
+    let mut conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let tx = conn.transaction()?;
+    audit_chain::verify(&tx)
 }
 
 /// Restores a backup into `data_dir`, which must not hold a database yet (a new or emptied
