@@ -152,6 +152,40 @@ mod tests {
         }
     }
 
+    /// A database upgraded from schema 3: its events have no hash and precede the chain, which
+    /// starts with the first event written after; a hash removed later is a break.
+    #[test]
+    fn events_from_before_the_chain_are_counted_and_a_removed_hash_breaks_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap(); // events without their sessions
+        let migrations = super::super::migrations::MIGRATIONS;
+        for sql in &migrations[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let insert = |r: &ChainRow, hash: Option<[u8; 32]>| {
+            conn.execute(
+                "INSERT INTO audit_events (id, session_id, at, actor, action, from_state, to_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![r.id, r.session_id, r.at, r.actor, r.action, r.from_state, r.to_state],
+            )
+            .unwrap();
+            if let Some(h) = hash {
+                conn.execute("DROP TRIGGER IF EXISTS audit_events_no_update", []).unwrap();
+                conn.execute("UPDATE audit_events SET hash = ?1 WHERE id = ?2", rusqlite::params![&h[..], r.id]).unwrap();
+            }
+        };
+        insert(&row(1), None);
+        insert(&row(2), None);
+        conn.execute_batch(migrations[3]).unwrap();
+        let first = row(3).hash(None);
+        insert(&row(3), Some(first));
+        insert(&row(4), Some(row(4).hash(Some(&first))));
+        let verified = verify(&conn).unwrap().unwrap();
+        assert_eq!((verified.chained, verified.unchained), (2, 2));
+        assert_eq!(verified.head, Some((4, row(4).hash(Some(&first)))));
+        conn.execute("UPDATE audit_events SET hash = NULL WHERE id = 4", []).unwrap();
+        assert_eq!(verify(&conn).unwrap().unwrap_err().reason, "its hash was removed");
+    }
+
     #[test]
     fn every_field_and_the_previous_hash_count() {
         let base = row(1).hash(None);
