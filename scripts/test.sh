@@ -17,6 +17,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --locked --target x86_64-pc-windows-gnu -p deskline-agent -p deskline-net -p deskline-protocol --lib --bins -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> fuzzing every decoder of untrusted input (cargo-fuzz, nightly; 12 s per target)"
+bash scripts/fuzz.sh 12
 echo "==> the Debian packages: built from the test build, inspected, installed, upgraded, purged"
 bash installers/test-packages.sh
 echo "==> the relay's container image: built, exported, its entrypoint run and walked"

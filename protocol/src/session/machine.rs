@@ -346,9 +346,11 @@ pub fn consent_decided(
     outcome: ConsentOutcome,
 ) -> Result<Transition, Refusal> {
     not_deleted(s)?;
-    match ctx.actor {
-        Actor::App | Actor::System => {}
-        other => return Err(Refusal::WrongActor(other)),
+    // Only the end user's app answers; the system only says that time ran out (found by the
+    // state machine's fuzz target: the system could grant).
+    match (ctx.actor, outcome) {
+        (Actor::App, _) | (Actor::System, ConsentOutcome::TimedOut) => {}
+        (other, _) => return Err(Refusal::WrongActor(other)),
     }
     ended(s)?;
     let Some(PendingConsent { request_id: pending, requested_by, capabilities: asked, .. }) = s.consent.pending else {

@@ -288,6 +288,24 @@ fn apps_and_technicians_cannot_do_each_others_actions() {
     assert_eq!(apply(&s, &Action::ExpiryTick, &tech).unwrap_err(), Refusal::WrongActor(Actor::Technician(ALICE)));
 }
 
+/// Found by the state machine's fuzz target (fuzz/fuzz_targets/session_machine.rs): the system
+/// could answer a consent request with a grant. Only the app answers; the system only says the
+/// time ran out.
+#[test]
+fn only_the_app_grants_and_the_system_only_times_out() {
+    let dir = directory();
+    let s = Session { consent: pending(), ..base(SessionState::Active) };
+    let system = ctx(&dir, Actor::System);
+    for outcome in [ConsentOutcome::Granted(Capabilities::VIEW), ConsentOutcome::Denied] {
+        let decided = Action::ConsentDecided { request_id: 1, outcome };
+        assert_eq!(apply(&s, &decided, &system).unwrap_err(), Refusal::WrongActor(Actor::System), "{outcome:?}");
+    }
+    let timed_out = Action::ConsentDecided { request_id: 1, outcome: ConsentOutcome::TimedOut };
+    assert!(apply(&s, &timed_out, &system).unwrap().session.consent.grants.is_empty());
+    let granted = Action::ConsentDecided { request_id: 1, outcome: ConsentOutcome::Granted(Capabilities::VIEW) };
+    assert!(apply(&s, &granted, &ctx(&dir, Actor::App)).unwrap().session.consent.any_granted());
+}
+
 #[test]
 fn consent_grant_is_limited_to_the_request_and_an_empty_grant_is_a_denial() {
     let dir = directory();
