@@ -16,8 +16,8 @@ use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent,
 use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
 use deskline_agent::grants::Grants;
 use deskline_agent::platform::{System as _, native};
-use deskline_net::relay_file::RelayFile;
 use deskline_agent::{ConsentPrompt, EncodeError, InputSink, ScriptedAnswer, ScriptedPrompt, SyntheticSource};
+use deskline_net::relay_file::RelayFile;
 use deskline_protocol::{AppCode, AppInfo, DisplayInfo, Pin, RejectReason, ResumeSecret, SessionLink};
 use eframe::egui;
 use std::sync::Arc;
