@@ -81,14 +81,32 @@ pub struct Broken {
     pub reason: String,
 }
 
-/// The last event's id and hash, without checking anything (cheap: what the relay logs).
+/// The log's last event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Its id.
+    pub id: i64,
+    /// Its hash (`None` for an event from before the chain).
+    pub hash: Option<Vec<u8>>,
+}
+
+impl Head {
+    /// The hash the next event chains to.
+    #[must_use]
+    pub fn chained(&self) -> Option<&[u8; 32]> {
+        self.hash.as_deref().and_then(|h| h.try_into().ok())
+    }
+}
+
+/// The last event, without checking anything (cheap: what the relay logs, and what a new
+/// event chains to).
 ///
 /// # Errors
 /// The database cannot be read.
-pub fn head(conn: &Connection) -> Result<Option<(i64, Option<Vec<u8>>)>, StoreError> {
+pub fn head(conn: &Connection) -> Result<Option<Head>, StoreError> {
     use rusqlite::OptionalExtension as _;
     Ok(conn
-        .query_row("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1", [], |r| Ok(Head { id: r.get(0)?, hash: r.get(1)? }))
         .optional()?)
 }
 

@@ -108,8 +108,8 @@ impl Db {
         let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(match audit_chain::head(&conn)? {
             None => "empty".to_owned(),
-            Some((id, Some(hash))) => format!("event {id}, sha256 {}", hex::encode(hash)),
-            Some((id, None)) => format!("event {id}, from before the chain"),
+            Some(audit_chain::Head { id, hash: Some(hash) }) => format!("event {id}, sha256 {}", hex::encode(hash)),
+            Some(audit_chain::Head { id, hash: None }) => format!("event {id}, from before the chain"),
         })
     }
 

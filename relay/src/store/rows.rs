@@ -560,12 +560,9 @@ pub fn due_for_expiry(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<Sessio
 /// Appends an audit event, chained to the one before it (`super::audit_chain`). Writes are
 /// serialised (one writer), so the event read as the last is the last.
 pub fn insert_audit_event(tx: &Transaction<'_>, e: &AuditEvent) -> Result<(), StoreError> {
-    let last: Option<(i64, Option<Vec<u8>>)> = tx
-        .query_row("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (last_id, previous) = last.unwrap_or((0, None));
+    let last = super::audit_chain::head(tx)?;
     let row = super::audit_chain::ChainRow {
-        id: last_id + 1,
+        id: last.as_ref().map_or(0, |h| h.id) + 1,
         session_id: e.session.0,
         at: e.at.0,
         actor: json(&e.actor)?,
@@ -573,7 +570,7 @@ pub fn insert_audit_event(tx: &Transaction<'_>, e: &AuditEvent) -> Result<(), St
         from_state: e.from.map(|s| s.as_str().to_owned()),
         to_state: e.to.as_str().to_owned(),
     };
-    let hash = row.hash(previous.as_deref().and_then(|p| <&[u8; 32]>::try_from(p).ok()));
+    let hash = row.hash(last.as_ref().and_then(super::audit_chain::Head::chained));
     tx.execute(
         "INSERT INTO audit_events (id, session_id, at, actor, action, from_state, to_state, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![row.id, row.session_id, row.at, row.actor, row.action, row.from_state, row.to_state, &hash[..]],
