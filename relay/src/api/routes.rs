@@ -348,11 +348,14 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
     tokio::spawn(async move {
         // Membership is only ever added, so a channel once seen as ours stays ours.
         let mut ours: HashSet<i64> = HashSet::new();
+        // Once for the whole stream, not per event.
+        let stopped = desk.stopped();
+        tokio::pin!(stopped);
         loop {
             let received = tokio::select! {
                 received = events.recv() => received,
                 () = tx.closed() => return,
-                () = desk.stopped() => return,
+                () = &mut stopped => return,
             };
             let live = match received {
                 Ok(event) => {
