@@ -63,6 +63,14 @@ pub struct TechnicianView {
     /// Disabled by an administrator: cannot sign in, holds no token, is on no live session.
     #[serde(default)]
     pub disabled: bool,
+    /// Signs in with a second factor (a code from an authenticator app, or a recovery code).
+    #[serde(default)]
+    pub second_factor: bool,
+    /// An administrator requires a second factor and this account has none yet: until it is
+    /// set up, the account's token only allows `GET /me`, `POST /me/password`,
+    /// `POST /me/second-factor`, `POST /me/second-factor/confirm` and `POST /logout`.
+    #[serde(default)]
+    pub second_factor_required: bool,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -219,6 +227,9 @@ pub struct Settings {
     /// The organisation named to end users: in the consent popup, the session bar and the
     /// invite page.
     pub organisation: String,
+    /// Every technician must sign in with a second factor; one without it can only set it up.
+    #[serde(default)]
+    pub require_second_factor: bool,
 }
 
 /// A change of relay-wide settings; an absent field stays as it is.
@@ -228,6 +239,9 @@ pub struct SettingsPatch {
     /// The organisation named to end users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organisation: Option<String>,
+    /// Require a second factor of every technician.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_second_factor: Option<bool>,
 }
 
 /// Sign in.
@@ -238,6 +252,11 @@ pub struct LoginRequest {
     pub username: String,
     /// Password.
     pub password: String,
+    /// For an account with a second factor: the 6-digit code its authenticator app shows, or
+    /// one of its recovery codes. Without it, such an account is answered
+    /// `401 second_factor_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// A new bearer token and whom it belongs to.
@@ -294,6 +313,67 @@ pub struct UpdateTechnician {
     /// their own at the next sign-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// `true`: remove the technician's second factor and recovery codes (a lost phone); their
+    /// tokens are revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_second_factor: Option<bool>,
+}
+
+/// Proves who asks to set up a second factor.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartSecondFactor {
+    /// The account's password.
+    pub password: String,
+}
+
+/// A second factor being set up: the secret for an authenticator app, as a QR code and as
+/// text. It takes effect once a code from the app confirms it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecondFactorEnrolment {
+    /// The shared secret in base32, for apps that cannot scan.
+    pub secret: String,
+    /// The `otpauth://totp/…` URI the QR code carries.
+    pub uri: String,
+    /// The QR code as an SVG document.
+    pub qr_svg: String,
+}
+
+/// A second-factor code: 6 digits from the authenticator app, or a recovery code.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorCode {
+    /// The code.
+    pub code: String,
+}
+
+/// The second factor is on: a new token (every other token of the account is revoked) and the
+/// recovery codes, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecondFactorConfirmed {
+    /// Bearer token replacing the caller's.
+    pub token: String,
+    /// The technician.
+    pub technician: TechnicianView,
+    /// Single-use codes that sign in when the authenticator app is lost.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Turn one's second factor off.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableSecondFactor {
+    /// The account's password.
+    pub password: String,
+    /// A code from the authenticator app, or a recovery code.
+    pub code: String,
+}
+
+/// New recovery codes (the earlier ones no longer work), shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Single-use codes that sign in when the authenticator app is lost.
+    pub recovery_codes: Vec<String>,
 }
 
 /// A new channel.

@@ -24,7 +24,7 @@ pub struct SignedIn {
 /// password, sets [`OWN_PASSWORD`] first.
 pub async fn sign_in(server: &str, fingerprint: &str, username: &str, password: &str) -> anyhow::Result<SignedIn> {
     let anonymous = Client::new(server, Some(fingerprint), None)?;
-    let request = LoginRequest { username: username.into(), password: password.into() };
+    let request = LoginRequest { username: username.into(), password: password.into(), code: None };
     let mut login: LoginResponse = anonymous.post("/login", &request).await?;
     if login.technician.must_change_password {
         let one_time = Client::new(server, Some(fingerprint), Some(login.token))?;

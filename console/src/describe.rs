@@ -7,7 +7,7 @@
 
 use crate::table::render;
 use crate::window::display_labels;
-use deskline_api::{AuditEventView, ChannelView, ConsentView, SessionView, TechnicianView};
+use deskline_api::{AuditEventView, ChannelView, ConsentView, SecondFactorEnrolment, SessionView, Settings, TechnicianView};
 use deskline_protocol::AppInfo;
 use deskline_protocol::ConsentOutcome;
 use deskline_protocol::session::{Actor, AuditAction};
@@ -81,9 +81,40 @@ pub fn technician_status(t: &TechnicianView) -> &'static str {
         "disabled"
     } else if t.must_change_password {
         "must change password"
+    } else if t.second_factor_required {
+        "must set up a second factor"
+    } else if t.second_factor {
+        "active, second factor"
     } else {
         "active"
     }
+}
+
+/// The relay-wide settings, one per line.
+#[must_use]
+pub fn settings(s: &Settings) -> String {
+    let second = if s.require_second_factor { "required of every technician" } else { "each technician's choice" };
+    format!("organisation: {}\nsecond factor: {second}", s.organisation)
+}
+
+/// What an authenticator app needs: the QR code drawn in the terminal, the secret for typing,
+/// the URI.
+pub fn enrolment(e: &SecondFactorEnrolment) -> anyhow::Result<String> {
+    let qr = qrcode::QrCode::new(e.uri.as_bytes())?;
+    let drawn = qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+    Ok(format!(
+        "Scan this with an authenticator app (or type the secret in it):\n\n{drawn}\n\nsecret: {}\nuri: {}",
+        e.secret, e.uri
+    ))
+}
+
+/// Recovery codes, with what they are for.
+#[must_use]
+pub fn recovery_codes(codes: &[String]) -> String {
+    format!(
+        "Recovery codes — keep them somewhere safe; each signs in once if the authenticator app is lost:\n{}",
+        codes.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n")
+    )
 }
 
 /// The technicians as a table.
@@ -323,6 +354,8 @@ mod tests {
             role: Role::Technician,
             must_change_password: false,
             disabled: false,
+            second_factor: false,
+            second_factor_required: false,
             created_at: "2025-01-01T00:00:00Z".into(),
         }
     }

@@ -6,8 +6,9 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use deskline_api::{
-    ChangePassword, ChannelView, CreateChannel, CreateSession, CreateTechnician, LoginRequest, LoginResponse, RelayInfo,
-    RemoteRequest, Role, SessionView, Settings, SettingsPatch, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
+    ChangePassword, ChannelView, CreateChannel, CreateSession, CreateTechnician, DisableSecondFactor, LoginRequest,
+    LoginResponse, RecoveryCodes, RelayInfo, RemoteRequest, Role, SecondFactorCode, SecondFactorConfirmed, SecondFactorEnrolment,
+    SessionView, Settings, SettingsPatch, StartSecondFactor, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
     UpdateTechnician,
 };
 use deskline_console::client::{ApiError, Client};
@@ -53,6 +54,16 @@ enum Command {
         /// start) instead of the web PKI: for self-signed relays.
         #[arg(long, value_name = "SHA256")]
         insecure_pin_cert: Option<String>,
+        /// For an account with a second factor: the code the authenticator app shows, or a
+        /// recovery code (asked for when needed otherwise: prompted, or the next line of
+        /// standard input).
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Your second factor: a code from an authenticator app at every sign-in.
+    SecondFactor {
+        #[command(subcommand)]
+        command: SecondFactorCommand,
     },
     /// Change your own password; your other sign-ins end, the new token is saved.
     Password {
@@ -172,6 +183,9 @@ enum TechniciansCommand {
         /// technician's tokens end and they set their own at the next sign-in.
         #[arg(long)]
         reset_password: bool,
+        /// Remove their second factor and recovery codes (a lost phone); their tokens end.
+        #[arg(long)]
+        reset_second_factor: bool,
     },
 }
 
@@ -242,8 +256,24 @@ enum SettingsCommand {
     Set {
         /// The organisation named to end users (consent popup, session bar, invite page).
         #[arg(long)]
-        organisation: String,
+        organisation: Option<String>,
+        /// Every technician must sign in with a second factor (`true`/`false`); one without it
+        /// can only set it up.
+        #[arg(long, value_name = "BOOL")]
+        require_second_factor: Option<bool>,
     },
+}
+
+#[derive(Subcommand)]
+enum SecondFactorCommand {
+    /// Set it up: shows a QR code (and the secret) for an authenticator app, asks for the
+    /// code it shows, then prints recovery codes to keep. Your other sign-ins end.
+    Enable,
+    /// Turn it off (asks for your password and a code); refused while an administrator
+    /// requires one.
+    Disable,
+    /// New recovery codes (asks for a code); the earlier ones stop working.
+    RecoveryCodes,
 }
 
 #[derive(Args)]
@@ -383,8 +413,8 @@ fn run_window(window: ViewerWindow) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Output { json: cli.json };
     match cli.command {
-        Command::Login { server, username, password_stdin, insecure_pin_cert } => {
-            login(&out, server, username, password_stdin, insecure_pin_cert).await
+        Command::Login { server, username, password_stdin, insecure_pin_cert, code } => {
+            login(&out, server, username, password_stdin, insecure_pin_cert, code).await
         }
         command => {
             let saved = config::load()?;
@@ -395,14 +425,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Signs in and saves the token. A one-time password (the demo admin's, one an administrator
+/// Signs in and saves the token. An account with a second factor is asked for its code (the
+/// next line of standard input). A one-time password (the demo admin's, one an administrator
 /// gave) only lets its holder set their own: the new password is asked for (or read from the
-/// second line) and set before anything is saved.
-async fn login(out: &Output, server: String, username: String, password_stdin: bool, pin_cert: Option<String>) -> anyhow::Result<()> {
+/// next line) and set before anything is saved.
+async fn login(
+    out: &Output,
+    server: String,
+    username: String,
+    password_stdin: bool,
+    pin_cert: Option<String>,
+    code: Option<String>,
+) -> anyhow::Result<()> {
     let mut secrets = Secrets::standard(password_stdin);
     let password = secrets.next(&format!("password for {username}: "))?.context("no password given")?;
     let client = Client::new(&server, pin_cert.as_deref(), None)?;
-    let mut answer: LoginResponse = client.post("/login", &LoginRequest { username: username.clone(), password: password.clone() }).await?;
+    let mut request = LoginRequest { username: username.clone(), password: password.clone(), code };
+    let mut answer: LoginResponse = match client.post("/login", &request).await {
+        Err(e) if e.code() == Some("second_factor_required") && request.code.is_none() => {
+            let code = secrets.next("code from your authenticator app (or a recovery code): ")?;
+            request.code = Some(code.context("this account signs in with a second factor: give its code (--code)")?);
+            client.post("/login", &request).await?
+        }
+        answer => answer?,
+    };
     let mut done = format!("logged in as {username}");
     if answer.technician.must_change_password {
         let one_time = Client::new(&server, pin_cert.as_deref(), Some(answer.token.clone()))?;
@@ -413,6 +459,9 @@ async fn login(out: &Output, server: String, username: String, password_stdin: b
         }
         answer = changed?;
         done = format!("password changed; logged in as {username}");
+    }
+    if answer.technician.second_factor_required {
+        done.push_str("; an administrator requires a second factor: set it up with `deskline second-factor enable`");
     }
     let path = config::save(&Saved { server, token: answer.token, pin_cert })?;
     out.done(&answer.technician, || format!("{done} (token saved to {})", path.display()))
@@ -494,6 +543,7 @@ async fn run_signed_in(desk: &Desk<'_>, saved: &Saved, out: &Output, command: Co
                 format!("password changed for {}; your other sign-ins ended (new token saved to {})", me.username, path.display())
             })?;
         }
+        Command::SecondFactor { command } => second_factor(client, saved, out, command).await?,
         Command::Logout => {
             match client.post_empty::<()>("/logout").await {
                 // 401: the token had ended already (signed out elsewhere, password changed).
@@ -526,12 +576,15 @@ async fn run_signed_in(desk: &Desk<'_>, saved: &Saved, out: &Output, command: Co
         Command::Session { command } => session(desk, out, command).await?,
         Command::Settings { command: SettingsCommand::Show } => {
             let settings: Settings = client.get("/settings").await?;
-            out.done(&settings, || format!("organisation: {}", settings.organisation))?;
+            out.done(&settings, || describe::settings(&settings))?;
         }
-        Command::Settings { command: SettingsCommand::Set { organisation } } => {
-            let patch = SettingsPatch { organisation: Some(organisation) };
+        Command::Settings { command: SettingsCommand::Set { organisation, require_second_factor } } => {
+            if organisation.is_none() && require_second_factor.is_none() {
+                bail!("nothing to change: give --organisation or --require-second-factor");
+            }
+            let patch = SettingsPatch { organisation, require_second_factor };
             let settings: Settings = client.patch("/settings", &patch).await?;
-            out.done(&settings, || format!("organisation set to {}", settings.organisation))?;
+            out.done(&settings, || describe::settings(&settings))?;
         }
         Command::View { id, headless, frames, save_last, timeout, display } => {
             if !headless {
@@ -570,7 +623,7 @@ async fn technicians(desk: &Desk<'_>, out: &Output, command: TechniciansCommand)
                 format!("created technician {} (id {}); they set their own password at the first sign-in", t.username, t.id)
             })?;
         }
-        TechniciansCommand::Update { technician, display_name, role, disable, enable, reset_password } => {
+        TechniciansCommand::Update { technician, display_name, role, disable, enable, reset_password, reset_second_factor } => {
             let id = desk.technician_id(&technician).await?;
             let password = if reset_password {
                 let password = Secrets::standard(false).new_password(&format!("one-time password for {technician}: "))?;
@@ -579,12 +632,56 @@ async fn technicians(desk: &Desk<'_>, out: &Output, command: TechniciansCommand)
                 None
             };
             let disabled = (disable || enable).then_some(disable);
-            let patch = UpdateTechnician { display_name, role, disabled, password };
-            if patch.display_name.is_none() && patch.role.is_none() && patch.disabled.is_none() && patch.password.is_none() {
-                bail!("nothing to change: give --display-name, --role, --disable, --enable or --reset-password");
+            let reset_second_factor = reset_second_factor.then_some(true);
+            let patch = UpdateTechnician { display_name, role, disabled, password, reset_second_factor };
+            if patch.display_name.is_none()
+                && patch.role.is_none()
+                && patch.disabled.is_none()
+                && patch.password.is_none()
+                && patch.reset_second_factor.is_none()
+            {
+                bail!("nothing to change: give --display-name, --role, --disable, --enable, --reset-password or --reset-second-factor");
             }
             let t: TechnicianView = client.patch(&format!("/technicians/{id}"), &patch).await?;
             out.done(&t, || format!("updated technician {} (id {}): {}", t.username, t.id, describe::technician_status(&t)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets up, turns off or renews the signed-in technician's second factor. Passwords and codes
+/// are prompted for, or read from standard input's lines (the password first).
+async fn second_factor(client: &Client, saved: &Saved, out: &Output, command: SecondFactorCommand) -> anyhow::Result<()> {
+    let mut secrets = Secrets::standard(false);
+    let code_prompt = "code from your authenticator app (or a recovery code): ";
+    match command {
+        SecondFactorCommand::Enable => {
+            let password = secrets.next("your password: ")?.context("no password given")?;
+            let enrolment: SecondFactorEnrolment = client.post("/me/second-factor", &StartSecondFactor { password }).await?;
+            // Shown before the code is asked for: the app must have the secret to show one.
+            eprintln!("{}", describe::enrolment(&enrolment)?);
+            let code = secrets.next("code the app shows now: ")?.context("no code given; the second factor stays off")?;
+            let confirmed: SecondFactorConfirmed = client.post("/me/second-factor/confirm", &SecondFactorCode { code }).await?;
+            let path = config::save(&Saved { token: confirmed.token.clone(), ..saved.clone() })?;
+            let shown = json!({ "technician": confirmed.technician, "recovery_codes": confirmed.recovery_codes });
+            out.done(&shown, || {
+                format!(
+                    "second factor on; your other sign-ins ended (new token saved to {}).\n{}",
+                    path.display(),
+                    describe::recovery_codes(&confirmed.recovery_codes)
+                )
+            })?;
+        }
+        SecondFactorCommand::Disable => {
+            let password = secrets.next("your password: ")?.context("no password given")?;
+            let code = secrets.next(code_prompt)?.context("no code given")?;
+            let me: TechnicianView = client.post("/me/second-factor/disable", &DisableSecondFactor { password, code }).await?;
+            out.done(&me, || format!("second factor off for {}", me.username))?;
+        }
+        SecondFactorCommand::RecoveryCodes => {
+            let code = secrets.next(code_prompt)?.context("no code given")?;
+            let codes: RecoveryCodes = client.post("/me/second-factor/recovery-codes", &SecondFactorCode { code }).await?;
+            out.done(&codes, || describe::recovery_codes(&codes.recovery_codes))?;
         }
     }
     Ok(())

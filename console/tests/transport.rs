@@ -53,7 +53,7 @@ async fn env() -> Env {
 /// Signs in with a password.
 async fn sign_in(server: &str, fingerprint: &str, username: &str, password: &str) -> LoginResponse {
     let anonymous = Client::new(server, Some(fingerprint), None).unwrap();
-    anonymous.post("/login", &LoginRequest { username: username.into(), password: password.into() }).await.unwrap()
+    anonymous.post("/login", &LoginRequest { username: username.into(), password: password.into(), code: None }).await.unwrap()
 }
 
 /// A technician's identity and API client.

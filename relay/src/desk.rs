@@ -7,6 +7,7 @@
 use crate::auth::{self, LoginThrottle};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::second_factor;
 use crate::limits::{
     MAX_CONCURRENT_PASSWORD_CHECKS, MAX_CONSENT_TIMEOUT, MAX_NAME_BYTES, MAX_SESSION_EXPIRY, MIN_PASSWORD_CHARS, MIN_PASSWORD_SCORE, PIN_DRAW_ATTEMPTS, RESUME_GRACE,
     TOKEN_LIFETIME,
@@ -44,8 +45,8 @@ struct Inner {
     password_checks: auth::PasswordCheckers,
     quic: std::sync::OnceLock<QuicEndpoint>,
     metrics: crate::metrics::Metrics,
-    /// The organisation named to end users (a setting administrators change).
-    organisation: std::sync::RwLock<String>,
+    /// The relay-wide settings administrators change (stored; read here).
+    settings: std::sync::RwLock<Settings>,
     /// Set when the relay stops: long-lived answers (consoles' live streams) end.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -61,6 +62,8 @@ pub struct QuicEndpoint {
 
 /// The settings key of the organisation's name.
 const ORGANISATION: &str = "organisation";
+/// The settings key of "every technician signs in with a second factor" (`true`/`false`).
+const REQUIRE_SECOND_FACTOR: &str = "require_second_factor";
 
 /// Directory facts loaded from the store for one decision (see [`Directory`]).
 struct Facts {
@@ -163,7 +166,7 @@ impl Desk {
                 password_checks: auth::PasswordCheckers::new(MAX_CONCURRENT_PASSWORD_CHECKS),
                 quic: std::sync::OnceLock::new(),
                 metrics: crate::metrics::Metrics::new(),
-                organisation: std::sync::RwLock::new(String::new()),
+                settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
                 stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -233,35 +236,71 @@ impl Desk {
     /// The organisation named to end users.
     #[must_use]
     pub fn organisation(&self) -> String {
-        self.inner.organisation.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.settings().organisation
     }
 
     /// Loads the settings at start: the organisation's name is the one an administrator set,
     /// else `default` (the `--organisation` flag).
     pub fn load_settings_blocking(&self, default: &str) -> Result<(), Error> {
-        let stored = self.db().write_blocking(|tx| Ok::<_, Error>(store::setting(tx, ORGANISATION)?))?;
-        *self.inner.organisation.write().unwrap_or_else(std::sync::PoisonError::into_inner) = stored.unwrap_or_else(|| default.to_owned());
+        let (organisation, second_factor) = self.db().write_blocking(|tx| {
+            Ok::<_, Error>((store::setting(tx, ORGANISATION)?, store::setting(tx, REQUIRE_SECOND_FACTOR)?))
+        })?;
+        *self.inner.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Settings {
+            organisation: organisation.unwrap_or_else(|| default.to_owned()),
+            require_second_factor: second_factor.as_deref() == Some("true"),
+        };
         Ok(())
     }
 
     /// The relay-wide settings.
     #[must_use]
     pub fn settings(&self) -> Settings {
-        Settings { organisation: self.organisation() }
+        self.inner.settings.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Changes relay-wide settings (administrators). End users see a new organisation name
-    /// from the next consent prompt, app connection or invite page on.
+    /// from the next consent prompt, app connection or invite page on; a second factor
+    /// required restricts, from their next request, the tokens of accounts that have none.
     pub async fn update_settings(&self, actor: &TechnicianRow, patch: deskline_api::SettingsPatch) -> Result<Settings, Error> {
         require_admin(actor)?;
-        if let Some(name) = patch.organisation {
-            check_name("organisation", &name)?;
-            let stored = name.clone();
-            self.db().write(move |tx| Ok::<_, Error>(store::set_setting(tx, ORGANISATION, &stored)?)).await?;
-            tracing::info!(by = %actor.username, organisation = %name, "organisation name changed");
-            *self.inner.organisation.write().unwrap_or_else(std::sync::PoisonError::into_inner) = name;
+        if let Some(name) = &patch.organisation {
+            check_name("organisation", name)?;
         }
+        if patch.require_second_factor == Some(true) && actor.totp_secret.is_none() {
+            return Err(Error::conflict("second_factor_off", "set up your own second factor before requiring one of everybody"));
+        }
+        let mut new = self.settings();
+        new.organisation = patch.organisation.clone().unwrap_or(new.organisation);
+        new.require_second_factor = patch.require_second_factor.unwrap_or(new.require_second_factor);
+        // Only what the patch names is stored: an organisation never set keeps following the
+        // `--organisation` flag.
+        self.db()
+            .write(move |tx| {
+                if let Some(name) = &patch.organisation {
+                    store::set_setting(tx, ORGANISATION, name)?;
+                }
+                if let Some(required) = patch.require_second_factor {
+                    store::set_setting(tx, REQUIRE_SECOND_FACTOR, if required { "true" } else { "false" })?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await?;
+        tracing::info!(by = %actor.username, organisation = %new.organisation, require_second_factor = new.require_second_factor, "settings changed");
+        *self.inner.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
         Ok(self.settings())
+    }
+
+    /// A technician as the API shows them.
+    #[must_use]
+    pub fn technician_view(&self, row: &TechnicianRow) -> TechnicianView {
+        views::technician(row, self.settings().require_second_factor)
+    }
+
+    /// The account must set up a second factor before anything else (an administrator requires
+    /// one and it has none).
+    #[must_use]
+    pub fn must_enrol_second_factor(&self, row: &TechnicianRow) -> bool {
+        row.totp_secret.is_none() && self.settings().require_second_factor
     }
 
     /// Live session events, for consoles.
@@ -301,14 +340,17 @@ impl Desk {
 
     /// Checks a password and returns a new bearer token. `from` is the client's address:
     /// failures slow down further attempts from its network (never the account itself).
-    pub async fn login(&self, username: String, password: String, from: Option<std::net::IpAddr>) -> Result<(String, TechnicianView), Error> {
+    /// An account with a second factor also needs `code` (its authenticator app's, or a
+    /// recovery code); a wrong one counts as a failure like a wrong password.
+    pub async fn login(
+        &self,
+        username: String,
+        password: String,
+        code: Option<String>,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<(String, TechnicianView), Error> {
         let now = self.now();
-        if let Some(ms) = self.inner.throttle.retry_after(from, now) {
-            let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
-            tracing::warn!(?from, %username, retry_after_secs, "login refused: too many failures from this network");
-            self.inner.metrics.limit_tripped("login");
-            return Err(Error::RateLimited { retry_after_secs });
-        }
+        self.not_throttled(from, now, &username)?;
         let lookup = username.clone();
         let technician = self.db().read(move |tx| Ok::<_, Error>(store::technician_by_username(tx, &lookup)?)).await?;
         // Verify against a dummy hash when the user does not exist: same time either way.
@@ -317,19 +359,50 @@ impl Desk {
             .check_password(move || auth::verify_password(&password, hash.as_deref().unwrap_or_else(|| auth::dummy_hash())))
             .await?;
         let Some(technician) = technician.filter(|_| ok) else {
-            self.inner.throttle.failed(from, now);
-            self.inner.metrics.failed_logins.inc();
-            tracing::warn!(?from, %username, "login failed: wrong username or password");
+            self.failed_attempt(from, now, &username, "login failed: wrong username or password");
             return Err(Error::Unauthorized("wrong username or password"));
         };
         if technician.disabled {
             tracing::warn!(?from, %username, "login refused: the account is disabled");
             return Err(Error::Forbidden("this account is disabled; ask an administrator".into()));
         }
-        tracing::info!(?from, %username, one_time = technician.must_change_password, "technician signed in");
         let id = technician.id;
-        let token = self.db().write(move |tx| issue_token(tx, id, now)).await?;
-        Ok((token, views::technician(&technician)))
+        let second_factor = technician.totp_secret.is_some();
+        if second_factor && code.is_none() {
+            tracing::info!(?from, %username, "login asks for the second factor");
+            return Err(Error::SecondFactorRequired);
+        }
+        let token = self
+            .db()
+            .write(move |tx| {
+                if second_factor && !check_second_factor(tx, id, code.as_deref().unwrap_or_default(), now)? {
+                    return Ok(None);
+                }
+                Ok::<_, Error>(Some(issue_token(tx, id, now)?))
+            })
+            .await?;
+        let Some(token) = token else {
+            self.failed_attempt(from, now, &username, "login failed: wrong second-factor code");
+            return Err(Error::WrongSecondFactor);
+        };
+        tracing::info!(?from, %username, one_time = technician.must_change_password, second_factor, "technician signed in");
+        Ok((token, self.technician_view(&technician)))
+    }
+
+    /// Refuses an attempt from a network that failed too often (see [`LoginThrottle`]).
+    fn not_throttled(&self, from: Option<std::net::IpAddr>, now: Timestamp, username: &str) -> Result<(), Error> {
+        let Some(ms) = self.inner.throttle.retry_after(from, now) else { return Ok(()) };
+        let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
+        tracing::warn!(?from, %username, retry_after_secs, "refused: too many failed sign-in attempts from this network");
+        self.inner.metrics.limit_tripped("login");
+        Err(Error::RateLimited { retry_after_secs })
+    }
+
+    /// Counts a wrong password or code against `from`'s network, and says so in the log.
+    fn failed_attempt(&self, from: Option<std::net::IpAddr>, now: Timestamp, username: &str, what: &'static str) {
+        self.inner.throttle.failed(from, now);
+        self.inner.metrics.failed_logins.inc();
+        tracing::warn!(?from, %username, "{what}");
     }
 
     /// Changes the signed-in technician's own password: the current one must be given (its
@@ -343,11 +416,7 @@ impl Desk {
         from: Option<std::net::IpAddr>,
     ) -> Result<(String, TechnicianView), Error> {
         let now = self.now();
-        if let Some(ms) = self.inner.throttle.retry_after(from, now) {
-            let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
-            self.inner.metrics.limit_tripped("login");
-            return Err(Error::RateLimited { retry_after_secs });
-        }
+        self.not_throttled(from, now, &me.username)?;
         if new == current {
             return Err(Error::bad("same_password", "new_password: must differ from the current password"));
         }
@@ -357,9 +426,7 @@ impl Desk {
             .check_password(move || auth::verify_password(&current, &stored).then(|| auth::hash_password(&new)))
             .await?;
         let Some(hash) = hashed else {
-            self.inner.throttle.failed(from, now);
-            self.inner.metrics.failed_logins.inc();
-            tracing::warn!(?from, username = %me.username, "password change refused: wrong current password");
+            self.failed_attempt(from, now, &me.username, "password change refused: wrong current password");
             return Err(Error::bad("wrong_password", "current_password: that is not your current password"));
         };
         let hash = hash.map_err(|e| Error::Internal(e.to_string()))?;
@@ -376,7 +443,157 @@ impl Desk {
             })
             .await?;
         tracing::info!(?from, username = %me.username, "technician changed their password; their other tokens are revoked");
-        Ok((token, views::technician(&row)))
+        Ok((token, self.technician_view(&row)))
+    }
+
+    // ---- the second factor ----
+
+    /// Starts setting up a second factor: checks the password (failures throttled like
+    /// logins), keeps a new secret aside and returns it for the authenticator app. Nothing
+    /// changes for signing in until [`Desk::confirm_second_factor`].
+    pub async fn start_second_factor(
+        &self,
+        me: &TechnicianRow,
+        password: String,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<deskline_api::SecondFactorEnrolment, Error> {
+        if me.totp_secret.is_some() {
+            return Err(Error::conflict("second_factor_on", "a second factor is already set up; turn it off first to set up another"));
+        }
+        self.check_own_password(me, password, from).await?;
+        let secret = second_factor::new_secret();
+        let enrolment = second_factor::enrolment(&secret, &self.organisation(), &me.username)?;
+        let id = me.id;
+        self.db()
+            .write(move |tx| {
+                let mut row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
+                row.totp_pending = Some(secret);
+                Ok::<_, Error>(store::update_technician(tx, &row)?)
+            })
+            .await?;
+        tracing::info!(?from, username = %me.username, "technician is setting up a second factor");
+        Ok(enrolment)
+    }
+
+    /// Turns the second factor on with the first code from the authenticator app. Every token
+    /// of the account dies (they were issued without it); the new token and the recovery codes
+    /// are returned, the codes this once.
+    pub async fn confirm_second_factor(
+        &self,
+        me: &TechnicianRow,
+        code: String,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<deskline_api::SecondFactorConfirmed, Error> {
+        let now = self.now();
+        self.not_throttled(from, now, &me.username)?;
+        let id = me.id;
+        let recovery_codes = second_factor::new_recovery_codes();
+        let hashes: Vec<String> = recovery_codes.iter().filter_map(|c| second_factor::recovery_hash(c)).collect();
+        let confirmed = self
+            .db()
+            .write(move |tx| {
+                let mut row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
+                let Some(pending) = row.totp_pending.clone() else {
+                    return Err(Error::conflict("no_second_factor_pending", "start setting up the second factor first"));
+                };
+                let Some(step) = second_factor::matching_step(&pending, &code, now, None)? else { return Ok(None) };
+                row.totp_secret = Some(pending);
+                row.totp_pending = None;
+                row.totp_last_step = Some(step);
+                store::update_technician(tx, &row)?;
+                store::set_recovery_codes(tx, id, &hashes)?;
+                store::delete_tokens_of(tx, id)?;
+                Ok(Some((issue_token(tx, id, now)?, row)))
+            })
+            .await?;
+        let Some((token, row)) = confirmed else {
+            self.failed_attempt(from, now, &me.username, "second factor not confirmed: wrong code");
+            return Err(Error::bad("wrong_code", "code: that is not the code the authenticator app shows now"));
+        };
+        tracing::info!(?from, username = %me.username, "technician turned their second factor on; their other tokens are revoked");
+        Ok(deskline_api::SecondFactorConfirmed { token, technician: self.technician_view(&row), recovery_codes })
+    }
+
+    /// Turns one's own second factor off (password and a code), unless an administrator
+    /// requires one.
+    pub async fn disable_second_factor(
+        &self,
+        me: &TechnicianRow,
+        password: String,
+        code: String,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<TechnicianView, Error> {
+        if me.totp_secret.is_none() {
+            return Err(Error::conflict("second_factor_off", "this account has no second factor"));
+        }
+        if self.settings().require_second_factor {
+            return Err(Error::conflict("second_factor_required", "an administrator requires a second factor for every technician"));
+        }
+        self.check_own_password(me, password, from).await?;
+        let row = self.with_own_code(me, code, from, |tx, row| {
+            row.totp_secret = None;
+            row.totp_last_step = None;
+            store::update_technician(tx, row)?;
+            Ok(store::set_recovery_codes(tx, row.id, &[])?)
+        })
+        .await?;
+        tracing::info!(?from, username = %me.username, "technician turned their second factor off");
+        Ok(self.technician_view(&row))
+    }
+
+    /// New recovery codes for one's own account (a current code proves the app is at hand);
+    /// the earlier ones stop working.
+    pub async fn new_recovery_codes(&self, me: &TechnicianRow, code: String, from: Option<std::net::IpAddr>) -> Result<Vec<String>, Error> {
+        if me.totp_secret.is_none() {
+            return Err(Error::conflict("second_factor_off", "this account has no second factor"));
+        }
+        let codes = second_factor::new_recovery_codes();
+        let hashes: Vec<String> = codes.iter().filter_map(|c| second_factor::recovery_hash(c)).collect();
+        self.with_own_code(me, code, from, move |tx, row| Ok(store::set_recovery_codes(tx, row.id, &hashes)?)).await?;
+        tracing::info!(?from, username = %me.username, "technician made new recovery codes");
+        Ok(codes)
+    }
+
+    /// Checks the signed-in technician's password (throttled like logins).
+    async fn check_own_password(&self, me: &TechnicianRow, password: String, from: Option<std::net::IpAddr>) -> Result<(), Error> {
+        let now = self.now();
+        self.not_throttled(from, now, &me.username)?;
+        let stored = me.password_hash.clone();
+        if self.check_password(move || auth::verify_password(&password, &stored)).await? {
+            Ok(())
+        } else {
+            self.failed_attempt(from, now, &me.username, "refused: wrong password");
+            Err(Error::bad("wrong_password", "password: that is not your password"))
+        }
+    }
+
+    /// Checks a second-factor code of the signed-in technician (throttled like logins) and, in
+    /// the same transaction, makes `change` to their row.
+    async fn with_own_code(
+        &self,
+        me: &TechnicianRow,
+        code: String,
+        from: Option<std::net::IpAddr>,
+        change: impl FnOnce(&Transaction<'_>, &mut TechnicianRow) -> Result<(), Error> + Send + 'static,
+    ) -> Result<TechnicianRow, Error> {
+        let now = self.now();
+        self.not_throttled(from, now, &me.username)?;
+        let id = me.id;
+        let changed = self
+            .db()
+            .write(move |tx| {
+                if !check_second_factor(tx, id, &code, now)? {
+                    return Ok(None);
+                }
+                let mut row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
+                change(tx, &mut row)?;
+                Ok::<_, Error>(Some(row))
+            })
+            .await?;
+        changed.ok_or_else(|| {
+            self.failed_attempt(from, now, &me.username, "refused: wrong second-factor code");
+            Error::bad("wrong_code", "code: that is neither the authenticator app's code nor an unused recovery code")
+        })
     }
 
     /// Signs out: the token dies.
@@ -404,7 +621,7 @@ impl Desk {
     /// Every technician (any signed-in technician may list them, to assign and invite).
     pub async fn technicians(&self) -> Result<Vec<TechnicianView>, Error> {
         let rows = self.db().read(|tx| Ok::<_, Error>(store::list_technicians(tx)?)).await?;
-        Ok(rows.iter().map(views::technician).collect())
+        Ok(rows.iter().map(|row| self.technician_view(row)).collect())
     }
 
     /// Creates a technician (admins only; `None` actor: the bootstrap command).
@@ -418,7 +635,8 @@ impl Desk {
             .await?
             .map_err(|e| Error::Internal(e.to_string()))?;
         let now = self.now();
-        self.db().write(move |tx| insert_technician_tx(tx, &hash.0, &hash.1, now)).await
+        let row = self.db().write(move |tx| insert_technician_tx(tx, &hash.0, &hash.1, now)).await?;
+        Ok(self.technician_view(&row))
     }
 
     /// Changes a technician's account (administrators): name, role, a new one-time password
@@ -453,6 +671,7 @@ impl Desk {
             None => None,
         };
         let reset = hash.is_some();
+        let reset_second_factor = patch.reset_second_factor == Some(true);
         let (row, newly_disabled) = self
             .db()
             .write(move |tx| {
@@ -467,23 +686,36 @@ impl Desk {
                     row.password_hash = hash;
                     row.must_change_password = true;
                 }
+                if reset_second_factor {
+                    row.totp_secret = None;
+                    row.totp_pending = None;
+                    row.totp_last_step = None;
+                    store::set_recovery_codes(tx, id, &[])?;
+                }
                 let admins_left = store::admins(tx)?.into_iter().filter(|&a| a != id).count();
                 if (row.role != Role::Admin || row.disabled) && admins_left == 0 {
                     return Err(Error::conflict("last_admin", "at least one enabled administrator must remain"));
                 }
                 store::update_technician(tx, &row)?;
-                if row.disabled || reset {
+                if row.disabled || reset || reset_second_factor {
                     store::delete_tokens_of(tx, id)?;
                 }
                 let newly_disabled = row.disabled && !was_disabled;
                 Ok::<_, Error>((row, newly_disabled))
             })
             .await?;
-        tracing::info!(by = %actor.username, technician = %row.username, disabled = row.disabled, password_reset = reset, "technician account changed");
+        tracing::info!(
+            by = %actor.username,
+            technician = %row.username,
+            disabled = row.disabled,
+            password_reset = reset,
+            second_factor_reset = reset_second_factor,
+            "technician account changed"
+        );
         if newly_disabled {
             self.take_off_sessions(actor, id, None).await?;
         }
-        Ok(views::technician(&row))
+        Ok(self.technician_view(&row))
     }
 
     /// Takes a technician off the live sessions they are on (all, or one channel's), as
@@ -507,7 +739,8 @@ impl Desk {
         let prepared = prepare_technician(new)?;
         let hash = auth::hash_password(&prepared.password).map_err(|e| Error::Internal(e.to_string()))?;
         let now = self.now();
-        self.db().write_blocking(|tx| insert_technician_tx(tx, &prepared, &hash, now))
+        let row = self.db().write_blocking(|tx| insert_technician_tx(tx, &prepared, &hash, now))?;
+        Ok(self.technician_view(&row))
     }
 
     /// How many technicians exist.
@@ -1063,9 +1296,30 @@ fn issue_token(tx: &Transaction<'_>, technician: TechnicianId, now: Timestamp) -
     Ok(token)
 }
 
-fn insert_technician_tx(tx: &Transaction<'_>, t: &PreparedTechnician, hash: &str, now: Timestamp) -> Result<TechnicianView, Error> {
+fn insert_technician_tx(tx: &Transaction<'_>, t: &PreparedTechnician, hash: &str, now: Timestamp) -> Result<TechnicianRow, Error> {
     let id = store::insert_technician(tx, &t.username, &t.display_name, hash, t.role, t.one_time, now)?
         .ok_or_else(|| Error::conflict("username_taken", format!("the username {:?} is taken", t.username)))?;
-    let row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
-    Ok(views::technician(&row))
+    store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))
+}
+
+/// Checks a second-factor code of a technician with one: a TOTP code of a step later than the
+/// last accepted (which it becomes), or an unused recovery code (used up).
+fn check_second_factor(tx: &Transaction<'_>, id: TechnicianId, code: &str, now: Timestamp) -> Result<bool, Error> {
+    let mut row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
+    let Some(secret) = row.totp_secret.clone() else { return Ok(false) };
+    if let Some(step) = second_factor::matching_step(&secret, code, now, row.totp_last_step)? {
+        row.totp_last_step = Some(step);
+        store::update_technician(tx, &row)?;
+        return Ok(true);
+    }
+    match second_factor::recovery_hash(code) {
+        Some(hash) => {
+            let used = store::use_recovery_code(tx, id, &hash)?;
+            if used {
+                tracing::warn!(username = %row.username, "a recovery code was used");
+            }
+            Ok(used)
+        }
+        None => Ok(false),
+    }
 }

@@ -16,6 +16,15 @@ pub enum Error {
     /// Signed in with a one-time password: only setting one's own password is allowed.
     #[error("set your own password first (POST /api/v1/me/password): this account's password was set by someone else")]
     PasswordChangeRequired,
+    /// The password was right; the account also needs its second factor's code.
+    #[error("enter the code your authenticator app shows (or a recovery code)")]
+    SecondFactorRequired,
+    /// A wrong second-factor code at sign-in.
+    #[error("wrong second-factor code")]
+    WrongSecondFactor,
+    /// An administrator requires a second factor and this account has none yet.
+    #[error("set up a second factor first (POST /api/v1/me/second-factor): an administrator requires one")]
+    SecondFactorEnrolmentRequired,
     /// The thing named does not exist (or the caller may not know it exists).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -57,8 +66,8 @@ impl Error {
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
-            Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) | Error::PasswordChangeRequired => 403,
+            Error::Unauthorized(_) | Error::SecondFactorRequired | Error::WrongSecondFactor => 401,
+            Error::Forbidden(_) | Error::PasswordChangeRequired | Error::SecondFactorEnrolmentRequired => 403,
             Error::NotFound(_) => 404,
             Error::BadRequest { .. } => 400,
             Error::Conflict { .. } => 409,
@@ -80,6 +89,9 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::PasswordChangeRequired => "password_change_required",
+            Error::SecondFactorRequired => "second_factor_required",
+            Error::WrongSecondFactor => "wrong_second_factor",
+            Error::SecondFactorEnrolmentRequired => "second_factor_enrolment_required",
             Error::NotFound(_) => "not_found",
             Error::BadRequest { code, .. } | Error::Conflict { code, .. } => code,
             Error::RateLimited { .. } => "rate_limited",

@@ -14,6 +14,7 @@
 //! - [`server`]: `serve`: certificate, first admin, expiry sweep, graceful shutdown.
 //! - [`config`]: the config file, read as the flags it stands for.
 //! - [`metrics`]: what operators watch (Prometheus).
+//! - [`auth`], [`second_factor`]: passwords, tokens, login throttling; TOTP and recovery codes.
 
 pub mod api;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod network;
+pub mod second_factor;
 pub mod server;
 pub mod store;
 pub mod tls;

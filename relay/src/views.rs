@@ -11,9 +11,9 @@ pub use deskline_api::{
     TechnicianView,
 };
 
-/// A technician as the API shows them.
+/// A technician as the API shows them (`require_second_factor`: the relay-wide setting).
 #[must_use]
-pub fn technician(t: &TechnicianRow) -> TechnicianView {
+pub fn technician(t: &TechnicianRow, require_second_factor: bool) -> TechnicianView {
     TechnicianView {
         id: t.id.0,
         username: t.username.clone(),
@@ -21,6 +21,8 @@ pub fn technician(t: &TechnicianRow) -> TechnicianView {
         role: t.role,
         must_change_password: t.must_change_password,
         disabled: t.disabled,
+        second_factor: t.totp_secret.is_some(),
+        second_factor_required: require_second_factor && t.totp_secret.is_none(),
         created_at: rfc3339(t.created_at),
     }
 }

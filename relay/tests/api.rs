@@ -591,3 +591,162 @@ async fn deleted_sessions_keep_a_readable_history() {
     let (_, una_t) = h.technician("una", other).await;
     assert!(h.ok("GET", "/api/v1/sessions?scope=deleted", &una_t, None).await.as_array().unwrap().is_empty());
 }
+
+/// The code an authenticator app with `secret` shows at the harness's clock time.
+fn totp_code(h: &Harness, secret: &str) -> String {
+    totp_code_in(h, secret, 0)
+}
+
+/// The code an authenticator app with `secret` shows `secs` after the harness's clock time.
+fn totp_code_in(h: &Harness, secret: &str, secs: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+    totp.generate(u64::try_from(h.desk.now().0 / 1000).unwrap() + secs)
+}
+
+/// Sets up a second factor for the holder of `token`; returns (secret, new token, recovery codes).
+async fn enrol(h: &Harness, token: &str) -> (String, String, Vec<String>) {
+    let enrolment = h.ok("POST", "/api/v1/me/second-factor", token, Some(json!({"password": PASSWORD}))).await;
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    let confirmed = h.ok("POST", "/api/v1/me/second-factor/confirm", token, Some(json!({"code": totp_code(h, &secret)}))).await;
+    let codes = confirmed["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    (secret, confirmed["token"].as_str().unwrap().to_owned(), codes)
+}
+
+#[tokio::test]
+async fn a_second_factor_is_confirmed_by_a_code_and_then_asked_at_every_sign_in() {
+    let h = Harness::new().await;
+    let (_, tom_t) = h.technician("tom", 1).await;
+    let login = |code: Option<&str>| {
+        let mut body = json!({"username": "tom", "password": PASSWORD});
+        if let Some(code) = code {
+            body["code"] = json!(code);
+        }
+        body
+    };
+    // Starting needs the password.
+    let (status, v) = h.call("POST", "/api/v1/me/second-factor", Some(&tom_t), Some(json!({"password": "not it"}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "wrong_password"));
+    let enrolment = h.ok("POST", "/api/v1/me/second-factor", &tom_t, Some(json!({"password": PASSWORD}))).await;
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    assert!(enrolment["uri"].as_str().unwrap().starts_with("otpauth://totp/"), "{enrolment}");
+    assert!(enrolment["qr_svg"].as_str().unwrap().contains("<svg"));
+    // Not confirmed yet: signing in is as before; a wrong code confirms nothing.
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(None))).await.0, StatusCode::OK);
+    let right = totp_code(&h, &secret);
+    let wrong = if right == "000000" { "000001" } else { "000000" };
+    let (status, v) = h.call("POST", "/api/v1/me/second-factor/confirm", Some(&tom_t), Some(json!({"code": wrong}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "wrong_code"));
+    assert_eq!(h.ok("GET", "/api/v1/me", &tom_t, None).await["second_factor"], false);
+    // Confirmed: a new token, ten recovery codes; every earlier token is dead.
+    let confirmed = h.ok("POST", "/api/v1/me/second-factor/confirm", &tom_t, Some(json!({"code": right}))).await;
+    let codes: Vec<String> = confirmed["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(codes.len(), 10);
+    let token = confirmed["token"].as_str().unwrap().to_owned();
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&tom_t), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.ok("GET", "/api/v1/me", &token, None).await["second_factor"], true);
+    let (status, v) = h.call("POST", "/api/v1/me/second-factor", Some(&token), Some(json!({"password": PASSWORD}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "second_factor_on"));
+    // Signing in now asks for the code; the code that confirmed is used up.
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(login(None))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::UNAUTHORIZED, "second_factor_required"));
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(login(Some(&right)))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::UNAUTHORIZED, "wrong_second_factor"), "a code works once");
+    h.clock.advance(Duration::from_secs(30));
+    let now = totp_code(&h, &secret);
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(Some(&now)))).await.0, StatusCode::OK);
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(Some(&now)))).await.0, StatusCode::UNAUTHORIZED);
+    // A wrong password with the right code is still a wrong password.
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(json!({"username": "tom", "password": "nope", "code": now}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    // (Those failures slowed this network down; a while later it is welcome again.)
+    h.clock.advance(deskline_relay::limits::LOGIN_FAILURE_WINDOW);
+    // A recovery code signs in once, typed as people type.
+    let typed = codes[0].to_uppercase().replace('-', " ");
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(Some(&typed)))).await.0, StatusCode::OK);
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(Some(&codes[0])))).await.0, StatusCode::UNAUTHORIZED);
+    // The database holds no recovery code, only their hashes.
+    let db = std::fs::read(h.dir.path().join("deskline.db")).unwrap();
+    let wal = std::fs::read(h.dir.path().join("deskline.db-wal")).unwrap_or_default();
+    for code in &codes {
+        for form in [code.clone(), code.replace('-', "")] {
+            assert!(!db.windows(form.len()).any(|w| w == form.as_bytes()) && !wal.windows(form.len()).any(|w| w == form.as_bytes()));
+        }
+    }
+    // New recovery codes need a current code; the old ones die.
+    h.clock.advance(Duration::from_secs(30));
+    let renewed = h.ok("POST", "/api/v1/me/second-factor/recovery-codes", &token, Some(json!({"code": totp_code(&h, &secret)}))).await;
+    assert_eq!(renewed["recovery_codes"].as_array().unwrap().len(), 10);
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(Some(&codes[1])))).await.0, StatusCode::UNAUTHORIZED);
+    // Turning it off takes the password and a code.
+    h.clock.advance(Duration::from_secs(30));
+    let code = totp_code(&h, &secret);
+    let off = |password: &str, code: &str| Some(json!({"password": password, "code": code}));
+    let (status, v) = h.call("POST", "/api/v1/me/second-factor/disable", Some(&token), off("nope", &code)).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "wrong_password"));
+    let (status, v) = h.call("POST", "/api/v1/me/second-factor/disable", Some(&token), off(PASSWORD, wrong)).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::BAD_REQUEST, "wrong_code"));
+    let me = h.ok("POST", "/api/v1/me/second-factor/disable", &token, off(PASSWORD, &code)).await;
+    assert_eq!(me["second_factor"], false);
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(None))).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_second_factor_codes_are_throttled_like_wrong_passwords() {
+    let h = Harness::new().await;
+    let (_, tom_t) = h.technician("tom", 1).await;
+    let (secret, _, _) = enrol(&h, &tom_t).await;
+    let right = totp_code(&h, &secret);
+    let wrong = if right == "000000" { "000001" } else { "000000" };
+    let body = |code: &str| json!({"username": "tom", "password": PASSWORD, "code": code}).to_string();
+    let attacker = "198.51.100.7:5000";
+    let mut statuses = Vec::new();
+    for _ in 0..=deskline_relay::limits::LOGIN_FREE_FAILURES {
+        statuses.push(h.call_from(attacker, "POST", "/api/v1/login", None, Some(&body(wrong))).await.0);
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    // Even the right code waits, from the guessing network; from anywhere else it works.
+    let right = totp_code_in(&h, &secret, 30);
+    assert_eq!(h.call_from(attacker, "POST", "/api/v1/login", None, Some(&body(&right))).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h.call("POST", "/api/v1/login", None, Some(serde_json::from_str(&body(&right)).unwrap())).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_administrator_requires_a_second_factor_and_resets_a_lost_one() {
+    let h = Harness::new().await;
+    let (tom, tom_t) = h.technician("tom", 1).await;
+    let require = |on: bool| Some(json!({"require_second_factor": on}));
+    // Only an admin, and only one with a second factor of their own.
+    let (status, _) = h.call("PATCH", "/api/v1/settings", Some(&tom_t), require(true)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = h.call("PATCH", "/api/v1/settings", Some(&h.admin), require(true)).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "second_factor_off"));
+    let (_, admin, _) = enrol(&h, &h.admin).await;
+    let settings = h.ok("PATCH", "/api/v1/settings", &admin, require(true)).await;
+    assert_eq!(settings["require_second_factor"], true);
+    assert_eq!(h.ok("GET", "/api/v1/settings", &admin, None).await["require_second_factor"], true);
+    // Tom's token, from before, now reaches only what sets it up.
+    let (status, v) = h.call("GET", "/api/v1/sessions", Some(&tom_t), None).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::FORBIDDEN, "second_factor_enrolment_required"));
+    assert_eq!(h.ok("GET", "/api/v1/me", &tom_t, None).await["second_factor_required"], true);
+    let technicians = h.ok("GET", "/api/v1/technicians", &admin, None).await;
+    let listed = |v: &serde_json::Value, id: i64| v.as_array().unwrap().iter().find(|t| t["id"] == id).unwrap().clone();
+    assert_eq!(listed(&technicians, tom)["second_factor_required"], true);
+    let (_, tom_t, _) = enrol(&h, &tom_t).await;
+    h.ok("GET", "/api/v1/sessions", &tom_t, None).await;
+    // While required, nobody turns theirs off.
+    h.clock.advance(Duration::from_secs(30));
+    let (status, v) = h.call("POST", "/api/v1/me/second-factor/disable", Some(&tom_t), Some(json!({"password": PASSWORD, "code": "123456"}))).await;
+    assert_eq!((status, error_code(&v)), (StatusCode::CONFLICT, "second_factor_required"));
+    // A lost phone: the admin resets it; Tom's tokens die and he must set up a new one.
+    let reset = h.ok("PATCH", &format!("/api/v1/technicians/{tom}"), &admin, Some(json!({"reset_second_factor": true}))).await;
+    assert_eq!((reset["second_factor"].as_bool(), reset["second_factor_required"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(h.call("GET", "/api/v1/me", Some(&tom_t), None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, v) = h.call("POST", "/api/v1/login", None, Some(json!({"username": "tom", "password": PASSWORD}))).await;
+    assert_eq!((status, v["technician"]["second_factor_required"].as_bool()), (StatusCode::OK, Some(true)));
+    let (status, _) = h.call("GET", "/api/v1/channels", v["token"].as_str(), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Not required any more: his token works again.
+    h.ok("PATCH", "/api/v1/settings", &admin, require(false)).await;
+    h.ok("GET", "/api/v1/channels", v["token"].as_str().unwrap(), None).await;
+}

@@ -10,11 +10,14 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 /// The signed-in technician, from `Authorization: Bearer TOKEN`. A technician whose password
-/// was set by someone else reaches only the routes that let them set their own.
+/// was set by someone else reaches only the routes that let them set their own; then, if an
+/// administrator requires a second factor and they have none, only those that set it up.
 pub struct Authed(pub TechnicianRow);
 
 /// The routes a technician with a one-time password may use (below `/api/v1`).
 const BEFORE_PASSWORD_CHANGE: &[&str] = &["/me", "/me/password", "/logout"];
+/// The routes a technician without a required second factor may use.
+const BEFORE_SECOND_FACTOR: &[&str] = &["/me", "/me/password", "/me/second-factor", "/me/second-factor/confirm", "/logout"];
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = Error;
@@ -22,11 +25,13 @@ impl FromRequestParts<AppState> for Authed {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer(parts)?;
         let me = state.desk.authenticate(token).await?;
-        if me.must_change_password {
-            let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |u| u.0.path());
-            if !BEFORE_PASSWORD_CHANGE.contains(&path.strip_prefix("/api/v1").unwrap_or(path)) {
-                return Err(Error::PasswordChangeRequired);
-            }
+        let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |u| u.0.path());
+        let path = path.strip_prefix("/api/v1").unwrap_or(path);
+        if me.must_change_password && !BEFORE_PASSWORD_CHANGE.contains(&path) {
+            return Err(Error::PasswordChangeRequired);
+        }
+        if state.desk.must_enrol_second_factor(&me) && !BEFORE_SECOND_FACTOR.contains(&path) {
+            return Err(Error::SecondFactorEnrolmentRequired);
         }
         Ok(Authed(me))
     }

@@ -7,8 +7,9 @@ use crate::error::Error;
 use crate::store::Role;
 use crate::views::{AuditEventView, ChannelView, LiveEvent, RelayInfo, SessionView, Settings, TechnicianView};
 use deskline_api::{
-    ChangePassword, CreateChannel, CreateSession, CreateTechnician, LoginRequest, LoginResponse, RemoteRequest,
-    SessionDescription, SettingsPatch, TechnicianRef, TransferRequest, UpdateChannel, UpdateTechnician,
+    ChangePassword, CreateChannel, CreateSession, CreateTechnician, DisableSecondFactor, LoginRequest, LoginResponse,
+    RecoveryCodes, RemoteRequest, SecondFactorCode, SecondFactorConfirmed, SecondFactorEnrolment, SessionDescription,
+    SettingsPatch, StartSecondFactor, TechnicianRef, TransferRequest, UpdateChannel, UpdateTechnician,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -32,6 +33,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(change_password))
+        .routes(routes!(start_second_factor))
+        .routes(routes!(confirm_second_factor))
+        .routes(routes!(disable_second_factor))
+        .routes(routes!(new_recovery_codes))
         .routes(routes!(list_technicians, create_technician))
         .routes(routes!(update_technician))
         .routes(routes!(list_channels, create_channel))
@@ -57,11 +62,12 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 type ApiResult<T> = Result<Json<T>, Error>;
 
-/// Sign in with username and password; returns a bearer token.
+/// Sign in with username and password (and the second factor's code, for an account with
+/// one: `401 second_factor_required` asks for it); returns a bearer token.
 #[utoipa::path(post, path = "/login", request_body = LoginRequest, security(()),
     responses((status = 200, body = LoginResponse), (status = 400), (status = 401), (status = 429)))]
 async fn login(State(state): State<AppState>, ClientAddr(from): ClientAddr, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<LoginResponse> {
-    let (token, technician) = state.desk.login(req.username, req.password, from).await?;
+    let (token, technician) = state.desk.login(req.username, req.password, req.code, from).await?;
     Ok(Json(LoginResponse { token, technician }))
 }
 
@@ -74,8 +80,8 @@ async fn logout(State(state): State<AppState>, BearerToken(token): BearerToken) 
 
 /// The signed-in technician.
 #[utoipa::path(get, path = "/me", responses((status = 200, body = TechnicianView), (status = 401)))]
-async fn me(Authed(me): Authed) -> ApiResult<TechnicianView> {
-    Ok(Json(crate::views::technician(&me)))
+async fn me(State(state): State<AppState>, Authed(me): Authed) -> ApiResult<TechnicianView> {
+    Ok(Json(state.desk.technician_view(&me)))
 }
 
 /// Set one's own password (required after signing in with a one-time password). Every token
@@ -90,6 +96,59 @@ async fn change_password(
 ) -> ApiResult<LoginResponse> {
     let (token, technician) = state.desk.change_password(&me, req.current_password, req.new_password, from).await?;
     Ok(Json(LoginResponse { token, technician }))
+}
+
+/// Start setting up a second factor (the account's password proves who asks): a new secret
+/// for an authenticator app, as a QR code and as text. Signing in changes only once
+/// `POST /me/second-factor/confirm` has a code from the app.
+#[utoipa::path(post, path = "/me/second-factor", request_body = StartSecondFactor,
+    responses((status = 200, body = SecondFactorEnrolment), (status = 400), (status = 401), (status = 409), (status = 429)))]
+async fn start_second_factor(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ClientAddr(from): ClientAddr,
+    ApiJson(req): ApiJson<StartSecondFactor>,
+) -> ApiResult<SecondFactorEnrolment> {
+    Ok(Json(state.desk.start_second_factor(&me, req.password, from).await?))
+}
+
+/// Turn the second factor on with the first code the app shows. Every token of the account is
+/// revoked; the answer carries the new one and the recovery codes (shown this once).
+#[utoipa::path(post, path = "/me/second-factor/confirm", request_body = SecondFactorCode,
+    responses((status = 200, body = SecondFactorConfirmed), (status = 400), (status = 401), (status = 409), (status = 429)))]
+async fn confirm_second_factor(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ClientAddr(from): ClientAddr,
+    ApiJson(req): ApiJson<SecondFactorCode>,
+) -> ApiResult<SecondFactorConfirmed> {
+    Ok(Json(state.desk.confirm_second_factor(&me, req.code, from).await?))
+}
+
+/// Turn one's second factor off (password and a code); refused while an administrator
+/// requires one.
+#[utoipa::path(post, path = "/me/second-factor/disable", request_body = DisableSecondFactor,
+    responses((status = 200, body = TechnicianView), (status = 400), (status = 401), (status = 409), (status = 429)))]
+async fn disable_second_factor(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ClientAddr(from): ClientAddr,
+    ApiJson(req): ApiJson<DisableSecondFactor>,
+) -> ApiResult<TechnicianView> {
+    Ok(Json(state.desk.disable_second_factor(&me, req.password, req.code, from).await?))
+}
+
+/// New recovery codes (a current code from the app proves it is at hand); the earlier ones
+/// stop working.
+#[utoipa::path(post, path = "/me/second-factor/recovery-codes", request_body = SecondFactorCode,
+    responses((status = 200, body = RecoveryCodes), (status = 400), (status = 401), (status = 409), (status = 429)))]
+async fn new_recovery_codes(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ClientAddr(from): ClientAddr,
+    ApiJson(req): ApiJson<SecondFactorCode>,
+) -> ApiResult<RecoveryCodes> {
+    Ok(Json(RecoveryCodes { recovery_codes: state.desk.new_recovery_codes(&me, req.code, from).await? }))
 }
 
 /// Every technician.

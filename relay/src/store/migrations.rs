@@ -112,4 +112,17 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE audit_events ADD COLUMN hash BLOB;
     "#,
+    // 5: a second factor for technicians (`second_factor`): a TOTP secret once confirmed, one
+    // being set up, the last step accepted (a code is good once), and single-use recovery
+    // codes stored as SHA-256.
+    r#"
+    ALTER TABLE technicians ADD COLUMN totp_secret TEXT;
+    ALTER TABLE technicians ADD COLUMN totp_pending TEXT;
+    ALTER TABLE technicians ADD COLUMN totp_last_step BIGINT;
+    CREATE TABLE recovery_codes (
+        technician_id INTEGER NOT NULL REFERENCES technicians(id),
+        code_hash     TEXT    NOT NULL,
+        PRIMARY KEY (technician_id, code_hash)
+    );
+    "#,
 ];

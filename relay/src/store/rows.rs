@@ -31,6 +31,12 @@ pub struct TechnicianRow {
     pub must_change_password: bool,
     /// Disabled by an administrator: cannot sign in, holds no token.
     pub disabled: bool,
+    /// The second factor's TOTP secret (base32), once confirmed.
+    pub totp_secret: Option<String>,
+    /// A TOTP secret being set up, until a code confirms it.
+    pub totp_pending: Option<String>,
+    /// The last TOTP step accepted: a code is good once.
+    pub totp_last_step: Option<i64>,
 }
 
 /// A channel.
@@ -80,6 +86,9 @@ fn technician_from_row(row: &Row<'_>) -> rusqlite::Result<(TechnicianRow, String
             created_at: Timestamp(row.get(5)?),
             must_change_password: row.get(6)?,
             disabled: row.get(7)?,
+            totp_secret: row.get(8)?,
+            totp_pending: row.get(9)?,
+            totp_last_step: row.get(10)?,
         },
         role,
     ))
@@ -90,7 +99,8 @@ fn finish_technician((mut t, role): (TechnicianRow, String)) -> Result<Technicia
     Ok(t)
 }
 
-const TECHNICIAN_COLUMNS: &str = "id, username, display_name, password_hash, role, created_at, must_change_password, disabled";
+const TECHNICIAN_COLUMNS: &str =
+    "id, username, display_name, password_hash, role, created_at, must_change_password, disabled, totp_secret, totp_pending, totp_last_step";
 
 /// Adds a technician; `Ok(None)` if the username is taken.
 pub fn insert_technician(
@@ -113,11 +123,35 @@ pub fn insert_technician(
 /// Stores a technician's changed name, role, password and flags (the id and username stay).
 pub fn update_technician(tx: &Transaction<'_>, t: &TechnicianRow) -> Result<(), StoreError> {
     tx.execute(
-        "UPDATE technicians SET display_name = ?2, password_hash = ?3, role = ?4, must_change_password = ?5, disabled = ?6
-         WHERE id = ?1",
-        params![t.id.0, t.display_name, t.password_hash, t.role.as_str(), t.must_change_password, t.disabled],
+        "UPDATE technicians SET display_name = ?2, password_hash = ?3, role = ?4, must_change_password = ?5, disabled = ?6,
+         totp_secret = ?7, totp_pending = ?8, totp_last_step = ?9 WHERE id = ?1",
+        params![
+            t.id.0,
+            t.display_name,
+            t.password_hash,
+            t.role.as_str(),
+            t.must_change_password,
+            t.disabled,
+            t.totp_secret,
+            t.totp_pending,
+            t.totp_last_step
+        ],
     )?;
     Ok(())
+}
+
+/// Replaces a technician's recovery codes (their SHA-256) with `hashes` (none: removed).
+pub fn set_recovery_codes(tx: &Transaction<'_>, technician: TechnicianId, hashes: &[String]) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM recovery_codes WHERE technician_id = ?1", [technician.0])?;
+    for hash in hashes {
+        tx.execute("INSERT INTO recovery_codes (technician_id, code_hash) VALUES (?1, ?2)", params![technician.0, hash])?;
+    }
+    Ok(())
+}
+
+/// Uses up a recovery code: `true` if it was one of the technician's (it is gone now).
+pub fn use_recovery_code(tx: &Transaction<'_>, technician: TechnicianId, hash: &str) -> Result<bool, StoreError> {
+    Ok(tx.execute("DELETE FROM recovery_codes WHERE technician_id = ?1 AND code_hash = ?2", params![technician.0, hash])? == 1)
 }
 
 /// Revokes every token of a technician (password changed, account disabled).
