@@ -566,6 +566,101 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     browser.close().await.unwrap();
 }
 
+/// The code an authenticator app holding `secret` (base32, spaced as the page shows it) shows
+/// `ahead` seconds from now.
+fn authenticator_code(secret: &str, ahead: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.replace(' ', "")).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+    totp.generate(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + ahead)
+}
+
+/// On the open two-step panel: sets it up with [`OWN_PASSWORD`], scanning the QR code as a
+/// phone would (its secret, read from the page), and returns the secret and the recovery codes
+/// the page shows.
+async fn set_up_two_step(browser: &Client, shot: &str) -> (String, Vec<String>) {
+    fill(browser, "#sf-password", OWN_PASSWORD).await;
+    click(browser, "#sf-start-form button[type=submit]").await;
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#sf-enrol:not([hidden])")).await.unwrap();
+    let qr = "const s = document.querySelector('#sf-qr svg'); return s ? String(Math.round(s.getBoundingClientRect().width)) : 'none'";
+    assert_eq!(browser.execute(qr, vec![]).await.unwrap(), json!("220"), "the QR code is drawn");
+    screenshot(browser, shot).await;
+    let secret = browser.execute("return document.getElementById('sf-secret').textContent", vec![]).await.unwrap();
+    let secret = secret.as_str().unwrap().to_owned();
+    fill(browser, "#sf-confirm-code", &authenticator_code(&secret, 0)).await;
+    click(browser, "#sf-confirm-form button[type=submit]").await;
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#sf-codes:not([hidden])")).await.unwrap();
+    let codes = browser.execute("return [...document.querySelectorAll('#sf-codes-list li')].map(li => li.textContent).join(' ')", vec![]).await.unwrap();
+    (secret, codes.as_str().unwrap().split(' ').map(str::to_owned).collect())
+}
+
+async fn shown(browser: &Client, css: &str) {
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(&format!("{css}:not([hidden])"))).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn technicians_set_up_two_step_sign_in_in_the_browser_and_an_admin_requires_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = start_browser(dir.path()).await;
+    browser.goto(&relay.url).await.unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
+    first_sign_in(&browser, "admin", &relay.password).await;
+
+    // The admin turns it on from the header: QR code, a code from the app, recovery codes.
+    click(&browser, "#second-factor").await;
+    shown(&browser, "#second-factor-panel").await;
+    let (secret, codes) = set_up_two_step(&browser, "web-two-step-qr.png").await;
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    assert!(codes.iter().all(|c| c.len() == 19), "{codes:?}");
+    screenshot(&browser, "web-two-step-codes.png").await;
+    click(&browser, "#sf-codes-done").await;
+    shown(&browser, "#desk").await;
+
+    // Then requires it of everybody, and creates Bob.
+    let admin_nav = "//nav[@id='lists']/button[normalize-space()='Administration']";
+    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(admin_nav)).await.unwrap().click().await.unwrap();
+    fill(&browser, "#tech-username", "bob").await;
+    fill(&browser, "#tech-password", "a long password for bob").await;
+    click(&browser, "#technician-form button[type=submit]").await;
+    let technicians = "return document.querySelector('#technicians tbody').innerText";
+    eventually(&browser, "Bob created", 10, technicians, |t| t.contains("bob")).await;
+    click(&browser, "#settings-second-factor").await;
+    eventually(&browser, "the setting saved", 10, "return document.getElementById('require-saved').textContent", |t| t.starts_with("Required")).await;
+
+    // Signing in again asks for the code: a wrong one is refused, the app's works.
+    click(&browser, "#signout").await;
+    shown(&browser, "#signin").await;
+    sign_in(&browser, "admin", OWN_PASSWORD).await;
+    shown(&browser, "#signin-code-box").await;
+    let right = authenticator_code(&secret, 30);
+    fill(&browser, "#signin-code", if right == "000000" { "111111" } else { "000000" }).await;
+    click(&browser, "#signin-form button[type=submit]").await;
+    let error = "return document.getElementById('signin-error').textContent";
+    eventually(&browser, "the wrong code refused", 10, error, |t| t.contains("wrong second-factor code")).await;
+    fill(&browser, "#password", OWN_PASSWORD).await;
+    fill(&browser, "#signin-code", &right).await;
+    click(&browser, "#signin-form button[type=submit]").await;
+    shown(&browser, "#desk").await;
+
+    // Bob's first sign-in: his own password, then two-step sign-in before anything else.
+    click(&browser, "#signout").await;
+    shown(&browser, "#signin").await;
+    sign_in(&browser, "bob", "a long password for bob").await;
+    shown(&browser, "#password-change").await;
+    fill(&browser, "#password-new", OWN_PASSWORD).await;
+    fill(&browser, "#password-repeat", OWN_PASSWORD).await;
+    click(&browser, "#password-form button[type=submit]").await;
+    shown(&browser, "#second-factor-panel").await;
+    let forced = "return [document.getElementById('desk').hidden, document.getElementById('sf-close').hidden, document.getElementById('sf-why').textContent].join(' | ')";
+    let page = browser.execute(forced, vec![]).await.unwrap();
+    assert!(page.as_str().unwrap().starts_with("true | true | bob, an administrator requires two-step sign-in"), "{page}");
+    set_up_two_step(&browser, "web-two-step-required.png").await;
+    click(&browser, "#sf-codes-done").await;
+    shown(&browser, "#desk").await;
+    eventually(&browser, "Bob at his desk", 10, "return document.getElementById('whoami').textContent", |t| t.starts_with("bob")).await;
+    browser.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_behind_nat_announces_its_public_address_to_browsers() {
     let dir = tempfile::tempdir().unwrap();

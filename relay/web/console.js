@@ -64,14 +64,32 @@ async function signIn(event) {
   $("signin-error").textContent = "";
   try {
     const password = $("password").value;
-    const { token, technician } = await api("POST", "/login", { username: $("username").value, password });
+    const body = { username: $("username").value, password };
+    // Asked for once the relay says the account has a second factor.
+    if (!$("signin-code-box").hidden) body.code = $("signin-code").value.trim();
+    const { token, technician } = await api("POST", "/login", body);
     setToken(token);
     $("password").value = "";
-    if (technician.must_change_password) askForPassword(technician, password);
-    else await enterDesk(technician);
+    $("signin-code").value = "";
+    $("signin-code-box").hidden = true;
+    await proceed(technician, password);
   } catch (e) {
+    if (e.code === "second_factor_required") {
+      $("signin-code-box").hidden = false;
+      $("signin-code").focus();
+    } else if (e.code === "wrong_second_factor") {
+      $("signin-code").value = "";
+      $("signin-code").focus();
+    }
     $("signin-error").textContent = e.message;
   }
+}
+
+// After signing in (or setting a password): what the account must do first, else the desk.
+async function proceed(me, password) {
+  if (me.must_change_password) askForPassword(me, password);
+  else if (me.second_factor_required) showSecondFactor(me);
+  else await enterDesk(me);
 }
 
 function setToken(token) {
@@ -115,7 +133,7 @@ async function changePassword(event) {
     state.passwordKnown = null;
     $("password-form").reset();
     $("password-change").hidden = true;
-    await enterDesk(technician);
+    await proceed(technician, null);
   } catch (e) {
     $("password-error").textContent = e.message;
   }
@@ -148,8 +166,11 @@ function signOut(message) {
   $("live").hidden = true;
   $("desk").hidden = true;
   $("password-change").hidden = true;
+  $("second-factor-panel").hidden = true;
   $("signout").hidden = true;
   $("change-password").hidden = true;
+  $("second-factor").hidden = true;
+  $("signin-code-box").hidden = true;
   $("whoami").textContent = "";
   $("signin").hidden = false;
   $("signin-error").textContent = message || "";
@@ -161,13 +182,118 @@ async function enterDesk(me) {
   $("whoami").textContent = `${me.display_name || me.username} (${me.role})`;
   $("signin").hidden = true;
   $("password-change").hidden = true;
+  $("second-factor-panel").hidden = true;
   $("signout").hidden = false;
   $("change-password").hidden = false;
+  $("second-factor").hidden = false;
   $("live").hidden = false;
   $("desk").hidden = false;
   await loadDirectory();
   await showList(state.list);
   followEvents();
+}
+
+// ---- Two-step sign-in (the second factor) ----------------------------------------------------
+
+// The panel: forced when an administrator requires a second factor and the account has none,
+// or opened from the header to set it up, renew recovery codes or turn it off.
+function showSecondFactor(me) {
+  state.me = me;
+  const forced = Boolean(me.second_factor_required);
+  const name = me.display_name || me.username;
+  $("sf-why").textContent = forced
+    ? `${name}, an administrator requires two-step sign-in: set it up to continue.`
+    : "Two-step sign-in asks for a code from an app on your phone each time you sign in, so a password alone is not enough to get in.";
+  $("sf-status").textContent = me.second_factor ? "Two-step sign-in is on." : "Two-step sign-in is off.";
+  for (const form of ["sf-start-form", "sf-confirm-form", "sf-renew-form", "sf-off-form"]) $(form).reset();
+  $("sf-start-form").hidden = Boolean(me.second_factor);
+  $("sf-manage").hidden = !me.second_factor;
+  $("sf-enrol").hidden = true;
+  $("sf-codes").hidden = true;
+  $("sf-error").textContent = "";
+  $("sf-close").hidden = forced;
+  $("signin").hidden = true;
+  $("desk").hidden = true;
+  $("password-change").hidden = true;
+  $("second-factor-panel").hidden = false;
+  $("signout").hidden = false;
+  (me.second_factor ? $("sf-renew-code") : $("sf-password")).focus();
+}
+
+// Runs a step of the panel, showing the relay's error beside it.
+async function secondFactorDo(step) {
+  $("sf-error").textContent = "";
+  try {
+    await step();
+  } catch (e) {
+    $("sf-error").textContent = e.message;
+  }
+}
+
+// The relay's QR code (an SVG it drew) placed in the page. Parsed as XML, never as HTML, and
+// only the elements a QR code is drawn with are kept.
+function showQr(svgText) {
+  const parsed = new DOMParser().parseFromString(svgText, "image/svg+xml").documentElement;
+  const drawn = [parsed, ...parsed.querySelectorAll("*")].every((e) => ["svg", "rect", "path"].includes(e.localName));
+  $("sf-qr").replaceChildren(...(parsed.localName === "svg" && drawn ? [document.importNode(parsed, true)] : []));
+}
+
+async function startSecondFactor(event) {
+  event.preventDefault();
+  await secondFactorDo(async () => {
+    const enrolment = await api("POST", "/me/second-factor", { password: $("sf-password").value });
+    $("sf-start-form").reset();
+    showQr(enrolment.qr_svg);
+    $("sf-secret").textContent = enrolment.secret.match(/.{1,4}/g).join(" ");
+    $("sf-start-form").hidden = true;
+    $("sf-enrol").hidden = false;
+    $("sf-confirm-code").focus();
+  });
+}
+
+async function confirmSecondFactor(event) {
+  event.preventDefault();
+  await secondFactorDo(async () => {
+    const confirmed = await api("POST", "/me/second-factor/confirm", { code: $("sf-confirm-code").value.trim() });
+    setToken(confirmed.token);
+    state.me = confirmed.technician;
+    $("sf-enrol").hidden = true;
+    $("sf-qr").replaceChildren();
+    $("sf-status").textContent = "Two-step sign-in is on. Your other sign-ins have ended.";
+    showRecoveryCodes(confirmed.recovery_codes);
+  });
+}
+
+function showRecoveryCodes(codes) {
+  $("sf-codes-list").replaceChildren(
+    ...codes.map((code) => {
+      const li = document.createElement("li");
+      li.textContent = code;
+      return li;
+    }),
+  );
+  $("sf-codes-copied").textContent = "";
+  $("sf-manage").hidden = true;
+  $("sf-close").hidden = true;
+  $("sf-codes").hidden = false;
+  $("sf-codes-done").focus();
+}
+
+async function renewRecoveryCodes(event) {
+  event.preventDefault();
+  await secondFactorDo(async () => {
+    const { recovery_codes } = await api("POST", "/me/second-factor/recovery-codes", { code: $("sf-renew-code").value.trim() });
+    $("sf-renew-form").reset();
+    showRecoveryCodes(recovery_codes);
+  });
+}
+
+async function turnSecondFactorOff(event) {
+  event.preventDefault();
+  await secondFactorDo(async () => {
+    const body = { password: $("sf-off-password").value, code: $("sf-off-code").value.trim() };
+    showSecondFactor(await api("POST", "/me/second-factor/disable", body));
+  });
 }
 
 // ---- Technicians and channels ---------------------------------------------------------------
@@ -564,6 +690,7 @@ async function loadAudit(id) {
 
 function renderAdmin() {
   if (state.settings && document.activeElement !== $("settings-organisation")) $("settings-organisation").value = state.settings.organisation;
+  if (state.settings) $("settings-second-factor").checked = state.settings.require_second_factor;
   $("technicians").tBodies[0].replaceChildren(...[...state.technicians.values()].map(technicianRow));
   $("channels").tBodies[0].replaceChildren(...[...state.channels.values()].map(channelRow));
 }
@@ -571,6 +698,8 @@ function renderAdmin() {
 function technicianStatus(t) {
   if (t.disabled) return "disabled";
   if (t.must_change_password) return "active (has a one-time password)";
+  if (t.second_factor_required) return "active (must set up two-step sign-in)";
+  if (t.second_factor) return "active, two-step sign-in";
   return "active";
 }
 
@@ -620,6 +749,15 @@ function technicianRow(t) {
     }),
   );
   actions.append(reset);
+  if (t.second_factor) {
+    actions.append(
+      button("Reset two-step sign-in", () => {
+        if (window.confirm(`Remove ${t.username}'s two-step sign-in (a lost phone)? They are signed out and set it up again.`)) {
+          patch({ reset_second_factor: true })();
+        }
+      }),
+    );
+  }
   const wrapped = document.createElement("td");
   wrapped.append(actions);
   tr.append(
@@ -639,6 +777,16 @@ async function saveSettings(event) {
   const organisation = $("settings-organisation").value.trim();
   if (await adminDo(() => api("PATCH", "/settings", { organisation }))) {
     $("settings-saved").textContent = "Saved: end users see it from their next prompt or page.";
+  }
+}
+
+async function saveSecondFactorSetting() {
+  $("require-saved").textContent = "";
+  const require_second_factor = $("settings-second-factor").checked;
+  if (await adminDo(() => api("PATCH", "/settings", { require_second_factor }))) {
+    $("require-saved").textContent = require_second_factor ? "Required from every technician's next step." : "No longer required.";
+  } else {
+    $("settings-second-factor").checked = !require_second_factor;
   }
 }
 
@@ -1211,15 +1359,25 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("password-form").addEventListener("submit", changePassword);
   $("password-cancel").addEventListener("click", cancelPasswordChange);
   $("settings-form").addEventListener("submit", saveSettings);
+  $("settings-second-factor").addEventListener("change", saveSecondFactorSetting);
+  $("require-form").addEventListener("submit", (event) => event.preventDefault());
+  $("second-factor").addEventListener("click", () => showSecondFactor(state.me));
+  $("sf-start-form").addEventListener("submit", startSecondFactor);
+  $("sf-confirm-form").addEventListener("submit", confirmSecondFactor);
+  $("sf-renew-form").addEventListener("submit", renewRecoveryCodes);
+  $("sf-off-form").addEventListener("submit", turnSecondFactorOff);
+  $("sf-codes-done").addEventListener("click", () => enterDesk(state.me));
+  $("sf-codes-copy").addEventListener("click", () =>
+    copy([...$("sf-codes-list").children].map((li) => li.textContent).join("\n"), $("sf-codes-copied"), "Copied."),
+  );
+  $("sf-close").addEventListener("click", () => enterDesk(state.me));
   setupViewer();
   if (!state.token) {
     signOut();
     return;
   }
   try {
-    const me = await api("GET", "/me");
-    if (me.must_change_password) askForPassword(me, null);
-    else await enterDesk(me);
+    await proceed(await api("GET", "/me"), null);
   } catch (e) {
     signOut(e.code === "unauthorized" ? "" : e.message);
   }
