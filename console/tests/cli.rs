@@ -119,6 +119,97 @@ impl Cli {
     }
 }
 
+/// The code an authenticator app holding `secret` shows `ahead` seconds from now.
+fn authenticator_code(secret: &str, ahead: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+    totp.generate(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + ahead)
+}
+
+/// `deskline second-factor enable` as a technician runs it: the password, then — once the
+/// secret is shown — the code the app shows. Returns the secret and what was printed.
+async fn enable_second_factor(cli: &Cli) -> (String, Out) {
+    let mut cmd = Command::new(DESKLINE);
+    cmd.args(["second-factor", "enable"]).env("DESKLINE_CONFIG", &cli.config);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead as _, Write as _};
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{PASSWORD}").unwrap();
+        let mut shown = String::new();
+        let mut secret = None;
+        for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            shown.push_str(&line);
+            shown.push('\n');
+            if let Some(s) = line.strip_prefix("secret: ") {
+                secret = Some(s.to_owned());
+                writeln!(stdin, "{}", authenticator_code(s, 0)).unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let out = Out { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: shown };
+        (secret.unwrap_or_else(|| panic!("no secret shown: {}", out.stderr)), out)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_is_set_up_and_used_from_the_command_line() {
+    let env = relay().await;
+    assert!(env.admin.login("admin", &format!("{}\n", env.admin_password)).await.ok);
+    let bob = env.technician("bob").await;
+
+    // Set up: a QR code drawn in the terminal, then recovery codes; other sign-ins end.
+    let earlier = env.dir.path().join("bob-earlier.json");
+    std::fs::copy(&bob.config, &earlier).unwrap();
+    let (secret, out) = enable_second_factor(&bob).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stderr.contains("Scan this with an authenticator app") && out.stderr.contains('█'), "{}", out.stderr);
+    assert!(out.stdout.contains("second factor on"), "{}", out.stdout);
+    let codes: Vec<&str> = out.stdout.lines().filter_map(|l| l.strip_prefix("  ")).collect();
+    assert_eq!(codes.len(), 10, "{}", out.stdout);
+    bob.ok(&["sessions", "list"]).await;
+    assert!(!bob.run_with(&earlier, &["sessions", "list"], "").await.ok, "the earlier token ended");
+    assert_eq!(cell(&env.admin.ok(&["technicians", "list"]).await, "STATUS", "2"), "active, second factor");
+
+    // Signing in needs a code: none given is a clear refusal and saves nothing.
+    let elsewhere = env.cli("bob-elsewhere");
+    let out = elsewhere.login("bob", &format!("{PASSWORD}\n")).await;
+    assert!(!out.ok && out.stderr.contains("signs in with a second factor"), "{}", out.stderr);
+    assert!(!elsewhere.config.exists());
+    let out = elsewhere.login("bob", &format!("{PASSWORD}\n000000x\n")).await;
+    assert!(!out.ok && out.stderr.contains("wrong_second_factor"), "{}", out.stderr);
+    let args = ["login", "--server", &bob.server, "--username", "bob", "--password-stdin", "--insecure-pin-cert", &bob.fingerprint];
+    let code = authenticator_code(&secret, 30);
+    let out = elsewhere.run(&[&args[..], &["--code", &code]].concat(), &format!("{PASSWORD}\n")).await;
+    assert!(out.ok, "{}", out.stderr);
+    // A recovery code on the line after the password; it then makes new codes.
+    assert!(elsewhere.login("bob", &format!("{PASSWORD}\n{}\n", codes[0])).await.ok);
+    let out = elsewhere.run(&["second-factor", "recovery-codes"], &format!("{}\n", codes[1])).await;
+    assert!(out.ok && out.stdout.lines().filter(|l| l.starts_with("  ")).count() == 10, "{} {}", out.stdout, out.stderr);
+    assert!(!env.cli("bob-3").login("bob", &format!("{PASSWORD}\n{}\n", codes[2])).await.ok, "the earlier codes ended");
+
+    // Only an admin with a second factor requires one of everybody.
+    let refused = env.admin.fails(&["settings", "set", "--require-second-factor", "true"]).await;
+    assert!(refused.contains("second_factor_off"), "{refused}");
+
+    // A lost phone: the admin resets it; bob's tokens end; he signs in with his password alone.
+    let out = env.admin.ok(&["technicians", "update", "bob", "--reset-second-factor"]).await;
+    assert!(out.contains("updated technician bob (id 2): active"), "{out}");
+    assert!(bob.fails(&["sessions", "list"]).await.contains("HTTP 401"));
+    assert!(bob.login("bob", &format!("{PASSWORD}\n")).await.ok);
+
+    // Set up again, then turned off with the password and a code.
+    let (secret, out) = enable_second_factor(&bob).await;
+    assert!(out.ok, "{}", out.stderr);
+    let out = bob.run(&["second-factor", "disable"], &format!("{PASSWORD}\n{}\n", authenticator_code(&secret, 30))).await;
+    assert!(out.ok && out.stdout.contains("second factor off for bob"), "{} {}", out.stdout, out.stderr);
+    assert!(env.cli("bob-4").login("bob", &format!("{PASSWORD}\n")).await.ok);
+}
+
 /// The cells of a table's column, row by row (columns start where their header does).
 fn column(table: &str, header: &str) -> Vec<String> {
     let mut lines = table.lines();
@@ -361,9 +452,9 @@ async fn channel_members_and_the_organisation_are_managed_from_the_command_line(
     let seen: Vec<ChannelView> = bob.json(&["channels", "list"]).await;
     assert!(seen.is_empty(), "bob no longer works in Default: {seen:?}");
 
-    assert_eq!(env.admin.ok(&["settings", "show"]).await.trim(), "organisation: Example IT");
+    assert_eq!(env.admin.ok(&["settings", "show"]).await.trim(), "organisation: Example IT\nsecond factor: each technician's choice");
     let out = env.admin.ok(&["settings", "set", "--organisation", "Acme Support"]).await;
-    assert!(out.contains("organisation set to Acme Support"), "{out}");
+    assert!(out.contains("organisation: Acme Support"), "{out}");
     let settings: Settings = bob.json(&["settings", "show"]).await;
     assert_eq!(settings.organisation, "Acme Support");
     let refused = bob.fails(&["settings", "set", "--organisation", "Bob's"]).await;
