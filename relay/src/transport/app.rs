@@ -183,7 +183,7 @@ pub(super) async fn run(
 }
 
 /// Handles one control message from the app; false ends the connection.
-async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::SessionId, message: Message) -> bool {
+pub(super) async fn handle_message(transport: &Arc<Transport>, id: deskline_protocol::SessionId, message: Message) -> bool {
     let desk = &transport.hubs.desk;
     let action = match message {
         Message::ConsentDecision(d) => Action::ConsentDecided { request_id: d.request_id, outcome: d.outcome },

@@ -10,6 +10,8 @@
 mod app;
 mod browser;
 mod gate;
+#[cfg(test)]
+mod chokepoint_tests;
 mod guard;
 mod hub;
 mod viewer;
