@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 # unit's test scores it with systemd-analyze (systemd's package; nothing is started); the
 # package test installs deskline-relay, which depends on adduser (present on most Debian
 # systems, named here for minimal ones), and validates the support app's desktop entry
-# (desktop-file-utils); the container test builds the relay's image with podman.
-DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser desktop-file-utils podman)
+# (desktop-file-utils); the container test builds the relay's image with podman; schemathesis
+# is installed from PyPI into a virtualenv (python3-venv).
+DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser desktop-file-utils podman python3-venv)
 source scripts/setup.sh
 
 echo "==> cross-building the Windows support app (its test runs it under Wine)"
@@ -17,6 +18,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --locked --target x86_64-pc-windows-gnu -p deskline-agent -p deskline-net -p deskline-protocol --lib --bins -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> schemathesis: generated requests against the API's OpenAPI document (60 s)"
+bash scripts/schemathesis.sh 60
 echo "==> fuzzing every decoder of untrusted input (cargo-fuzz, nightly; 12 s per target)"
 bash scripts/fuzz.sh 12
 echo "==> the Debian packages: built from the test build, inspected, installed, upgraded, purged"

@@ -657,6 +657,14 @@ impl Desk {
         if patch.disabled == Some(true) && id == actor.id {
             return Err(Error::conflict("own_account", "you cannot disable your own account"));
         }
+        // One's own password and second factor change only with proof (the current password,
+        // a code), never through an administrator's reset, even one's own.
+        if id == actor.id && (patch.password.is_some() || patch.reset_second_factor == Some(true)) {
+            return Err(Error::conflict(
+                "own_account",
+                "change your own password or second factor yourself (POST /me/password, /me/second-factor/disable)",
+            ));
+        }
         let target = self
             .db()
             .read(move |tx| store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician")))

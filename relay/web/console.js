@@ -742,14 +742,19 @@ function technicianRow(t) {
   password.autocomplete = "new-password";
   password.placeholder = "new one-time password";
   password.setAttribute("aria-label", `New one-time password for ${t.username}`);
+  password.disabled = self;
   reset.append(
     password,
-    button("Reset password", () => {
-      if (password.value) patch({ password: password.value })();
-    }),
+    button(
+      "Reset password",
+      () => {
+        if (password.value) patch({ password: password.value })();
+      },
+      { disabled: self, title: self ? "Change your own password from the header" : "" },
+    ),
   );
   actions.append(reset);
-  if (t.second_factor) {
+  if (t.second_factor && !self) {
     actions.append(
       button("Reset two-step sign-in", () => {
         if (window.confirm(`Remove ${t.username}'s two-step sign-in (a lost phone)? They are signed out and set it up again.`)) {

@@ -191,7 +191,7 @@ async fn get_settings(State(state): State<AppState>, Authed(_me): Authed) -> Api
 
 /// Change the relay-wide settings (admins).
 #[utoipa::path(patch, path = "/settings", request_body = SettingsPatch,
-    responses((status = 200, body = Settings), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = Settings), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn update_settings(State(state): State<AppState>, Authed(me): Authed, ApiJson(req): ApiJson<SettingsPatch>) -> ApiResult<Settings> {
     Ok(Json(state.desk.update_settings(&me, req).await?))
 }
