@@ -14,6 +14,7 @@ pub mod content;
 pub mod desktop;
 pub mod e2e;
 pub mod encode;
+pub mod guessing;
 pub mod plot;
 pub mod procs;
 pub mod relay_load;

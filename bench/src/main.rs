@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
 use deskline_bench::plot::{Series, latency_cdf};
-use deskline_bench::{BUILT_WITH_NASM, browser, capture, desktop, e2e, encode, relay_load};
+use deskline_bench::{BUILT_WITH_NASM, browser, capture, desktop, e2e, encode, guessing, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -59,6 +59,13 @@ enum Command {
         /// Viewers per session (1 to 3).
         #[arg(long, default_value_t = 1)]
         viewers: usize,
+    },
+    /// PIN guessing against a real relay: wrong PINs evaluated per minute from one address and
+    /// from a /16, and an honest end user's join during the attack.
+    Guessing {
+        /// Seconds per attack.
+        #[arg(long)]
+        seconds: Option<f64>,
     },
     /// Everything.
     All,
@@ -156,6 +163,19 @@ fn main() -> anyhow::Result<()> {
         spinner.finish_and_clear();
         report.push_str(&windows_table(&results));
         json.insert("windows".into(), serde_json::to_value(&results)?);
+    }
+    if let Command::Guessing { seconds } = &cli.command {
+        let seconds = seconds.unwrap_or(if cli.quick { 20.0 } else { 60.0 });
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message(format!("PIN guessing from one address, then from a /16, {seconds} s each"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let results = runtime.block_on(guessing::run(seconds))?;
+        spinner.finish_and_clear();
+        report.push_str("## PIN guessing\n\n");
+        report.push_str(&guessing::table(&results));
+        report.push('\n');
+        json.insert("guessing".into(), serde_json::to_value(&results)?);
     }
     if matches!(cli.command, Command::Idle | Command::All) {
         let seconds = if cli.quick { 5.0 } else { 20.0 };
