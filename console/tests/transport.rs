@@ -880,6 +880,7 @@ async fn wrong_codes_from_many_networks_never_lock_out_an_honest_end_user() {
 
 /// Found from outside: a client that completed the QUIC handshake and never opened a stream
 /// was held forever (the relay's keep-alives kept it up), and one host could take every slot.
+/// The flood from that host is refused while an honest app and viewer keep streaming.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() {
     use deskline_relay::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS_PER_NETWORK};
@@ -890,14 +891,47 @@ async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() 
         endpoint.set_default_client_config(deskline_net::quic::client_config(Some(fp)).unwrap());
         endpoint
     };
-    // One host opens as many connections as its network may hold, and says nothing.
+    // An honest end user shares with a technician, who watches; frames are counted as they come.
+    let streaming = env.session(SessionKind::Pin).await;
+    let _honest = start_agent(&env, pin_of(&streaming), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    env.share(streaming.id).await;
+    let (_commands, mut updates) = env.viewer(&env.admin_tech(), streaming.id).await.unwrap().spawn();
+    let frames = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = frames.clone();
+    tokio::spawn(async move {
+        while let Some(update) = updates.recv().await {
+            if let ViewerUpdate::Frame(_) = update {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let frames_now = || frames.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while frames_now() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the honest viewer's first frame");
+    let before_flood = frames_now();
+
+    // One host opens as many connections as its network may hold, and says nothing...
     let host = endpoint_at([127, 0, 77, 1]);
     let mut silent = Vec::new();
     for _ in 0..MAX_QUIC_CONNECTIONS_PER_NETWORK {
         silent.push(host.connect(env.quic, "localhost").unwrap().await.unwrap());
     }
-    let one_more = host.connect(env.quic, "localhost").unwrap().await;
-    assert!(one_more.is_err(), "a connection beyond the network's limit was accepted");
+    // ...then floods: every further connection is refused, at once.
+    let flood = (0..200).map(|_| async { host.connect(env.quic, "localhost").unwrap().await.is_err() });
+    let refused = futures_util::future::join_all(flood).await;
+    assert!(refused.iter().all(|&r| r), "a connection beyond the network's limit was accepted");
+    // The honest viewer kept getting the picture meanwhile (the silent connections still hold
+    // every slot of their network).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_flood = frames_now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(frames_now() > after_flood, "the honest stream stopped after the flood");
+    assert!(after_flood > before_flood, "no frame reached the honest viewer during the flood");
     // Another network is not affected: a real app registers.
     let session = env.session(SessionKind::Pin).await;
     let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::Deny, None, Grants::default()).await.unwrap();
