@@ -817,16 +817,24 @@ async fn view_headless(
     let mut last = None;
     let mut bytes = 0usize;
     let wanted = frames.max(1);
+    let mut reconnects = 0;
     let result = viewer
-        .watch(timeout, |frame| {
-            if display.is_some_and(|d| d != frame.display) {
-                return true;
-            }
-            latencies.push(frame.latency_us);
-            bytes += frame.bytes;
-            last = Some(frame);
-            latencies.len() < wanted
-        })
+        .watch_reporting(
+            timeout,
+            |frame| {
+                if display.is_some_and(|d| d != frame.display) {
+                    return true;
+                }
+                latencies.push(frame.latency_us);
+                bytes += frame.bytes;
+                last = Some(frame);
+                latencies.len() < wanted
+            },
+            |why| {
+                reconnects += 1;
+                eprintln!("lost the relay ({why}); reconnecting");
+            },
+        )
         .await;
     let mut saved = None;
     if let (Some(path), Some(frame)) = (&save_last, &last) {
@@ -840,6 +848,7 @@ async fn view_headless(
         "height": last.as_ref().map(|f| f.height),
         "display": last.as_ref().map(|f| f.display),
         "bytes": bytes,
+        "reconnects": reconnects,
         "latency_capture_to_decoded": viewer::latency_summary(latencies.clone()),
         "saved": saved,
     });

@@ -47,6 +47,10 @@ pub struct RelayTarget {
     pub fingerprint: [u8; 32],
 }
 
+/// How long a running viewer tries to get back to the relay after losing it (a restart, a
+/// crash, a network change): a restarted relay and the app's resumption fit well within it.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
+
 /// A joined viewer.
 pub struct Viewer {
     connection: quinn::Connection,
@@ -56,10 +60,24 @@ pub struct Viewer {
     pub welcome: Welcome,
     /// The technician viewing.
     pub me: TechnicianId,
+    /// What joined, to join again after losing the relay.
+    target: RelayTarget,
+    token: String,
+    session: SessionId,
 }
 
 /// Joins `session` as technician `me` with an API bearer token.
 pub async fn join(target: &RelayTarget, token: &str, session: SessionId, me: TechnicianId) -> Result<Viewer, ViewerError> {
+    let (connection, writer, reader, welcome) = connect(target, token, session).await?;
+    Ok(Viewer { connection, writer, reader, welcome, me, target: target.clone(), token: token.to_owned(), session })
+}
+
+/// One connection to the relay as a viewer of `session`, welcomed.
+async fn connect(
+    target: &RelayTarget,
+    token: &str,
+    session: SessionId,
+) -> Result<(quinn::Connection, MessageWriter, MessageReader, Welcome), ViewerError> {
     let connection = deskline_net::quic::connect(target.quic, &target.server_name, Some(target.fingerprint)).await?;
     let hello = Message::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
@@ -67,7 +85,7 @@ pub async fn join(target: &RelayTarget, token: &str, session: SessionId, me: Tec
     });
     let (writer, mut reader) = open_control(&connection, &hello).await?;
     match tokio::time::timeout(Duration::from_secs(10), reader.next()).await {
-        Ok(Ok(Some(Message::Welcome(welcome)))) => Ok(Viewer { connection, writer, reader, welcome, me }),
+        Ok(Ok(Some(Message::Welcome(welcome)))) => Ok((connection, writer, reader, welcome)),
         Ok(Ok(Some(Message::Reject(r)))) => Err(ViewerError::Rejected { reason: r.reason, message: r.message }),
         Ok(Ok(other)) => Err(ViewerError::Other(format!("unexpected answer: {other:?}"))),
         Ok(Err(e)) => Err(e.into()),
@@ -189,6 +207,9 @@ pub enum ViewerUpdate {
     /// Why the end user's picture stopped (a UAC prompt, the lock screen, a capture failure),
     /// or `None` once it runs again.
     Paused(Option<PauseReason>),
+    /// The relay was lost (why); the viewer is getting back (for [`RECONNECT_FOR`]). Once
+    /// back, the relay's welcome updates (controller, displays, allowed) and frames follow.
+    Reconnecting(String),
     /// The viewer stopped; `None` when we left.
     Ended(Option<ViewerError>),
 }
@@ -208,7 +229,67 @@ impl Viewer {
         (commands, updates)
     }
 
+    /// Runs connection after connection: when the relay is lost (not when it ends the session)
+    /// the viewer joins again and goes on.
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<ViewerCommand>, updates: mpsc::Sender<ViewerUpdate>) {
+        let ended = loop {
+            match self.serve(&mut commands, &updates).await {
+                Served::Ended(ended) => break ended,
+                Served::Lost(why) => {
+                    tracing::info!(why = %why, "lost the relay; joining again");
+                    if updates.send(ViewerUpdate::Reconnecting(why)).await.is_err() {
+                        break None;
+                    }
+                    match self.rejoin(&mut commands).await {
+                        Ok(true) => {}
+                        Ok(false) => break None, // left meanwhile
+                        Err(e) => break Some(e),
+                    }
+                }
+            }
+        };
+        self.leave().await;
+        let _ = updates.send(ViewerUpdate::Ended(ended)).await;
+    }
+
+    /// Joins again, retrying with back-off for [`RECONNECT_FOR`]; `Ok(false)` if the technician
+    /// left meanwhile. A refusal (the session ended, the token was revoked) is final.
+    async fn rejoin(&mut self, commands: &mut mpsc::UnboundedReceiver<ViewerCommand>) -> Result<bool, ViewerError> {
+        let deadline = tokio::time::Instant::now() + RECONNECT_FOR;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match connect(&self.target, &self.token, self.session).await {
+                Ok((connection, writer, reader, welcome)) => {
+                    self.connection.close(0u32.into(), b"replaced");
+                    (self.connection, self.writer, self.reader, self.welcome) = (connection, writer, reader, welcome);
+                    return Ok(true);
+                }
+                Err(e @ ViewerError::Rejected { .. }) => return Err(e),
+                Err(e) if tokio::time::Instant::now() + pause >= deadline => {
+                    return Err(ViewerError::Ended(format!("the relay did not come back within {} s ({e})", RECONNECT_FOR.as_secs())));
+                }
+                Err(_) => {}
+            }
+            // Input while away is dropped (the end user's machine must not get it late).
+            let wait = tokio::time::sleep(pause);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    command = commands.recv() => {
+                        if matches!(command, Some(ViewerCommand::Leave) | None) {
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Serves one connection: frames are received and decoded (a decoder per connection: a
+    /// new connection's frames start over), commands sent, the relay's messages reported.
+    async fn serve(&mut self, commands: &mut mpsc::UnboundedReceiver<ViewerCommand>, updates: &mpsc::Sender<ViewerUpdate>) -> Served {
         let (raw_tx, raw_rx) = mpsc::channel::<VideoFrame>(16);
         let (dec_tx, mut dec_rx) = mpsc::channel::<DecoderEvent>(16);
         let _decoder = spawn_decoder(raw_rx, dec_tx);
@@ -223,7 +304,7 @@ impl Viewer {
                 });
             }
         });
-        let ended = loop {
+        let served = loop {
             tokio::select! {
                 command = commands.recv() => {
                     let message = match command {
@@ -231,62 +312,64 @@ impl Viewer {
                         Some(ViewerCommand::TakeControl) => Message::ControlHandover(ControlHandover { holder: Some(self.me) }),
                         Some(ViewerCommand::ReleaseControl) => Message::ControlHandover(ControlHandover { holder: None }),
                         Some(ViewerCommand::SelectDisplay(display)) => Message::SelectDisplay(SelectDisplay { display }),
-                        Some(ViewerCommand::Leave) | None => break None,
+                        Some(ViewerCommand::Leave) | None => break Served::Ended(None),
                     };
                     if let Err(e) = self.writer.send(&message).await {
-                        break Some(e.into());
+                        break Served::Lost(e.to_string());
                     }
                 }
                 event = dec_rx.recv() => match event {
                     Some(DecoderEvent::Frame(frame)) => {
                         if updates.send(ViewerUpdate::Frame(frame)).await.is_err() {
-                            break None;
+                            break Served::Ended(None);
                         }
                     }
                     Some(DecoderEvent::NeedKeyframe) => {
                         if let Err(e) = self.writer.send(&Message::KeyframeRequest).await {
-                            break Some(e.into());
+                            break Served::Lost(e.to_string());
                         }
                     }
-                    None => break Some(ViewerError::Other("the decoder stopped".into())),
+                    None => break Served::Ended(Some(ViewerError::Other("the decoder stopped".into()))),
                 },
-                message = self.reader.next() => match message {
-                    Ok(Some(Message::ControlHandover(ControlHandover { holder }))) => {
-                        if updates.send(ViewerUpdate::Controller(holder)).await.is_err() {
-                            break None;
-                        }
+                message = self.reader.next() => {
+                    let update = match message {
+                        Ok(Some(Message::ControlHandover(ControlHandover { holder }))) => ViewerUpdate::Controller(holder),
+                        Ok(Some(Message::DisplaysChanged(changed))) => ViewerUpdate::Displays(changed.displays),
+                        Ok(Some(Message::Access(access))) => ViewerUpdate::Allowed(
+                            access.grants.iter().find(|g| g.technician == self.me).map_or(Capabilities::NONE, |g| g.capabilities),
+                        ),
+                        Ok(Some(Message::ScreenState(screen))) => ViewerUpdate::Paused(screen.paused),
+                        // A relay going down for a restart says so: come back with it.
+                        Ok(Some(Message::Bye(bye))) if bye.reason == ByeReason::ServerShutdown => break Served::Lost(bye.message),
+                        Ok(Some(Message::Bye(bye))) => break Served::Ended(Some(ViewerError::Ended(bye.message))),
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break Served::Lost("the relay closed the connection".into()),
+                        Err(e) => break Served::Lost(e.to_string()),
+                    };
+                    if updates.send(update).await.is_err() {
+                        break Served::Ended(None);
                     }
-                    Ok(Some(Message::DisplaysChanged(changed))) => {
-                        if updates.send(ViewerUpdate::Displays(changed.displays)).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Ok(Some(Message::Access(access))) => {
-                        let mine = access.grants.iter().find(|g| g.technician == self.me).map_or(Capabilities::NONE, |g| g.capabilities);
-                        if updates.send(ViewerUpdate::Allowed(mine)).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Ok(Some(Message::ScreenState(screen))) => {
-                        if updates.send(ViewerUpdate::Paused(screen.paused)).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Ok(Some(Message::Bye(bye))) => break Some(ViewerError::Ended(bye.message)),
-                    Ok(Some(_)) => {}
-                    Ok(None) => break Some(ViewerError::Ended("the relay closed the connection".into())),
-                    Err(e) => break Some(e.into()),
-                },
+                }
             }
         };
         receiver.abort();
-        self.leave().await;
-        let _ = updates.send(ViewerUpdate::Ended(ended)).await;
+        served
     }
 
     /// Receives and decodes frames, calling `on_frame` for each until it returns false, the
     /// relay ends the connection, or `timeout` passes without a decoded frame.
-    pub async fn watch(self, timeout: Duration, mut on_frame: impl FnMut(DecodedFrame) -> bool) -> Result<(), ViewerError> {
+    pub async fn watch(self, timeout: Duration, on_frame: impl FnMut(DecodedFrame) -> bool) -> Result<(), ViewerError> {
+        self.watch_reporting(timeout, on_frame, |_| {}).await
+    }
+
+    /// [`Viewer::watch`], also calling `on_reconnect` with the reason whenever the relay was
+    /// lost and the viewer is joining again.
+    pub async fn watch_reporting(
+        self,
+        timeout: Duration,
+        mut on_frame: impl FnMut(DecodedFrame) -> bool,
+        mut on_reconnect: impl FnMut(&str),
+    ) -> Result<(), ViewerError> {
         let (commands, mut updates) = self.spawn();
         let mut paused = None;
         loop {
@@ -298,6 +381,7 @@ impl Viewer {
                     }
                 }
                 Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_))) => {}
+                Ok(Some(ViewerUpdate::Reconnecting(why))) => on_reconnect(&why),
                 Ok(Some(ViewerUpdate::Paused(reason))) => paused = reason,
                 Ok(Some(ViewerUpdate::Ended(e))) => return e.map_or(Ok(()), Err),
                 Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
@@ -339,6 +423,14 @@ impl Viewer {
     }
 }
 
+/// How serving one connection ended.
+enum Served {
+    /// For good (`None`: we left).
+    Ended(Option<ViewerError>),
+    /// The relay was lost, not the session: join again.
+    Lost(String),
+}
+
 /// Waits for the viewer task to end after a leave.
 async fn finish(updates: &mut mpsc::Receiver<ViewerUpdate>) -> Result<(), ViewerError> {
     while let Some(update) = updates.recv().await {
@@ -361,6 +453,7 @@ async fn take_control_and_send(
             Ok(Some(ViewerUpdate::Controller(holder))) => return Ok(holder),
             Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_))) => {}
             Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
+            Ok(Some(ViewerUpdate::Reconnecting(why))) => return Err(ViewerError::Other(format!("lost the relay: {why}"))),
             Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
             Err(_) => return Err(ViewerError::Other("the relay did not answer the control request".into())),
         }

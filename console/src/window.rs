@@ -31,6 +31,8 @@ pub struct ViewerWindow {
     was_allowed: bool,
     /// Why the end user's picture stopped, while it is stopped.
     paused: Option<PauseReason>,
+    /// The relay was lost and the viewer is joining again (until the next frame).
+    reconnecting: bool,
     ended: Option<String>,
     meter: Meter,
     sent_modifiers: egui::Modifiers,
@@ -107,6 +109,7 @@ impl ViewerWindow {
             allowed: Capabilities::NONE,
             was_allowed: false,
             paused: None,
+            reconnecting: false,
             ended: None,
             meter: Meter::default(),
             sent_modifiers: egui::Modifiers::NONE,
@@ -144,6 +147,7 @@ impl ViewerWindow {
         while let Ok(update) = self.updates.try_recv() {
             match update {
                 ViewerUpdate::Frame(frame) => {
+                    self.reconnecting = false;
                     self.meter.record(&frame);
                     newest = Some(frame);
                 }
@@ -154,6 +158,10 @@ impl ViewerWindow {
                     self.allowed = allowed;
                 }
                 ViewerUpdate::Paused(reason) => self.paused = reason,
+                ViewerUpdate::Reconnecting(why) => {
+                    tracing::info!(%why, "reconnecting to the relay");
+                    self.reconnecting = true;
+                }
                 ViewerUpdate::Ended(reason) => {
                     self.ended = Some(reason.map_or_else(|| "you left the session".into(), |e| e.to_string()));
                 }
@@ -170,7 +178,7 @@ impl ViewerWindow {
     }
 
     fn in_control(&self) -> bool {
-        self.controller == Some(self.me) && self.ended.is_none()
+        self.controller == Some(self.me) && self.ended.is_none() && !self.reconnecting
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
@@ -205,6 +213,8 @@ impl ViewerWindow {
             ui.separator();
             if let Some(ended) = &self.ended {
                 ui.colored_label(egui::Color32::LIGHT_RED, ended);
+            } else if self.reconnecting {
+                ui.colored_label(egui::Color32::from_rgb(230, 170, 60), "Connection to the relay lost; reconnecting…");
             } else if !self.allowed.view() {
                 let why = if self.was_allowed { "The end user stopped sharing" } else { "Waiting for the end user's consent" };
                 ui.colored_label(egui::Color32::from_rgb(230, 170, 60), why);

@@ -404,6 +404,9 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     let show = format!("/sessions/{id}");
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
     wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
+    let cli = Cli::login(&relay, dir.path(), &relay.fingerprint(&admin).await);
+    let viewer = cli.command(&["view", &id.to_string(), "--headless", "--frames", "300", "--timeout", "60"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
 
     relay.kill();
     drop(relay);
@@ -427,6 +430,8 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     assert_eq!(reconnected["action"]["resumed"], true);
     let out = std::fs::read_to_string(&printed).unwrap();
     assert!(out.contains("connection lost; reconnecting"), "the app did not say it was reconnecting:\n{out}");
+    // The technician's viewer follows by itself.
+    viewer_followed(viewer, "");
 }
 
 fn count_actions(trail: &Value, action: &str) -> usize {
@@ -925,7 +930,7 @@ async fn sigterm_says_goodbye_and_stops_cleanly_within_its_bound() {
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
     wait_until(&relay, &admin, &show, "granted", 20, |v| v["consent"]["status"] == "granted").await;
     let cli = Cli::login(&relay, dir.path(), &relay.fingerprint(&admin).await);
-    let viewer = cli.command(&["view", &id.to_string(), "--headless", "--frames", "1000000", "--timeout", "60"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let viewer = cli.command(&["view", &id.to_string(), "--headless", "--frames", "300", "--timeout", "60"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // A console's live stream is open too: it ends at once rather than holding the HTTPS drain.
     let _stream = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(&admin).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -945,11 +950,9 @@ async fn sigterm_says_goodbye_and_stops_cleanly_within_its_bound() {
     assert!(status.success(), "a clean stop: {status}");
     let wal = std::fs::metadata(data.join("deskline.db-wal")).map(|m| m.len()).unwrap_or(0);
     assert_eq!(wal, 0, "the write-ahead log was merged into the database");
-    let viewer = viewer.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&viewer.stderr);
-    assert!(!viewer.status.success() && said.contains("the relay is restarting"), "the viewer: {said}");
 
-    // Back on the same ports: the app resumes by itself, without a new consent prompt.
+    // Back on the same ports: the app resumes by itself, without a new consent prompt, and the
+    // viewer, told the relay was restarting, follows.
     drop(relay);
     let relay = Relay::start_on(&data, &http, &quic);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -966,6 +969,21 @@ async fn sigterm_says_goodbye_and_stops_cleanly_within_its_bound() {
     assert_eq!(count_actions(&trail, "remote_requested"), 1, "the end user was not asked again");
     let out = std::fs::read_to_string(&printed).unwrap();
     assert!(out.contains("connection lost; reconnecting"), "{out}");
+    viewer_followed(viewer, "the relay is restarting");
+}
+
+/// A `deskline view --headless --frames 300` started before the relay went away: it said why it
+/// lost the relay, joined the restarted one and decoded every frame it wanted (most of them
+/// after the restart: the relay went away within a second or two of its start).
+fn viewer_followed(viewer: std::process::Child, why: &str) {
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done_tx.send(viewer.wait_with_output()));
+    let out = done.recv_timeout(Duration::from_secs(60)).expect("the viewer did not finish after the restart").unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the viewer did not follow the restart: {said}");
+    assert!(said.contains(&format!("lost the relay ({why}")) && said.contains("reconnecting"), "{said}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["frames"].as_u64(), report["reconnects"].as_u64()), (Some(300), Some(1)), "{report}");
 }
 
 /// Issue 14 (secrets): a whole session's run — the first admin's one-time password and the one

@@ -59,10 +59,13 @@ impl Transport {
         Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc })
     }
 
-    /// Says goodbye to every app and viewer, gives the messages [`hub::BYE_GRACE`] to leave,
-    /// then closes the QUIC endpoint and waits (at most [`SHUTDOWN_QUIC_DRAIN`]) for its
-    /// connections to be closed.
+    /// Stops accepting connections, says goodbye to every app and viewer, gives the messages
+    /// [`hub::BYE_GRACE`] to leave, then closes the QUIC endpoint and waits (at most
+    /// [`SHUTDOWN_QUIC_DRAIN`]) for its connections to be closed.
     pub async fn shut_down(&self, endpoint: &quinn::Endpoint) {
+        // No new connections meanwhile: an app or viewer told goodbye that came straight back
+        // would be cut off again by the close below (and count a second reconnect).
+        endpoint.set_server_config(None);
         self.hubs.say_goodbye();
         tokio::time::sleep(hub::BYE_GRACE).await;
         endpoint.close(0u32.into(), b"relay shutting down");
