@@ -66,9 +66,14 @@ fn start_relay(dir: &Path) -> Relay {
 }
 
 fn start_relay_with(dir: &Path, extra: &[&str]) -> Relay {
+    start_relay_at(dir, "127.0.0.1:0", "127.0.0.1:0", extra)
+}
+
+/// A relay listening where it is told (to restart it on the same ports).
+fn start_relay_at(dir: &Path, http: &str, quic: &str, extra: &[&str]) -> Relay {
     let mut command = Command::new(RELAY);
     command
-        .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--organisation", "Example IT"])
+        .args(["serve", "--http", http, "--quic", quic, "--demo-admin", "admin", "--organisation", "Example IT"])
         .args(extra)
         .arg("--data-dir")
         .arg(dir.join("relay"))
@@ -658,6 +663,61 @@ async fn technicians_set_up_two_step_sign_in_in_the_browser_and_an_admin_require
     click(&browser, "#sf-codes-done").await;
     shown(&browser, "#desk").await;
     eventually(&browser, "Bob at his desk", 10, "return document.getElementById('whoami').textContent", |t| t.starts_with("bob")).await;
+    browser.close().await.unwrap();
+}
+
+/// Issue 14 (faults): the browser's viewer follows a relay restart by itself — told the relay
+/// is restarting, it joins the restarted relay (same ports, same data) and shows the picture
+/// again without the technician doing anything; the app resumes without a new prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_viewer_follows_a_relay_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (http, quic) = (format!("127.0.0.1:{}", port()), format!("127.0.0.1:{}", std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()));
+    let mut relay = start_relay_at(dir.path(), &http, &quic, &[]);
+    let (_driver, browser) = start_browser(dir.path()).await;
+    browser.goto(&relay.url).await.unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
+    first_sign_in(&browser, "admin", &relay.password).await;
+    let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
+    let session = api.new_session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let _app = Guard(
+        Command::new(workspace_bin("deskline-agent"))
+            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    assert_eq!(api.call(reqwest::Method::POST, &format!("/sessions/{id}/remote"), json!({})).await.0, 200);
+    eventually(&browser, "consent", 30, ROW, |t| t.contains("may view and control")).await;
+    click(&browser, "#sessions tbody tr").await;
+    click_action(&browser, "View in browser").await;
+    let picture = "const v = document.getElementById('screen'); \
+        return `${v.videoWidth}x${v.videoHeight} ${document.getElementById('viewer-status').textContent}`";
+    eventually(&browser, "the picture", 30, picture, |t| t == "640x360 viewing").await;
+
+    // The relay restarts (SIGTERM, as an upgrade does), on the same ports and data.
+    let pid = relay._process.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let stopped = Instant::now();
+    while relay._process.0.try_wait().unwrap().is_none() {
+        assert!(stopped.elapsed() < Duration::from_secs(10), "the relay did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = "return document.getElementById('viewer-status').textContent";
+    eventually(&browser, "the viewer saying it lost the relay", 10, status, |t| t.contains("reconnecting")).await;
+    let _relay = start_relay_at(dir.path(), &http, &quic, &[]);
+    // Back: the picture at its size on a new connection (the old one's was dropped with it),
+    // viewing — with nobody clicking anything.
+    eventually(&browser, "the picture after the restart", 60, picture, |t| t == "640x360 viewing").await;
+    let playing = "const v = document.getElementById('screen'); return String(v.currentTime)";
+    let at: f64 = browser.execute(playing, vec![]).await.unwrap().as_str().unwrap().parse().unwrap();
+    eventually(&browser, "the picture moving", 10, playing, |t| t.parse::<f64>().unwrap() > at).await;
     browser.close().await.unwrap();
 }
 

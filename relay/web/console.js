@@ -1036,6 +1036,9 @@ const viewer = {
   canView: false, // the end user lets me see the screen (the relay's Access message)
   canControl: false, // ... and control it
   ended: false, // the relay said bye
+  sessionView: null, // the session shown, to join again after losing the relay
+  lostSince: null, // when the relay was lost, while joining again
+  retry: null, // the timer of the next attempt
   paused: null, // why the end user's picture stopped (protocol PauseReason), while it is stopped
   displays: [],
   pendingMove: null,
@@ -1047,9 +1050,12 @@ function viewerStatus(text) {
 }
 
 // The viewer is its own view: the session lists and the side panel make way for the picture.
-async function openViewer(s) {
+// `lostSince`: when the relay was lost, while joining again (see followRelay).
+async function openViewer(s, lostSince = null) {
   closeViewer();
   viewer.session = s.id;
+  viewer.sessionView = s;
+  viewer.lostSince = lostSince;
   viewer.ended = false;
   $("desk").classList.add("viewing");
   $("desk-lists").hidden = true;
@@ -1063,9 +1069,7 @@ async function openViewer(s) {
   const channel = pc.createDataChannel("control");
   viewer.channel = channel;
   channel.onmessage = (e) => viewerMessage(e.data);
-  channel.onclose = () => {
-    if (viewer.pc === pc && !viewer.ended) viewerStatus("disconnected");
-  };
+  channel.onclose = () => followRelay(pc, "the connection closed");
   pc.ontrack = (e) => {
     const video = $("screen");
     video.srcObject = e.streams[0] || new MediaStream([e.track]);
@@ -1074,10 +1078,12 @@ async function openViewer(s) {
   pc.onconnectionstatechange = () => {
     if (viewer.pc !== pc) return;
     if (pc.connectionState === "connected") {
+      viewer.lostSince = null;
       viewerStatus(controlText());
       watchLoss(pc);
     }
-    if (pc.connectionState === "failed") viewerStatus("the connection to the relay failed");
+    // "disconnected": the relay stopped answering ICE checks for a few seconds (it died).
+    if (pc.connectionState === "disconnected" || pc.connectionState === "failed") followRelay(pc, "the relay stopped answering");
   };
   try {
     await pc.setLocalDescription(await pc.createOffer());
@@ -1086,8 +1092,34 @@ async function openViewer(s) {
     if (viewer.pc !== pc) return;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   } catch (e) {
-    if (viewer.pc === pc) viewerStatus(e.message);
+    // The relay not there (yet): keep trying while following it; a refusal is final.
+    if (viewer.pc === pc && viewer.lostSince && e.code === "unreachable") followRelay(pc, e.message);
+    else if (viewer.pc === pc) viewerStatus(e.message);
   }
+}
+
+// The relay was lost — restarting (it said so), crashed, or unreachable — while the session
+// goes on: join again every second for a minute, as the native viewer does. A bye for any
+// other reason (the session closed, consent withdrawn) ends the view.
+function followRelay(pc, why) {
+  if (viewer.pc !== pc || viewer.ended) return;
+  const lostSince = viewer.lostSince || Date.now();
+  if (Date.now() - lostSince > 60000) {
+    viewer.ended = true;
+    updateControlButton();
+    viewerStatus(`lost the relay (${why}); it did not come back within a minute`);
+    return;
+  }
+  viewer.pc = null;
+  pc.close();
+  viewer.lostSince = lostSince;
+  viewer.holder = null;
+  updateControlButton();
+  viewerStatus(`lost the relay (${why}); reconnecting…`);
+  const session = viewer.sessionView;
+  viewer.retry = setTimeout(() => {
+    if (viewer.session === session.id && !viewer.pc) openViewer(session, lostSince);
+  }, 1000);
 }
 
 // A lost packet leaves the decoder waiting for a keyframe: the browser then sends RTCP PLI,
@@ -1126,9 +1158,11 @@ function closeViewer() {
   const wasOpen = !$("viewer").hidden;
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
   if (viewer.pc) viewer.pc.close();
+  clearTimeout(viewer.retry);
   viewer.pc = null;
   viewer.channel = null;
   viewer.session = null;
+  viewer.lostSince = null;
   viewer.holder = null;
   viewer.canView = false;
   viewer.canControl = false;
@@ -1245,6 +1279,8 @@ function viewerMessage(data) {
     const paused = message.ScreenState.paused;
     viewer.paused = paused || null;
     if (viewer.canView) viewerStatus(controlText());
+  } else if (message.Bye && message.Bye.reason === "server_shutdown") {
+    followRelay(viewer.pc, message.Bye.message);
   } else if (message.Bye) {
     viewer.ended = true;
     updateControlButton();
