@@ -67,6 +67,13 @@ enum Command {
         #[arg(long)]
         seconds: Option<f64>,
     },
+    /// The end user taking back control while a technician's input streams in: input applied
+    /// after the click, and when the relay took control away.
+    Withdrawal {
+        /// How many withdrawals.
+        #[arg(long, default_value_t = 20)]
+        times: usize,
+    },
     /// Everything.
     All,
 }
@@ -163,6 +170,20 @@ fn main() -> anyhow::Result<()> {
         spinner.finish_and_clear();
         report.push_str(&windows_table(&results));
         json.insert("windows".into(), serde_json::to_value(&results)?);
+    }
+    if let Command::Withdrawal { times } = &cli.command {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let r = runtime.block_on(e2e::withdrawal(*times))?;
+        let (lp50, lp99) = ms(r.last_input_after_ms);
+        let (rp50, rp99) = ms(r.relay_took_control_ms);
+        let _ = write!(
+            report,
+            "## Taking back control\n\n| measure | p50 ms | p99 ms |\n|---|---|---|\n\
+             | click → last input applied after it ({} inputs applied after {} clicks; {} in the 150 ms before them) | {lp50} | {lp99} |\n\
+             | click → the relay took control away (viewer told) | {rp50} | {rp99} |\n\n",
+            r.inputs_applied_after, r.withdrawals, r.inputs_applied_before
+        );
+        json.insert("withdrawal".into(), serde_json::to_value(&r)?);
     }
     if let Command::Guessing { seconds } = &cli.command {
         let seconds = seconds.unwrap_or(if cli.quick { 20.0 } else { 60.0 });
