@@ -392,6 +392,18 @@ fn relay_table(results: &[relay_load::LoadResult]) -> String {
             r.generator_cpu_percent
         );
     }
+    t.push_str(
+        "\nMeanwhile (the same windows): a technician's API call every 50 ms, and the relay's memory.\n\n\
+         | sessions | viewers each | API calls | API p50 ms | API p99 ms | relay RSS MiB | relay peak RSS MiB |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let (ap50, ap99) = ms(r.api_ms);
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {ap50} | {ap99} | {:.0} | {:.0} |",
+            r.sessions, r.viewers, r.api_calls, r.relay_rss_mib, r.relay_peak_rss_mib
+        );
+    }
     t.push('\n');
     t
 }

@@ -55,6 +55,15 @@ pub struct LoadResult {
     /// The load generator's (this process's) CPU use in the window, percent of its one core:
     /// near 100 means the generator, not the relay, is what limits the level.
     pub generator_cpu_percent: f64,
+    /// A technician's API call (`GET /sessions`, their Home) every 50 ms during the window,
+    /// answered in this many ms.
+    pub api_ms: Option<Summary>,
+    /// API calls made in the window (none failed, or the run fails).
+    pub api_calls: usize,
+    /// The relay's resident memory at the end of the window and at its peak, MiB.
+    pub relay_rss_mib: f64,
+    /// See `relay_rss_mib`.
+    pub relay_peak_rss_mib: f64,
     /// Every latency sample through the relay (for plots).
     #[serde(skip)]
     pub relay_samples_ms: Vec<f64>,
@@ -108,7 +117,9 @@ impl RelayProcess {
         let mut child = Command::new("taskset")
             .args(["-c", "0"])
             .arg(crate::procs::sibling_binary("deskline-relay", "deskline-relay")?)
-            .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--data-dir"])
+            // Every app and viewer of the load comes from 127.0.0.1: one network, whose default
+            // allowance (64 connections) an office fits but a load of hundreds does not.
+            .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--connections-per-network", "4096", "--data-dir"])
             .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -333,9 +344,28 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
     let cpu_before = relay.cpu_seconds()?;
     let generator_before = crate::procs::cpu_seconds(std::process::id())?;
     let started = Instant::now();
+    // A technician uses the console meanwhile: the API must keep answering.
+    let api_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let api_probe = {
+        let (client, stop) = (admin.clone(), api_stop.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let mut times = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let asked = Instant::now();
+                let _: Vec<SessionView> = client.get("/sessions?scope=home").await?;
+                times.push(asked.elapsed().as_secs_f64() * 1000.0);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            anyhow::Ok(times)
+        })
+    };
     let (relay_latencies, bytes) = measure(&sink, Duration::from_secs(2), seconds).await;
     let elapsed = started.elapsed().as_secs_f64() - 2.0;
     let relay_cpu_s = relay.cpu_seconds()? - cpu_before;
+    api_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let api_times = api_probe.await?.context("the API failed under load")?;
+    let (relay_rss_mib, relay_peak_rss_mib) = crate::procs::memory_mib(relay.child.id())?;
     let generator_cpu_percent = (crate::procs::cpu_seconds(std::process::id())? - generator_before) / (elapsed + 2.0) * 100.0;
     // Stop every app and viewer of this run (their capture threads end with them) so the
     // direct baseline has the load generator's core to itself.
@@ -372,6 +402,10 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         relay_cpu_s,
         relay_cpu_s_per_gb: (gb > 0.0).then(|| relay_cpu_s / gb),
         generator_cpu_percent,
+        api_ms: summarize(&api_times),
+        api_calls: api_times.len(),
+        relay_rss_mib,
+        relay_peak_rss_mib,
         relay_samples_ms: relay_latencies,
         direct_samples_ms: direct_latencies,
     })

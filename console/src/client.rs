@@ -54,7 +54,8 @@ impl ApiError {
     }
 }
 
-/// A client of one relay.
+/// A client of one relay (cloning shares its connection pool).
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,

@@ -883,7 +883,7 @@ async fn wrong_codes_from_many_networks_never_lock_out_an_honest_end_user() {
 /// The flood from that host is refused while an honest app and viewer keep streaming.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() {
-    use deskline_relay::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS_PER_NETWORK};
+    use deskline_relay::limits::{DEFAULT_CONNECTIONS_PER_NETWORK, HELLO_TIMEOUT};
     let env = env().await;
     let fp = deskline_net::tls::parse_fingerprint(&env.fingerprint).unwrap();
     let endpoint_at = |local: [u8; 4]| {
@@ -918,7 +918,7 @@ async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() 
     // One host opens as many connections as its network may hold, and says nothing...
     let host = endpoint_at([127, 0, 77, 1]);
     let mut silent = Vec::new();
-    for _ in 0..MAX_QUIC_CONNECTIONS_PER_NETWORK {
+    for _ in 0..DEFAULT_CONNECTIONS_PER_NETWORK {
         silent.push(host.connect(env.quic, "localhost").unwrap().await.unwrap());
     }
     // ...then floods: every further connection is refused, at once.

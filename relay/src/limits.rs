@@ -102,16 +102,13 @@ pub const VIEWER_FRAME_QUEUE: usize = 8;
 /// Simultaneous QUIC connections the relay accepts: bounds memory under a connection flood.
 pub const MAX_QUIC_CONNECTIONS: usize = 4096;
 
-/// Simultaneous QUIC connections from one source network (IPv4 /24, IPv6 /56): an office
-/// behind one NAT with dozens of end users and technicians fits; one host can no longer take
-/// every slot.
-pub const MAX_QUIC_CONNECTIONS_PER_NETWORK: usize = 64;
+/// Simultaneous QUIC connections, and HTTPS connections, from one source network (IPv4 /24,
+/// IPv6 /56) by default (`serve --connections-per-network`): an office behind one NAT with
+/// dozens of end users and technicians fits; one host can no longer take every slot.
+pub const DEFAULT_CONNECTIONS_PER_NETWORK: u16 = 64;
 
 /// Simultaneous HTTPS connections the relay accepts (consoles hold one open for live events).
 pub const MAX_HTTP_CONNECTIONS: usize = 4096;
-
-/// Simultaneous HTTPS connections from one source network.
-pub const MAX_HTTP_CONNECTIONS_PER_NETWORK: usize = 64;
 
 /// How long a new HTTPS connection has to complete its TLS handshake.
 pub const HTTP_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

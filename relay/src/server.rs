@@ -6,7 +6,7 @@ use crate::desk::{Desk, NewTechnician, QuicEndpoint};
 use crate::downloads::SupportApps;
 use crate::transport::{Transport, WebRtcAddresses};
 use crate::limits::{
-    EXPIRY_SWEEP_INTERVAL, HTTP_FIRST_REQUEST_TIMEOUT, HTTP_HANDSHAKE_TIMEOUT, HTTP_IDLE_TIMEOUT, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK,
+    EXPIRY_SWEEP_INTERVAL, HTTP_FIRST_REQUEST_TIMEOUT, HTTP_HANDSHAKE_TIMEOUT, HTTP_IDLE_TIMEOUT, MAX_HTTP_CONNECTIONS,
 };
 use crate::network::{ConnectionLimiter, ConnectionSlot};
 use axum_server::tls_rustls::RustlsAcceptor;
@@ -54,6 +54,12 @@ pub struct ServeOptions {
     /// deskline-agent and deskline-agent.exe beside this executable, where present.
     #[arg(long, value_name = "PATH")]
     pub agent_binary: Vec<PathBuf>,
+    /// Simultaneous connections accepted from one source network (IPv4 /24, IPv6 /56), over
+    /// QUIC and over HTTPS each: raise it where more end users and technicians than this share
+    /// one NAT address (a large office); the total stays bounded (4096 each).
+    #[arg(long, default_value_t = crate::limits::DEFAULT_CONNECTIONS_PER_NETWORK,
+        value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub connections_per_network: u16,
     /// The public address browsers reach this relay at when it sits behind one-to-one NAT (a
     /// cloud VM's public IP); announced for WebRTC next to the bound address.
     #[arg(long, value_name = "IP")]
@@ -85,6 +91,7 @@ pub struct Prepared {
     plain_http: bool,
     quic: quinn::Endpoint,
     max_fps: u16,
+    connections_per_network: usize,
     support_apps: SupportApps,
     webrtc_public_ip: Option<std::net::IpAddr>,
     metrics: Option<std::net::TcpListener>,
@@ -144,6 +151,7 @@ impl Prepared {
             plain_http: options.plain_http,
             quic,
             max_fps: options.max_fps,
+            connections_per_network: usize::from(options.connections_per_network),
             support_apps: support_apps(&options.agent_binary)?,
             webrtc_public_ip: options.webrtc_public_ip,
             metrics: options.metrics.map(bind_metrics).transpose()?,
@@ -205,7 +213,7 @@ impl Prepared {
         let webrtc = WebRtcAddresses { bind: self.quic.local_addr()?.ip(), public: self.webrtc_public_ip };
         let transport = Transport::new(self.desk.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
-        tokio::spawn(transport.clone().serve(self.quic));
+        tokio::spawn(transport.clone().serve(self.quic, self.connections_per_network));
         let goodbye = (transport.clone(), quic.clone(), self.desk.clone());
         if let Some(listener) = self.metrics {
             tokio::spawn(serve_metrics(listener, self.desk.clone(), transport.clone()));
@@ -226,7 +234,7 @@ impl Prepared {
         // Handlers see the client's address (login throttling, logs).
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let limited = LimitedAcceptor {
-            limiter: ConnectionLimiter::new(MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_NETWORK),
+            limiter: ConnectionLimiter::new(MAX_HTTP_CONNECTIONS, self.connections_per_network),
             desk: self.desk.clone(),
         };
         if self.plain_http {
@@ -452,6 +460,7 @@ impl LocalRelay {
             demo_admin: None,
             organisation: organisation.to_owned(),
             max_fps: crate::limits::DEFAULT_MAX_FPS,
+            connections_per_network: crate::limits::DEFAULT_CONNECTIONS_PER_NETWORK,
             agent_binary: Vec::new(),
             webrtc_public_ip: None,
             tls_cert: None,

@@ -20,7 +20,7 @@ pub use gate::{ConsentGate, FramePass, InputPass};
 pub use guard::CodeGuard;
 
 use crate::desk::Desk;
-use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS, MAX_QUIC_CONNECTIONS_PER_NETWORK, SHUTDOWN_QUIC_DRAIN};
+use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS, SHUTDOWN_QUIC_DRAIN};
 use crate::network::ConnectionLimiter;
 use deskline_net::framed::{MessageReader, MessageWriter, accept_control};
 use deskline_protocol::{Hello, HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason};
@@ -80,9 +80,10 @@ impl Transport {
         self.hubs.connected()
     }
 
-    /// Accepts connections until the endpoint closes.
-    pub async fn serve(self: Arc<Self>, endpoint: quinn::Endpoint) {
-        let limiter = ConnectionLimiter::new(MAX_QUIC_CONNECTIONS, MAX_QUIC_CONNECTIONS_PER_NETWORK);
+    /// Accepts connections until the endpoint closes, at most `per_network` at a time from one
+    /// source network.
+    pub async fn serve(self: Arc<Self>, endpoint: quinn::Endpoint, per_network: usize) {
+        let limiter = ConnectionLimiter::new(MAX_QUIC_CONNECTIONS, per_network);
         while let Some(incoming) = endpoint.accept().await {
             let remote = incoming.remote_address();
             let slot = match limiter.admit(remote.ip()) {
