@@ -31,6 +31,14 @@ const FRAME_QUEUE: usize = 2;
 /// source rather than queued (at 30 fps, four frames are 130 ms of backlog).
 const MAX_FRAMES_IN_FLIGHT: usize = 4;
 
+/// After a frame was dropped at the source, a keyframe is asked for once the frames in flight
+/// are down to this many (a keyframe sent into a full pipe is dropped in turn and asks for
+/// another: a spiral measured on a lossy link, 7 keyframes in a second)...
+const KEYFRAME_WHEN_IN_FLIGHT: usize = MAX_FRAMES_IN_FLIGHT / 2;
+
+/// ...and asked for again at most this often while it does not come through.
+const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+
 /// How long to wait for the relay's answer to the hello: the relay's own hello timeout, so a
 /// silent relay is reported as such instead of hanging the "Connecting…" screen.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -327,6 +335,11 @@ impl Registered {
         let mut in_flight = tokio::task::JoinSet::new();
         let mut rate: Option<RateController> = None;
         let mut dropped_locally: u32 = 0;
+        // A frame was dropped at the source: the P-frames that follow would not decode (the
+        // viewer sees no gap in the sequence, so they would show a broken picture), so none is
+        // sent until a keyframe, asked for when the pipe has room (and when).
+        let mut awaiting_keyframe = false;
+        let mut keyframe_asked: Option<Instant> = None;
 
         let ended: Result<Ended, AgentError> = async { Ok(loop {
             tokio::select! {
@@ -454,10 +467,21 @@ impl Registered {
                     // dropped here (and a keyframe asked for, since the next P-frame would not
                     // decode) instead of piling up.
                     while in_flight.try_join_next().is_some() {}
+                    if awaiting_keyframe && !video.keyframe {
+                        if in_flight.len() <= KEYFRAME_WHEN_IN_FLIGHT && keyframe_asked.is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY) {
+                            let _ = capture.send(CaptureCommand::Keyframe);
+                            keyframe_asked = Some(Instant::now());
+                        }
+                        continue;
+                    }
                     if in_flight.len() >= MAX_FRAMES_IN_FLIGHT {
                         dropped_locally = dropped_locally.saturating_add(1);
-                        let _ = capture.send(CaptureCommand::Keyframe);
+                        awaiting_keyframe = true;
+                        keyframe_asked = None;
                         continue;
+                    }
+                    if video.keyframe {
+                        awaiting_keyframe = false;
                     }
                     // Below the control stream's priority, newest first among frames.
                     let priority = i32::try_from(seq % (i32::MAX as u64 - 1)).unwrap_or(0);

@@ -15,6 +15,7 @@ pub mod desktop;
 pub mod e2e;
 pub mod encode;
 pub mod guessing;
+pub mod lossy;
 pub mod plot;
 pub mod procs;
 pub mod relay_load;

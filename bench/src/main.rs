@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
 use deskline_bench::plot::{Series, latency_cdf};
-use deskline_bench::{BUILT_WITH_NASM, browser, capture, desktop, e2e, encode, guessing, relay_load};
+use deskline_bench::{BUILT_WITH_NASM, browser, capture, desktop, e2e, encode, guessing, lossy, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -73,6 +73,13 @@ enum Command {
         /// How many withdrawals.
         #[arg(long, default_value_t = 20)]
         times: usize,
+    },
+    /// The app streaming over a lossy link (100 ms RTT, 5 % loss, a 0.5 s burst every 5 s):
+    /// picture after a burst, keyframe requests, rate adaptation.
+    Lossy {
+        /// Seconds streamed.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
     },
     /// Everything.
     All,
@@ -184,6 +191,14 @@ fn main() -> anyhow::Result<()> {
             r.inputs_applied_after, r.withdrawals, r.inputs_applied_before
         );
         json.insert("withdrawal".into(), serde_json::to_value(&r)?);
+    }
+    if let Command::Lossy { seconds } = &cli.command {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let r = runtime.block_on(lossy::run(*seconds))?;
+        report.push_str("## A lossy link between the app and the relay\n\n");
+        report.push_str(&lossy::table(&r));
+        report.push('\n');
+        json.insert("lossy".into(), serde_json::to_value(&r)?);
     }
     if let Command::Guessing { seconds } = &cli.command {
         let seconds = seconds.unwrap_or(if cli.quick { 20.0 } else { 60.0 });

@@ -125,6 +125,77 @@ pub enum DecoderEvent {
     NeedKeyframe,
 }
 
+/// How long a frame that arrived ahead of its predecessor waits for it. Each frame comes on a
+/// QUIC stream of its own, so a lost packet makes one frame complete after the next: without
+/// this wait the decoder took every such frame for a gap and asked for a keyframe (measured on
+/// a lossy link: near three a second). A retransmission takes about a round trip.
+pub const REORDER_WAIT: Duration = Duration::from_millis(150);
+
+/// Passes frames on in sequence: a frame ahead of the next expected one waits (with any later
+/// ones) for at most [`REORDER_WAIT`]; then the waiting frames go on, oldest first, and the
+/// decoder deals with the gap. Keyframes never wait: nothing before them is needed.
+pub async fn reorder(mut arrived: mpsc::Receiver<VideoFrame>, out: mpsc::Sender<VideoFrame>) {
+    let mut waiting: std::collections::BTreeMap<u64, VideoFrame> = std::collections::BTreeMap::new();
+    let mut next: Option<u64> = None;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let frame = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, arrived.recv()).await {
+                Ok(frame) => frame,
+                Err(_) => {
+                    // The missing frame did not come: go on from the oldest waiting one (the
+                    // decoder sees the gap and asks for a keyframe if it needs one).
+                    next = waiting.keys().next().copied();
+                    if !flush_in_order(&mut waiting, &mut next, &out).await {
+                        return;
+                    }
+                    deadline = (!waiting.is_empty()).then(|| tokio::time::Instant::now() + REORDER_WAIT);
+                    continue;
+                }
+            },
+            None => arrived.recv().await,
+        };
+        let Some(frame) = frame else { return };
+        if next.is_some_and(|n| frame.seq < n) {
+            continue; // late: newer frames went on already
+        }
+        if frame.keyframe || next.is_none_or(|n| frame.seq == n) {
+            // Older waiting frames are of no use before a keyframe.
+            if frame.keyframe {
+                waiting.retain(|&seq, _| seq > frame.seq);
+            }
+            next = Some(frame.seq + 1);
+            if out.send(frame).await.is_err() {
+                return;
+            }
+            if !flush_in_order(&mut waiting, &mut next, &out).await {
+                return;
+            }
+            deadline = (!waiting.is_empty()).then(|| tokio::time::Instant::now() + REORDER_WAIT);
+        } else {
+            waiting.insert(frame.seq, frame);
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + REORDER_WAIT);
+        }
+    }
+}
+
+/// Sends the waiting frames that follow on from `next`; false if the decoder is gone.
+async fn flush_in_order(
+    waiting: &mut std::collections::BTreeMap<u64, VideoFrame>,
+    next: &mut Option<u64>,
+    out: &mpsc::Sender<VideoFrame>,
+) -> bool {
+    while let Some(n) = *next
+        && let Some(frame) = waiting.remove(&n)
+    {
+        *next = Some(n + 1);
+        if out.send(frame).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Decodes frames in sequence on a dedicated thread (the openh264 decoder is not `Send`).
 pub fn spawn_decoder(mut frames: mpsc::Receiver<VideoFrame>, out: mpsc::Sender<DecoderEvent>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -290,16 +361,18 @@ impl Viewer {
     /// Serves one connection: frames are received and decoded (a decoder per connection: a
     /// new connection's frames start over), commands sent, the relay's messages reported.
     async fn serve(&mut self, commands: &mut mpsc::UnboundedReceiver<ViewerCommand>, updates: &mpsc::Sender<ViewerUpdate>) -> Served {
+        let (arrived_tx, arrived_rx) = mpsc::channel::<VideoFrame>(16);
         let (raw_tx, raw_rx) = mpsc::channel::<VideoFrame>(16);
         let (dec_tx, mut dec_rx) = mpsc::channel::<DecoderEvent>(16);
         let _decoder = spawn_decoder(raw_rx, dec_tx);
+        let reordering = tokio::spawn(reorder(arrived_rx, raw_tx));
         let connection = self.connection.clone();
         let receiver = tokio::spawn(async move {
             while let Ok(stream) = connection.accept_uni().await {
-                let raw_tx = raw_tx.clone();
+                let arrived_tx = arrived_tx.clone();
                 tokio::spawn(async move {
                     if let Ok((_, frame)) = read_frame(stream).await {
-                        let _ = raw_tx.send(frame).await;
+                        let _ = arrived_tx.send(frame).await;
                     }
                 });
             }
@@ -353,6 +426,7 @@ impl Viewer {
             }
         };
         receiver.abort();
+        reordering.abort();
         served
     }
 
@@ -492,4 +566,54 @@ pub fn latency_summary(mut latencies: Vec<u64>) -> serde_json::Value {
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     serde_json::json!({"p50_us": at(0.5), "p99_us": at(0.99), "max_us": latencies[latencies.len() - 1], "count": latencies.len()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deskline_protocol::VideoCodec;
+
+    fn frame(seq: u64, keyframe: bool) -> VideoFrame {
+        VideoFrame { seq, capture_us: 0, keyframe, display: 0, width: 2, height: 2, codec: VideoCodec::H264, data: Vec::new().into() }
+    }
+
+    async fn passed(arrivals: Vec<VideoFrame>, pause_after: Option<usize>) -> Vec<u64> {
+        let (arrived, arrived_rx) = mpsc::channel(16);
+        let (out, mut out_rx) = mpsc::channel(16);
+        let task = tokio::spawn(reorder(arrived_rx, out));
+        for (i, f) in arrivals.into_iter().enumerate() {
+            arrived.send(f).await.unwrap();
+            if pause_after == Some(i) {
+                tokio::time::sleep(REORDER_WAIT * 2).await;
+            }
+        }
+        drop(arrived);
+        task.await.unwrap();
+        let mut seqs = Vec::new();
+        while let Ok(f) = out_rx.try_recv() {
+            seqs.push(f.seq);
+        }
+        seqs
+    }
+
+    /// Found on a lossy link: a frame completing after its successor was taken for a gap, and
+    /// every such gap cost a keyframe.
+    #[tokio::test]
+    async fn frames_that_complete_out_of_order_go_on_in_order() {
+        let out = passed(vec![frame(10, true), frame(12, false), frame(11, false), frame(13, false)], None).await;
+        assert_eq!(out, [10, 11, 12, 13]);
+        // Late frames (older than what went on) are dropped.
+        let out = passed(vec![frame(10, true), frame(11, false), frame(10, false), frame(12, false)], None).await;
+        assert_eq!(out, [10, 11, 12]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_frame_is_waited_for_only_so_long_and_a_keyframe_never_waits() {
+        // 11 never comes: 12 and 13 go on after the wait, in order (the decoder sees the gap).
+        let out = passed(vec![frame(10, true), frame(12, false), frame(13, false)], Some(2)).await;
+        assert_eq!(out, [10, 12, 13]);
+        // A keyframe goes on at once and makes older waiting frames useless.
+        let out = passed(vec![frame(10, true), frame(12, false), frame(14, true), frame(15, false)], None).await;
+        assert_eq!(out, [10, 14, 15]);
+    }
 }
