@@ -121,9 +121,8 @@ impl Cli {
 
 /// The code an authenticator app holding `secret` shows `ahead` seconds from now.
 fn authenticator_code(secret: &str, ahead: u64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
-    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
-    totp.generate(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + ahead)
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    deskline_relay::second_factor::code_at(secret, now + ahead).unwrap()
 }
 
 /// `deskline second-factor enable` as a technician runs it: the password, then — once the

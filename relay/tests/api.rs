@@ -617,9 +617,7 @@ fn totp_code(h: &Harness, secret: &str) -> String {
 
 /// The code an authenticator app with `secret` shows `secs` after the harness's clock time.
 fn totp_code_in(h: &Harness, secret: &str, secs: u64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
-    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
-    totp.generate(u64::try_from(h.desk.now().0 / 1000).unwrap() + secs)
+    deskline_relay::second_factor::code_at(secret, u64::try_from(h.desk.now().0 / 1000).unwrap() + secs).unwrap()
 }
 
 /// Sets up a second factor for the holder of `token`; returns (secret, new token, recovery codes).

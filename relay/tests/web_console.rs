@@ -574,9 +574,8 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
 /// The code an authenticator app holding `secret` (base32, spaced as the page shows it) shows
 /// `ahead` seconds from now.
 fn authenticator_code(secret: &str, ahead: u64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.replace(' ', "")).to_bytes().unwrap();
-    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
-    totp.generate(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + ahead)
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    deskline_relay::second_factor::code_at(&secret.replace(' ', ""), now + ahead).unwrap()
 }
 
 /// On the open two-step panel: sets it up with [`OWN_PASSWORD`], scanning the QR code as a
