@@ -574,7 +574,7 @@ mod tests {
     use deskline_protocol::VideoCodec;
 
     fn frame(seq: u64, keyframe: bool) -> VideoFrame {
-        VideoFrame { seq, capture_us: 0, keyframe, display: 0, width: 2, height: 2, codec: VideoCodec::H264, data: Vec::new().into() }
+        VideoFrame { seq, capture_us: 0, keyframe, display: 0, width: 2, height: 2, codec: VideoCodec::H264, data: Vec::new() }
     }
 
     async fn passed(arrivals: Vec<VideoFrame>, pause_after: Option<usize>) -> Vec<u64> {
