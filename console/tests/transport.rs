@@ -71,10 +71,16 @@ impl Env {
         let _: ChannelView = self.admin.post("/channels/1/members", &TechnicianRef { technician_id: t.id }).await.unwrap();
         let first = sign_in(&self.server, &self.fingerprint, name, ONE_TIME_PASSWORD).await;
         assert!(first.technician.must_change_password, "an admin-given password is one-time");
-        let one_time = Client::new(&self.server, Some(&self.fingerprint), Some(first.token)).unwrap();
+        let one_time = Tech { id: TechnicianId(t.id), token: first.token };
+        Tech { id: one_time.id, token: self.technician_password_set(&one_time).await }
+    }
+
+    /// Sets `tech`'s own password after the one-time one; their new token.
+    async fn technician_password_set(&self, tech: &Tech) -> String {
+        let one_time = Client::new(&self.server, Some(&self.fingerprint), Some(tech.token.clone())).unwrap();
         let change = ChangePassword { current_password: ONE_TIME_PASSWORD.into(), new_password: PASSWORD.into() };
         let own: LoginResponse = one_time.post("/me/password", &change).await.unwrap();
-        Tech { id: TechnicianId(t.id), token: own.token }
+        own.token
     }
 
     fn admin_tech(&self) -> Tech {
@@ -944,6 +950,31 @@ async fn silent_connections_are_closed_and_one_network_cannot_take_every_slot() 
     }
     // Their slots are free again.
     assert!(host.connect(env.quic, "localhost").unwrap().await.is_ok());
+}
+
+/// Found in review: a token good only for setting a password (someone else's one-time password,
+/// or a second factor an admin requires) could still watch a session over QUIC. The same rule
+/// as the API's now refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_token_cannot_watch() {
+    let env = env().await;
+    let session = env.session(SessionKind::Pin).await;
+    let _agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    let new = CreateTechnician { username: "tom".into(), display_name: String::new(), password: ONE_TIME_PASSWORD.into(), role: Role::Technician };
+    let t: TechnicianView = env.admin.post("/technicians", &new).await.unwrap();
+    let _: ChannelView = env.admin.post("/channels/1/members", &TechnicianRef { technician_id: t.id }).await.unwrap();
+    let _: SessionView = env.admin.post(&format!("/sessions/{}/invite", session.id), &TechnicianRef { technician_id: t.id }).await.unwrap();
+    let one_time = sign_in(&env.server, &env.fingerprint, "tom", ONE_TIME_PASSWORD).await;
+    assert!(one_time.technician.must_change_password);
+    let tom = Tech { id: TechnicianId(t.id), token: one_time.token };
+    match env.viewer(&tom, session.id).await {
+        Err(ViewerError::Rejected { reason: RejectReason::Forbidden, message }) => assert!(message.contains("set your own password"), "{message}"),
+        Err(e) => panic!("refused for the wrong reason: {e}"),
+        Ok(_) => panic!("a one-time password's token watched a session"),
+    }
+    // With his own password set, the same technician may watch (once the end user allows).
+    let own = Tech { id: tom.id, token: env.technician_password_set(&tom).await };
+    assert!(env.viewer(&own, session.id).await.is_ok());
 }
 
 /// A screen that never changes: a frame only when a keyframe is asked for (as the real

@@ -296,11 +296,19 @@ impl Desk {
         views::technician(row, self.settings().require_second_factor)
     }
 
-    /// The account must set up a second factor before anything else (an administrator requires
-    /// one and it has none).
+    /// What a signed-in account must do before anything else, if anything: set its own password
+    /// (one someone else set), then set up the second factor an administrator requires. The one
+    /// rule for every way in: `api::Authed` lets such a token reach only the routes that do it,
+    /// and viewers (QUIC) are refused.
     #[must_use]
-    pub fn must_enrol_second_factor(&self, row: &TechnicianRow) -> bool {
-        row.totp_secret.is_none() && self.settings().require_second_factor
+    pub fn restriction(&self, row: &TechnicianRow) -> Option<Error> {
+        if row.must_change_password {
+            Some(Error::PasswordChangeRequired)
+        } else if row.totp_secret.is_none() && self.settings().require_second_factor {
+            Some(Error::SecondFactorEnrolmentRequired)
+        } else {
+            None
+        }
     }
 
     /// Live session events, for consoles.

@@ -25,13 +25,13 @@ impl FromRequestParts<AppState> for Authed {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer(parts)?;
         let me = state.desk.authenticate(token).await?;
-        let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |u| u.0.path());
-        let path = path.strip_prefix("/api/v1").unwrap_or(path);
-        if me.must_change_password && !BEFORE_PASSWORD_CHANGE.contains(&path) {
-            return Err(Error::PasswordChangeRequired);
-        }
-        if state.desk.must_enrol_second_factor(&me) && !BEFORE_SECOND_FACTOR.contains(&path) {
-            return Err(Error::SecondFactorEnrolmentRequired);
+        if let Some(restricted) = state.desk.restriction(&me) {
+            let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |u| u.0.path());
+            let path = path.strip_prefix("/api/v1").unwrap_or(path);
+            let lifts = if matches!(restricted, Error::PasswordChangeRequired) { BEFORE_PASSWORD_CHANGE } else { BEFORE_SECOND_FACTOR };
+            if !lifts.contains(&path) {
+                return Err(restricted);
+            }
         }
         Ok(Authed(me))
     }

@@ -126,6 +126,13 @@ pub(super) async fn run(
         reject(&connection, &mut writer, RejectReason::Unauthorized, "invalid or expired token; log in again").await;
         return;
     };
+    // Found in review: a token good only for setting a password (or a required second factor)
+    // could still watch over QUIC.
+    if let Some(restricted) = transport.hubs.desk.restriction(&technician) {
+        tracing::warn!(remote = %connection.remote_address(), session = %id, technician = %technician.username, "viewer refused: {restricted}");
+        reject(&connection, &mut writer, RejectReason::Forbidden, &restricted.to_string()).await;
+        return;
+    }
     let technician = technician.id;
     let admitted = admit(transport, conn_id, technician, id, ViewerCarrier::Quic(connection.clone())).await;
     let Admitted { hub, queue, frames: mut frame_queue } = match admitted {
