@@ -304,7 +304,9 @@ impl Desk {
     pub fn restriction(&self, row: &TechnicianRow) -> Option<Error> {
         if row.must_change_password {
             Some(Error::PasswordChangeRequired)
-        } else if row.totp_secret.is_none() && self.settings().require_second_factor {
+        } else if row.totp_secret.is_none()
+            && self.inner.settings.read().unwrap_or_else(std::sync::PoisonError::into_inner).require_second_factor
+        {
             Some(Error::SecondFactorEnrolmentRequired)
         } else {
             None
@@ -496,7 +498,7 @@ impl Desk {
         self.not_throttled(from, now, &me.username)?;
         let id = me.id;
         let recovery_codes = second_factor::new_recovery_codes();
-        let hashes: Vec<String> = recovery_codes.iter().filter_map(|c| second_factor::recovery_hash(c)).collect();
+        let hashes = second_factor::recovery_hashes(&recovery_codes);
         let confirmed = self
             .db()
             .write(move |tx| {
@@ -556,7 +558,7 @@ impl Desk {
             return Err(Error::conflict("second_factor_off", "this account has no second factor"));
         }
         let codes = second_factor::new_recovery_codes();
-        let hashes: Vec<String> = codes.iter().filter_map(|c| second_factor::recovery_hash(c)).collect();
+        let hashes = second_factor::recovery_hashes(&codes);
         self.with_own_code(me, code, from, move |tx, row| Ok(store::set_recovery_codes(tx, row.id, &hashes)?)).await?;
         tracing::info!(?from, username = %me.username, "technician made new recovery codes");
         Ok(codes)

@@ -93,6 +93,12 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
+/// What is stored for each of `codes` (as [`new_recovery_codes`] made them).
+#[must_use]
+pub fn recovery_hashes(codes: &[String]) -> Vec<String> {
+    codes.iter().filter_map(|c| recovery_hash(c)).collect()
+}
+
 /// What is stored for a recovery code, from the code as typed: any case, with or without
 /// dashes and spaces, O for 0 and I or L for 1 (Crockford's reading). `None` if it cannot be
 /// a recovery code.

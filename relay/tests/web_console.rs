@@ -184,6 +184,16 @@ async fn first_sign_in(browser: &Client, username: &str, one_time: &str) {
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#desk:not([hidden])")).await.unwrap();
 }
 
+/// A browser on `relay`'s console, the admin signed in for the first time (their own password
+/// set: [`OWN_PASSWORD`]) and at the desk.
+async fn admin_at_the_desk(dir: &Path, relay: &Relay) -> (Guard, Client) {
+    let (driver, browser) = start_browser(dir).await;
+    browser.goto(&relay.url).await.unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
+    first_sign_in(&browser, "admin", &relay.password).await;
+    (driver, browser)
+}
+
 /// Waits (10 s at most) until what the synthetic app printed to `log` satisfies `done`, and
 /// returns it; panics naming `what` with the output otherwise.
 async fn app_printed(log: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
@@ -485,10 +495,7 @@ async fn the_console_files_are_served_with_a_strict_policy() {
 async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(dir.path());
-    let (_driver, browser) = start_browser(dir.path()).await;
-    browser.goto(&relay.url).await.unwrap();
-    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
-    first_sign_in(&browser, "admin", &relay.password).await;
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
     let admin_nav = "//nav[@id='lists']/button[normalize-space()='Administration']";
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(admin_nav)).await.unwrap().click().await.unwrap();
 
@@ -605,10 +612,7 @@ async fn shown(browser: &Client, css: &str) {
 async fn technicians_set_up_two_step_sign_in_in_the_browser_and_an_admin_requires_it() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(dir.path());
-    let (_driver, browser) = start_browser(dir.path()).await;
-    browser.goto(&relay.url).await.unwrap();
-    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
-    first_sign_in(&browser, "admin", &relay.password).await;
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
 
     // The admin turns it on from the header: QR code, a code from the app, recovery codes.
     click(&browser, "#second-factor").await;
@@ -674,10 +678,7 @@ async fn the_browser_viewer_follows_a_relay_restart() {
     let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (http, quic) = (format!("127.0.0.1:{}", port()), format!("127.0.0.1:{}", std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()));
     let mut relay = start_relay_at(dir.path(), &http, &quic, &[]);
-    let (_driver, browser) = start_browser(dir.path()).await;
-    browser.goto(&relay.url).await.unwrap();
-    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#username")).await.unwrap();
-    first_sign_in(&browser, "admin", &relay.password).await;
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
     let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
     let session = api.new_session("pin").await;
     let id = session["id"].as_i64().unwrap();

@@ -1098,13 +1098,18 @@ async function openViewer(s, lostSince = null) {
   }
 }
 
+// How long the viewer tries to get back to a lost relay (the native viewer's RECONNECT_FOR: a
+// restart and the app's resumption fit well within it), and how often.
+const FOLLOW_RELAY_FOR_MS = 60000;
+const FOLLOW_RELAY_EVERY_MS = 1000;
+
 // The relay was lost — restarting (it said so), crashed, or unreachable — while the session
 // goes on: join again every second for a minute, as the native viewer does. A bye for any
 // other reason (the session closed, consent withdrawn) ends the view.
 function followRelay(pc, why) {
   if (viewer.pc !== pc || viewer.ended) return;
   const lostSince = viewer.lostSince || Date.now();
-  if (Date.now() - lostSince > 60000) {
+  if (Date.now() - lostSince > FOLLOW_RELAY_FOR_MS) {
     viewer.ended = true;
     updateControlButton();
     viewerStatus(`lost the relay (${why}); it did not come back within a minute`);
@@ -1119,7 +1124,7 @@ function followRelay(pc, why) {
   const session = viewer.sessionView;
   viewer.retry = setTimeout(() => {
     if (viewer.session === session.id && !viewer.pc) openViewer(session, lostSince);
-  }, 1000);
+  }, FOLLOW_RELAY_EVERY_MS);
 }
 
 // A lost packet leaves the decoder waiting for a keyframe: the browser then sends RTCP PLI,

@@ -22,6 +22,7 @@ use deskline_protocol::{
     TechnicianId, Timestamp,
 };
 use proptest::prelude::*;
+use sha2::Digest as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,7 +221,6 @@ async fn bench() -> (Bench, quinn::Endpoint, tempfile::TempDir) {
     (bench, server, dir)
 }
 
-use sha2::Digest as _;
 
 /// What reached viewers and the app over a run.
 #[derive(Debug, Default, PartialEq, Eq)]
