@@ -211,16 +211,21 @@ async fn app_printed(log: &Path, what: &str, done: impl Fn(&str) -> bool) -> Str
 /// Clicks the button of the session detail whose label is `label` (found again if a live
 /// update re-rendered the detail between finding and clicking it).
 async fn click_action(browser: &Client, label: &str) {
-    let xpath = format!("//div[@id='actions']/button[normalize-space()='{label}']");
+    click_fresh(browser, &format!("//div[@id='actions']/button[normalize-space()='{label}']")).await;
+}
+
+/// Clicks the element at `xpath`, found again if a re-render replaced it between finding and
+/// clicking it (the lists and the navigation are rebuilt as the relay's data arrives).
+async fn click_fresh(browser: &Client, xpath: &str) {
     for _ in 0..5 {
-        let button = browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(&xpath)).await.unwrap();
-        match button.click().await {
+        let element = browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(xpath)).await.unwrap();
+        match element.click().await {
             Ok(()) => return,
             Err(e) if format!("{e:?}").contains("StaleElementReference") => {}
-            Err(e) => panic!("clicking {label}: {e}"),
+            Err(e) => panic!("clicking {xpath}: {e}"),
         }
     }
-    panic!("the {label} button kept being replaced");
+    panic!("{xpath} kept being replaced");
 }
 
 async fn screenshot(browser: &Client, name: &str) {
@@ -497,7 +502,7 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     let relay = start_relay(dir.path());
     let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
     let admin_nav = "//nav[@id='lists']/button[normalize-space()='Administration']";
-    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(admin_nav)).await.unwrap().click().await.unwrap();
+    click_fresh(&browser, admin_nav).await;
 
     // A technician, created from the form.
     let technicians = "return document.querySelector('#technicians tbody').innerText";
@@ -626,7 +631,7 @@ async fn technicians_set_up_two_step_sign_in_in_the_browser_and_an_admin_require
 
     // Then requires it of everybody, and creates Bob.
     let admin_nav = "//nav[@id='lists']/button[normalize-space()='Administration']";
-    browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(admin_nav)).await.unwrap().click().await.unwrap();
+    click_fresh(&browser, admin_nav).await;
     fill(&browser, "#tech-username", "bob").await;
     fill(&browser, "#tech-password", "a long password for bob").await;
     click(&browser, "#technician-form button[type=submit]").await;
