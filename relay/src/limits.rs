@@ -123,6 +123,14 @@ pub const HTTP_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// up. (A response in progress, such as the live-events stream, is not idle.)
 pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The largest HTTP request body the relay reads (the largest real one, a browser's WebRTC
+/// offer, is a few KiB); a larger one is refused with 413 and the connection closed.
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// How long a request's body may take to arrive once its headers have: a client that sends
+/// its body slowly, or never, is answered 408 and closed instead of holding the connection.
+pub const HTTP_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Frames per second asked of the app when streaming starts.
 pub const DEFAULT_MAX_FPS: u16 = 30;
 

@@ -543,19 +543,7 @@ fn an_idle_https_connection_is_closed() {
     use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path());
-    let address = relay.base.trim_start_matches("https://").to_owned();
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(dir.path().join("relay-cert.pem")).unwrap();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots).with_no_client_auth();
-    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let mut tcp = std::net::TcpStream::connect(&address).unwrap();
-    while tls.is_handshaking() {
-        tls.complete_io(&mut tcp).unwrap();
-    }
+    let (mut tls, mut tcp) = tls_connection(&relay, dir.path());
     // Bounded wait: far longer than the relay's timeout, far shorter than "held forever".
     let limit = deskline_relay::limits::HTTP_FIRST_REQUEST_TIMEOUT * 3;
     tcp.set_read_timeout(Some(limit)).unwrap();
@@ -572,7 +560,80 @@ fn an_idle_https_connection_is_closed() {
     assert!(closed, "the idle connection was still open after {:?}", started.elapsed());
 }
 
-/// The invite page offers each end user the build for their system first (found from their
+/// One HTTPS connection to the relay, handshake done (its certificate read from `data_dir`).
+fn tls_connection(relay: &Relay, data_dir: &Path) -> (rustls::ClientConnection, std::net::TcpStream) {
+    let address = relay.base.trim_start_matches("https://").to_owned();
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(data_dir.join("relay-cert.pem")).unwrap();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots).with_no_client_auth();
+    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let mut tcp = std::net::TcpStream::connect(&address).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).unwrap();
+    }
+    (tls, tcp)
+}
+
+/// Reads one HTTP/1.1 response (with a Content-Length) off a connection: its status line and
+/// headers, lower-cased, and its body; `None` when the connection was closed instead.
+fn read_response(stream: &mut impl std::io::Read) -> Option<(String, String)> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8(head).unwrap().to_lowercase();
+    let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((head, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Found by schemathesis: a request answered before its body was read (here a bad token, with
+/// a 100 KiB body) made the relay close the kept-alive connection without saying so, and the
+/// client's next request on it was lost. The body is read first now and the connection serves
+/// the next request; a body over the limit is refused with an answer that says it closes.
+#[test]
+fn a_request_refused_before_its_body_was_read_keeps_the_connection_usable() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let (mut tls, mut tcp) = tls_connection(&relay, dir.path());
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
+    let body = format!("{{\"capabilities\": \"{}\"}}", "x".repeat(100 * 1024));
+    let request = |body: &str| {
+        format!(
+            "POST /api/v1/sessions/1/remote HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer not-a-token\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    for round in 0..2 {
+        stream.write_all(request(&body).as_bytes()).unwrap();
+        let (head, answer) = read_response(&mut stream).unwrap_or_else(|| panic!("request {round}: the connection was closed"));
+        assert!(head.starts_with("http/1.1 401"), "{head}{answer}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let (head, _) = read_response(&mut stream).expect("the kept-alive connection still serves");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
+    let too_large = format!("{{\"capabilities\": \"{}\"}}", "x".repeat(deskline_relay::limits::MAX_REQUEST_BODY));
+    stream.write_all(request(&too_large).as_bytes()).unwrap_or_default();
+    let (head, answer) = read_response(&mut stream).expect("an answer before the close");
+    assert!(head.starts_with("http/1.1 413") && head.contains("connection: close"), "{head}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+}
+
+/// The invite page offers each end user the build/// The invite page offers each end user the build for their system first (found from their
 /// browser) and lists the others; each download carries the session's link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_pages_offer_the_visitors_build_first() {

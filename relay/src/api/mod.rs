@@ -94,6 +94,7 @@ pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, support_apps: 
         .fallback(not_found)
         .with_state(state)
         .route_layer(axum::middleware::from_fn_with_state(desk, time_request))
+        .layer(axum::middleware::from_fn(read_whole_body))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -131,6 +132,36 @@ async fn time_request(
         desk.metrics().requests.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     }
     response
+}
+
+/// Reads every request's whole body before anything answers it. An answer given before the
+/// body was read (a refused token, a malformed id) made hyper close the connection after it
+/// without saying so (no `Connection: close`), and a client that reused the kept-alive
+/// connection lost its next request ("EOF occurred in violation of protocol", found by
+/// schemathesis). A body over [`MAX_REQUEST_BODY`], cut off, or slower than
+/// [`HTTP_BODY_TIMEOUT`] is answered with an error that closes the connection.
+async fn read_whole_body(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use crate::limits::{HTTP_BODY_TIMEOUT, MAX_REQUEST_BODY};
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY as u64) {
+        let message = format!("the request body is larger than {} KiB", MAX_REQUEST_BODY / 1024);
+        return closing(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &message);
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(HTTP_BODY_TIMEOUT, axum::body::to_bytes(body, MAX_REQUEST_BODY)).await {
+        Ok(Ok(bytes)) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(e)) => {
+            let message = format!("the request body could not be read (larger than {} KiB, or cut off): {e}", MAX_REQUEST_BODY / 1024);
+            closing(StatusCode::BAD_REQUEST, "unreadable_body", &message)
+        }
+        Err(_) => closing(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body did not arrive in time"),
+    }
+}
+
+/// An error answer after which the connection is closed (what was left of the request unread).
+fn closing(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({"error": {"code": code, "message": message}});
+    (status, [(header::CONNECTION, HeaderValue::from_static("close"))], axum::Json(body)).into_response()
 }
 
 /// How long browsers keep to HTTPS for this host once told (a year, the usual value).
