@@ -39,6 +39,13 @@ const KEYFRAME_WHEN_IN_FLIGHT: usize = MAX_FRAMES_IN_FLIGHT / 2;
 /// ...and asked for again at most this often while it does not come through.
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 
+/// Keyframes asked for (by viewers through the relay, or after a frame dropped here) are
+/// encoded at most this often; one asked sooner comes when the interval ends. A keyframe is
+/// 10–20 P-frames' worth of bytes: sent into a lossy link faster than this, they were lost in
+/// turn and asked for again (measured: 3–5 in the second after a loss burst). A new stream,
+/// display or capture after a pause gets its keyframe at once.
+pub const KEYFRAME_MIN_SPACING: Duration = Duration::from_secs(1);
+
 /// How long to wait for the relay's answer to the hello: the relay's own hello timeout, so a
 /// silent relay is reported as such instead of hanging the "Connecting…" screen.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -190,7 +197,10 @@ where
         };
         let mut paused: Option<PauseReason> = None;
         let mut running = false;
+        // A keyframe the stream needs now (start, display, resume) / one asked for, spaced.
         let mut force_keyframe = true;
+        let mut keyframe_asked = false;
+        let mut last_asked_keyframe: Option<Instant> = None;
         let mut display = 0;
         loop {
             // Paused: sleep until told otherwise. Running: take commands without waiting.
@@ -210,7 +220,7 @@ where
                         let _ = news.send(CaptureNews::Screen(None));
                     }
                 }
-                Some(CaptureCommand::Keyframe) => force_keyframe = true,
+                Some(CaptureCommand::Keyframe) => keyframe_asked = true,
                 Some(CaptureCommand::Display(wanted)) => switch_to = Some(wanted),
                 Some(CaptureCommand::Rate(rate)) => {
                     interval = interval_for(rate.fps);
@@ -230,7 +240,8 @@ where
                 continue;
             }
             let started = Instant::now();
-            let result = source.next_frame(force_keyframe);
+            let asked_now = keyframe_asked && last_asked_keyframe.is_none_or(|t| started.duration_since(t) >= KEYFRAME_MIN_SPACING);
+            let result = source.next_frame(force_keyframe || asked_now);
             if result.is_ok() && paused.take().is_some() {
                 tracing::info!("the screen can be captured again");
                 let _ = news.send(CaptureNews::Screen(None));
@@ -239,6 +250,12 @@ where
             }
             match result {
                 Ok(Some(frame)) => {
+                    if asked_now && !force_keyframe {
+                        last_asked_keyframe = Some(started);
+                    }
+                    if frame.keyframe {
+                        keyframe_asked = false;
+                    }
                     force_keyframe = false;
                     if frames.blocking_send(frame).is_err() {
                         return;
@@ -530,5 +547,70 @@ impl Registered {
         }
         connection.close(0u32.into(), b"done");
         ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SyntheticSource;
+
+    /// The synthetic source (really H.264-encoded), noting when a keyframe was forced.
+    struct Noting {
+        inner: SyntheticSource,
+        forced: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+    }
+
+    impl FrameSource for Noting {
+        fn displays(&self) -> Vec<DisplayInfo> {
+            self.inner.displays()
+        }
+
+        fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+            if force_keyframe {
+                self.forced.lock().unwrap().push(Instant::now());
+            }
+            self.inner.next_frame(force_keyframe)
+        }
+    }
+
+    /// Keyframes asked for ten times a second (a lossy link's viewers and drops) are encoded
+    /// at most once per `KEYFRAME_MIN_SPACING`, and still encoded; the stream's own first
+    /// keyframe is not held back.
+    #[test]
+    fn asked_keyframes_are_spaced_and_still_come() {
+        let forced: std::sync::Arc<std::sync::Mutex<Vec<Instant>>> = std::sync::Arc::default();
+        let noted = forced.clone();
+        let (frames, mut frames_rx) = mpsc::channel(64);
+        let (news, _news_rx) = mpsc::unbounded_channel();
+        let capture = spawn_capture(move || Ok(Noting { inner: SyntheticSource::new(320, 240)?, forced: noted }), 30, frames, news);
+        let drain = std::thread::spawn(move || {
+            let mut keyframes = 0;
+            while let Some(frame) = frames_rx.blocking_recv() {
+                keyframes += usize::from(frame.keyframe);
+            }
+            keyframes
+        });
+        capture.send(CaptureCommand::Start { rate: Rate { fps: 30, bitrate_bps: 1_000_000 }, display: 0 }).unwrap();
+        let asking = Instant::now();
+        while asking.elapsed() < KEYFRAME_MIN_SPACING * 5 / 2 {
+            capture.send(CaptureCommand::Keyframe).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Asked once more after a quiet spell: served at once.
+        std::thread::sleep(KEYFRAME_MIN_SPACING);
+        capture.send(CaptureCommand::Keyframe).unwrap();
+        std::thread::sleep(KEYFRAME_MIN_SPACING / 2);
+        capture.send(CaptureCommand::Stop).unwrap();
+        drop(capture);
+        let keyframes = drain.join().unwrap();
+
+        let forced = forced.lock().unwrap().clone();
+        assert!(forced.len() >= 4, "the start, at least two of the asked ones, the last one: {forced:?}");
+        for pair in forced[1..].windows(2) {
+            assert!(pair[1] - pair[0] >= KEYFRAME_MIN_SPACING, "asked keyframes {:?} apart", pair[1] - pair[0]);
+        }
+        assert!(forced[1] - forced[0] < KEYFRAME_MIN_SPACING, "the first one asked after the start is not held back");
+        assert!(keyframes >= forced.len(), "each forced frame is a keyframe: {keyframes} of {}", forced.len());
     }
 }
