@@ -500,8 +500,7 @@ impl Registered {
                     if video.keyframe {
                         awaiting_keyframe = false;
                     }
-                    // Below the control stream's priority, newest first among frames.
-                    let priority = i32::try_from(seq % (i32::MAX as u64 - 1)).unwrap_or(0);
+                    let priority = deskline_net::framed::frame_priority(seq);
                     seq += 1;
                     let encoded = encode_frame(video)?;
                     let connection = connection.clone();

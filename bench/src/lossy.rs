@@ -38,6 +38,8 @@ pub struct LossyResult {
     pub bursts: usize,
     /// Per burst: from its end to the first decoded picture captured after it, ms.
     pub picture_after_burst_ms: Option<Summary>,
+    /// The same, burst by burst (a burst with no picture after it is missing).
+    pub picture_after_each_burst_ms: Vec<f64>,
     /// Frames the viewer decoded.
     pub frames_decoded: usize,
     /// Keyframes the app was asked for (beyond its first), per second over the run.
@@ -189,10 +191,11 @@ pub async fn run(seconds: f64) -> anyhow::Result<LossyResult> {
     }
     tokio::time::sleep(Duration::from_secs_f64((seconds - started.elapsed().as_secs_f64()).max(0.0))).await;
     let elapsed = started.elapsed().as_secs_f64();
-    viewer_commands.send(ViewerCommand::Leave).ok();
+    // A viewer that ended by itself failed the run; one that ends after being told to leave did not.
     if viewing.is_finished() {
         viewing.await??;
     }
+    viewer_commands.send(ViewerCommand::Leave).ok();
     app.abort();
 
     let decoded = decoded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
@@ -223,6 +226,7 @@ pub async fn run(seconds: f64) -> anyhow::Result<LossyResult> {
         seconds: elapsed,
         bursts: burst_ends.len(),
         picture_after_burst_ms: summarize(&recovery),
+        picture_after_each_burst_ms: recovery.iter().map(|ms| ms.round()).collect(),
         frames_decoded: decoded.len(),
         keyframe_requests_per_s: keyframes.len() as f64 / elapsed,
         keyframe_requests_max_in_1s: max_in_1s,

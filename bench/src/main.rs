@@ -238,6 +238,7 @@ fn main() -> anyhow::Result<()> {
         // created from here on inherit the affinity.
         let _ = std::process::Command::new("taskset").args(["-p", "-c", "1", &std::process::id().to_string()]).output();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let relay_binary = deskline_bench::procs::sibling_binary("deskline-relay", "deskline-relay")?;
         let runs: Vec<(usize, usize)> = viewer_counts
             .iter()
             .flat_map(|&v| levels.iter().filter(move |&&n| v == 1 || n <= MAX_SESSIONS_WITH_3_VIEWERS).map(move |&n| (v, n)))
@@ -247,7 +248,7 @@ fn main() -> anyhow::Result<()> {
         let mut results = Vec::new();
         for &(viewers, n) in &runs {
             bar.set_message(format!("{n} sessions, {viewers} viewer(s) each"));
-            results.push(runtime.block_on(relay_load::run(n, viewers, seconds))?);
+            results.push(runtime.block_on(relay_load::run(relay_load::Level { sessions: n, viewers, seconds, fps: 30 }, &relay_binary, relay_load::Baseline::Direct))?);
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -408,15 +409,16 @@ fn relay_table(results: &[relay_load::LoadResult]) -> String {
         );
     }
     t.push_str(
-        "\nMeanwhile (the same windows): a technician's API call every 50 ms, and the relay's memory.\n\n\
-         | sessions | viewers each | API calls | API p50 ms | API p99 ms | relay RSS MiB | relay peak RSS MiB |\n|---|---|---|---|---|---|---|\n",
+        "\nMeanwhile (the same windows): a technician's API call every 50 ms, the relay's memory, and the frames viewers \
+         missed (skipped to the next keyframe because they fell behind: stale; anything else: lost).\n\n\
+         | sessions | viewers each | API calls | API p50 ms | API p99 ms | relay RSS MiB | relay peak RSS MiB | stale frames skipped | frames lost | viewers lost |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let (ap50, ap99) = ms(r.api_ms);
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {ap50} | {ap99} | {:.0} | {:.0} |",
-            r.sessions, r.viewers, r.api_calls, r.relay_rss_mib, r.relay_peak_rss_mib
+            "| {} | {} | {} | {ap50} | {ap99} | {:.0} | {:.0} | {} | {} | {} |",
+            r.sessions, r.viewers, r.api_calls, r.relay_rss_mib, r.relay_peak_rss_mib, r.stale_skips, r.fresh_frames_lost, r.viewers_lost
         );
     }
     t.push('\n');

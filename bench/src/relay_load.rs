@@ -1,5 +1,6 @@
 //! Relay load: N sessions through one relay process, each a synthetic app sending 30 frames a
-//! second (8 KiB P-frames, a 120 KiB keyframe every 2 s at a random phase) to its viewer(s).
+//! second (8 KiB P-frames, a 120 KiB keyframe every 2 s at a random phase and whenever one is
+//! asked for, as an encoder would) to its viewer(s); the test runs fewer frames a second.
 //! Added latency is the relay path minus the same traffic over direct QUIC connections in the
 //! same run; relay CPU comes from the relay process's own accounting (/proc), with the relay
 //! pinned to one core and this load generator to the other.
@@ -22,8 +23,21 @@ use std::time::{Duration, Instant};
 pub const P_FRAME_BYTES: usize = 8 * 1024;
 /// Bytes in a keyframe.
 pub const KEYFRAME_BYTES: usize = 120 * 1024;
-/// Frames between keyframes (2 s at 30 fps).
-pub const KEYFRAME_EVERY: u64 = 60;
+/// Seconds between keyframes (besides those asked for).
+pub const KEYFRAME_EVERY_S: u64 = 2;
+
+/// One load level.
+#[derive(Debug, Clone, Copy)]
+pub struct Level {
+    /// Sessions, each with its app.
+    pub sessions: usize,
+    /// Viewers per session (1 to 3, each a different technician).
+    pub viewers: usize,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Frames per second each app sends (the relay's `--max-fps`).
+    pub fps: u16,
+}
 
 /// One load level.
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +74,13 @@ pub struct LoadResult {
     pub api_ms: Option<Summary>,
     /// API calls made in the window (none failed, or the run fails).
     pub api_calls: usize,
+    /// Frames a viewer missed that were followed by a keyframe: the relay skipped a viewer
+    /// that fell behind to the next keyframe (stale frames, dropped on purpose).
+    pub stale_skips: usize,
+    /// Frames a viewer missed that were followed by anything but a keyframe: lost. Must be 0.
+    pub fresh_frames_lost: usize,
+    /// Viewers whose connection ended during the run. Must be 0.
+    pub viewers_lost: usize,
     /// The relay's resident memory at the end of the window and at its peak, MiB.
     pub relay_rss_mib: f64,
     /// See `relay_rss_mib`.
@@ -78,9 +99,24 @@ fn now_us() -> u64 {
 
 /// Frames of the sizes above, random content (the relay never decodes).
 struct BlobSource {
+    /// Frames since the last keyframe, and how many make a keyframe interval.
+    since_keyframe: u64,
+    every: u64,
+    /// Random bytes drawn once: frames are slices of them (drawing every frame's bytes anew
+    /// cost the load generator more than the relay's forwarding, in the debug build a core).
+    noise: Vec<u8>,
     n: u64,
-    phase: u64,
-    rng: rand::rngs::StdRng,
+}
+
+impl BlobSource {
+    /// Session `s`'s source: its periodic keyframes at a phase of their own (all on the same
+    /// tick would measure a burst, not a load).
+    fn new(s: usize, fps: u16) -> BlobSource {
+        let every = KEYFRAME_EVERY_S * u64::from(fps.max(1));
+        let mut noise = vec![0u8; KEYFRAME_BYTES];
+        rand::rngs::StdRng::seed_from_u64(s as u64).fill_bytes(&mut noise);
+        BlobSource { since_keyframe: (s as u64 * 7) % every, every, noise, n: 0 }
+    }
 }
 
 impl FrameSource for BlobSource {
@@ -88,11 +124,14 @@ impl FrameSource for BlobSource {
         Vec::new()
     }
 
-    fn next_frame(&mut self, _force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
-        let keyframe = (self.n + self.phase).is_multiple_of(KEYFRAME_EVERY);
+    /// A keyframe when asked (as an encoder gives one) or when the interval is up.
+    fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+        let keyframe = force_keyframe || self.since_keyframe >= self.every;
+        self.since_keyframe = if keyframe { 1 } else { self.since_keyframe + 1 };
+        let mut data = self.noise[..if keyframe { KEYFRAME_BYTES } else { P_FRAME_BYTES }].to_vec();
+        // No two frames alike.
         self.n += 1;
-        let mut data = vec![0u8; if keyframe { KEYFRAME_BYTES } else { P_FRAME_BYTES }];
-        self.rng.fill_bytes(&mut data);
+        data[..8].copy_from_slice(&self.n.to_le_bytes());
         Ok(Some(EncodedFrame { data, keyframe, display: 0, width: 1920, height: 1080, capture_us: now_us() }))
     }
 }
@@ -113,17 +152,18 @@ impl Drop for RelayProcess {
 }
 
 impl RelayProcess {
-    fn start(dir: &std::path::Path) -> anyhow::Result<RelayProcess> {
+    fn start(binary: &std::path::Path, dir: &std::path::Path, fps: u16) -> anyhow::Result<RelayProcess> {
         let mut child = Command::new("taskset")
             .args(["-c", "0"])
-            .arg(crate::procs::sibling_binary("deskline-relay", "deskline-relay")?)
+            .arg(binary)
             // Every app and viewer of the load comes from 127.0.0.1: one network, whose default
             // allowance (64 connections) an office fits but a load of hundreds does not.
-            .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--connections-per-network", "4096", "--data-dir"])
+            .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--connections-per-network", "4096"])
+            .args(["--max-fps", &fps.to_string(), "--data-dir"])
             .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("DESKLINE_LOAD_RELAY_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .context("starting the relay (taskset from util-linux)")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
@@ -160,13 +200,18 @@ struct Sink {
     latencies: Vec<f64>,
     bytes: usize,
     measuring: bool,
+    /// Per viewer through the relay: every frame's sequence number and keyframe flag.
+    received: std::collections::HashMap<usize, Vec<(u64, bool)>>,
 }
 
 type Shared = Arc<Mutex<Sink>>;
 
-fn record(shared: &Shared, frame: &VideoFrame, bytes: usize) {
+fn record(shared: &Shared, frame: &VideoFrame, bytes: usize, viewer: Option<usize>) {
     let latency = now_us().saturating_sub(frame.capture_us) as f64 / 1000.0;
     let mut sink = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(viewer) = viewer {
+        sink.received.entry(viewer).or_default().push((frame.seq, frame.keyframe));
+    }
     if sink.measuring {
         sink.latencies.push(latency);
         sink.bytes += bytes;
@@ -174,29 +219,41 @@ fn record(shared: &Shared, frame: &VideoFrame, bytes: usize) {
 }
 
 /// A viewer that receives frames without decoding them.
-async fn raw_viewer(quic: std::net::SocketAddr, pin: [u8; 32], token: String, session: SessionId, sink: Shared) -> anyhow::Result<()> {
+/// A viewer joins a session: connected and welcomed.
+async fn join_viewer(quic: std::net::SocketAddr, pin: [u8; 32], token: String, session: SessionId) -> anyhow::Result<quinn::Connection> {
     let connection = deskline_net::quic::connect(quic, "localhost", Some(pin)).await?;
     let hello = Message::Hello(Hello { protocol_version: PROTOCOL_VERSION, role: HelloRole::Technician { token, session } });
-    let (_writer, mut reader) = open_control(&connection, &hello).await?;
+    let (writer, mut reader) = open_control(&connection, &hello).await?;
     match reader.next().await? {
         Some(Message::Welcome(_)) => {}
         other => bail!("viewer not welcomed: {other:?}"),
     }
-    tokio::spawn(async move { while let Ok(Some(_)) = reader.next().await {} });
+    tokio::spawn(async move {
+        let _writer = writer;
+        while let Ok(Some(message)) = reader.next().await {
+            if let Message::Bye(bye) = message {
+                eprintln!("a load viewer was told bye: {bye:?}");
+            }
+        }
+    });
+    Ok(connection)
+}
+
+/// Records a viewer's frames until its connection ends.
+async fn receive_frames(connection: quinn::Connection, sink: Shared, index: usize) {
     while let Ok(stream) = connection.accept_uni().await {
         let sink = sink.clone();
         tokio::spawn(async move {
             if let Ok((bytes, frame)) = read_frame(stream).await {
-                record(&sink, &frame, bytes.len());
+                record(&sink, &frame, bytes.len(), Some(index));
             }
         });
     }
-    Ok(())
 }
 
 /// The direct baseline: the same frames sender → each receiver over its own QUIC connection.
 /// Returns the receiving endpoint, to be closed when the measurement is over.
-async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<quinn::Endpoint> {
+async fn direct_pairs(sessions: usize, viewers: usize, fps: u16, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<quinn::Endpoint> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
     let der = cert.cert.der().to_vec();
     let fingerprint = deskline_net::tls::parse_fingerprint(&deskline_net_fingerprint(&der))?;
@@ -214,7 +271,7 @@ async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<s
                     let sink = sink.clone();
                     tokio::spawn(async move {
                         if let Ok((bytes, frame)) = read_frame(stream).await {
-                            record(&sink, &frame, bytes.len());
+                            record(&sink, &frame, bytes.len(), None);
                         }
                     });
                 }
@@ -234,11 +291,12 @@ async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<s
     for (s, connections) in pairs {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut source = BlobSource { n: 0, phase: (s as u64 * 7) % KEYFRAME_EVERY, rng: rand::rngs::StdRng::seed_from_u64(s as u64) };
+            let mut source = BlobSource::new(s, fps);
+            let period = Duration::from_secs(1) / u32::from(fps.max(1));
             // Spread over the frame period, as the relay's sessions are by their viewers joining
             // one after another: all senders on the same tick would measure a burst, not a load.
-            tokio::time::sleep(Duration::from_micros(33_333 * s as u64 / sessions.max(1) as u64)).await;
-            let mut tick = tokio::time::interval(Duration::from_micros(33_333));
+            tokio::time::sleep(period * u32::try_from(s).unwrap_or(0) / u32::try_from(sessions.max(1)).unwrap_or(1)).await;
+            let mut tick = tokio::time::interval(period);
             let mut seq = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 tick.tick().await;
@@ -250,7 +308,7 @@ async fn direct_pairs(sessions: usize, viewers: usize, sink: Shared, stop: Arc<s
                     let connection = connection.clone();
                     let encoded = encoded.clone();
                     tokio::spawn(async move {
-                        let _ = send_frame(&connection, &encoded, 0).await;
+                        let _ = send_frame(&connection, &encoded, deskline_net::framed::frame_priority(seq)).await;
                     });
                 }
             }
@@ -274,12 +332,45 @@ async fn measure(sink: &Shared, warmup: Duration, seconds: f64) -> (Vec<f64>, us
     (std::mem::take(&mut s.latencies), s.bytes)
 }
 
-/// Runs one load level: `sessions` sessions, `viewers` viewers each (1 to 3), `seconds`
-/// measured.
-pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Result<LoadResult> {
+/// Frames at the end of a viewer's stream left out of [`gaps`]: three seconds' worth may still be
+/// on their way when the count is taken.
+const STILL_ARRIVING: u64 = 90;
+
+/// A viewer's missed frames: (followed by a keyframe — skipped as stale, followed by anything
+/// else — lost). Frames arrive on streams of their own, in any order; the last
+/// [`STILL_ARRIVING`] are not judged.
+fn gaps(received: &[(u64, bool)]) -> (usize, usize) {
+    let mut frames = received.to_vec();
+    frames.sort_unstable();
+    frames.dedup_by_key(|f| f.0);
+    let newest = frames.last().map_or(0, |f| f.0);
+    let (mut stale, mut lost) = (0, 0);
+    for pair in frames.windows(2).filter(|p| p[1].0 + STILL_ARRIVING <= newest) {
+        let missed = usize::try_from(pair[1].0 - pair[0].0 - 1).unwrap_or(usize::MAX);
+        if pair[1].1 {
+            stale += missed;
+        } else {
+            lost += missed;
+        }
+    }
+    (stale, lost)
+}
+
+/// What a load run measures besides the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// The same traffic over direct QUIC connections afterwards (added latency).
+    Direct,
+    /// The relay alone (the test: properties, not times).
+    None,
+}
+
+/// Runs one load level through the relay binary `relay_binary` (pinned to the first core).
+pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baseline) -> anyhow::Result<LoadResult> {
+    let Level { sessions, viewers, seconds, fps } = level;
     let viewers = viewers.clamp(1, deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION);
     let dir = tempfile::tempdir()?;
-    let relay = RelayProcess::start(dir.path())?;
+    let relay = RelayProcess::start(relay_binary, dir.path(), fps)?;
     let pin = deskline_net::tls::parse_fingerprint(&relay.fingerprint)?;
     // The demo admin's printed password is one-time: `sign_in` sets the admin's own first.
     let admin = crate::api::sign_in(&relay.server, &relay.fingerprint, "admin", &relay.password).await?.client;
@@ -322,8 +413,7 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
         keep.push((events_rx, commands));
-        let phase = (s as u64 * 7) % KEYFRAME_EVERY;
-        let make = move || Ok(BlobSource { n: 0, phase, rng: rand::rngs::StdRng::seed_from_u64(s as u64) });
+        let make = move || Ok(BlobSource::new(s, fps));
         tasks.push(tokio::spawn(async move {
             let _ = registered.serve(make, RecordingSink::default(), prompt, deskline_agent::grants::Grants::default(), events, commands_rx).await;
         }));
@@ -331,14 +421,14 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         crate::api::wait_until(owner, id, 200, Duration::from_millis(10), |s| s.consent.status == "granted").await?;
         ready.push((s, id));
     }
+    // One after another, as technicians open their viewers: a herd of hundreds of handshakes
+    // at once is another test (and timed out in the debug build).
+    let mut viewer_connections = Vec::new();
     for (s, id) in ready {
-        for (_, token, _) in &groups[s / 10] {
-            let viewer = raw_viewer(relay.quic, pin, token.clone(), SessionId(id), sink.clone());
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = viewer.await {
-                    eprintln!("a load viewer failed: {e:#}");
-                }
-            }));
+        for (v, (_, token, _)) in groups[s / 10].iter().enumerate() {
+            let connection = join_viewer(relay.quic, pin, token.clone(), SessionId(id)).await.with_context(|| format!("viewer {v} of session {s}"))?;
+            viewer_connections.push(connection.clone());
+            tasks.push(tokio::spawn(receive_frames(connection, sink.clone(), s * viewers + v)));
         }
     }
     let cpu_before = relay.cpu_seconds()?;
@@ -366,6 +456,9 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
     api_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let api_times = api_probe.await?.context("the API failed under load")?;
     let (relay_rss_mib, relay_peak_rss_mib) = crate::procs::memory_mib(relay.child.id())?;
+    let viewers_lost = viewer_connections.iter().filter(|c| c.close_reason().is_some()).count();
+    let received = std::mem::take(&mut sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).received);
+    let (stale_skips, fresh_frames_lost) = received.values().map(|r| gaps(r)).fold((0, 0), |(s, l), (s2, l2)| (s + s2, l + l2));
     let generator_cpu_percent = (crate::procs::cpu_seconds(std::process::id())? - generator_before) / (elapsed + 2.0) * 100.0;
     // Stop every app and viewer of this run (their capture threads end with them) so the
     // direct baseline has the load generator's core to itself.
@@ -376,14 +469,17 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
     drop(relay);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let direct_sink: Shared = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let direct = direct_pairs(sessions, viewers, direct_sink.clone(), stop.clone()).await?;
-    let (direct_latencies, _) = measure(&direct_sink, Duration::from_secs(2), seconds).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    // Nothing of this level may load the next one.
-    direct.close(0u32.into(), b"done");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut direct_latencies = Vec::new();
+    if baseline == Baseline::Direct {
+        let direct_sink: Shared = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let direct = direct_pairs(sessions, viewers, fps, direct_sink.clone(), stop.clone()).await?;
+        direct_latencies = measure(&direct_sink, Duration::from_secs(2), seconds).await.0;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Nothing of this level may load the next one.
+        direct.close(0u32.into(), b"done");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     let relay_ms = summarize(&relay_latencies);
     let direct_ms = summarize(&direct_latencies);
@@ -393,7 +489,7 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         viewers,
         seconds: elapsed,
         frames: relay_latencies.len(),
-        frames_expected: (sessions as f64 * viewers as f64 * elapsed * 30.0) as usize,
+        frames_expected: (sessions as f64 * viewers as f64 * elapsed * f64::from(fps)) as usize,
         megabytes: bytes as f64 / 1e6,
         added_p50_ms: relay_ms.zip(direct_ms).map(|(r, d)| r.p50 - d.p50),
         added_p99_ms: relay_ms.zip(direct_ms).map(|(r, d)| r.p99 - d.p99),
@@ -404,9 +500,29 @@ pub async fn run(sessions: usize, viewers: usize, seconds: f64) -> anyhow::Resul
         generator_cpu_percent,
         api_ms: summarize(&api_times),
         api_calls: api_times.len(),
+        stale_skips,
+        fresh_frames_lost,
+        viewers_lost,
         relay_rss_mib,
         relay_peak_rss_mib,
         relay_samples_ms: relay_latencies,
         direct_samples_ms: direct_latencies,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_tell_stale_skips_from_losses() {
+        let mut frames: Vec<(u64, bool)> = (0..200).map(|n| (n, n % 60 == 0)).collect();
+        // A viewer skipped from 10 to the keyframe at 60; frame 100 lost; 130 came after 131.
+        frames.retain(|&(n, _)| !(11..60).contains(&n) && n != 100);
+        frames.swap(118, 119);
+        assert_eq!(gaps(&frames), (49, 1));
+        // The newest frames may still be arriving: not judged.
+        frames.retain(|&(n, _)| n != 150);
+        assert_eq!(gaps(&frames), (49, 1));
+    }
 }

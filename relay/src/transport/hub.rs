@@ -64,9 +64,20 @@ pub(super) struct ViewerLink {
     pub out: mpsc::Sender<Message>,
     pub frames: mpsc::Sender<(Bytes, u64)>,
     pub needs_keyframe: bool,
+    /// Frames numbered below this are stale for this viewer: older than the keyframe it was
+    /// last sent, or than a frame it had to skip (see [`forward_frame`]).
+    pub stale_before: Option<u64>,
     pub carrier: ViewerCarrier,
     /// What reached this viewer's queue since the last [`take_stats`].
     pub window: DeliveryWindow,
+}
+
+impl ViewerLink {
+    /// The stream (re)starts, perhaps numbered anew: wait for its keyframe.
+    fn restart_stream(&mut self) {
+        self.needs_keyframe = true;
+        self.stale_before = None;
+    }
 }
 
 /// Frames a viewer got and lost over one statistics window.
@@ -371,7 +382,7 @@ pub(super) fn update_streaming(state: &mut HubState) {
         state.streaming = want;
         state.stats_window_started = Instant::now();
         for viewer in state.viewers.values_mut() {
-            viewer.needs_keyframe = true;
+            viewer.restart_stream();
             viewer.window = DeliveryWindow::default();
         }
     }
@@ -413,7 +424,7 @@ pub(super) fn select_display(state: &mut HubState, display: u32) {
         && app.out.try_send(start_stream(state)).is_ok()
     {
         for viewer in state.viewers.values_mut() {
-            viewer.needs_keyframe = true;
+            viewer.restart_stream();
         }
     }
 }
@@ -514,13 +525,27 @@ pub(super) fn forward_frame(state: &mut HubState, metrics: &crate::metrics::Metr
     let HubState { gate, viewers, .. } = state;
     for viewer in viewers.values_mut() {
         let Some(pass) = gate.admit_frame(viewer.technician) else { continue };
+        // Each frame has a stream of its own, so a frame can arrive after newer ones: one older
+        // than the keyframe this viewer was sent, or than a frame it skipped, is stale — the
+        // picture moved on, and a keyframe from before a skip does not repair it (found by the
+        // load test: a late keyframe ended the wait after a skip, and the P-frames after it
+        // referred to the skipped frame).
+        if viewer.stale_before.is_some_and(|first_fresh| seq < first_fresh) {
+            metrics.frames_dropped.inc();
+            continue;
+        }
         if viewer.needs_keyframe && !keyframe {
+            // Skipped: a keyframe from before it would not repair the picture either.
+            viewer.stale_before = Some(viewer.stale_before.unwrap_or(0).max(seq.saturating_add(1)));
             want_keyframe = true;
             continue;
         }
         match queue_frame(&pass, viewer, encoded, seq) {
             Ok(()) => {
                 viewer.needs_keyframe = false;
+                if keyframe {
+                    viewer.stale_before = Some(seq);
+                }
                 viewer.window.frames = viewer.window.frames.saturating_add(1);
                 viewer.window.bytes += encoded.len() as u64;
                 metrics.frames_forwarded.inc();
@@ -530,6 +555,7 @@ pub(super) fn forward_frame(state: &mut HubState, metrics: &crate::metrics::Metr
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics.frames_dropped.inc();
                 viewer.needs_keyframe = true;
+                viewer.stale_before = Some(seq.saturating_add(1));
                 viewer.window.dropped = viewer.window.dropped.saturating_add(1);
                 want_keyframe = true;
             }

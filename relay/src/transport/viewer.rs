@@ -72,7 +72,7 @@ pub(super) async fn admit(
             if state.paused.is_some() {
                 let _ = out.try_send(Message::ScreenState(ScreenState { paused: state.paused }));
             }
-            let link = ViewerLink { technician, out: out.clone(), frames, needs_keyframe: true, carrier, window: Default::default() };
+            let link = ViewerLink { technician, out: out.clone(), frames, needs_keyframe: true, stale_before: None, carrier, window: Default::default() };
             state.viewers.insert(conn_id, link);
         }
         full
@@ -144,7 +144,7 @@ pub(super) async fn run(
     };
     let writer_task = spawn_writer(writer, queue);
 
-    // Frames go out on their own streams, newest first when several are in flight. The gate is
+    // Frames go out on their own streams, oldest first when several are in flight. The gate is
     // asked again for every queued frame: a withdrawal also stops what was already queued.
     let frame_connection = connection.clone();
     let frame_hub = hub.clone();
@@ -153,7 +153,7 @@ pub(super) async fn run(
             if frame_hub.lock().gate.admit_frame(technician).is_none() {
                 continue;
             }
-            let priority = i32::try_from(seq % (i32::MAX as u64 - 1)).unwrap_or(0);
+            let priority = deskline_net::framed::frame_priority(seq);
             if send_frame(&frame_connection, &encoded, priority).await.is_err() {
                 return;
             }
