@@ -74,6 +74,13 @@ pub struct LoadResult {
     pub api_ms: Option<Summary>,
     /// API calls made in the window (none failed, or the run fails).
     pub api_calls: usize,
+    /// The same calls as the relay timed them (its `api_request_duration_seconds` histogram,
+    /// read from `/metrics` before and after the window): the p99 is at most this bound, ms —
+    /// the smallest bucket holding 99 % of them. Unlike `api_ms` it leaves out the time the
+    /// request waited in this load generator, whose core the 200 apps and viewers saturate.
+    pub api_relay_p99_at_most_ms: Option<f64>,
+    /// Percent of the window's API calls the relay answered within 100 ms (by its histogram).
+    pub api_relay_within_100ms_percent: Option<f64>,
     /// Frames a viewer missed that were followed by a keyframe: the relay skipped a viewer
     /// that fell behind to the next keyframe (stale frames, dropped on purpose).
     pub stale_skips: usize,
@@ -142,6 +149,8 @@ struct RelayProcess {
     quic: std::net::SocketAddr,
     fingerprint: String,
     password: String,
+    /// `127.0.0.1:PORT` of its Prometheus listener.
+    metrics: String,
 }
 
 impl Drop for RelayProcess {
@@ -159,7 +168,7 @@ impl RelayProcess {
             // Every app and viewer of the load comes from 127.0.0.1: one network, whose default
             // allowance (64 connections) an office fits but a load of hundreds does not.
             .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--connections-per-network", "4096"])
-            .args(["--max-fps", &fps.to_string(), "--data-dir"])
+            .args(["--metrics", "127.0.0.1:0", "--max-fps", &fps.to_string(), "--data-dir"])
             .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -167,8 +176,8 @@ impl RelayProcess {
             .spawn()
             .context("starting the relay (taskset from util-linux)")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let (mut server, mut quic, mut fingerprint, mut password) = (String::new(), String::new(), String::new(), String::new());
-        while server.is_empty() || quic.is_empty() {
+        let (mut server, mut quic, mut fingerprint, mut password, mut metrics) = Default::default();
+        while [&server, &quic, &metrics].iter().any(|s: &&String| s.is_empty()) {
             let line = lines.next().context("the relay stopped")??;
             if let Some(p) = line.split("one-time password: ").nth(1) {
                 password = p.trim().to_owned();
@@ -179,12 +188,27 @@ impl RelayProcess {
             if let Some(q) = line.strip_prefix("QUIC (support apps and viewers): ") {
                 quic = q.to_owned();
             }
+            if let Some(url) = line.strip_prefix("metrics (Prometheus): http://") {
+                metrics = url.trim_end_matches("/metrics").to_owned();
+            }
             if let Some(url) = line.strip_prefix("web console: ") {
                 server = url.trim_end_matches('/').to_owned();
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        Ok(RelayProcess { child, server, quic: quic.parse()?, fingerprint, password })
+        Ok(RelayProcess { child, server, quic: quic.parse()?, fingerprint, password, metrics })
+    }
+
+    /// The relay's API latency histogram, summed over routes: (bucket bound in seconds,
+    /// requests at most that long), ascending, `+Inf` last.
+    async fn api_histogram(&self) -> anyhow::Result<Vec<(f64, u64)>> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // One plain-HTTP GET on loopback: a client crate's connection pool would add nothing.
+        let mut stream = tokio::net::TcpStream::connect(&self.metrics).await?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n").await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        Ok(api_buckets(&text))
     }
 
     /// CPU seconds used so far (user + system).
@@ -359,6 +383,36 @@ fn gaps(received: &[(u64, bool)]) -> (usize, usize) {
     (stale, lost)
 }
 
+/// `deskline_api_request_duration_seconds_bucket` lines of an exposition, summed by bound.
+fn api_buckets(text: &str) -> Vec<(f64, u64)> {
+    let mut sums = std::collections::BTreeMap::<String, u64>::new();
+    for line in text.lines().filter(|l| l.starts_with("deskline_api_request_duration_seconds_bucket{")) {
+        let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next());
+        let count = line.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok());
+        if let (Some(le), Some(count)) = (le, count) {
+            *sums.entry(le.to_owned()).or_default() += count;
+        }
+    }
+    // Rust's float parser takes "+Inf".
+    let mut buckets: Vec<(f64, u64)> = sums.into_iter().filter_map(|(le, n)| Some((le.parse().ok()?, n))).collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// From two readings of cumulative buckets: the smallest bound under which 99 % of the
+/// requests between them fall (ms), and the percent within 100 ms.
+fn api_window(before: &[(f64, u64)], after: &[(f64, u64)]) -> (Option<f64>, Option<f64>) {
+    let was = |le: f64| before.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+    let window: Vec<(f64, u64)> = after.iter().map(|&(le, n)| (le, n.saturating_sub(was(le)))).collect();
+    let total = window.last().map_or(0, |b| b.1);
+    if total == 0 {
+        return (None, None);
+    }
+    let p99 = window.iter().find(|b| b.1 as f64 >= 0.99 * total as f64).map(|b| b.0 * 1000.0);
+    let within = window.iter().find(|b| (b.0 - 0.1).abs() < 1e-9).map(|b| b.1 as f64 * 100.0 / total as f64);
+    (p99, within)
+}
+
 /// What a load run measures besides the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Baseline {
@@ -447,6 +501,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
     let cpu_before = relay.cpu_seconds()?;
     let generator_before = crate::procs::cpu_seconds(std::process::id())?;
     let started = Instant::now();
+    let api_before = relay.api_histogram().await?;
     // A technician uses the console meanwhile: the API must keep answering.
     let api_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let api_probe = {
@@ -468,6 +523,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
     let relay_cpu_s = relay.cpu_seconds()? - cpu_before;
     api_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let api_times = api_probe.await?.context("the API failed under load")?;
+    let (api_relay_p99_at_most_ms, api_relay_within_100ms_percent) = api_window(&api_before, &relay.api_histogram().await?);
     let (relay_rss_mib, relay_peak_rss_mib) = crate::procs::memory_mib(relay.child.id())?;
     let viewers_lost = viewer_connections.iter().filter(|c| c.close_reason().is_some()).count();
     let received = std::mem::take(&mut sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).received);
@@ -513,6 +569,8 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
         generator_cpu_percent,
         api_ms: summarize(&api_times),
         api_calls: api_times.len(),
+        api_relay_p99_at_most_ms,
+        api_relay_within_100ms_percent,
         stale_skips,
         fresh_frames_lost,
         viewers_lost,
@@ -537,5 +595,33 @@ mod tests {
         // The newest frames may still be arriving: not judged.
         frames.retain(|&(n, _)| n != 150);
         assert_eq!(gaps(&frames), (49, 1));
+    }
+
+    #[test]
+    fn the_relays_histogram_gives_the_windows_p99_bound() {
+        let exposition = |fast: u64, slow: u64| {
+            format!(
+                "# TYPE deskline_api_request_duration_seconds histogram\n\
+                 deskline_api_request_duration_seconds_bucket{{method=\"GET\",route=\"/a\",status=\"2xx\",le=\"0.05\"}} {fast}\n\
+                 deskline_api_request_duration_seconds_bucket{{method=\"GET\",route=\"/a\",status=\"2xx\",le=\"0.1\"}} {fast}\n\
+                 deskline_api_request_duration_seconds_bucket{{method=\"GET\",route=\"/a\",status=\"2xx\",le=\"0.15\"}} {}\n\
+                 deskline_api_request_duration_seconds_bucket{{method=\"GET\",route=\"/a\",status=\"2xx\",le=\"+Inf\"}} {}\n\
+                 deskline_api_request_duration_seconds_bucket{{method=\"POST\",route=\"/b\",status=\"2xx\",le=\"0.05\"}} 7\n\
+                 deskline_api_request_duration_seconds_bucket{{method=\"POST\",route=\"/b\",status=\"2xx\",le=\"+Inf\"}} 7\n",
+                fast + slow,
+                fast + slow
+            )
+        };
+        // Before the window: 10 fast calls; in it, 990 more fast and 5 slow (150 ms).
+        let (before, after) = (api_buckets(&exposition(10, 0)), api_buckets(&exposition(1000, 5)));
+        assert_eq!(before.last(), Some(&(f64::INFINITY, 17)));
+        let (p99, within) = api_window(&before, &after);
+        assert_eq!(p99, Some(50.0));
+        assert!((within.unwrap() - 99.497).abs() < 0.01, "{within:?}");
+        // Ten slow ones in a hundred: the p99 is in the 150 ms bucket.
+        let (p99, within) = api_window(&before, &api_buckets(&exposition(100, 10)));
+        assert_eq!(p99, Some(150.0));
+        assert!((within.unwrap() - 90.0).abs() < 0.01, "{within:?}");
+        assert_eq!(api_window(&after, &after), (None, None));
     }
 }

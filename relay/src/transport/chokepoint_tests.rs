@@ -374,3 +374,54 @@ proptest! {
         runtime.block_on(run(ops))?;
     }
 }
+
+/// Frames travel on streams of their own and can arrive out of order: a viewer is never sent
+/// a frame older than the keyframe it was sent, nor one older than a frame it had to skip — a
+/// late keyframe from before a skip would end its wait, and the P-frames after it would refer
+/// to the frame it never got (a corrupted picture; found by the load test).
+#[test]
+fn a_viewer_is_never_sent_a_stale_frame() {
+    use crate::limits::VIEWER_FRAME_QUEUE;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let (mut b, _server, _dir) = bench().await;
+        assert!(b.connect_app(false).await);
+        let ask = Action::StartRemote { request_id: 1, capabilities: Capabilities::VIEW, timeout: Duration::from_secs(30) };
+        assert!(b.technician_acts(1, ask).await);
+        let granted = ConsentDecision { request_id: 1, outcome: ConsentOutcome::Granted(Capabilities::VIEW) };
+        super::app::handle_message(&b.transport, b.id, Message::ConsentDecision(granted)).await;
+        b.open_viewers().await;
+        let hub = b.transport.hubs.existing(b.id).expect("the hub");
+        let metrics = b.desk.metrics();
+        let frame = |seq: u64, keyframe: bool| forward_frame(&mut hub.lock(), metrics, &Bytes::from_static(b"frame"), seq, keyframe);
+        let viewer = &mut b.viewers.get_mut(&TechnicianId(1)).expect("t1 views").1;
+        let mut sent = || std::iter::from_fn(|| viewer.frames.try_recv().ok().map(|(_, seq)| seq)).collect::<Vec<u64>>();
+
+        // A new viewer waits for a keyframe; a keyframe from before the frame it skipped waiting
+        // does not end the wait.
+        frame(5, false);
+        frame(4, true);
+        assert_eq!(sent(), Vec::<u64>::new());
+        frame(10, true);
+        frame(11, false);
+        // Late: older than the keyframe the viewer got.
+        frame(9, false);
+        frame(12, false);
+        assert_eq!(sent(), vec![10, 11, 12]);
+
+        // The viewer falls behind: its queue fills and frame `skipped` is dropped.
+        let first = 20;
+        let skipped = first + VIEWER_FRAME_QUEUE as u64;
+        for seq in first..=skipped {
+            frame(seq, false);
+        }
+        assert_eq!(sent(), (first..skipped).collect::<Vec<_>>());
+        // A keyframe from before the skip arrives late: not sent, nor P-frames, until a newer keyframe.
+        frame(first - 1, true);
+        frame(skipped + 1, false);
+        assert_eq!(sent(), Vec::<u64>::new());
+        frame(skipped + 2, true);
+        frame(skipped + 3, false);
+        assert_eq!(sent(), vec![skipped + 2, skipped + 3]);
+    });
+}
