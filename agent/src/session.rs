@@ -13,7 +13,7 @@ use crate::source::FrameSource;
 use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
-    AppCode, AppInfo, Bye, ByeReason, Capabilities, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
+    AppCode, AppInfo, Bye, ByeReason, Capabilities, ChatLine, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
     DisplayInfo, DisplaysChanged, Hello, HelloRole, Message, PROTOCOL_VERSION, PauseReason, RejectReason, ResumeSecret,
     ScreenState, SessionId, TechnicianId, VideoCodec, VideoFrame, Welcome,
 };
@@ -98,10 +98,13 @@ pub enum AgentEvent {
     Streaming(bool),
     /// Who holds control.
     Controller(Option<TechnicianId>),
+    /// A chat line, as the relay recorded it (the end user's own lines come back this way
+    /// too: what the window shows is what the technicians got).
+    Chat(ChatLine),
 }
 
 /// What the end user asks of the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentCommand {
     /// Stop sharing: nothing more is seen or controlled.
     StopSharing,
@@ -109,6 +112,8 @@ pub enum AgentCommand {
     TakeBackControl,
     /// Leave the session.
     Disconnect,
+    /// Write to the technicians (shown when it comes back from the relay).
+    Chat(String),
 }
 
 /// How a connection ended.
@@ -447,6 +452,9 @@ impl Registered {
                         }
                         Message::Bye(bye) => break Ended::ByRelay(bye),
                         Message::Pong(_) => {}
+                        Message::Chat(line) => {
+                            let _ = events.send(AgentEvent::Chat(line));
+                        }
                         other => return Err(AgentError::Protocol(format!("{other:?} is not for an app"))),
                     }
                 }
@@ -521,6 +529,15 @@ impl Registered {
                     let reduced = match command {
                         AgentCommand::StopSharing => Capabilities::NONE,
                         AgentCommand::TakeBackControl => Capabilities::VIEW,
+                        AgentCommand::Chat(text) => {
+                            // The window keeps blank and over-long lines from being sent; one
+                            // that got here anyway is dropped rather than end the session.
+                            let message = Message::Chat(ChatLine::to_send(text));
+                            if message.validate().is_ok() {
+                                writer.send(&message).await?;
+                            }
+                            continue;
+                        }
                         AgentCommand::Disconnect => {
                             let bye = Message::Bye(Bye { reason: ByeReason::StoppedByUser, message: "the end user left".into() });
                             let _ = writer.send(&bye).await;

@@ -10,10 +10,16 @@
 //! access key (Alt+A allow, Alt+V view only, Alt+D deny; on the session bar Alt+T takes back
 //! control and Alt+S stops sharing; Alt+C closes the app once the session ended) for people who
 //! cannot use a mouse.
+//!
+//! The chat panel (Alt+H opens and closes it) is there from the moment the app is connected,
+//! before any consent: the technician can say who they are. A technician's new line opens it
+//! and asks the system for the user's attention (without stealing the keyboard). Lines are
+//! shown as plain text, with their sender and local time, as the relay recorded them.
 
 use crate::grants::Grants;
 use crate::session::{AgentCommand, AgentEvent};
-use deskline_protocol::{Capabilities, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
+use deskline_protocol::limits::MAX_CHAT_TEXT_BYTES;
+use deskline_protocol::{Capabilities, ChatFrom, ChatLine, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
 use eframe::egui;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -113,6 +119,7 @@ pub struct AgentUi {
     consent: Option<PendingConsent>,
     /// The end user closed the window after the session ended.
     closing: bool,
+    chat: Chat,
     actions: mpsc::UnboundedSender<UiAction>,
     updates: mpsc::UnboundedReceiver<NetUpdate>,
 }
@@ -136,6 +143,7 @@ impl AgentUi {
             controller: None,
             consent: None,
             closing: false,
+            chat: Chat::default(),
             actions,
             updates,
         }
@@ -157,6 +165,18 @@ impl AgentUi {
     #[must_use]
     pub fn closing(&self) -> bool {
         self.closing
+    }
+
+    /// The chat lines received so far, oldest first.
+    #[must_use]
+    pub fn chat_lines(&self) -> &[ChatLine] {
+        &self.chat.lines
+    }
+
+    /// Is the chat panel open?
+    #[must_use]
+    pub fn chat_open(&self) -> bool {
+        self.chat.open
     }
 
     /// What the end user currently allows.
@@ -203,6 +223,7 @@ impl AgentUi {
                 }
                 NetUpdate::Event(AgentEvent::Streaming(on)) => self.streaming = on,
                 NetUpdate::Event(AgentEvent::Controller(holder)) => self.controller = holder,
+                NetUpdate::Event(AgentEvent::Chat(line)) => self.chat.received(line),
                 NetUpdate::Event(_) => {}
                 NetUpdate::Ended(message) => {
                     self.consent = None;
@@ -244,6 +265,8 @@ impl AgentUi {
         grants.restrict(match command {
             AgentCommand::TakeBackControl => Capabilities::VIEW,
             AgentCommand::StopSharing | AgentCommand::Disconnect => Capabilities::NONE,
+            // Shares nothing: restricts nothing.
+            AgentCommand::Chat(_) => Capabilities::VIEW_AND_CONTROL,
         });
         self.set_grants(grants);
         let _ = self.actions.send(UiAction::Command(command));
@@ -253,11 +276,70 @@ impl AgentUi {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.apply_updates();
         if self.consent.is_some() {
+            // The question alone: nothing may distract from it.
             self.consent_popup(ui);
-        } else if self.sharing() {
+            return;
+        }
+        if self.sharing() {
             self.session_bar(ui);
         } else {
             self.status(ui);
+        }
+        if matches!(self.screen, Screen::Connected) {
+            self.chat_panel(ui);
+        }
+    }
+
+    /// The chat: a button that opens and closes it, the lines, and a field to write in.
+    fn chat_panel(&mut self, ui: &mut egui::Ui) {
+        if std::mem::take(&mut self.chat.attention) {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(egui::UserAttentionType::Informational));
+        }
+        ui.add_space(8.0);
+        let alt_h = ui.input(|i| i.modifiers.alt && i.key_pressed(egui::Key::H));
+        let label = if self.chat.open { "Hide chat (Alt+H)" } else { "Chat with the technician (Alt+H)" };
+        if ui.button(label).clicked() || alt_h {
+            self.chat.open = !self.chat.open;
+            self.chat.focus = self.chat.open;
+        }
+        if !self.chat.open {
+            return;
+        }
+        ui.separator();
+        egui::ScrollArea::vertical().max_height(180.0).stick_to_bottom(true).auto_shrink([false, true]).show(ui, |ui| {
+            if self.chat.lines.is_empty() {
+                ui.weak("No messages yet.");
+            }
+            for line in &self.chat.lines {
+                let who = match &line.from {
+                    ChatFrom::EndUser => "You".to_owned(),
+                    ChatFrom::Technician { name, .. } => name.clone(),
+                };
+                // Plain text: egui lays out what it is given, there is no markup to inject.
+                ui.label(egui::RichText::new(format!("{who}, {}", local_time(line.at))).strong());
+                ui.label(line.text.as_str());
+            }
+        });
+        let mut send = false;
+        ui.horizontal(|ui| {
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.chat.draft)
+                    .hint_text("Write a message")
+                    .char_limit(MAX_CHAT_TEXT_BYTES / 4)
+                    .desired_width(ui.available_width() - 90.0),
+            );
+            if std::mem::take(&mut self.chat.focus) {
+                field.request_focus();
+            }
+            if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                send = true;
+                field.request_focus();
+            }
+            send |= ui.add_enabled(!self.chat.draft.trim().is_empty(), egui::Button::new("Send")).clicked();
+        });
+        if send && !self.chat.draft.trim().is_empty() {
+            let text = std::mem::take(&mut self.chat.draft);
+            let _ = self.actions.send(UiAction::Command(AgentCommand::Chat(text.trim().to_owned())));
         }
     }
 
@@ -427,6 +509,40 @@ impl AgentUi {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
+}
+
+/// The chat's state in the window.
+#[derive(Default)]
+struct Chat {
+    lines: Vec<ChatLine>,
+    draft: String,
+    open: bool,
+    /// Ask the system for the user's attention at the next frame.
+    attention: bool,
+    /// Put the keyboard in the field at the next frame.
+    focus: bool,
+}
+
+impl Chat {
+    /// Lines kept in the window: the oldest go first (the session's history has them all).
+    const KEEP: usize = 500;
+
+    fn received(&mut self, line: ChatLine) {
+        if matches!(line.from, ChatFrom::Technician { .. }) {
+            // A technician's new line raises the panel.
+            self.open = true;
+            self.attention = true;
+        }
+        if self.lines.len() == Self::KEEP {
+            self.lines.remove(0);
+        }
+        self.lines.push(line);
+    }
+}
+
+/// "14:05" in the machine's time zone.
+fn local_time(at: deskline_protocol::Timestamp) -> String {
+    chrono::DateTime::from_timestamp_millis(at.0).map_or_else(String::new, |t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
 }
 
 /// Text sizes for people who may not read screens all day: the consent popup is what the end

@@ -4,7 +4,7 @@
 use deskline_agent::grants::Grants;
 use deskline_agent::session::{AgentCommand, AgentEvent};
 use deskline_agent::ui::{AgentUi, NetUpdate, Screen, UiAction};
-use deskline_protocol::{Capabilities, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
+use deskline_protocol::{Capabilities, ChatFrom, ChatLine, ConsentOutcome, ConsentRequest, Pin, TechnicianId, Timestamp};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
@@ -286,4 +286,66 @@ fn the_countdown_follows_real_time_whatever_the_repaints() {
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     ui.harness.run_steps(1);
     ui.harness.get_by_label("Denied automatically in 2 s.");
+}
+
+fn line(from: ChatFrom, text: &str) -> ChatLine {
+    ChatLine { from, at: Timestamp(1_800_000_000_000), text: text.into() }
+}
+
+#[test]
+fn chat_before_consent_opens_on_a_technicians_line_and_shows_markup_as_text() {
+    let mut ui = ui(true);
+    ui.updates.send(connected()).unwrap();
+    ui.harness.run_steps(2);
+    // Closed at first; nothing shared, and the chat is there already.
+    assert!(!ui.harness.state().chat_open());
+    ui.harness.get_by_label("Chat with the technician (Alt+H)");
+    let ada = ChatFrom::Technician { id: ADA, name: "Ada".into() };
+    let markup = "<b>Hi</b>, I'm Ada from the help desk <img src=x onerror=alert(1)>";
+    ui.updates.send(NetUpdate::Event(AgentEvent::Chat(line(ada, markup)))).unwrap();
+    ui.harness.run_steps(2);
+    assert!(ui.harness.state().chat_open(), "a technician's line opens the chat");
+    ui.harness.get_by_label(markup);
+    assert!(ui.harness.query_by_label_contains("Ada, ").is_some(), "the sender is named");
+
+    // The end user answers with Enter; the line goes to the connection, trimmed.
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).focus();
+    ui.harness.run_steps(1);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).type_text("  hello Ada ");
+    ui.harness.run_steps(1);
+    ui.harness.key_press(egui::Key::Enter);
+    ui.harness.run_steps(2);
+    match ui.actions.try_recv().unwrap() {
+        UiAction::Command(AgentCommand::Chat(text)) => assert_eq!(text, "hello Ada"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ui.harness.get_by_role(egui::accesskit::Role::TextInput).value().as_deref(), Some(""), "the field is emptied");
+    // It shows when the relay sends it back, as "You".
+    ui.updates.send(NetUpdate::Event(AgentEvent::Chat(line(ChatFrom::EndUser, "hello Ada")))).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("hello Ada");
+    assert!(ui.harness.query_by_label_contains("You, ").is_some());
+    // A blank line sends nothing.
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).focus();
+    ui.harness.run_steps(1);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).type_text("   ");
+    ui.harness.key_press(egui::Key::Enter);
+    ui.harness.run_steps(2);
+    assert!(ui.actions.try_recv().is_err());
+    // Alt+H closes it.
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::H);
+    ui.harness.run_steps(2);
+    assert!(!ui.harness.state().chat_open());
+}
+
+#[test]
+fn the_chat_stays_out_of_the_consent_popup() {
+    let mut ui = ui(true);
+    let ada = ChatFrom::Technician { id: ADA, name: "Ada".into() };
+    ui.updates.send(connected()).unwrap();
+    ui.updates.send(NetUpdate::Event(AgentEvent::Chat(line(ada, "about to ask")))).unwrap();
+    let _answer = ui.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
+    assert!(ui.harness.state().asking());
+    assert!(ui.harness.query_by_label("about to ask").is_none(), "only the question while it is asked");
+    assert!(ui.harness.query_by_role(egui::accesskit::Role::TextInput).is_none());
 }

@@ -206,8 +206,42 @@ pub enum LiveEvent {
         /// The session.
         session: Box<SessionView>,
     },
+    /// A chat line on a session the technician may see.
+    Chat {
+        /// The line.
+        message: ChatMessageView,
+    },
     /// Updates were missed (the subscriber was too slow): reload everything.
     Resync,
+}
+
+/// One chat line of a session, as the relay recorded it. `text` is plain text: show it as
+/// text, never as markup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChatMessageView {
+    /// The session.
+    pub session_id: i64,
+    /// When the relay received it (RFC 3339).
+    pub at: String,
+    /// `end_user` or `technician`.
+    #[schema(example = "technician")]
+    pub from: String,
+    /// The technician who wrote it (absent for the end user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technician_id: Option<i64>,
+    /// Their display name ("End user" for the end user).
+    pub name: String,
+    /// What they wrote.
+    pub text: String,
+}
+
+/// A chat line to send to everyone on the session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChatMessage {
+    /// Plain text, not blank, at most 2000 bytes.
+    #[schema(example = "Hello, this is Alice from the help desk.")]
+    pub text: String,
 }
 
 /// Where and how technicians' viewers and apps reach this relay over QUIC.

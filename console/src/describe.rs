@@ -312,6 +312,9 @@ pub fn action_detail(action: &AuditAction, names: &Names<'_>) -> String {
             format!("{outcome}{to}")
         }
         AuditAction::ConsentChanged { capabilities } => format!("now {capabilities}"),
+        // Shown as the text it is: a terminal table has no markup to inject into, but control
+        // characters would move the cursor, so they are shown escaped.
+        AuditAction::Chat { text } => format!("\"{}\"", text.escape_debug()),
     }
 }
 

@@ -7,7 +7,7 @@
 use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
-    Bye, ByeReason, Capabilities, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
+    Bye, ByeReason, Capabilities, ChatLine, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
     DisplayInfo, PauseReason, SelectDisplay, TechnicianId, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
@@ -259,6 +259,8 @@ pub enum ViewerCommand {
     ReleaseControl,
     /// Show another of the end user's displays (to every viewer of the session).
     SelectDisplay(u32),
+    /// Write to the end user and the other technicians (shown when the relay sends it back).
+    Chat(String),
     /// Leave the session.
     Leave,
 }
@@ -278,6 +280,8 @@ pub enum ViewerUpdate {
     /// Why the end user's picture stopped (a UAC prompt, the lock screen, a capture failure),
     /// or `None` once it runs again.
     Paused(Option<PauseReason>),
+    /// A chat line on the session, as the relay recorded it (this technician's own too).
+    Chat(ChatLine),
     /// The relay was lost (why); the viewer is getting back (for [`RECONNECT_FOR`]). Once
     /// back, the relay's welcome updates (controller, displays, allowed) and frames follow.
     Reconnecting(String),
@@ -385,6 +389,15 @@ impl Viewer {
                         Some(ViewerCommand::TakeControl) => Message::ControlHandover(ControlHandover { holder: Some(self.me) }),
                         Some(ViewerCommand::ReleaseControl) => Message::ControlHandover(ControlHandover { holder: None }),
                         Some(ViewerCommand::SelectDisplay(display)) => Message::SelectDisplay(SelectDisplay { display }),
+                        Some(ViewerCommand::Chat(text)) => {
+                            // A blank or over-long line would be refused by the relay as a
+                            // protocol error: it is not sent.
+                            let line = Message::Chat(ChatLine::to_send(text));
+                            if line.validate().is_err() {
+                                continue;
+                            }
+                            line
+                        }
                         Some(ViewerCommand::Leave) | None => break Served::Ended(None),
                     };
                     if let Err(e) = self.writer.send(&message).await {
@@ -412,6 +425,7 @@ impl Viewer {
                             access.grants.iter().find(|g| g.technician == self.me).map_or(Capabilities::NONE, |g| g.capabilities),
                         ),
                         Ok(Some(Message::ScreenState(screen))) => ViewerUpdate::Paused(screen.paused),
+                        Ok(Some(Message::Chat(line))) => ViewerUpdate::Chat(line),
                         // A relay going down for a restart says so: come back with it.
                         Ok(Some(Message::Bye(bye))) if bye.reason == ByeReason::ServerShutdown => break Served::Lost(bye.message),
                         Ok(Some(Message::Bye(bye))) => break Served::Ended(Some(ViewerError::Ended(bye.message))),
@@ -454,7 +468,7 @@ impl Viewer {
                         return finish(&mut updates).await;
                     }
                 }
-                Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_))) => {}
+                Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Chat(_))) => {}
                 Ok(Some(ViewerUpdate::Reconnecting(why))) => on_reconnect(&why),
                 Ok(Some(ViewerUpdate::Paused(reason))) => paused = reason,
                 Ok(Some(ViewerUpdate::Ended(e))) => return e.map_or(Ok(()), Err),
@@ -525,7 +539,7 @@ async fn take_control_and_send(
     let mut next_holder = async || loop {
         match tokio::time::timeout_at(deadline, updates.recv()).await {
             Ok(Some(ViewerUpdate::Controller(holder))) => return Ok(holder),
-            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_))) => {}
+            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_) | ViewerUpdate::Chat(_))) => {}
             Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
             Ok(Some(ViewerUpdate::Reconnecting(why))) => return Err(ViewerError::Other(format!("lost the relay: {why}"))),
             Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),

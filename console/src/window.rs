@@ -5,9 +5,14 @@
 //! Keys travel as physical positions (W3C `KeyboardEvent.code`), so the end user's layout
 //! decides the character; modifier changes are sent as their own key events. Text only
 //! travels as text for characters a physical key cannot name (accents from dead keys, IMEs).
+//!
+//! A chat panel on the right (the Chat button; a line from someone else opens it) talks to the
+//! end user and the other technicians; while its field has the keyboard, keys stay here
+//! instead of going to the remote machine.
 
 use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
-use deskline_protocol::{Capabilities, DisplayInfo, InputEvent, KeyCode, MouseButton, PauseReason, Press, TechnicianId};
+use deskline_protocol::limits::MAX_CHAT_TEXT_BYTES;
+use deskline_protocol::{Capabilities, ChatFrom, ChatLine, DisplayInfo, InputEvent, KeyCode, MouseButton, PauseReason, Press, TechnicianId};
 use eframe::egui;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -42,6 +47,22 @@ pub struct ViewerWindow {
     display: u32,
     /// One remote pixel per screen pixel (scrolled) instead of the whole picture fitted.
     actual_size: bool,
+    chat: Chat,
+}
+
+/// The session's chat as this window shows it.
+#[derive(Default)]
+struct Chat {
+    lines: Vec<ChatLine>,
+    draft: String,
+    open: bool,
+    /// Lines from others since the panel was last open.
+    unread: usize,
+}
+
+/// The chat field's id: keys typed into it are not sent to the remote machine.
+fn chat_field_id() -> egui::Id {
+    egui::Id::unique("chat-field")
 }
 
 /// Key combinations the technician's own system would act on instead of sending (the web
@@ -117,6 +138,7 @@ impl ViewerWindow {
             displays: Vec::new(),
             display: 0,
             actual_size: false,
+            chat: Chat::default(),
         }
     }
 
@@ -158,6 +180,14 @@ impl ViewerWindow {
                     self.allowed = allowed;
                 }
                 ViewerUpdate::Paused(reason) => self.paused = reason,
+                ViewerUpdate::Chat(line) => {
+                    if !matches!(line.from, ChatFrom::Technician { id, .. } if id == self.me) {
+                        // Someone else wrote: the panel opens.
+                        self.chat.unread += usize::from(!self.chat.open);
+                        self.chat.open = true;
+                    }
+                    self.chat.lines.push(line);
+                }
                 ViewerUpdate::Reconnecting(why) => {
                     tracing::info!(%why, "reconnecting to the relay");
                     self.reconnecting = true;
@@ -206,6 +236,15 @@ impl ViewerWindow {
             if ui.button(size).on_hover_text("Show the whole screen, or one remote pixel per pixel").clicked() {
                 self.actual_size = !self.actual_size;
             }
+            let chat = match (self.chat.open, self.chat.unread) {
+                (true, _) => "Hide chat".to_owned(),
+                (false, 0) => "Chat".to_owned(),
+                (false, n) => format!("Chat ({n} new)"),
+            };
+            if ui.button(chat).on_hover_text("Write to the end user and the other technicians").clicked() {
+                self.chat.open = !self.chat.open;
+                self.chat.unread = 0;
+            }
             let fullscreen = ui.input(|i| i.viewport().fullscreen.unwrap_or(false));
             if ui.button(if fullscreen { "Leave full screen" } else { "Full screen" }).clicked() {
                 ui.ctx().send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen));
@@ -249,6 +288,45 @@ impl ViewerWindow {
         });
     }
 
+    fn chat_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Chat");
+        let me = self.me;
+        egui::ScrollArea::vertical().max_height(ui.available_height() - 40.0).stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
+            if self.chat.lines.is_empty() {
+                ui.weak("Nothing yet. The end user sees your lines in the support app, with your name.");
+            }
+            for line in &self.chat.lines {
+                let who = match &line.from {
+                    ChatFrom::EndUser => "End user".to_owned(),
+                    ChatFrom::Technician { id, .. } if *id == me => "You".to_owned(),
+                    ChatFrom::Technician { name, .. } => name.clone(),
+                };
+                // Plain text: egui has no markup to inject into.
+                ui.label(egui::RichText::new(format!("{who}, {}", local_time(line.at))).strong());
+                ui.label(line.text.as_str());
+            }
+        });
+        ui.separator();
+        let mut send = false;
+        ui.horizontal(|ui| {
+            let field = egui::TextEdit::singleline(&mut self.chat.draft)
+                .id(chat_field_id())
+                .hint_text("Write a message")
+                .char_limit(MAX_CHAT_TEXT_BYTES / 4)
+                .desired_width(ui.available_width() - 60.0);
+            let field = ui.add(field);
+            if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                send = true;
+                field.request_focus();
+            }
+            send |= ui.add_enabled(!self.chat.draft.trim().is_empty(), egui::Button::new("Send")).clicked();
+        });
+        if send && !self.chat.draft.trim().is_empty() {
+            let text = std::mem::take(&mut self.chat.draft);
+            self.send(ViewerCommand::Chat(text.trim().to_owned()));
+        }
+    }
+
     /// Sends modifier releases so nothing stays held when control ends.
     fn send_release_all(&mut self) {
         for (code, _) in modifier_keys(self.sent_modifiers).into_iter().filter(|(_, held)| *held) {
@@ -281,7 +359,9 @@ impl ViewerWindow {
             ui.painter().image(texture, image_rect, uv, egui::Color32::WHITE);
             image_rect
         };
-        if self.in_control() {
+        // Keys typed into the chat stay here.
+        let chatting = ui.ctx().memory(|m| m.has_focus(chat_field_id()));
+        if self.in_control() && !chatting {
             let events = ui.input(|i| i.events.clone());
             for event in events {
                 for input in self.translate(&event, image_rect) {
@@ -356,6 +436,9 @@ impl eframe::App for ViewerWindow {
         let ctx = ui.ctx().clone();
         self.drain_updates(&ctx);
         egui::Panel::top("status").show(ui, |ui| self.top_bar(ui));
+        if self.chat.open {
+            egui::Panel::right("chat").default_size(320.0).resizable(true).show(ui, |ui| self.chat_panel(ui));
+        }
         egui::CentralPanel::default().show(ui, |ui| self.screen(ui));
         ctx.request_repaint_after(Duration::from_millis(10));
     }
@@ -364,6 +447,11 @@ impl eframe::App for ViewerWindow {
         self.send_release_all();
         self.send(ViewerCommand::Leave);
     }
+}
+
+/// "14:05" in this machine's time zone.
+fn local_time(at: deskline_protocol::Timestamp) -> String {
+    chrono::DateTime::from_timestamp_millis(at.0).map_or_else(String::new, |t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
 }
 
 /// Labels for the display menu: id and "name (width×height)".

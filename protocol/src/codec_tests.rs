@@ -140,8 +140,8 @@ fn unknown_variant_is_refused() {
     let len = (bytes.len() - 4) as u32;
     bytes[..4].copy_from_slice(&len.to_be_bytes());
     assert_eq!(decode_exact(&bytes, 1024), Err(DecodeError::UnknownVariant));
-    let last = encode(&Message::ScreenState(ScreenState { paused: None })).unwrap();
-    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "ScreenState is the last kind: update KINDS");
+    let last = encode(&Message::Chat(ChatLine::to_send("hello"))).unwrap();
+    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "Chat is the last kind: update KINDS");
     let bye = encode(&Message::Bye(Bye { reason: ByeReason::Normal, message: String::new() })).unwrap();
     let mut next_kind = bye.clone();
     next_kind[5] = Message::KINDS as u8;
@@ -393,4 +393,16 @@ fn session_ids_and_hello_roles_are_distinct_on_the_wire() {
     let bytes = encode(&technician).unwrap();
     assert_eq!(decode_exact(&bytes, 1024).unwrap(), technician);
     assert_ne!(bytes, encode(&app_hello(0)).unwrap());
+}
+
+#[test]
+fn chat_lines_must_say_something_and_stay_short() {
+    use crate::limits::MAX_CHAT_TEXT_BYTES;
+    let line = |text: &str| Message::Chat(ChatLine::to_send(text));
+    assert_eq!(line("  \n\t ").validate(), Err(ValidationError::BlankChat));
+    assert_eq!(line(&"é".repeat(MAX_CHAT_TEXT_BYTES / 2)).validate(), Ok(()));
+    assert!(matches!(line(&"x".repeat(MAX_CHAT_TEXT_BYTES + 1)).validate(), Err(ValidationError::TextTooLong { field: "chat text", .. })));
+    // Markup is text like any other: the receivers show it as such.
+    let markup = line("<img src=x onerror=alert(1)>");
+    assert_eq!(decode_exact(&encode(&markup).unwrap(), MAX_CONTROL_MESSAGE_BYTES).unwrap(), markup);
 }

@@ -54,3 +54,15 @@ pub const MAX_SESSION_NAME_BYTES: usize = 200;
 /// Longest link a support app download may carry: a link is its public URL, a 26-character
 /// token and the QUIC address and certificate hash, well under this.
 pub const MAX_EMBEDDED_LINK_BYTES: usize = 1024;
+
+/// Longest chat line, in bytes: a few paragraphs, the most anyone types into a support chat
+/// (a log excerpt is a file to send, not a chat line).
+pub const MAX_CHAT_TEXT_BYTES: usize = 2000;
+
+/// Chat lines one sender may post on one session in a burst, and one more per
+/// [`CHAT_REFILL`]: a person never types faster; a script flooding the end user's window is
+/// refused (and told so) instead.
+pub const CHAT_BURST: u32 = 10;
+
+/// See [`CHAT_BURST`].
+pub const CHAT_REFILL: std::time::Duration = std::time::Duration::from_secs(1);

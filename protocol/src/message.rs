@@ -6,10 +6,10 @@
 
 use crate::capability::Capabilities;
 use crate::code::{LinkToken, Pin, ResumeSecret};
-use crate::ids::{SessionId, TechnicianId};
+use crate::ids::{SessionId, TechnicianId, Timestamp};
 use crate::keycode::KeyCode;
 use crate::limits::{
-    MAX_BEARER_TOKEN_BYTES, MAX_DISPLAY_EDGE, MAX_DISPLAYS, MAX_TECHNICIANS_PER_SESSION, MAX_TEXT_BYTES,
+    MAX_BEARER_TOKEN_BYTES, MAX_CHAT_TEXT_BYTES, MAX_DISPLAY_EDGE, MAX_DISPLAYS, MAX_TECHNICIANS_PER_SESSION, MAX_TEXT_BYTES,
     MAX_VIDEO_FRAME_BYTES,
 };
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,10 @@ pub enum Message {
     /// capture failure), or came back; viewers say so instead of showing a frozen picture.
     /// Viewers joining while it is stopped get it at once.
     ScreenState(ScreenState),
+    /// App or viewer → relay: a chat line to everyone on the session; relay → app and viewers:
+    /// a chat line, with its sender and time as the relay recorded them (what a sender puts in
+    /// `from` and `at` is ignored). Works before any consent: it shows nothing of the screen.
+    Chat(ChatLine),
 }
 
 /// The first message of a connection.
@@ -492,6 +496,43 @@ pub struct DisplaysChanged {
     pub displays: Vec<DisplayInfo>,
 }
 
+/// One chat line of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct ChatLine {
+    /// Who wrote it.
+    pub from: ChatFrom,
+    /// When the relay received it.
+    pub at: Timestamp,
+    /// What they wrote: plain text, shown as text everywhere (never markup), at most
+    /// [`crate::limits::MAX_CHAT_TEXT_BYTES`], not blank.
+    #[cfg_attr(test, proptest(strategy = "\"[^ ]{1,40}\""))]
+    pub text: String,
+}
+
+/// Who wrote a chat line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum ChatFrom {
+    /// The end user, at the support app.
+    EndUser,
+    /// A technician on the session.
+    Technician {
+        /// Who.
+        id: TechnicianId,
+        /// Their display name.
+        name: String,
+    },
+}
+
+impl ChatLine {
+    /// A line as a sender writes it: the relay fills in the sender and the time.
+    #[must_use]
+    pub fn to_send(text: impl Into<String>) -> ChatLine {
+        ChatLine { from: ChatFrom::EndUser, at: Timestamp(0), text: text.into() }
+    }
+}
+
 /// Whether the app can show its screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -593,6 +634,9 @@ pub enum ValidationError {
     /// More grants than technicians on a session.
     #[error("{0} grants, at most {MAX_TECHNICIANS_PER_SESSION} allowed")]
     TooManyGrants(usize),
+    /// A chat line with nothing but white space.
+    #[error("empty chat message")]
+    BlankChat,
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), ValidationError> {
@@ -623,7 +667,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 20;
+    pub const KINDS: u32 = 21;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -668,6 +712,16 @@ impl Message {
                     return Err(ValidationError::TooManyGrants(access.grants.len()));
                 }
                 access.grants.iter().try_for_each(|g| check_text("technician name", &g.name, MAX_TEXT_BYTES))
+            }
+            Message::Chat(line) => {
+                if line.text.trim().is_empty() {
+                    return Err(ValidationError::BlankChat);
+                }
+                check_text("chat text", &line.text, MAX_CHAT_TEXT_BYTES)?;
+                match &line.from {
+                    ChatFrom::Technician { name, .. } => check_text("chat sender", name, MAX_TEXT_BYTES),
+                    ChatFrom::EndUser => Ok(()),
+                }
             }
             Message::ConsentDecision(_)
             | Message::ConsentChanged(_)

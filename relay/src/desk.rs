@@ -14,12 +14,12 @@ use crate::limits::{
 };
 use crate::store::{self, Db, Role, SessionRow, StoreError, TechnicianRow};
 use crate::views::{self, AuditEventView, ChannelView, LinkBase, RelayInfo, SessionEvent, SessionView, Settings, TechnicianView};
-use deskline_protocol::limits::MAX_SESSION_NAME_BYTES;
+use deskline_protocol::limits::{CHAT_BURST, CHAT_REFILL, MAX_SESSION_NAME_BYTES};
 use deskline_protocol::session::{
-    Action, Actor, Context, Directory, SessionKind, Transition, machine,
+    Action, Actor, AuditAction, AuditEvent, Context, Directory, SessionKind, SessionState, Transition, machine,
 };
 use deskline_protocol::{
-    AppCode, AppInfo, Capabilities, ChannelId, ConsentOutcome, DisplayInfo, LinkToken, Pin, ResumeSecret, SessionId,
+    AppCode, AppInfo, Capabilities, ChannelId, ChatFrom, ChatLine, Message, ConsentOutcome, DisplayInfo, LinkToken, Pin, ResumeSecret, SessionId,
     TechnicianId, Timestamp,
 };
 use rand::Rng as _;
@@ -49,6 +49,8 @@ struct Inner {
     settings: std::sync::RwLock<Settings>,
     /// Set when the relay stops: long-lived answers (consoles' live streams) end.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Chat lines per sender and session: [`CHAT_BURST`] at once, then one per [`CHAT_REFILL`].
+    chat_limits: governor::DefaultKeyedRateLimiter<(SessionId, Actor)>,
 }
 
 /// Where apps and native viewers reach this relay over QUIC.
@@ -168,6 +170,11 @@ impl Desk {
                 metrics: crate::metrics::Metrics::new(),
                 settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
                 stopping: tokio::sync::watch::Sender::new(false),
+                chat_limits: governor::RateLimiter::keyed(
+                    governor::Quota::with_period(CHAT_REFILL)
+                        .expect("a period")
+                        .allow_burst(std::num::NonZeroU32::new(CHAT_BURST).expect("a burst")),
+                ),
             }),
         }
     }
@@ -337,7 +344,7 @@ impl Desk {
             channels.push(c.0);
         }
         let event = SessionEvent {
-            view: views::session(row, &self.links()),
+            live: views::LiveEvent::Session { session: Box::new(views::session(row, &self.links())) },
             channels,
             technicians: row.core.technicians().collect(),
             id: row.core.id,
@@ -1218,6 +1225,90 @@ impl Desk {
             self.announce(None, &row);
         }
         Ok(())
+    }
+
+    // ---- chat ----
+
+    /// A chat line on a session, from a technician on it or from its app (`Actor::App`):
+    /// checked, limited per sender, kept in the session's audit trail (hash-chained like every
+    /// event) and announced to the consoles that may see the session. Only while the app is
+    /// connected (`active` or `in_queue`): a line nobody could read would mislead its writer.
+    pub async fn chat(&self, from: Actor, id: SessionId, text: String) -> Result<ChatLine, Error> {
+        Message::Chat(ChatLine::to_send(text.as_str())).validate().map_err(|e| Error::bad("invalid_field", format!("text: {e}")))?;
+        if self.inner.chat_limits.check_key(&(id, from)).is_err() {
+            self.metrics().limit_tripped("chat");
+            return Err(Error::RateLimited { retry_after_secs: CHAT_REFILL.as_secs().max(1) });
+        }
+        let now = self.now();
+        let stored = text.clone();
+        let (row, name) = self
+            .db()
+            .write(move |tx| {
+                let row = store::session_by_id(tx, id)?.filter(|r| !r.core.deleted).ok_or(Error::NotFound("session"))?;
+                let name = match from {
+                    Actor::Technician(t) => {
+                        if !row.core.has_technician(t) {
+                            // Outside the channel, the session does not exist for them.
+                            if !Facts::load(tx, &[row.core.channel], &[])?.works_in(row.core.channel, t) {
+                                return Err(Error::NotFound("session"));
+                            }
+                            return Err(Error::Forbidden("only the technicians on a session may chat on it (assign yourself or be invited)".into()));
+                        }
+                        store::technician_by_id(tx, t)?.map_or_else(|| format!("technician {t}"), |t| t.display_name)
+                    }
+                    Actor::App => String::new(),
+                    Actor::System => return Err(Error::Internal("the relay does not chat".into())),
+                };
+                if !matches!(row.core.state, SessionState::Active | SessionState::InQueue) {
+                    return Err(Error::Conflict { code: "app_not_connected", message: "the end user's support app is not connected".into() });
+                }
+                let state = row.core.state;
+                let event = AuditEvent { session: id, at: now, actor: from, action: AuditAction::Chat { text: stored }, from: Some(state), to: state };
+                store::insert_audit_event(tx, &event)?;
+                Ok::<_, Error>((row, name))
+            })
+            .await?;
+        // No subscriber is fine: nobody is watching.
+        let _ = self.inner.events.send(SessionEvent {
+            live: views::LiveEvent::Chat { message: views::chat_message(id, now, &from, &name, &text) },
+            channels: vec![row.core.channel.0],
+            technicians: row.core.technicians().collect(),
+            id,
+        });
+        let from = match from {
+            Actor::Technician(t) => ChatFrom::Technician { id: t, name },
+            Actor::App | Actor::System => ChatFrom::EndUser,
+        };
+        Ok(ChatLine { from, at: now, text })
+    }
+
+    /// A session's chat, oldest first, to a technician who may see its history.
+    pub async fn chat_history(&self, actor: &TechnicianRow, id: SessionId) -> Result<Vec<views::ChatMessageView>, Error> {
+        let actor = actor.clone();
+        self.db()
+            .read(move |tx| {
+                let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
+                require_works_in(tx, &actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
+                let mut names = HashMap::new();
+                let mut lines = Vec::new();
+                for event in store::audit_events(tx, id)? {
+                    let AuditAction::Chat { text } = &event.action else { continue };
+                    let name = match event.actor {
+                        Actor::Technician(t) => match names.get(&t) {
+                            Some(name) => String::clone(name),
+                            None => {
+                                let name = store::technician_by_id(tx, t)?.map_or_else(|| format!("technician {t}"), |t| t.display_name);
+                                names.insert(t, name.clone());
+                                name
+                            }
+                        },
+                        Actor::App | Actor::System => String::new(),
+                    };
+                    lines.push(views::chat_message(id, event.at, &event.actor, &name, text));
+                }
+                Ok::<_, Error>(lines)
+            })
+            .await
     }
 
     /// A technician's display name (for consent prompts).

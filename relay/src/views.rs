@@ -3,11 +3,11 @@
 
 use crate::clock::rfc3339;
 use crate::store::{ChannelRow, SessionRow, TechnicianRow};
-use deskline_protocol::session::{AuditEvent, Consent, SessionKind};
-use deskline_protocol::{Capabilities, SessionId, TechnicianId};
+use deskline_protocol::session::{Actor, AuditEvent, Consent, SessionKind};
+use deskline_protocol::{Capabilities, SessionId, TechnicianId, Timestamp};
 
 pub use deskline_api::{
-    AuditEventView, ChannelView, ConsentView, GrantView, LiveEvent, PendingView, RelayInfo, SessionView, Settings,
+    AuditEventView, ChannelView, ChatMessageView, ConsentView, GrantView, LiveEvent, PendingView, RelayInfo, SessionView, Settings,
     TechnicianView,
 };
 
@@ -112,11 +112,22 @@ pub fn audit_event(e: &AuditEvent) -> AuditEventView {
     }
 }
 
+/// A chat line as the API shows it; `name` is the technician's display name (ignored for the
+/// end user).
+#[must_use]
+pub fn chat_message(session: SessionId, at: Timestamp, from: &Actor, name: &str, text: &str) -> ChatMessageView {
+    let (kind, technician_id, name) = match from {
+        Actor::Technician(id) => ("technician", Some(id.0), name.to_owned()),
+        Actor::App | Actor::System => ("end_user", None, "End user".to_owned()),
+    };
+    ChatMessageView { session_id: session.0, at: rfc3339(at), from: kind.into(), technician_id, name, text: text.to_owned() }
+}
+
 /// Where a session event may be shown.
 #[derive(Debug, Clone)]
 pub struct SessionEvent {
-    /// The session's view.
-    pub view: SessionView,
+    /// What consoles are told: the session's new view, or a chat line on it.
+    pub live: deskline_api::LiveEvent,
     /// The session's channel (before a transfer: both channels get an event).
     pub channels: Vec<i64>,
     /// Technicians on the session.

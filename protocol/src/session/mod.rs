@@ -359,6 +359,12 @@ pub enum AuditAction {
     Deleted,
     /// The expiry time passed.
     Expired,
+    /// A chat line (the actor wrote it: a technician, or the end user as the app). Kept in
+    /// the hash-chained trail, so what was said cannot be changed afterwards.
+    Chat {
+        /// What was written.
+        text: String,
+    },
 }
 
 /// The result of an allowed action.

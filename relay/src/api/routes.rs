@@ -5,18 +5,18 @@ use super::{ApiJson, ApiPath, AppState, Authed, BearerToken, ClientAddr};
 use crate::desk::{ChannelPatch, NewTechnician};
 use crate::error::Error;
 use crate::store::Role;
-use crate::views::{AuditEventView, ChannelView, LiveEvent, RelayInfo, SessionView, Settings, TechnicianView};
+use crate::views::{self, AuditEventView, ChannelView, ChatMessageView, LiveEvent, RelayInfo, SessionView, Settings, TechnicianView};
 use deskline_api::{
     ChangePassword, CreateChannel, CreateSession, CreateTechnician, DisableSecondFactor, LoginRequest, LoginResponse,
     RecoveryCodes, RemoteRequest, SecondFactorCode, SecondFactorConfirmed, SecondFactorEnrolment, SessionDescription,
-    SettingsPatch, StartSecondFactor, TechnicianRef, TransferRequest, UpdateChannel, UpdateTechnician,
+    NewChatMessage, SettingsPatch, StartSecondFactor, TechnicianRef, TransferRequest, UpdateChannel, UpdateTechnician,
 };
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use deskline_protocol::session::Action;
+use deskline_protocol::session::{Action, Actor};
 use deskline_protocol::{Capabilities, ChannelId, SessionId, TechnicianId};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -56,6 +56,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(remote))
         .routes(routes!(session_events))
         .routes(routes!(live_events))
+        .routes(routes!(chat_history, post_chat))
         .routes(routes!(relay_info))
         .routes(routes!(webrtc_offer))
 }
@@ -397,6 +398,32 @@ async fn session_events(State(state): State<AppState>, Authed(me): Authed, ApiPa
     Ok(Json(state.desk.session_events(&me, SessionId(id)).await?))
 }
 
+/// The session's chat, oldest first (kept with its history, also after it closed).
+#[utoipa::path(get, path = "/sessions/{id}/chat", params(("id" = i64, Path)),
+    responses((status = 200, body = [ChatMessageView]), (status = 400), (status = 401), (status = 404)))]
+async fn chat_history(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<ChatMessageView>> {
+    Ok(Json(state.desk.chat_history(&me, SessionId(id)).await?))
+}
+
+/// Writes to the end user and the other technicians on the session: only a technician on it,
+/// only while the support app is connected (before any consent too: a chat line shows nothing
+/// of the end user's screen). At most 10 lines at once, then one a second (429 beyond).
+#[utoipa::path(post, path = "/sessions/{id}/chat", params(("id" = i64, Path)), request_body = NewChatMessage,
+    responses((status = 200, body = ChatMessageView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 429)))]
+async fn post_chat(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(new): ApiJson<NewChatMessage>,
+) -> ApiResult<ChatMessageView> {
+    let (from, id) = (Actor::Technician(me.id), SessionId(id));
+    let line = match &state.transport {
+        Some(transport) => transport.chat(from, id, new.text).await?,
+        None => state.desk.chat(from, id, new.text).await?,
+    };
+    Ok(Json(views::chat_message(id, line.at, &from, &me.display_name, &line.text)))
+}
+
 /// Live updates (Server-Sent Events): one `LiveEvent` JSON per change of a session the
 /// technician may see.
 #[utoipa::path(get, path = "/events", responses((status = 200, content_type = "text/event-stream", body = LiveEvent), (status = 401)))]
@@ -431,7 +458,7 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
                     if !visible {
                         continue;
                     }
-                    LiveEvent::Session { session: Box::new(event.view) }
+                    event.live
                 }
                 Err(RecvError::Lagged(_)) => LiveEvent::Resync,
                 Err(RecvError::Closed) => return,

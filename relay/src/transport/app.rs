@@ -206,6 +206,12 @@ pub(super) async fn handle_message(transport: &Arc<Transport>, id: deskline_prot
             return true;
         }
         Message::Pong(_) => return true,
+        Message::Chat(line) => {
+            if let Err(e) = transport.chat(Actor::App, id, line.text).await {
+                tracing::info!(session = %id, error = %e, "the end user's chat line was refused");
+            }
+            return true;
+        }
         Message::ScreenState(screen) => {
             if let Some(hub) = transport.hubs.existing(id) {
                 screen_state(&mut hub.lock(), screen.paused);

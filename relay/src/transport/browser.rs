@@ -13,7 +13,7 @@
 
 use super::{Transport, WebRtcAddresses};
 use super::hub::{BYE_GRACE, ViewerCarrier, request_keyframe};
-use super::viewer::{Admitted, VIEWER_QUEUE, admit, handle_message, leave, may_view};
+use super::viewer::{Admitted, VIEWER_QUEUE, admit, leave, may_view, on_message};
 use crate::error::Error;
 use crate::limits::BROWSER_CONNECT_TIMEOUT;
 use bytes::Bytes;
@@ -322,7 +322,7 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
             message = from_browser.recv() => {
                 // The reader ends when the channel closes: the browser went away.
                 let Some(message) = message else { break };
-                if !handle_message(transport, id, conn_id, technician, message) {
+                if !on_message(transport, id, conn_id, technician, message).await {
                     break;
                 }
             }

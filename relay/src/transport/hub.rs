@@ -12,7 +12,7 @@ use crate::limits::DEFAULT_BITRATE_BPS;
 use crate::store::SessionRow;
 use bytes::Bytes;
 use deskline_protocol::session::SessionState;
-use deskline_protocol::{
+use deskline_protocol::{ChatLine, 
     Access, AccessGrant, Bye, ByeReason, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message,
     PauseReason, ScreenState,
     SessionId, StartStream, Stats, StopStream, TechnicianId, Timestamp,
@@ -479,6 +479,18 @@ pub(super) fn answer_decision(state: &HubState, request_id: u64) {
 }
 
 /// Tells every viewer and the app who holds control.
+/// Sends a recorded chat line to the app and the native viewers (browsers' consoles get it
+/// from their live events).
+pub(super) fn send_chat(state: &HubState, line: &ChatLine) {
+    let message = Message::Chat(line.clone());
+    if let Some(app) = &state.app {
+        let _ = app.out.try_send(message.clone());
+    }
+    for viewer in state.viewers.values().filter(|v| matches!(v.carrier, ViewerCarrier::Quic(_))) {
+        let _ = viewer.out.try_send(message.clone());
+    }
+}
+
 pub(super) fn announce_controller(state: &HubState) {
     let message = Message::ControlHandover(ControlHandover { holder: state.gate.controller() });
     for viewer in state.viewers.values() {

@@ -23,7 +23,8 @@ use crate::desk::Desk;
 use crate::limits::{HELLO_TIMEOUT, MAX_QUIC_CONNECTIONS, SHUTDOWN_QUIC_DRAIN};
 use crate::network::ConnectionLimiter;
 use deskline_net::framed::{MessageReader, MessageWriter, accept_control};
-use deskline_protocol::{Hello, HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason};
+use deskline_protocol::session::Actor;
+use deskline_protocol::{ChatLine, Hello, HelloRole, Message, PROTOCOL_VERSION, Reject, RejectReason, SessionId};
 use hub::Hubs;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -72,6 +73,21 @@ impl Transport {
         if tokio::time::timeout(SHUTDOWN_QUIC_DRAIN, endpoint.wait_idle()).await.is_err() {
             tracing::warn!("QUIC connections still open after the shutdown bound");
         }
+    }
+
+    /// A chat line from `from` (a technician, or the app as `Actor::App`) on session `id`:
+    /// recorded by the desk, which checks and limits it, then sent to the session's app and
+    /// native viewers, the sender's included (what everyone shows is what was recorded). Web
+    /// consoles get it from their live events.
+    ///
+    /// # Errors
+    /// The desk's refusal: bad text, too many lines, not on the session, app not connected.
+    pub async fn chat(&self, from: Actor, id: SessionId, text: String) -> Result<ChatLine, crate::error::Error> {
+        let line = self.hubs.desk.chat(from, id, text).await?;
+        if let Some(hub) = self.hubs.existing(id) {
+            hub::send_chat(&hub.lock(), &line);
+        }
+        Ok(line)
     }
 
     /// What is connected now, for metrics: support apps, and viewers by kind.

@@ -163,7 +163,7 @@ pub(super) async fn run(
     while let Some(message) = next_message(&mut reader).await {
         match message {
             Ok(message) => {
-                if !handle_message(transport, id, conn_id, technician, message) {
+                if !on_message(transport, id, conn_id, technician, message).await {
                     break;
                 }
             }
@@ -177,6 +177,21 @@ pub(super) async fn run(
     frame_task.abort();
     writer_task.abort();
     leave(transport, &hub, id, conn_id, technician);
+}
+
+/// Handles one message from a viewer, native or browser; false ends the connection. A chat
+/// line goes to the desk (it is stored before anyone sees it); everything else to
+/// [`handle_message`].
+pub(super) async fn on_message(transport: &Arc<Transport>, id: SessionId, conn_id: u64, technician: TechnicianId, message: Message) -> bool {
+    let Message::Chat(line) = message else { return handle_message(transport, id, conn_id, technician, message) };
+    let still_viewing = transport.hubs.existing(id).is_some_and(|hub| hub.lock().viewers.contains_key(&conn_id));
+    if !still_viewing {
+        return false;
+    }
+    if let Err(e) = transport.chat(deskline_protocol::session::Actor::Technician(technician), id, line.text).await {
+        tracing::info!(session = %id, technician = %technician, error = %e, "a viewer's chat line was refused");
+    }
+    true
 }
 
 /// Handles one message from a viewer; false ends the connection.
