@@ -47,7 +47,8 @@ struct Cli {
     /// instead of injecting it.
     #[arg(long, value_name = "WIDTHxHEIGHT")]
     synthetic: Option<String>,
-    /// Answer consent requests without a window (demos and tests).
+    /// Answer consent requests without a window (demos and tests). Chat lines received are
+    /// printed; lines written to standard input are sent as chat lines.
     #[arg(long, value_enum)]
     auto_consent: Option<AutoConsent>,
 }
@@ -229,11 +230,20 @@ async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyho
     let (actions, actions_rx) = mpsc::unbounded_channel();
     let (updates_tx, mut updates) = mpsc::unbounded_channel();
     tokio::spawn(connection(config, media, true, actions_rx, updates_tx));
+    let mut input = Some(tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin())));
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 let _ = actions.send(UiAction::Command(AgentCommand::Disconnect));
             }
+            line = async { input.as_mut()?.next_line().await.ok().flatten() }, if input.is_some() => match line {
+                Some(line) if !line.trim().is_empty() => {
+                    let _ = actions.send(UiAction::Command(AgentCommand::Chat(line.trim().to_owned())));
+                }
+                Some(_) => {}
+                // Standard input closed (or unreadable): nothing more to send.
+                None => input = None,
+            },
             update = updates.recv() => match update {
                 Some(NetUpdate::ConsentAsked(request, answer)) => {
                     println!("consent asked by {} for {}", request.technician, request.capabilities);
@@ -243,6 +253,13 @@ async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyho
                 Some(NetUpdate::Reconnecting) => println!("connection lost; reconnecting"),
                 Some(NetUpdate::ConsentExpired(_)) => println!("consent request timed out"),
                 Some(NetUpdate::Connecting) => {}
+                Some(NetUpdate::Event(AgentEvent::Chat(line))) => {
+                    let who = match &line.from {
+                        deskline_protocol::ChatFrom::EndUser => "you",
+                        deskline_protocol::ChatFrom::Technician { name, .. } => name.as_str(),
+                    };
+                    println!("chat from {who}: {}", line.text);
+                }
                 Some(NetUpdate::Event(event)) => println!("{event:?}"),
                 Some(NetUpdate::Ended(message)) => {
                     println!("{message}");

@@ -9,13 +9,13 @@ use deskline_agent::{
     ScriptedAnswer, ScriptedPrompt, SyntheticSource, register,
 };
 use deskline_api::{
-    AuditEventView, ChangePassword, ChannelView, CreateChannel, CreateSession, CreateTechnician, LoginRequest, LoginResponse,
-    RemoteRequest, Role, SessionView, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
+    AuditEventView, ChangePassword, ChannelView, ChatMessageView, CreateChannel, CreateSession, CreateTechnician, LoginRequest, LoginResponse,
+    NewChatMessage, RemoteRequest, Role, SessionView, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
 };
 use deskline_console::client::Client;
-use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerError, ViewerUpdate};
+use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerCommand, ViewerError, ViewerUpdate};
 use deskline_protocol::{
-    AccessGrant, AppCode, AppInfo, Capabilities, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
+    AccessGrant, AppCode, AppInfo, Capabilities, ChatFrom, ChatLine, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
 use deskline_protocol::ConsentOutcome;
 use deskline_protocol::session::{Actor, AuditAction, SessionKind};
@@ -1156,4 +1156,108 @@ async fn viewers_are_told_why_the_picture_stopped_and_when_it_is_back() {
             _ => {}
         }
     }
+}
+
+/// The next chat line the app was given (bounded).
+async fn next_chat(events: &mut mpsc::UnboundedReceiver<AgentEvent>) -> ChatLine {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(AgentEvent::Chat(line))) => return line,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => panic!("no chat line reached the app"),
+        }
+    }
+}
+
+/// The next chat line a native viewer was given (bounded).
+async fn next_viewer_chat(updates: &mut mpsc::Receiver<ViewerUpdate>) -> ChatLine {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, updates.recv()).await {
+            Ok(Some(ViewerUpdate::Chat(line))) => return line,
+            Ok(Some(ViewerUpdate::Ended(e))) => panic!("the viewer ended: {e:?}"),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => panic!("no chat line reached the viewer"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn technicians_and_the_end_user_chat_both_ways_before_and_after_consent() {
+    let env = env().await;
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
+    let mut agent = start_agent(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    env.wait_for(id, "active", |v| v.state == "active").await;
+    let bob = env.technician("bob").await;
+    env.invite(id, &bob).await;
+    // Bob watches in the native viewer; nothing is shared yet.
+    let (bob_commands, mut bob_updates) = env.viewer(&bob, id).await.unwrap().spawn();
+
+    // Before any consent: the admin writes through the API, markup and all.
+    let hello = "<b>Hello</b>, this is the help desk <img src=x onerror=alert(1)>";
+    let sent: ChatMessageView = env.admin.post(&format!("/sessions/{id}/chat"), &NewChatMessage { text: hello.into() }).await.unwrap();
+    assert_eq!((sent.from.as_str(), sent.technician_id, sent.text.as_str()), ("technician", Some(1), hello));
+    let at_app = next_chat(&mut agent.events).await;
+    assert_eq!(at_app.text, hello, "the text arrives as it was written");
+    assert!(matches!(&at_app.from, ChatFrom::Technician { id, .. } if *id == TechnicianId(1)), "{at_app:?}");
+    assert_eq!(next_viewer_chat(&mut bob_updates).await, at_app);
+
+    // The end user answers from the app; the native viewer sends too.
+    agent.commands.send(AgentCommand::Chat("My printer says error 0x80070005".into())).unwrap();
+    let answer = next_viewer_chat(&mut bob_updates).await;
+    assert_eq!((answer.from.clone(), answer.text.as_str()), (ChatFrom::EndUser, "My printer says error 0x80070005"));
+    assert_eq!(next_chat(&mut agent.events).await, answer, "the app shows its own line as recorded");
+    bob_commands.send(ViewerCommand::Chat("Bob here, looking at it".into())).unwrap();
+    let from_bob = next_chat(&mut agent.events).await;
+    assert!(matches!(&from_bob.from, ChatFrom::Technician { id, name } if *id == bob.id && name == "bob"), "{from_bob:?}");
+
+    // After consent, the same.
+    env.remote(id).await;
+    env.wait_for(id, "granted", |v| v.consent.status == "granted").await;
+    let _: ChatMessageView = env.admin.post(&format!("/sessions/{id}/chat"), &NewChatMessage { text: "Thanks, I see it".into() }).await.unwrap();
+    assert_eq!(next_chat(&mut agent.events).await.text, "Thanks, I see it");
+
+    // Kept with the session, oldest first, in its hash-chained trail too.
+    let history: Vec<ChatMessageView> = env.admin.get(&format!("/sessions/{id}/chat")).await.unwrap();
+    let texts: Vec<(&str, &str)> = history.iter().map(|m| (m.name.as_str(), m.text.as_str())).collect();
+    assert_eq!(
+        texts,
+        vec![("Administrator", hello), ("End user", "My printer says error 0x80070005"), ("bob", "Bob here, looking at it"), ("Administrator", "Thanks, I see it")]
+    );
+    let trail = env.trail(id).await;
+    assert_eq!(trail.iter().filter(|e| matches!(e.action, AuditAction::Chat { .. })).count(), 4);
+    assert!(trail.iter().any(|e| e.actor == Actor::App && matches!(&e.action, AuditAction::Chat { text } if text.starts_with("My printer"))));
+
+    // Bad lines get a clear error and change nothing.
+    let blank = env.admin.post::<_, ChatMessageView>(&format!("/sessions/{id}/chat"), &NewChatMessage { text: " \n ".into() }).await.unwrap_err();
+    assert_eq!((blank.status(), blank.code()), (Some(400), Some("invalid_field")), "{blank}");
+    let long = "x".repeat(deskline_protocol::limits::MAX_CHAT_TEXT_BYTES + 1);
+    let too_long = env.admin.post::<_, ChatMessageView>(&format!("/sessions/{id}/chat"), &NewChatMessage { text: long }).await.unwrap_err();
+    assert_eq!(too_long.status(), Some(400), "{too_long}");
+    // A technician of the channel who is not on the session may not write on it.
+    let carol = env.technician("carol").await;
+    let outsider = env.client(&carol).post::<_, ChatMessageView>(&format!("/sessions/{id}/chat"), &NewChatMessage { text: "hi".into() }).await.unwrap_err();
+    assert_eq!(outsider.status(), Some(403), "{outsider}");
+    // A flood is cut off: at most a burst of lines at once.
+    let mut accepted = 0;
+    let refused = loop {
+        match env.client(&bob).post::<_, ChatMessageView>(&format!("/sessions/{id}/chat"), &NewChatMessage { text: "spam".into() }).await {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted <= deskline_protocol::limits::CHAT_BURST, "no limit after {accepted} lines");
+    };
+    assert_eq!(refused.status(), Some(429), "{refused}");
+    // The admin is limited separately from bob.
+    let _: ChatMessageView = env.admin.post(&format!("/sessions/{id}/chat"), &NewChatMessage { text: "still here".into() }).await.unwrap();
+    let history: Vec<ChatMessageView> = env.admin.get(&format!("/sessions/{id}/chat")).await.unwrap();
+    assert_eq!(history.len(), 4 + accepted as usize + 1, "refused lines are not kept");
+
+    // Once the app has left, nobody could read a line: refused as such.
+    agent.commands.send(AgentCommand::Disconnect).unwrap();
+    env.wait_for(id, "waiting", |v| v.state == "waiting").await;
+    let gone = env.admin.post::<_, ChatMessageView>(&format!("/sessions/{id}/chat"), &NewChatMessage { text: "hello?".into() }).await.unwrap_err();
+    assert_eq!((gone.status(), gone.code()), (Some(409), Some("app_not_connected")), "{gone}");
 }

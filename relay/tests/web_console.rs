@@ -727,6 +727,70 @@ async fn the_browser_viewer_follows_a_relay_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_chats_with_the_end_user_in_the_browser_before_and_while_viewing() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
+    eventually(&browser, "the live event stream", 10, "return document.getElementById('live').textContent", |t| t == "live").await;
+    let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
+    let session = api.new_session("pin").await;
+    let log = dir.path().join("app.log");
+    let mut app = Command::new(workspace_bin("deskline-agent"))
+        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+        .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut app_says = app.stdin.take().unwrap();
+    let _app = Guard(app);
+    eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
+    let help = "return document.getElementById('chat-help').textContent";
+    eventually(&browser, "the chat opening", 10, help, |t| t.contains("sees your messages")).await;
+
+    // Before any consent: the technician introduces themselves; markup stays text.
+    let hello = "Hello, <b>Ada</b> from the help desk <img src=x onerror=\"document.title='owned'\">";
+    fill(&browser, "#chat-input", hello).await;
+    click(&browser, "#chat-send").await;
+    app_printed(&log, "the technician's line", |p| p.contains(&format!("chat from Administrator: {hello}"))).await;
+    let lines = "return document.getElementById('chat-lines').innerText";
+    eventually(&browser, "our own line", 10, lines, |t| t.contains("You") && t.contains(hello)).await;
+    let injected = "return [document.querySelectorAll('#chat-lines img, #chat-lines b').length, document.title].join(' ')";
+    assert_eq!(browser.execute(injected, vec![]).await.unwrap(), json!("0 Deskline"), "markup was not interpreted");
+    assert_eq!(browser.execute("return document.getElementById('chat-input').value", vec![]).await.unwrap(), json!(""));
+
+    // The end user answers from the app: it shows up live.
+    use std::io::Write as _;
+    writeln!(app_says, "The printer shows <error 42> & blinks").unwrap();
+    eventually(&browser, "the end user's line", 10, lines, |t| t.contains("End user") && t.contains("The printer shows <error 42> & blinks")).await;
+    screenshot(&browser, "web-chat.png").await;
+
+    // While viewing, a new line from the end user opens the chat beside the picture.
+    click_action(&browser, "View in browser").await;
+    let beside = "const c = document.getElementById('viewer-chat'); return `${c.hidden} ${c.contains(document.getElementById('chat'))}`";
+    assert_eq!(browser.execute(beside, vec![]).await.unwrap(), json!("true false"), "closed at first");
+    writeln!(app_says, "Can you see it now?").unwrap();
+    eventually(&browser, "the chat beside the picture", 10, beside, |t| t == "false true").await;
+    eventually(&browser, "the line beside the picture", 10, lines, |t| t.contains("Can you see it now?")).await;
+    fill(&browser, "#chat-input", "Yes, one moment").await;
+    click(&browser, "#chat-send").await;
+    app_printed(&log, "the answer while viewing", |p| p.contains("chat from Administrator: Yes, one moment")).await;
+    screenshot(&browser, "web-chat-viewing.png").await;
+    // Back at the lists, the chat is in the session's detail again, with everything said.
+    click(&browser, "#viewer-close").await;
+    let home = "return document.getElementById('chat-home').contains(document.getElementById('chat'))";
+    assert_eq!(browser.execute(home, vec![]).await.unwrap(), json!(true));
+    let (status, history) = api.call(reqwest::Method::GET, &format!("/sessions/{}/chat", session["id"]), Value::Null).await;
+    assert_eq!(status, 200);
+    let said: Vec<&str> = history.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(said, vec![hello, "The printer shows <error 42> & blinks", "Can you see it now?", "Yes, one moment"]);
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_behind_nat_announces_its_public_address_to_browsers() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay_with(dir.path(), &["--webrtc-public-ip", "203.0.113.7"]);
