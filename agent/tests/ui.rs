@@ -349,3 +349,23 @@ fn the_chat_stays_out_of_the_consent_popup() {
     assert!(ui.harness.query_by_label("about to ask").is_none(), "only the question while it is asked");
     assert!(ui.harness.query_by_role(egui::accesskit::Role::TextInput).is_none());
 }
+
+#[test]
+fn the_session_bars_access_keys_work_while_writing_in_the_chat() {
+    let mut ui = ui(true);
+    ui.sharing(Capabilities::VIEW_AND_CONTROL);
+    let ada = ChatFrom::Technician { id: ADA, name: "Ada".into() };
+    ui.updates.send(NetUpdate::Event(AgentEvent::Chat(line(ada, "I am looking")))).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).focus();
+    ui.harness.run_steps(1);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).type_text("ok");
+    ui.harness.run_steps(1);
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::S);
+    ui.harness.run_steps(2);
+    let mut stopped = false;
+    while let Ok(action) = ui.actions.try_recv() {
+        stopped |= matches!(action, UiAction::Command(AgentCommand::StopSharing));
+    }
+    assert!(stopped, "Alt+S stops sharing even with the keyboard in the chat field");
+}

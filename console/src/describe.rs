@@ -325,6 +325,18 @@ fn kind_word(kind: deskline_protocol::session::SessionKind) -> &'static str {
     }
 }
 
+/// A session's chat as a table: time, who, what (control characters shown escaped, so a line
+/// cannot move the terminal's cursor).
+#[must_use]
+pub fn chat_table(lines: &[deskline_api::ChatMessageView]) -> String {
+    if lines.is_empty() {
+        return "no messages".into();
+    }
+    let rows: Vec<Vec<String>> =
+        lines.iter().map(|m| vec![m.at.clone(), m.name.clone(), m.text.escape_debug().to_string()]).collect();
+    crate::table::render(&["at", "from", "message"], &rows)
+}
+
 /// The audit trail as a table, actors by name.
 #[must_use]
 pub fn event_table(events: &[AuditEventView], names: &Names<'_>) -> String {

@@ -6,7 +6,7 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use deskline_api::{
-    ChangePassword, ChannelView, CreateChannel, CreateSession, CreateTechnician, DisableSecondFactor, LoginRequest,
+    ChangePassword, ChannelView, ChatMessageView, NewChatMessage, CreateChannel, CreateSession, CreateTechnician, DisableSecondFactor, LoginRequest,
     LoginResponse, RecoveryCodes, RelayInfo, RemoteRequest, Role, SecondFactorCode, SecondFactorConfirmed, SecondFactorEnrolment,
     SessionView, Settings, SettingsPatch, StartSecondFactor, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
     UpdateTechnician,
@@ -332,6 +332,13 @@ enum SessionCommand {
     },
     /// The audit trail.
     Events { id: i64 },
+    /// Write TEXT to the end user and the technicians on the session (while the support app is
+    /// connected, before any consent too); without TEXT, print the session's chat.
+    Chat {
+        id: i64,
+        /// The message (plain text).
+        text: Option<String>,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -778,6 +785,20 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
             let capabilities = if view_only { "view" } else { "view_and_control" };
             let body = RemoteRequest { capabilities: Some(capabilities.into()) };
             (client.post(&format!("/sessions/{id}/remote"), &body).await?, format!("asked the end user of session {id} for consent"))
+        }
+        SessionCommand::Chat { id, text: Some(text) } => {
+            let line: ChatMessageView = client.post(&format!("/sessions/{id}/chat"), &NewChatMessage { text }).await?;
+            if !out.print_json(&line)? {
+                println!("sent to session {id} at {}", line.at);
+            }
+            return Ok(());
+        }
+        SessionCommand::Chat { id, text: None } => {
+            let lines: Vec<ChatMessageView> = client.get(&format!("/sessions/{id}/chat")).await?;
+            if !out.print_json(&lines)? {
+                println!("{}", describe::chat_table(&lines));
+            }
+            return Ok(());
         }
         SessionCommand::Events { id } => {
             let events: Vec<deskline_api::AuditEventView> = client.get(&format!("/sessions/{id}/events")).await?;
