@@ -322,7 +322,7 @@ async fn connection(
         if resume.is_none() {
             let _ = updates.send(NetUpdate::Connecting);
         }
-        let registered = match register(&config, media.info(), resume.as_ref().map(|(s, _)| s.clone())).await {
+        let mut registered = match register(&config, media.info(), resume.as_ref().map(|(s, _)| s.clone())).await {
             Ok(r) => r,
             // Resuming, the relay can still be going down or coming up (a restart, an
             // upgrade): keep trying within the window rather than giving up on the first try.
@@ -349,6 +349,11 @@ async fn connection(
             organisation: registered.welcome().organisation.clone(),
             relay: config.server_name.clone(),
         });
+        // Who is signed in, the processor, memory and uptime, for the technician's detail (the
+        // session goes on without them).
+        if let Err(e) = registered.tell_machine(native::Facts::machine()).await {
+            tracing::warn!(error = %e, "telling the relay about the machine");
+        }
         let secret = registered.welcome().resume.clone();
         let previous = resume.take().map(|(_, g)| g).unwrap_or_default();
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();

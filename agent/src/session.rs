@@ -14,7 +14,7 @@ use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
     AppCode, AppInfo, Bye, ByeReason, Capabilities, ChatLine, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
-    DisplayInfo, DisplaysChanged, Hello, HelloRole, Message, PROTOCOL_VERSION, PauseReason, RejectReason, ResumeSecret,
+    DisplayInfo, DisplaysChanged, Hello, HelloRole, MachineFacts, Message, PROTOCOL_VERSION, PauseReason, RejectReason, ResumeSecret,
     ScreenState, SessionId, TechnicianId, VideoCodec, VideoFrame, Welcome,
 };
 use std::net::SocketAddr;
@@ -321,6 +321,14 @@ impl Registered {
     #[must_use]
     pub fn session(&self) -> SessionId {
         self.welcome.session
+    }
+
+    /// Tells the relay about the machine (shown in the technician's session detail).
+    ///
+    /// # Errors
+    /// The connection failed, or the facts break the protocol's limits.
+    pub async fn tell_machine(&mut self, facts: MachineFacts) -> Result<(), AgentError> {
+        Ok(self.writer.send(&Message::MachineFacts(facts)).await?)
     }
 
     /// Serves the session until it ends. `make_source` creates the frame source on the capture

@@ -183,6 +183,11 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     eprintln!("the Windows app registered {:?} after start", started.elapsed());
     assert_eq!(v["agent"]["displays"][0]["width"], 1280, "the app reported the real display: {v}");
     assert!(v["agent"]["os"].as_str().unwrap_or_default().contains("Windows"), "the app says it runs on Windows: {v}");
+    // The machine's facts, through the Windows calls (Wine answers them from this machine).
+    let v = cli.wait_for(&id, "the machine facts", |v| !v["machine"].is_null());
+    assert!(v["machine"]["memory_bytes"].as_u64().unwrap_or(0) > 256 * 1024 * 1024, "memory from GlobalMemoryStatusEx: {v}");
+    assert!(v["machine"]["cpu_threads"].as_u64().unwrap_or(0) >= 1, "{v}");
+    assert!(!v["machine"]["user_name"].as_str().unwrap_or_default().is_empty(), "the signed-in user: {v}");
     let window = app_window(&desktop, &wine, &mut agent);
 
     // Nothing is visible before consent.

@@ -121,6 +121,9 @@ pub struct SessionView {
     /// What the support app reported when it connected.
     #[schema(value_type = Option<Object>)]
     pub agent: Option<AppInfo>,
+    /// More about the end user's machine, as the support app last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineView>,
     /// Where consent stands, per technician.
     pub consent: ConsentView,
     /// RFC 3339.
@@ -213,6 +216,21 @@ pub enum LiveEvent {
     },
     /// Updates were missed (the subscriber was too slow): reload everything.
     Resync,
+}
+
+/// Facts about the end user's machine for the technician.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MachineView {
+    /// The signed-in user (`ada`, `OFFICE\ada`).
+    pub user_name: String,
+    /// The processor's model name.
+    pub cpu: String,
+    /// Logical processors.
+    pub cpu_threads: u32,
+    /// Installed memory, bytes.
+    pub memory_bytes: u64,
+    /// When the machine started (RFC 3339; from its uptime, on the relay's clock).
+    pub booted_at: String,
 }
 
 /// One chat line of a session, as the relay recorded it. `text` is plain text: show it as

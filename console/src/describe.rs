@@ -196,6 +196,7 @@ pub fn session_rows(s: &SessionView, names: &Names<'_>) -> Vec<(&'static str, St
         rows.push((if i == 0 { "consent" } else { "" }, line));
     }
     rows.extend(computer(s.agent.as_ref()));
+    rows.extend(machine(s.machine.as_ref()));
     rows.push(("created", s.created_at.clone()));
     rows.push(("expires", s.expires_at.clone()));
     rows
@@ -261,6 +262,33 @@ pub fn computer(agent: Option<&AppInfo>) -> Vec<(&'static str, String)> {
         ("support app", or_nothing(&info.app_version)),
         ("displays", if displays.is_empty() { "none reported".into() } else { displays.join("; ") }),
     ]
+}
+
+/// More about the end user's machine, when the support app reported it: who is signed in,
+/// the processor, memory and when it started.
+#[must_use]
+pub fn machine(machine: Option<&deskline_api::MachineView>) -> Vec<(&'static str, String)> {
+    let Some(m) = machine else { return Vec::new() };
+    let threads = if m.cpu_threads > 0 { format!(" ({} threads)", m.cpu_threads) } else { String::new() };
+    vec![
+        ("user", or_nothing(&m.user_name)),
+        ("processor", format!("{}{threads}", or_nothing(&m.cpu))),
+        ("memory", memory(m.memory_bytes)),
+        ("started", m.booted_at.clone()),
+    ]
+}
+
+/// Installed memory as people say it: `16 GiB`, `7.7 GiB`, `512 MiB`.
+#[must_use]
+pub fn memory(bytes: u64) -> String {
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    let gib = bytes as f64 / GIB;
+    match bytes {
+        0 => NOTHING.into(),
+        _ if gib >= 10.0 || (gib - gib.round()).abs() < 0.05 => format!("{gib:.0} GiB"),
+        _ if gib >= 1.0 => format!("{gib:.1} GiB"),
+        _ => format!("{:.0} MiB", bytes as f64 / 1024.0 / 1024.0),
+    }
 }
 
 /// Who acted: a technician by name, `support app` or `system`.
@@ -403,6 +431,7 @@ mod tests {
             assigned_technician_id: Some(2),
             invited_technician_ids: vec![3, 9],
             agent: None,
+            machine: None,
             consent: no_consent(),
             created_at: "2025-01-01T10:00:00Z".into(),
             updated_at: "2025-01-01T10:00:00Z".into(),
@@ -486,6 +515,21 @@ mod tests {
         let rows = session_rows(&s, &names);
         let row = |label: &str| rows.iter().find(|(l, _)| *l == label).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(row("computer"), "reception-pc — Debian GNU/Linux 12");
+        assert!(!text.contains("processor"), "no machine facts reported: no rows");
+        s.machine = Some(deskline_api::MachineView {
+            user_name: "OFFICE\\ada".into(),
+            cpu: "Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz".into(),
+            cpu_threads: 8,
+            memory_bytes: 8_264_876_032,
+            booted_at: "2026-11-30T07:58:00Z".into(),
+        });
+        let text = session_detail(&s, &names);
+        let row = |label: &str| text.lines().find(|l| l.starts_with(&format!("{label}:"))).map(|l| l[LABEL_WIDTH..].to_owned()).unwrap_or_default();
+        assert_eq!(row("user"), "OFFICE\\ada");
+        assert_eq!(row("processor"), "Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz (8 threads)");
+        assert_eq!(row("memory"), "7.7 GiB");
+        assert_eq!(row("started"), "2026-11-30T07:58:00Z");
+        assert_eq!((memory(16 * 1024 * 1024 * 1024), memory(512 * 1024 * 1024), memory(0)), ("16 GiB".into(), "512 MiB".into(), NOTHING.into()));
         assert_eq!(row("support app"), "0.1.0");
         assert_eq!(row("displays"), "0: eDP-1 (1920×1080), primary; 1: HDMI-1 (1280×720)");
     }

@@ -15,7 +15,7 @@ use deskline_api::{
 use deskline_console::client::Client;
 use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerCommand, ViewerError, ViewerUpdate};
 use deskline_protocol::{
-    AccessGrant, AppCode, AppInfo, Capabilities, ChatFrom, ChatLine, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
+    AccessGrant, AppCode, AppInfo, Capabilities, ChatFrom, ChatLine, Hello, MachineFacts, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
 use deskline_protocol::ConsentOutcome;
 use deskline_protocol::session::{Actor, AuditAction, SessionKind};
@@ -1260,4 +1260,31 @@ async fn technicians_and_the_end_user_chat_both_ways_before_and_after_consent() 
     env.wait_for(id, "waiting", |v| v.state == "waiting").await;
     let gone = env.admin.post::<_, ChatMessageView>(&format!("/sessions/{id}/chat"), &NewChatMessage { text: "hello?".into() }).await.unwrap_err();
     assert_eq!((gone.status(), gone.code()), (Some(409), Some("app_not_connected")), "{gone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_machine_facts_reach_the_session_detail() {
+    let env = env().await;
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
+    let mut registered = register(&env.config(pin_of(&session)), info(), None).await.unwrap();
+    // Facts over the protocol's limits are refused before they leave the app.
+    let oversized = MachineFacts { user_name: "x".repeat(deskline_protocol::limits::MAX_TEXT_BYTES + 1), cpu: String::new(), cpu_threads: 0, memory_bytes: 0, uptime_secs: 0 };
+    assert!(registered.tell_machine(oversized).await.is_err());
+    let facts = MachineFacts {
+        user_name: r"OFFICE\ada".into(),
+        cpu: "Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz".into(),
+        cpu_threads: 8,
+        memory_bytes: 8_264_876_032,
+        uptime_secs: 3 * 3600,
+    };
+    registered.tell_machine(facts).await.unwrap();
+    let v = env.wait_for(id, "the machine facts", |v| v.machine.is_some()).await;
+    let m = v.machine.unwrap();
+    assert_eq!((m.user_name.as_str(), m.cpu_threads, m.memory_bytes), (r"OFFICE\ada", 8, 8_264_876_032));
+    assert_eq!(m.cpu, "Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz");
+    // Started three hours before the relay heard of it, on the relay's clock.
+    let booted = time::OffsetDateTime::parse(&m.booted_at, &time::format_description::well_known::Rfc3339).unwrap();
+    let ago = time::OffsetDateTime::now_utc() - booted;
+    assert!((ago.whole_seconds() - 3 * 3600).abs() < 60, "started {ago} ago");
 }

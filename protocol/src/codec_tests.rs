@@ -140,8 +140,9 @@ fn unknown_variant_is_refused() {
     let len = (bytes.len() - 4) as u32;
     bytes[..4].copy_from_slice(&len.to_be_bytes());
     assert_eq!(decode_exact(&bytes, 1024), Err(DecodeError::UnknownVariant));
-    let last = encode(&Message::Chat(ChatLine::to_send("hello"))).unwrap();
-    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "Chat is the last kind: update KINDS");
+    let facts = MachineFacts { user_name: String::new(), cpu: String::new(), cpu_threads: 1, memory_bytes: 1, uptime_secs: 1 };
+    let last = encode(&Message::MachineFacts(facts)).unwrap();
+    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "MachineFacts is the last kind: update KINDS");
     let bye = encode(&Message::Bye(Bye { reason: ByeReason::Normal, message: String::new() })).unwrap();
     let mut next_kind = bye.clone();
     next_kind[5] = Message::KINDS as u8;

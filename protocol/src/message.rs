@@ -73,6 +73,9 @@ pub enum Message {
     /// a chat line, with its sender and time as the relay recorded them (what a sender puts in
     /// `from` and `at` is ignored). Works before any consent: it shows nothing of the screen.
     Chat(ChatLine),
+    /// App → relay, after its welcome: what the technician needs to know about the machine
+    /// beyond the hello (who is signed in, processor, memory, uptime), for the session's detail.
+    MachineFacts(MachineFacts),
 }
 
 /// The first message of a connection.
@@ -496,6 +499,24 @@ pub struct DisplaysChanged {
     pub displays: Vec<DisplayInfo>,
 }
 
+/// Facts about the end user's machine, as its system reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct MachineFacts {
+    /// The signed-in user, as the system names them (`ada`, `OFFICE\ada`).
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .\\-]{0,24}"))]
+    pub user_name: String,
+    /// The processor's model name.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .()@-]{0,40}"))]
+    pub cpu: String,
+    /// Logical processors.
+    pub cpu_threads: u32,
+    /// Installed memory, bytes.
+    pub memory_bytes: u64,
+    /// Seconds since the system started.
+    pub uptime_secs: u64,
+}
+
 /// One chat line of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -667,7 +688,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 21;
+    pub const KINDS: u32 = 22;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -722,6 +743,10 @@ impl Message {
                     ChatFrom::Technician { name, .. } => check_text("chat sender", name, MAX_TEXT_BYTES),
                     ChatFrom::EndUser => Ok(()),
                 }
+            }
+            Message::MachineFacts(facts) => {
+                check_text("user_name", &facts.user_name, MAX_TEXT_BYTES)?;
+                check_text("cpu", &facts.cpu, MAX_TEXT_BYTES)
             }
             Message::ConsentDecision(_)
             | Message::ConsentChanged(_)

@@ -19,7 +19,7 @@ use deskline_protocol::session::{
     Action, Actor, AuditAction, AuditEvent, Context, Directory, SessionKind, SessionState, Transition, machine,
 };
 use deskline_protocol::{
-    AppCode, AppInfo, Capabilities, ChannelId, ChatFrom, ChatLine, Message, ConsentOutcome, DisplayInfo, LinkToken, Pin, ResumeSecret, SessionId,
+    AppCode, AppInfo, Capabilities, ChannelId, ChatFrom, ChatLine, MachineFacts, Message, ConsentOutcome, DisplayInfo, LinkToken, Pin, ResumeSecret, SessionId,
     TechnicianId, Timestamp,
 };
 use rand::Rng as _;
@@ -996,7 +996,7 @@ impl Desk {
                     SessionKind::Pin => Some(draw_pin(tx, &mut rng)?),
                     SessionKind::Link => None,
                 };
-                let row = SessionRow { core: session, name, link_token: LinkToken::generate(&mut rng), pin, agent: None };
+                let row = SessionRow { core: session, name, link_token: LinkToken::generate(&mut rng), pin, agent: None, machine: None };
                 store::insert_session(tx, &row)?;
                 store::insert_audit_event(tx, &event)?;
                 Ok::<_, Error>(row)
@@ -1207,6 +1207,30 @@ impl Desk {
     /// Stores what the connected app reported about its machine.
     pub async fn record_agent(&self, id: SessionId, info: AppInfo) -> Result<(), Error> {
         self.db().write(move |tx| Ok::<_, Error>(store::update_session_agent(tx, id, &info)?)).await
+    }
+
+    /// Stores what the connected app reported about its machine (the start time worked out
+    /// from its uptime on the desk's clock), and tells the consoles.
+    pub async fn record_machine(&self, id: SessionId, facts: MachineFacts) -> Result<(), Error> {
+        let uptime_ms = i64::try_from(facts.uptime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let machine = store::MachineRow {
+            user_name: facts.user_name,
+            cpu: facts.cpu,
+            cpu_threads: facts.cpu_threads,
+            memory_bytes: facts.memory_bytes,
+            booted_at: Timestamp(self.now().0.saturating_sub(uptime_ms)),
+        };
+        let updated = self
+            .db()
+            .write(move |tx| {
+                store::update_session_machine(tx, id, &machine)?;
+                Ok::<_, Error>(store::session_by_id(tx, id)?)
+            })
+            .await?;
+        if let Some(row) = updated {
+            self.announce(None, &row);
+        }
+        Ok(())
     }
 
     /// Replaces the displays in what the session's app reported (after a resolution or

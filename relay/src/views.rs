@@ -7,7 +7,7 @@ use deskline_protocol::session::{Actor, AuditEvent, Consent, SessionKind};
 use deskline_protocol::{Capabilities, SessionId, TechnicianId, Timestamp};
 
 pub use deskline_api::{
-    AuditEventView, ChannelView, ChatMessageView, ConsentView, GrantView, LiveEvent, PendingView, RelayInfo, SessionView, Settings,
+    AuditEventView, ChannelView, ChatMessageView, MachineView, ConsentView, GrantView, LiveEvent, PendingView, RelayInfo, SessionView, Settings,
     TechnicianView,
 };
 
@@ -92,6 +92,13 @@ pub fn session(s: &SessionRow, links: &LinkBase) -> SessionView {
         assigned_technician_id: c.assigned.map(|t| t.0),
         invited_technician_ids: c.invited.iter().map(|t| t.0).collect(),
         agent: s.agent.clone(),
+        machine: s.machine.as_ref().map(|m| MachineView {
+            user_name: m.user_name.clone(),
+            cpu: m.cpu.clone(),
+            cpu_threads: m.cpu_threads,
+            memory_bytes: m.memory_bytes,
+            booted_at: rfc3339(m.booted_at),
+        }),
         consent: consent(&c.consent),
         created_at: rfc3339(c.created_at),
         updated_at: rfc3339(c.updated_at),

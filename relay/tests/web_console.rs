@@ -750,6 +750,10 @@ async fn a_technician_chats_with_the_end_user_in_the_browser_before_and_while_vi
     click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
     let help = "return document.getElementById('chat-help').textContent";
     eventually(&browser, "the chat opening", 10, help, |t| t.contains("sees your messages")).await;
+    // The detail says what the app reported about its machine.
+    let computer = "return document.getElementById('computer').innerText";
+    let facts = eventually(&browser, "the machine facts", 10, computer, |t| t.contains("Processor") && t.contains("Memory")).await;
+    assert!(facts.contains("threads)") && facts.contains("GiB") && facts.contains("Up"), "{facts}");
 
     // Before any consent: the technician introduces themselves; markup stays text.
     let hello = "Hello, <b>Ada</b> from the help desk <img src=x onerror=\"document.title='owned'\">";

@@ -527,6 +527,7 @@ function renderDetail(s) {
   $("detail").dataset.shown = shown;
   $("detail").hidden = false;
   $("detail-title").textContent = `${s.name || `Session ${s.id}`} — ${s.deleted ? "deleted" : s.state.replace("_", " ")}`;
+  renderComputer(s);
   renderPeople(s);
   loadChat(s);
   if (s.deleted) {
@@ -602,6 +603,47 @@ function renderDetail(s) {
   );
   $("actions").replaceChildren(...buttons);
   loadAudit(s.id);
+}
+
+// The end user's computer, as its support app reported it.
+function renderComputer(s) {
+  const rows = [];
+  if (s.agent) {
+    rows.push(["Computer", `${s.agent.host_name} — ${s.agent.os}`]);
+    if (s.machine) {
+      const m = s.machine;
+      rows.push(["Signed in", m.user_name || "—"]);
+      rows.push(["Processor", m.cpu_threads ? `${m.cpu || "—"} (${m.cpu_threads} threads)` : m.cpu || "—"]);
+      rows.push(["Memory", memoryText(m.memory_bytes)]);
+      rows.push(["Up", `${durationText(Date.now() - Date.parse(m.booted_at))} (since ${new Date(m.booted_at).toLocaleString()})`]);
+    }
+    rows.push(["Support app", s.agent.app_version]);
+  }
+  const items = rows.flatMap(([label, value]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    return [dt, dd];
+  });
+  $("computer").replaceChildren(...items);
+}
+
+function memoryText(bytes) {
+  if (!bytes) return "—";
+  const gib = bytes / 1024 ** 3;
+  if (gib >= 10 || Math.abs(gib - Math.round(gib)) < 0.05) return `${Math.round(gib)} GiB`;
+  if (gib >= 1) return `${gib.toFixed(1)} GiB`;
+  return `${Math.round(bytes / 1024 ** 2)} MiB`;
+}
+
+// "3 d 4 h", "2 h 5 min", "12 min".
+function durationText(ms) {
+  const minutes = Math.max(0, Math.floor(ms / 60000));
+  const [d, h, m] = [Math.floor(minutes / 1440), Math.floor((minutes % 1440) / 60), minutes % 60];
+  if (d > 0) return `${d} d ${h} h`;
+  if (h > 0) return `${h} h ${m} min`;
+  return `${m} min`;
 }
 
 // Who is on the session; the owner (or an admin) may take an invited technician off it, and an

@@ -166,6 +166,10 @@ pub trait System {
     /// The machine's name.
     fn host_name() -> String;
 
+    /// Who is signed in, the processor, memory and uptime (for the technician's session
+    /// detail). Whatever cannot be read is left empty or zero.
+    fn machine() -> deskline_protocol::MachineFacts;
+
     /// The directory for the app's log file.
     fn log_dir() -> Option<std::path::PathBuf>;
 

@@ -125,4 +125,9 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (technician_id, code_hash)
     );
     "#,
+    // 6: more about the end user's machine (signed-in user, processor, memory, start time),
+    // as its support app reports it after connecting (JSON, `store::MachineRow`).
+    r#"
+    ALTER TABLE sessions ADD COLUMN machine TEXT;
+    "#,
 ];

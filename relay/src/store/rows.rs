@@ -68,6 +68,23 @@ pub struct SessionRow {
     pub pin: Option<Pin>,
     /// What the connected (or last connected) app reported.
     pub agent: Option<AppInfo>,
+    /// More about its machine, as the app last reported it.
+    pub machine: Option<MachineRow>,
+}
+
+/// Facts about the end user's machine, as stored (`sessions.machine`, JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MachineRow {
+    /// The signed-in user.
+    pub user_name: String,
+    /// The processor's model name.
+    pub cpu: String,
+    /// Logical processors.
+    pub cpu_threads: u32,
+    /// Installed memory, bytes.
+    pub memory_bytes: u64,
+    /// When the machine started, on the relay's clock.
+    pub booted_at: Timestamp,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -402,7 +419,7 @@ pub fn pin_in_use(tx: &Transaction<'_>, pin: Pin) -> Result<bool, StoreError> {
 }
 
 const SESSION_COLUMNS: &str = "id, channel_id, kind, name, state, link_token, pin, assigned_technician_id, \
-     invited, consent, agent, deleted, created_at, updated_at, expires_at";
+     invited, consent, agent, deleted, created_at, updated_at, expires_at, machine";
 
 struct RawSession {
     id: i64,
@@ -416,6 +433,7 @@ struct RawSession {
     invited: String,
     consent: String,
     agent: Option<String>,
+    machine: Option<String>,
     deleted: bool,
     created_at: i64,
     updated_at: i64,
@@ -435,6 +453,7 @@ fn raw_session(row: &Row<'_>) -> rusqlite::Result<RawSession> {
         invited: row.get(8)?,
         consent: row.get(9)?,
         agent: row.get(10)?,
+        machine: row.get(15)?,
         deleted: row.get(11)?,
         created_at: row.get(12)?,
         updated_at: row.get(13)?,
@@ -469,6 +488,7 @@ fn finish_session(raw: RawSession) -> Result<SessionRow, StoreError> {
         .map(|a| serde_json::from_str::<AppInfo>(&a))
         .transpose()
         .map_err(|e| corrupt("agent", e))?;
+    let machine = raw.machine.map(|m| serde_json::from_str::<MachineRow>(&m)).transpose().map_err(|e| corrupt("machine", e))?;
     Ok(SessionRow {
         core: Session {
             id: SessionId(raw.id),
@@ -487,6 +507,7 @@ fn finish_session(raw: RawSession) -> Result<SessionRow, StoreError> {
         link_token: raw.link_token.parse().map_err(|e| corrupt("link token", e))?,
         pin: raw.pin.map(|p| p.parse::<Pin>()).transpose().map_err(|e| corrupt("pin", e))?,
         agent,
+        machine,
     })
 }
 
@@ -498,7 +519,7 @@ fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
 pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<(), StoreError> {
     let c = &s.core;
     tx.execute(
-        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
         params![
             c.id.0,
             c.channel.0,
@@ -515,6 +536,7 @@ pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<(), StoreE
             c.created_at.0,
             c.updated_at.0,
             c.expires_at.0,
+            s.machine.as_ref().map(json).transpose()?,
         ],
     )?;
     Ok(())
@@ -537,6 +559,12 @@ pub fn update_session_core(tx: &Transaction<'_>, c: &Session) -> Result<(), Stor
             c.expires_at.0,
         ],
     )?;
+    Ok(())
+}
+
+/// Stores what the app reported about its machine.
+pub fn update_session_machine(tx: &Transaction<'_>, id: SessionId, machine: &MachineRow) -> Result<(), StoreError> {
+    tx.execute("UPDATE sessions SET machine = ?2 WHERE id = ?1", params![id.0, json(machine)?])?;
     Ok(())
 }
 

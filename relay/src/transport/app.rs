@@ -221,6 +221,12 @@ pub(super) async fn handle_message(transport: &Arc<Transport>, id: deskline_prot
             }
             return true;
         }
+        Message::MachineFacts(facts) => {
+            if let Err(e) = desk.record_machine(id, facts).await {
+                tracing::warn!(session = %id, error = %e, "storing the app's machine facts");
+            }
+            return true;
+        }
         Message::DisplaysChanged(changed) => {
             if let Some(hub) = transport.hubs.existing(id) {
                 displays_changed(&mut hub.lock(), changed.displays.clone());

@@ -1,9 +1,11 @@
 //! What the app says about a Windows machine, where it logs, and how its windows behave.
 
+use deskline_protocol::MachineFacts;
 use raw_window_handle::{HasWindowHandle, RawWindowHandle};
 use std::path::PathBuf;
 use windows::Win32::Foundation::HWND;
 use windows::Win32::System::Registry::{HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ, RegGetValueW};
+use windows::Win32::System::SystemInformation::{GetTickCount64, GlobalMemoryStatusEx, MEMORYSTATUSEX};
 use windows::Win32::UI::HiDpi::{
     DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE, DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2, SetProcessDpiAwarenessContext,
 };
@@ -12,7 +14,12 @@ use windows::core::{HSTRING, PCWSTR};
 
 /// A string value under `HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`.
 fn current_version(name: &str) -> Option<String> {
-    let key = HSTRING::from(r"SOFTWARE\Microsoft\Windows NT\CurrentVersion");
+    machine_string(r"SOFTWARE\Microsoft\Windows NT\CurrentVersion", name)
+}
+
+/// A string value under `HKLM\<key>`.
+fn machine_string(key: &str, name: &str) -> Option<String> {
+    let key = HSTRING::from(key);
     let value = HSTRING::from(name);
     let mut buffer = [0u16; 256];
     let mut size = u32::try_from(std::mem::size_of_val(&buffer)).ok()?;
@@ -61,6 +68,33 @@ impl crate::platform::System for Facts {
 
     fn host_name() -> String {
         std::env::var("COMPUTERNAME").unwrap_or_else(|_| "unknown".into())
+    }
+
+    /// `DOMAIN\user` from the environment, the processor's name from the registry, memory
+    /// and uptime from the system.
+    fn machine() -> MachineFacts {
+        let user = std::env::var("USERNAME").unwrap_or_default();
+        let user_name = match std::env::var("USERDOMAIN") {
+            Ok(domain) if !domain.is_empty() && !user.is_empty() => format!("{domain}\\{user}"),
+            _ => user,
+        };
+        let cpu = machine_string(r"HARDWARE\DESCRIPTION\System\CentralProcessor\0", "ProcessorNameString")
+            .map(|c| c.trim().to_owned())
+            .unwrap_or_default();
+        let mut memory = MEMORYSTATUSEX { dwLength: u32::try_from(std::mem::size_of::<MEMORYSTATUSEX>()).unwrap_or(0), ..Default::default() };
+        // SAFETY: a plain call on a structure whose length field is set, as it requires.
+        #[allow(unsafe_code)]
+        let memory_bytes = if unsafe { GlobalMemoryStatusEx(&mut memory) }.is_ok() { memory.ullTotalPhys } else { 0 };
+        // SAFETY: a plain call without arguments.
+        #[allow(unsafe_code)]
+        let uptime_ms = unsafe { GetTickCount64() };
+        MachineFacts {
+            user_name,
+            cpu,
+            cpu_threads: std::thread::available_parallelism().map_or(0, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+            memory_bytes,
+            uptime_secs: uptime_ms / 1000,
+        }
     }
 
     /// `%LOCALAPPDATA%\Deskline`.
