@@ -18,8 +18,8 @@
 
 use crate::grants::Grants;
 use crate::session::{AgentCommand, AgentEvent};
-use deskline_protocol::limits::MAX_CHAT_TEXT_BYTES;
 use deskline_protocol::{Capabilities, ChatFrom, ChatLine, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
+use deskline_widgets::Chat;
 use eframe::egui;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -120,6 +120,8 @@ pub struct AgentUi {
     /// The end user closed the window after the session ended.
     closing: bool,
     chat: Chat,
+    /// Ask the system for the user's attention at the next frame (a technician wrote).
+    attention: bool,
     actions: mpsc::UnboundedSender<UiAction>,
     updates: mpsc::UnboundedReceiver<NetUpdate>,
 }
@@ -144,6 +146,7 @@ impl AgentUi {
             consent: None,
             closing: false,
             chat: Chat::default(),
+            attention: false,
             actions,
             updates,
         }
@@ -223,7 +226,14 @@ impl AgentUi {
                 }
                 NetUpdate::Event(AgentEvent::Streaming(on)) => self.streaming = on,
                 NetUpdate::Event(AgentEvent::Controller(holder)) => self.controller = holder,
-                NetUpdate::Event(AgentEvent::Chat(line)) => self.chat.received(line),
+                NetUpdate::Event(AgentEvent::Chat(line)) => {
+                    if matches!(line.from, ChatFrom::Technician { .. }) {
+                        // A technician's new line raises the panel.
+                        self.chat.open = true;
+                        self.attention = true;
+                    }
+                    self.chat.push(line);
+                }
                 NetUpdate::Event(_) => {}
                 NetUpdate::Ended(message) => {
                     self.consent = None;
@@ -292,7 +302,7 @@ impl AgentUi {
 
     /// The chat: a button that opens and closes it, the lines, and a field to write in.
     fn chat_panel(&mut self, ui: &mut egui::Ui) {
-        if std::mem::take(&mut self.chat.attention) {
+        if std::mem::take(&mut self.attention) {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(egui::UserAttentionType::Informational));
         }
         ui.add_space(8.0);
@@ -306,40 +316,12 @@ impl AgentUi {
             return;
         }
         ui.separator();
-        egui::ScrollArea::vertical().max_height(180.0).stick_to_bottom(true).auto_shrink([false, true]).show(ui, |ui| {
-            if self.chat.lines.is_empty() {
-                ui.weak("No messages yet.");
-            }
-            for line in &self.chat.lines {
-                let who = match &line.from {
-                    ChatFrom::EndUser => "You".to_owned(),
-                    ChatFrom::Technician { name, .. } => name.clone(),
-                };
-                // Plain text: egui lays out what it is given, there is no markup to inject.
-                ui.label(egui::RichText::new(format!("{who}, {}", local_time(line.at))).strong());
-                ui.label(line.text.as_str());
-            }
+        self.chat.show_lines(ui, 180.0, "No messages yet.", |line| match &line.from {
+            ChatFrom::EndUser => "You".to_owned(),
+            ChatFrom::Technician { name, .. } => name.clone(),
         });
-        let mut send = false;
-        ui.horizontal(|ui| {
-            let field = ui.add(
-                egui::TextEdit::singleline(&mut self.chat.draft)
-                    .hint_text("Write a message")
-                    .char_limit(MAX_CHAT_TEXT_BYTES / 4)
-                    .desired_width(ui.available_width() - 90.0),
-            );
-            if std::mem::take(&mut self.chat.focus) {
-                field.request_focus();
-            }
-            if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                send = true;
-                field.request_focus();
-            }
-            send |= ui.add_enabled(!self.chat.draft.trim().is_empty(), egui::Button::new("Send")).clicked();
-        });
-        if send && !self.chat.draft.trim().is_empty() {
-            let text = std::mem::take(&mut self.chat.draft);
-            let _ = self.actions.send(UiAction::Command(AgentCommand::Chat(text.trim().to_owned())));
+        if let Some(text) = self.chat.show_field(ui, egui::Id::unique("chat-field")) {
+            let _ = self.actions.send(UiAction::Command(AgentCommand::Chat(text)));
         }
     }
 
@@ -509,40 +491,6 @@ impl AgentUi {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
-}
-
-/// The chat's state in the window.
-#[derive(Default)]
-struct Chat {
-    lines: Vec<ChatLine>,
-    draft: String,
-    open: bool,
-    /// Ask the system for the user's attention at the next frame.
-    attention: bool,
-    /// Put the keyboard in the field at the next frame.
-    focus: bool,
-}
-
-impl Chat {
-    /// Lines kept in the window: the oldest go first (the session's history has them all).
-    const KEEP: usize = 500;
-
-    fn received(&mut self, line: ChatLine) {
-        if matches!(line.from, ChatFrom::Technician { .. }) {
-            // A technician's new line raises the panel.
-            self.open = true;
-            self.attention = true;
-        }
-        if self.lines.len() == Self::KEEP {
-            self.lines.remove(0);
-        }
-        self.lines.push(line);
-    }
-}
-
-/// "14:05" in the machine's time zone.
-fn local_time(at: deskline_protocol::Timestamp) -> String {
-    chrono::DateTime::from_timestamp_millis(at.0).map_or_else(String::new, |t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
 }
 
 /// Text sizes for people who may not read screens all day: the consent popup is what the end

@@ -11,8 +11,8 @@
 //! instead of going to the remote machine.
 
 use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
-use deskline_protocol::limits::MAX_CHAT_TEXT_BYTES;
-use deskline_protocol::{Capabilities, ChatFrom, ChatLine, DisplayInfo, InputEvent, KeyCode, MouseButton, PauseReason, Press, TechnicianId};
+use deskline_protocol::{Capabilities, ChatFrom, DisplayInfo, InputEvent, KeyCode, MouseButton, PauseReason, Press, TechnicianId};
+use deskline_widgets::Chat;
 use eframe::egui;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -48,14 +48,6 @@ pub struct ViewerWindow {
     /// One remote pixel per screen pixel (scrolled) instead of the whole picture fitted.
     actual_size: bool,
     chat: Chat,
-}
-
-/// The session's chat as this window shows it.
-#[derive(Default)]
-struct Chat {
-    lines: Vec<ChatLine>,
-    draft: String,
-    open: bool,
     /// Lines from others since the panel was last open.
     unread: usize,
 }
@@ -139,6 +131,7 @@ impl ViewerWindow {
             display: 0,
             actual_size: false,
             chat: Chat::default(),
+            unread: 0,
         }
     }
 
@@ -183,10 +176,10 @@ impl ViewerWindow {
                 ViewerUpdate::Chat(line) => {
                     if !matches!(line.from, ChatFrom::Technician { id, .. } if id == self.me) {
                         // Someone else wrote: the panel opens.
-                        self.chat.unread += usize::from(!self.chat.open);
+                        self.unread += usize::from(!self.chat.open);
                         self.chat.open = true;
                     }
-                    self.chat.lines.push(line);
+                    self.chat.push(line);
                 }
                 ViewerUpdate::Reconnecting(why) => {
                     tracing::info!(%why, "reconnecting to the relay");
@@ -236,14 +229,14 @@ impl ViewerWindow {
             if ui.button(size).on_hover_text("Show the whole screen, or one remote pixel per pixel").clicked() {
                 self.actual_size = !self.actual_size;
             }
-            let chat = match (self.chat.open, self.chat.unread) {
+            let chat = match (self.chat.open, self.unread) {
                 (true, _) => "Hide chat".to_owned(),
                 (false, 0) => "Chat".to_owned(),
                 (false, n) => format!("Chat ({n} new)"),
             };
             if ui.button(chat).on_hover_text("Write to the end user and the other technicians").clicked() {
                 self.chat.open = !self.chat.open;
-                self.chat.unread = 0;
+                self.unread = 0;
             }
             let fullscreen = ui.input(|i| i.viewport().fullscreen.unwrap_or(false));
             if ui.button(if fullscreen { "Leave full screen" } else { "Full screen" }).clicked() {
@@ -291,39 +284,15 @@ impl ViewerWindow {
     fn chat_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Chat");
         let me = self.me;
-        egui::ScrollArea::vertical().max_height(ui.available_height() - 40.0).stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
-            if self.chat.lines.is_empty() {
-                ui.weak("Nothing yet. The end user sees your lines in the support app, with your name.");
-            }
-            for line in &self.chat.lines {
-                let who = match &line.from {
-                    ChatFrom::EndUser => "End user".to_owned(),
-                    ChatFrom::Technician { id, .. } if *id == me => "You".to_owned(),
-                    ChatFrom::Technician { name, .. } => name.clone(),
-                };
-                // Plain text: egui has no markup to inject into.
-                ui.label(egui::RichText::new(format!("{who}, {}", local_time(line.at))).strong());
-                ui.label(line.text.as_str());
-            }
+        let empty = "Nothing yet. The end user sees your lines in the support app, with your name.";
+        self.chat.show_lines(ui, ui.available_height() - 40.0, empty, |line| match &line.from {
+            ChatFrom::EndUser => "End user".to_owned(),
+            ChatFrom::Technician { id, .. } if *id == me => "You".to_owned(),
+            ChatFrom::Technician { name, .. } => name.clone(),
         });
         ui.separator();
-        let mut send = false;
-        ui.horizontal(|ui| {
-            let field = egui::TextEdit::singleline(&mut self.chat.draft)
-                .id(chat_field_id())
-                .hint_text("Write a message")
-                .char_limit(MAX_CHAT_TEXT_BYTES / 4)
-                .desired_width(ui.available_width() - 60.0);
-            let field = ui.add(field);
-            if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                send = true;
-                field.request_focus();
-            }
-            send |= ui.add_enabled(!self.chat.draft.trim().is_empty(), egui::Button::new("Send")).clicked();
-        });
-        if send && !self.chat.draft.trim().is_empty() {
-            let text = std::mem::take(&mut self.chat.draft);
-            self.send(ViewerCommand::Chat(text.trim().to_owned()));
+        if let Some(text) = self.chat.show_field(ui, chat_field_id()) {
+            self.send(ViewerCommand::Chat(text));
         }
     }
 
@@ -447,11 +416,6 @@ impl eframe::App for ViewerWindow {
         self.send_release_all();
         self.send(ViewerCommand::Leave);
     }
-}
-
-/// "14:05" in this machine's time zone.
-fn local_time(at: deskline_protocol::Timestamp) -> String {
-    chrono::DateTime::from_timestamp_millis(at.0).map_or_else(String::new, |t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
 }
 
 /// Labels for the display menu: id and "name (width×height)".
