@@ -19,8 +19,8 @@ use deskline_protocol::session::{
     Action, Actor, AuditAction, AuditEvent, Context, Directory, SessionKind, SessionState, Transition, machine,
 };
 use deskline_protocol::{
-    AppCode, AppInfo, Capabilities, ChannelId, ChatFrom, ChatLine, MachineFacts, Message, ConsentOutcome, DisplayInfo, LinkToken, Pin, ResumeSecret, SessionId,
-    TechnicianId, Timestamp,
+    AppCode, AppInfo, Capabilities, ChannelId, ChatFrom, ChatLine, ConsentOutcome, DisplayInfo, LinkToken, MachineFacts, Message, Pin,
+    ResumeSecret, SessionId, TechnicianId, Timestamp,
 };
 use rand::Rng as _;
 use rusqlite::Transaction;
@@ -1101,6 +1101,8 @@ impl Desk {
     /// Applies the system's periodic actions: expiry of sessions past their time and timeout
     /// of consent requests past their deadline. Returns how many sessions changed.
     pub async fn sweep(&self) -> Result<usize, Error> {
+        // Chat limits of senders who went quiet are forgotten (they would be full again).
+        self.inner.chat_limits.retain_recent();
         let now = self.now();
         let (due, pending) = self
             .db()

@@ -626,8 +626,13 @@ fn a_request_refused_before_its_body_was_read_keeps_the_connection_usable() {
     let (head, _) = read_response(&mut stream).expect("the kept-alive connection still serves");
     assert!(head.starts_with("http/1.1 200"), "{head}");
 
+    // A body declared over the limit is refused before it is read. (Only its start is sent: a
+    // client still writing a megabyte when the relay closes gets a reset, which can discard
+    // the answer on its side — a race of the test, not of the relay.)
     let too_large = format!("{{\"capabilities\": \"{}\"}}", "x".repeat(deskline_relay::limits::MAX_REQUEST_BODY));
-    stream.write_all(request(&too_large).as_bytes()).unwrap_or_default();
+    let mut head = request(&too_large);
+    head.truncate(head.len() - too_large.len() + 64);
+    stream.write_all(head.as_bytes()).unwrap_or_default();
     let (head, answer) = read_response(&mut stream).expect("an answer before the close");
     assert!(head.starts_with("http/1.1 413") && head.contains("connection: close"), "{head}");
     assert!(answer.contains("body_too_large"), "{answer}");
