@@ -369,7 +369,10 @@ async fn a_technician_works_the_desk_in_the_browser() {
     // Input from a viewer that does not hold control is dropped by the relay (sent here past
     // the page's own check; the data channel is ordered, so had it passed, the app would print
     // it before the click below).
-    browser.execute("send({Input: {pointer_move: {x: 7, y: 7}}})", vec![]).await.unwrap();
+    // (The page's own module, the same instance the page runs.)
+    let past_the_page = "const done = arguments[0]; \
+        import('/js/viewer.js').then((m) => { m.send({Input: {pointer_move: {x: 7, y: 7}}}); done(); }, (e) => done(String(e)))";
+    assert_eq!(browser.execute_async(past_the_page, vec![]).await.unwrap(), Value::Null, "sent");
     click(&browser, "#viewer-control").await;
     eventually(&browser, "control", 10, "return document.getElementById('viewer-status').textContent", |t| t.contains("you control")).await;
     let video = browser.find(Locator::Id("screen")).await.unwrap();
@@ -482,7 +485,7 @@ async fn the_console_files_are_served_with_a_strict_policy() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(dir.path());
     let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-    for (path, kind) in [("", "text/html"), ("console.js", "text/javascript"), ("console.css", "text/css")] {
+    for (path, kind) in [("", "text/html"), ("js/main.js", "text/javascript"), ("js/viewer.js", "text/javascript"), ("console.css", "text/css")] {
         let response = http.get(format!("{}{path}", relay.url)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
@@ -491,9 +494,11 @@ async fn the_console_files_are_served_with_a_strict_policy() {
         assert_eq!(header("x-frame-options"), "DENY");
         assert_eq!(header("x-content-type-options"), "nosniff");
     }
-    // Nothing else is served from the root: unknown paths get the API's JSON 404.
-    let response = http.get(format!("{}setup", relay.url)).send().await.unwrap();
-    assert_eq!(response.status(), 404);
+    // Nothing else is served from the root or from /js: unknown paths get the API's JSON 404.
+    for path in ["setup", "js/setup.js", "js/..%2Fconsole.css", "console.js"] {
+        let response = http.get(format!("{}{path}", relay.url)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

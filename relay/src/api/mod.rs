@@ -33,7 +33,7 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/"),
-    ("get", "/console.js"),
+    ("get", "/js/{module}"),
     ("get", "/console.css"),
     ("get", "/s/{token}"),
     ("get", "/s/{token}/download"),
@@ -86,7 +86,7 @@ pub fn router_with(desk: Desk, transport: Option<Arc<Transport>>, support_apps: 
     api.route("/api/v1/openapi.json", axum::routing::get(openapi_json))
         .route("/healthz", axum::routing::get(healthz))
         .route("/", axum::routing::get(web::index))
-        .route("/console.js", axum::routing::get(web::script))
+        .route("/js/{module}", axum::routing::get(web::module))
         .route("/console.css", axum::routing::get(web::style))
         .route("/s/{token}", axum::routing::get(web::invite))
         .route("/s/{token}/download", axum::routing::get(web::download))

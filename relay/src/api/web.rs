@@ -1,7 +1,7 @@
 //! What browsers get outside the API.
 //!
-//! - The web console's three static files, embedded in the binary (no build step, nothing to
-//!   deploy beside the relay). They hold no data: everything comes from the API with the
+//! - The web console's static files (the page, its style sheet and its ES modules, one per
+//!   view), embedded in the binary (no build step, nothing to deploy beside the relay). They hold no data: everything comes from the API with the
 //!   technician's token, so they are public.
 //! - The invite page an end user's link opens (`/s/TOKEN`), and the support app downloads it
 //!   offers (`/s/TOKEN/download` for the visitor's system, `/s/TOKEN/download/PLATFORM` for
@@ -22,7 +22,22 @@ use deskline_protocol::{AppCode, LinkToken};
 use futures_util::StreamExt as _;
 
 const INDEX: &str = include_str!("../../web/index.html");
-const SCRIPT: &str = include_str!("../../web/console.js");
+/// The console's ES modules, served at `/js/NAME` (a fixed list: nothing else is served from
+/// there).
+const MODULES: &[(&str, &str)] = &[
+    ("main.js", include_str!("../../web/js/main.js")),
+    ("api.js", include_str!("../../web/js/api.js")),
+    ("signin.js", include_str!("../../web/js/signin.js")),
+    ("second-factor.js", include_str!("../../web/js/second-factor.js")),
+    ("directory.js", include_str!("../../web/js/directory.js")),
+    ("lists.js", include_str!("../../web/js/lists.js")),
+    ("session.js", include_str!("../../web/js/session.js")),
+    ("chat.js", include_str!("../../web/js/chat.js")),
+    ("admin.js", include_str!("../../web/js/admin.js")),
+    ("create.js", include_str!("../../web/js/create.js")),
+    ("events.js", include_str!("../../web/js/events.js")),
+    ("viewer.js", include_str!("../../web/js/viewer.js")),
+];
 const STYLE: &str = include_str!("../../web/console.css");
 
 /// The policy every console file is served with.
@@ -46,8 +61,11 @@ pub(super) async fn index() -> Response {
     file(INDEX, "text/html; charset=utf-8")
 }
 
-pub(super) async fn script() -> Response {
-    file(SCRIPT, "text/javascript; charset=utf-8")
+pub(super) async fn module(Path(name): Path<String>) -> Response {
+    match MODULES.iter().find(|(n, _)| *n == name) {
+        Some((_, text)) => file(*text, "text/javascript; charset=utf-8"),
+        None => super::not_found().await.into_response(),
+    }
 }
 
 pub(super) async fn style() -> Response {
