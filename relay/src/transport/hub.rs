@@ -12,8 +12,8 @@ use crate::limits::DEFAULT_BITRATE_BPS;
 use crate::store::SessionRow;
 use bytes::Bytes;
 use deskline_protocol::session::SessionState;
-use deskline_protocol::{ChatLine, 
-    Access, AccessGrant, Bye, ByeReason, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message,
+use deskline_protocol::{
+    Access, AccessGrant, Bye, ByeReason, ChatLine, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message,
     PauseReason, ScreenState,
     SessionId, StartStream, Stats, StopStream, TechnicianId, Timestamp,
 };
