@@ -18,7 +18,7 @@
 
 use crate::grants::Grants;
 use crate::session::{AgentCommand, AgentEvent};
-use deskline_protocol::{Capabilities, ChatFrom, ChatLine, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
+use deskline_protocol::{Capabilities, ChatFrom, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
 use deskline_widgets::Chat;
 use eframe::egui;
 use std::time::{Duration, Instant};
@@ -168,12 +168,6 @@ impl AgentUi {
     #[must_use]
     pub fn closing(&self) -> bool {
         self.closing
-    }
-
-    /// The chat lines received so far, oldest first.
-    #[must_use]
-    pub fn chat_lines(&self) -> &[ChatLine] {
-        &self.chat.lines
     }
 
     /// Is the chat panel open?
