@@ -18,6 +18,7 @@
 //! Not here: the session rules (in `deskline-protocol`) and anything the technician sees.
 
 pub mod capture;
+pub mod clipboard;
 pub mod download;
 pub mod encode;
 pub mod grants;
@@ -32,7 +33,7 @@ pub mod ui;
 
 pub use encode::{EncodeError, EncodedFrame, H264Encoder};
 pub use prompt::{ConsentPrompt, ScriptedAnswer, ScriptedPrompt};
-pub use session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
+pub use session::{AgentCommand, AgentConfig, AgentError, AgentEvent, ClipboardNote, Ended, Registered, register};
 pub use capture::{DisplayOrigin, ScreenSource};
 pub use sink::{InputSink, RecordingSink};
 pub use source::{FrameSource, SyntheticSource};

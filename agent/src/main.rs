@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use deskline_agent::capture::{self, DEFAULT_BITRATE_BPS, DisplayOrigin, ScreenSource};
 use deskline_agent::rate::Rate;
-use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent, Ended, Registered, register};
+use deskline_agent::session::{AgentCommand, AgentConfig, AgentError, AgentEvent, ClipboardNote, Ended, Registered, register};
 use deskline_agent::ui::{AgentUi, NetUpdate, UiAction, UiPrompt};
 use deskline_agent::grants::Grants;
 use deskline_agent::platform::{System as _, native};
@@ -260,6 +260,11 @@ async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyho
                     };
                     println!("chat from {who}: {}", line.text);
                 }
+                Some(NetUpdate::Event(AgentEvent::Clipboard(note))) => match note {
+                    ClipboardNote::Received { from, chars } => println!("clipboard from {from}: {chars} characters"),
+                    ClipboardNote::Sent { chars } => println!("clipboard sent: {chars} characters"),
+                    ClipboardNote::TooLong { bytes } => println!("clipboard too long to send: {bytes} bytes"),
+                },
                 Some(NetUpdate::Event(event)) => println!("{event:?}"),
                 Some(NetUpdate::Ended(message)) => {
                     println!("{message}");

@@ -4,6 +4,7 @@
 //! Consent is enforced here a second time, whatever the relay sends: the capture thread runs
 //! only with a view grant, and input reaches the [`InputSink`] only with a control grant.
 
+use crate::clipboard::{Clipboard, ClipboardNews};
 use crate::encode::{EncodeError, EncodedFrame};
 use crate::grants::{Answered, Grants};
 use crate::prompt::ConsentPrompt;
@@ -13,7 +14,7 @@ use crate::source::FrameSource;
 use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
-    AppCode, AppInfo, Bye, ByeReason, Capabilities, ChatLine, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
+    AppCode, AppInfo, Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
     DisplayInfo, DisplaysChanged, Hello, HelloRole, MachineFacts, Message, PROTOCOL_VERSION, PauseReason, RejectReason, ResumeSecret,
     ScreenState, SessionId, TechnicianId, VideoCodec, VideoFrame, Welcome,
 };
@@ -101,6 +102,30 @@ pub enum AgentEvent {
     /// A chat line, as the relay recorded it (the end user's own lines come back this way
     /// too: what the window shows is what the technicians got).
     Chat(ChatLine),
+    /// Copied text passed, or could not (what the windows say about it: never the text).
+    Clipboard(ClipboardNote),
+}
+
+/// What happened on the clipboard, for the end user to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClipboardNote {
+    /// The controlling technician put text on the clipboard.
+    Received {
+        /// Their name.
+        from: String,
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// The end user's copy went to the technicians granted the clipboard.
+    Sent {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// The end user copied more than may be sent.
+    TooLong {
+        /// Its length in bytes.
+        bytes: usize,
+    },
 }
 
 /// What the end user asks of the connection.
@@ -310,6 +335,18 @@ fn grants_changed(
     let _ = events.send(AgentEvent::Access(grants.clone()));
 }
 
+/// Watches the end user's clipboard exactly while some grant includes it (starting the
+/// clipboard thread the first time).
+fn sync_clipboard(grants: &Grants, clipboard: &mut Option<Clipboard>, news: &mpsc::UnboundedSender<ClipboardNews>) {
+    let wanted = grants.any().clipboard();
+    if wanted && clipboard.is_none() {
+        *clipboard = Some(Clipboard::start(news.clone()));
+    }
+    if let Some(clipboard) = clipboard {
+        clipboard.watch(wanted);
+    }
+}
+
 impl Registered {
     /// The relay's welcome (session, organisation, resumption secret).
     #[must_use]
@@ -370,6 +407,10 @@ impl Registered {
         // sent until a keyframe, asked for when the pipe has room (and when).
         let mut awaiting_keyframe = false;
         let mut keyframe_asked: Option<Instant> = None;
+        // The clipboard thread, started at the first grant that includes the clipboard.
+        let (clip_tx, mut clip_rx) = mpsc::unbounded_channel();
+        let mut clipboard: Option<Clipboard> = None;
+        sync_clipboard(&grants, &mut clipboard, &clip_tx);
 
         let ended: Result<Ended, AgentError> = async { Ok(loop {
             tokio::select! {
@@ -452,6 +493,7 @@ impl Registered {
                                 sink.release_all();
                             }
                             grants_changed(&grants, &mut streaming, &capture, &events);
+                            sync_clipboard(&grants, &mut clipboard, &clip_tx);
                         }
                         // A relay going down for a restart or an upgrade comes back: get back in
                         // (with the consent kept for the resumption), as after a lost connection.
@@ -462,6 +504,19 @@ impl Registered {
                         Message::Pong(_) => {}
                         Message::Chat(line) => {
                             let _ = events.send(AgentEvent::Chat(line));
+                        }
+                        Message::Clipboard(ClipboardText { text }) => {
+                            // Local enforcement: only from the controlling technician, only with
+                            // the clipboard granted to them.
+                            let from = controller.filter(|t| grants.of(*t).clipboard());
+                            match (from, &clipboard) {
+                                (Some(from), Some(clipboard)) => {
+                                    let name = grants.list().iter().find(|g| g.technician == from).map(|g| g.name.clone()).unwrap_or_default();
+                                    let _ = events.send(AgentEvent::Clipboard(ClipboardNote::Received { from: name, chars: text.chars().count() }));
+                                    clipboard.set(text).await;
+                                }
+                                _ => tracing::info!("clipboard text without a clipboard grant: ignored"),
+                            }
                         }
                         other => return Err(AgentError::Protocol(format!("{other:?} is not for an app"))),
                     }
@@ -480,6 +535,7 @@ impl Registered {
                     }
                     let _ = events.send(AgentEvent::ConsentAnswered(outcome));
                     let _ = events.send(AgentEvent::Access(grants.clone()));
+                    sync_clipboard(&grants, &mut clipboard, &clip_tx);
                 }
                 Some(frame) = frame_rx.recv() => {
                     // Local enforcement: a frame captured just before a withdrawal is not sent.
@@ -532,11 +588,24 @@ impl Registered {
                     }
                     CaptureNews::Screen(paused) => writer.send(&Message::ScreenState(ScreenState { paused })).await?,
                 },
+                Some(news) = clip_rx.recv() => match news {
+                    // Checked again here: the grant may have ended since the thread looked.
+                    ClipboardNews::Copied(text) if grants.any().clipboard() => {
+                        let chars = text.chars().count();
+                        writer.send(&Message::Clipboard(ClipboardText { text })).await?;
+                        let _ = events.send(AgentEvent::Clipboard(ClipboardNote::Sent { chars }));
+                    }
+                    ClipboardNews::Copied(_) => {}
+                    ClipboardNews::TooLong(bytes) => {
+                        let _ = events.send(AgentEvent::Clipboard(ClipboardNote::TooLong { bytes }));
+                    }
+                    ClipboardNews::Unavailable(e) => tracing::warn!(error = %e, "the clipboard cannot be used: copied text does not pass"),
+                },
                 // A closed command channel (no window) disables this branch.
                 Some(command) = commands.recv() => {
                     let reduced = match command {
                         AgentCommand::StopSharing => Capabilities::NONE,
-                        AgentCommand::TakeBackControl => Capabilities::VIEW,
+                        AgentCommand::TakeBackControl => Capabilities::ALL.without_control(),
                         AgentCommand::Chat(text) => {
                             // The window keeps blank and over-long lines from being sent; one
                             // that got here anyway is dropped rather than end the session.
@@ -557,6 +626,7 @@ impl Registered {
                     grants.restrict(reduced);
                     sink.release_all();
                     grants_changed(&grants, &mut streaming, &capture, &events);
+                    sync_clipboard(&grants, &mut clipboard, &clip_tx);
                     writer.send(&Message::ConsentChanged(ConsentChanged { capabilities: reduced })).await?;
                 }
             }

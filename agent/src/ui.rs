@@ -17,7 +17,8 @@
 //! shown as plain text, with their sender and local time, as the relay recorded them.
 
 use crate::grants::Grants;
-use crate::session::{AgentCommand, AgentEvent};
+use crate::session::{AgentCommand, AgentEvent, ClipboardNote};
+use deskline_protocol::limits::MAX_CLIPBOARD_TEXT_BYTES;
 use deskline_protocol::{Capabilities, ChatFrom, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
 use deskline_widgets::Chat;
 use eframe::egui;
@@ -102,6 +103,9 @@ struct PendingConsent {
     shown_at: Instant,
     answer: Option<oneshot::Sender<ConsentOutcome>>,
     focused: bool,
+    /// What Allow grants beyond view and control, each ticked if asked (the end user may untick).
+    files: bool,
+    clipboard: bool,
 }
 
 /// The support app's UI state.
@@ -120,6 +124,8 @@ pub struct AgentUi {
     /// The end user closed the window after the session ended.
     closing: bool,
     chat: Chat,
+    /// The last thing that happened on the clipboard, shown in the session bar.
+    clipboard_note: Option<String>,
     /// Ask the system for the user's attention at the next frame (a technician wrote).
     attention: bool,
     actions: mpsc::UnboundedSender<UiAction>,
@@ -146,6 +152,7 @@ impl AgentUi {
             consent: None,
             closing: false,
             chat: Chat::default(),
+            clipboard_note: None,
             attention: false,
             actions,
             updates,
@@ -206,7 +213,8 @@ impl AgentUi {
                 NetUpdate::ConsentAsked(request, answer) => {
                     self.notice = None;
                     self.organisation = request.organisation.clone();
-                    self.consent = Some(PendingConsent { request, shown_at: Instant::now(), answer: Some(answer), focused: false });
+                    let (files, clipboard) = (request.capabilities.files(), request.capabilities.clipboard());
+                    self.consent = Some(PendingConsent { request, shown_at: Instant::now(), answer: Some(answer), focused: false, files, clipboard });
                 }
                 NetUpdate::ConsentExpired(request_id) => {
                     if self.consent.as_ref().is_some_and(|p| p.request.request_id == request_id) {
@@ -227,6 +235,17 @@ impl AgentUi {
                         self.attention = true;
                     }
                     self.chat.push(line);
+                }
+                NetUpdate::Event(AgentEvent::Clipboard(note)) => {
+                    self.clipboard_note = Some(match note {
+                        ClipboardNote::Received { from, chars } => format!("{from} put text on your clipboard ({chars} characters)."),
+                        ClipboardNote::Sent { chars } => format!("The text you copied went to the technician ({chars} characters)."),
+                        ClipboardNote::TooLong { bytes } => format!(
+                            "The text you copied is too long to share ({} KiB, at most {} KiB): send it as a file.",
+                            bytes.div_ceil(1024),
+                            MAX_CLIPBOARD_TEXT_BYTES / 1024
+                        ),
+                    });
                 }
                 NetUpdate::Event(_) => {}
                 NetUpdate::Ended(message) => {
@@ -267,10 +286,10 @@ impl AgentUi {
         // Enforce on screen at once; the connection enforces and tells the relay.
         let mut grants = self.grants.clone();
         grants.restrict(match command {
-            AgentCommand::TakeBackControl => Capabilities::VIEW,
+            AgentCommand::TakeBackControl => Capabilities::ALL.without_control(),
             AgentCommand::StopSharing | AgentCommand::Disconnect => Capabilities::NONE,
             // Shares nothing: restricts nothing.
-            AgentCommand::Chat(_) => Capabilities::VIEW_AND_CONTROL,
+            AgentCommand::Chat(_) => Capabilities::ALL,
         });
         self.set_grants(grants);
         let _ = self.actions.send(UiAction::Command(command));
@@ -334,6 +353,16 @@ impl AgentUi {
         ui.heading("Allow remote support?");
         ui.add_space(8.0);
         ui.label(format!("{} from {} asks to {what}.", pending.request.technician, pending.request.organisation));
+        if asked.files() || asked.clipboard() {
+            ui.add_space(4.0);
+            ui.label("With Allow, also:");
+            if asked.files() {
+                ui.checkbox(&mut pending.files, "send you files and receive yours (you accept each file)");
+            }
+            if asked.clipboard() {
+                ui.checkbox(&mut pending.clipboard, "share copied text both ways (what you copy goes to them)");
+            }
+        }
         if !self.relay.is_empty() {
             ui.label(format!("Support server: {}", self.relay));
         }
@@ -341,6 +370,8 @@ impl AgentUi {
         ui.add_space(8.0);
         ui.label(format!("Denied automatically in {} s.", left.as_secs() + 1));
         ui.add_space(8.0);
+        // Allow grants what was asked less what the end user unticked.
+        let allowed = asked.with_files(asked.files() && pending.files).with_clipboard(asked.clipboard() && pending.clipboard);
         let mut outcome = None;
         ui.horizontal(|ui| {
             let deny = ui.button("Deny (Alt+D)");
@@ -355,12 +386,12 @@ impl AgentUi {
                 outcome = Some(ConsentOutcome::Granted(Capabilities::VIEW));
             }
             if ui.button("Allow (Alt+A)").clicked() {
-                outcome = Some(ConsentOutcome::Granted(asked));
+                outcome = Some(ConsentOutcome::Granted(allowed));
             }
         });
         let keys = ui.input(|i| (i.modifiers.alt, i.key_pressed(egui::Key::A), i.key_pressed(egui::Key::V), i.key_pressed(egui::Key::D)));
         match keys {
-            (true, true, _, _) => outcome = Some(ConsentOutcome::Granted(asked)),
+            (true, true, _, _) => outcome = Some(ConsentOutcome::Granted(allowed)),
             (true, _, true, _) if asked.control() => outcome = Some(ConsentOutcome::Granted(Capabilities::VIEW)),
             (true, _, _, true) => outcome = Some(ConsentOutcome::Denied),
             _ => {}
@@ -383,12 +414,22 @@ impl AgentUi {
         ui.add_space(4.0);
         // One line for everyone who sees the screen, saying who controls it.
         for grant in self.grants.list().iter().filter(|g| g.capabilities.view()) {
-            let doing = if grant.capabilities.control() && self.controller == Some(grant.technician) {
+            let c = grant.capabilities;
+            let mut doing = vec![if c.control() && self.controller == Some(grant.technician) {
                 "sees your screen and controls your mouse and keyboard"
             } else {
                 "sees your screen"
-            };
-            ui.label(format!("{} {doing}", grant.name));
+            }];
+            if c.files() {
+                doing.push("may pass files");
+            }
+            if c.clipboard() {
+                doing.push("shares copied text");
+            }
+            ui.label(format!("{} {}", grant.name, doing.join(", ")));
+        }
+        if let Some(note) = &self.clipboard_note {
+            ui.label(note.as_str());
         }
         ui.label(format!("from {}", self.who_runs_it()));
         ui.add_space(6.0);

@@ -220,6 +220,12 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
 /// is about the picture, the other one about the consent window), and waits until viewing is
 /// granted.
 fn share_without_window(desktop: &Desktop, relay: &Relay, cli: &Cli, dir: &Path) -> (String, Guard) {
+    share_asking(desktop, relay, cli, dir, "view,control")
+}
+
+/// [`share_without_window`], asking for `ask` (a capability list). The app's output goes to
+/// `agent.out` in `dir`.
+fn share_asking(desktop: &Desktop, relay: &Relay, cli: &Cli, dir: &Path, ask: &str) -> (String, Guard) {
     let session = cli.json(&["session", "new", "--channel", "Default", "--pin"]);
     let id = session["id"].to_string();
     let agent = Guard(
@@ -228,15 +234,107 @@ fn share_without_window(desktop: &Desktop, relay: &Relay, cli: &Cli, dir: &Path)
             .args(["--auto-consent", "allow"])
             .env("DISPLAY", &desktop.display)
             .env("XDG_STATE_HOME", dir.join("state"))
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("agent.out")).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     cli.wait_for(&id, "active", |v| v["state"] == "active");
-    cli.ok(&["session", "remote", &id]);
+    cli.ok(&["session", "remote", &id, "--ask", ask]);
     cli.wait_for(&id, "granted", |v| v["consent"]["status"] == "granted");
     (id, agent)
+}
+
+/// The X clipboard's text (empty if nobody owns it).
+fn x_clipboard(desktop: &Desktop) -> String {
+    let out = Command::new("xclip").args(["-selection", "clipboard", "-o"]).env("DISPLAY", &desktop.display).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copies `text` as a program on the end user's desktop does (xclip keeps serving it in the
+/// background until another program copies).
+fn x_copy(desktop: &Desktop, text: &str) {
+    use std::io::Write as _;
+    let mut xclip = Command::new("xclip")
+        .args(["-selection", "clipboard", "-i"])
+        .env("DISPLAY", &desktop.display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    xclip.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(xclip.wait().unwrap().success());
+    assert_eq!(x_clipboard(desktop), text);
+}
+
+/// The clipboard both ways with the real app on a real X display, read and set with xclip as
+/// the end user's programs would: nothing passes without the end user's clipboard grant, what
+/// was copied before the grant is never sent, and after it the technician's text lands on the
+/// X clipboard and the end user's copy reaches the technician.
+#[test]
+fn copied_text_passes_both_ways_only_with_the_clipboard_grant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let desktop = start_xvfb();
+    let relay = start_relay(tmp.path());
+    let cli = login(&relay, tmp.path());
+    let (id, _agent) = share_without_window(&desktop, &relay, &cli, tmp.path());
+
+    // View and control granted, not the clipboard.
+    x_copy(&desktop, "a password copied before anyone asked");
+    let (ok, _, err) = cli.run(&["clipboard", &id, "send", "from Ada"], "");
+    assert!(!ok && err.contains("not allowed you the clipboard"), "{err}");
+    let (ok, _, err) = cli.run(&["clipboard", &id, "receive", "--timeout", "5"], "");
+    assert!(!ok && err.contains("not allowed you the clipboard"), "{err}");
+    assert_eq!(x_clipboard(&desktop), "a password copied before anyone asked");
+
+    // Asked again with the clipboard; the app allows what is asked.
+    cli.ok(&["session", "remote", &id, "--ask", "view,control,clipboard"]);
+    cli.wait_for(&id, "the clipboard granted", |v| v["consent"]["grants"][0]["capabilities"]["clipboard"] == true);
+    let events = cli.json(&["session", "events", &id]);
+    assert!(events.to_string().contains("\"clipboard\":true"), "the grant is in the trail: {events}");
+
+    // (The app looks at the clipboard twice a second: given time to look a few times, it
+    // would have sent what was there before the grant by now, were it to.)
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The technician's text lands on the end user's X clipboard.
+    cli.ok(&["clipboard", &id, "send", "from Ada: ipconfig /all"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while x_clipboard(&desktop) != "from Ada: ipconfig /all" {
+        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", x_clipboard(&desktop));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The end user copies: the technician waiting for it gets that text (and not what was on
+    // the clipboard before the grant). Copied again until the waiting technician has joined.
+    let received = std::thread::scope(|s| {
+        let waiting = s.spawn(|| cli.run(&["clipboard", &id, "receive", "--timeout", "20"], ""));
+        for n in 0.. {
+            std::thread::sleep(Duration::from_millis(700));
+            if waiting.is_finished() {
+                break;
+            }
+            x_copy(&desktop, &format!("error 0x80070005 (copy {n})"));
+        }
+        waiting.join().unwrap()
+    });
+    let (ok, out, err) = received;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("error 0x80070005 (copy "), "{out:?}");
+
+    // Each pass is in the audit trail, by its size only.
+    let trail = cli.json(&["session", "events", &id]);
+    let passes: Vec<&Value> = trail.as_array().unwrap().iter().filter(|e| e["action"]["action"] == "clipboard").collect();
+    assert!(passes.iter().any(|e| e["actor"]["kind"] == "technician" && e["action"]["bytes"] == 23), "{trail}");
+    assert!(passes.iter().any(|e| e["actor"]["kind"] == "app"), "{trail}");
+    assert!(!trail.to_string().contains("ipconfig"), "the text itself is never kept");
+    // The app reported every copy it sent: never what was on the clipboard before the grant.
+    let printed = std::fs::read_to_string(tmp.path().join("agent.out")).unwrap();
+    assert!(printed.contains("clipboard from Administrator: 23 characters"), "{printed}");
+    let before = "a password copied before anyone asked".len();
+    assert!(printed.contains("clipboard sent: 25 characters") || printed.contains("clipboard sent: 26 characters"), "{printed}");
+    assert!(!printed.contains(&format!("clipboard sent: {before} characters")), "{printed}");
 }
 
 /// Views one frame of `display` and returns (width, height, PNG path).

@@ -369,3 +369,55 @@ fn the_session_bars_access_keys_work_while_writing_in_the_chat() {
     }
     assert!(stopped, "Alt+S stops sharing even with the keyboard in the chat field");
 }
+
+/// Files and the clipboard are asked beside view and control: each is ticked (Allow grants
+/// them), the end user may untick either, and view only grants neither.
+#[test]
+fn the_popup_names_files_and_clipboard_and_each_can_be_unticked() {
+    let mut ui = ui(true);
+    let answer = ui.ask(Capabilities::ALL, 30_000);
+    ui.harness.get_by_label("With Allow, also:");
+    ui.harness.get_by_label("share copied text both ways (what you copy goes to them)").click();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Allow (Alt+A)").click();
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Granted(Capabilities::ALL.with_clipboard(false)));
+
+    let answer = ui.ask(Capabilities::ALL, 30_000);
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::A);
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Granted(Capabilities::ALL), "ticked by default");
+
+    let answer = ui.ask(Capabilities::ALL, 30_000);
+    ui.harness.get_by_label("Allow view only (Alt+V)").click();
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Granted(Capabilities::VIEW));
+
+    // Asked for view and control only: no list of extras.
+    let answer = ui.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
+    assert!(ui.harness.query_by_label("With Allow, also:").is_none());
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::D);
+    ui.harness.run_steps(2);
+    assert_eq!(answer.blocking_recv().unwrap(), ConsentOutcome::Denied);
+}
+
+/// The session bar says who may share copied text and what just passed (never the text), and
+/// taking back control takes the clipboard with it.
+#[test]
+fn the_session_bar_shows_the_clipboard_and_control_takes_it_back() {
+    use deskline_agent::ClipboardNote;
+    let mut ui = ui(true);
+    ui.sharing(Capabilities::VIEW_AND_CONTROL.with_clipboard(true));
+    ui.harness.get_by_label("Ada sees your screen and controls your mouse and keyboard, shares copied text");
+    ui.updates.send(NetUpdate::Event(AgentEvent::Clipboard(ClipboardNote::Received { from: "Ada".into(), chars: 12 }))).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Ada put text on your clipboard (12 characters).");
+    ui.updates.send(NetUpdate::Event(AgentEvent::Clipboard(ClipboardNote::TooLong { bytes: 40_000 }))).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("The text you copied is too long to share (40 KiB, at most 32 KiB): send it as a file.");
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::T);
+    ui.harness.run_steps(2);
+    assert!(matches!(ui.actions.try_recv().unwrap(), UiAction::Command(AgentCommand::TakeBackControl)));
+    assert_eq!(ui.harness.state().granted(), Capabilities::VIEW);
+    ui.harness.get_by_label("Ada sees your screen");
+}

@@ -150,7 +150,7 @@ pub struct ConsentView {
     #[schema(example = "granted")]
     pub status: String,
     /// With `pending`: what is asked; otherwise what is granted to anyone
-    /// (`{"view": bool, "control": bool}`).
+    /// (`{"view": bool, "control": bool, "files": bool, "clipboard": bool}`).
     #[schema(value_type = Object)]
     pub capabilities: Capabilities,
     /// What the end user allows each technician: the end user's yes is to one technician.
@@ -164,7 +164,7 @@ pub struct ConsentView {
 pub struct GrantView {
     /// The technician.
     pub technician_id: i64,
-    /// `{"view": bool, "control": bool}`.
+    /// `{"view": bool, "control": bool, "files": bool, "clipboard": bool}`.
     #[schema(value_type = Object)]
     pub capabilities: Capabilities,
 }
@@ -493,9 +493,11 @@ pub struct TransferRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteRequest {
-    /// `view_and_control` (the default) or `view`.
+    /// What to ask for, comma-separated: `view`, `control`, `files`, `clipboard` (control,
+    /// files and clipboard each need view; clipboard needs control). Default `view,control`
+    /// (also spelt `view_and_control`). The end user may allow less.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "view_and_control")]
+    #[schema(example = "view,control,files,clipboard")]
     pub capabilities: Option<String>,
 }
 

@@ -170,8 +170,8 @@ pub async fn screen_latency(width: usize, height: usize, fps: u16, frames: usize
     let next_frame = async |updates: &mut mpsc::Receiver<ViewerUpdate>| loop {
         match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await {
             Ok(Some(ViewerUpdate::Frame(frame))) => return Ok(frame),
-            Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_) | ViewerUpdate::Reconnecting(_) | ViewerUpdate::Chat(_))) => {}
             Ok(Some(ViewerUpdate::Ended(e))) => bail!("the viewer ended: {e:?}"),
+            Ok(Some(_)) => {}
             Ok(None) => bail!("the viewer stopped"),
             Err(_) => bail!("no frame for 20 s"),
         }

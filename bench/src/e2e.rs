@@ -120,7 +120,14 @@ pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyho
                 }
             }
             Some(ViewerUpdate::Controller(holder)) => have_control |= holder == Some(TechnicianId(1)),
-            Some(ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_) | ViewerUpdate::Reconnecting(_) | ViewerUpdate::Chat(_)) => {}
+            Some(
+                ViewerUpdate::Displays(_)
+                | ViewerUpdate::Allowed(_)
+                | ViewerUpdate::Paused(_)
+                | ViewerUpdate::Reconnecting(_)
+                | ViewerUpdate::Chat(_)
+                | ViewerUpdate::Clipboard(_),
+            ) => {}
             Some(ViewerUpdate::Ended(e)) => anyhow::bail!("the viewer ended: {e:?}"),
             None => anyhow::bail!("the viewer stopped"),
         }

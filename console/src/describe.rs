@@ -343,6 +343,7 @@ pub fn action_detail(action: &AuditAction, names: &Names<'_>) -> String {
         // Shown as the text it is: a terminal table has no markup to inject into, but control
         // characters would move the cursor, so they are shown escaped.
         AuditAction::Chat { text } => format!("\"{}\"", text.escape_debug()),
+        AuditAction::Clipboard { bytes } => format!("{bytes} bytes of copied text"),
     }
 }
 

@@ -19,7 +19,7 @@ use deskline_console::viewer::{self, RelayTarget, Viewer};
 use deskline_console::window::{ViewerWindow, display_labels};
 use deskline_net::relay_file::RelayFile;
 use deskline_protocol::session::SessionKind;
-use deskline_protocol::{InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
+use deskline_protocol::{Capabilities, InputEvent, KeyCode, MouseButton, Press, SessionId, TechnicianId};
 use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -130,6 +130,27 @@ enum Command {
         id: i64,
         #[command(subcommand)]
         action: InputAction,
+    },
+    /// Copied text to or from the end user's clipboard (once they allowed you the clipboard:
+    /// `session remote ID --ask view,control,clipboard`).
+    Clipboard {
+        /// The session.
+        id: i64,
+        #[command(subcommand)]
+        action: ClipboardAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClipboardAction {
+    /// Put TEXT (without it: standard input, as it is) on the end user's clipboard, as the
+    /// controlling technician; at most 32 KiB.
+    Send { text: Option<String> },
+    /// Wait for the end user to copy text, and print it.
+    Receive {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
 }
 
@@ -327,8 +348,12 @@ enum SessionCommand {
     Remote {
         id: i64,
         /// Ask to view only, not to control.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ask")]
         view_only: bool,
+        /// What to ask for, comma-separated: view, control, files, clipboard (default
+        /// view,control). The end user may allow less.
+        #[arg(long, value_name = "LIST")]
+        ask: Option<Capabilities>,
     },
     /// The audit trail.
     Events { id: i64 },
@@ -607,6 +632,25 @@ async fn run_signed_in(desk: &Desk<'_>, saved: &Saved, out: &Output, command: Co
             let report = json!({"session": id, "events": events.len()});
             out.done(&report, || format!("sent {} input event(s) to session {id}", events.len()))?;
         }
+        Command::Clipboard { id, action: ClipboardAction::Send { text } } => {
+            let text = match text {
+                Some(text) => text,
+                None => std::io::read_to_string(std::io::stdin()).context("reading standard input")?,
+            };
+            let chars = text.chars().count();
+            join_session(client, id).await?.send_clipboard(text).await?;
+            let report = json!({"session": id, "characters": chars});
+            out.done(&report, || format!("put {chars} characters on the end user's clipboard"))?;
+        }
+        Command::Clipboard { id, action: ClipboardAction::Receive { timeout } } => {
+            let text = join_session(client, id).await?.receive_clipboard(Duration::from_secs(timeout)).await?;
+            if !out.print_json(&json!({"session": id, "text": text}))? {
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -781,9 +825,13 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
         SessionCommand::Release { id } => (client.post_empty(&format!("/sessions/{id}/release")).await?, format!("session {id} released")),
         SessionCommand::Close { id } => (client.post_empty(&format!("/sessions/{id}/close")).await?, format!("session {id} closed")),
         SessionCommand::Delete { id } => (client.delete(&format!("/sessions/{id}")).await?, format!("session {id} deleted")),
-        SessionCommand::Remote { id, view_only } => {
-            let capabilities = if view_only { "view" } else { "view_and_control" };
-            let body = RemoteRequest { capabilities: Some(capabilities.into()) };
+        SessionCommand::Remote { id, view_only, ask } => {
+            let capabilities = match ask {
+                Some(ask) => ask.names().join(","),
+                None if view_only => "view".into(),
+                None => "view,control".into(),
+            };
+            let body = RemoteRequest { capabilities: Some(capabilities) };
             (client.post(&format!("/sessions/{id}/remote"), &body).await?, format!("asked the end user of session {id} for consent"))
         }
         SessionCommand::Chat { id, text: Some(text) } => {

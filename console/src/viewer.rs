@@ -7,9 +7,10 @@
 use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
-    Bye, ByeReason, Capabilities, ChatLine, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
+    Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
     DisplayInfo, PauseReason, SelectDisplay, TechnicianId, VideoFrame, Welcome,
 };
+use deskline_protocol::limits::MAX_CLIPBOARD_TEXT_BYTES;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -261,6 +262,9 @@ pub enum ViewerCommand {
     SelectDisplay(u32),
     /// Write to the end user and the other technicians (shown when the relay sends it back).
     Chat(String),
+    /// Put this text on the end user's clipboard (passes only while this technician holds
+    /// control with the clipboard granted).
+    Clipboard(String),
     /// Leave the session.
     Leave,
 }
@@ -282,6 +286,8 @@ pub enum ViewerUpdate {
     Paused(Option<PauseReason>),
     /// A chat line on the session, as the relay recorded it (this technician's own too).
     Chat(ChatLine),
+    /// The end user copied this text (only with the clipboard granted to this technician).
+    Clipboard(String),
     /// The relay was lost (why); the viewer is getting back (for [`RECONNECT_FOR`]). Once
     /// back, the relay's welcome updates (controller, displays, allowed) and frames follow.
     Reconnecting(String),
@@ -398,6 +404,15 @@ impl Viewer {
                             }
                             line
                         }
+                        Some(ViewerCommand::Clipboard(text)) => {
+                            // Empty or over-long text is not sent (the relay would end the
+                            // connection for it).
+                            let clip = Message::Clipboard(ClipboardText { text });
+                            if clip.validate().is_err() {
+                                continue;
+                            }
+                            clip
+                        }
                         Some(ViewerCommand::Leave) | None => break Served::Ended(None),
                     };
                     if let Err(e) = self.writer.send(&message).await {
@@ -426,6 +441,7 @@ impl Viewer {
                         ),
                         Ok(Some(Message::ScreenState(screen))) => ViewerUpdate::Paused(screen.paused),
                         Ok(Some(Message::Chat(line))) => ViewerUpdate::Chat(line),
+                        Ok(Some(Message::Clipboard(clip))) => ViewerUpdate::Clipboard(clip.text),
                         // A relay going down for a restart says so: come back with it.
                         Ok(Some(Message::Bye(bye))) if bye.reason == ByeReason::ServerShutdown => break Served::Lost(bye.message),
                         Ok(Some(Message::Bye(bye))) => break Served::Ended(Some(ViewerError::Ended(bye.message))),
@@ -468,7 +484,9 @@ impl Viewer {
                         return finish(&mut updates).await;
                     }
                 }
-                Ok(Some(ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Chat(_))) => {}
+                Ok(Some(
+                    ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Chat(_) | ViewerUpdate::Clipboard(_),
+                )) => {}
                 Ok(Some(ViewerUpdate::Reconnecting(why))) => on_reconnect(&why),
                 Ok(Some(ViewerUpdate::Paused(reason))) => paused = reason,
                 Ok(Some(ViewerUpdate::Ended(e))) => return e.map_or(Ok(()), Err),
@@ -486,9 +504,58 @@ impl Viewer {
     /// Takes control, sends the events, and leaves. Fails if the end user has not granted
     /// control (or another technician holds it and the relay refuses).
     pub async fn send_input(self, events: &[InputEvent]) -> Result<(), ViewerError> {
+        self.as_controller(|_| Ok(events.iter().cloned().map(ViewerCommand::Input).collect())).await
+    }
+
+    /// Takes control, puts `text` on the end user's clipboard, and leaves. Fails if the end
+    /// user has not granted this technician control and the clipboard.
+    pub async fn send_clipboard(self, text: String) -> Result<(), ViewerError> {
+        let bytes = text.len();
+        if text.is_empty() || bytes > MAX_CLIPBOARD_TEXT_BYTES {
+            return Err(ViewerError::Other(format!("clipboard text must be 1 to {MAX_CLIPBOARD_TEXT_BYTES} bytes, not {bytes}")));
+        }
+        self.as_controller(|allowed| {
+            if allowed.clipboard() {
+                Ok(vec![ViewerCommand::Clipboard(text)])
+            } else {
+                Err(ViewerError::Other("the end user has not allowed you the clipboard".into()))
+            }
+        })
+        .await
+    }
+
+    /// Waits (at most `timeout`) for the end user to copy text, and returns it. Fails at once if
+    /// the end user has not allowed this technician the clipboard.
+    pub async fn receive_clipboard(self, timeout: Duration) -> Result<String, ViewerError> {
+        let (commands, mut updates) = self.spawn();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = loop {
+            match tokio::time::timeout_at(deadline, updates.recv()).await {
+                Ok(Some(ViewerUpdate::Clipboard(text))) => break Ok(text),
+                Ok(Some(ViewerUpdate::Allowed(allowed))) if !allowed.clipboard() => {
+                    break Err(ViewerError::Other("the end user has not allowed you the clipboard".into()));
+                }
+                Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
+                Err(_) => break Err(ViewerError::Other(format!("the end user copied nothing within {} s", timeout.as_secs()))),
+            }
+        };
+        let _ = commands.send(ViewerCommand::Leave);
+        let finished = finish(&mut updates).await;
+        result.and_then(|text| finished.map(|()| text))
+    }
+
+    /// Takes control, sends what `then` makes of what the end user allows, and leaves.
+    async fn as_controller(
+        self,
+        then: impl FnOnce(Capabilities) -> Result<Vec<ViewerCommand>, ViewerError>,
+    ) -> Result<(), ViewerError> {
         let me = self.me;
         let (commands, mut updates) = self.spawn();
-        let result = take_control_and_send(me, &commands, &mut updates, events).await;
+        let result = take_control(me, &commands, &mut updates).await.and_then(then).and_then(|sends| {
+            sends.into_iter().try_for_each(|command| commands.send(command).map_err(|_| ViewerError::Other("the viewer stopped".into())))
+        });
         let _ = commands.send(ViewerCommand::Leave);
         let finished = finish(&mut updates).await;
         result.and(finished)
@@ -529,36 +596,47 @@ async fn finish(updates: &mut mpsc::Receiver<ViewerUpdate>) -> Result<(), Viewer
     Ok(())
 }
 
-async fn take_control_and_send(
+/// Waits for the relay's word on who holds control and on what the end user allows this
+/// technician (both come on joining), takes control if someone else has it, and returns what
+/// is allowed.
+async fn take_control(
     me: TechnicianId,
     commands: &mpsc::UnboundedSender<ViewerCommand>,
     updates: &mut mpsc::Receiver<ViewerUpdate>,
-    events: &[InputEvent],
-) -> Result<(), ViewerError> {
+) -> Result<Capabilities, ViewerError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let mut next_holder = async || loop {
+    let (mut holder, mut allowed) = (None, None);
+    let mut next = async |holder: &mut Option<Option<TechnicianId>>, allowed: &mut Option<Capabilities>| {
         match tokio::time::timeout_at(deadline, updates.recv()).await {
-            Ok(Some(ViewerUpdate::Controller(holder))) => return Ok(holder),
-            Ok(Some(ViewerUpdate::Frame(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Paused(_) | ViewerUpdate::Chat(_))) => {}
+            Ok(Some(ViewerUpdate::Controller(h))) => *holder = Some(h),
+            Ok(Some(ViewerUpdate::Allowed(a))) => *allowed = Some(a),
             Ok(Some(ViewerUpdate::Ended(e))) => return Err(e.unwrap_or_else(|| ViewerError::Ended("left".into()))),
             Ok(Some(ViewerUpdate::Reconnecting(why))) => return Err(ViewerError::Other(format!("lost the relay: {why}"))),
+            Ok(Some(_)) => {}
             Ok(None) => return Err(ViewerError::Other("the viewer stopped".into())),
             Err(_) => return Err(ViewerError::Other("the relay did not answer the control request".into())),
         }
+        Ok(())
     };
-    // The relay first says who holds control; if not us, ask, and its next word is the answer.
-    if next_holder().await? != Some(me) {
+    while holder.is_none() || allowed.is_none() {
+        next(&mut holder, &mut allowed).await?;
+    }
+    let allowed = allowed.unwrap_or(Capabilities::NONE);
+    // If not us, ask: the relay's next word on control is the answer.
+    if holder != Some(Some(me)) {
         commands.send(ViewerCommand::TakeControl).map_err(|_| ViewerError::Other("the viewer stopped".into()))?;
-        match next_holder().await? {
+        holder = None;
+        let mut ignored = None;
+        while holder.is_none() {
+            next(&mut holder, &mut ignored).await?;
+        }
+        match holder.flatten() {
             Some(holder) if holder == me => {}
             Some(other) => return Err(ViewerError::Other(format!("control is held by technician {other}"))),
             None => return Err(ViewerError::Other("the end user has not granted control".into())),
         }
     }
-    for event in events {
-        commands.send(ViewerCommand::Input(event.clone())).map_err(|_| ViewerError::Other("the viewer stopped".into()))?;
-    }
-    Ok(())
+    Ok(allowed)
 }
 
 /// Writes RGB pixels as a PNG file.

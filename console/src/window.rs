@@ -9,8 +9,14 @@
 //! A chat panel on the right (the Chat button; a line from someone else opens it) talks to the
 //! end user and the other technicians; while its field has the keyboard, keys stay here
 //! instead of going to the remote machine.
+//!
+//! With the clipboard granted, a paste into the picture (Ctrl+V) first puts the technician's
+//! copied text on the end user's clipboard, then presses the keys, so the remote program pastes
+//! it; the end user's copies land on the technician's clipboard. The system's copy, cut and
+//! paste shortcuts reach the remote machine as keys either way.
 
 use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
+use deskline_protocol::limits::MAX_CLIPBOARD_TEXT_BYTES;
 use deskline_protocol::{Capabilities, ChatFrom, DisplayInfo, InputEvent, KeyCode, MouseButton, PauseReason, Press, TechnicianId};
 use deskline_widgets::Chat;
 use eframe::egui;
@@ -50,6 +56,8 @@ pub struct ViewerWindow {
     chat: Chat,
     /// Lines from others since the panel was last open.
     unread: usize,
+    /// The last thing that happened on the clipboard, for the status bar.
+    clipboard_note: Option<String>,
 }
 
 /// The chat field's id: keys typed into it are not sent to the remote machine.
@@ -132,6 +140,7 @@ impl ViewerWindow {
             actual_size: false,
             chat: Chat::default(),
             unread: 0,
+            clipboard_note: None,
         }
     }
 
@@ -180,6 +189,10 @@ impl ViewerWindow {
                         self.chat.open = true;
                     }
                     self.chat.push(line);
+                }
+                ViewerUpdate::Clipboard(text) => {
+                    self.clipboard_note = Some(format!("The end user copied {} characters: on your clipboard", text.chars().count()));
+                    ctx.copy_text(text);
                 }
                 ViewerUpdate::Reconnecting(why) => {
                     tracing::info!(%why, "reconnecting to the relay");
@@ -254,6 +267,11 @@ impl ViewerWindow {
                 ui.colored_label(egui::Color32::from_rgb(230, 170, 60), format!("The picture stopped: {}", reason.describe()));
             } else if self.in_control() {
                 ui.label("You control the remote screen");
+                if self.allowed.clipboard() {
+                    ui.label("· clipboard shared").on_hover_text(
+                        "Ctrl+V in the picture puts your copied text on the end user's clipboard first; what the end user copies lands on yours",
+                    );
+                }
                 ui.menu_button("Keys", |ui| {
                     for (label, keys) in SPECIAL_KEYS {
                         if ui.button(*label).clicked() {
@@ -265,6 +283,10 @@ impl ViewerWindow {
                 if ui.button("Release control").clicked() {
                     self.send_release_all();
                     self.send(ViewerCommand::ReleaseControl);
+                }
+                if let Some(note) = &self.clipboard_note {
+                    ui.separator();
+                    ui.label(note);
                 }
             } else {
                 match self.controller {
@@ -376,6 +398,22 @@ impl ViewerWindow {
                 }
             }
             egui::Event::ModifiersChanged(modifiers) => out.extend(self.modifier_changes(*modifiers)),
+            // The system turns these shortcuts into clipboard events and swallows their key
+            // press (the release still comes as a key): the press goes to the remote machine.
+            egui::Event::Copy => out.push(InputEvent::Key { code: KeyCode::KeyC, press: Press::Down, text: None }),
+            egui::Event::Cut => out.push(InputEvent::Key { code: KeyCode::KeyX, press: Press::Down, text: None }),
+            egui::Event::Paste(text) => {
+                // The text first (same stream, so it is on the clipboard before the key).
+                if self.allowed.clipboard() {
+                    self.clipboard_note = Some(if text.len() > MAX_CLIPBOARD_TEXT_BYTES {
+                        format!("Your copied text is too long to paste across (at most {} KiB): send it as a file", MAX_CLIPBOARD_TEXT_BYTES / 1024)
+                    } else {
+                        self.send(ViewerCommand::Clipboard(text.clone()));
+                        format!("Pasted {} characters to the end user's clipboard", text.chars().count())
+                    });
+                }
+                out.push(InputEvent::Key { code: KeyCode::KeyV, press: Press::Down, text: None });
+            }
             egui::Event::Text(text) => {
                 // ASCII arrives through its physical key; only what no key names goes as text.
                 let special: String = text.chars().filter(|c| !c.is_ascii()).collect();

@@ -140,9 +140,8 @@ fn unknown_variant_is_refused() {
     let len = (bytes.len() - 4) as u32;
     bytes[..4].copy_from_slice(&len.to_be_bytes());
     assert_eq!(decode_exact(&bytes, 1024), Err(DecodeError::UnknownVariant));
-    let facts = MachineFacts { user_name: String::new(), cpu: String::new(), cpu_threads: 1, memory_bytes: 1, uptime_secs: 1 };
-    let last = encode(&Message::MachineFacts(facts)).unwrap();
-    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "MachineFacts is the last kind: update KINDS");
+    let last = encode(&Message::Clipboard(ClipboardText { text: "x".into() })).unwrap();
+    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "Clipboard is the last kind: update KINDS");
     let bye = encode(&Message::Bye(Bye { reason: ByeReason::Normal, message: String::new() })).unwrap();
     let mut next_kind = bye.clone();
     next_kind[5] = Message::KINDS as u8;
@@ -406,4 +405,21 @@ fn chat_lines_must_say_something_and_stay_short() {
     // Markup is text like any other: the receivers show it as such.
     let markup = line("<img src=x onerror=alert(1)>");
     assert_eq!(decode_exact(&encode(&markup).unwrap(), MAX_CONTROL_MESSAGE_BYTES).unwrap(), markup);
+}
+
+#[test]
+fn clipboard_text_is_never_empty_and_fits_a_control_message() {
+    use crate::limits::MAX_CLIPBOARD_TEXT_BYTES;
+    let clip = |text: &str| Message::Clipboard(ClipboardText { text: text.into() });
+    assert_eq!(clip("").validate(), Err(ValidationError::EmptyClipboard));
+    // White space alone is something to paste (an indent, a newline).
+    assert_eq!(clip(" ").validate(), Ok(()));
+    let longest = clip(&"x".repeat(MAX_CLIPBOARD_TEXT_BYTES));
+    let bytes = encode(&longest).unwrap();
+    assert!(bytes.len() <= MAX_CONTROL_MESSAGE_BYTES);
+    assert_eq!(decode_exact(&bytes, MAX_CONTROL_MESSAGE_BYTES).unwrap(), longest);
+    assert!(matches!(
+        clip(&"x".repeat(MAX_CLIPBOARD_TEXT_BYTES + 1)).validate(),
+        Err(ValidationError::TextTooLong { field: "clipboard text", .. })
+    ));
 }

@@ -27,15 +27,16 @@ pub mod limits;
 pub mod message;
 pub mod session;
 
-pub use capability::Capabilities;
+pub use capability::{Capabilities, CapabilitiesParseError, InvalidCapabilities};
 pub use code::{CodeError, LinkToken, Pin, ResumeSecret, SessionLink};
 pub use codec::{DecodeError, Decoder, EncodeError, decode_exact, encode, encode_into};
 pub use ids::{ChannelId, SessionId, TechnicianId, Timestamp};
 pub use keycode::KeyCode;
 pub use message::*;
 
-/// The version byte in every message header, and the behaviour version in [`Hello`].
-pub const PROTOCOL_VERSION: u8 = 3;
+/// The version byte in every message header, and the behaviour version in [`Hello`]. 4: a
+/// capability set carries files and clipboard (four booleans where there were two).
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// The QUIC ALPN protocol name.
 pub const ALPN: &[u8] = b"deskline/1";

@@ -66,3 +66,8 @@ pub const CHAT_BURST: u32 = 10;
 
 /// See [`CHAT_BURST`].
 pub const CHAT_REFILL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Longest clipboard text, in bytes: a command, a configuration excerpt, a page of a document
+/// (it rides the control stream, whose messages stay under [`MAX_CONTROL_MESSAGE_BYTES`]); more
+/// is a file to send. The side that copied says so instead of sending it cut short.
+pub const MAX_CLIPBOARD_TEXT_BYTES: usize = 32 * 1024;

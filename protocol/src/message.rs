@@ -9,7 +9,7 @@ use crate::code::{LinkToken, Pin, ResumeSecret};
 use crate::ids::{SessionId, TechnicianId, Timestamp};
 use crate::keycode::KeyCode;
 use crate::limits::{
-    MAX_BEARER_TOKEN_BYTES, MAX_CHAT_TEXT_BYTES, MAX_DISPLAY_EDGE, MAX_DISPLAYS, MAX_TECHNICIANS_PER_SESSION, MAX_TEXT_BYTES,
+    MAX_BEARER_TOKEN_BYTES, MAX_CHAT_TEXT_BYTES, MAX_CLIPBOARD_TEXT_BYTES, MAX_DISPLAY_EDGE, MAX_DISPLAYS, MAX_TECHNICIANS_PER_SESSION, MAX_TEXT_BYTES,
     MAX_VIDEO_FRAME_BYTES,
 };
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,10 @@ pub enum Message {
     /// App → relay, after its welcome: what the technician needs to know about the machine
     /// beyond the hello (who is signed in, processor, memory, uptime), for the session's detail.
     MachineFacts(MachineFacts),
+    /// App → relay → technicians granted the clipboard: the end user copied this text;
+    /// controlling technician → relay → app: put this text on the end user's clipboard. Passes
+    /// only with `clipboard` granted (the relay's chokepoint; the app checks again). Text only.
+    Clipboard(ClipboardText),
 }
 
 /// The first message of a connection.
@@ -554,6 +558,15 @@ impl ChatLine {
     }
 }
 
+/// Copied text passing between a technician and the end user's clipboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct ClipboardText {
+    /// The text, not empty, at most [`crate::limits::MAX_CLIPBOARD_TEXT_BYTES`].
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9<>&.,!? \n-]{1,40}"))]
+    pub text: String,
+}
+
 /// Whether the app can show its screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -658,6 +671,9 @@ pub enum ValidationError {
     /// A chat line with nothing but white space.
     #[error("empty chat message")]
     BlankChat,
+    /// Clipboard text without a character.
+    #[error("empty clipboard text")]
+    EmptyClipboard,
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), ValidationError> {
@@ -688,7 +704,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 22;
+    pub const KINDS: u32 = 23;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -743,6 +759,12 @@ impl Message {
                     ChatFrom::Technician { name, .. } => check_text("chat sender", name, MAX_TEXT_BYTES),
                     ChatFrom::EndUser => Ok(()),
                 }
+            }
+            Message::Clipboard(clip) => {
+                if clip.text.is_empty() {
+                    return Err(ValidationError::EmptyClipboard);
+                }
+                check_text("clipboard text", &clip.text, MAX_CLIPBOARD_TEXT_BYTES)
             }
             Message::MachineFacts(facts) => {
                 check_text("user_name", &facts.user_name, MAX_TEXT_BYTES)?;

@@ -1235,6 +1235,24 @@ impl Desk {
         Ok(())
     }
 
+    /// Records that copied text passed (its size, never the text: a clipboard often holds a
+    /// password). The text has already gone: a failure to record is logged, not undone.
+    pub async fn record_clipboard(&self, from: Actor, id: SessionId, bytes: usize) {
+        let (now, bytes) = (self.now(), u32::try_from(bytes).unwrap_or(u32::MAX));
+        let written = self
+            .db()
+            .write(move |tx| {
+                let Some(row) = store::session_by_id(tx, id)? else { return Ok::<_, Error>(()) };
+                let state = row.core.state;
+                let event = AuditEvent { session: id, at: now, actor: from, action: AuditAction::Clipboard { bytes }, from: Some(state), to: state };
+                Ok(store::insert_audit_event(tx, &event)?)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::error!(session = %id, error = %e, "recording a clipboard pass in the audit trail");
+        }
+    }
+
     /// Replaces the displays in what the session's app reported (after a resolution or
     /// monitor change), and tells the consoles.
     pub async fn record_displays(&self, id: SessionId, displays: Vec<DisplayInfo>) -> Result<(), Error> {

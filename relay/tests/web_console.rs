@@ -799,6 +799,91 @@ async fn a_technician_chats_with_the_end_user_in_the_browser_before_and_while_vi
     browser.close().await.unwrap();
 }
 
+/// An X server of its own (`Xvfb -displayfd`: it picks a free display) for the support app's
+/// clipboard; returns it and its display name.
+fn start_xvfb() -> (Guard, String) {
+    let mut xvfb = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "640x480x24", "-nolisten", "tcp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb");
+    let mut line = String::new();
+    BufReader::new(xvfb.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (Guard(xvfb), format!(":{}", line.trim()))
+}
+
+/// The X clipboard's text on `display`.
+fn x_clipboard(display: &str) -> String {
+    let out = Command::new("xclip").args(["-selection", "clipboard", "-o"]).env("DISPLAY", display).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The clipboard from the browser's viewer: with the end user's clipboard grant, a paste into
+/// the picture puts the text on the end user's X clipboard (before the V key reaches it), and
+/// the end user's copy is announced in the viewer's bar. The synthetic app serves the picture;
+/// its clipboard is a real X clipboard (Xvfb), read and set with xclip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_viewer_pastes_to_and_receives_from_the_end_users_clipboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_xvfb, display) = start_xvfb();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
+    let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
+    let session = api.new_session("pin").await;
+    let log = dir.path().join("app.log");
+    let _app = Guard(
+        Command::new(workspace_bin("deskline-agent"))
+            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+            .env("DISPLAY", &display)
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
+    click_action(&browser, "Start remote session").await;
+    app_printed(&log, "the consent request", |p| p.contains("consent asked by Administrator for view, control and clipboard")).await;
+    click_action(&browser, "View in browser").await;
+    let control = "const b = document.getElementById('viewer-control'); return `${b.disabled} ${b.textContent}`";
+    eventually(&browser, "control allowed", 20, control, |t| t == "false Take control").await;
+    click(&browser, "#viewer-control").await;
+    eventually(&browser, "control taken", 10, control, |t| t == "false Release control").await;
+
+    // Ctrl+V in the picture: the browser's paste event carries the technician's copied text.
+    let paste = "const data = new DataTransfer(); data.setData('text/plain', 'net use Z: \\\\\\\\server\\\\share'); \
+        document.getElementById('screen').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true })); return ''";
+    browser.execute(paste, vec![]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while x_clipboard(&display) != "net use Z: \\\\server\\share" {
+        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", x_clipboard(&display));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app_printed(&log, "the paste", |p| p.contains("clipboard from Administrator: 25 characters")).await;
+    let note = "return document.getElementById('viewer-clipboard').innerText";
+    eventually(&browser, "the paste noted", 10, note, |t| t.contains("pasted 25 characters to the end user's clipboard")).await;
+
+    // The end user copies: the viewer's bar says so (and offers the text where the browser
+    // does not let the page write the clipboard by itself).
+    use std::io::Write as _;
+    let mut xclip = Command::new("xclip")
+        .args(["-selection", "clipboard", "-i"])
+        .env("DISPLAY", &display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    xclip.stdin.take().unwrap().write_all("C:\\Users\\ada\\report.docx".as_bytes()).unwrap();
+    assert!(xclip.wait().unwrap().success());
+    eventually(&browser, "the end user's copy", 10, note, |t| t.contains("the end user copied 24 characters")).await;
+    screenshot(&browser, "web-clipboard.png").await;
+    browser.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_behind_nat_announces_its_public_address_to_browsers() {
     let dir = tempfile::tempdir().unwrap();

@@ -365,6 +365,13 @@ pub enum AuditAction {
         /// What was written.
         text: String,
     },
+    /// Copied text passed: from a technician to the end user's clipboard (the actor is the
+    /// technician), or the end user's copy to the technicians granted it (the actor is the
+    /// app). Only its size is kept: a clipboard often holds a password.
+    Clipboard {
+        /// Its length in bytes.
+        bytes: u32,
+    },
 }
 
 /// The result of an allowed action.

@@ -382,12 +382,12 @@ async fn remote(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): 
         parse_json::<RemoteRequest>(&body)?.capabilities
     };
     let capabilities = match requested.as_deref() {
-        None | Some("view_and_control") => Capabilities::VIEW_AND_CONTROL,
-        Some("view") => Capabilities::VIEW,
-        Some(other) => {
-            return Err(Error::bad("invalid_json", format!("capabilities: {other:?} is not one of view, view_and_control")));
-        }
+        None => Capabilities::VIEW_AND_CONTROL,
+        Some(names) => names.parse::<Capabilities>().map_err(|e| Error::bad("invalid_json", format!("capabilities: {e}")))?,
     };
+    if capabilities.is_empty() {
+        return Err(Error::bad("invalid_json", "capabilities: ask for at least view"));
+    }
     Ok(Json(state.desk.start_remote(&me, SessionId(id), capabilities).await?))
 }
 

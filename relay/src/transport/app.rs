@@ -1,7 +1,8 @@
 //! A support app's connection: registration by code, consent answers, frames in.
 
 use super::hub::{
-    AppLink, announce_controller, answer_decision, app_gone, displays_changed, forward_frame, screen_state, take_stats, update_streaming,
+    AppLink, announce_controller, answer_decision, app_gone, clipboard_to_viewer, displays_changed, forward_frame, screen_state, take_stats,
+    update_streaming,
 };
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::error::Error;
@@ -209,6 +210,23 @@ pub(super) async fn handle_message(transport: &Arc<Transport>, id: deskline_prot
         Message::Chat(line) => {
             if let Err(e) = transport.chat(Actor::App, id, line.text).await {
                 tracing::info!(session = %id, error = %e, "the end user's chat line was refused");
+            }
+            return true;
+        }
+        Message::Clipboard(text) => {
+            // The chokepoint, per viewer: only technicians granted the clipboard get it.
+            let sent = transport.hubs.existing(id).is_some_and(|hub| {
+                let state = hub.lock();
+                let mut sent = false;
+                for viewer in state.viewers.values() {
+                    if let Some(pass) = state.gate.admit_clipboard_to(viewer.technician) {
+                        sent |= clipboard_to_viewer(pass, viewer, text.clone());
+                    }
+                }
+                sent
+            });
+            if sent {
+                desk.record_clipboard(Actor::App, id, text.text.len()).await;
             }
             return true;
         }

@@ -1,10 +1,10 @@
 //! The consent chokepoint under random interleavings (issue 14's property test): technicians
 //! ask, the end user's app grants, denies, takes back and drops and comes back, technicians
-//! join, leave and hand control around, and frames and input flow meanwhile — all through the
-//! relay's own paths (the desk and its store, the hub's refresh, the app's and the viewers'
-//! message handlers, `forward_frame`). An oracle that knows only what the end user answered
-//! checks that no frame reaches a technician, and no input reaches the app, without a grant in
-//! force.
+//! join, leave and hand control around, and frames, input and copied text flow meanwhile — all
+//! through the relay's own paths (the desk and its store, the hub's refresh, the app's and the
+//! viewers' message handlers, `forward_frame`). An oracle that knows only what the end user
+//! answered checks that no frame reaches a technician, no input reaches the app, and no copied
+//! text passes either way, without a grant in force.
 //!
 //! Real SQLite, a real QUIC connection for the app's link (its messages are read from its
 //! queue); no network traffic is needed for the decisions themselves.
@@ -18,7 +18,7 @@ use crate::store::{Db, Role};
 use bytes::Bytes;
 use deskline_protocol::session::{Action, Actor, SessionKind};
 use deskline_protocol::{
-    Capabilities, ChannelId, ConsentDecision, ConsentChanged, ConsentOutcome, ControlHandover, InputEvent, Message, SessionId,
+    Capabilities, ChannelId, ClipboardText, ConsentDecision, ConsentChanged, ConsentOutcome, ControlHandover, InputEvent, Message, SessionId,
     TechnicianId, Timestamp,
 };
 use proptest::prelude::*;
@@ -33,8 +33,9 @@ const TECHNICIANS: u8 = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A technician starts a remote session (asks the end user).
-    Ask { by: u8, control: bool },
+    /// A technician starts a remote session (asks the end user): view, with control, with the
+    /// clipboard too.
+    Ask { by: u8, control: bool, clipboard: bool },
     /// The app answers the pending request: granted (view, or view and control) or denied.
     Answer { grant: Option<bool> },
     /// The end user takes back control (`true`) or stops sharing.
@@ -54,6 +55,10 @@ enum Op {
     Frame,
     /// A viewer of `by` sends input.
     Input { by: u8 },
+    /// A viewer of `by` sends copied text for the end user's clipboard.
+    ClipboardToApp { by: u8 },
+    /// The end user copies text.
+    ClipboardFromApp,
     /// The session is closed.
     Close,
 }
@@ -64,7 +69,7 @@ fn technician() -> impl Strategy<Value = u8> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (technician(), any::<bool>()).prop_map(|(by, control)| Op::Ask { by, control }),
+        3 => (technician(), any::<bool>(), any::<bool>()).prop_map(|(by, control, clipboard)| Op::Ask { by, control, clipboard }),
         3 => proptest::option::of(any::<bool>()).prop_map(|grant| Op::Answer { grant }),
         1 => any::<bool>().prop_map(|keep_view| Op::Reduce { keep_view }),
         1 => Just(Op::Drop),
@@ -76,6 +81,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (technician(), proptest::option::of(technician())).prop_map(|(by, to)| Op::Control { by, to }),
         5 => Just(Op::Frame),
         4 => technician().prop_map(|by| Op::Input { by }),
+        2 => technician().prop_map(|by| Op::ClipboardToApp { by }),
+        2 => Just(Op::ClipboardFromApp),
         1 => Just(Op::Close),
     ]
 }
@@ -100,6 +107,14 @@ impl Oracle {
 
     fn may_control(&self, t: TechnicianId) -> bool {
         !self.suspended && !self.ended && self.allowed.get(&t).is_some_and(|c| c.control()) && self.took_control.get(&t) == Some(&true)
+    }
+
+    fn may_paste(&self, t: TechnicianId) -> bool {
+        self.may_control(t) && self.allowed.get(&t).is_some_and(|c| c.clipboard())
+    }
+
+    fn may_receive_copies(&self, t: TechnicianId) -> bool {
+        !self.suspended && !self.ended && self.allowed.get(&t).is_some_and(|c| c.clipboard())
     }
 
     /// What the end user granted shrinks to `keep` for everyone.
@@ -227,6 +242,9 @@ async fn bench() -> (Bench, quinn::Endpoint, tempfile::TempDir) {
 struct Delivered {
     frames: usize,
     inputs: usize,
+    /// Copied text that reached the app, and viewers.
+    pasted: usize,
+    copied: usize,
 }
 
 /// Runs `ops`, checking after every frame and input what reached whom.
@@ -237,10 +255,11 @@ async fn run(ops: Vec<Op>) -> Result<Delivered, TestCaseError> {
     prop_assert!(b.connect_app(false).await);
     let mut seq = 0;
     for op in ops {
+        let is_input = matches!(op, Op::Input { .. });
         match op {
-            Op::Ask { by, control } => {
+            Op::Ask { by, control, clipboard } => {
                 b.next_request += 1;
-                let capabilities = if control { Capabilities::VIEW_AND_CONTROL } else { Capabilities::VIEW };
+                let capabilities = if control { Capabilities::VIEW_AND_CONTROL.with_clipboard(clipboard) } else { Capabilities::VIEW };
                 let action = Action::StartRemote { request_id: b.next_request, capabilities, timeout: Duration::from_secs(30) };
                 b.technician_acts(by, action).await;
             }
@@ -267,7 +286,8 @@ async fn run(ops: Vec<Op>) -> Result<Delivered, TestCaseError> {
             }
             Op::Reduce { keep_view } => {
                 if b.app.is_some() {
-                    let capabilities = if keep_view { Capabilities::VIEW } else { Capabilities::NONE };
+                    // As the app sends it: control (and the clipboard with it) taken back, or all.
+                    let capabilities = if keep_view { Capabilities::ALL.without_control() } else { Capabilities::NONE };
                     super::app::handle_message(&b.transport, b.id, Message::ConsentChanged(ConsentChanged { capabilities })).await;
                     oracle.reduce(capabilities);
                 }
@@ -320,15 +340,39 @@ async fn run(ops: Vec<Op>) -> Result<Delivered, TestCaseError> {
                     }
                 }
             }
-            Op::Input { by } => {
-                let event = InputEvent::PointerMove { x: 1, y: 2 };
-                b.viewer_says(by, Message::Input(event));
+            Op::Input { by } | Op::ClipboardToApp { by } => {
+                let t = TechnicianId(i64::from(by));
+                if is_input {
+                    b.viewer_says(by, Message::Input(InputEvent::PointerMove { x: 1, y: 2 }));
+                } else if let Some((conn_id, _)) = b.viewers.get(&t) {
+                    let text = Message::Clipboard(ClipboardText { text: "copied".into() });
+                    super::viewer::on_message(&b.transport, b.id, *conn_id, t, text).await;
+                }
                 if let Some((_, queue)) = &mut b.app {
                     while let Ok(message) = queue.try_recv() {
-                        if let Message::Input(_) = message {
-                            delivered.inputs += 1;
-                            let t = TechnicianId(i64::from(by));
-                            prop_assert!(oracle.may_control(t), "input from {t} reached the app without control granted: {oracle:?}");
+                        match message {
+                            Message::Input(_) => {
+                                delivered.inputs += 1;
+                                prop_assert!(oracle.may_control(t), "input from {t} reached the app without control granted: {oracle:?}");
+                            }
+                            Message::Clipboard(_) => {
+                                delivered.pasted += 1;
+                                prop_assert!(oracle.may_paste(t), "copied text from {t} reached the app without control and the clipboard granted: {oracle:?}");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Op::ClipboardFromApp => {
+                if b.app.is_some() {
+                    super::app::handle_message(&b.transport, b.id, Message::Clipboard(ClipboardText { text: "mine".into() })).await;
+                }
+                for (t, (_, viewer)) in &mut b.viewers {
+                    while let Ok(message) = viewer.queue.try_recv() {
+                        if let Message::Clipboard(_) = message {
+                            delivered.copied += 1;
+                            prop_assert!(oracle.may_receive_copies(*t), "the end user's copied text reached {t} without the clipboard granted: {oracle:?}");
                         }
                     }
                 }
@@ -358,11 +402,34 @@ async fn run(ops: Vec<Op>) -> Result<Delivered, TestCaseError> {
 #[test]
 fn what_the_end_user_allows_gets_through_and_stops_when_taken_back() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
-    let allowed = vec![Op::Ask { by: 1, control: true }, Op::Answer { grant: Some(true) }, Op::Control { by: 1, to: Some(1) }, Op::Frame, Op::Input { by: 1 }];
-    assert_eq!(runtime.block_on(run(allowed.clone())).expect("no violation"), Delivered { frames: 1, inputs: 1 });
-    let mut taken_back = allowed;
-    taken_back.extend([Op::Reduce { keep_view: false }, Op::Frame, Op::Input { by: 1 }]);
-    assert_eq!(runtime.block_on(run(taken_back)).expect("no violation"), Delivered { frames: 1, inputs: 1 });
+    let allowed = vec![
+        Op::Ask { by: 1, control: true, clipboard: true },
+        Op::Answer { grant: Some(true) },
+        Op::Control { by: 1, to: Some(1) },
+        Op::Frame,
+        Op::Input { by: 1 },
+        Op::ClipboardToApp { by: 1 },
+        Op::ClipboardFromApp,
+    ];
+    let all = Delivered { frames: 1, inputs: 1, pasted: 1, copied: 1 };
+    assert_eq!(runtime.block_on(run(allowed.clone())).expect("no violation"), all);
+    let mut taken_back = allowed.clone();
+    taken_back.extend([Op::Reduce { keep_view: false }, Op::Frame, Op::Input { by: 1 }, Op::ClipboardToApp { by: 1 }, Op::ClipboardFromApp]);
+    assert_eq!(runtime.block_on(run(taken_back)).expect("no violation"), all);
+    // Control taken back: the picture stays, input and the clipboard stop.
+    let mut control_back = allowed;
+    control_back.extend([Op::Reduce { keep_view: true }, Op::Frame, Op::Input { by: 1 }, Op::ClipboardToApp { by: 1 }, Op::ClipboardFromApp]);
+    assert_eq!(runtime.block_on(run(control_back)).expect("no violation"), Delivered { frames: 2, ..all });
+    // Control granted without the clipboard: input passes, copied text neither way.
+    let no_clipboard = vec![
+        Op::Ask { by: 1, control: true, clipboard: false },
+        Op::Answer { grant: Some(true) },
+        Op::Control { by: 1, to: Some(1) },
+        Op::Input { by: 1 },
+        Op::ClipboardToApp { by: 1 },
+        Op::ClipboardFromApp,
+    ];
+    assert_eq!(runtime.block_on(run(no_clipboard)).expect("no violation"), Delivered { inputs: 1, ..Delivered::default() });
 }
 
 proptest! {

@@ -1,8 +1,10 @@
 //! The consent chokepoint: the one place that decides whether a video frame may go to a
-//! technician and whether an input event may go to the end user's machine.
+//! technician, whether an input event may go to the end user's machine, and whether copied
+//! text may pass either way.
 //!
-//! Forwarding code cannot skip it: [`FramePass`] and [`InputPass`] can only be made here, and
-//! the functions that send frames to viewers and input to apps require one. The gate's grant is
+//! Forwarding code cannot skip it: [`FramePass`], [`InputPass`] and [`ClipboardPass`] can only
+//! be made here, and the functions that send frames to viewers, input to apps and clipboard
+//! text either way require one. The gate's grant is
 //! set from the session's consent in the store (after every change, see `hub.rs`), so a
 //! withdrawal takes effect on the very next frame or event.
 
@@ -16,6 +18,11 @@ pub struct FramePass(());
 /// Proof that the current consent lets this technician's input reach the app.
 #[derive(Debug)]
 pub struct InputPass(());
+
+/// Proof that the current consent lets copied text pass between this technician and the end
+/// user's clipboard, in the direction it was asked for.
+#[derive(Debug)]
+pub struct ClipboardPass(());
 
 /// What the end user currently allows each technician, and who holds control.
 #[derive(Debug, Default, Clone)]
@@ -73,6 +80,21 @@ impl ConsentGate {
     #[must_use]
     pub fn admit_input(&self, from: TechnicianId) -> Option<InputPass> {
         (self.granted_to(from).control() && self.controller == Some(from)).then_some(InputPass(()))
+    }
+
+    /// May this technician's copied text go to the end user's clipboard now? Only with the
+    /// clipboard granted to them, and only while they hold control (their paste goes where their
+    /// keyboard goes; a technician watching does not change what the end user pastes).
+    #[must_use]
+    pub fn admit_clipboard_from(&self, from: TechnicianId) -> Option<ClipboardPass> {
+        (self.granted_to(from).clipboard() && self.controller == Some(from)).then_some(ClipboardPass(()))
+    }
+
+    /// May the end user's copied text go to this technician now? Only with the clipboard
+    /// granted to them.
+    #[must_use]
+    pub fn admit_clipboard_to(&self, to: TechnicianId) -> Option<ClipboardPass> {
+        self.granted_to(to).clipboard().then_some(ClipboardPass(()))
     }
 }
 
@@ -132,5 +154,22 @@ mod tests {
         gate.set_grants(&[]);
         assert!(gate.admit_frame(ALICE).is_none());
         assert!(gate.admit_frame(BOB).is_none());
+    }
+
+    #[test]
+    fn clipboard_passes_only_with_its_grant_and_to_the_end_user_only_from_the_controller() {
+        let mut gate = ConsentGate::default();
+        assert!(gate.admit_clipboard_to(ALICE).is_none() && gate.admit_clipboard_from(ALICE).is_none());
+        gate.set_grants(&[grant(ALICE, Capabilities::ALL), grant(BOB, Capabilities::VIEW_AND_CONTROL)]);
+        assert!(gate.admit_clipboard_to(ALICE).is_some());
+        assert!(gate.admit_clipboard_from(ALICE).is_none(), "Alice does not hold control yet");
+        assert!(gate.hand_control_to(Some(ALICE)));
+        assert!(gate.admit_clipboard_from(ALICE).is_some());
+        assert!(gate.admit_clipboard_to(BOB).is_none(), "Bob has control but not the clipboard");
+        assert!(gate.hand_control_to(Some(BOB)));
+        assert!(gate.admit_clipboard_from(BOB).is_none() && gate.admit_clipboard_from(ALICE).is_none());
+        // The end user takes back control: the clipboard goes with it.
+        gate.set_grants(&[grant(ALICE, Capabilities::ALL.without_control())]);
+        assert!(gate.admit_clipboard_to(ALICE).is_none());
     }
 }

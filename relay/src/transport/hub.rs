@@ -5,7 +5,7 @@
 //! sweep) it reloads the session from the store and brings its connections in line — consent
 //! grant, pending consent request, who may view, whether the app should stream.
 
-use super::gate::{ConsentGate, FramePass, InputPass};
+use super::gate::{ClipboardPass, ConsentGate, FramePass, InputPass};
 use deskline_protocol::session::PendingConsent;
 use crate::desk::Desk;
 use crate::limits::DEFAULT_BITRATE_BPS;
@@ -13,7 +13,7 @@ use crate::store::SessionRow;
 use bytes::Bytes;
 use deskline_protocol::session::SessionState;
 use deskline_protocol::{
-    Access, AccessGrant, Bye, ByeReason, ChatLine, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message,
+    Access, AccessGrant, Bye, ByeReason, ChatLine, ClipboardText, ConsentRequest, ControlHandover, DisplayInfo, DisplaysChanged, InputEvent, Message,
     PauseReason, ScreenState,
     SessionId, StartStream, Stats, StopStream, TechnicianId, Timestamp,
 };
@@ -597,6 +597,18 @@ pub(super) fn forward_input(_pass: InputPass, state: &HubState, event: InputEven
     {
         tracing::warn!("app input queue full: event dropped");
     }
+}
+
+/// Puts a technician's copied text on the end user's clipboard. Requires the gate's pass: only
+/// the controlling technician's, only with the clipboard granted to them.
+pub(super) fn clipboard_to_app(_pass: ClipboardPass, state: &HubState, text: ClipboardText) -> bool {
+    state.app.as_ref().is_some_and(|app| app.out.try_send(Message::Clipboard(text)).is_ok())
+}
+
+/// Sends the end user's copied text to one viewer. Requires the gate's pass for that viewer's
+/// technician.
+pub(super) fn clipboard_to_viewer(_pass: ClipboardPass, viewer: &ViewerLink, text: ClipboardText) -> bool {
+    viewer.out.try_send(Message::Clipboard(text)).is_ok()
 }
 
 /// How long a connection stays open after its final message (a bye), so it is delivered:

@@ -2,11 +2,14 @@
 //! the handling of a viewer's messages are shared by both carriers: QUIC (here) and WebRTC
 //! (`browser.rs`).
 
-use super::hub::{Hub, ViewerCarrier, ViewerLink, announce_controller, forward_input, request_keyframe, select_display, update_streaming};
+use super::hub::{
+    Hub, ViewerCarrier, ViewerLink, announce_controller, clipboard_to_app, forward_input, request_keyframe, select_display, update_streaming,
+};
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
+use deskline_protocol::session::Actor;
 use deskline_protocol::{
     Access, ControlHandover, DisplayInfo, DisplaysChanged, Message, RejectReason, ScreenState, SessionId, TechnicianId, Welcome,
 };
@@ -180,18 +183,43 @@ pub(super) async fn run(
 }
 
 /// Handles one message from a viewer, native or browser; false ends the connection. A chat
-/// line goes to the desk (it is stored before anyone sees it); everything else to
-/// [`handle_message`].
+/// line goes to the desk (it is stored before anyone sees it), clipboard text through the gate
+/// to the app (and into the audit trail); everything else to [`handle_message`].
 pub(super) async fn on_message(transport: &Arc<Transport>, id: SessionId, conn_id: u64, technician: TechnicianId, message: Message) -> bool {
-    let Message::Chat(line) = message else { return handle_message(transport, id, conn_id, technician, message) };
-    let still_viewing = transport.hubs.existing(id).is_some_and(|hub| hub.lock().viewers.contains_key(&conn_id));
-    if !still_viewing {
-        return false;
+    match message {
+        Message::Chat(line) => {
+            if !still_viewing(transport, id, conn_id) {
+                return false;
+            }
+            if let Err(e) = transport.chat(Actor::Technician(technician), id, line.text).await {
+                tracing::info!(session = %id, technician = %technician, error = %e, "a viewer's chat line was refused");
+            }
+            true
+        }
+        Message::Clipboard(text) => {
+            let Some(hub) = transport.hubs.existing(id) else { return false };
+            let bytes = text.text.len();
+            let sent = {
+                let state = hub.lock();
+                if !state.viewers.contains_key(&conn_id) {
+                    return false;
+                }
+                // The chokepoint: only the controlling technician, only with the clipboard granted.
+                state.gate.admit_clipboard_from(technician).is_some_and(|pass| clipboard_to_app(pass, &state, text))
+            };
+            if sent {
+                transport.hubs.desk.record_clipboard(Actor::Technician(technician), id, bytes).await;
+            } else {
+                tracing::info!(session = %id, technician = %technician, "clipboard text without the clipboard grant or control: not sent");
+            }
+            true
+        }
+        other => handle_message(transport, id, conn_id, technician, other),
     }
-    if let Err(e) = transport.chat(deskline_protocol::session::Actor::Technician(technician), id, line.text).await {
-        tracing::info!(session = %id, technician = %technician, error = %e, "a viewer's chat line was refused");
-    }
-    true
+}
+
+fn still_viewing(transport: &Transport, id: SessionId, conn_id: u64) -> bool {
+    transport.hubs.existing(id).is_some_and(|hub| hub.lock().viewers.contains_key(&conn_id))
 }
 
 /// Handles one message from a viewer; false ends the connection.

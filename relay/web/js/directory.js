@@ -38,8 +38,12 @@ function channelName(id) {
   return c ? c.name : `channel ${id}`;
 }
 
+// "view", "view and control", "view, control, files and clipboard" (as the relay's own words).
 export function capabilitiesText(c) {
-  return c.control ? "view and control" : c.view ? "view" : "nothing";
+  const names = ["view", "control", "files", "clipboard"].filter((n) => c[n]);
+  if (names.length === 0) return "nothing";
+  const last = names.pop();
+  return names.length ? `${names.join(", ")} and ${last}` : last;
 }
 
 export const ACTION_HELP = {
@@ -50,7 +54,7 @@ export const ACTION_HELP = {
 };
 
 // One audit event's action in words.
-export function describe(a) {
+export function describe(a, actor) {
   switch (a.action) {
     case "created":
       return `created (${a.kind === "pin" ? "PIN" : "link"} session in ${channelName(a.channel)})`;
@@ -80,6 +84,10 @@ export function describe(a) {
       return `the end user changed consent to ${capabilitiesText(a.capabilities)}`;
     case "chat":
       return `wrote “${a.text}”`;
+    case "clipboard":
+      return actor && actor.kind === "app"
+        ? `copied ${a.bytes} bytes of text to the technicians`
+        : `put ${a.bytes} bytes of copied text on the end user's clipboard`;
     default:
       return String(a.action).replaceAll("_", " ");
   }

@@ -58,7 +58,7 @@ export function renderDetail(s) {
   const live = s.state !== "closed" && s.state !== "expired";
   const post = (what, body) => () => api("POST", `/sessions/${s.id}/${what}`, body);
   const buttons = [
-    actionButton("Start remote session", post("remote", { capabilities: "view_and_control" }), {
+    actionButton("Start remote session", post("remote", { capabilities: "view,control,clipboard" }), {
       className: "primary",
       disabled: s.state !== "active",
       title: "Asks the end user to allow viewing and control",
@@ -244,7 +244,7 @@ async function loadAudit(id) {
     const li = document.createElement("li");
     const who = e.actor.kind === "technician" ? technicianName(e.actor.id) : e.actor.kind === "app" ? "support app" : "relay";
     const change = e.from && e.from !== e.to ? ` (${e.from} → ${e.to})` : "";
-    li.textContent = `${new Date(e.at).toLocaleTimeString()} — ${who}: ${describe(e.action)}${change}`;
+    li.textContent = `${new Date(e.at).toLocaleTimeString()} — ${who}: ${describe(e.action, e.actor)}${change}`;
     return li;
   });
   $("audit").replaceChildren(...items);

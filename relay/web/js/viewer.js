@@ -6,6 +6,12 @@
 // as JSON ({"Input": {...}}, {"ControlHandover": {"holder": 3}}, "KeyframeRequest", ...). The
 // relay admits input only from the technician holding control, and only while the end user
 // grants control.
+//
+// Clipboard (only with the end user's clipboard grant): Ctrl+V in the picture lets the browser
+// fire its paste event, whose text goes to the end user's clipboard ({"Clipboard": {"text"}})
+// before the V key does, so the remote program pastes it; the end user's copies arrive the
+// same way and are put on this computer's clipboard (or offered with a button where the
+// browser wants a click for it).
 
 import { $, api, state } from "./api.js";
 import { chat, chatBackToDetail, loadChat, showViewerChat } from "./chat.js";
@@ -18,6 +24,9 @@ export const viewer = {
   holder: null, // who holds control
   canView: false, // the end user lets me see the screen (the relay's Access message)
   canControl: false, // ... and control it
+  canClipboard: false, // ... and exchange copied text
+  pasteKey: null, // the timer that sends a held-back V key if no paste event comes
+  copied: "", // the end user's last copied text
   ended: false, // the relay said bye
   sessionView: null, // the session shown, to join again after losing the relay
   lostSince: null, // when the relay was lost, while joining again
@@ -156,6 +165,9 @@ export function closeViewer() {
   viewer.holder = null;
   viewer.canView = false;
   viewer.canControl = false;
+  viewer.canClipboard = false;
+  viewer.copied = "";
+  $("viewer-clipboard").hidden = true;
   viewer.paused = null;
   $("screen").srcObject = null;
   $("screen").classList.remove("controlling");
@@ -256,6 +268,7 @@ function viewerMessage(data) {
     const couldView = viewer.canView;
     viewer.canView = Boolean(mine && mine.capabilities.view);
     viewer.canControl = Boolean(mine && mine.capabilities.control);
+    viewer.canClipboard = Boolean(mine && mine.capabilities.clipboard);
     updateControlButton();
     if (viewer.canView) viewerStatus(controlText());
     else viewerStatus(couldView ? "the end user stopped sharing" : "waiting for the end user's consent");
@@ -270,6 +283,8 @@ function viewerMessage(data) {
     const paused = message.ScreenState.paused;
     viewer.paused = paused || null;
     if (viewer.canView) viewerStatus(controlText());
+  } else if (message.Clipboard) {
+    receivedClipboard(message.Clipboard.text);
   } else if (message.Bye && message.Bye.reason === "server_shutdown") {
     followRelay(viewer.pc, message.Bye.message);
   } else if (message.Bye) {
@@ -337,8 +352,58 @@ function wheelInput(event) {
   send({ Input: { wheel: { dx, dy } } });
 }
 
+// The protocol's limit on clipboard text (MAX_CLIPBOARD_TEXT_BYTES), in UTF-8 bytes.
+const MAX_CLIPBOARD_BYTES = 32 * 1024;
+
+function clipboardNote(text) {
+  $("viewer-clipboard-note").textContent = text;
+  $("viewer-clipboard").hidden = false;
+}
+
+// The end user copied text: onto this computer's clipboard if the browser lets the page write
+// it now, otherwise a button does it (a click is what browsers ask for).
+async function receivedClipboard(text) {
+  viewer.copied = text;
+  const chars = [...text].length;
+  $("viewer-clipboard-copy").hidden = true;
+  try {
+    await navigator.clipboard.writeText(text);
+    clipboardNote(`the end user copied ${chars} characters: on your clipboard`);
+  } catch (e) {
+    clipboardNote(`the end user copied ${chars} characters`);
+    $("viewer-clipboard-copy").hidden = false;
+  }
+}
+
+function sendPasteKey() {
+  clearTimeout(viewer.pasteKey);
+  viewer.pasteKey = null;
+  send({ Input: { key: { code: "KeyV", press: "down", text: null } } });
+}
+
+// The browser's paste event (after a Ctrl+V in the picture): its text first, then the key.
+export function pasteInput(event) {
+  if (!controlling() || !viewer.canClipboard || $("viewer").hidden) return;
+  event.preventDefault();
+  const text = event.clipboardData ? event.clipboardData.getData("text/plain") : "";
+  if (text && new TextEncoder().encode(text).length > MAX_CLIPBOARD_BYTES) {
+    clipboardNote(`your copied text is too long to paste across (at most ${MAX_CLIPBOARD_BYTES / 1024} KiB): send it as a file`);
+  } else if (text) {
+    send({ Clipboard: { text } });
+    clipboardNote(`pasted ${[...text].length} characters to the end user's clipboard`);
+  }
+  if (viewer.pasteKey !== null) sendPasteKey();
+}
+
 function keyInput(event) {
   if (!controlling() || !event.code) return;
+  if (event.type === "keydown" && event.code === "KeyV" && (event.ctrlKey || event.metaKey) && viewer.canClipboard) {
+    // Not prevented, so the browser fires its paste event (pasteInput), which sends the key
+    // after the text; without one (nothing to paste) the key goes alone a moment later.
+    clearTimeout(viewer.pasteKey);
+    viewer.pasteKey = setTimeout(sendPasteKey, 200);
+    return;
+  }
   event.preventDefault();
   const text = event.key.length === 1 ? event.key : null;
   send({ Input: { key: { code: event.code, press: event.type === "keydown" ? "down" : "up", text } } });
@@ -350,6 +415,16 @@ export function setupViewer() {
   video.addEventListener("wheel", wheelInput, { passive: false });
   video.addEventListener("keydown", keyInput);
   video.addEventListener("keyup", keyInput);
+  document.addEventListener("paste", pasteInput);
+  $("viewer-clipboard-copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(viewer.copied);
+      $("viewer-clipboard-copy").hidden = true;
+      clipboardNote(`the end user's copied text is on your clipboard`);
+    } catch (e) {
+      clipboardNote(`this browser refused the clipboard: ${e.message}`);
+    }
+  });
   video.addEventListener("contextmenu", (e) => {
     if (controlling()) e.preventDefault();
   });
@@ -372,7 +447,7 @@ export function setupViewer() {
   });
   $("viewer-ask").addEventListener("click", async () => {
     try {
-      await api("POST", `/sessions/${viewer.session}/remote`, { capabilities: "view_and_control" });
+      await api("POST", `/sessions/${viewer.session}/remote`, { capabilities: "view,control,clipboard" });
       viewerStatus("asked the end user; waiting for their answer");
     } catch (e) {
       viewerStatus(e.message);
