@@ -2,7 +2,8 @@
 //! display (Xvfb) with the real relay and the technician's CLI: it joins a PIN session, the
 //! end user allows through the consent popup's access key, the technician sees the probe
 //! window's colour at its place and a change on it, clicks and types into it ("hi!A@ü":
-//! characters that need Shift, and one a US layout lacks), and Stop sharing ends it. Then an
+//! characters that need Shift, and one a US layout lacks), copied text passes both ways
+//! through the Windows clipboard, and Stop sharing ends it. Then an
 //! end user downloads the .exe the invite page offers a Windows browser and runs it with no
 //! arguments: it joins its link's session.
 //!
@@ -195,7 +196,7 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     assert!(!ok && err.contains("not allowed viewing"), "{err}");
 
     screenshot(&desktop, &window, "agent-windows-connected.png");
-    cli.ok(&["session", "remote", &id]);
+    cli.ok(&["session", "remote", &id, "--ask", "view,control,clipboard"]);
     std::thread::sleep(Duration::from_millis(800));
     screenshot(&desktop, &window, "agent-windows-consent.png");
     // The end user answers in the popup with its access key, as a keyboard user would.
@@ -236,6 +237,34 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     cli.ok(&["input", &id, "key", "KeyQ"]);
     let key_q = || probe_log(&probe_log_path).lines().any(|l| l.starts_with("key 51 "));
     eventually_or("KeyQ as VK 0x51", 15, &key_q, &|| probe_log(&probe_log_path));
+
+    // The clipboard both ways, through the Windows clipboard (Wine's, which it shares with
+    // the X display's: read and set here with xclip).
+    cli.ok(&["clipboard", &id, "send", "from Ada under Wine"]);
+    let x_clipboard = || desktop.x("xclip", &["-selection", "clipboard", "-o"]);
+    eventually_or("the technician's text on the clipboard", 15, &|| x_clipboard() == "from Ada under Wine", &x_clipboard);
+    let received = std::thread::scope(|s| {
+        let waiting = s.spawn(|| cli.run(&["clipboard", &id, "receive", "--timeout", "20"], ""));
+        for n in 0.. {
+            std::thread::sleep(Duration::from_millis(700));
+            if waiting.is_finished() {
+                break;
+            }
+            let mut xclip = Command::new("xclip")
+                .args(["-selection", "clipboard", "-i"])
+                .env("DISPLAY", &desktop.display)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut xclip.stdin.take().unwrap(), format!("copied on Windows {n}").as_bytes()).unwrap();
+            xclip.wait().unwrap();
+        }
+        waiting.join().unwrap()
+    });
+    let (ok, out, err) = received;
+    assert!(ok && out.starts_with("copied on Windows "), "{out:?} {err}; log:\n{}", wine.agent_log());
 
     // Stop sharing from the session bar: it ends at once.
     // The probe holds Wine's focus since its click: the end user clicks into the session bar

@@ -504,7 +504,7 @@ impl Viewer {
     /// Takes control, sends the events, and leaves. Fails if the end user has not granted
     /// control (or another technician holds it and the relay refuses).
     pub async fn send_input(self, events: &[InputEvent]) -> Result<(), ViewerError> {
-        self.as_controller(|_| Ok(events.iter().cloned().map(ViewerCommand::Input).collect())).await
+        self.controlling(|_| Ok(events.iter().cloned().map(ViewerCommand::Input).collect())).await
     }
 
     /// Takes control, puts `text` on the end user's clipboard, and leaves. Fails if the end
@@ -514,7 +514,7 @@ impl Viewer {
         if text.is_empty() || bytes > MAX_CLIPBOARD_TEXT_BYTES {
             return Err(ViewerError::Other(format!("clipboard text must be 1 to {MAX_CLIPBOARD_TEXT_BYTES} bytes, not {bytes}")));
         }
-        self.as_controller(|allowed| {
+        self.controlling(|allowed| {
             if allowed.clipboard() {
                 Ok(vec![ViewerCommand::Clipboard(text)])
             } else {
@@ -547,7 +547,7 @@ impl Viewer {
     }
 
     /// Takes control, sends what `then` makes of what the end user allows, and leaves.
-    async fn as_controller(
+    async fn controlling(
         self,
         then: impl FnOnce(Capabilities) -> Result<Vec<ViewerCommand>, ViewerError>,
     ) -> Result<(), ViewerError> {

@@ -652,4 +652,28 @@ mod tests {
         let text = window.translate(&egui::Event::Text("aé".into()), image);
         assert_eq!(text, vec![InputEvent::Text { text: "é".into() }]);
     }
+
+    /// egui turns Ctrl+C/X/V into clipboard events and swallows their key press: the press
+    /// still reaches the remote machine, and a paste with the clipboard granted sends the text
+    /// first (never without the grant, never more than the protocol's limit).
+    #[test]
+    fn clipboard_shortcuts_reach_the_remote_machine_and_a_paste_sends_the_text_first() {
+        let (commands, mut sent) = mpsc::unbounded_channel();
+        let (_updates_tx, updates) = mpsc::channel(1);
+        let mut window = ViewerWindow::new(commands, updates, TechnicianId(1), "test".into());
+        let image = egui::Rect::from_min_size(egui::pos2(0.0, 0.0), egui::vec2(100.0, 100.0));
+        let down = |code| vec![InputEvent::Key { code, press: Press::Down, text: None }];
+        assert_eq!(window.translate(&egui::Event::Copy, image), down(KeyCode::KeyC));
+        assert_eq!(window.translate(&egui::Event::Cut, image), down(KeyCode::KeyX));
+        window.allowed = Capabilities::VIEW_AND_CONTROL;
+        assert_eq!(window.translate(&egui::Event::Paste("secret".into()), image), down(KeyCode::KeyV));
+        assert!(sent.try_recv().is_err(), "no clipboard grant: the text stays here");
+        window.allowed = Capabilities::VIEW_AND_CONTROL.with_clipboard(true);
+        assert_eq!(window.translate(&egui::Event::Paste("dir C:\\".into()), image), down(KeyCode::KeyV));
+        assert_eq!(sent.try_recv().unwrap(), ViewerCommand::Clipboard("dir C:\\".into()));
+        let too_long = "x".repeat(MAX_CLIPBOARD_TEXT_BYTES + 1);
+        assert_eq!(window.translate(&egui::Event::Paste(too_long), image), down(KeyCode::KeyV));
+        assert!(sent.try_recv().is_err(), "too long: not sent");
+        assert!(window.clipboard_note.as_deref().is_some_and(|n| n.contains("too long")));
+    }
 }

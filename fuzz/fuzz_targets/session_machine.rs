@@ -37,7 +37,16 @@ fn technician(u: &mut Unstructured<'_>) -> Result<TechnicianId> {
 }
 
 fn capabilities(u: &mut Unstructured<'_>) -> Result<Capabilities> {
-    Ok(*u.choose(&[Capabilities::NONE, Capabilities::VIEW, Capabilities::VIEW_AND_CONTROL])?)
+    let every = [
+        Capabilities::NONE,
+        Capabilities::VIEW,
+        Capabilities::VIEW.with_files(true),
+        Capabilities::VIEW_AND_CONTROL,
+        Capabilities::VIEW_AND_CONTROL.with_files(true),
+        Capabilities::VIEW_AND_CONTROL.with_clipboard(true),
+        Capabilities::ALL,
+    ];
+    Ok(*u.choose(&every)?)
 }
 
 fn actor(u: &mut Unstructured<'_>) -> Result<Actor> {
