@@ -237,6 +237,12 @@ async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyho
                 let _ = actions.send(UiAction::Command(AgentCommand::Disconnect));
             }
             line = async { input.as_mut()?.next_line().await.ok().flatten() }, if input.is_some() => match line {
+                // "/send PATH" sends a file to the technicians; any other line is a chat line.
+                Some(line) if line.trim().starts_with("/send ") => {
+                    let path = std::path::PathBuf::from(line.trim()["/send ".len()..].trim());
+                    let transfer = deskline_agent::source::now_us();
+                    let _ = actions.send(UiAction::Command(AgentCommand::SendFile { transfer, path }));
+                }
                 Some(line) if !line.trim().is_empty() => {
                     let _ = actions.send(UiAction::Command(AgentCommand::Chat(line.trim().to_owned())));
                 }
@@ -260,6 +266,23 @@ async fn unattended(cli: Cli, config: AgentConfig, answer: AutoConsent) -> anyho
                     };
                     println!("chat from {who}: {}", line.text);
                 }
+                // Allowed: every file is saved in the Downloads folder (never over a file there);
+                // otherwise declined.
+                Some(NetUpdate::Event(AgentEvent::FileOffered(offer))) => {
+                    println!("file offered by {}: {} ({} bytes)", offer.from, offer.name, offer.size);
+                    let folder = matches!(answer, AutoConsent::Allow).then(native::Facts::downloads).flatten();
+                    if let Some(folder) = &folder {
+                        let _ = std::fs::create_dir_all(folder);
+                    }
+                    let save_to = folder.map(|f| f.join(&offer.name));
+                    let _ = actions.send(UiAction::Command(AgentCommand::AnswerFile { transfer: offer.transfer, save_to }));
+                }
+                Some(NetUpdate::Event(AgentEvent::FileProgress { .. })) => {}
+                Some(NetUpdate::Event(AgentEvent::FileDone { incoming, name, saved, message, .. })) => match (incoming, saved) {
+                    (true, true) => println!("file saved: {message}"),
+                    (false, true) => println!("file sent: {name}"),
+                    (_, false) => println!("file not passed: {name}: {message}"),
+                },
                 Some(NetUpdate::Event(AgentEvent::Clipboard(note))) => match note {
                     ClipboardNote::Received { from, chars } => println!("clipboard from {from}: {chars} characters"),
                     ClipboardNote::Sent { chars } => println!("clipboard sent: {chars} characters"),

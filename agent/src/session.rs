@@ -14,7 +14,7 @@ use crate::source::FrameSource;
 use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
-    AppCode, AppInfo, Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ConsentChanged, ConsentDecision, ConsentOutcome, ConsentRequest,
+    AppCode, AppInfo, Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ConsentChanged, FileAnswer, FileOffer, FileResult, ConsentDecision, ConsentOutcome, ConsentRequest,
     DisplayInfo, DisplaysChanged, Hello, HelloRole, MachineFacts, Message, PROTOCOL_VERSION, PauseReason, RejectReason, ResumeSecret,
     ScreenState, SessionId, TechnicianId, VideoCodec, VideoFrame, Welcome,
 };
@@ -104,6 +104,28 @@ pub enum AgentEvent {
     Chat(ChatLine),
     /// Copied text passed, or could not (what the windows say about it: never the text).
     Clipboard(ClipboardNote),
+    /// A technician offers a file; the end user answers with [`AgentCommand::AnswerFile`].
+    FileOffered(FileOffer),
+    /// A file on its way to or from the end user: the bytes so far.
+    FileProgress {
+        /// The transfer.
+        transfer: u64,
+        /// Bytes so far.
+        bytes: u64,
+    },
+    /// A file's transfer ended: saved (where) or not (why).
+    FileDone {
+        /// The transfer.
+        transfer: u64,
+        /// To the end user (`true`) or from them.
+        incoming: bool,
+        /// The file's name.
+        name: String,
+        /// Saved whole at the other end, or here.
+        saved: bool,
+        /// Where it was saved (the file's name), or why not.
+        message: String,
+    },
 }
 
 /// What happened on the clipboard, for the end user to see.
@@ -139,6 +161,22 @@ pub enum AgentCommand {
     Disconnect,
     /// Write to the technicians (shown when it comes back from the relay).
     Chat(String),
+    /// Accept an offered file into this path (the end user chose it; nothing is replaced: a
+    /// name taken meanwhile gets a number), or decline it (`None`).
+    AnswerFile {
+        /// The transfer.
+        transfer: u64,
+        /// Where to save it.
+        save_to: Option<std::path::PathBuf>,
+    },
+    /// Send this file to the technicians (with files granted), as this transfer (chosen by
+    /// the caller, unique on the session: progress and the end are reported under it).
+    SendFile {
+        /// The transfer's number.
+        transfer: u64,
+        /// The file.
+        path: std::path::PathBuf,
+    },
 }
 
 /// How a connection ended.
@@ -335,6 +373,70 @@ fn grants_changed(
     let _ = events.send(AgentEvent::Access(grants.clone()));
 }
 
+/// Files offered to the end user and not answered yet, at most: more wait at the relay's
+/// bound anyway; a flood from a compromised relay is declined.
+const MAX_FILES_ASKED: usize = 8;
+
+/// The session's files in flight, as far as the connection loop knows them.
+#[derive(Default)]
+struct Files {
+    /// Offered to the end user, not answered yet.
+    offered: std::collections::HashMap<u64, FileOffer>,
+    /// Accepted, with where to save them, waiting for their stream.
+    accepted: std::collections::HashMap<u64, (FileOffer, std::path::PathBuf)>,
+    /// The end user's offers, with the file, waiting for an answer.
+    mine: std::collections::HashMap<u64, (FileOffer, std::path::PathBuf)>,
+}
+
+/// What file tasks tell the connection loop.
+enum FileNews {
+    /// A file stream arrived, its head read: the transfer it carries.
+    Stream(u64, quinn::SendStream, quinn::RecvStream),
+    /// A file the end user chose to send (as this transfer) was read: its size and hash, or
+    /// why not.
+    Hashed(u64, std::path::PathBuf, Result<(u64, [u8; 32]), String>),
+}
+
+fn done(offer: &FileOffer, incoming: bool, saved: bool, message: String) -> AgentEvent {
+    AgentEvent::FileDone { transfer: offer.transfer, incoming, name: offer.name.clone(), saved, message }
+}
+
+/// Receives an accepted file in the background, reporting progress and the end.
+fn spawn_receive(send: quinn::SendStream, recv: quinn::RecvStream, offer: FileOffer, dest: std::path::PathBuf, events: &mpsc::UnboundedSender<AgentEvent>) {
+    let events = events.clone();
+    tokio::spawn(async move {
+        let progress = progress_reporter(offer.transfer, offer.size, &events);
+        let (result, _) = deskline_net::files::receive(send, recv, &offer, &dest, progress).await;
+        let _ = events.send(done(&offer, true, result.saved, result.message));
+    });
+}
+
+/// Sends an accepted file of the end user's in the background.
+fn spawn_send(connection: &quinn::Connection, offer: FileOffer, path: std::path::PathBuf, events: &mpsc::UnboundedSender<AgentEvent>) {
+    let (connection, events) = (connection.clone(), events.clone());
+    tokio::spawn(async move {
+        let progress = progress_reporter(offer.transfer, offer.size, &events);
+        let event = match deskline_net::files::send(&connection, &offer, &path, progress).await {
+            Ok(result) => done(&offer, false, result.saved, result.message),
+            Err(e) => done(&offer, false, false, e.to_string()),
+        };
+        let _ = events.send(event);
+    });
+}
+
+/// Progress events for a transfer: about a hundred over the whole file, not one per chunk.
+fn progress_reporter(transfer: u64, size: u64, events: &mpsc::UnboundedSender<AgentEvent>) -> impl FnMut(u64) + use<> {
+    let events = events.clone();
+    let step = (size / 100).max(1);
+    let mut next = 0;
+    move |bytes| {
+        if bytes >= next || bytes == size {
+            next = bytes + step;
+            let _ = events.send(AgentEvent::FileProgress { transfer, bytes });
+        }
+    }
+}
+
 /// Watches the end user's clipboard exactly while some grant includes it (starting the
 /// clipboard thread the first time).
 fn sync_clipboard(grants: &Grants, clipboard: &mut Option<Clipboard>, news: &mpsc::UnboundedSender<ClipboardNews>) {
@@ -411,6 +513,11 @@ impl Registered {
         let (clip_tx, mut clip_rx) = mpsc::unbounded_channel();
         let mut clipboard: Option<Clipboard> = None;
         sync_clipboard(&grants, &mut clipboard, &clip_tx);
+        // Files: offers to the end user not answered yet, accepted ones waiting for their
+        // stream, the end user's own offers waiting for an answer; file streams and hashed
+        // files come back to this loop through channels.
+        let mut files = Files::default();
+        let (file_tx, mut file_rx) = mpsc::unbounded_channel::<FileNews>();
 
         let ended: Result<Ended, AgentError> = async { Ok(loop {
             tokio::select! {
@@ -505,6 +612,31 @@ impl Registered {
                         Message::Chat(line) => {
                             let _ = events.send(AgentEvent::Chat(line));
                         }
+                        Message::FileOffer(offer) => {
+                            // Local enforcement: only while some technician may pass files.
+                            if grants.any().files() && files.offered.len() < MAX_FILES_ASKED {
+                                files.offered.insert(offer.transfer, offer.clone());
+                                let _ = events.send(AgentEvent::FileOffered(offer));
+                            } else {
+                                writer.send(&Message::FileAnswer(FileAnswer { transfer: offer.transfer, accepted: false })).await?;
+                            }
+                        }
+                        Message::FileAnswer(answer) => {
+                            if let Some((offer, path)) = files.mine.remove(&answer.transfer) {
+                                if answer.accepted && grants.any().files() {
+                                    spawn_send(&connection, offer, path, &events);
+                                } else {
+                                    let _ = events.send(done(&offer, false, false, "the technician declined it".into()));
+                                }
+                            }
+                        }
+                        // The relay refused an offer of ours (no technician may receive it, too
+                        // large).
+                        Message::FileResult(FileResult { transfer, message, .. }) => {
+                            if let Some((offer, _)) = files.mine.remove(&transfer) {
+                                let _ = events.send(done(&offer, false, false, message));
+                            }
+                        }
                         Message::Clipboard(ClipboardText { text }) => {
                             // Local enforcement: only from the controlling technician, only with
                             // the clipboard granted to them.
@@ -588,6 +720,42 @@ impl Registered {
                     }
                     CaptureNews::Screen(paused) => writer.send(&Message::ScreenState(ScreenState { paused })).await?,
                 },
+                stream = connection.accept_bi() => {
+                    let Ok((send, recv)) = stream else { break Ended::ConnectionLost("the relay closed the connection".into()) };
+                    let file_tx = file_tx.clone();
+                    tokio::spawn(async move {
+                        let mut recv = recv;
+                        if let Ok(transfer) = deskline_net::files::read_file_head(&mut recv).await {
+                            let _ = file_tx.send(FileNews::Stream(transfer, send, recv));
+                        }
+                    });
+                }
+                Some(news) = file_rx.recv() => match news {
+                    FileNews::Stream(transfer, send, recv) => {
+                        // Only a file the end user accepted, only while files are allowed.
+                        match files.accepted.remove(&transfer).filter(|_| grants.any().files()) {
+                            Some((offer, dest)) => spawn_receive(send, recv, offer, dest, &events),
+                            None => {
+                                let mut recv = recv;
+                                let _ = recv.stop(1u32.into());
+                            }
+                        }
+                    }
+                    FileNews::Hashed(transfer, path, Ok((size, sha256))) => {
+                        let name = deskline_net::files::plain_name(&path).unwrap_or_default();
+                        if !grants.any().files() || files.mine.contains_key(&transfer) {
+                            let _ = events.send(AgentEvent::FileDone { transfer, incoming: false, name, saved: false, message: "no technician may receive files".into() });
+                            continue;
+                        }
+                        let offer = FileOffer { transfer, name, size, sha256, from: String::new() };
+                        writer.send(&Message::FileOffer(offer.clone())).await?;
+                        files.mine.insert(transfer, (offer, path));
+                    }
+                    FileNews::Hashed(transfer, path, Err(e)) => {
+                        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        let _ = events.send(AgentEvent::FileDone { transfer, incoming: false, name, saved: false, message: e });
+                    }
+                },
                 Some(news) = clip_rx.recv() => match news {
                     // Checked again here: the grant may have ended since the thread looked.
                     ClipboardNews::Copied(text) if grants.any().clipboard() => {
@@ -613,6 +781,27 @@ impl Registered {
                             if message.validate().is_ok() {
                                 writer.send(&message).await?;
                             }
+                            continue;
+                        }
+                        AgentCommand::AnswerFile { transfer, save_to } => {
+                            if let Some(offer) = files.offered.remove(&transfer) {
+                                let accepted = save_to.is_some() && grants.any().files();
+                                if let Some(dest) = save_to.filter(|_| accepted) {
+                                    files.accepted.insert(transfer, (offer, dest));
+                                }
+                                writer.send(&Message::FileAnswer(FileAnswer { transfer, accepted })).await?;
+                            }
+                            continue;
+                        }
+                        AgentCommand::SendFile { transfer, path } => {
+                            let file_tx = file_tx.clone();
+                            tokio::spawn(async move {
+                                let hashed = match deskline_net::files::plain_name(&path) {
+                                    Some(_) => deskline_net::files::size_and_hash(&path).await.map_err(|e| format!("cannot read it: {e}")),
+                                    None => Err("not a file name that can be sent".into()),
+                                };
+                                let _ = file_tx.send(FileNews::Hashed(transfer, path, hashed));
+                            });
                             continue;
                         }
                         AgentCommand::Disconnect => {

@@ -19,7 +19,7 @@
 use crate::grants::Grants;
 use crate::session::{AgentCommand, AgentEvent, ClipboardNote};
 use deskline_protocol::limits::MAX_CLIPBOARD_TEXT_BYTES;
-use deskline_protocol::{Capabilities, ChatFrom, ConsentOutcome, ConsentRequest, Pin, TechnicianId};
+use deskline_protocol::{Capabilities, ChatFrom, ConsentOutcome, ConsentRequest, FileOffer, Pin, TechnicianId};
 use deskline_widgets::Chat;
 use eframe::egui;
 use std::time::{Duration, Instant};
@@ -108,6 +108,52 @@ struct PendingConsent {
     clipboard: bool,
 }
 
+/// A file a technician offers, with the folder the end user will save it in.
+struct FileAsk {
+    offer: FileOffer,
+    folder: String,
+}
+
+/// A file on its way.
+struct Moving {
+    transfer: u64,
+    name: String,
+    size: u64,
+    bytes: u64,
+    incoming: bool,
+}
+
+#[derive(Default)]
+struct FilesShown {
+    asks: std::collections::VecDeque<FileAsk>,
+    moving: Vec<Moving>,
+    note: Option<String>,
+    /// The path typed into "Send a file", while that field is open.
+    send_path: Option<String>,
+}
+
+/// Where files are saved unless the end user says otherwise.
+fn default_folder() -> String {
+    use crate::platform::System as _;
+    crate::platform::native::Facts::downloads().map(|d| d.display().to_string()).unwrap_or_default()
+}
+
+/// A size for people: "512 bytes", "2.3 MB".
+#[must_use]
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The support app's UI state.
 pub struct AgentUi {
     /// The current window.
@@ -126,6 +172,9 @@ pub struct AgentUi {
     chat: Chat,
     /// The last thing that happened on the clipboard, shown in the session bar.
     clipboard_note: Option<String>,
+    /// Files: offered and waiting for the end user's answer (the first is asked), on their
+    /// way, and what last happened; the "send a file" field while it is open.
+    files: FilesShown,
     /// Ask the system for the user's attention at the next frame (a technician wrote).
     attention: bool,
     actions: mpsc::UnboundedSender<UiAction>,
@@ -153,6 +202,7 @@ impl AgentUi {
             closing: false,
             chat: Chat::default(),
             clipboard_note: None,
+            files: FilesShown::default(),
             attention: false,
             actions,
             updates,
@@ -236,6 +286,24 @@ impl AgentUi {
                     }
                     self.chat.push(line);
                 }
+                NetUpdate::Event(AgentEvent::FileOffered(offer)) => {
+                    self.attention = true;
+                    self.files.asks.push_back(FileAsk { offer, folder: default_folder() });
+                }
+                NetUpdate::Event(AgentEvent::FileProgress { transfer, bytes }) => {
+                    if let Some(moving) = self.files.moving.iter_mut().find(|m| m.transfer == transfer) {
+                        moving.bytes = bytes;
+                    }
+                }
+                NetUpdate::Event(AgentEvent::FileDone { transfer, incoming, name, saved, message }) => {
+                    self.files.moving.retain(|m| m.transfer != transfer);
+                    self.files.note = Some(match (incoming, saved) {
+                        (true, true) => format!("Saved {message}."),
+                        (true, false) => format!("{name} was not saved: {message}."),
+                        (false, true) => format!("{name} reached the technician."),
+                        (false, false) => format!("{name} was not sent: {message}."),
+                    });
+                }
                 NetUpdate::Event(AgentEvent::Clipboard(note)) => {
                     self.clipboard_note = Some(match note {
                         ClipboardNote::Received { from, chars } => format!("{from} put text on your clipboard ({chars} characters)."),
@@ -289,7 +357,7 @@ impl AgentUi {
             AgentCommand::TakeBackControl => Capabilities::ALL.without_control(),
             AgentCommand::StopSharing | AgentCommand::Disconnect => Capabilities::NONE,
             // Shares nothing: restricts nothing.
-            AgentCommand::Chat(_) => Capabilities::ALL,
+            AgentCommand::Chat(_) | AgentCommand::AnswerFile { .. } | AgentCommand::SendFile { .. } => Capabilities::ALL,
         });
         self.set_grants(grants);
         let _ = self.actions.send(UiAction::Command(command));
@@ -431,6 +499,9 @@ impl AgentUi {
         if let Some(note) = &self.clipboard_note {
             ui.label(note.as_str());
         }
+        if self.granted.files() || !self.files.moving.is_empty() || self.files.note.is_some() {
+            self.files_panel(ui);
+        }
         ui.label(format!("from {}", self.who_runs_it()));
         ui.add_space(6.0);
         let (alt_t, alt_s) = ui.input(|i| (i.modifiers.alt && i.key_pressed(egui::Key::T), i.modifiers.alt && i.key_pressed(egui::Key::S)));
@@ -442,6 +513,88 @@ impl AgentUi {
                 self.command(AgentCommand::StopSharing);
             }
         });
+    }
+
+    /// Files: the offer being asked (save where, or decline), files on their way, the last
+    /// result, and "Send a file".
+    fn files_panel(&mut self, ui: &mut egui::Ui) {
+        ui.add_space(6.0);
+        let (alt_y, alt_n, alt_f) = ui.input(|i| {
+            (i.modifiers.alt && i.key_pressed(egui::Key::Y), i.modifiers.alt && i.key_pressed(egui::Key::N), i.modifiers.alt && i.key_pressed(egui::Key::F))
+        });
+        let mut answer = None;
+        if let Some(ask) = self.files.asks.front_mut() {
+            ui.group(|ui| {
+                ui.strong(format!("{} sends you a file: {} ({})", ask.offer.from, ask.offer.name, human_size(ask.offer.size)));
+                ui.horizontal(|ui| {
+                    ui.label("Save in:");
+                    ui.add(egui::TextEdit::singleline(&mut ask.folder).desired_width(320.0));
+                });
+                ui.label("A file of the same name is kept: this one gets a number.");
+                ui.horizontal(|ui| {
+                    if ui.button("Save (Alt+Y)").clicked() || alt_y {
+                        answer = Some(true);
+                    }
+                    if ui.button("Decline (Alt+N)").clicked() || alt_n {
+                        answer = Some(false);
+                    }
+                });
+            });
+        }
+        if let Some(accepted) = answer
+            && let Some(ask) = self.files.asks.pop_front()
+        {
+            let save_to = accepted.then(|| std::path::Path::new(ask.folder.trim()).join(&ask.offer.name));
+            if accepted {
+                self.files.moving.push(Moving { transfer: ask.offer.transfer, name: ask.offer.name.clone(), size: ask.offer.size, bytes: 0, incoming: true });
+            }
+            let _ = self.actions.send(UiAction::Command(AgentCommand::AnswerFile { transfer: ask.offer.transfer, save_to }));
+        }
+        for moving in &self.files.moving {
+            let what = if moving.incoming { "Receiving" } else { "Sending" };
+            let fraction = if moving.size == 0 { 1.0 } else { moving.bytes as f32 / moving.size as f32 };
+            ui.add(egui::ProgressBar::new(fraction).text(format!("{what} {} ({})", moving.name, human_size(moving.size))));
+        }
+        if let Some(note) = &self.files.note {
+            ui.label(note.as_str());
+        }
+        if !self.granted.files() {
+            return;
+        }
+        match &mut self.files.send_path {
+            None => {
+                if ui.button("Send a file to the technician (Alt+F)").clicked() || alt_f {
+                    let folder = default_folder();
+                    self.files.send_path = Some(if folder.is_empty() { folder } else { format!("{folder}{}", std::path::MAIN_SEPARATOR) });
+                }
+            }
+            Some(path) => {
+                ui.horizontal(|ui| {
+                    ui.label("File to send:");
+                    ui.add(egui::TextEdit::singleline(path).desired_width(320.0));
+                });
+                let mut send = None;
+                ui.horizontal(|ui| {
+                    if ui.button("Send").clicked() {
+                        send = Some(true);
+                    }
+                    if ui.button("Cancel").clicked() {
+                        send = Some(false);
+                    }
+                });
+                if let Some(send) = send {
+                    let path = std::path::PathBuf::from(path.trim());
+                    self.files.send_path = None;
+                    if send {
+                        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                        let transfer = crate::source::now_us();
+                        self.files.moving.push(Moving { transfer, name, size, bytes: 0, incoming: false });
+                        let _ = self.actions.send(UiAction::Command(AgentCommand::SendFile { transfer, path }));
+                    }
+                }
+            }
+        }
     }
 
     fn status(&mut self, ui: &mut egui::Ui) {

@@ -10,7 +10,7 @@ use crate::window::display_labels;
 use deskline_api::{AuditEventView, ChannelView, ConsentView, SecondFactorEnrolment, SessionView, Settings, TechnicianView};
 use deskline_protocol::AppInfo;
 use deskline_protocol::ConsentOutcome;
-use deskline_protocol::session::{Actor, AuditAction};
+use deskline_protocol::session::{Actor, AuditAction, FileOutcome};
 
 /// Shown for an empty cell.
 const NOTHING: &str = "-";
@@ -344,6 +344,14 @@ pub fn action_detail(action: &AuditAction, names: &Names<'_>) -> String {
         // characters would move the cursor, so they are shown escaped.
         AuditAction::Chat { text } => format!("\"{}\"", text.escape_debug()),
         AuditAction::Clipboard { bytes } => format!("{bytes} bytes of copied text"),
+        AuditAction::File { name, bytes, sha256, outcome } => {
+            let outcome = match outcome {
+                FileOutcome::Saved => "saved",
+                FileOutcome::Declined => "declined",
+                FileOutcome::Failed => "not saved",
+            };
+            format!("\"{}\" ({bytes} bytes, SHA-256 {sha256}): {outcome}", name.escape_debug())
+        }
     }
 }
 

@@ -364,6 +364,25 @@ enum SessionCommand {
         /// The message (plain text).
         text: Option<String>,
     },
+    /// Send FILE to the end user (once they allowed you files: `session remote ID --ask
+    /// view,control,files`): they are asked to accept it and where to save it. Shows progress;
+    /// the file arrives whole (size and SHA-256 checked) or not at all.
+    Send {
+        id: i64,
+        file: PathBuf,
+        /// Give up if the end user has not answered after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Wait for the end user to send a file (from the support app), and save it in DIR (never
+    /// over a file there: a taken name gets a number). Prints where it was saved.
+    Receive {
+        id: i64,
+        dir: PathBuf,
+        /// Give up if no file was sent after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -848,6 +867,51 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
             }
             return Ok(());
         }
+        SessionCommand::Send { id, file, timeout } => {
+            let viewer = join_session(client, id).await?;
+            let bar = progress_bar();
+            bar.set_message(format!("waiting for the end user to accept {}", file.display()));
+            let saved = viewer
+                .send_file(
+                    &file,
+                    Duration::from_secs(timeout),
+                    |size| {
+                        bar.set_length(size);
+                        bar.set_message(format!("sending {}", file.display()));
+                    },
+                    |sent| bar.set_position(sent),
+                )
+                .await;
+            bar.finish_and_clear();
+            let saved = saved?;
+            let report = json!({"session": id, "saved_as": saved});
+            out.done(&report, || format!("the end user saved it as {saved}"))?;
+            return Ok(());
+        }
+        SessionCommand::Receive { id, dir, timeout } => {
+            if !dir.is_dir() {
+                bail!("{} is not a folder", dir.display());
+            }
+            let viewer = join_session(client, id).await?;
+            let bar = progress_bar();
+            bar.set_message("waiting for the end user to send a file");
+            let saved = viewer
+                .receive_file(
+                    &dir,
+                    Duration::from_secs(timeout),
+                    |offer| {
+                        bar.set_length(offer.size);
+                        bar.set_message(format!("receiving {}", offer.name));
+                    },
+                    |got| bar.set_position(got),
+                )
+                .await;
+            bar.finish_and_clear();
+            let saved = saved?;
+            let report = json!({"session": id, "saved": saved});
+            out.done(&report, || format!("saved {}", saved.display()))?;
+            return Ok(());
+        }
         SessionCommand::Events { id } => {
             let events: Vec<deskline_api::AuditEventView> = client.get(&format!("/sessions/{id}/events")).await?;
             if !out.print_json(&events)? {
@@ -857,6 +921,15 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
         }
     };
     out.done(&s, || what)
+}
+
+/// A progress bar for a file on standard error (hidden when it is not a terminal).
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    let style = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
 }
 
 /// Joins a session over QUIC: where the relay's QUIC endpoint is and which certificate to

@@ -7,7 +7,7 @@
 use deskline_net::NetError;
 use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
-    Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ControlHandover, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
+    Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ControlHandover, FileAnswer, FileOffer, FileResult, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
     DisplayInfo, PauseReason, SelectDisplay, TechnicianId, VideoFrame, Welcome,
 };
 use deskline_protocol::limits::MAX_CLIPBOARD_TEXT_BYTES;
@@ -544,6 +544,136 @@ impl Viewer {
         let _ = commands.send(ViewerCommand::Leave);
         let finished = finish(&mut updates).await;
         result.and_then(|text| finished.map(|()| text))
+    }
+
+    /// Offers the end user `path` and, once they accept it, sends it (`progress` gets the bytes
+    /// sent so far; `on_accept` is called when the end user accepted). Waits at most `timeout`
+    /// for the answer. Returns where the end user's app saved it (a file name). Fails if the
+    /// end user has not allowed this technician files, declines, or the file did not arrive
+    /// whole.
+    pub async fn send_file(
+        mut self,
+        path: &std::path::Path,
+        timeout: Duration,
+        on_accept: impl FnOnce(u64),
+        progress: impl FnMut(u64),
+    ) -> Result<String, ViewerError> {
+        let name = deskline_net::files::plain_name(path).ok_or_else(|| ViewerError::Other(format!("{} is not a file name that can be sent", path.display())))?;
+        let (size, sha256) = deskline_net::files::size_and_hash(path).await.map_err(|e| ViewerError::Other(format!("{}: {e}", path.display())))?;
+        let allowed = self.allowed().await?;
+        if !allowed.files() {
+            self.leave().await;
+            return Err(ViewerError::Other("the end user has not allowed you files".into()));
+        }
+        let offer = FileOffer { transfer: now_us(), name, size, sha256, from: String::new() };
+        self.writer.send(&Message::FileOffer(offer.clone())).await?;
+        let answered = self.next_file_message(offer.transfer, timeout).await;
+        let result = match answered {
+            Ok(Message::FileAnswer(answer)) if answer.accepted => {
+                on_accept(size);
+                match deskline_net::files::send(&self.connection, &offer, path, progress).await {
+                    Ok(result) if result.saved => Ok(result.message),
+                    Ok(result) => Err(ViewerError::Other(format!("the file was not saved: {}", result.message))),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Ok(Message::FileAnswer(_)) => Err(ViewerError::Other("the end user declined the file".into())),
+            Ok(Message::FileResult(result)) => Err(ViewerError::Other(result.message)),
+            Ok(other) => Err(ViewerError::Other(format!("unexpected {other:?}"))),
+            Err(e) => Err(e),
+        };
+        self.leave().await;
+        result
+    }
+
+    /// Waits (at most `timeout`) for the end user to send a file, accepts it, and saves it in
+    /// `dir` (never over a file there: a taken name gets a number). `on_offer` is called with
+    /// the offer when it comes, `progress` with the bytes so far. Returns where it was saved.
+    pub async fn receive_file(
+        mut self,
+        dir: &std::path::Path,
+        timeout: Duration,
+        on_offer: impl FnOnce(&FileOffer),
+        progress: impl FnMut(u64),
+    ) -> Result<std::path::PathBuf, ViewerError> {
+        let allowed = self.allowed().await?;
+        if !allowed.files() {
+            self.leave().await;
+            return Err(ViewerError::Other("the end user has not allowed you files".into()));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let offer = loop {
+            match tokio::time::timeout_at(deadline, self.reader.next()).await {
+                Ok(Ok(Some(Message::FileOffer(offer)))) => break offer,
+                Ok(Ok(Some(Message::Bye(bye)))) => return Err(ViewerError::Ended(bye.message)),
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => return Err(ViewerError::Other("the relay closed the connection".into())),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    self.leave().await;
+                    return Err(ViewerError::Other(format!("the end user sent no file within {} s", timeout.as_secs())));
+                }
+            }
+        };
+        on_offer(&offer);
+        self.writer.send(&Message::FileAnswer(FileAnswer { transfer: offer.transfer, accepted: true })).await?;
+        let result = loop {
+            tokio::select! {
+                stream = self.connection.accept_bi() => {
+                    let (send, mut recv) = stream.map_err(deskline_net::NetError::from)?;
+                    if deskline_net::files::read_file_head(&mut recv).await? != offer.transfer {
+                        let _ = recv.stop(1u32.into());
+                        continue;
+                    }
+                    let dest = deskline_net::files::free_path(dir, &offer.name);
+                    break match deskline_net::files::receive(send, recv, &offer, &dest, progress).await {
+                        (_, Some(saved)) => Ok(saved),
+                        (result, None) => Err(ViewerError::Other(format!("the file was not saved: {}", result.message))),
+                    };
+                }
+                message = self.reader.next() => match message? {
+                    // Another technician took it, or the relay refused.
+                    Some(Message::FileResult(result)) if result.transfer == offer.transfer => break Err(ViewerError::Other(result.message)),
+                    Some(Message::Bye(bye)) => break Err(ViewerError::Ended(bye.message)),
+                    Some(_) => {}
+                    None => break Err(ViewerError::Other("the relay closed the connection".into())),
+                },
+            }
+        };
+        self.leave().await;
+        result
+    }
+
+    /// What the end user allows this technician, as the relay says on joining.
+    async fn allowed(&mut self) -> Result<Capabilities, ViewerError> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.reader.next()).await {
+                Ok(Ok(Some(Message::Access(access)))) => {
+                    return Ok(access.grants.iter().find(|g| g.technician == self.me).map_or(Capabilities::NONE, |g| g.capabilities));
+                }
+                Ok(Ok(Some(Message::Bye(bye)))) => return Err(ViewerError::Ended(bye.message)),
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => return Err(ViewerError::Other("the relay closed the connection".into())),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(ViewerError::Other("the relay did not say what the end user allows".into())),
+            }
+        }
+    }
+
+    /// The relay's next word on `transfer` (its answer, or a refusal), other messages skipped.
+    async fn next_file_message(&mut self, transfer: u64, timeout: Duration) -> Result<Message, ViewerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.reader.next()).await {
+                Ok(Ok(Some(message @ Message::FileAnswer(FileAnswer { transfer: t, .. })))) if t == transfer => return Ok(message),
+                Ok(Ok(Some(message @ Message::FileResult(FileResult { transfer: t, .. })))) if t == transfer => return Ok(message),
+                Ok(Ok(Some(Message::Bye(bye)))) => return Err(ViewerError::Ended(bye.message)),
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => return Err(ViewerError::Other("the relay closed the connection".into())),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(ViewerError::Other(format!("the end user did not answer within {} s", timeout.as_secs()))),
+            }
+        }
     }
 
     /// Takes control, sends what `then` makes of what the end user allows, and leaves.

@@ -18,7 +18,7 @@ use deskline_protocol::{
     AccessGrant, AppCode, AppInfo, Capabilities, ChatFrom, ChatLine, Hello, MachineFacts, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
 use deskline_protocol::ConsentOutcome;
-use deskline_protocol::session::{Actor, AuditAction, SessionKind};
+use deskline_protocol::session::{Actor, AuditAction, FileOutcome, SessionKind};
 use deskline_relay::server::LocalRelay;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1287,4 +1287,253 @@ async fn the_apps_machine_facts_reach_the_session_detail() {
     let booted = time::OffsetDateTime::parse(&m.booted_at, &time::format_description::well_known::Rfc3339).unwrap();
     let ago = time::OffsetDateTime::now_utc() - booted;
     assert!((ago.whole_seconds() - 3 * 3600).abs() < 60, "started {ago} ago");
+}
+
+/// `size` bytes that differ all along (a damaged or misplaced chunk changes the SHA-256).
+fn sample_file(dir: &std::path::Path, name: &str, size: usize) -> std::path::PathBuf {
+    let mut data = Vec::with_capacity(size);
+    let mut x: u32 = 0x1234_5678;
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size);
+    let path = dir.join(name);
+    std::fs::write(&path, &data).unwrap();
+    path
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Asks the end user for `ask` (a capability list) as the admin, and waits for the app's grant.
+async fn share_asking(env: &Env, id: i64, ask: &str) {
+    env.wait_for(id, "active", |v| v.state == "active").await;
+    let body = RemoteRequest { capabilities: Some(ask.into()) };
+    let _: SessionView = env.admin.post(&format!("/sessions/{id}/remote"), &body).await.unwrap();
+    env.wait_for(id, "granted", |v| v.consent.status == "granted").await;
+}
+
+/// The next event the app reports that `pick` takes (bounded).
+async fn next_event<T>(agent: &mut RunningAgent, what: &str, mut pick: impl FnMut(AgentEvent) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, agent.events.recv()).await {
+            Ok(Some(event)) => {
+                if let Some(found) = pick(event) {
+                    return found;
+                }
+            }
+            Ok(None) => panic!("the app stopped before {what}"),
+            Err(_) => panic!("no {what} within 30 s"),
+        }
+    }
+}
+
+/// The files in `dir`, hidden ones (partial files) included.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Issue 17: a 50 MB file each way, through the relay (which keeps nothing), checked by
+/// SHA-256 at the receiver; a name already taken gets a number; every transfer is in the
+/// audit trail with its name, size and hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mb_file_passes_each_way_whole_with_its_sha256_checked() {
+    let env = env().await;
+    let files = tempfile::tempdir().unwrap();
+    let (outbox, downloads, received) = (files.path().join("outbox"), files.path().join("Downloads"), files.path().join("received"));
+    for dir in [&outbox, &downloads, &received] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let report = sample_file(&outbox, "report.bin", 50 * 1024 * 1024);
+    std::fs::write(downloads.join("report.bin"), b"an older file the end user keeps").unwrap();
+    let s = env.session(SessionKind::Pin).await;
+    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    share_asking(&env, s.id, "view,control,files").await;
+
+    // Technician → end user: the app is asked, and saves it in its Downloads.
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let sending = tokio::spawn({
+        let report = report.clone();
+        async move { viewer.send_file(&report, Duration::from_secs(30), |_| {}, |_| {}).await }
+    });
+    let offer = next_event(&mut agent, "the file offer", |e| match e {
+        AgentEvent::FileOffered(offer) => Some(offer),
+        _ => None,
+    })
+    .await;
+    assert_eq!((offer.name.as_str(), offer.size, offer.from.as_str()), ("report.bin", 50 * 1024 * 1024, "Administrator"));
+    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("report.bin")) }).unwrap();
+    assert_eq!(sending.await.unwrap().unwrap(), "report (1).bin", "the end user's own report.bin is kept");
+    let (saved, message) = next_event(&mut agent, "the file saved", |e| match e {
+        AgentEvent::FileDone { incoming: true, saved, message, .. } => Some((saved, message)),
+        _ => None,
+    })
+    .await;
+    assert!(saved, "{message}");
+    assert_eq!(sha256_of(&downloads.join("report (1).bin")), sha256_of(&report));
+    assert_eq!(std::fs::read(downloads.join("report.bin")).unwrap(), b"an older file the end user keeps");
+    assert_eq!(listing(&downloads), ["report (1).bin", "report.bin"], "no partial file left");
+
+    // End user → technician: the technician waiting for it saves it.
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let receiving = tokio::spawn({
+        let received = received.clone();
+        async move { viewer.receive_file(&received, Duration::from_secs(30), |_| {}, |_| {}).await }
+    });
+    // (Sent again until the technician's viewer has joined: an offer nobody may take is refused.)
+    let mut sent_as = None;
+    for transfer in 1..=20u64 {
+        agent.commands.send(AgentCommand::SendFile { transfer, path: report.clone() }).unwrap();
+        let (saved, message) = next_event(&mut agent, "the end user's file", |e| match e {
+            AgentEvent::FileDone { incoming: false, transfer: t, saved, message, .. } if t == transfer => Some((saved, message)),
+            _ => None,
+        })
+        .await;
+        if saved {
+            sent_as = Some(message);
+            break;
+        }
+        assert!(message.contains("no technician"), "{message}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sent_as.as_deref(), Some("report.bin"));
+    let path = receiving.await.unwrap().unwrap();
+    assert_eq!(path, received.join("report.bin"));
+    assert_eq!(sha256_of(&path), sha256_of(&report));
+
+    let hash = sha256_of(&report);
+    let trail = env.trail(s.id).await;
+    let files: Vec<&AuditEventView> = trail.iter().filter(|e| matches!(e.action, AuditAction::File { .. })).collect();
+    assert_eq!(files.len(), 2, "{trail:?}");
+    for (event, actor) in files.iter().zip([Actor::Technician(TechnicianId(1)), Actor::App]) {
+        assert_eq!(event.actor, actor);
+        let AuditAction::File { name, bytes, sha256, outcome } = &event.action else { unreachable!() };
+        assert_eq!((name.as_str(), *bytes, sha256.as_str(), *outcome), ("report.bin", 50 * 1024 * 1024, hash.as_str(), FileOutcome::Saved));
+    }
+    agent.task.abort();
+}
+
+/// A declined file leaves nothing; a transfer cut off midway (the technician's side goes away)
+/// leaves nothing under the final name, and no partial file either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_or_broken_off_file_leaves_nothing() {
+    let env = env().await;
+    let files = tempfile::tempdir().unwrap();
+    let (outbox, downloads) = (files.path().join("outbox"), files.path().join("Downloads"));
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::create_dir_all(&downloads).unwrap();
+    let big = sample_file(&outbox, "image.iso", 50 * 1024 * 1024);
+    let s = env.session(SessionKind::Pin).await;
+    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    share_asking(&env, s.id, "view,files").await;
+
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let sending = tokio::spawn({
+        let big = big.clone();
+        async move { viewer.send_file(&big, Duration::from_secs(30), |_| {}, |_| {}).await }
+    });
+    let offer = next_event(&mut agent, "the offer", |e| if let AgentEvent::FileOffered(o) = e { Some(o) } else { None }).await;
+    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: None }).unwrap();
+    let error = sending.await.unwrap().unwrap_err().to_string();
+    assert!(error.contains("declined"), "{error}");
+    assert!(listing(&downloads).is_empty());
+
+    // Accepted, then the technician's side goes away midway.
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let sending = tokio::spawn({
+        let big = big.clone();
+        async move { viewer.send_file(&big, Duration::from_secs(30), |_| {}, |_| {}).await }
+    });
+    let offer = next_event(&mut agent, "the second offer", |e| if let AgentEvent::FileOffered(o) = e { Some(o) } else { None }).await;
+    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("image.iso")) }).unwrap();
+    next_event(&mut agent, "some bytes", |e| matches!(e, AgentEvent::FileProgress { bytes, .. } if bytes > 0).then_some(())).await;
+    sending.abort();
+    let (saved, message) = next_event(&mut agent, "the broken transfer", |e| match e {
+        AgentEvent::FileDone { incoming: true, saved, message, .. } => Some((saved, message)),
+        _ => None,
+    })
+    .await;
+    assert!(!saved && message.contains("broke off"), "{message}");
+    assert!(listing(&downloads).is_empty(), "nothing left: {:?}", listing(&downloads));
+
+    let trail = env.trail(s.id).await;
+    let outcomes: Vec<FileOutcome> = trail
+        .iter()
+        .filter_map(|e| if let AuditAction::File { outcome, .. } = e.action { Some(outcome) } else { None })
+        .collect();
+    assert_eq!(outcomes, [FileOutcome::Declined, FileOutcome::Failed]);
+    agent.task.abort();
+}
+
+/// A viewer that speaks the protocol directly (to send what the CLI would refuse to).
+async fn raw_viewer(env: &Env, tech: &Tech, session: i64) -> (quinn::Connection, deskline_net::framed::MessageWriter, deskline_net::framed::MessageReader) {
+    let connection = deskline_net::quic::connect(env.quic, "localhost", Some(env.target().fingerprint)).await.unwrap();
+    let hello = Message::Hello(Hello { protocol_version: PROTOCOL_VERSION, role: HelloRole::Technician { token: tech.token.clone(), session: SessionId(session) } });
+    let (writer, mut reader) = deskline_net::framed::open_control(&connection, &hello).await.unwrap();
+    assert!(matches!(reader.next().await.unwrap(), Some(Message::Welcome(_))));
+    (connection, writer, reader)
+}
+
+/// The relay's word on a transfer (skipping everything else).
+async fn file_word(reader: &mut deskline_net::framed::MessageReader, transfer: u64) -> Message {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), reader.next()).await.unwrap().unwrap().unwrap() {
+            m @ (Message::FileResult(deskline_protocol::FileResult { transfer: t, .. }) | Message::FileAnswer(deskline_protocol::FileAnswer { transfer: t, .. }))
+                if t == transfer =>
+            {
+                return m;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Without the `files` grant the relay forwards no offer (the app never hears of it), and
+/// with it a file larger than the channel allows is refused before any byte moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_file_passes_without_the_grant_or_beyond_the_size_limit() {
+    let env = env().await;
+    let files = tempfile::tempdir().unwrap();
+    let note = sample_file(files.path(), "note.txt", 1000);
+    let s = env.session(SessionKind::Pin).await;
+    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    share_asking(&env, s.id, "view,control").await;
+
+    // The CLI's viewer says so itself...
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let error = viewer.send_file(&note, Duration::from_secs(5), |_| {}, |_| {}).await.unwrap_err().to_string();
+    assert!(error.contains("not allowed you files"), "{error}");
+    // ... and the relay refuses an offer sent anyway.
+    let (_connection, mut writer, mut reader) = raw_viewer(&env, &env.admin_tech(), s.id).await;
+    let offer = deskline_protocol::FileOffer { transfer: 7, name: "note.txt".into(), size: 1000, sha256: [0; 32], from: String::new() };
+    writer.send(&Message::FileOffer(offer.clone())).await.unwrap();
+    match file_word(&mut reader, 7).await {
+        Message::FileResult(result) => assert!(!result.saved && result.message.contains("not allowed you files"), "{result:?}"),
+        other => panic!("{other:?}"),
+    }
+
+    // With files granted: larger than the channel allows.
+    share_asking(&env, s.id, "view,control,files").await;
+    env.wait_for(s.id, "files granted", |v| grant_of(v, TechnicianId(1)).is_some_and(|c| c.files())).await;
+    let huge = deskline_protocol::FileOffer { transfer: 8, size: deskline_protocol::limits::DEFAULT_MAX_FILE_BYTES + 1, ..offer };
+    writer.send(&Message::FileOffer(huge)).await.unwrap();
+    match file_word(&mut reader, 8).await {
+        Message::FileResult(result) => assert!(result.message.contains("more than this channel allows"), "{result:?}"),
+        other => panic!("{other:?}"),
+    }
+    // The app heard of neither.
+    let mut seen = Vec::new();
+    while let Ok(event) = agent.events.try_recv() {
+        seen.push(event);
+    }
+    assert!(!seen.iter().any(|e| matches!(e, AgentEvent::FileOffered(_))), "{seen:?}");
+    agent.task.abort();
 }

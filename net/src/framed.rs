@@ -5,10 +5,14 @@
 //! - **Video frames** each travel on their own unidirectional stream ([`send_frame`],
 //!   [`read_frame`]), so a late or lost frame never holds up a newer one: the receiver reads
 //!   streams in parallel. Their bytes go out oldest frame first ([`frame_priority`]).
+//! - **Files** each travel on a bidirectional stream of their own, opened by the sender: one
+//!   framed head ([`write_head`], [`read_head`]: a `FileData`), then the file's bytes; the
+//!   receiver's `FileResult` comes back the other way. They go after every frame
+//!   ([`FILE_PRIORITY`]), so a file never holds up the picture or the input.
 
 use crate::NetError;
 use bytes::Bytes;
-use deskline_protocol::limits::MAX_VIDEO_FRAME_BYTES;
+use deskline_protocol::limits::{MAX_CONTROL_MESSAGE_BYTES, MAX_VIDEO_FRAME_BYTES};
 use deskline_protocol::{Decoder, Message, VideoFrame, decode_exact, encode_into};
 
 /// Largest chunk read from a stream at once: the control-message limit, so one read can hold
@@ -83,6 +87,37 @@ pub async fn open_control(connection: &quinn::Connection, hello: &Message) -> Re
 
 /// The control stream's priority: above every frame stream ([`frame_priority`], below this).
 pub const CONTROL_PRIORITY: i32 = i32::MAX;
+
+/// A file stream's priority: below every frame stream and the control stream.
+pub const FILE_PRIORITY: i32 = i32::MIN;
+
+/// Writes one framed message: the head of a file stream, or the receiver's last word on it.
+pub async fn write_head(send: &mut quinn::SendStream, message: &Message) -> Result<(), NetError> {
+    let mut buf = Vec::new();
+    encode_into(message, &mut buf)?;
+    send.write_all(&buf).await?;
+    Ok(())
+}
+
+/// Reads exactly one framed message (control-sized) from a stream, and not a byte more: what
+/// follows it is the stream's payload.
+pub async fn read_head(recv: &mut quinn::RecvStream) -> Result<Message, NetError> {
+    use deskline_protocol::DecodeError;
+    let exact = |e: quinn::ReadExactError| match e {
+        quinn::ReadExactError::FinishedEarly(_) => NetError::Decode(DecodeError::Truncated),
+        quinn::ReadExactError::ReadError(e) => NetError::Read(e),
+    };
+    let mut head = [0u8; 4];
+    recv.read_exact(&mut head).await.map_err(exact)?;
+    let len = u32::from_be_bytes(head) as usize;
+    if len > MAX_CONTROL_MESSAGE_BYTES {
+        return Err(DecodeError::Oversized { len, limit: MAX_CONTROL_MESSAGE_BYTES }.into());
+    }
+    let mut frame = vec![0u8; 4 + len];
+    frame[..4].copy_from_slice(&head);
+    recv.read_exact(&mut frame[4..]).await.map_err(exact)?;
+    Ok(decode_exact(&frame, MAX_CONTROL_MESSAGE_BYTES)?)
+}
 
 /// Accepts the control stream (server side).
 pub async fn accept_control(connection: &quinn::Connection) -> Result<(MessageWriter, MessageReader), NetError> {

@@ -9,6 +9,7 @@
 //!
 //! Not here: what the messages mean. The relay, the agent and the console decide that.
 
+pub mod files;
 pub mod framed;
 pub mod quic;
 pub mod relay_file;

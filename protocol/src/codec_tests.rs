@@ -140,8 +140,8 @@ fn unknown_variant_is_refused() {
     let len = (bytes.len() - 4) as u32;
     bytes[..4].copy_from_slice(&len.to_be_bytes());
     assert_eq!(decode_exact(&bytes, 1024), Err(DecodeError::UnknownVariant));
-    let last = encode(&Message::Clipboard(ClipboardText { text: "x".into() })).unwrap();
-    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "Clipboard is the last kind: update KINDS");
+    let last = encode(&Message::FileResult(FileResult { transfer: 1, saved: true, message: String::new() })).unwrap();
+    assert_eq!(u32::from(last[5]), Message::KINDS - 1, "FileResult is the last kind: update KINDS");
     let bye = encode(&Message::Bye(Bye { reason: ByeReason::Normal, message: String::new() })).unwrap();
     let mut next_kind = bye.clone();
     next_kind[5] = Message::KINDS as u8;
@@ -422,4 +422,15 @@ fn clipboard_text_is_never_empty_and_fits_a_control_message() {
         clip(&"x".repeat(MAX_CLIPBOARD_TEXT_BYTES + 1)).validate(),
         Err(ValidationError::TextTooLong { field: "clipboard text", .. })
     ));
+}
+
+#[test]
+fn offered_file_names_are_plain_names_only() {
+    let offer = |name: &str| Message::FileOffer(FileOffer { transfer: 1, name: name.into(), size: 1, sha256: [0; 32], from: String::new() });
+    for good in ["report.pdf", "Rapport été 2026.docx", "a", ".bashrc", "x".repeat(255).as_str()] {
+        assert_eq!(offer(good).validate(), Ok(()), "{good:?}");
+    }
+    for bad in ["", ".", "..", "../etc/passwd", "C:\\Windows\\evil.dll", "dir/file", "C:file", "line\nbreak", " lead", "trail ", &"x".repeat(256)] {
+        assert_eq!(offer(bad).validate(), Err(ValidationError::BadFileName(bad.into())), "{bad:?}");
+    }
 }

@@ -71,3 +71,11 @@ pub const CHAT_REFILL: std::time::Duration = std::time::Duration::from_secs(1);
 /// (it rides the control stream, whose messages stay under [`MAX_CONTROL_MESSAGE_BYTES`]); more
 /// is a file to send. The side that copied says so instead of sending it cut short.
 pub const MAX_CLIPBOARD_TEXT_BYTES: usize = 32 * 1024;
+
+/// Longest file name passed, in bytes: what file systems allow (255 on ext4 and NTFS).
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// Largest file a channel may allow by default (its setting may lower or raise it): an
+/// installer or a log archive fits; a disk image is not something to pass through a support
+/// session's relay.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;

@@ -80,6 +80,19 @@ pub enum Message {
     /// controlling technician → relay → app: put this text on the end user's clipboard. Passes
     /// only with `clipboard` granted (the relay's chokepoint; the app checks again). Text only.
     Clipboard(ClipboardText),
+    /// Sender → relay → receiver: a file to pass, a technician's to the end user (who is asked
+    /// to accept it and where to save it) or the end user's to the technicians. Passes only
+    /// with `files` granted (the relay's chokepoint; the app checks again) and within the
+    /// channel's size limit. Its data follows on a stream of its own once accepted.
+    FileOffer(FileOffer),
+    /// Receiver → relay → sender: the answer to an offer.
+    FileAnswer(FileAnswer),
+    /// The first message of a file's own (bidirectional) stream: the file's bytes follow it,
+    /// exactly its offered size, and the receiver's [`FileResult`] comes back on it.
+    FileData(FileData),
+    /// Receiver → sender, on the file's stream: the file arrived whole (size and SHA-256
+    /// checked) and was saved under its final name, or why not (nothing is left then).
+    FileResult(FileResult),
 }
 
 /// The first message of a connection.
@@ -567,6 +580,68 @@ pub struct ClipboardText {
     pub text: String,
 }
 
+/// A file offered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct FileOffer {
+    /// Chosen by the sender at random: names the transfer in the answer and on its stream.
+    pub transfer: u64,
+    /// The file's name without any folder: no `/`, `\`, `:` or control characters, not `.` or
+    /// `..`, at most [`crate::limits::MAX_FILE_NAME_BYTES`].
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9_-][a-zA-Z0-9 _-]{0,19}\\.[a-z]{1,4}"))]
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of its content.
+    pub sha256: [u8; 32],
+    /// Who sends it, as the relay names them (what a sender puts here is replaced).
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z ]{0,20}"))]
+    pub from: String,
+}
+
+/// The receiver's answer to a [`FileOffer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct FileAnswer {
+    /// The transfer answered.
+    pub transfer: u64,
+    /// Accepted: the sender may send its data.
+    pub accepted: bool,
+}
+
+/// The head of a file's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct FileData {
+    /// The transfer whose bytes follow.
+    pub transfer: u64,
+}
+
+/// How a file's transfer ended, as the receiver says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct FileResult {
+    /// The transfer.
+    pub transfer: u64,
+    /// Saved under its final name, whole and checked.
+    pub saved: bool,
+    /// Where it was saved (as the receiver names it: a file name, not a path on their
+    /// machine), or why not.
+    #[cfg_attr(test, proptest(regex = "[a-zA-Z0-9 .]{0,40}"))]
+    pub message: String,
+}
+
+/// Is `name` a file name alone, safe to create in a folder the receiver chose?
+#[must_use]
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= crate::limits::MAX_FILE_NAME_BYTES
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| matches!(c, '/' | '\\' | ':') || c.is_control())
+        && name.trim() == name
+}
+
 /// Whether the app can show its screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
@@ -674,6 +749,9 @@ pub enum ValidationError {
     /// Clipboard text without a character.
     #[error("empty clipboard text")]
     EmptyClipboard,
+    /// A file name with a folder in it, or otherwise not a plain name.
+    #[error("{0:?} is not a plain file name")]
+    BadFileName(String),
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), ValidationError> {
@@ -704,7 +782,7 @@ fn check_dimension(n: u32) -> Result<(), ValidationError> {
 
 impl Message {
     /// How many kinds of message this version knows (the variants of [`Message`]).
-    pub const KINDS: u32 = 23;
+    pub const KINDS: u32 = 27;
 
     /// Checks the rules a decoder cannot express: text lengths, counts, dimensions.
     /// The codec runs it on every message it encodes or decodes.
@@ -766,6 +844,13 @@ impl Message {
                 }
                 check_text("clipboard text", &clip.text, MAX_CLIPBOARD_TEXT_BYTES)
             }
+            Message::FileOffer(offer) => {
+                if !is_plain_file_name(&offer.name) {
+                    return Err(ValidationError::BadFileName(offer.name.clone()));
+                }
+                check_text("sender", &offer.from, MAX_TEXT_BYTES)
+            }
+            Message::FileResult(result) => check_text("message", &result.message, MAX_TEXT_BYTES),
             Message::MachineFacts(facts) => {
                 check_text("user_name", &facts.user_name, MAX_TEXT_BYTES)?;
                 check_text("cpu", &facts.cpu, MAX_TEXT_BYTES)
@@ -781,7 +866,9 @@ impl Message {
             | Message::Pong(_)
             | Message::Stats(_)
             | Message::SelectDisplay(_)
-            | Message::ScreenState(_) => Ok(()),
+            | Message::ScreenState(_)
+            | Message::FileAnswer(_)
+            | Message::FileData(_) => Ok(()),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::store::{self, Db, Role, SessionRow, StoreError, TechnicianRow};
 use crate::views::{self, AuditEventView, ChannelView, LinkBase, RelayInfo, SessionEvent, SessionView, Settings, TechnicianView};
 use deskline_protocol::limits::{CHAT_BURST, CHAT_REFILL, MAX_SESSION_NAME_BYTES};
 use deskline_protocol::session::{
-    Action, Actor, AuditAction, AuditEvent, Context, Directory, SessionKind, SessionState, Transition, machine,
+    Action, Actor, AuditAction, AuditEvent, Context, Directory, FileOutcome, SessionKind, SessionState, Transition, machine,
 };
 use deskline_protocol::{
     AppCode, AppInfo, Capabilities, ChannelId, ChatFrom, ChatLine, ConsentOutcome, DisplayInfo, LinkToken, MachineFacts, Message, Pin,
@@ -1251,6 +1251,30 @@ impl Desk {
         if let Err(e) = written {
             tracing::error!(session = %id, error = %e, "recording a clipboard pass in the audit trail");
         }
+    }
+
+    /// Records how a file's transfer ended (its name, size and SHA-256; the relay never keeps
+    /// the file). The transfer is over: a failure to record is logged.
+    pub async fn record_file(&self, from: Actor, id: SessionId, offer: &deskline_protocol::FileOffer, outcome: FileOutcome) {
+        let now = self.now();
+        let action = AuditAction::File { name: offer.name.clone(), bytes: offer.size, sha256: hex::encode(offer.sha256), outcome };
+        let written = self
+            .db()
+            .write(move |tx| {
+                let Some(row) = store::session_by_id(tx, id)? else { return Ok::<_, Error>(()) };
+                let state = row.core.state;
+                let event = AuditEvent { session: id, at: now, actor: from, action, from: Some(state), to: state };
+                Ok(store::insert_audit_event(tx, &event)?)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::error!(session = %id, error = %e, "recording a file transfer in the audit trail");
+        }
+    }
+
+    /// The largest file the session's channel lets pass.
+    pub async fn max_file_bytes(&self, _id: SessionId) -> u64 {
+        deskline_protocol::limits::DEFAULT_MAX_FILE_BYTES
     }
 
     /// Replaces the displays in what the session's app reported (after a resolution or

@@ -173,6 +173,10 @@ pub trait System {
     /// The directory for the app's log file.
     fn log_dir() -> Option<std::path::PathBuf>;
 
+    /// Where files from the technician are saved unless the end user chooses another folder:
+    /// the user's Downloads folder.
+    fn downloads() -> Option<std::path::PathBuf>;
+
     /// Where an installed app finds its relay (`deskline_net::relay_file`), the user's own file
     /// first, then the machine's.
     fn relay_files() -> Vec<std::path::PathBuf>;

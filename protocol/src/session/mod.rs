@@ -372,6 +372,31 @@ pub enum AuditAction {
         /// Its length in bytes.
         bytes: u32,
     },
+    /// A file passed, or did not: from a technician to the end user (the actor is the
+    /// technician) or the end user's to a technician (the actor is the app). The relay never
+    /// keeps the file; its name, size and SHA-256 are kept here.
+    File {
+        /// Its name.
+        name: String,
+        /// Its size in bytes.
+        bytes: u64,
+        /// Its SHA-256, hexadecimal.
+        sha256: String,
+        /// How it ended.
+        outcome: FileOutcome,
+    },
+}
+
+/// How a file's transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOutcome {
+    /// Saved whole (size and SHA-256 checked) under its final name.
+    Saved,
+    /// The receiver declined it.
+    Declined,
+    /// It broke off, failed its check, or could not be saved: nothing was kept.
+    Failed,
 }
 
 /// The result of an allowed action.

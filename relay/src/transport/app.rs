@@ -148,6 +148,13 @@ pub(super) async fn run(
                 }
                 None => break,
             },
+            // A file's own stream.
+            stream = connection.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    tokio::spawn(super::files::relay_stream(transport.clone(), id, super::files::Party::App, send, recv));
+                }
+                Err(_) => break,
+            },
             stream = connection.accept_uni() => match stream {
                 Ok(stream) => {
                     let hub = hub.clone();
@@ -227,6 +234,21 @@ pub(super) async fn handle_message(transport: &Arc<Transport>, id: deskline_prot
             });
             if sent {
                 desk.record_clipboard(Actor::App, id, text.text.len()).await;
+            }
+            return true;
+        }
+        Message::FileOffer(offer) => {
+            if let Some(hub) = transport.hubs.existing(id) {
+                let limit = desk.max_file_bytes(id).await;
+                super::files::offer_from_app(&mut hub.lock(), offer, limit);
+            }
+            return true;
+        }
+        Message::FileAnswer(answer) => {
+            let declined = transport.hubs.existing(id).and_then(|hub| super::files::answer(&mut hub.lock(), super::files::Party::App, answer));
+            if let Some(t) = declined {
+                let (actor, offer) = super::files::declined(&t);
+                desk.record_file(actor, id, offer, deskline_protocol::session::FileOutcome::Declined).await;
             }
             return true;
         }

@@ -24,6 +24,10 @@ pub struct InputPass(());
 #[derive(Debug)]
 pub struct ClipboardPass(());
 
+/// Proof that the current consent lets files pass between this technician and the end user.
+#[derive(Debug)]
+pub struct FilePass(());
+
 /// What the end user currently allows each technician, and who holds control.
 #[derive(Debug, Default, Clone)]
 pub struct ConsentGate {
@@ -88,6 +92,13 @@ impl ConsentGate {
     #[must_use]
     pub fn admit_clipboard_from(&self, from: TechnicianId) -> Option<ClipboardPass> {
         (self.granted_to(from).clipboard() && self.controller == Some(from)).then_some(ClipboardPass(()))
+    }
+
+    /// May files pass between this technician and the end user now (each one the end user
+    /// accepts or sends)? Only with files granted to them.
+    #[must_use]
+    pub fn admit_files(&self, technician: TechnicianId) -> Option<FilePass> {
+        self.granted_to(technician).files().then_some(FilePass(()))
     }
 
     /// May the end user's copied text go to this technician now? Only with the clipboard

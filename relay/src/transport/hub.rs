@@ -115,6 +115,8 @@ pub(super) struct HubState {
     /// The frame rate asked of the app.
     max_fps: u16,
     stats_window_started: Instant,
+    /// Files offered or on their way.
+    pub transfers: super::files::Transfers,
 }
 
 impl HubState {
@@ -135,6 +137,7 @@ impl HubState {
             paused: None,
             max_fps,
             stats_window_started: Instant::now(),
+            transfers: super::files::Transfers::default(),
         }
     }
 }
@@ -456,6 +459,7 @@ pub(super) fn app_gone(state: &mut HubState, conn_id: u64) -> bool {
         return false;
     }
     state.app = None;
+    state.transfers.forget(super::files::Party::App);
     state.streaming = false;
     state.sent_request = None;
     // The next app connection reports its displays in its hello (stored) or later.

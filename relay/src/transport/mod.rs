@@ -9,6 +9,7 @@
 
 mod app;
 mod browser;
+mod files;
 mod gate;
 #[cfg(test)]
 mod chokepoint_tests;
@@ -16,7 +17,7 @@ mod guard;
 mod hub;
 mod viewer;
 
-pub use gate::{ConsentGate, FramePass, InputPass};
+pub use gate::{ClipboardPass, ConsentGate, FilePass, FramePass, InputPass};
 pub use guard::CodeGuard;
 
 use crate::desk::Desk;

@@ -9,7 +9,8 @@ use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
 use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
-use deskline_protocol::session::Actor;
+use deskline_protocol::session::{Actor, FileOutcome};
+use super::files;
 use deskline_protocol::{
     Access, ControlHandover, DisplayInfo, DisplaysChanged, Message, RejectReason, ScreenState, SessionId, TechnicianId, Welcome,
 };
@@ -103,6 +104,7 @@ pub(super) fn leave(transport: &Arc<Transport>, hub: &Hub, id: SessionId, conn_i
     {
         let mut state = hub.lock();
         if state.viewers.remove(&conn_id).is_some() {
+            state.transfers.forget(super::files::Party::Viewer(conn_id, technician));
             if state.gate.controller() == Some(technician) && !state.viewers.values().any(|v| v.technician == technician) {
                 state.gate.hand_control_to(None);
                 announce_controller(&state);
@@ -163,18 +165,28 @@ pub(super) async fn run(
         }
     });
 
-    while let Some(message) = next_message(&mut reader).await {
-        match message {
-            Ok(message) => {
-                if !on_message(transport, id, conn_id, technician, message).await {
+    loop {
+        tokio::select! {
+            message = next_message(&mut reader) => match message {
+                Some(Ok(message)) => {
+                    if !on_message(transport, id, conn_id, technician, message).await {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::info!(session = %id, error = %e, "viewer sent a bad message");
+                    connection.close(1u32.into(), b"protocol error");
                     break;
                 }
-            }
-            Err(e) => {
-                tracing::info!(session = %id, error = %e, "viewer sent a bad message");
-                connection.close(1u32.into(), b"protocol error");
-                break;
-            }
+                None => break,
+            },
+            // A file's own stream (the relay opens none towards a viewer's side on its own).
+            stream = connection.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    tokio::spawn(files::relay_stream(transport.clone(), id, files::Party::Viewer(conn_id, technician), send, recv));
+                }
+                Err(_) => break,
+            },
         }
     }
     frame_task.abort();
@@ -211,6 +223,21 @@ pub(super) async fn on_message(transport: &Arc<Transport>, id: SessionId, conn_i
                 transport.hubs.desk.record_clipboard(Actor::Technician(technician), id, bytes).await;
             } else {
                 tracing::info!(session = %id, technician = %technician, "clipboard text without the clipboard grant or control: not sent");
+            }
+            true
+        }
+        Message::FileOffer(offer) => {
+            let Some(hub) = transport.hubs.existing(id) else { return false };
+            let limit = transport.hubs.desk.max_file_bytes(id).await;
+            files::offer_from_viewer(&mut hub.lock(), conn_id, technician, offer, limit);
+            true
+        }
+        Message::FileAnswer(answer) => {
+            let Some(hub) = transport.hubs.existing(id) else { return false };
+            let declined = files::answer(&mut hub.lock(), files::Party::Viewer(conn_id, technician), answer);
+            if let Some(t) = declined {
+                let (actor, offer) = files::declined(&t);
+                transport.hubs.desk.record_file(actor, id, offer, FileOutcome::Declined).await;
             }
             true
         }

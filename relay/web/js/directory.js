@@ -84,6 +84,11 @@ export function describe(a, actor) {
       return `the end user changed consent to ${capabilitiesText(a.capabilities)}`;
     case "chat":
       return `wrote “${a.text}”`;
+    case "file": {
+      const outcome = { saved: "saved", declined: "declined", failed: "not saved" }[a.outcome] || a.outcome;
+      const what = actor && actor.kind === "app" ? "sent the technicians" : "sent the end user";
+      return `${what} “${a.name}” (${a.bytes} bytes): ${outcome}`;
+    }
     case "clipboard":
       return actor && actor.kind === "app"
         ? `copied ${a.bytes} bytes of text to the technicians`

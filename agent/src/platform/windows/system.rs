@@ -102,6 +102,11 @@ impl crate::platform::System for Facts {
         std::env::var_os("LOCALAPPDATA").map(|d| PathBuf::from(d).join("Deskline"))
     }
 
+    /// `%USERPROFILE%\Downloads`, where Windows puts it unless the user moved it.
+    fn downloads() -> Option<PathBuf> {
+        std::env::var_os("USERPROFILE").map(|d| PathBuf::from(d).join("Downloads"))
+    }
+
     /// `%APPDATA%\Deskline\support.toml`, then `%ProgramData%\Deskline\support.toml`.
     fn relay_files() -> Vec<PathBuf> {
         ["APPDATA", "ProgramData"]
