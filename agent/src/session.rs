@@ -406,6 +406,10 @@ fn spawn_receive(send: quinn::SendStream, recv: quinn::RecvStream, offer: FileOf
     let events = events.clone();
     tokio::spawn(async move {
         let progress = progress_reporter(offer.transfer, offer.size, &events);
+        // The Downloads folder of a new account may not exist yet.
+        if let Some(folder) = dest.parent() {
+            let _ = tokio::fs::create_dir_all(folder).await;
+        }
         let (result, _) = deskline_net::files::receive(send, recv, &offer, &dest, progress).await;
         let _ = events.send(done(&offer, true, result.saved, result.message));
     });

@@ -499,9 +499,6 @@ impl AgentUi {
         if let Some(note) = &self.clipboard_note {
             ui.label(note.as_str());
         }
-        if self.granted.files() || !self.files.moving.is_empty() || self.files.note.is_some() {
-            self.files_panel(ui);
-        }
         ui.label(format!("from {}", self.who_runs_it()));
         ui.add_space(6.0);
         let (alt_t, alt_s) = ui.input(|i| (i.modifiers.alt && i.key_pressed(egui::Key::T), i.modifiers.alt && i.key_pressed(egui::Key::S)));
@@ -513,6 +510,9 @@ impl AgentUi {
                 self.command(AgentCommand::StopSharing);
             }
         });
+        if self.granted.files() || !self.files.moving.is_empty() || self.files.note.is_some() {
+            self.files_panel(ui);
+        }
     }
 
     /// Files: the offer being asked (save where, or decline), files on their way, the last

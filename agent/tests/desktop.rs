@@ -36,9 +36,11 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     let id = session["id"].to_string();
     let pin = session["pin"].as_str().unwrap().to_owned();
 
+    let home = tmp.path().join("home");
     let agent = Command::new(AGENT)
         .args(["--pin", &pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
         .env("DISPLAY", &desktop.display)
+        .env("HOME", &home)
         .env("XDG_STATE_HOME", tmp.path().join("state"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(tmp.path().join("agent.err")).unwrap())
@@ -105,7 +107,7 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     }
     assert!(answered(&chat), "the end user's line never reached the relay: {chat}");
 
-    cli.ok(&["session", "remote", &id]);
+    cli.ok(&["session", "remote", &id, "--ask", "view,control,files,clipboard"]);
     std::thread::sleep(Duration::from_millis(800));
     screenshot(&desktop, &window, "agent-consent.png");
     // Answer through the real window with its access key, as a keyboard user would.
@@ -118,6 +120,26 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     assert!(close_to(pixel(&shot, 1200, 100), BACKGROUND), "background: {:?}", pixel(&shot, 1200, 100));
     assert!(close_to(pixel(&shot, 820, 530), MARKER), "marker: {:?}", pixel(&shot, 820, 530));
     screenshot(&desktop, &window, "agent-sharing.png");
+
+    // A file from the technician: the session bar asks where to save it (the Downloads folder,
+    // made if missing), and Alt+Y saves it there.
+    let sent_file = tmp.path().join("fix-printer.ps1");
+    std::fs::write(&sent_file, "Restart-Service -Name Spooler\n").unwrap();
+    let saved = home.join("Downloads/fix-printer.ps1");
+    std::thread::scope(|s| {
+        let sending = s.spawn(|| cli.run(&["session", "send", &id, sent_file.to_str().unwrap(), "--timeout", "60"], ""));
+        std::thread::sleep(Duration::from_millis(1500));
+        screenshot(&desktop, &window, "agent-file.png");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !saved.exists() {
+            assert!(Instant::now() < deadline, "Alt+Y did not save the file");
+            desktop.x("xdotool", &["windowfocus", "--sync", &window, "key", "alt+y"]);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let (ok, _, err) = sending.join().unwrap();
+        assert!(ok, "{err}");
+    });
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), "Restart-Service -Name Spooler\n");
 
     // Input reaches the X server.
     let log = tmp.path().join("xinput.log");
@@ -427,4 +449,75 @@ fn a_link_alone_is_enough_to_join() {
             .unwrap(),
     );
     cli.wait_for(&id, "active", |v| v["state"] == "active");
+}
+
+/// Files both ways between the technician's CLI and the real app (answering by itself, as
+/// `--auto-consent allow` does: saved into the end user's Downloads folder, never over a file
+/// there), each checked whole by SHA-256 at its receiver.
+#[test]
+fn files_pass_between_the_cli_and_the_real_app() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let desktop = start_xvfb();
+    let relay = start_relay(tmp.path());
+    let cli = login(&relay, tmp.path());
+    let home = tmp.path().join("home");
+    let downloads = home.join("Downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    std::fs::write(downloads.join("setup.exe"), b"the end user's own setup.exe").unwrap();
+    let setup = tmp.path().join("setup.exe");
+    std::fs::write(&setup, (0..3_000_000u32).flat_map(|n| n.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let log = tmp.path().join("agent.out");
+
+    let session = cli.json(&["session", "new", "--channel", "Default", "--pin"]);
+    let id = session["id"].to_string();
+    let mut agent = Guard(
+        Command::new(AGENT)
+            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+            .args(["--auto-consent", "allow"])
+            .env("DISPLAY", &desktop.display)
+            .env("HOME", &home)
+            .env("XDG_STATE_HOME", tmp.path().join("state"))
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    cli.wait_for(&id, "active", |v| v["state"] == "active");
+    cli.ok(&["session", "remote", &id, "--ask", "view,files"]);
+    cli.wait_for(&id, "files granted", |v| v["consent"]["grants"][0]["capabilities"]["files"] == true);
+
+    // Technician → end user.
+    let sent = cli.json(&["session", "send", &id, setup.to_str().unwrap()]);
+    assert_eq!(sent["saved_as"], "setup (1).exe", "{sent}");
+    assert_eq!(std::fs::read(downloads.join("setup (1).exe")).unwrap(), std::fs::read(&setup).unwrap());
+    assert_eq!(std::fs::read(downloads.join("setup.exe")).unwrap(), b"the end user's own setup.exe");
+
+    // End user → technician: the app sends a file when told so on its standard input, once the
+    // technician is waiting for one (sent again until then: an offer nobody may take is refused).
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let report = home.join("report.txt");
+    std::fs::write(&report, "Printer queue: 3 jobs stuck since 09:12\n").unwrap();
+    let received = std::thread::scope(|s| {
+        let waiting = s.spawn(|| cli.run(&["--json", "session", "receive", &id, inbox.to_str().unwrap(), "--timeout", "30"], ""));
+        let stdin = agent.0.stdin.as_mut().unwrap();
+        while !waiting.is_finished() {
+            writeln!(stdin, "/send {}", report.display()).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        waiting.join().unwrap()
+    });
+    let (ok, out, err) = received;
+    assert!(ok, "{err}");
+    let saved: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(saved["saved"], inbox.join("report.txt").to_str().unwrap());
+    assert_eq!(std::fs::read_to_string(inbox.join("report.txt")).unwrap(), "Printer queue: 3 jobs stuck since 09:12\n");
+    let printed = std::fs::read_to_string(&log).unwrap();
+    assert!(printed.contains("file saved: setup (1).exe") && printed.contains("file sent: report.txt"), "{printed}");
+
+    // Both are in the session's history.
+    let events = cli.ok(&["session", "events", &id]);
+    assert!(events.contains("\"setup.exe\" (12000000 bytes") && events.contains("\"report.txt\""), "{events}");
 }

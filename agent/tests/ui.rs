@@ -421,3 +421,45 @@ fn the_session_bar_shows_the_clipboard_and_control_takes_it_back() {
     assert_eq!(ui.harness.state().granted(), Capabilities::VIEW);
     ui.harness.get_by_label("Ada sees your screen");
 }
+
+/// A technician's file is asked about in the session bar: where to save it (the Downloads
+/// folder unless changed), Save or Decline by access key; progress and the result follow.
+#[test]
+fn a_file_from_the_technician_is_saved_where_the_end_user_says_or_declined() {
+    use deskline_protocol::FileOffer;
+    let mut ui = ui(true);
+    ui.sharing(Capabilities::VIEW.with_files(true));
+    ui.harness.get_by_label("Ada sees your screen, may pass files");
+    let offer = |transfer| FileOffer { transfer, name: "driver.zip".into(), size: 2_345_678, sha256: [0; 32], from: "Ada".into() };
+    ui.updates.send(NetUpdate::Event(AgentEvent::FileOffered(offer(1)))).unwrap();
+    ui.updates.send(NetUpdate::Event(AgentEvent::FileOffered(offer(2)))).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Ada sends you a file: driver.zip (2.3 MB)");
+    let field = ui.harness.get_by_role(egui::accesskit::Role::TextInput);
+    field.focus();
+    ui.harness.run_steps(1);
+    ui.harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    ui.harness.get_by_role(egui::accesskit::Role::TextInput).type_text("/home/ada/Desktop");
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Save (Alt+Y)").click();
+    ui.harness.run_steps(2);
+    match ui.actions.try_recv().unwrap() {
+        UiAction::Command(AgentCommand::AnswerFile { transfer: 1, save_to }) => {
+            assert_eq!(save_to, Some(std::path::PathBuf::from("/home/ada/Desktop/driver.zip")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The second offer is asked next: declined by its access key.
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::N);
+    ui.harness.run_steps(2);
+    assert!(matches!(ui.actions.try_recv().unwrap(), UiAction::Command(AgentCommand::AnswerFile { transfer: 2, save_to: None })));
+    assert!(ui.harness.query_by_label_contains("sends you a file").is_none());
+    ui.updates.send(NetUpdate::Event(AgentEvent::FileProgress { transfer: 1, bytes: 1_000_000 })).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label_contains("Receiving driver.zip (2.3 MB)");
+    let done = AgentEvent::FileDone { transfer: 1, incoming: true, name: "driver.zip".into(), saved: true, message: "driver.zip".into() };
+    ui.updates.send(NetUpdate::Event(done)).unwrap();
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Saved driver.zip.");
+    assert!(ui.harness.query_by_label_contains("Receiving").is_none());
+}

@@ -86,6 +86,8 @@ pub struct ChannelView {
     pub session_expiry_secs: i64,
     /// Time the end user has to answer a consent prompt, in seconds.
     pub consent_timeout_secs: i64,
+    /// The largest file its sessions may pass, in bytes (0: none).
+    pub max_file_bytes: i64,
     /// Ids of its members.
     pub member_ids: Vec<i64>,
     /// RFC 3339.
@@ -440,6 +442,9 @@ pub struct CreateChannel {
     /// Time the end user has to answer (default: 30 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_timeout_secs: Option<i64>,
+    /// The largest file its sessions may pass, in bytes (default 2 GiB; 0: no files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<i64>,
 }
 
 /// A change of a channel's settings; an absent field stays as it is.
@@ -455,6 +460,9 @@ pub struct UpdateChannel {
     /// New consent timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_timeout_secs: Option<i64>,
+    /// New largest file, in bytes (0: no files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<i64>,
 }
 
 /// Names a technician.

@@ -140,11 +140,12 @@ pub fn channel_table(channels: &[ChannelView], names: &Names<'_>) -> String {
                 c.name.clone(),
                 c.session_expiry_secs.to_string(),
                 c.consent_timeout_secs.to_string(),
+                (c.max_file_bytes / (1024 * 1024)).to_string(),
                 names.technician_list(&c.member_ids),
             ]
         })
         .collect();
-    render(&["ID", "NAME", "EXPIRY(S)", "CONSENT(S)", "MEMBERS"], &rows)
+    render(&["ID", "NAME", "EXPIRY(S)", "CONSENT(S)", "FILES(MB)", "MEMBERS"], &rows)
 }
 
 /// The sessions as a table: channel and technicians by name.
@@ -418,6 +419,7 @@ mod tests {
             name: name.into(),
             session_expiry_secs: 86_400,
             consent_timeout_secs: 30,
+            max_file_bytes: 2 * 1024 * 1024 * 1024,
             member_ids,
             created_at: "2025-01-01T00:00:00Z".into(),
         }

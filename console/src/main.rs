@@ -241,6 +241,9 @@ enum ChannelsCommand {
         /// Seconds the end user has to answer a consent prompt (default 30).
         #[arg(long)]
         consent_timeout: Option<i64>,
+        /// The largest file its sessions may pass, in MB (default 2048; 0: no files).
+        #[arg(long)]
+        max_file_mb: Option<i64>,
     },
     /// Change a channel's settings (admins).
     Update {
@@ -252,6 +255,9 @@ enum ChannelsCommand {
         session_expiry: Option<i64>,
         #[arg(long)]
         consent_timeout: Option<i64>,
+        /// The largest file its sessions may pass, in MB (0: no files).
+        #[arg(long)]
+        max_file_mb: Option<i64>,
     },
     /// Add a technician to a channel (admins).
     AddMember {
@@ -767,18 +773,20 @@ async fn channels(desk: &Desk<'_>, out: &Output, command: ChannelsCommand) -> an
             }
             return Ok(());
         }
-        ChannelsCommand::Create { name, session_expiry, consent_timeout } => {
-            let body = CreateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout };
+        ChannelsCommand::Create { name, session_expiry, consent_timeout, max_file_mb } => {
+            let max_file_bytes = max_file_mb.map(|mb| mb.saturating_mul(MB));
+            let body = CreateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout, max_file_bytes };
             let c: ChannelView = client.post("/channels", &body).await?;
             let what = format!("created channel {} (id {})", c.name, c.id);
             (c, what)
         }
-        ChannelsCommand::Update { channel, name, session_expiry, consent_timeout } => {
-            if name.is_none() && session_expiry.is_none() && consent_timeout.is_none() {
-                bail!("nothing to change: give --name, --session-expiry or --consent-timeout");
+        ChannelsCommand::Update { channel, name, session_expiry, consent_timeout, max_file_mb } => {
+            if name.is_none() && session_expiry.is_none() && consent_timeout.is_none() && max_file_mb.is_none() {
+                bail!("nothing to change: give --name, --session-expiry, --consent-timeout or --max-file-mb");
             }
             let id = desk.channel_id(&channel).await?;
-            let patch = UpdateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout };
+            let max_file_bytes = max_file_mb.map(|mb| mb.saturating_mul(MB));
+            let patch = UpdateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout, max_file_bytes };
             let c: ChannelView = client.patch(&format!("/channels/{id}"), &patch).await?;
             let what = format!("updated channel {}", c.name);
             (c, what)
@@ -922,6 +930,9 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
     };
     out.done(&s, || what)
 }
+
+/// A megabyte as the channel settings count it (the file limit's unit on the command line).
+const MB: i64 = 1024 * 1024;
 
 /// A progress bar for a file on standard error (hidden when it is not a terminal).
 fn progress_bar() -> indicatif::ProgressBar {

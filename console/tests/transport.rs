@@ -766,7 +766,7 @@ async fn a_technician_who_leaves_the_session_loses_the_picture() {
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The session moves to another team's queue: Bob is no longer on it.
-    let tier2 = CreateChannel { name: "Tier 2".into(), session_expiry_secs: None, consent_timeout_secs: None };
+    let tier2 = CreateChannel { name: "Tier 2".into(), session_expiry_secs: None, consent_timeout_secs: None, max_file_bytes: None };
     let other: ChannelView = env.admin.post("/channels", &tier2).await.unwrap();
     let to_tier2 = TransferRequest { channel_id: Some(other.id), ..TransferRequest::default() };
     let _: SessionView = env.admin.post(&format!("/sessions/{id}/transfer"), &to_tier2).await.unwrap();
@@ -1520,15 +1520,30 @@ async fn no_file_passes_without_the_grant_or_beyond_the_size_limit() {
         other => panic!("{other:?}"),
     }
 
-    // With files granted: larger than the channel allows.
+    // With files granted: larger than the channel allows (by default 2 GiB; an admin set 1 MB
+    // here), or any file where the channel allows none.
     share_asking(&env, s.id, "view,control,files").await;
     env.wait_for(s.id, "files granted", |v| grant_of(v, TechnicianId(1)).is_some_and(|c| c.files())).await;
-    let huge = deskline_protocol::FileOffer { transfer: 8, size: deskline_protocol::limits::DEFAULT_MAX_FILE_BYTES + 1, ..offer };
+    let channels: Vec<ChannelView> = env.admin.get("/channels").await.unwrap();
+    assert_eq!(channels[0].max_file_bytes, 2 * 1024 * 1024 * 1024);
+    let limit = |bytes: i64| UpdateChannel { max_file_bytes: Some(bytes), ..UpdateChannel::default() };
+    let channel: ChannelView = env.admin.patch("/channels/1", &limit(1_000_000)).await.unwrap();
+    assert_eq!(channel.max_file_bytes, 1_000_000);
+    let huge = deskline_protocol::FileOffer { transfer: 8, size: 1_000_001, ..offer.clone() };
     writer.send(&Message::FileOffer(huge)).await.unwrap();
     match file_word(&mut reader, 8).await {
-        Message::FileResult(result) => assert!(result.message.contains("more than this channel allows"), "{result:?}"),
+        Message::FileResult(result) => assert!(result.message.contains("more than this channel allows (1000000 bytes)"), "{result:?}"),
         other => panic!("{other:?}"),
     }
+    let _: ChannelView = env.admin.patch("/channels/1", &limit(0)).await.unwrap();
+    writer.send(&Message::FileOffer(deskline_protocol::FileOffer { transfer: 9, ..offer })).await.unwrap();
+    match file_word(&mut reader, 9).await {
+        Message::FileResult(result) => assert!(result.message.contains("allows no files"), "{result:?}"),
+        other => panic!("{other:?}"),
+    }
+    let error = env.admin.patch::<_, ChannelView>("/channels/1", &limit(-1)).await.unwrap_err().to_string();
+    // (A refused setting changes nothing.)
+    assert!(error.contains("max_file_bytes"), "{error}");
     // The app heard of neither.
     let mut seen = Vec::new();
     while let Ok(event) = agent.events.try_recv() {

@@ -74,8 +74,3 @@ pub const MAX_CLIPBOARD_TEXT_BYTES: usize = 32 * 1024;
 
 /// Longest file name passed, in bytes: what file systems allow (255 on ext4 and NTFS).
 pub const MAX_FILE_NAME_BYTES: usize = 255;
-
-/// Largest file a channel may allow by default (its setting may lower or raise it): an
-/// installer or a log archive fits; a disk image is not something to pass through a support
-/// session's relay.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;

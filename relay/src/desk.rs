@@ -127,6 +127,16 @@ pub struct ChannelPatch {
     pub session_expiry_secs: Option<i64>,
     /// New consent timeout.
     pub consent_timeout_secs: Option<i64>,
+    /// New largest file (0: none).
+    pub max_file_bytes: Option<i64>,
+}
+
+fn check_file_limit(bytes: i64) -> Result<(), Error> {
+    let max = i64::try_from(crate::limits::MAX_FILE_BYTES_SETTING).unwrap_or(i64::MAX);
+    if !(0..=max).contains(&bytes) {
+        return Err(Error::bad("invalid_field", format!("max_file_bytes: must be between 0 (no files) and {max}")));
+    }
+    Ok(())
 }
 
 fn check_name(field: &'static str, value: &str) -> Result<(), Error> {
@@ -789,16 +799,14 @@ impl Desk {
             .await
     }
 
-    /// Creates a channel (admins only).
-    pub async fn create_channel(
-        &self,
-        actor: &TechnicianRow,
-        name: String,
-        session_expiry_secs: Option<i64>,
-        consent_timeout_secs: Option<i64>,
-    ) -> Result<ChannelView, Error> {
+    /// Creates a channel (admins only); settings not given take their defaults.
+    pub async fn create_channel(&self, actor: &TechnicianRow, name: String, settings: ChannelPatch) -> Result<ChannelView, Error> {
+        let ChannelPatch { session_expiry_secs, consent_timeout_secs, max_file_bytes, .. } = settings;
         require_admin(actor)?;
         check_name("name", &name)?;
+        if let Some(bytes) = max_file_bytes {
+            check_file_limit(bytes)?;
+        }
         let expiry = session_expiry_secs.unwrap_or(crate::limits::DEFAULT_SESSION_EXPIRY.as_secs() as i64);
         let timeout = consent_timeout_secs.unwrap_or(crate::limits::DEFAULT_CONSENT_TIMEOUT.as_secs() as i64);
         check_duration("session_expiry_secs", expiry, MAX_SESSION_EXPIRY)?;
@@ -808,7 +816,11 @@ impl Desk {
             .write(move |tx| {
                 let id = store::insert_channel(tx, &name, expiry, timeout, now)?
                     .ok_or_else(|| Error::conflict("name_taken", format!("a channel named {name:?} exists")))?;
-                let row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
+                let mut row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
+                if let Some(bytes) = max_file_bytes {
+                    row.max_file_bytes = bytes;
+                    store::update_channel(tx, &row)?;
+                }
                 Ok(views::channel(&row, &[]))
             })
             .await
@@ -853,6 +865,9 @@ impl Desk {
         if let Some(s) = patch.consent_timeout_secs {
             check_duration("consent_timeout_secs", s, MAX_CONSENT_TIMEOUT)?;
         }
+        if let Some(bytes) = patch.max_file_bytes {
+            check_file_limit(bytes)?;
+        }
         self.db()
             .write(move |tx| {
                 let mut row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
@@ -861,6 +876,7 @@ impl Desk {
                 }
                 row.session_expiry_secs = patch.session_expiry_secs.unwrap_or(row.session_expiry_secs);
                 row.consent_timeout_secs = patch.consent_timeout_secs.unwrap_or(row.consent_timeout_secs);
+                row.max_file_bytes = patch.max_file_bytes.unwrap_or(row.max_file_bytes);
                 if !store::update_channel(tx, &row)? {
                     return Err(Error::conflict("name_taken", format!("a channel named {:?} exists", row.name)));
                 }
@@ -1272,9 +1288,17 @@ impl Desk {
         }
     }
 
-    /// The largest file the session's channel lets pass.
-    pub async fn max_file_bytes(&self, _id: SessionId) -> u64 {
-        deskline_protocol::limits::DEFAULT_MAX_FILE_BYTES
+    /// The largest file the session's channel lets pass (0 if the session is gone or unreadable:
+    /// nothing passes then).
+    pub async fn max_file_bytes(&self, id: SessionId) -> u64 {
+        let limit = self
+            .db()
+            .read(move |tx| {
+                let Some(row) = store::session_by_id(tx, id)? else { return Ok::<_, Error>(0) };
+                Ok(store::channel_by_id(tx, row.core.channel)?.map_or(0, |c| c.max_file_bytes))
+            })
+            .await;
+        limit.map_or(0, |bytes| u64::try_from(bytes).unwrap_or(0))
     }
 
     /// Replaces the displays in what the session's app reported (after a resolution or

@@ -153,3 +153,12 @@ pub const BROWSER_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a stopping relay waits for its QUIC connections to close after saying goodbye: a
 /// few round trips on any network a session works over.
 pub const SHUTDOWN_QUIC_DRAIN: Duration = Duration::from_secs(2);
+
+/// The largest file a channel allows unless set otherwise (the migration's column default):
+/// an installer or a log archive fits; a disk image is not something to pass through a
+/// support session's relay.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// The largest file limit a channel may set: above the files a support session passes
+/// (installers, log archives, a video of the problem), and what the relay's copy is tested for.
+pub const MAX_FILE_BYTES_SETTING: u64 = 64 * 1024 * 1024 * 1024;

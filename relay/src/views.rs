@@ -35,6 +35,7 @@ pub fn channel(c: &ChannelRow, members: &[TechnicianId]) -> ChannelView {
         name: c.name.clone(),
         session_expiry_secs: c.session_expiry_secs,
         consent_timeout_secs: c.consent_timeout_secs,
+        max_file_bytes: c.max_file_bytes,
         member_ids: members.iter().map(|t| t.0).collect(),
         created_at: rfc3339(c.created_at),
     }

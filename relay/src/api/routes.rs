@@ -211,7 +211,13 @@ async fn create_channel(
     Authed(me): Authed,
     ApiJson(req): ApiJson<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelView>), Error> {
-    let view = state.desk.create_channel(&me, req.name, req.session_expiry_secs, req.consent_timeout_secs).await?;
+    let settings = ChannelPatch {
+        name: None,
+        session_expiry_secs: req.session_expiry_secs,
+        consent_timeout_secs: req.consent_timeout_secs,
+        max_file_bytes: req.max_file_bytes,
+    };
+    let view = state.desk.create_channel(&me, req.name, settings).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -224,7 +230,12 @@ async fn update_channel(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<UpdateChannel>,
 ) -> ApiResult<ChannelView> {
-    let patch = ChannelPatch { name: req.name, session_expiry_secs: req.session_expiry_secs, consent_timeout_secs: req.consent_timeout_secs };
+    let patch = ChannelPatch {
+        name: req.name,
+        session_expiry_secs: req.session_expiry_secs,
+        consent_timeout_secs: req.consent_timeout_secs,
+        max_file_bytes: req.max_file_bytes,
+    };
     Ok(Json(state.desk.update_channel(&me, ChannelId(id), patch).await?))
 }
 

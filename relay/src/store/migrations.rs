@@ -130,4 +130,8 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sessions ADD COLUMN machine TEXT;
     "#,
+    // 7: the largest file a channel's sessions may pass (0: none), 2 GiB as before.
+    r#"
+    ALTER TABLE channels ADD COLUMN max_file_bytes BIGINT NOT NULL DEFAULT 2147483648 CHECK (max_file_bytes >= 0);
+    "#,
 ];

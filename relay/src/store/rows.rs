@@ -50,6 +50,8 @@ pub struct ChannelRow {
     pub session_expiry_secs: i64,
     /// How long the end user has to answer a consent prompt.
     pub consent_timeout_secs: i64,
+    /// The largest file its sessions may pass (0: none).
+    pub max_file_bytes: i64,
     /// Creation time.
     pub created_at: Timestamp,
 }
@@ -260,10 +262,11 @@ fn channel_from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRow> {
         session_expiry_secs: row.get(2)?,
         consent_timeout_secs: row.get(3)?,
         created_at: Timestamp(row.get(4)?),
+        max_file_bytes: row.get(5)?,
     })
 }
 
-const CHANNEL_COLUMNS: &str = "id, name, session_expiry_secs, consent_timeout_secs, created_at";
+const CHANNEL_COLUMNS: &str = "id, name, session_expiry_secs, consent_timeout_secs, created_at, max_file_bytes";
 
 /// Adds a channel; `Ok(None)` if the name is taken.
 pub fn insert_channel(
@@ -292,8 +295,8 @@ pub fn update_channel(tx: &Transaction<'_>, channel: &ChannelRow) -> Result<bool
         return Ok(false);
     }
     tx.execute(
-        "UPDATE channels SET name = ?2, session_expiry_secs = ?3, consent_timeout_secs = ?4 WHERE id = ?1",
-        params![channel.id.0, channel.name, channel.session_expiry_secs, channel.consent_timeout_secs],
+        "UPDATE channels SET name = ?2, session_expiry_secs = ?3, consent_timeout_secs = ?4, max_file_bytes = ?5 WHERE id = ?1",
+        params![channel.id.0, channel.name, channel.session_expiry_secs, channel.consent_timeout_secs, channel.max_file_bytes],
     )?;
     Ok(true)
 }

@@ -97,6 +97,8 @@ pub(super) fn offer_from_viewer(state: &mut HubState, conn: u64, technician: Tec
     let from = Party::Viewer(conn, technician);
     let refused = if state.gate.admit_files(technician).is_none() {
         Some("the end user has not allowed you files".to_owned())
+    } else if limit == 0 {
+        Some("this channel allows no files".to_owned())
     } else if offer.size > limit {
         Some(format!("{} bytes is more than this channel allows ({limit} bytes)", offer.size))
     } else if state.transfers.0.len() >= MAX_TRANSFERS_PER_SESSION || state.transfers.0.contains_key(&offer.transfer) {
@@ -127,7 +129,9 @@ pub(super) fn offer_from_app(state: &mut HubState, mut offer: FileOffer, limit: 
         .filter(|(_, v)| matches!(v.carrier, ViewerCarrier::Quic(_)) && state.gate.admit_files(v.technician).is_some())
         .map(|(conn, _)| *conn)
         .collect();
-    let refused = if offer.size > limit {
+    let refused = if limit == 0 {
+        Some("the technicians' channel allows no files".to_owned())
+    } else if offer.size > limit {
         Some(format!("{} bytes is more than the technicians' channel allows ({limit} bytes)", offer.size))
     } else if state.transfers.0.len() >= MAX_TRANSFERS_PER_SESSION || state.transfers.0.contains_key(&offer.transfer) {
         Some("too many files on their way; wait for one to finish".to_owned())

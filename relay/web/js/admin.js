@@ -112,6 +112,9 @@ export async function saveSecondFactorSetting() {
   }
 }
 
+// The channel's file limit is shown and set in MB (1024 × 1024 bytes).
+const MB = 1024 * 1024;
+
 function channelRow(c) {
   const tr = document.createElement("tr");
   tr.dataset.channel = c.name;
@@ -124,6 +127,7 @@ function channelRow(c) {
   };
   const expiry = number(Math.round(c.session_expiry_secs / 3600), 1);
   const consent = number(c.consent_timeout_secs, 5);
+  const files = number(Math.round(c.max_file_bytes / MB), 0);
   const save = document.createElement("button");
   save.type = "button";
   save.textContent = "Save";
@@ -132,6 +136,7 @@ function channelRow(c) {
       api("PATCH", `/channels/${c.id}`, {
         session_expiry_secs: Number(expiry.value) * 3600,
         consent_timeout_secs: Number(consent.value),
+        max_file_bytes: Number(files.value) * MB,
       }),
     ),
   );
@@ -180,7 +185,7 @@ function channelRow(c) {
   };
   const actions = document.createElement("td");
   actions.append(save);
-  tr.append(cell(c.name), wrap(expiry), wrap(consent), members, actions);
+  tr.append(cell(c.name), wrap(expiry), wrap(consent), wrap(files), members, actions);
   return tr;
 }
 
@@ -216,6 +221,7 @@ export async function createChannel(event) {
     name: $("channel-name").value.trim(),
     session_expiry_secs: Number($("channel-expiry").value) * 3600,
     consent_timeout_secs: Number($("channel-consent").value),
+    max_file_bytes: Number($("channel-files").value) * MB,
   };
   if (await adminDo(() => api("POST", "/channels", body))) {
     $("channel-form").reset();
