@@ -267,29 +267,6 @@ fn share_asking(desktop: &Desktop, relay: &Relay, cli: &Cli, dir: &Path, ask: &s
     (id, agent)
 }
 
-/// The X clipboard's text (empty if nobody owns it).
-fn x_clipboard(desktop: &Desktop) -> String {
-    let out = Command::new("xclip").args(["-selection", "clipboard", "-o"]).env("DISPLAY", &desktop.display).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Copies `text` as a program on the end user's desktop does (xclip keeps serving it in the
-/// background until another program copies).
-fn x_copy(desktop: &Desktop, text: &str) {
-    use std::io::Write as _;
-    let mut xclip = Command::new("xclip")
-        .args(["-selection", "clipboard", "-i"])
-        .env("DISPLAY", &desktop.display)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    xclip.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    assert!(xclip.wait().unwrap().success());
-    assert_eq!(x_clipboard(desktop), text);
-}
-
 /// The clipboard both ways with the real app on a real X display, read and set with xclip as
 /// the end user's programs would: nothing passes without the end user's clipboard grant, what
 /// was copied before the grant is never sent, and after it the technician's text lands on the
@@ -303,12 +280,12 @@ fn copied_text_passes_both_ways_only_with_the_clipboard_grant() {
     let (id, _agent) = share_without_window(&desktop, &relay, &cli, tmp.path());
 
     // View and control granted, not the clipboard.
-    x_copy(&desktop, "a password copied before anyone asked");
+    desktop.copy("a password copied before anyone asked");
     let (ok, _, err) = cli.run(&["clipboard", &id, "send", "from Ada"], "");
     assert!(!ok && err.contains("not allowed you the clipboard"), "{err}");
     let (ok, _, err) = cli.run(&["clipboard", &id, "receive", "--timeout", "5"], "");
     assert!(!ok && err.contains("not allowed you the clipboard"), "{err}");
-    assert_eq!(x_clipboard(&desktop), "a password copied before anyone asked");
+    assert_eq!(desktop.clipboard(), "a password copied before anyone asked");
 
     // Asked again with the clipboard; the app allows what is asked.
     cli.ok(&["session", "remote", &id, "--ask", "view,control,clipboard"]);
@@ -323,8 +300,8 @@ fn copied_text_passes_both_ways_only_with_the_clipboard_grant() {
     // The technician's text lands on the end user's X clipboard.
     cli.ok(&["clipboard", &id, "send", "from Ada: ipconfig /all"]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while x_clipboard(&desktop) != "from Ada: ipconfig /all" {
-        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", x_clipboard(&desktop));
+    while desktop.clipboard() != "from Ada: ipconfig /all" {
+        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", desktop.clipboard());
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -337,7 +314,7 @@ fn copied_text_passes_both_ways_only_with_the_clipboard_grant() {
             if waiting.is_finished() {
                 break;
             }
-            x_copy(&desktop, &format!("error 0x80070005 (copy {n})"));
+            desktop.copy(&format!("error 0x80070005 (copy {n})"));
         }
         waiting.join().unwrap()
     });

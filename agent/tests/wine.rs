@@ -241,7 +241,7 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     // The clipboard both ways, through the Windows clipboard (Wine's, which it shares with
     // the X display's: read and set here with xclip).
     cli.ok(&["clipboard", &id, "send", "from Ada under Wine"]);
-    let x_clipboard = || desktop.x("xclip", &["-selection", "clipboard", "-o"]);
+    let x_clipboard = || desktop.clipboard();
     eventually_or("the technician's text on the clipboard", 15, &|| x_clipboard() == "from Ada under Wine", &x_clipboard);
     let received = std::thread::scope(|s| {
         let waiting = s.spawn(|| cli.run(&["clipboard", &id, "receive", "--timeout", "20"], ""));
@@ -250,16 +250,7 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
             if waiting.is_finished() {
                 break;
             }
-            let mut xclip = Command::new("xclip")
-                .args(["-selection", "clipboard", "-i"])
-                .env("DISPLAY", &desktop.display)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::io::Write::write_all(&mut xclip.stdin.take().unwrap(), format!("copied on Windows {n}").as_bytes()).unwrap();
-            xclip.wait().unwrap();
+            desktop.copy(&format!("copied on Windows {n}"));
         }
         waiting.join().unwrap()
     });

@@ -54,6 +54,28 @@ impl Desktop {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The X clipboard's text (empty if nobody owns it).
+    pub fn clipboard(&self) -> String {
+        let out = Command::new("xclip").args(["-selection", "clipboard", "-o"]).env("DISPLAY", &self.display).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Copies `text` as a program on the end user's desktop does (xclip keeps serving it in
+    /// the background until another program copies).
+    pub fn copy(&self, text: &str) {
+        use std::io::Write as _;
+        let mut xclip = Command::new("xclip")
+            .args(["-selection", "clipboard", "-i"])
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        xclip.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        assert!(xclip.wait().unwrap().success());
+    }
+
     pub fn spawn_x(&self, program: &str, args: &[&str]) -> Guard {
         Guard(Command::new(program).args(args).env("DISPLAY", &self.display).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
     }

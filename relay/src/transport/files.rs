@@ -75,21 +75,20 @@ fn actor(party: Party) -> Actor {
     }
 }
 
-/// Tells `party` (on its control stream) that its transfer ended without the file being sent.
-fn refuse(state: &HubState, party: Party, transfer: u64, why: &str) {
-    let message = Message::FileResult(FileResult { transfer, saved: false, message: why.to_owned() });
-    match party {
-        Party::App => {
-            if let Some(app) = &state.app {
-                let _ = app.out.try_send(message);
-            }
-        }
-        Party::Viewer(conn, _) => {
-            if let Some(viewer) = state.viewers.get(&conn) {
-                let _ = viewer.out.try_send(message);
-            }
-        }
+/// Sends `message` to `party` on its control stream (if it is still there).
+fn tell(state: &HubState, party: Party, message: Message) {
+    let out = match party {
+        Party::App => state.app.as_ref().map(|app| &app.out),
+        Party::Viewer(conn, _) => state.viewers.get(&conn).map(|viewer| &viewer.out),
+    };
+    if let Some(out) = out {
+        let _ = out.try_send(message);
     }
+}
+
+/// Tells `party` that its transfer ended without the file being sent.
+fn refuse(state: &HubState, party: Party, transfer: u64, why: &str) {
+    tell(state, party, Message::FileResult(FileResult { transfer, saved: false, message: why.to_owned() }));
 }
 
 /// A technician's viewer offers the end user a file.
@@ -113,9 +112,7 @@ pub(super) fn offer_from_viewer(state: &mut HubState, conn: u64, technician: Tec
         return;
     }
     offer.from = state.access.iter().find(|g| g.technician == technician).map_or_else(|| format!("technician {technician}"), |g| g.name.clone());
-    if let Some(app) = &state.app {
-        let _ = app.out.try_send(Message::FileOffer(offer.clone()));
-    }
+    tell(state, Party::App, Message::FileOffer(offer.clone()));
     state.transfers.0.insert(offer.transfer, Transfer { from, to: None, offer, running: false });
 }
 
@@ -123,11 +120,11 @@ pub(super) fn offer_from_viewer(state: &mut HubState, conn: u64, technician: Tec
 /// receive files is asked.
 pub(super) fn offer_from_app(state: &mut HubState, mut offer: FileOffer, limit: u64) {
     offer.from = "the end user".into();
-    let receivers: Vec<u64> = state
+    let receivers: Vec<(u64, TechnicianId)> = state
         .viewers
         .iter()
         .filter(|(_, v)| matches!(v.carrier, ViewerCarrier::Quic(_)) && state.gate.admit_files(v.technician).is_some())
-        .map(|(conn, _)| *conn)
+        .map(|(conn, v)| (*conn, v.technician))
         .collect();
     let refused = if limit == 0 {
         Some("the technicians' channel allows no files".to_owned())
@@ -144,10 +141,8 @@ pub(super) fn offer_from_app(state: &mut HubState, mut offer: FileOffer, limit: 
         refuse(state, Party::App, offer.transfer, &why);
         return;
     }
-    for conn in receivers {
-        if let Some(viewer) = state.viewers.get(&conn) {
-            let _ = viewer.out.try_send(Message::FileOffer(offer.clone()));
-        }
+    for (conn, technician) in receivers {
+        tell(state, Party::Viewer(conn, technician), Message::FileOffer(offer.clone()));
     }
     state.transfers.0.insert(offer.transfer, Transfer { from: Party::App, to: None, offer, running: false });
 }
@@ -173,19 +168,7 @@ pub(super) fn answer(state: &mut HubState, by: Party, answer: FileAnswer) -> Opt
         // One technician's no leaves the offer to the others.
         return None;
     }
-    let message = Message::FileAnswer(answer);
-    match from {
-        Party::App => {
-            if let Some(app) = &state.app {
-                let _ = app.out.try_send(message);
-            }
-        }
-        Party::Viewer(conn, _) => {
-            if let Some(viewer) = state.viewers.get(&conn) {
-                let _ = viewer.out.try_send(message);
-            }
-        }
-    }
+    tell(state, from, Message::FileAnswer(answer));
     if answer.accepted {
         if let Some(t) = state.transfers.0.get_mut(&answer.transfer) {
             t.to = Some(by);
