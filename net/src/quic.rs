@@ -17,7 +17,8 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(4);
 /// 60 fps this is over four seconds of frames, far beyond any useful backlog.
 pub const MAX_CONCURRENT_UNI_STREAMS: u32 = 256;
 
-/// Bidirectional streams a peer may open: the control stream, with room for a reconnect race.
+/// Bidirectional streams a peer may open at once: the control stream and up to three files on
+/// their way (each has one); a fourth file waits for a stream to close.
 pub const MAX_CONCURRENT_BIDI_STREAMS: u32 = 4;
 
 fn transport() -> Arc<quinn::TransportConfig> {
