@@ -1552,3 +1552,34 @@ async fn no_file_passes_without_the_grant_or_beyond_the_size_limit() {
     assert!(!seen.iter().any(|e| matches!(e, AgentEvent::FileOffered(_))), "{seen:?}");
     agent.task.abort();
 }
+
+/// The end user stops sharing while a file is on its way: the relay's gate, asked again as
+/// the bytes pass, stops it; the sender is told it failed and nothing is left at the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_sharing_stops_a_file_midway() {
+    let env = env().await;
+    let files = tempfile::tempdir().unwrap();
+    let downloads = files.path().join("Downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let big = sample_file(files.path(), "backup.tar", 50 * 1024 * 1024);
+    let s = env.session(SessionKind::Pin).await;
+    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    share_asking(&env, s.id, "view,files").await;
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let sending = tokio::spawn(async move { viewer.send_file(&big, Duration::from_secs(30), |_| {}, |_| {}).await });
+    let offer = next_event(&mut agent, "the offer", |e| if let AgentEvent::FileOffered(o) = e { Some(o) } else { None }).await;
+    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("backup.tar")) }).unwrap();
+    next_event(&mut agent, "some bytes", |e| matches!(e, AgentEvent::FileProgress { bytes, .. } if bytes > 0).then_some(())).await;
+    agent.commands.send(AgentCommand::StopSharing).unwrap();
+    let (saved, message) = next_event(&mut agent, "the stopped transfer", |e| match e {
+        AgentEvent::FileDone { incoming: true, saved, message, .. } => Some((saved, message)),
+        _ => None,
+    })
+    .await;
+    assert!(!saved, "{message}");
+    assert!(sending.await.unwrap().is_err(), "the technician is told it failed");
+    assert!(listing(&downloads).is_empty(), "nothing left: {:?}", listing(&downloads));
+    let trail = env.trail(s.id).await;
+    assert!(trail.iter().any(|e| matches!(e.action, AuditAction::File { outcome: FileOutcome::Failed, .. })), "{trail:?}");
+    agent.task.abort();
+}
