@@ -324,8 +324,9 @@ async fn a_technician_works_the_desk_in_the_browser() {
 
     // Ask for consent from the viewer: the end user's answer shows up live.
     click(&browser, "#viewer-ask").await;
-    let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("may view and control")).await;
-    assert!(row.contains("Administrator may view and control"), "granted to the asking technician, said so: {row}");
+    // (Start remote session asks for the clipboard too.)
+    let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("may view, control and clipboard")).await;
+    assert!(row.contains("Administrator may view, control and clipboard"), "granted to the asking technician, said so: {row}");
     let history =
         eventually(&browser, "the history", 10, "return document.getElementById('audit').innerText", |t| t.contains("consent")).await;
     assert!(history.contains("created"), "{history}");
@@ -526,16 +527,17 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     let listed = eventually(&browser, "the list", 10, technicians, |_| true).await;
     assert_eq!(listed.matches("Bob Builder").count(), 1, "{listed}");
 
-    // A channel, then Bob as its member and a shorter expiry.
+    // A channel (files up to 500 MB), then Bob as its member and a shorter expiry.
     fill(&browser, "#channel-name", "Tier 2").await;
     fill(&browser, "#channel-expiry", "2").await;
     fill(&browser, "#channel-consent", "45").await;
+    fill(&browser, "#channel-files", "500").await;
     click(&browser, "#channel-form button[type=submit]").await;
     let row = "//table[@id='channels']//tr[@data-channel='Tier 2']";
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(row)).await.unwrap();
     browser.find(Locator::XPath(&format!("{row}//select"))).await.unwrap().select_by_label("Bob Builder").await.unwrap();
     browser.find(Locator::XPath(&format!("{row}//button[normalize-space()='Add member']"))).await.unwrap().click().await.unwrap();
-    let members = format!("return document.evaluate(\"{row}/td[4]/span\", document, null, 9, null).singleNodeValue.innerText");
+    let members = format!("return document.evaluate(\"{row}/td[5]/span\", document, null, 9, null).singleNodeValue.innerText");
     eventually(&browser, "the new member", 10, &members, |t| t.contains("Bob Builder")).await;
     let expiry = browser.find(Locator::XPath(&format!("{row}/td[2]/input"))).await.unwrap();
     expiry.clear().await.unwrap();
@@ -551,6 +553,7 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
         let tier2 = channels.as_array().unwrap().iter().find(|c| c["name"] == "Tier 2").cloned();
         if let Some(tier2) = tier2.filter(|c| c["session_expiry_secs"] == 3 * 3600) {
             assert_eq!(tier2["consent_timeout_secs"], 45);
+            assert_eq!(tier2["max_file_bytes"], 500 * 1024 * 1024);
             break;
         }
         assert!(Instant::now() < deadline, "Bob's channels: {channels}");
