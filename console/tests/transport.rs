@@ -1583,3 +1583,37 @@ async fn stopping_sharing_stops_a_file_midway() {
     assert!(trail.iter().any(|e| matches!(e.action, AuditAction::File { outcome: FileOutcome::Failed, .. })), "{trail:?}");
     agent.task.abort();
 }
+
+/// Taking back control while a file is on its way leaves the file alone (files do not need
+/// control): it arrives whole. (Found: each chunk's `tokio::fs` write, a blocking-pool task,
+/// stalled the transfer for good after the change; the app now writes on a thread of its own.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_back_control_leaves_a_file_on_its_way_alone() {
+    let env = env().await;
+    let files = tempfile::tempdir().unwrap();
+    let downloads = files.path().join("Downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let big = sample_file(files.path(), "backup.tar", 50 * 1024 * 1024);
+    let s = env.session(SessionKind::Pin).await;
+    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    share_asking(&env, s.id, "view,control,files").await;
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let sending = tokio::spawn({
+        let big = big.clone();
+        async move { viewer.send_file(&big, Duration::from_secs(30), |_| {}, |_| {}).await }
+    });
+    let offer = next_event(&mut agent, "the offer", |e| if let AgentEvent::FileOffered(o) = e { Some(o) } else { None }).await;
+    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("backup.tar")) }).unwrap();
+    next_event(&mut agent, "some bytes", |e| matches!(e, AgentEvent::FileProgress { bytes, .. } if bytes > 0).then_some(())).await;
+    agent.commands.send(AgentCommand::TakeBackControl).unwrap();
+    let (saved, message) = next_event(&mut agent, "the file saved", |e| match e {
+        AgentEvent::FileDone { incoming: true, saved, message, .. } => Some((saved, message)),
+        _ => None,
+    })
+    .await;
+    assert!(saved, "{message}");
+    assert_eq!(sending.await.unwrap().unwrap(), "backup.tar");
+    assert_eq!(sha256_of(&downloads.join("backup.tar")), sha256_of(&big));
+    assert_eq!(listing(&downloads), ["backup.tar"]);
+    agent.task.abort();
+}

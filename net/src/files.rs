@@ -13,7 +13,7 @@ use crate::framed::{FILE_PRIORITY, read_head, write_head};
 use deskline_protocol::{FileData, FileOffer, FileResult, Message};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncReadExt as _;
 
 /// Bytes read from a file or a stream at once.
 const CHUNK: usize = 256 * 1024;
@@ -145,31 +145,72 @@ pub async fn receive(
     (result, saved)
 }
 
+/// Chunks waiting for the writer thread: QUIC hands over about a packet at a time, so this is
+/// a few hundred KB at most; when the disk is slower, the stream's flow control slows the
+/// sender.
+const WRITE_QUEUE: usize = 256;
+
 async fn write_checked(recv: &mut quinn::RecvStream, offer: &FileOffer, partial: &Path, mut progress: impl FnMut(u64)) -> Result<(), String> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(partial)
-        .await
+    // The file is written and hashed on a thread of its own: a `tokio::fs` write per chunk
+    // (tens of thousands per file, each a blocking-pool task) stalled a transfer for good in a
+    // test where control was taken back meanwhile (the write never ran).
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(partial).map_err(|e| format!("cannot write it: {e}"))?;
+    let (chunks, mut queue) = tokio::sync::mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
+    let (written, done) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("file-writer".into())
+        .spawn(move || {
+            use std::io::Write as _;
+            let mut file = std::io::BufWriter::with_capacity(CHUNK, file);
+            let mut hasher = Sha256::new();
+            let mut result = Ok(());
+            while let Some(chunk) = queue.blocking_recv() {
+                hasher.update(&chunk);
+                if let Err(e) = file.write_all(&chunk) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            let result = result
+                .and_then(|()| file.into_inner().map_err(std::io::IntoInnerError::into_error))
+                .and_then(|file| file.sync_all())
+                .map(|()| <[u8; 32]>::from(hasher.finalize()));
+            let _ = written.send(result);
+        })
         .map_err(|e| format!("cannot write it: {e}"))?;
-    let mut hasher = Sha256::new();
     let mut got = 0u64;
-    while let Some(chunk) = recv.read_chunk(CHUNK, true).await.map_err(|e| format!("the transfer broke off: {e}"))? {
-        got += chunk.bytes.len() as u64;
-        if got > offer.size {
-            return Err(format!("more than the {} bytes offered arrived", offer.size));
+    let mut failed = None;
+    loop {
+        match recv.read_chunk(CHUNK, true).await {
+            Err(e) => failed = Some(format!("the transfer broke off: {e}")),
+            Ok(None) => {}
+            Ok(Some(chunk)) => {
+                got += chunk.bytes.len() as u64;
+                if got > offer.size {
+                    failed = Some(format!("more than the {} bytes offered arrived", offer.size));
+                } else if chunks.send(chunk.bytes).await.is_ok() {
+                    progress(got);
+                    continue;
+                }
+                // (A closed queue: the writer stopped on an error, reported below.)
+            }
         }
-        hasher.update(&chunk.bytes);
-        file.write_all(&chunk.bytes).await.map_err(|e| format!("cannot write it: {e}"))?;
-        progress(got);
+        break;
     }
+    // Whatever happened, the writer has closed the file before anything is decided (a file
+    // still open cannot be removed on Windows).
+    drop(chunks);
+    let written = done.await.map_err(|_| "cannot write it: the writer stopped".to_owned())?;
+    if let Some(why) = failed {
+        return Err(why);
+    }
+    let hash = written.map_err(|e| format!("cannot write it: {e}"))?;
     if got != offer.size {
         return Err(format!("the transfer broke off after {got} of {} bytes", offer.size));
     }
-    if <[u8; 32]>::from(hasher.finalize()) != offer.sha256 {
+    if hash != offer.sha256 {
         return Err("its SHA-256 does not match the sender's: damaged on the way".into());
     }
-    file.sync_all().await.map_err(|e| format!("cannot write it: {e}"))?;
     Ok(())
 }
 
