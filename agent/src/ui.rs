@@ -154,12 +154,19 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// "This session is recorded", in bold: said before the end user chooses and while sharing.
+fn recorded_notice(organisation: &str) -> egui::RichText {
+    egui::RichText::new(format!("This session is recorded: {organisation} keeps a video of your screen while it is shared.")).strong()
+}
+
 /// The support app's UI state.
 pub struct AgentUi {
     /// The current window.
     pub screen: Screen,
     organisation: String,
     relay: String,
+    /// The relay said the session is recorded (in its last consent request).
+    recorded: bool,
     grants: Grants,
     granted: Capabilities,
     /// Something to tell the end user on the status window (a late answer).
@@ -193,6 +200,7 @@ impl AgentUi {
             screen: if connecting { Screen::Connecting } else { Screen::EnterPin { input: String::new(), error: None } },
             organisation: String::new(),
             relay: String::new(),
+            recorded: false,
             grants: Grants::default(),
             granted: Capabilities::NONE,
             notice: None,
@@ -263,6 +271,7 @@ impl AgentUi {
                 NetUpdate::ConsentAsked(request, answer) => {
                     self.notice = None;
                     self.organisation = request.organisation.clone();
+                    self.recorded = request.recorded;
                     let (files, clipboard) = (request.capabilities.files(), request.capabilities.clipboard());
                     self.consent = Some(PendingConsent { request, shown_at: Instant::now(), answer: Some(answer), focused: false, files, clipboard });
                 }
@@ -421,6 +430,10 @@ impl AgentUi {
         ui.heading("Allow remote support?");
         ui.add_space(8.0);
         ui.label(format!("{} from {} asks to {what}.", pending.request.technician, pending.request.organisation));
+        if pending.request.recorded {
+            ui.add_space(4.0);
+            ui.label(recorded_notice(&pending.request.organisation));
+        }
         if asked.files() || asked.clipboard() {
             ui.add_space(4.0);
             ui.label("With Allow, also:");
@@ -500,6 +513,9 @@ impl AgentUi {
             ui.label(note.as_str());
         }
         ui.label(format!("from {}", self.who_runs_it()));
+        if self.recorded {
+            ui.label(recorded_notice(&self.organisation));
+        }
         ui.add_space(6.0);
         let (alt_t, alt_s) = ui.input(|i| (i.modifiers.alt && i.key_pressed(egui::Key::T), i.modifiers.alt && i.key_pressed(egui::Key::S)));
         ui.horizontal(|ui| {

@@ -32,6 +32,7 @@ fn request(capabilities: Capabilities, timeout_ms: u32) -> ConsentRequest {
         technician_id: ADA,
         capabilities,
         timeout_ms,
+        recorded: false,
     }
 }
 
@@ -462,4 +463,24 @@ fn a_file_from_the_technician_is_saved_where_the_end_user_says_or_declined() {
     ui.harness.run_steps(2);
     ui.harness.get_by_label("Saved driver.zip.");
     assert!(ui.harness.query_by_label_contains("Receiving").is_none());
+}
+
+#[test]
+fn a_recorded_session_is_said_in_the_popup_and_while_sharing() {
+    let mut other = ui(true);
+    let mut ui = ui(true);
+    ui.updates.send(connected()).unwrap();
+    let (tx, _answer) = oneshot::channel();
+    let recorded = ConsentRequest { recorded: true, ..request(Capabilities::VIEW_AND_CONTROL, 30_000) };
+    ui.updates.send(NetUpdate::ConsentAsked(recorded, tx)).unwrap();
+    ui.harness.run_steps(3);
+    let notice = "This session is recorded: Example IT keeps a video of your screen while it is shared.";
+    ui.harness.get_by_label(notice);
+    ui.harness.get_by_label("Allow (Alt+A)").click();
+    ui.harness.run_steps(2);
+    ui.sharing(Capabilities::VIEW_AND_CONTROL);
+    ui.harness.get_by_label(notice);
+    // Not said of a session that is not recorded.
+    other.ask(Capabilities::VIEW_AND_CONTROL, 30_000);
+    assert!(other.harness.query_by_label(notice).is_none());
 }

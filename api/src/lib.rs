@@ -88,6 +88,10 @@ pub struct ChannelView {
     pub consent_timeout_secs: i64,
     /// The largest file its sessions may pass, in bytes (0: none).
     pub max_file_bytes: i64,
+    /// Are its remote sessions recorded (announced to the end user before they choose)?
+    pub record_sessions: bool,
+    /// Days recordings are kept (0: as long as their session).
+    pub recording_retention_days: i64,
     /// Ids of its members.
     pub member_ids: Vec<i64>,
     /// RFC 3339.
@@ -200,6 +204,40 @@ pub struct AuditEventView {
     pub from: Option<String>,
     /// State after.
     pub to: String,
+}
+
+/// One recording of a session's screen: a file of the app's H.264 as it came (fragmented
+/// MP4), cut at display changes and relay restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingView {
+    /// Id (`GET /recordings/{id}/video`, `/recordings/{id}/log`).
+    pub id: i64,
+    /// The session recorded.
+    pub session_id: i64,
+    /// RFC 3339: when its first picture arrived.
+    pub started_at: String,
+    /// RFC 3339: when it ended (absent while it is being written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// Picture width in pixels.
+    pub width: u32,
+    /// Picture height in pixels.
+    pub height: u32,
+    /// Length, in milliseconds (0 while it is being written).
+    pub duration_ms: i64,
+    /// Size of the video file in bytes.
+    pub bytes: i64,
+}
+
+/// One line of a recording's timed log: what happened beside the picture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingLogLine {
+    /// Milliseconds from the recording's start (the video's time).
+    pub t_ms: u64,
+    /// `consent`, `control`, `input`, `chat`, `clipboard`.
+    pub kind: String,
+    /// What happened, as text.
+    pub text: String,
 }
 
 /// A live update pushed to consoles.
@@ -445,10 +483,16 @@ pub struct CreateChannel {
     /// The largest file its sessions may pass, in bytes (default 2 GiB; 0: no files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_bytes: Option<i64>,
+    /// Record its remote sessions (default: no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_sessions: Option<bool>,
+    /// Days recordings are kept (default 30; 0: as long as their session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_retention_days: Option<i64>,
 }
 
 /// A change of a channel's settings; an absent field stays as it is.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannel {
     /// New name.
@@ -463,6 +507,12 @@ pub struct UpdateChannel {
     /// New largest file, in bytes (0: no files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_bytes: Option<i64>,
+    /// Record its remote sessions, or stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_sessions: Option<bool>,
+    /// New retention of recordings, in days (0: as long as their session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_retention_days: Option<i64>,
 }
 
 /// Names a technician.

@@ -107,6 +107,41 @@ impl Client {
         self.send(reqwest::Method::DELETE, path, None::<&()>).await
     }
 
+    /// `GET path` saved into `file` (created; replaced if it exists), with progress on `bar`;
+    /// returns the bytes written. A failed download removes what it wrote.
+    pub async fn download(&self, path: &str, file: &std::path::Path, bar: &indicatif::ProgressBar) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.map_err(|e| ApiError::Transport(error_chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &body).into());
+        }
+        bar.set_length(response.content_length().unwrap_or(0));
+        let result = async {
+            // Buffered: one write to the file per megabyte, not per network chunk.
+            let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(file).await?);
+            let mut written = 0u64;
+            while let Some(chunk) = response.chunk().await.map_err(|e| ApiError::Transport(error_chain(&e)))? {
+                out.write_all(&chunk).await?;
+                written += chunk.len() as u64;
+                bar.set_position(written);
+            }
+            out.flush().await?;
+            anyhow::Ok(written)
+        }
+        .await;
+        bar.finish_and_clear();
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(file).await;
+        }
+        result
+    }
+
     /// Sends one request. An answer without a body (`204 No Content`) is read as JSON `null`,
     /// so it is `()` (or `None`) to a caller that expects nothing.
     async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(

@@ -141,11 +141,41 @@ pub fn channel_table(channels: &[ChannelView], names: &Names<'_>) -> String {
                 c.session_expiry_secs.to_string(),
                 c.consent_timeout_secs.to_string(),
                 (c.max_file_bytes / (1024 * 1024)).to_string(),
+                if c.record_sessions { format!("{} days", c.recording_retention_days) } else { "no".into() },
                 names.technician_list(&c.member_ids),
             ]
         })
         .collect();
-    render(&["ID", "NAME", "EXPIRY(S)", "CONSENT(S)", "FILES(MB)", "MEMBERS"], &rows)
+    render(&["ID", "NAME", "EXPIRY(S)", "CONSENT(S)", "FILES(MB)", "RECORDED", "MEMBERS"], &rows)
+}
+
+/// A session's recordings as a table.
+#[must_use]
+pub fn recording_table(recordings: &[deskline_api::RecordingView]) -> String {
+    let rows: Vec<Vec<String>> = recordings
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.started_at.clone(),
+                if r.ended_at.is_some() { format!("{:.1} s", r.duration_ms as f64 / 1000.0) } else { "recording".into() },
+                format!("{}x{}", r.width, r.height),
+                r.bytes.to_string(),
+            ]
+        })
+        .collect();
+    render(&["ID", "STARTED", "LENGTH", "SIZE", "BYTES"], &rows)
+}
+
+/// A recording's timed log, one line per entry (text escaped: a terminal has no markup, but
+/// control characters would move the cursor).
+#[must_use]
+pub fn recording_log(log: &[deskline_api::RecordingLogLine]) -> String {
+    let rows: Vec<Vec<String>> = log
+        .iter()
+        .map(|l| vec![format!("{:.1}", l.t_ms as f64 / 1000.0), l.kind.clone(), l.text.escape_debug().to_string()])
+        .collect();
+    render(&["AT(S)", "KIND", "WHAT"], &rows)
 }
 
 /// The sessions as a table: channel and technicians by name.
@@ -353,6 +383,8 @@ pub fn action_detail(action: &AuditAction, names: &Names<'_>) -> String {
             };
             format!("\"{}\" ({bytes} bytes, SHA-256 {sha256}): {outcome}", name.escape_debug())
         }
+        AuditAction::RecordingStarted { recording, width, height } => format!("recording {recording}, {width}x{height}"),
+        AuditAction::RecordingViewed { recording } | AuditAction::RecordingDeleted { recording } => format!("recording {recording}"),
     }
 }
 
@@ -420,6 +452,8 @@ mod tests {
             session_expiry_secs: 86_400,
             consent_timeout_secs: 30,
             max_file_bytes: 2 * 1024 * 1024 * 1024,
+            record_sessions: false,
+            recording_retention_days: 30,
             member_ids,
             created_at: "2025-01-01T00:00:00Z".into(),
         }

@@ -244,6 +244,12 @@ enum ChannelsCommand {
         /// The largest file its sessions may pass, in MB (default 2048; 0: no files).
         #[arg(long)]
         max_file_mb: Option<i64>,
+        /// Record its remote sessions (the end user is told before they choose).
+        #[arg(long)]
+        record_sessions: bool,
+        /// Days recordings are kept (default 30; 0: as long as their session).
+        #[arg(long)]
+        retention_days: Option<i64>,
     },
     /// Change a channel's settings (admins).
     Update {
@@ -258,6 +264,12 @@ enum ChannelsCommand {
         /// The largest file its sessions may pass, in MB (0: no files).
         #[arg(long)]
         max_file_mb: Option<i64>,
+        /// Record its remote sessions (true) or stop (false).
+        #[arg(long, value_name = "true|false")]
+        record_sessions: Option<bool>,
+        /// Days recordings are kept (0: as long as their session).
+        #[arg(long)]
+        retention_days: Option<i64>,
     },
     /// Add a technician to a channel (admins).
     AddMember {
@@ -363,6 +375,12 @@ enum SessionCommand {
     },
     /// The audit trail.
     Events { id: i64 },
+    /// The session's recordings (its channel records remote sessions).
+    Recordings { id: i64 },
+    /// Download recording REC (an id from `session recordings`) into FILE (an MP4 a browser or
+    /// any player plays), and print its timed log: consent, control, input, chat, clipboard.
+    /// Every download is in the session's audit trail.
+    Recording { recording: i64, file: PathBuf },
     /// Write TEXT to the end user and the technicians on the session (while the support app is
     /// connected, before any consent too); without TEXT, print the session's chat.
     Chat {
@@ -773,20 +791,35 @@ async fn channels(desk: &Desk<'_>, out: &Output, command: ChannelsCommand) -> an
             }
             return Ok(());
         }
-        ChannelsCommand::Create { name, session_expiry, consent_timeout, max_file_mb } => {
+        ChannelsCommand::Create { name, session_expiry, consent_timeout, max_file_mb, record_sessions, retention_days } => {
             let max_file_bytes = max_file_mb.map(|mb| mb.saturating_mul(MB));
-            let body = CreateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout, max_file_bytes };
+            let body = CreateChannel {
+                name,
+                session_expiry_secs: session_expiry,
+                consent_timeout_secs: consent_timeout,
+                max_file_bytes,
+                record_sessions: Some(record_sessions),
+                recording_retention_days: retention_days,
+            };
             let c: ChannelView = client.post("/channels", &body).await?;
             let what = format!("created channel {} (id {})", c.name, c.id);
             (c, what)
         }
-        ChannelsCommand::Update { channel, name, session_expiry, consent_timeout, max_file_mb } => {
-            if name.is_none() && session_expiry.is_none() && consent_timeout.is_none() && max_file_mb.is_none() {
-                bail!("nothing to change: give --name, --session-expiry, --consent-timeout or --max-file-mb");
+        ChannelsCommand::Update { channel, name, session_expiry, consent_timeout, max_file_mb, record_sessions, retention_days } => {
+            let patch = UpdateChannel {
+                name,
+                session_expiry_secs: session_expiry,
+                consent_timeout_secs: consent_timeout,
+                max_file_bytes: max_file_mb.map(|mb| mb.saturating_mul(MB)),
+                record_sessions,
+                recording_retention_days: retention_days,
+            };
+            if patch == UpdateChannel::default() {
+                bail!(
+                    "nothing to change: give --name, --session-expiry, --consent-timeout, --max-file-mb, --record-sessions or --retention-days"
+                );
             }
             let id = desk.channel_id(&channel).await?;
-            let max_file_bytes = max_file_mb.map(|mb| mb.saturating_mul(MB));
-            let patch = UpdateChannel { name, session_expiry_secs: session_expiry, consent_timeout_secs: consent_timeout, max_file_bytes };
             let c: ChannelView = client.patch(&format!("/channels/{id}"), &patch).await?;
             let what = format!("updated channel {}", c.name);
             (c, what)
@@ -918,6 +951,23 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
             let saved = saved?;
             let report = json!({"session": id, "saved": saved});
             out.done(&report, || format!("saved {}", saved.display()))?;
+            return Ok(());
+        }
+        SessionCommand::Recordings { id } => {
+            let recordings: Vec<deskline_api::RecordingView> = client.get(&format!("/sessions/{id}/recordings")).await?;
+            if !out.print_json(&recordings)? {
+                println!("{}", describe::recording_table(&recordings));
+            }
+            return Ok(());
+        }
+        SessionCommand::Recording { recording, file } => {
+            // The log first: a recording that is not there (or not yours) writes no file.
+            let log: Vec<deskline_api::RecordingLogLine> = client.get(&format!("/recordings/{recording}/log")).await?;
+            let bytes = client.download(&format!("/recordings/{recording}/video"), &file, &progress_bar()).await?;
+            if !out.print_json(&log)? {
+                println!("{}", describe::recording_log(&log));
+                eprintln!("saved recording {recording} ({bytes} bytes) as {}", file.display());
+            }
             return Ok(());
         }
         SessionCommand::Events { id } => {

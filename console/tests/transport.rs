@@ -766,7 +766,7 @@ async fn a_technician_who_leaves_the_session_loses_the_picture() {
     let watching = tokio::spawn(async move { viewer.watch(Duration::from_secs(20), |_| true).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The session moves to another team's queue: Bob is no longer on it.
-    let tier2 = CreateChannel { name: "Tier 2".into(), session_expiry_secs: None, consent_timeout_secs: None, max_file_bytes: None };
+    let tier2 = CreateChannel { name: "Tier 2".into(), session_expiry_secs: None, consent_timeout_secs: None, max_file_bytes: None, record_sessions: None, recording_retention_days: None };
     let other: ChannelView = env.admin.post("/channels", &tier2).await.unwrap();
     let to_tier2 = TransferRequest { channel_id: Some(other.id), ..TransferRequest::default() };
     let _: SessionView = env.admin.post(&format!("/sessions/{id}/transfer"), &to_tier2).await.unwrap();
@@ -1616,4 +1616,174 @@ async fn taking_back_control_leaves_a_file_on_its_way_alone() {
     assert_eq!(sha256_of(&downloads.join("backup.tar")), sha256_of(&big));
     assert_eq!(listing(&downloads), ["backup.tar"]);
     agent.task.abort();
+}
+
+/// A display that changes size when the test says (a resolution change): frames of the new
+/// size start with a keyframe of a new encoder, as the real app's capture does.
+struct ChangesSize {
+    first: SyntheticSource,
+    second: SyntheticSource,
+    change: Arc<std::sync::atomic::AtomicBool>,
+    changed: bool,
+}
+
+/// The size [`ChangesSize`] changes to.
+const SECOND_SIZE: (u32, u32) = (480, 360);
+
+impl FrameSource for ChangesSize {
+    fn displays(&self) -> Vec<deskline_protocol::DisplayInfo> {
+        info().displays
+    }
+
+    fn next_frame(&mut self, force_keyframe: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+        if self.changed {
+            self.second.next_frame(force_keyframe)
+        } else if self.change.load(std::sync::atomic::Ordering::Relaxed) {
+            self.changed = true;
+            self.second.next_frame(true)
+        } else {
+            self.first.next_frame(force_keyframe)
+        }
+    }
+}
+
+/// Runs ffmpeg's own decoder (not the viewer's) over a recording file: its picture size, and
+/// the first picture in RGB.
+fn decode_with_ffmpeg(file: &std::path::Path) -> ((u32, u32), Vec<u8>) {
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let (w, h) = text.trim().split_once(',').unwrap_or_else(|| panic!("ffprobe read no size: {text:?} {probe:?}"));
+    let size = (w.parse().unwrap(), h.parse().unwrap());
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(decoded.status.success(), "ffmpeg decodes the recording: {}", String::from_utf8_lossy(&decoded.stderr));
+    (size, decoded.stdout)
+}
+
+/// A technician of another channel (not of the default one, where the sessions are).
+async fn outsider(env: &Env, name: &str) -> Tech {
+    let new = CreateTechnician { username: name.into(), display_name: String::new(), password: ONE_TIME_PASSWORD.into(), role: Role::Technician };
+    let t: TechnicianView = env.admin.post("/technicians", &new).await.unwrap();
+    let first = sign_in(&env.server, &env.fingerprint, name, ONE_TIME_PASSWORD).await;
+    let one_time = Tech { id: TechnicianId(t.id), token: first.token };
+    Tech { id: one_time.id, token: env.technician_password_set(&one_time).await }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_session_is_announced_kept_as_sent_and_shown_to_its_channel_only() {
+    let env = env().await;
+    let patch = UpdateChannel { record_sessions: Some(true), ..Default::default() };
+    let channel: ChannelView = env.admin.patch("/channels/1", &patch).await.unwrap();
+    assert!(channel.record_sessions);
+    let session = env.session(SessionKind::Pin).await;
+    let id = session.id;
+    let change = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let change_size = change.clone();
+    let source = move || {
+        let (first, second) = (SyntheticSource::new(WIDTH, HEIGHT)?, SyntheticSource::new(SECOND_SIZE.0, SECOND_SIZE.1)?);
+        Ok(ChangesSize { first, second, change: change_size, changed: false })
+    };
+    let mut agent = start_agent_with(&env, pin_of(&session), ScriptedAnswer::AllowAll, None, Grants::default(), source).await.unwrap();
+    env.share(id).await;
+    let request = next_event(&mut agent, "the consent request", |e| match e {
+        AgentEvent::ConsentRequested(request) => Some(request),
+        _ => None,
+    })
+    .await;
+    assert!(request.recorded, "the popup is told the session is recorded before the end user chooses");
+
+    // Watch until the picture has changed size, with a chat line and a click once it shows.
+    let viewer = env.viewer(&env.admin_tech(), id).await.unwrap();
+    let (_commands, mut updates) = viewer.spawn();
+    let mut sizes = Vec::new();
+    while sizes.last() != Some(&SECOND_SIZE) {
+        match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await.unwrap().unwrap() {
+            ViewerUpdate::Frame(f) if sizes.last() != Some(&(f.width as u32, f.height as u32)) => {
+                if sizes.is_empty() {
+                    let hello = NewChatMessage { text: "<b>hello</b>".into() };
+                    let _: ChatMessageView = env.admin.post(&format!("/sessions/{id}/chat"), &hello).await.unwrap();
+                    send_input(&env, &env.admin_tech(), id, &click()).await.unwrap();
+                    // Then the resolution changes.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    change.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                sizes.push((f.width as u32, f.height as u32));
+            }
+            ViewerUpdate::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The end user stops sharing: the recording ends with the picture.
+    agent.commands.send(AgentCommand::StopSharing).unwrap();
+    let client = env.client(&env.admin_tech());
+    let mut recordings: Vec<deskline_api::RecordingView> = Vec::new();
+    for _ in 0..100 {
+        recordings = client.get(&format!("/sessions/{id}/recordings")).await.unwrap();
+        if recordings.len() == 2 && recordings.iter().all(|r| r.ended_at.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sizes: Vec<(u32, u32)> = recordings.iter().map(|r| (r.width, r.height)).collect();
+    assert_eq!(sizes, [(WIDTH, HEIGHT), SECOND_SIZE], "one recording per picture size, both finished: {recordings:?}");
+    assert!(recordings.iter().all(|r| r.duration_ms > 0 && r.bytes > 1000), "{recordings:?}");
+
+    // Each file is a standard MP4 another decoder reads: the size it says, the picture sent.
+    let dir = tempfile::tempdir().unwrap();
+    for r in &recordings {
+        let file = dir.path().join(format!("{}.mp4", r.id));
+        let bytes = client.download(&format!("/recordings/{}/video", r.id), &file, &indicatif::ProgressBar::hidden()).await.unwrap();
+        assert_eq!(bytes as i64, r.bytes);
+        let (size, rgb) = decode_with_ffmpeg(&file);
+        assert_eq!(size, (r.width, r.height));
+        assert_eq!(rgb.len(), (r.width * r.height * 3) as usize);
+        let at = |x: u32, y: u32| {
+            let i = ((y * r.width + x) * 3) as usize;
+            [rgb[i], rgb[i + 1], rgb[i + 2]]
+        };
+        assert!(close_to(at(r.width / 8, r.height / 2), left_rgb()), "the synthetic pattern's left half: {:?}", at(r.width / 8, r.height / 2));
+    }
+
+    // The first file's log says who was allowed and who controlled, the chat line (as text)
+    // and the click, at their time in the video.
+    let log: Vec<deskline_api::RecordingLogLine> = client.get(&format!("/recordings/{}/log", recordings[0].id)).await.unwrap();
+    let kinds: Vec<&str> = log.iter().map(|l| l.kind.as_str()).collect();
+    assert_eq!(&kinds[..2], ["consent", "control"], "the state at the start: {log:?}");
+    assert!(log[0].text.contains("Administrator (view and control)"), "{log:?}");
+    assert!(log.iter().any(|l| l.kind == "chat" && l.text == "Administrator: <b>hello</b>"), "{log:?}");
+    assert!(log.iter().any(|l| l.kind == "input" && l.text == "Left button pressed at 10, 20"), "{log:?}");
+    assert!(log.windows(2).all(|w| w[0].t_ms <= w[1].t_ms), "in time order: {log:?}");
+    let second: Vec<deskline_api::RecordingLogLine> = client.get(&format!("/recordings/{}/log", recordings[1].id)).await.unwrap();
+    assert_eq!(second.first().map(|l| l.kind.as_str()), Some("consent"), "each file's log stands on its own: {second:?}");
+
+    // A technician outside the channel cannot list, fetch or read them; each fetch is audited.
+    let stranger = outsider(&env, "stranger").await;
+    let theirs = env.client(&stranger);
+    for path in [format!("/sessions/{id}/recordings"), format!("/recordings/{}/log", recordings[0].id)] {
+        let refused = theirs.get::<serde_json::Value>(&path).await.unwrap_err();
+        assert!(matches!(refused, deskline_console::client::ApiError::Api { status: 404, .. }), "{path}: {refused:?}");
+    }
+    let target = dir.path().join("stolen.mp4");
+    let refused = theirs.download(&format!("/recordings/{}/video", recordings[0].id), &target, &indicatif::ProgressBar::hidden()).await;
+    assert!(refused.is_err() && !target.exists(), "{refused:?}");
+    let viewed: Vec<i64> = env
+        .trail(id)
+        .await
+        .iter()
+        .filter_map(|e| match e.action {
+            AuditAction::RecordingViewed { recording } if e.actor == Actor::Technician(TechnicianId(1)) => Some(recording),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(viewed, [recordings[0].id, recordings[1].id], "every fetch of a video is audited, the refused one is not there");
+    drop(agent);
 }

@@ -35,8 +35,9 @@ pub use keycode::KeyCode;
 pub use message::*;
 
 /// The version byte in every message header, and the behaviour version in [`Hello`]. 4: a
-/// capability set carries files and clipboard (four booleans where there were two).
-pub const PROTOCOL_VERSION: u8 = 4;
+/// capability set carries files and clipboard (four booleans where there were two). 5: a
+/// consent request says whether the session is recorded.
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// The QUIC ALPN protocol name.
 pub const ALPN: &[u8] = b"deskline/1";

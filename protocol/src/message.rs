@@ -261,6 +261,8 @@ pub struct ConsentRequest {
     pub capabilities: Capabilities,
     /// Milliseconds until the app auto-denies (the channel's consent timeout).
     pub timeout_ms: u32,
+    /// The channel records remote sessions: the popup says so before the end user chooses.
+    pub recorded: bool,
 }
 
 /// App → relay: the end user's answer.

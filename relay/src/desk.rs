@@ -44,6 +44,9 @@ struct Inner {
     /// Where password checks run: at most [`MAX_CONCURRENT_PASSWORD_CHECKS`] at once.
     password_checks: auth::PasswordCheckers,
     quic: std::sync::OnceLock<QuicEndpoint>,
+    /// Where session recordings are written (none: sessions are not recorded, whatever their
+    /// channel says; a desk without a data directory, in tests).
+    recordings: std::sync::OnceLock<std::path::PathBuf>,
     metrics: crate::metrics::Metrics,
     /// The relay-wide settings administrators change (stored; read here).
     settings: std::sync::RwLock<Settings>,
@@ -129,6 +132,18 @@ pub struct ChannelPatch {
     pub consent_timeout_secs: Option<i64>,
     /// New largest file (0: none).
     pub max_file_bytes: Option<i64>,
+    /// Record remote sessions, or not.
+    pub record_sessions: Option<bool>,
+    /// New retention of recordings, in days (0: as long as their session).
+    pub recording_retention_days: Option<i64>,
+}
+
+fn check_retention(days: i64) -> Result<(), Error> {
+    if !(0..=crate::limits::MAX_RECORDING_RETENTION_DAYS).contains(&days) {
+        let max = crate::limits::MAX_RECORDING_RETENTION_DAYS;
+        return Err(Error::bad("invalid_field", format!("recording_retention_days: must be between 0 (as long as the session) and {max}")));
+    }
+    Ok(())
 }
 
 fn check_file_limit(bytes: i64) -> Result<(), Error> {
@@ -177,6 +192,7 @@ impl Desk {
                 throttle: LoginThrottle::default(),
                 password_checks: auth::PasswordCheckers::new(MAX_CONCURRENT_PASSWORD_CHECKS),
                 quic: std::sync::OnceLock::new(),
+                recordings: std::sync::OnceLock::new(),
                 metrics: crate::metrics::Metrics::new(),
                 settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
                 stopping: tokio::sync::watch::Sender::new(false),
@@ -187,6 +203,17 @@ impl Desk {
                 ),
             }),
         }
+    }
+
+    /// Sets where session recordings are written (once; the directory exists).
+    pub fn set_recordings_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.inner.recordings.set(dir);
+    }
+
+    /// Where session recordings are written, if anywhere.
+    #[must_use]
+    pub fn recordings_dir(&self) -> Option<&std::path::Path> {
+        self.inner.recordings.get().map(std::path::PathBuf::as_path)
     }
 
     /// The current time on the desk's clock.
@@ -348,7 +375,7 @@ impl Desk {
         let _ = stopping.wait_for(|s| *s).await;
     }
 
-    fn announce(&self, before_channel: Option<ChannelId>, row: &SessionRow) {
+    pub(crate) fn announce(&self, before_channel: Option<ChannelId>, row: &SessionRow) {
         let mut channels = vec![row.core.channel.0];
         if let Some(c) = before_channel.filter(|c| *c != row.core.channel) {
             channels.push(c.0);
@@ -801,11 +828,15 @@ impl Desk {
 
     /// Creates a channel (admins only); settings not given take their defaults.
     pub async fn create_channel(&self, actor: &TechnicianRow, name: String, settings: ChannelPatch) -> Result<ChannelView, Error> {
-        let ChannelPatch { session_expiry_secs, consent_timeout_secs, max_file_bytes, .. } = settings;
+        let ChannelPatch { session_expiry_secs, consent_timeout_secs, max_file_bytes, record_sessions, recording_retention_days, .. } =
+            settings;
         require_admin(actor)?;
         check_name("name", &name)?;
         if let Some(bytes) = max_file_bytes {
             check_file_limit(bytes)?;
+        }
+        if let Some(days) = recording_retention_days {
+            check_retention(days)?;
         }
         let expiry = session_expiry_secs.unwrap_or(crate::limits::DEFAULT_SESSION_EXPIRY.as_secs() as i64);
         let timeout = consent_timeout_secs.unwrap_or(crate::limits::DEFAULT_CONSENT_TIMEOUT.as_secs() as i64);
@@ -817,10 +848,10 @@ impl Desk {
                 let id = store::insert_channel(tx, &name, expiry, timeout, now)?
                     .ok_or_else(|| Error::conflict("name_taken", format!("a channel named {name:?} exists")))?;
                 let mut row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
-                if let Some(bytes) = max_file_bytes {
-                    row.max_file_bytes = bytes;
-                    store::update_channel(tx, &row)?;
-                }
+                row.max_file_bytes = max_file_bytes.unwrap_or(row.max_file_bytes);
+                row.record_sessions = record_sessions.unwrap_or(row.record_sessions);
+                row.recording_retention_days = recording_retention_days.unwrap_or(row.recording_retention_days);
+                store::update_channel(tx, &row)?;
                 Ok(views::channel(&row, &[]))
             })
             .await
@@ -868,6 +899,9 @@ impl Desk {
         if let Some(bytes) = patch.max_file_bytes {
             check_file_limit(bytes)?;
         }
+        if let Some(days) = patch.recording_retention_days {
+            check_retention(days)?;
+        }
         self.db()
             .write(move |tx| {
                 let mut row = store::channel_by_id(tx, id)?.ok_or(Error::NotFound("channel"))?;
@@ -877,6 +911,8 @@ impl Desk {
                 row.session_expiry_secs = patch.session_expiry_secs.unwrap_or(row.session_expiry_secs);
                 row.consent_timeout_secs = patch.consent_timeout_secs.unwrap_or(row.consent_timeout_secs);
                 row.max_file_bytes = patch.max_file_bytes.unwrap_or(row.max_file_bytes);
+                row.record_sessions = patch.record_sessions.unwrap_or(row.record_sessions);
+                row.recording_retention_days = patch.recording_retention_days.unwrap_or(row.recording_retention_days);
                 if !store::update_channel(tx, &row)? {
                     return Err(Error::conflict("name_taken", format!("a channel named {:?} exists", row.name)));
                 }
@@ -1147,6 +1183,7 @@ impl Desk {
                 Err(e) => return Err(e),
             }
         }
+        self.delete_old_recordings().await?;
         Ok(changed)
     }
 
@@ -1427,7 +1464,7 @@ fn require_admin(actor: &TechnicianRow) -> Result<(), Error> {
     if actor.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("only administrators may do this".into())) }
 }
 
-fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: ChannelId) -> Result<(), Error> {
+pub(crate) fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: ChannelId) -> Result<(), Error> {
     let facts = Facts::load(tx, &[channel], &[])?;
     if facts.works_in(channel, actor.id) {
         Ok(())

@@ -26,6 +26,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod network;
+pub mod recording;
 pub mod second_factor;
 pub mod server;
 pub mod store;

@@ -162,3 +162,6 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// The largest file limit a channel may set: above the files a support session passes
 /// (installers, log archives, a video of the problem), and what the relay's copy is tested for.
 pub const MAX_FILE_BYTES_SETTING: u64 = 64 * 1024 * 1024 * 1024;
+
+/// The longest a channel may keep recordings, in days (ten years).
+pub const MAX_RECORDING_RETENTION_DAYS: i64 = 3650;

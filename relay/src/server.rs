@@ -121,6 +121,10 @@ impl Prepared {
         let public_url = options.public_url.clone().unwrap_or_else(|| format!("{scheme}://{local}"));
         let desk = Desk::new(db, Arc::new(SystemClock), public_url.clone());
         desk.ensure_default_channel_blocking()?;
+        let recordings = options.data_dir.join(crate::recording::DIR);
+        create_private_dir(&recordings)?;
+        desk.set_recordings_dir(recordings);
+        desk.close_unfinished_recordings_blocking()?;
         let admin_password = match &options.demo_admin {
             Some(username) => bootstrap_demo_admin(&desk, username)?,
             None => None,

@@ -36,6 +36,8 @@ pub fn channel(c: &ChannelRow, members: &[TechnicianId]) -> ChannelView {
         session_expiry_secs: c.session_expiry_secs,
         consent_timeout_secs: c.consent_timeout_secs,
         max_file_bytes: c.max_file_bytes,
+        record_sessions: c.record_sessions,
+        recording_retention_days: c.recording_retention_days,
         member_ids: members.iter().map(|t| t.0).collect(),
         created_at: rfc3339(c.created_at),
     }
@@ -142,4 +144,18 @@ pub struct SessionEvent {
     pub technicians: Vec<TechnicianId>,
     /// Its id.
     pub id: SessionId,
+}
+
+/// A recording as the API shows it.
+pub fn recording(r: &crate::store::RecordingRow) -> deskline_api::RecordingView {
+    deskline_api::RecordingView {
+        id: r.id,
+        session_id: r.session.0,
+        started_at: rfc3339(r.started_at),
+        ended_at: r.ended_at.map(rfc3339),
+        width: r.width,
+        height: r.height,
+        duration_ms: r.duration_ms,
+        bytes: r.bytes,
+    }
 }

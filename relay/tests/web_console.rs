@@ -1054,3 +1054,57 @@ async fn an_invite_link_opens_a_page_whose_download_joins_the_session() {
     assert!(closed.text().await.unwrap().contains("not valid any more"));
     assert_eq!(http.get(&download).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_session_plays_back_in_the_page_with_its_log_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
+    let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
+    let (status, channel) = api.call(reqwest::Method::PATCH, "/channels/1", json!({"record_sessions": true})).await;
+    assert_eq!((status, &channel["record_sessions"]), (200, &json!(true)), "{channel}");
+    let session = api.new_session("pin").await;
+    let _app = Guard(
+        Command::new(workspace_bin("deskline-agent"))
+            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
+    click_action(&browser, "Start remote session").await;
+    eventually(&browser, "consent", 30, ROW, |t| t.contains("may view")).await;
+    // Viewed for a few seconds in the browser: that stretch is recorded.
+    click_action(&browser, "View in browser").await;
+    let size = "const v = document.getElementById('screen'); return `${v.videoWidth}x${v.videoHeight}`";
+    eventually(&browser, "the picture", 30, size, |t| t == "640x360").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    click(&browser, "#viewer-close").await;
+
+    // The recording is listed under the session's history once it ended with the viewing.
+    let listed = "return document.getElementById('recordings').innerText";
+    let item = eventually(&browser, "the recording listed", 30, listed, |t| t.contains("640×360") && !t.contains("being recorded")).await;
+    assert!(item.contains(" s,"), "its length: {item}");
+    click_fresh(&browser, "//ul[@id='recordings']/li/button[normalize-space()='Play']").await;
+    let log = "return document.getElementById('player-log').innerText";
+    let lines = eventually(&browser, "the timed log", 20, log, |t| t.contains("the end user allows Administrator")).await;
+    assert!(lines.contains("0:00"), "{lines}");
+    // Played to its end in the page, at the size it was recorded.
+    let play = "const v = document.getElementById('player-video'); v.muted = true; v.play(); return 'ok'";
+    browser.execute(play, vec![]).await.unwrap();
+    let video = "const v = document.getElementById('player-video'); return `${v.videoWidth}x${v.videoHeight} ${v.ended} ${v.duration > 2}`";
+    eventually(&browser, "the recording played to its end", 30, video, |t| t == "640x360 true true").await;
+    // The history says it was recorded and watched (as soon as it is fetched again).
+    let history = "return document.getElementById('audit').innerText";
+    eventually(&browser, "the history", 10, history, |t| t.contains("recording") && t.contains("started (640×360)")).await;
+    browser.execute("document.getElementById('player').scrollIntoView()", vec![]).await.unwrap();
+    screenshot(&browser, "web-recording.png").await;
+    let (_, trail) = api.call(reqwest::Method::GET, &format!("/sessions/{}/events", session["id"]), Value::Null).await;
+    let actions: Vec<&str> = trail.as_array().unwrap().iter().filter_map(|e| e["action"]["action"].as_str()).collect();
+    assert!(actions.contains(&"recording_started") && actions.contains(&"recording_viewed"), "{actions:?}");
+    browser.close().await.unwrap();
+}

@@ -385,6 +385,26 @@ pub enum AuditAction {
         /// How it ended.
         outcome: FileOutcome,
     },
+    /// The relay began a recording of the app's screen (the channel records its sessions): a
+    /// new one at each display change and after a relay restart.
+    RecordingStarted {
+        /// The recording's id.
+        recording: i64,
+        /// Its picture size.
+        width: u32,
+        /// Its picture size.
+        height: u32,
+    },
+    /// A technician played or downloaded a recording.
+    RecordingViewed {
+        /// The recording's id.
+        recording: i64,
+    },
+    /// A recording was deleted: past its channel's retention (the actor is the relay).
+    RecordingDeleted {
+        /// The recording's id.
+        recording: i64,
+    },
 }
 
 /// How a file's transfer ended.

@@ -9,12 +9,13 @@ use crate::views::{self, AuditEventView, ChannelView, ChatMessageView, LiveEvent
 use deskline_api::{
     ChangePassword, CreateChannel, CreateSession, CreateTechnician, DisableSecondFactor, LoginRequest, LoginResponse,
     RecoveryCodes, RemoteRequest, SecondFactorCode, SecondFactorConfirmed, SecondFactorEnrolment, SessionDescription,
-    NewChatMessage, SettingsPatch, StartSecondFactor, TechnicianRef, TransferRequest, UpdateChannel, UpdateTechnician,
+    NewChatMessage, RecordingLogLine, RecordingView, SettingsPatch, StartSecondFactor, TechnicianRef, TransferRequest, UpdateChannel, UpdateTechnician,
 };
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use deskline_protocol::session::{Action, Actor};
 use deskline_protocol::{Capabilities, ChannelId, SessionId, TechnicianId};
@@ -55,6 +56,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(close))
         .routes(routes!(remote))
         .routes(routes!(session_events))
+        .routes(routes!(session_recordings))
+        .routes(routes!(recording_video))
+        .routes(routes!(recording_log))
         .routes(routes!(live_events))
         .routes(routes!(chat_history, post_chat))
         .routes(routes!(relay_info))
@@ -216,6 +220,8 @@ async fn create_channel(
         session_expiry_secs: req.session_expiry_secs,
         consent_timeout_secs: req.consent_timeout_secs,
         max_file_bytes: req.max_file_bytes,
+        record_sessions: req.record_sessions,
+        recording_retention_days: req.recording_retention_days,
     };
     let view = state.desk.create_channel(&me, req.name, settings).await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -235,6 +241,8 @@ async fn update_channel(
         session_expiry_secs: req.session_expiry_secs,
         consent_timeout_secs: req.consent_timeout_secs,
         max_file_bytes: req.max_file_bytes,
+        record_sessions: req.record_sessions,
+        recording_retention_days: req.recording_retention_days,
     };
     Ok(Json(state.desk.update_channel(&me, ChannelId(id), patch).await?))
 }
@@ -407,6 +415,37 @@ async fn remote(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): 
     responses((status = 200, body = [AuditEventView]), (status = 400), (status = 401), (status = 404)))]
 async fn session_events(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<AuditEventView>> {
     Ok(Json(state.desk.session_events(&me, SessionId(id)).await?))
+}
+
+/// The session's recordings, oldest first (for the channel's members and admins).
+#[utoipa::path(get, path = "/sessions/{id}/recordings", params(("id" = i64, Path)),
+    responses((status = 200, body = [RecordingView]), (status = 400), (status = 401), (status = 404)))]
+async fn session_recordings(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<RecordingView>> {
+    Ok(Json(state.desk.recordings(&me, SessionId(id)).await?))
+}
+
+/// A recording's video: fragmented MP4 of the app's H.264 as it came, which browsers play.
+/// Every fetch is audited.
+#[utoipa::path(get, path = "/recordings/{id}/video", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "video/mp4", body = Vec<u8>), (status = 400), (status = 401), (status = 404)))]
+async fn recording_video(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> Result<axum::response::Response, Error> {
+    let (row, file) = state.desk.open_recording(&me, id).await?;
+    let length = file.metadata().await.map(|m| m.len()).map_err(|e| Error::Internal(format!("a recording's size: {e}")))?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "video/mp4".to_owned()),
+        (axum::http::header::CONTENT_LENGTH, length.to_string()),
+        (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"deskline-session-{}-recording-{id}.mp4\"", row.session)),
+    ];
+    Ok((headers, body).into_response())
+}
+
+/// A recording's timed log: consent, control, input, chat and clipboard, at their time in
+/// the video.
+#[utoipa::path(get, path = "/recordings/{id}/log", params(("id" = i64, Path)),
+    responses((status = 200, body = [RecordingLogLine]), (status = 400), (status = 401), (status = 404)))]
+async fn recording_log(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<RecordingLogLine>> {
+    Ok(Json(state.desk.recording_log(&me, id).await?))
 }
 
 /// The session's chat, oldest first (kept with its history, also after it closed).

@@ -37,12 +37,13 @@ const MODULES: &[(&str, &str)] = &[
     ("create.js", include_str!("../../web/js/create.js")),
     ("events.js", include_str!("../../web/js/events.js")),
     ("viewer.js", include_str!("../../web/js/viewer.js")),
+    ("recordings.js", include_str!("../../web/js/recordings.js")),
 ];
 const STYLE: &str = include_str!("../../web/console.css");
 
 /// The policy every console file is served with.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+     connect-src 'self'; img-src 'self'; media-src blob:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
 fn file(body: impl IntoResponse, content_type: &'static str) -> Response {
     let headers: [(HeaderName, HeaderValue); 6] = [

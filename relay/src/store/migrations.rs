@@ -134,4 +134,24 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE channels ADD COLUMN max_file_bytes BIGINT NOT NULL DEFAULT 2147483648 CHECK (max_file_bytes >= 0);
     "#,
+    // 8: session recordings (`recording`): a channel records its remote sessions or not, and
+    // keeps recordings for so many days (0: until deleted with their session). One row per
+    // file: a recording is cut in segments at display changes and relay restarts. The files
+    // are under the data directory; `ended_at` is NULL while one is being written.
+    r#"
+    ALTER TABLE channels ADD COLUMN record_sessions INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE channels ADD COLUMN recording_retention_days BIGINT NOT NULL DEFAULT 30
+        CHECK (recording_retention_days >= 0);
+    CREATE TABLE recordings (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id),
+        started_at  BIGINT  NOT NULL,
+        ended_at    BIGINT,
+        width       INTEGER NOT NULL,
+        height      INTEGER NOT NULL,
+        duration_ms BIGINT  NOT NULL DEFAULT 0,
+        bytes       BIGINT  NOT NULL DEFAULT 0
+    );
+    CREATE INDEX recordings_session ON recordings(session_id, id);
+    "#,
 ];

@@ -52,6 +52,10 @@ pub struct ChannelRow {
     pub consent_timeout_secs: i64,
     /// The largest file its sessions may pass (0: none).
     pub max_file_bytes: i64,
+    /// Are its remote sessions recorded?
+    pub record_sessions: bool,
+    /// Days its recordings are kept (0: as long as their session).
+    pub recording_retention_days: i64,
     /// Creation time.
     pub created_at: Timestamp,
 }
@@ -263,10 +267,13 @@ fn channel_from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRow> {
         consent_timeout_secs: row.get(3)?,
         created_at: Timestamp(row.get(4)?),
         max_file_bytes: row.get(5)?,
+        record_sessions: row.get(6)?,
+        recording_retention_days: row.get(7)?,
     })
 }
 
-const CHANNEL_COLUMNS: &str = "id, name, session_expiry_secs, consent_timeout_secs, created_at, max_file_bytes";
+const CHANNEL_COLUMNS: &str =
+    "id, name, session_expiry_secs, consent_timeout_secs, created_at, max_file_bytes, record_sessions, recording_retention_days";
 
 /// Adds a channel; `Ok(None)` if the name is taken.
 pub fn insert_channel(
@@ -295,8 +302,17 @@ pub fn update_channel(tx: &Transaction<'_>, channel: &ChannelRow) -> Result<bool
         return Ok(false);
     }
     tx.execute(
-        "UPDATE channels SET name = ?2, session_expiry_secs = ?3, consent_timeout_secs = ?4, max_file_bytes = ?5 WHERE id = ?1",
-        params![channel.id.0, channel.name, channel.session_expiry_secs, channel.consent_timeout_secs, channel.max_file_bytes],
+        "UPDATE channels SET name = ?2, session_expiry_secs = ?3, consent_timeout_secs = ?4, max_file_bytes = ?5, \
+         record_sessions = ?6, recording_retention_days = ?7 WHERE id = ?1",
+        params![
+            channel.id.0,
+            channel.name,
+            channel.session_expiry_secs,
+            channel.consent_timeout_secs,
+            channel.max_file_bytes,
+            channel.record_sessions,
+            channel.recording_retention_days
+        ],
     )?;
     Ok(true)
 }
@@ -709,4 +725,99 @@ pub fn sessions_with_app(tx: &Transaction<'_>) -> Result<Vec<SessionId>, StoreEr
     let mut stmt = tx.prepare("SELECT id FROM sessions WHERE state IN ('active', 'in_queue') AND deleted = 0 ORDER BY id")?;
     let ids = stmt.query_map([], |r| r.get::<_, i64>(0))?.collect::<Result<Vec<_>, _>>()?;
     Ok(ids.into_iter().map(SessionId).collect())
+}
+
+/// One recording file of a session (a segment: recordings are cut at display changes and
+/// relay restarts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingRow {
+    /// Id (also its file name under the recordings directory).
+    pub id: i64,
+    /// The session recorded.
+    pub session: SessionId,
+    /// When its first picture arrived.
+    pub started_at: Timestamp,
+    /// When it ended (`None`: being written, or the relay stopped before it could say).
+    pub ended_at: Option<Timestamp>,
+    /// Picture size.
+    pub width: u32,
+    /// Picture size.
+    pub height: u32,
+    /// Length of the video.
+    pub duration_ms: i64,
+    /// Size of the video file.
+    pub bytes: i64,
+}
+
+const RECORDING_COLUMNS: &str = "id, session_id, started_at, ended_at, width, height, duration_ms, bytes";
+
+fn recording_from_row(row: &Row<'_>) -> rusqlite::Result<RecordingRow> {
+    Ok(RecordingRow {
+        id: row.get(0)?,
+        session: SessionId(row.get(1)?),
+        started_at: Timestamp(row.get(2)?),
+        ended_at: row.get::<_, Option<i64>>(3)?.map(Timestamp),
+        width: row.get(4)?,
+        height: row.get(5)?,
+        duration_ms: row.get(6)?,
+        bytes: row.get(7)?,
+    })
+}
+
+/// Adds a recording being written; returns its id.
+pub fn insert_recording(tx: &Transaction<'_>, session: SessionId, started_at: Timestamp, width: u32, height: u32) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO recordings (session_id, started_at, width, height) VALUES (?1, ?2, ?3, ?4)",
+        params![session.0, started_at.0, width, height],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Marks a recording finished.
+pub fn finish_recording(tx: &Transaction<'_>, id: i64, ended_at: Timestamp, duration_ms: i64, bytes: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE recordings SET ended_at = ?2, duration_ms = ?3, bytes = ?4 WHERE id = ?1",
+        params![id, ended_at.0, duration_ms, bytes],
+    )?;
+    Ok(())
+}
+
+/// One recording.
+pub fn recording_by_id(tx: &Transaction<'_>, id: i64) -> Result<Option<RecordingRow>, StoreError> {
+    Ok(tx
+        .query_row(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1"), [id], recording_from_row)
+        .optional()?)
+}
+
+/// A session's recordings, oldest first.
+pub fn recordings_of(tx: &Transaction<'_>, session: SessionId) -> Result<Vec<RecordingRow>, StoreError> {
+    let mut stmt = tx.prepare(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE session_id = ?1 ORDER BY id"))?;
+    let rows = stmt.query_map([session.0], recording_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Recordings left unfinished (the relay stopped while writing them).
+pub fn unfinished_recordings(tx: &Transaction<'_>) -> Result<Vec<RecordingRow>, StoreError> {
+    let mut stmt = tx.prepare(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE ended_at IS NULL ORDER BY id"))?;
+    let rows = stmt.query_map([], recording_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Finished recordings past their channel's retention at `now` (channels keeping them for 0
+/// days keep them).
+pub fn recordings_past_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<RecordingRow>, StoreError> {
+    let mut stmt = tx.prepare(
+        "SELECT r.id, r.session_id, r.started_at, r.ended_at, r.width, r.height, r.duration_ms, r.bytes \
+         FROM recordings r JOIN sessions s ON s.id = r.session_id JOIN channels c ON c.id = s.channel_id \
+         WHERE r.ended_at IS NOT NULL AND c.recording_retention_days > 0 \
+           AND r.ended_at + c.recording_retention_days * 86400000 <= ?1 ORDER BY r.id",
+    )?;
+    let rows = stmt.query_map([now.0], recording_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Forgets a recording (its files are deleted by the caller).
+pub fn delete_recording(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM recordings WHERE id = ?1", [id])?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! A support app's connection: registration by code, consent answers, frames in.
 
 use super::hub::{
-    AppLink, announce_controller, answer_decision, app_gone, clipboard_to_viewer, displays_changed, forward_frame, screen_state, take_stats,
+    AppLink, announce_controller, answer_decision, app_gone, clipboard_to_viewer, displays_changed, forward_frame, record_log, record_picture, screen_state, take_stats,
     update_streaming,
 };
 use super::{Transport, next_message, reject, spawn_writer};
@@ -165,7 +165,10 @@ pub(super) async fn run(
                             Ok((encoded, frame)) => {
                                 // The chokepoint (per viewer, in `forward_frame`): a frame goes
                                 // only to technicians the end user allows to view.
-                                forward_frame(&mut hub.lock(), desk.metrics(), &encoded, frame.seq, frame.keyframe);
+                                let mut state = hub.lock();
+                                forward_frame(&mut state, desk.metrics(), &encoded, frame.seq, frame.keyframe);
+                                // Recorded as it came, when the channel records its sessions.
+                                record_picture(&mut state, &desk, id, frame);
                             }
                             Err(e) => {
                                 tracing::info!(error = %e, "app sent a bad frame stream");
@@ -229,6 +232,9 @@ pub(super) async fn handle_message(transport: &Arc<Transport>, id: deskline_prot
                     if let Some(pass) = state.gate.admit_clipboard_to(viewer.technician) {
                         sent |= clipboard_to_viewer(pass, viewer, text.clone());
                     }
+                }
+                if sent {
+                    record_log(&state, "clipboard", format!("{} bytes of the end user's copied text to the technicians", text.text.len()));
                 }
                 sent
             });

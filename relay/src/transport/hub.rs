@@ -8,6 +8,7 @@
 use super::gate::{ClipboardPass, ConsentGate, FramePass, InputPass};
 use deskline_protocol::session::PendingConsent;
 use crate::desk::Desk;
+use crate::recording::Recorder;
 use crate::limits::DEFAULT_BITRATE_BPS;
 use crate::store::SessionRow;
 use bytes::Bytes;
@@ -117,6 +118,12 @@ pub(super) struct HubState {
     stats_window_started: Instant,
     /// Files offered or on their way.
     pub transfers: super::files::Transfers,
+    /// Does the session's channel record remote sessions (as last loaded)?
+    recording: bool,
+    /// The recorder, while the app streams and the channel records.
+    recorder: Option<Recorder>,
+    /// Where the controlling technician's pointer last went (for the recording's log).
+    pointer: (u32, u32),
 }
 
 impl HubState {
@@ -138,6 +145,9 @@ impl HubState {
             max_fps,
             stats_window_started: Instant::now(),
             transfers: super::files::Transfers::default(),
+            recording: false,
+            recorder: None,
+            pointer: (0, 0),
         }
     }
 }
@@ -225,8 +235,9 @@ impl Hubs {
             }
         }
         let now = self.desk.now();
+        let records = self.desk.records(id).await;
         let mut state = hub.lock();
-        self.apply(&mut state, &row, &names, now);
+        self.apply(&mut state, &row, &names, now, records);
         drop(state);
         self.release_if_idle(id);
     }
@@ -285,8 +296,13 @@ impl Hubs {
         }
     }
 
-    fn apply(&self, state: &mut HubState, row: &SessionRow, names: &HashMap<TechnicianId, String>, now: Timestamp) {
+    fn apply(&self, state: &mut HubState, row: &SessionRow, names: &HashMap<TechnicianId, String>, now: Timestamp, records: bool) {
         let s = &row.core;
+        state.recording = records;
+        if s.deleted || !s.state.is_live() || !records {
+            // (The channel stopped recording: the file being written ends.)
+            state.recorder = None;
+        }
         if s.deleted || !s.state.is_live() {
             let (reason, text) = match s.state {
                 SessionState::Expired => (ByeReason::SessionExpired, "the session expired"),
@@ -341,6 +357,7 @@ impl Hubs {
             for viewer in state.viewers.values() {
                 let _ = viewer.out.try_send(Message::Access(Access { grants: access.clone(), answered: None }));
             }
+            record_log(state, "consent", access_text(&access));
             state.access = access;
         }
         // A new consent request goes to the app once.
@@ -356,6 +373,7 @@ impl Hubs {
                 technician_id: requested_by,
                 capabilities,
                 timeout_ms,
+                recorded: records,
             };
             if app.out.try_send(Message::ConsentRequest(request)).is_ok() {
                 state.sent_request = Some(request_id);
@@ -383,6 +401,10 @@ pub(super) fn update_streaming(state: &mut HubState) {
     };
     if app.out.try_send(message).is_ok() {
         state.streaming = want;
+        if !want {
+            // The picture stopped: the recording's file ends here.
+            state.recorder = None;
+        }
         state.stats_window_started = Instant::now();
         for viewer in state.viewers.values_mut() {
             viewer.restart_stream();
@@ -461,6 +483,7 @@ pub(super) fn app_gone(state: &mut HubState, conn_id: u64) -> bool {
     state.app = None;
     state.transfers.forget(super::files::Party::App);
     state.streaming = false;
+    state.recorder = None;
     state.sent_request = None;
     // The next app connection reports its displays in its hello (stored) or later.
     state.displays = None;
@@ -482,10 +505,14 @@ pub(super) fn answer_decision(state: &HubState, request_id: u64) {
     }
 }
 
-/// Tells every viewer and the app who holds control.
 /// Sends a recorded chat line to the app and the native viewers (browsers' consoles get it
 /// from their live events).
 pub(super) fn send_chat(state: &HubState, line: &ChatLine) {
+    let from = match &line.from {
+        deskline_protocol::ChatFrom::EndUser => "end user",
+        deskline_protocol::ChatFrom::Technician { name, .. } => name,
+    };
+    record_log(state, "chat", format!("{from}: {}", line.text));
     let message = Message::Chat(line.clone());
     if let Some(app) = &state.app {
         let _ = app.out.try_send(message.clone());
@@ -495,7 +522,9 @@ pub(super) fn send_chat(state: &HubState, line: &ChatLine) {
     }
 }
 
+/// Tells every viewer and the app who holds control.
 pub(super) fn announce_controller(state: &HubState) {
+    record_log(state, "control", control_text(state));
     let message = Message::ControlHandover(ControlHandover { holder: state.gate.controller() });
     for viewer in state.viewers.values() {
         let _ = viewer.out.try_send(message.clone());
@@ -595,7 +624,12 @@ fn queue_frame(
 
 /// Sends input to the app. Requires the gate's pass: only the controlling technician's input,
 /// only while the end user grants control.
-pub(super) fn forward_input(_pass: InputPass, state: &HubState, event: InputEvent) {
+pub(super) fn forward_input(_pass: InputPass, state: &mut HubState, event: InputEvent) {
+    if state.recorder.is_some()
+        && let Some(text) = input_text(&mut state.pointer, &event)
+    {
+        record_log(state, "input", text);
+    }
     if let Some(app) = &state.app
         && app.out.try_send(Message::Input(event)).is_err()
     {
@@ -606,7 +640,12 @@ pub(super) fn forward_input(_pass: InputPass, state: &HubState, event: InputEven
 /// Puts a technician's copied text on the end user's clipboard. Requires the gate's pass: only
 /// the controlling technician's, only with the clipboard granted to them.
 pub(super) fn clipboard_to_app(_pass: ClipboardPass, state: &HubState, text: ClipboardText) -> bool {
-    state.app.as_ref().is_some_and(|app| app.out.try_send(Message::Clipboard(text)).is_ok())
+    let bytes = text.text.len();
+    let sent = state.app.as_ref().is_some_and(|app| app.out.try_send(Message::Clipboard(text)).is_ok());
+    if sent {
+        record_log(state, "clipboard", format!("{bytes} bytes of copied text to the end user"));
+    }
+    sent
 }
 
 /// Sends the end user's copied text to one viewer. Requires the gate's pass for that viewer's
@@ -625,4 +664,65 @@ pub(super) fn close_soon(connection: quinn::Connection) {
         tokio::time::sleep(BYE_GRACE).await;
         connection.close(0u32.into(), b"bye");
     });
+}
+
+/// Records a picture the app sent, unchanged, when the session's channel records (the
+/// recorder starts with the first picture; a picture it could not take costs a keyframe).
+pub(super) fn record_picture(state: &mut HubState, desk: &Desk, id: SessionId, frame: deskline_protocol::VideoFrame) {
+    if !state.recording || !state.streaming || frame.codec != deskline_protocol::VideoCodec::H264 {
+        return;
+    }
+    let Some(dir) = desk.recordings_dir() else { return };
+    if state.recorder.is_none() {
+        let context = vec![("consent", access_text(&state.access)), ("control", control_text(state))];
+        state.recorder = Some(Recorder::start(desk.clone(), id, dir.to_path_buf(), context));
+    }
+    let taken = state.recorder.as_mut().is_some_and(|r| r.picture(frame.data, frame.keyframe, frame.width, frame.height));
+    if !taken && !frame.keyframe {
+        request_keyframe(state);
+    }
+}
+
+/// Adds a line to the recording's timed log, while one is being written.
+pub(super) fn record_log(state: &HubState, kind: &'static str, text: String) {
+    if let Some(recorder) = &state.recorder {
+        recorder.log(kind, text);
+    }
+}
+
+/// Who may see and control, for the recording's log.
+fn access_text(access: &[AccessGrant]) -> String {
+    if access.is_empty() {
+        return "the end user allows nobody".into();
+    }
+    let grants: Vec<String> = access.iter().map(|g| format!("{} ({})", g.name, g.capabilities)).collect();
+    format!("the end user allows {}", grants.join("; "))
+}
+
+/// Who holds control, for the recording's log.
+fn control_text(state: &HubState) -> String {
+    match state.gate.controller() {
+        None => "nobody has control".into(),
+        Some(holder) => {
+            let name = state.access.iter().find(|g| g.technician == holder).map_or("a technician", |g| g.name.as_str());
+            format!("{name} has control")
+        }
+    }
+}
+
+/// A technician's input as the recording's log says it: clicks where they happened, wheel
+/// turns, key presses by key, typed text by length (pointer moves only move `pointer`).
+fn input_text(pointer: &mut (u32, u32), event: &InputEvent) -> Option<String> {
+    use deskline_protocol::Press;
+    match event {
+        InputEvent::PointerMove { x, y } => {
+            *pointer = (*x, *y);
+            None
+        }
+        InputEvent::Button { button, press: Press::Down } => Some(format!("{button:?} button pressed at {}, {}", pointer.0, pointer.1)),
+        InputEvent::Wheel { dx, dy } => Some(format!("wheel turned by {dx}, {dy} at {}, {}", pointer.0, pointer.1)),
+        InputEvent::Key { code, press: Press::Down, .. } => Some(format!("key {code:?}")),
+        InputEvent::Text { text } => Some(format!("{} characters typed", text.chars().count())),
+        _ => None,
+    }
 }

@@ -260,7 +260,7 @@ pub(super) fn handle_message(transport: &Arc<Transport>, id: SessionId, conn_id:
         Message::Input(event) => {
             // The chokepoint: only the controlling technician, only with control granted.
             if let Some(pass) = state.gate.admit_input(technician) {
-                forward_input(pass, &state, event);
+                forward_input(pass, &mut state, event);
             }
         }
         Message::ControlHandover(ControlHandover { holder }) => {

@@ -128,6 +128,19 @@ function channelRow(c) {
   const expiry = number(Math.round(c.session_expiry_secs / 3600), 1);
   const consent = number(c.consent_timeout_secs, 5);
   const files = number(Math.round(c.max_file_bytes / MB), 0);
+  // Recorded: a tick box, and how many days recordings are kept (0: as long as the session).
+  const record = document.createElement("input");
+  record.type = "checkbox";
+  record.checked = c.record_sessions;
+  record.setAttribute("aria-label", `Record remote sessions of ${c.name}`);
+  const retention = number(c.recording_retention_days, 0);
+  retention.setAttribute("aria-label", `Days ${c.name} keeps recordings`);
+  const recording = document.createElement("td");
+  recording.className = "recording-setting";
+  const days = document.createElement("label");
+  days.className = "inline";
+  days.append(retention, " days");
+  recording.append(record, days);
   const save = document.createElement("button");
   save.type = "button";
   save.textContent = "Save";
@@ -137,6 +150,8 @@ function channelRow(c) {
         session_expiry_secs: Number(expiry.value) * 3600,
         consent_timeout_secs: Number(consent.value),
         max_file_bytes: Number(files.value) * MB,
+        record_sessions: record.checked,
+        recording_retention_days: Number(retention.value),
       }),
     ),
   );
@@ -185,7 +200,7 @@ function channelRow(c) {
   };
   const actions = document.createElement("td");
   actions.append(save);
-  tr.append(cell(c.name), wrap(expiry), wrap(consent), wrap(files), members, actions);
+  tr.append(cell(c.name), wrap(expiry), wrap(consent), wrap(files), recording, members, actions);
   return tr;
 }
 
@@ -222,6 +237,8 @@ export async function createChannel(event) {
     session_expiry_secs: Number($("channel-expiry").value) * 3600,
     consent_timeout_secs: Number($("channel-consent").value),
     max_file_bytes: Number($("channel-files").value) * MB,
+    record_sessions: $("channel-record").checked,
+    recording_retention_days: Number($("channel-retention").value),
   };
   if (await adminDo(() => api("POST", "/channels", body))) {
     $("channel-form").reset();

@@ -93,6 +93,12 @@ export function describe(a, actor) {
       return actor && actor.kind === "app"
         ? `copied ${a.bytes} bytes of text to the technicians`
         : `put ${a.bytes} bytes of copied text on the end user's clipboard`;
+    case "recording_started":
+      return `recording ${a.recording} started (${a.width}×${a.height})`;
+    case "recording_viewed":
+      return `watched recording ${a.recording}`;
+    case "recording_deleted":
+      return `recording ${a.recording} deleted: older than the channel keeps recordings`;
     default:
       return String(a.action).replaceAll("_", " ");
   }

@@ -6,12 +6,15 @@ import { sendChat } from "./chat.js";
 import { copy, createSession } from "./create.js";
 import { confirmSecondFactor, renewRecoveryCodes, showSecondFactor, startSecondFactor, turnSecondFactorOff } from "./second-factor.js";
 import { askForPassword, cancelPasswordChange, changePassword, enterDesk, proceed, signIn, signOut, signOutClicked } from "./signin.js";
+import { closePlayer, followLog } from "./recordings.js";
 import { setupViewer } from "./viewer.js";
 
 document.addEventListener("DOMContentLoaded", async () => {
   $("signin-form").addEventListener("submit", signIn);
   $("create-form").addEventListener("submit", createSession);
   $("chat-form").addEventListener("submit", sendChat);
+  $("player-video").addEventListener("timeupdate", followLog);
+  $("player-close").addEventListener("click", closePlayer);
   $("technician-form").addEventListener("submit", createTechnician);
   $("channel-form").addEventListener("submit", createChannel);
   $("signout").addEventListener("click", signOutClicked);

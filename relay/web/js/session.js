@@ -5,9 +5,11 @@ import { loadChat } from "./chat.js";
 import { copy } from "./create.js";
 import { ACTION_HELP, describe, fillSelect, technicianName } from "./directory.js";
 import { reload, renderSessions } from "./lists.js";
+import { closePlayer, loadRecordings } from "./recordings.js";
 import { openViewer } from "./viewer.js";
 
 export async function select(id) {
+  if (state.selected !== id) closePlayer();
   state.selected = id;
   renderSessions();
   const session = state.sessions.find((s) => s.id === id);
@@ -16,6 +18,7 @@ export async function select(id) {
 
 export function closeDetail() {
   state.selected = null;
+  closePlayer();
   $("detail").hidden = true;
 }
 
@@ -42,6 +45,10 @@ export function renderDetail(s) {
   // Reloads come with every live event: rebuild only what changed, so that a button is not
   // replaced under the technician's pointer.
   const shown = JSON.stringify(s);
+  // (Recordings start, end and are watched without the session changing: its history and
+  // recordings are asked for at every update.)
+  loadAudit(s.id);
+  loadRecordings(s.id);
   if (!$("detail").hidden && $("detail").dataset.shown === shown) return;
   $("detail").dataset.shown = shown;
   $("detail").hidden = false;
@@ -52,7 +59,6 @@ export function renderDetail(s) {
   if (s.deleted) {
     // Only its history is left.
     $("actions").replaceChildren();
-    loadAudit(s.id);
     return;
   }
   const live = s.state !== "closed" && s.state !== "expired";
@@ -121,7 +127,6 @@ export function renderDetail(s) {
     ),
   );
   $("actions").replaceChildren(...buttons);
-  loadAudit(s.id);
 }
 
 // The end user's computer, as its support app reported it.
