@@ -358,6 +358,8 @@ fn each_monitor_can_be_shared_and_a_resolution_change_is_followed() {
 
     let relay = start_relay(tmp.path());
     let cli = login(&relay, tmp.path());
+    // The channel records its sessions: checked at the end against what the screen showed.
+    cli.ok(&["channels", "update", "Default", "--record-sessions", "true"]);
     let (id, _agent) = share_without_window(&desktop, &relay, &cli, tmp.path());
     let displays = cli.json(&["session", "show", &id])["agent"]["displays"].clone();
     // Xvfb's own whole-screen monitor stays listed beside the two (their outputs are "none").
@@ -406,6 +408,43 @@ fn each_monitor_can_be_shared_and_a_resolution_change_is_followed() {
     // The technicians' list of displays follows too.
     let v = cli.wait_for(&id, "the new display list", |v| v["agent"]["displays"].as_array().is_some_and(|d| d.len() == 1));
     assert_eq!((v["agent"]["displays"][0]["width"].as_u64(), v["agent"]["displays"][0]["height"].as_u64()), (Some(1024), Some(768)));
+
+    // Each stretch of picture was recorded at the size it had; ffmpeg's decoder reads in each
+    // file's last picture what the screen showed then: the right monitor with the marker, the
+    // left one without, the resized screen with the marker where it is now.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let recordings = loop {
+        let list = cli.json(&["session", "recordings", &id]);
+        let done = list.as_array().unwrap().iter().all(|r| r["ended_at"].is_string());
+        if done && list.as_array().unwrap().iter().any(|r| r["width"] == 1024) {
+            break list.as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "the recordings never all ended: {list}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let monitors: Vec<[u8; 3]> = recordings
+        .iter()
+        .filter(|r| r["width"] == 640 && r["height"] == 800)
+        .map(|r| pixel(&last_recorded_picture(&cli, r, tmp.path()), 900 - 640 + 100, 400))
+        .collect();
+    assert!(monitors.iter().any(|&p| close_to(p, MARKER)), "the right monitor's recording: {monitors:?} of {recordings:?}");
+    assert!(monitors.iter().any(|&p| close_to(p, BACKGROUND)), "the left monitor's recording: {monitors:?}");
+    let resized = recordings.iter().rev().find(|r| r["width"] == 1024 && r["height"] == 768).unwrap();
+    let picture = last_recorded_picture(&cli, resized, tmp.path());
+    assert!(close_to(pixel(&picture, 900 + 50, 300 + 50), MARKER) && close_to(pixel(&picture, 100, 100), BACKGROUND));
+}
+
+/// Downloads recording `rec` with the CLI (checking its timed log opens with the consent) and
+/// returns its last picture as ffmpeg's own decoder reads it (a PNG).
+fn last_recorded_picture(cli: &Cli, rec: &Value, dir: &Path) -> std::path::PathBuf {
+    let id = rec["id"].to_string();
+    let mp4 = dir.join(format!("recording-{id}.mp4"));
+    let log = cli.json(&["session", "recording", &id, mp4.to_str().unwrap()]);
+    assert_eq!(log[0]["kind"], "consent", "{log}");
+    let png = dir.join(format!("recording-{id}.png"));
+    let decoded = Command::new("ffmpeg").args(["-v", "error", "-y", "-i"]).arg(&mp4).args(["-update", "1"]).arg(&png).output().unwrap();
+    assert!(decoded.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&decoded.stderr));
+    png
 }
 
 #[test]
