@@ -400,6 +400,8 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     let (http, quic) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let relay = Relay::start_on(dir.path(), &http, &quic);
     let admin = relay.first_login("admin", relay.admin_password.as_deref().unwrap()).await;
+    // Its channel records: the recording survives the crash too.
+    relay.ok("PATCH", "/channels/1", &admin, Some(json!({"record_sessions": true}))).await;
     let (id, _app, printed) = shared_session(&relay, &admin, dir.path()).await;
     let show = format!("/sessions/{id}");
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
@@ -432,6 +434,17 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     assert!(out.contains("connection lost; reconnecting"), "the app did not say it was reconnecting:\n{out}");
     // The technician's viewer follows by itself.
     viewer_followed(viewer, "");
+    // The file the kill cut short was closed at the restart with the length of what reached
+    // the disk; the picture after the resumption is a new recording, closed when the viewer
+    // left.
+    let path = format!("/sessions/{id}/recordings");
+    let ended = |r: &Value| r["ended_at"].is_string() && r["duration_ms"].as_i64().unwrap_or(0) > 0 && r["bytes"].as_i64().unwrap_or(0) > 0;
+    let recordings = wait_until(&relay, &admin, &path, "both recordings ended", 20, |v| {
+        v.as_array().is_some_and(|l| l.len() >= 2 && l.iter().all(|r| ended(r)))
+    })
+    .await;
+    let started: Vec<&str> = recordings.as_array().unwrap().iter().map(|r| r["started_at"].as_str().unwrap()).collect();
+    assert!(started.windows(2).all(|w| w[0] < w[1]), "{recordings}");
 }
 
 fn count_actions(trail: &Value, action: &str) -> usize {

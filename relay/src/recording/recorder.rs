@@ -73,7 +73,9 @@ impl Recorder {
 /// The file being written.
 struct Segment {
     id: i64,
-    video: Mp4Writer<BufWriter<File>>,
+    /// Unbuffered: each picture's fragment is one write, so a relay killed mid-file leaves every
+    /// picture it took (the operating system has them).
+    video: Mp4Writer<File>,
     log: BufWriter<File>,
     params: ParameterSets,
     started: Instant,
@@ -131,7 +133,7 @@ impl Thread {
             .runtime
             .block_on(self.desk.recording_started(self.session, width, height))
             .map_err(std::io::Error::other)?;
-        let video = BufWriter::new(private_file(&video_path(&self.dir, id))?);
+        let video = private_file(&video_path(&self.dir, id))?;
         let log = BufWriter::new(private_file(&log_path(&self.dir, id))?);
         let video = Mp4Writer::create(video, width, height, &params)?;
         self.file = Some(Segment { id, video, log, params, started: at });
