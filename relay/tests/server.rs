@@ -440,7 +440,7 @@ async fn after_a_crash_the_app_resumes_by_itself_without_a_new_prompt() {
     let path = format!("/sessions/{id}/recordings");
     let ended = |r: &Value| r["ended_at"].is_string() && r["duration_ms"].as_i64().unwrap_or(0) > 0 && r["bytes"].as_i64().unwrap_or(0) > 0;
     let recordings = wait_until(&relay, &admin, &path, "both recordings ended", 20, |v| {
-        v.as_array().is_some_and(|l| l.len() >= 2 && l.iter().all(|r| ended(r)))
+        v.as_array().is_some_and(|l| l.len() >= 2 && l.iter().all(&ended))
     })
     .await;
     let started: Vec<&str> = recordings.as_array().unwrap().iter().map(|r| r["started_at"].as_str().unwrap()).collect();
