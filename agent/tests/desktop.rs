@@ -32,6 +32,8 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
 
     let relay = start_relay(tmp.path());
     let cli = login(&relay, tmp.path());
+    // A channel that records: the popup and the session bar say so.
+    cli.ok(&["channels", "update", "Default", "--record-sessions", "true"]);
     let session = cli.json(&["session", "new", "--channel", "Default", "--pin"]);
     let id = session["id"].to_string();
     let pin = session["pin"].as_str().unwrap().to_owned();
