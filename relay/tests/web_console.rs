@@ -527,21 +527,26 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     let listed = eventually(&browser, "the list", 10, technicians, |_| true).await;
     assert_eq!(listed.matches("Bob Builder").count(), 1, "{listed}");
 
-    // A channel (files up to 500 MB), then Bob as its member and a shorter expiry.
+    // A channel (files up to 500 MB, recorded), then Bob as its member, a shorter expiry and
+    // recordings kept 7 days.
     fill(&browser, "#channel-name", "Tier 2").await;
     fill(&browser, "#channel-expiry", "2").await;
     fill(&browser, "#channel-consent", "45").await;
     fill(&browser, "#channel-files", "500").await;
+    click(&browser, "#channel-record").await;
     click(&browser, "#channel-form button[type=submit]").await;
     let row = "//table[@id='channels']//tr[@data-channel='Tier 2']";
     browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath(row)).await.unwrap();
     browser.find(Locator::XPath(&format!("{row}//select"))).await.unwrap().select_by_label("Bob Builder").await.unwrap();
     browser.find(Locator::XPath(&format!("{row}//button[normalize-space()='Add member']"))).await.unwrap().click().await.unwrap();
-    let members = format!("return document.evaluate(\"{row}/td[5]/span\", document, null, 9, null).singleNodeValue.innerText");
+    let members = format!("return document.evaluate(\"{row}/td[6]/span\", document, null, 9, null).singleNodeValue.innerText");
     eventually(&browser, "the new member", 10, &members, |t| t.contains("Bob Builder")).await;
     let expiry = browser.find(Locator::XPath(&format!("{row}/td[2]/input"))).await.unwrap();
     expiry.clear().await.unwrap();
     expiry.send_keys("3").await.unwrap();
+    let retention = browser.find(Locator::XPath(&format!("{row}/td[5]//input[@type='number']"))).await.unwrap();
+    retention.clear().await.unwrap();
+    retention.send_keys("7").await.unwrap();
     browser.find(Locator::XPath(&format!("{row}//button[normalize-space()='Save']"))).await.unwrap().click().await.unwrap();
 
     // The relay has it all: Bob signs in (choosing his own password: the one the admin typed
@@ -554,6 +559,7 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
         if let Some(tier2) = tier2.filter(|c| c["session_expiry_secs"] == 3 * 3600) {
             assert_eq!(tier2["consent_timeout_secs"], 45);
             assert_eq!(tier2["max_file_bytes"], 500 * 1024 * 1024);
+            assert_eq!((&tier2["record_sessions"], &tier2["recording_retention_days"]), (&json!(true), &json!(7)));
             break;
         }
         assert!(Instant::now() < deadline, "Bob's channels: {channels}");
@@ -576,6 +582,8 @@ async fn an_admin_manages_technicians_and_channels_in_the_browser() {
     eventually(&browser, "Bob disabled", 10, &bob_status, |t| t == "disabled").await;
     assert_eq!(bob.call(reqwest::Method::GET, "/me", Value::Null).await.0, 401, "a disabled technician's token dies at once");
     screenshot(&browser, "web-admin.png").await;
+    browser.execute("document.getElementById('channels').scrollIntoView()", vec![]).await.unwrap();
+    screenshot(&browser, "web-admin-channels.png").await;
     browser.find(Locator::XPath(&format!("{bob_row}//button[normalize-space()='Enable']"))).await.unwrap().click().await.unwrap();
     eventually(&browser, "Bob enabled", 10, &bob_status, |t| t == "active").await;
     let bob = Api::login(&relay, "bob", OWN_PASSWORD).await;
