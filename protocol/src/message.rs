@@ -586,7 +586,9 @@ pub struct ClipboardText {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
 pub struct FileOffer {
-    /// Chosen by the sender at random: names the transfer in the answer and on its stream.
+    /// Chosen by the sender, unique on the session (the apps and viewers take the time in
+    /// microseconds): names the transfer in the answer and on its stream. Below 2^53, so that
+    /// it stays exact in a browser's JSON.
     pub transfer: u64,
     /// The file's name without any folder: no `/`, `\`, `:` or control characters, not `.` or
     /// `..`, at most [`crate::limits::MAX_FILE_NAME_BYTES`].

@@ -324,9 +324,9 @@ async fn a_technician_works_the_desk_in_the_browser() {
 
     // Ask for consent from the viewer: the end user's answer shows up live.
     click(&browser, "#viewer-ask").await;
-    // (Start remote session asks for the clipboard too.)
-    let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("may view, control and clipboard")).await;
-    assert!(row.contains("Administrator may view, control and clipboard"), "granted to the asking technician, said so: {row}");
+    // (Start remote session asks for files and the clipboard too.)
+    let row = eventually(&browser, "consent", 30, ROW, |t| t.contains("may view, control, files and clipboard")).await;
+    assert!(row.contains("Administrator may view, control, files and clipboard"), "granted to the asking technician, said so: {row}");
     let history =
         eventually(&browser, "the history", 10, "return document.getElementById('audit').innerText", |t| t.contains("consent")).await;
     assert!(history.contains("created"), "{history}");
@@ -857,7 +857,7 @@ async fn the_browser_viewer_pastes_to_and_receives_from_the_end_users_clipboard(
     eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
     click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
     click_action(&browser, "Start remote session").await;
-    app_printed(&log, "the consent request", |p| p.contains("consent asked by Administrator for view, control and clipboard")).await;
+    app_printed(&log, "the consent request", |p| p.contains("consent asked by Administrator for view, control, files and clipboard")).await;
     click_action(&browser, "View in browser").await;
     let control = "const b = document.getElementById('viewer-control'); return `${b.disabled} ${b.textContent}`";
     eventually(&browser, "control allowed", 20, control, |t| t == "false Take control").await;
@@ -1114,5 +1114,96 @@ async fn a_recorded_session_plays_back_in_the_page_with_its_log_beside_it() {
     let (_, trail) = api.call(reqwest::Method::GET, &format!("/sessions/{}/events", session["id"]), Value::Null).await;
     let actions: Vec<&str> = trail.as_array().unwrap().iter().filter_map(|e| e["action"]["action"].as_str()).collect();
     assert!(actions.contains(&"recording_started") && actions.contains(&"recording_viewed"), "{actions:?}");
+    browser.close().await.unwrap();
+}
+
+/// `n` bytes that do not compress and differ from file to file (`seed`).
+fn sample_bytes(n: usize, seed: u8) -> Vec<u8> {
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_pass_both_ways_between_the_browser_viewer_and_the_end_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
+    let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
+    let session = api.new_session("pin").await;
+    let home = dir.path().join("home");
+    let mut app = Command::new(workspace_bin("deskline-agent"))
+        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+        .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut app_says = app.stdin.take().unwrap();
+    let _app = Guard(app);
+    eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
+    click_action(&browser, "Start remote session").await;
+    eventually(&browser, "consent", 30, ROW, |t| t.contains("files")).await;
+    click_action(&browser, "View in browser").await;
+    let offered = "return String(!document.getElementById('viewer-send-file').hidden)";
+    eventually(&browser, "Send a file offered (the files grant)", 30, offered, |t| t == "true").await;
+
+    // To the end user: picked in the page, accepted and saved by the app in Downloads, whole.
+    let ours = sample_bytes(3 * 1024 * 1024 + 123, 1);
+    let picked = dir.path().join("report.bin");
+    std::fs::write(&picked, &ours).unwrap();
+    browser.find(Locator::Id("viewer-file-input")).await.unwrap().send_keys(picked.to_str().unwrap()).await.unwrap();
+    let note = "return document.getElementById('viewer-file-note').textContent";
+    let said = eventually(&browser, "the file saved", 60, note, |t| t.contains("saved on the end user's computer") || t.contains("not saved")).await;
+    assert!(said.contains("“report.bin” saved"), "{said}");
+    let saved = std::fs::read(home.join("Downloads").join("report.bin")).unwrap();
+    assert_eq!(sha256_hex(&saved), sha256_hex(&ours), "the app saved the very bytes");
+
+    // From the end user: offered in the page, received, checked, offered for saving.
+    let theirs = sample_bytes(2 * 1024 * 1024 + 7, 2);
+    let sent = dir.path().join("screenshot.bin");
+    std::fs::write(&sent, &theirs).unwrap();
+    use std::io::Write as _;
+    writeln!(app_says, "/send {}", sent.display()).unwrap();
+    let offer = "const o = document.getElementById('viewer-file-offer'); return o.hidden ? '' : o.innerText";
+    let asked = eventually(&browser, "the end user's offer", 30, offer, |t| !t.is_empty()).await;
+    assert!(asked.contains("“screenshot.bin”") && asked.contains("2.0 MB"), "{asked}");
+    click(&browser, "#viewer-file-accept").await;
+    let received = eventually(&browser, "the file received", 60, note, |t| t.contains("received") || t.contains("did not arrive")).await;
+    assert!(received.contains("SHA-256 checked"), "{received}");
+    let save = "const a = document.getElementById('viewer-file-save'); return `${a.hidden} ${a.download} ${a.dataset.sha256}`";
+    let link = browser.execute(save, vec![]).await.unwrap();
+    assert_eq!(link, json!(format!("false screenshot.bin {}", sha256_hex(&theirs))));
+    screenshot(&browser, "web-files.png").await;
+
+    // Both in the history, with their names, sizes and hashes, saved.
+    let (_, trail) = api.call(reqwest::Method::GET, &format!("/sessions/{}/events", session["id"]), Value::Null).await;
+    let files: Vec<(String, String, String)> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"]["action"] == "file")
+        .map(|e| (e["action"]["name"].as_str().unwrap().to_owned(), e["action"]["sha256"].as_str().unwrap().to_owned(), e["action"]["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        files,
+        [("report.bin".into(), sha256_hex(&ours), "saved".into()), ("screenshot.bin".into(), sha256_hex(&theirs), "saved".into())]
+    );
     browser.close().await.unwrap();
 }

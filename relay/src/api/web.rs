@@ -38,6 +38,7 @@ const MODULES: &[(&str, &str)] = &[
     ("events.js", include_str!("../../web/js/events.js")),
     ("viewer.js", include_str!("../../web/js/viewer.js")),
     ("recordings.js", include_str!("../../web/js/recordings.js")),
+    ("files.js", include_str!("../../web/js/files.js")),
 ];
 const STYLE: &str = include_str!("../../web/console.css");
 

@@ -9,10 +9,11 @@
 //! native viewer gets on its control stream (welcome, who holds control, the displays, bye);
 //! from the browser, what a native viewer may send (input, control hand-over, display choice,
 //! keyframe requests). They go through the very functions QUIC viewers use (`viewer::admit`,
-//! `viewer::handle_message`), so the consent gate is the same single chokepoint.
+//! `viewer::handle_message`), so the consent gate is the same single chokepoint. A second data
+//! channel, `files`, carries files' bytes both ways (`files.rs`).
 
 use super::{Transport, WebRtcAddresses};
-use super::hub::{BYE_GRACE, ViewerCarrier, request_keyframe};
+use super::hub::{BYE_GRACE, BrowserFiles, ViewerCarrier, request_keyframe};
 use super::viewer::{Admitted, VIEWER_QUEUE, admit, leave, may_view, on_message};
 use crate::error::Error;
 use crate::limits::BROWSER_CONNECT_TIMEOUT;
@@ -48,6 +49,16 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
 /// The RTP header extension that tells a browser how long it may hold frames before showing
 /// them.
 const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+/// What the relay queues on a page's data channel before `send` waits: the pace of a file sent
+/// to the page (about a second of it on a slow link; control messages are few and small).
+const DATA_CHANNEL_SEND_BUFFER: usize = 1024 * 1024;
+
+/// The label of the data channel a page opens for files (the first other one is control).
+const FILES_CHANNEL: &str = "files";
+
+/// Files a page may be sending at once (more are refused by the offer's limit anyway).
+const UPLOAD_QUEUE: usize = 16;
 
 /// A frame's RTP duration when the capture times give none (the first frame, a clock jump).
 const DEFAULT_FRAME_DURATION: Duration = Duration::from_millis(33);
@@ -127,6 +138,7 @@ async fn negotiate(addresses: WebRtcAddresses, offer: RTCSessionDescription) -> 
         .with_setting_engine(settings)
         .with_handler(Arc::new(Events { gathered, channels, state }))
         .with_udp_addrs(vec![SocketAddr::new(addresses.bind, 0)])
+        .with_data_channel_send_buffer_limit(DATA_CHANNEL_SEND_BUFFER)
         .build()
         .await
         .map_err(webrtc_error)?;
@@ -220,10 +232,12 @@ impl Transport {
         let offer = RTCSessionDescription::offer(offer).map_err(|e| Error::bad("invalid_sdp", format!("sdp: {e}")))?;
         let (answer, peer) = negotiate(self.webrtc, offer).await?;
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        match admit(self, conn_id, technician, id, ViewerCarrier::Browser).await {
+        let files = BrowserFiles::default();
+        match admit(self, conn_id, technician, id, ViewerCarrier::Browser(files.clone())).await {
             Ok(admitted) => {
                 let transport = self.clone();
-                tokio::spawn(async move { serve(&transport, conn_id, technician, id, peer, admitted).await });
+                let viewer = BrowserViewer { conn_id, technician, id, files };
+                tokio::spawn(async move { serve(&transport, viewer, peer, admitted).await });
                 Ok(answer)
             }
             Err(refusal) => {
@@ -234,8 +248,18 @@ impl Transport {
     }
 }
 
+/// Who a browser viewer is.
+struct BrowserViewer {
+    conn_id: u64,
+    technician: TechnicianId,
+    id: SessionId,
+    /// Its files channel, set when the page opens it.
+    files: BrowserFiles,
+}
+
 /// Serves one browser viewer until it goes.
-async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianId, id: SessionId, peer: Peer, admitted: Admitted) {
+async fn serve(transport: &Arc<Transport>, viewer: BrowserViewer, peer: Peer, admitted: Admitted) {
+    let BrowserViewer { conn_id, technician, id, files } = viewer;
     let Admitted { hub, mut queue, mut frames } = admitted;
     let Peer { pc, track, ssrc, payload_type, mut channels, mut state } = peer;
     // Handed to the data channel's reader when the channel opens, so that its end (the
@@ -276,7 +300,16 @@ async fn serve(transport: &Arc<Transport>, conn_id: u64, technician: TechnicianI
                     _ => {}
                 }
             }
-            Some(opened) = channels.recv(), if channel.is_none() => {
+            Some(opened) = channels.recv() => {
+                if opened.label().await.is_ok_and(|label| label == FILES_CHANNEL) {
+                    if files.set(opened.clone()).is_ok() {
+                        spawn_files_reader(transport.clone(), id, conn_id, technician, opened);
+                    }
+                    continue;
+                }
+                if channel.is_some() {
+                    continue;
+                }
                 if let Some(inbound) = inbound.take() {
                     spawn_reader(opened.clone(), inbound);
                 }
@@ -357,6 +390,40 @@ fn spawn_reader(channel: Arc<dyn DataChannel>, inbound: mpsc::Sender<Message>) {
                 }
                 DataChannelEvent::OnClose => return,
                 _ => {}
+            }
+        }
+    });
+}
+
+/// Reads a page's files channel: each binary message a transfer's id (8 bytes, big-endian) and
+/// the next bytes of its file, handed to that transfer's copy ([`files::browser_upload`],
+/// started with its first chunk). The copy takes the next chunk only once the last went on,
+/// so this reader waits, and SCTP's flow control slows the page.
+fn spawn_files_reader(transport: Arc<Transport>, id: SessionId, conn_id: u64, technician: TechnicianId, channel: Arc<dyn DataChannel>) {
+    tokio::spawn(async move {
+        let mut uploads: std::collections::HashMap<u64, mpsc::Sender<Bytes>> = std::collections::HashMap::new();
+        while let Some(event) = channel.poll().await {
+            let DataChannelEvent::OnMessage(message) = event else {
+                if matches!(event, DataChannelEvent::OnClose) {
+                    return;
+                }
+                continue;
+            };
+            let data = message.data.freeze();
+            if data.len() <= 8 || data.len() > 8 + super::files::BROWSER_CHUNK {
+                tracing::info!(bytes = data.len(), "a page's file chunk of a wrong size skipped");
+                continue;
+            }
+            let transfer = u64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
+            let chunk = data.slice(8..);
+            let upload = uploads.entry(transfer).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+                tokio::spawn(super::files::browser_upload(transport.clone(), id, conn_id, technician, transfer, rx));
+                tx
+            });
+            if upload.send(chunk).await.is_err() {
+                // That copy ended (refused, broken off, complete): the rest of it is dropped.
+                continue;
             }
         }
     });

@@ -180,7 +180,7 @@ impl Bench {
             });
             if !open {
                 self.next_conn += 1;
-                match admit(&self.transport, self.next_conn, t, self.id, ViewerCarrier::Browser).await {
+                match admit(&self.transport, self.next_conn, t, self.id, ViewerCarrier::Browser(Default::default())).await {
                     Ok(admitted) => {
                         self.viewers.insert(t, (self.next_conn, admitted));
                     }

@@ -9,16 +9,31 @@
 //! and copies the bytes across as they come (nothing is kept: the copy waits for the receiver,
 //! QUIC's flow control slows the sender), asking the gate again as it goes, and brings the
 //! receiver's `FileResult` back. Every transfer that ends is one audit event.
+//!
+//! A browser has no QUIC streams: its page opens a second data channel, `files`, next to the
+//! control one, and the bytes travel on it as binary messages — each the transfer's id (8
+//! bytes, big-endian) and up to [`BROWSER_CHUNK`] bytes of the file — in both directions. Its
+//! offers, answers and results are JSON messages on the control channel, as the rest. What the
+//! relay sends a page is paced by the channel's send buffer (the peer connection's limit); what
+//! a page sends is paced by SCTP's flow control, since the relay reads the next message only
+//! once the last one went on to the app.
 
 use super::Transport;
 use super::gate::FilePass;
 use super::hub::{HubState, ViewerCarrier};
 use deskline_net::framed::{FILE_PRIORITY, read_head, write_head};
 use deskline_protocol::session::{Actor, FileOutcome};
+use bytes::{Bytes, BytesMut};
 use deskline_protocol::{FileAnswer, FileData, FileOffer, FileResult, Message, SessionId, TechnicianId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use webrtc::data_channel::DataChannel;
+
+/// The most file bytes in one data channel message: with the transfer's id, 16 KiB, the
+/// largest message every browser and the relay's WebRTC stack take whole.
+pub(super) const BROWSER_CHUNK: usize = 16 * 1024 - 8;
 
 /// Offers waiting or transfers running on one session at once: a person passes a few files at
 /// a time; the bound stops a script from filling the relay's table.
@@ -50,13 +65,21 @@ pub(super) struct Transfer {
 
 /// The transfers of one session.
 #[derive(Debug, Default)]
-pub(super) struct Transfers(HashMap<u64, Transfer>);
+pub(super) struct Transfers {
+    all: HashMap<u64, Transfer>,
+    /// Where a page's `FileResult` for a file sent to it goes (a QUIC receiver answers on the
+    /// file's own stream instead).
+    results: HashMap<u64, oneshot::Sender<FileResult>>,
+}
 
 impl Transfers {
     /// Forgets every transfer to or from `party` (it left); returns them, to be audited.
     pub(super) fn forget(&mut self, party: Party) -> Vec<Transfer> {
-        let gone: Vec<u64> = self.0.iter().filter(|(_, t)| t.from == party || t.to == Some(party)).map(|(id, _)| *id).collect();
-        gone.into_iter().filter_map(|id| self.0.remove(&id)).collect()
+        let gone: Vec<u64> = self.all.iter().filter(|(_, t)| t.from == party || t.to == Some(party)).map(|(id, _)| *id).collect();
+        gone.into_iter().filter_map(|id| {
+            self.results.remove(&id);
+            self.all.remove(&id)
+        }).collect()
     }
 }
 
@@ -100,7 +123,7 @@ pub(super) fn offer_from_viewer(state: &mut HubState, conn: u64, technician: Tec
         Some("this channel allows no files".to_owned())
     } else if offer.size > limit {
         Some(format!("{} bytes is more than this channel allows ({limit} bytes)", offer.size))
-    } else if state.transfers.0.len() >= MAX_TRANSFERS_PER_SESSION || state.transfers.0.contains_key(&offer.transfer) {
+    } else if state.transfers.all.len() >= MAX_TRANSFERS_PER_SESSION || state.transfers.all.contains_key(&offer.transfer) {
         Some("too many files on their way on this session; wait for one to finish".to_owned())
     } else if state.app.is_none() {
         Some("the end user's support app is not connected".to_owned())
@@ -113,27 +136,35 @@ pub(super) fn offer_from_viewer(state: &mut HubState, conn: u64, technician: Tec
     }
     offer.from = state.access.iter().find(|g| g.technician == technician).map_or_else(|| format!("technician {technician}"), |g| g.name.clone());
     tell(state, Party::App, Message::FileOffer(offer.clone()));
-    state.transfers.0.insert(offer.transfer, Transfer { from, to: None, offer, running: false });
+    state.transfers.all.insert(offer.transfer, Transfer { from, to: None, offer, running: false });
 }
 
-/// The end user offers the technicians a file: every native viewer whose technician may
-/// receive files is asked.
+/// Can this viewer receive a file: over QUIC, or a page whose files channel is open?
+fn receives_files(carrier: &ViewerCarrier) -> bool {
+    match carrier {
+        ViewerCarrier::Quic(_) => true,
+        ViewerCarrier::Browser(files) => files.get().is_some(),
+    }
+}
+
+/// The end user offers the technicians a file: every viewer whose technician may receive files
+/// is asked.
 pub(super) fn offer_from_app(state: &mut HubState, mut offer: FileOffer, limit: u64) {
     offer.from = "the end user".into();
     let receivers: Vec<(u64, TechnicianId)> = state
         .viewers
         .iter()
-        .filter(|(_, v)| matches!(v.carrier, ViewerCarrier::Quic(_)) && state.gate.admit_files(v.technician).is_some())
+        .filter(|(_, v)| receives_files(&v.carrier) && state.gate.admit_files(v.technician).is_some())
         .map(|(conn, v)| (*conn, v.technician))
         .collect();
     let refused = if limit == 0 {
         Some("the technicians' channel allows no files".to_owned())
     } else if offer.size > limit {
         Some(format!("{} bytes is more than the technicians' channel allows ({limit} bytes)", offer.size))
-    } else if state.transfers.0.len() >= MAX_TRANSFERS_PER_SESSION || state.transfers.0.contains_key(&offer.transfer) {
+    } else if state.transfers.all.len() >= MAX_TRANSFERS_PER_SESSION || state.transfers.all.contains_key(&offer.transfer) {
         Some("too many files on their way; wait for one to finish".to_owned())
     } else if receivers.is_empty() {
-        Some("no technician who may receive files is connected with the viewer".to_owned())
+        Some("no technician who may receive files is viewing".to_owned())
     } else {
         None
     };
@@ -144,13 +175,13 @@ pub(super) fn offer_from_app(state: &mut HubState, mut offer: FileOffer, limit: 
     for (conn, technician) in receivers {
         tell(state, Party::Viewer(conn, technician), Message::FileOffer(offer.clone()));
     }
-    state.transfers.0.insert(offer.transfer, Transfer { from: Party::App, to: None, offer, running: false });
+    state.transfers.all.insert(offer.transfer, Transfer { from: Party::App, to: None, offer, running: false });
 }
 
 /// An answer to an offer from `by` (the app, or a viewer). Returns a declined transfer, to be
 /// audited.
 pub(super) fn answer(state: &mut HubState, by: Party, answer: FileAnswer) -> Option<Transfer> {
-    let transfer = state.transfers.0.get(&answer.transfer)?;
+    let transfer = state.transfers.all.get(&answer.transfer)?;
     let may_answer = match (transfer.from, by) {
         (Party::Viewer(..), Party::App) => true,
         // Any technician who may receive files, once: the first yes takes it.
@@ -170,12 +201,12 @@ pub(super) fn answer(state: &mut HubState, by: Party, answer: FileAnswer) -> Opt
     }
     tell(state, from, Message::FileAnswer(answer));
     if answer.accepted {
-        if let Some(t) = state.transfers.0.get_mut(&answer.transfer) {
+        if let Some(t) = state.transfers.all.get_mut(&answer.transfer) {
             t.to = Some(by);
         }
         None
     } else {
-        state.transfers.0.remove(&answer.transfer)
+        state.transfers.all.remove(&answer.transfer)
     }
 }
 
@@ -184,26 +215,72 @@ pub(super) fn declined(t: &Transfer) -> (Actor, &FileOffer) {
     (actor(t.from), &t.offer)
 }
 
-/// The receiver's connection for a transfer `from` starts sending, if it may still go: accepted,
-/// not yet running, and the gate still admits the technician on it.
-fn start(state: &mut HubState, from: Party, transfer: u64) -> Result<(Transfer, quinn::Connection, FilePass), &'static str> {
-    let t = state.transfers.0.get_mut(&transfer).ok_or("no such file offered")?;
+/// Where a file's bytes go.
+enum Sink {
+    /// A new stream on the receiver's QUIC connection.
+    Quic(quinn::Connection),
+    /// A page's files channel, and where its result will arrive.
+    Browser(Arc<dyn DataChannel>, oneshot::Receiver<FileResult>),
+}
+
+/// Where a file's bytes come from.
+enum Source<'a> {
+    /// The sender's stream.
+    Quic(&'a mut quinn::RecvStream),
+    /// The chunks a page sent on its files channel.
+    Browser(&'a mut mpsc::Receiver<Bytes>),
+}
+
+impl Source<'_> {
+    /// The next chunk (`None`: the stream ended, or the page's channel closed).
+    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        match self {
+            Source::Quic(recv) => recv.read_chunk(256 * 1024, true).await.map(|c| c.map(|c| c.bytes)).map_err(|e| e.to_string()),
+            Source::Browser(rx) => Ok(rx.recv().await),
+        }
+    }
+
+    /// Tells a QUIC sender to stop sending.
+    fn stop(&mut self) {
+        if let Source::Quic(recv) = self {
+            let _ = recv.stop(1u32.into());
+        }
+    }
+}
+
+/// The receiver for a transfer `from` starts sending, if it may still go: accepted, not yet
+/// running, and the gate still admits the technician on it.
+fn start(state: &mut HubState, from: Party, transfer: u64) -> Result<(Transfer, Sink, FilePass), &'static str> {
+    let t = state.transfers.all.get_mut(&transfer).ok_or("no such file offered")?;
     if t.from != from || t.running {
         return Err("not this sender's file");
     }
     let to = t.to.ok_or("the file was not accepted")?;
     let technician = technician_of(t).ok_or("no technician on this transfer")?;
     let pass = state.gate.admit_files(technician).ok_or("the end user no longer allows files")?;
-    let connection = match to {
-        Party::App => state.app.as_ref().map(|a| a.connection.clone()),
+    let sink = match to {
+        Party::App => state.app.as_ref().map(|a| Sink::Quic(a.connection.clone())),
         Party::Viewer(conn, _) => state.viewers.get(&conn).and_then(|v| match &v.carrier {
-            ViewerCarrier::Quic(connection) => Some(connection.clone()),
-            ViewerCarrier::Browser => None,
+            ViewerCarrier::Quic(connection) => Some(Sink::Quic(connection.clone())),
+            ViewerCarrier::Browser(files) => files.get().cloned().map(|channel| {
+                let (tx, rx) = oneshot::channel();
+                state.transfers.results.insert(transfer, tx);
+                Sink::Browser(channel, rx)
+            }),
         }),
     }
     .ok_or("the receiver left")?;
+    let t = state.transfers.all.get_mut(&transfer).ok_or("no such file offered")?;
     t.running = true;
-    Ok((t.clone(), connection, pass))
+    Ok((t.clone(), sink, pass))
+}
+
+/// A page's result for a file the relay sent it (a JSON message on its control channel).
+pub(super) fn result_from_browser(state: &mut HubState, conn: u64, result: FileResult) {
+    let to_this_page = state.transfers.all.get(&result.transfer).is_some_and(|t| matches!(t.to, Some(Party::Viewer(c, _)) if c == conn));
+    if to_this_page && let Some(waiting) = state.transfers.results.remove(&result.transfer) {
+        let _ = waiting.send(result);
+    }
 }
 
 /// Copies a file's stream from `from` (its head still unread) to its receiver, and the
@@ -215,7 +292,7 @@ pub(super) async fn relay_stream(transport: Arc<Transport>, id: SessionId, from:
     };
     let Some(hub) = transport.hubs.existing(id) else { return };
     let started = start(&mut hub.lock(), from, transfer);
-    let (t, connection, pass) = match started {
+    let (t, sink, pass) = match started {
         Ok(started) => started,
         Err(why) => {
             tracing::info!(session = %id, transfer, why, "a file stream refused");
@@ -226,58 +303,156 @@ pub(super) async fn relay_stream(transport: Arc<Transport>, id: SessionId, from:
             return;
         }
     };
-    let result = copy(&transport, id, &t, pass, &connection, &mut recv).await;
-    let result = result.unwrap_or_else(|why| {
-        let _ = recv.stop(1u32.into());
+    let mut source = Source::Quic(&mut recv);
+    let result = copy(&transport, id, &t, pass, sink, &mut source).await.unwrap_or_else(|why| {
+        source.stop();
         FileResult { transfer, saved: false, message: why }
     });
     if write_head(&mut send, &Message::FileResult(result.clone())).await.is_ok() {
         let _ = send.finish();
         let _ = tokio::time::timeout(RESULT_TIMEOUT, send.stopped()).await;
     }
-    hub.lock().transfers.0.remove(&transfer);
+    // A page receiving it is told it failed (a QUIC receiver saw its stream reset).
+    if let (false, Some(to @ Party::Viewer(conn, _))) = (result.saved, t.to) {
+        let state = hub.lock();
+        if state.viewers.get(&conn).is_some_and(|v| matches!(v.carrier, ViewerCarrier::Browser(_))) {
+            tell(&state, to, Message::FileResult(result.clone()));
+        }
+    }
+    finished(&transport, id, &t, &result).await;
+}
+
+/// A transfer is over: forgotten by the hub, written to the audit trail.
+async fn finished(transport: &Transport, id: SessionId, t: &Transfer, result: &FileResult) {
+    if let Some(hub) = transport.hubs.existing(id) {
+        let mut state = hub.lock();
+        state.transfers.all.remove(&t.offer.transfer);
+        state.transfers.results.remove(&t.offer.transfer);
+    }
     let outcome = if result.saved { FileOutcome::Saved } else { FileOutcome::Failed };
     transport.hubs.desk.record_file(actor(t.from), id, &t.offer, outcome).await;
 }
 
+/// A page sends a file it offered (and the end user accepted): its chunks come from the page's
+/// files channel through `chunks`; the app's result goes back to the page as a JSON message.
+pub(super) async fn browser_upload(transport: Arc<Transport>, id: SessionId, conn: u64, technician: TechnicianId, transfer: u64, mut chunks: mpsc::Receiver<Bytes>) {
+    let Some(hub) = transport.hubs.existing(id) else { return };
+    let from = Party::Viewer(conn, technician);
+    let started = start(&mut hub.lock(), from, transfer);
+    let result = match started {
+        Ok((t, sink, pass)) => {
+            let result = copy(&transport, id, &t, pass, sink, &mut Source::Browser(&mut chunks))
+                .await
+                .unwrap_or_else(|why| FileResult { transfer, saved: false, message: why });
+            finished(&transport, id, &t, &result).await;
+            result
+        }
+        Err(why) => {
+            tracing::info!(session = %id, transfer, why, "a page's file refused");
+            FileResult { transfer, saved: false, message: why.into() }
+        }
+    };
+    if let Some(hub) = transport.hubs.existing(id) {
+        tell(&hub.lock(), from, Message::FileResult(result));
+    }
+}
+
+/// Where the copy writes: the receiver's stream, or a page's files channel.
+enum Out {
+    Quic(quinn::SendStream, quinn::RecvStream),
+    Browser(Arc<dyn DataChannel>, oneshot::Receiver<FileResult>),
+}
+
+impl Out {
+    async fn open(sink: Sink, transfer: u64) -> Result<Out, String> {
+        match sink {
+            Sink::Quic(connection) => {
+                let (mut out, back) = connection.open_bi().await.map_err(|e| broke(&e))?;
+                let _ = out.set_priority(FILE_PRIORITY);
+                write_head(&mut out, &Message::FileData(FileData { transfer })).await.map_err(|e| broke(&e))?;
+                Ok(Out::Quic(out, back))
+            }
+            Sink::Browser(channel, result) => Ok(Out::Browser(channel, result)),
+        }
+    }
+
+    async fn write(&mut self, transfer: u64, bytes: Bytes) -> Result<(), String> {
+        match self {
+            Out::Quic(out, _) => out.write_chunk(bytes).await.map_err(|e| broke(&e)),
+            Out::Browser(channel, _) => {
+                // (`send` waits while the channel's send buffer is full: the page's pace.)
+                for piece in bytes.chunks(BROWSER_CHUNK) {
+                    let mut message = BytesMut::with_capacity(8 + piece.len());
+                    message.extend_from_slice(&transfer.to_be_bytes());
+                    message.extend_from_slice(piece);
+                    channel.send(message).await.map_err(|e| broke(&e))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives up: the receiver keeps nothing.
+    fn abort(&mut self) {
+        if let Out::Quic(out, _) = self {
+            let _ = out.reset(1u32.into());
+        }
+    }
+
+    /// The whole file is written: the receiver's result.
+    async fn result(self, transfer: u64) -> Result<FileResult, String> {
+        let answer = match self {
+            Out::Quic(mut out, mut back) => {
+                out.finish().map_err(|e| broke(&e))?;
+                match tokio::time::timeout(RESULT_TIMEOUT, read_head(&mut back)).await {
+                    Ok(Ok(Message::FileResult(result))) => Ok(result),
+                    Ok(Ok(other)) => Err(format!("the receiver answered {other:?}")),
+                    Ok(Err(e)) => Err(broke(&e)),
+                    Err(_) => Err("the receiver did not confirm the file".into()),
+                }
+            }
+            Out::Browser(_, result) => match tokio::time::timeout(RESULT_TIMEOUT, result).await {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(_)) => Err("the technician's page left".into()),
+                Err(_) => Err("the receiver did not confirm the file".into()),
+            },
+        };
+        answer.and_then(|r| if r.transfer == transfer { Ok(r) } else { Err("the receiver confirmed another file".into()) })
+    }
+}
+
+fn broke(e: &dyn std::fmt::Display) -> String {
+    format!("the transfer broke off: {e}")
+}
+
 /// The copy itself: the receiver's result, or why there is none.
-async fn copy(
-    transport: &Transport,
-    id: SessionId,
-    t: &Transfer,
-    _pass: FilePass,
-    connection: &quinn::Connection,
-    recv: &mut quinn::RecvStream,
-) -> Result<FileResult, String> {
-    let broke = |e: &dyn std::fmt::Display| format!("the transfer broke off: {e}");
-    let (mut out, mut back) = connection.open_bi().await.map_err(|e| broke(&e))?;
-    let _ = out.set_priority(FILE_PRIORITY);
-    write_head(&mut out, &Message::FileData(FileData { transfer: t.offer.transfer })).await.map_err(|e| broke(&e))?;
+async fn copy(transport: &Transport, id: SessionId, t: &Transfer, _pass: FilePass, sink: Sink, source: &mut Source<'_>) -> Result<FileResult, String> {
+    let transfer = t.offer.transfer;
+    let mut out = Out::open(sink, transfer).await?;
     let technician = technician_of(t);
     let mut copied = 0u64;
-    loop {
-        let chunk = match recv.read_chunk(256 * 1024, true).await {
+    // A QUIC sender's stream ends after the file; a page's chunks stop at its size.
+    while !(matches!(source, Source::Browser(_)) && copied == t.offer.size) {
+        let chunk = match source.next().await {
             Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
+            Ok(None) if matches!(source, Source::Quic(_)) => break,
+            Ok(None) => {
+                out.abort();
+                return Err("the technician's page stopped sending".into());
+            }
             Err(e) => {
-                let _ = out.reset(1u32.into());
+                out.abort();
                 return Err(broke(&e));
             }
         };
-        copied += chunk.bytes.len() as u64;
+        copied += chunk.len() as u64;
         // The gate, asked again as the bytes pass: a withdrawal stops the file midway.
         let allowed = transport.hubs.existing(id).is_some_and(|hub| technician.is_some_and(|t| hub.lock().gate.admit_files(t).is_some()));
         if copied > t.offer.size || !allowed {
-            let _ = out.reset(1u32.into());
+            out.abort();
             return Err(if allowed { "more bytes than offered".into() } else { "the end user stopped allowing files".into() });
         }
-        out.write_chunk(chunk.bytes).await.map_err(|e| broke(&e))?;
+        out.write(transfer, chunk).await?;
     }
-    out.finish().map_err(|e| broke(&e))?;
-    match tokio::time::timeout(RESULT_TIMEOUT, read_head(&mut back)).await {
-        Ok(Ok(Message::FileResult(result))) if result.transfer == t.offer.transfer => Ok(result),
-        Ok(Ok(other)) => Err(format!("the receiver answered {other:?}")),
-        Ok(Err(e)) => Err(broke(&e)),
-        Err(_) => Err("the receiver did not confirm the file".into()),
-    }
+    out.result(transfer).await
 }

@@ -39,15 +39,19 @@ pub(super) enum ViewerCarrier {
     Quic(quinn::Connection),
     /// A browser over WebRTC. Its task ends the peer connection when the link's queues close
     /// (the link dropped) or a bye arrives in them.
-    Browser,
+    Browser(BrowserFiles),
 }
+
+/// A browser viewer's data channel for files (`files`), once the page has opened it: the
+/// relay sends the end user's files to the page on it (`files::copy`).
+pub(super) type BrowserFiles = Arc<std::sync::OnceLock<Arc<dyn webrtc::data_channel::DataChannel>>>;
 
 impl ViewerCarrier {
     /// The round-trip time, where known (a browser's is not measured yet).
     fn rtt(&self) -> Duration {
         match self {
             ViewerCarrier::Quic(connection) => connection.rtt(),
-            ViewerCarrier::Browser => Duration::ZERO,
+            ViewerCarrier::Browser(_) => Duration::ZERO,
         }
     }
 
@@ -277,7 +281,7 @@ impl Hubs {
             for viewer in state.viewers.values() {
                 match viewer.carrier {
                     ViewerCarrier::Quic(_) => quic += 1,
-                    ViewerCarrier::Browser => browser += 1,
+                    ViewerCarrier::Browser(_) => browser += 1,
                 }
             }
         }
@@ -673,12 +677,15 @@ pub(super) fn record_picture(state: &mut HubState, desk: &Desk, id: SessionId, f
         return;
     }
     let Some(dir) = desk.recordings_dir() else { return };
+    let mut need_keyframe = false;
     if state.recorder.is_none() {
         let context = vec![("consent", access_text(&state.access)), ("control", control_text(state))];
         state.recorder = Some(Recorder::start(desk.clone(), id, dir.to_path_buf(), context));
+        // A file starts at a keyframe: started mid-stream (the channel began recording), ask.
+        need_keyframe = !frame.keyframe;
     }
     let taken = state.recorder.as_mut().is_some_and(|r| r.picture(frame.data, frame.keyframe, frame.width, frame.height));
-    if !taken && !frame.keyframe {
+    if need_keyframe || (!taken && !frame.keyframe) {
         request_keyframe(state);
     }
 }

@@ -232,6 +232,13 @@ pub(super) async fn on_message(transport: &Arc<Transport>, id: SessionId, conn_i
             files::offer_from_viewer(&mut hub.lock(), conn_id, technician, offer, limit);
             true
         }
+        Message::FileResult(result) => {
+            // A page's check of a file the relay sent it (a QUIC viewer's comes on the file's
+            // own stream).
+            let Some(hub) = transport.hubs.existing(id) else { return false };
+            files::result_from_browser(&mut hub.lock(), conn_id, result);
+            true
+        }
         Message::FileAnswer(answer) => {
             let Some(hub) = transport.hubs.existing(id) else { return false };
             let declined = files::answer(&mut hub.lock(), files::Party::Viewer(conn_id, technician), answer);

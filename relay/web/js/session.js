@@ -64,7 +64,7 @@ export function renderDetail(s) {
   const live = s.state !== "closed" && s.state !== "expired";
   const post = (what, body) => () => api("POST", `/sessions/${s.id}/${what}`, body);
   const buttons = [
-    actionButton("Start remote session", post("remote", { capabilities: "view,control,clipboard" }), {
+    actionButton("Start remote session", post("remote", { capabilities: "view,control,files,clipboard" }), {
       className: "primary",
       disabled: s.state !== "active",
       title: "Asks the end user to allow viewing and control",

@@ -11,11 +11,13 @@
 // fire its paste event, whose text goes to the end user's clipboard ({"Clipboard": {"text"}})
 // before the V key does, so the remote program pastes it; the end user's copies arrive the
 // same way and are put on this computer's clipboard (or offered with a button where the
-// browser wants a click for it).
+// browser wants a click for it). Files (with the files grant) are `files.js`'s, on a data
+// channel of their own.
 
 import { $, api, state } from "./api.js";
 import { chat, chatBackToDetail, loadChat, showViewerChat } from "./chat.js";
 import { fillSelect, technicianName } from "./directory.js";
+import { allowFiles, fileMessage, openFilesChannel, resetFiles, setupFiles } from "./files.js";
 
 export const viewer = {
   pc: null,
@@ -64,6 +66,7 @@ export async function openViewer(s, lostSince = null) {
   viewer.channel = channel;
   channel.onmessage = (e) => viewerMessage(e.data);
   channel.onclose = () => followRelay(pc, "the connection closed");
+  openFilesChannel(pc, send);
   pc.ontrack = (e) => {
     const video = $("screen");
     video.srcObject = e.streams[0] || new MediaStream([e.track]);
@@ -166,6 +169,7 @@ export function closeViewer() {
   viewer.canView = false;
   viewer.canControl = false;
   viewer.canClipboard = false;
+  resetFiles();
   viewer.copied = "";
   $("viewer-clipboard").hidden = true;
   viewer.paused = null;
@@ -269,6 +273,7 @@ function viewerMessage(data) {
     viewer.canView = Boolean(mine && mine.capabilities.view);
     viewer.canControl = Boolean(mine && mine.capabilities.control);
     viewer.canClipboard = Boolean(mine && mine.capabilities.clipboard);
+    allowFiles(Boolean(mine && mine.capabilities.files));
     updateControlButton();
     if (viewer.canView) viewerStatus(controlText());
     else viewerStatus(couldView ? "the end user stopped sharing" : "waiting for the end user's consent");
@@ -283,6 +288,8 @@ function viewerMessage(data) {
     const paused = message.ScreenState.paused;
     viewer.paused = paused || null;
     if (viewer.canView) viewerStatus(controlText());
+  } else if (fileMessage(message)) {
+    // (a file offered, answered or checked)
   } else if (message.Clipboard) {
     receivedClipboard(message.Clipboard.text);
   } else if (message.Bye && message.Bye.reason === "server_shutdown") {
@@ -410,6 +417,7 @@ function keyInput(event) {
 }
 
 export function setupViewer() {
+  setupFiles();
   const video = $("screen");
   for (const type of ["mousemove", "mousedown", "mouseup"]) video.addEventListener(type, pointerInput);
   video.addEventListener("wheel", wheelInput, { passive: false });
@@ -447,7 +455,7 @@ export function setupViewer() {
   });
   $("viewer-ask").addEventListener("click", async () => {
     try {
-      await api("POST", `/sessions/${viewer.session}/remote`, { capabilities: "view,control,clipboard" });
+      await api("POST", `/sessions/${viewer.session}/remote`, { capabilities: "view,control,files,clipboard" });
       viewerStatus("asked the end user; waiting for their answer");
     } catch (e) {
       viewerStatus(e.message);
