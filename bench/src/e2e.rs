@@ -126,7 +126,8 @@ pub async fn run(width: u32, height: u32, frames: usize, inputs: usize) -> anyho
                 | ViewerUpdate::Paused(_)
                 | ViewerUpdate::Reconnecting(_)
                 | ViewerUpdate::Chat(_)
-                | ViewerUpdate::Clipboard(_),
+                | ViewerUpdate::Clipboard(_)
+                | ViewerUpdate::File(_),
             ) => {}
             Some(ViewerUpdate::Ended(e)) => anyhow::bail!("the viewer ended: {e:?}"),
             None => anyhow::bail!("the viewer stopped"),

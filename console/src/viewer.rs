@@ -265,8 +265,52 @@ pub enum ViewerCommand {
     /// Put this text on the end user's clipboard (passes only while this technician holds
     /// control with the clipboard granted).
     Clipboard(String),
+    /// Offer the end user this file (they are asked; passes only with the files grant).
+    SendFile(std::path::PathBuf),
+    /// Answer the end user's offer `transfer`: save it in this folder (under a free name), or
+    /// decline it (`None`).
+    AnswerFile {
+        /// The offer answered.
+        transfer: u64,
+        /// Where to save it.
+        save_in: Option<std::path::PathBuf>,
+    },
     /// Leave the session.
     Leave,
+}
+
+/// How a file between this viewer and the end user is getting on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileNews {
+    /// The end user offers a file (answer with [`ViewerCommand::AnswerFile`]).
+    Offered(FileOffer),
+    /// Bytes of a file on its way (`incoming`: from the end user).
+    Progress {
+        /// The transfer.
+        transfer: u64,
+        /// Its name.
+        name: String,
+        /// From the end user (or to them).
+        incoming: bool,
+        /// Bytes so far.
+        bytes: u64,
+        /// All its bytes.
+        size: u64,
+    },
+    /// It ended: saved (where: a path here, or the name the end user's app chose), or not
+    /// (why).
+    Done {
+        /// The transfer.
+        transfer: u64,
+        /// Its name.
+        name: String,
+        /// From the end user (or to them).
+        incoming: bool,
+        /// Saved whole (size and SHA-256 checked).
+        saved: bool,
+        /// Where it was saved, or why not.
+        message: String,
+    },
 }
 
 /// What a running viewer reports.
@@ -281,6 +325,8 @@ pub enum ViewerUpdate {
     /// What the end user allows this viewer's technician (on joining and after every change):
     /// nothing until they say yes to them, nothing again once they stop sharing.
     Allowed(Capabilities),
+    /// A file offered by the end user, on its way, or done.
+    File(FileNews),
     /// Why the end user's picture stopped (a UAC prompt, the lock screen, a capture failure),
     /// or `None` once it runs again.
     Paused(Option<PauseReason>),
@@ -387,8 +433,39 @@ impl Viewer {
                 });
             }
         });
+        // Files on this connection: what this viewer offered (and from where), what the end user
+        // offered and was accepted (and where to); their tasks report here.
+        let mut files = Files::default();
+        let (file_tx, mut file_rx) = mpsc::unbounded_channel::<FileEvent>();
+        let streams = self.connection.clone();
+        let file_streams = file_tx.clone();
+        let stream_receiver = tokio::spawn(async move {
+            while let Ok((send, mut recv)) = streams.accept_bi().await {
+                let file_streams = file_streams.clone();
+                tokio::spawn(async move {
+                    if let Ok(transfer) = deskline_net::files::read_file_head(&mut recv).await {
+                        let _ = file_streams.send(FileEvent::Stream(transfer, send, recv));
+                    }
+                });
+            }
+        });
         let served = loop {
             tokio::select! {
+                Some(event) = file_rx.recv() => {
+                    let message = match files.on_event(event, &file_tx) {
+                        FileStep::Send(message) => message,
+                        FileStep::Tell(news) => {
+                            if updates.send(ViewerUpdate::File(news)).await.is_err() {
+                                break Served::Ended(None);
+                            }
+                            continue;
+                        }
+                        FileStep::Nothing => continue,
+                    };
+                    if let Err(e) = self.writer.send(&message).await {
+                        break Served::Lost(e.to_string());
+                    }
+                }
                 command = commands.recv() => {
                     let message = match command {
                         Some(ViewerCommand::Input(event)) => Message::Input(event),
@@ -413,6 +490,14 @@ impl Viewer {
                             }
                             clip
                         }
+                        Some(ViewerCommand::SendFile(path)) => {
+                            files.hash(path, &file_tx);
+                            continue;
+                        }
+                        Some(ViewerCommand::AnswerFile { transfer, save_in }) => match files.answer(transfer, save_in) {
+                            Some(answer) => answer,
+                            None => continue,
+                        },
                         Some(ViewerCommand::Leave) | None => break Served::Ended(None),
                     };
                     if let Err(e) = self.writer.send(&message).await {
@@ -442,6 +527,12 @@ impl Viewer {
                         Ok(Some(Message::ScreenState(screen))) => ViewerUpdate::Paused(screen.paused),
                         Ok(Some(Message::Chat(line))) => ViewerUpdate::Chat(line),
                         Ok(Some(Message::Clipboard(clip))) => ViewerUpdate::Clipboard(clip.text),
+                        Ok(Some(message @ (Message::FileOffer(_) | Message::FileAnswer(_) | Message::FileResult(_)))) => {
+                            match files.on_message(message, &self.connection, &file_tx) {
+                                Some(news) => ViewerUpdate::File(news),
+                                None => continue,
+                            }
+                        }
                         // A relay going down for a restart says so: come back with it.
                         Ok(Some(Message::Bye(bye))) if bye.reason == ByeReason::ServerShutdown => break Served::Lost(bye.message),
                         Ok(Some(Message::Bye(bye))) => break Served::Ended(Some(ViewerError::Ended(bye.message))),
@@ -457,6 +548,7 @@ impl Viewer {
         };
         receiver.abort();
         reordering.abort();
+        stream_receiver.abort();
         served
     }
 
@@ -485,7 +577,12 @@ impl Viewer {
                     }
                 }
                 Ok(Some(
-                    ViewerUpdate::Controller(_) | ViewerUpdate::Displays(_) | ViewerUpdate::Allowed(_) | ViewerUpdate::Chat(_) | ViewerUpdate::Clipboard(_),
+                    ViewerUpdate::Controller(_)
+                    | ViewerUpdate::Displays(_)
+                    | ViewerUpdate::Allowed(_)
+                    | ViewerUpdate::Chat(_)
+                    | ViewerUpdate::Clipboard(_)
+                    | ViewerUpdate::File(_),
                 )) => {}
                 Ok(Some(ViewerUpdate::Reconnecting(why))) => on_reconnect(&why),
                 Ok(Some(ViewerUpdate::Paused(reason))) => paused = reason,
@@ -709,6 +806,145 @@ impl Viewer {
 }
 
 /// How serving one connection ended.
+/// What a file's task reports to the viewer's loop.
+enum FileEvent {
+    /// A file to offer was hashed.
+    Hashed(std::path::PathBuf, std::io::Result<(u64, [u8; 32])>),
+    /// The relay opened a file's stream (its head read).
+    Stream(u64, quinn::SendStream, quinn::RecvStream),
+    /// News for the window.
+    News(FileNews),
+}
+
+/// What the loop does with a file event.
+enum FileStep {
+    Send(Message),
+    Tell(FileNews),
+    Nothing,
+}
+
+/// The files of one connection.
+#[derive(Default)]
+struct Files {
+    /// Offered by this viewer: the offer and the file.
+    mine: std::collections::HashMap<u64, (FileOffer, std::path::PathBuf)>,
+    /// Offered by the end user, not yet answered.
+    offered: std::collections::HashMap<u64, FileOffer>,
+    /// Accepted: the offer and the folder to save it in.
+    accepted: std::collections::HashMap<u64, (FileOffer, std::path::PathBuf)>,
+}
+
+/// Reports a file's bytes at most once per percent.
+fn progress_reporter(news: mpsc::UnboundedSender<FileEvent>, offer: &FileOffer, incoming: bool) -> impl FnMut(u64) + use<> {
+    let (transfer, name, size) = (offer.transfer, offer.name.clone(), offer.size);
+    let step = (size / 100).max(1);
+    let mut reported = 0;
+    move |bytes| {
+        if bytes == size || bytes >= reported + step {
+            reported = bytes;
+            let _ = news.send(FileEvent::News(FileNews::Progress { transfer, name: name.clone(), incoming, bytes, size }));
+        }
+    }
+}
+
+impl Files {
+    /// Hashes a file to offer, on a task (it may be large).
+    fn hash(&self, path: std::path::PathBuf, events: &mpsc::UnboundedSender<FileEvent>) {
+        let events = events.clone();
+        tokio::spawn(async move {
+            let hashed = deskline_net::files::size_and_hash(&path).await;
+            let _ = events.send(FileEvent::Hashed(path, hashed));
+        });
+    }
+
+    /// The answer to send for the end user's offer `transfer`, if it is still open.
+    fn answer(&mut self, transfer: u64, save_in: Option<std::path::PathBuf>) -> Option<Message> {
+        let offer = self.offered.remove(&transfer)?;
+        let accepted = save_in.is_some();
+        if let Some(dir) = save_in {
+            self.accepted.insert(transfer, (offer, dir));
+        }
+        Some(Message::FileAnswer(FileAnswer { transfer, accepted }))
+    }
+
+    fn on_event(&mut self, event: FileEvent, events: &mpsc::UnboundedSender<FileEvent>) -> FileStep {
+        match event {
+            FileEvent::Hashed(path, hashed) => {
+                let name = deskline_net::files::plain_name(&path).unwrap_or_default();
+                let transfer = now_us();
+                match hashed {
+                    Ok((size, sha256)) if !name.is_empty() => {
+                        let offer = FileOffer { transfer, name, size, sha256, from: String::new() };
+                        self.mine.insert(transfer, (offer.clone(), path));
+                        FileStep::Send(Message::FileOffer(offer))
+                    }
+                    Ok(_) => FileStep::Tell(done(transfer, name, false, false, format!("{} is not a file that can be sent", path.display()))),
+                    Err(e) => FileStep::Tell(done(transfer, name, false, false, format!("{}: {e}", path.display()))),
+                }
+            }
+            FileEvent::Stream(transfer, send, mut recv) => {
+                // Only a file this technician accepted.
+                let Some((offer, dir)) = self.accepted.remove(&transfer) else {
+                    let _ = recv.stop(1u32.into());
+                    return FileStep::Nothing;
+                };
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let dest = deskline_net::files::free_path(&dir, &offer.name);
+                    let progress = progress_reporter(events.clone(), &offer, true);
+                    let news = match deskline_net::files::receive(send, recv, &offer, &dest, progress).await {
+                        (_, Some(saved)) => done(transfer, offer.name, true, true, saved.display().to_string()),
+                        (result, None) => done(transfer, offer.name, true, false, result.message),
+                    };
+                    let _ = events.send(FileEvent::News(news));
+                });
+                FileStep::Nothing
+            }
+            FileEvent::News(news) => FileStep::Tell(news),
+        }
+    }
+
+    /// A message from the relay about files: news for the window, if any.
+    fn on_message(&mut self, message: Message, connection: &quinn::Connection, events: &mpsc::UnboundedSender<FileEvent>) -> Option<FileNews> {
+        match message {
+            Message::FileOffer(offer) => {
+                self.offered.insert(offer.transfer, offer.clone());
+                Some(FileNews::Offered(offer))
+            }
+            Message::FileAnswer(answer) => {
+                let (offer, path) = self.mine.remove(&answer.transfer)?;
+                if !answer.accepted {
+                    return Some(done(offer.transfer, offer.name, false, false, "the end user declined it".into()));
+                }
+                let (connection, events) = (connection.clone(), events.clone());
+                tokio::spawn(async move {
+                    let progress = progress_reporter(events.clone(), &offer, false);
+                    let news = match deskline_net::files::send(&connection, &offer, &path, progress).await {
+                        Ok(result) => done(offer.transfer, offer.name, false, result.saved, result.message),
+                        Err(e) => done(offer.transfer, offer.name, false, false, e.to_string()),
+                    };
+                    let _ = events.send(FileEvent::News(news));
+                });
+                // (Its progress comes from the task.)
+                None
+            }
+            // The relay refused an offer of ours, or one we accepted went to someone else.
+            Message::FileResult(result) => {
+                let (offer, incoming) = match self.mine.remove(&result.transfer) {
+                    Some((offer, _)) => (offer, false),
+                    None => (self.accepted.remove(&result.transfer)?.0, true),
+                };
+                Some(done(result.transfer, offer.name, incoming, false, result.message))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn done(transfer: u64, name: String, incoming: bool, saved: bool, message: String) -> FileNews {
+    FileNews::Done { transfer, name, incoming, saved, message }
+}
+
 enum Served {
     /// For good (`None`: we left).
     Ended(Option<ViewerError>),

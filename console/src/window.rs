@@ -15,7 +15,7 @@
 //! it; the end user's copies land on the technician's clipboard. The system's copy, cut and
 //! paste shortcuts reach the remote machine as keys either way.
 
-use crate::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
+use crate::viewer::{DecodedFrame, FileNews, ViewerCommand, ViewerUpdate};
 use deskline_protocol::limits::MAX_CLIPBOARD_TEXT_BYTES;
 use deskline_protocol::{Capabilities, ChatFrom, DisplayInfo, InputEvent, KeyCode, MouseButton, PauseReason, Press, TechnicianId};
 use deskline_widgets::Chat;
@@ -58,6 +58,27 @@ pub struct ViewerWindow {
     unread: usize,
     /// The last thing that happened on the clipboard, for the status bar.
     clipboard_note: Option<String>,
+    files: WindowFiles,
+}
+
+/// Files in the window: the end user's offers waiting for an answer (the first is asked),
+/// files on their way, the last result, and the "send a file" path while it is typed.
+#[derive(Default)]
+struct WindowFiles {
+    offers: VecDeque<deskline_protocol::FileOffer>,
+    moving: Vec<(u64, String, bool, u64, u64)>,
+    note: Option<String>,
+    path: Option<String>,
+}
+
+/// "2.0 MB", "12 KB".
+fn size_text(bytes: u64) -> String {
+    if bytes < 1024 * 1024 { format!("{} KB", (bytes / 1024).max(1)) } else { format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0)) }
+}
+
+/// The "send a file" field's id: keys typed into it are not sent to the remote machine.
+fn files_field_id() -> egui::Id {
+    egui::Id::unique("viewer-file-path")
 }
 
 /// The chat field's id: keys typed into it are not sent to the remote machine.
@@ -141,6 +162,7 @@ impl ViewerWindow {
             chat: Chat::default(),
             unread: 0,
             clipboard_note: None,
+            files: WindowFiles::default(),
         }
     }
 
@@ -194,6 +216,7 @@ impl ViewerWindow {
                     self.clipboard_note = Some(format!("The end user copied {} characters: on your clipboard", text.chars().count()));
                     ctx.copy_text(text);
                 }
+                ViewerUpdate::File(news) => self.file_news(news),
                 ViewerUpdate::Reconnecting(why) => {
                     tracing::info!(%why, "reconnecting to the relay");
                     self.reconnecting = true;
@@ -211,6 +234,89 @@ impl ViewerWindow {
                 None => self.texture = Some(ctx.load_texture("remote-screen", image, egui::TextureOptions::LINEAR)),
             }
         }
+    }
+
+    fn file_news(&mut self, news: FileNews) {
+        match news {
+            FileNews::Offered(offer) => self.files.offers.push_back(offer),
+            FileNews::Progress { transfer, name, incoming, bytes, size } => {
+                match self.files.moving.iter_mut().find(|m| m.0 == transfer) {
+                    Some(moving) => moving.3 = bytes,
+                    None => self.files.moving.push((transfer, name, incoming, bytes, size)),
+                }
+            }
+            FileNews::Done { transfer, name, incoming, saved, message } => {
+                self.files.moving.retain(|m| m.0 != transfer);
+                self.files.note = Some(match (incoming, saved) {
+                    (true, true) => format!("“{name}” saved as {message} (size and SHA-256 checked)"),
+                    (false, true) => format!("“{name}” saved on the end user's computer"),
+                    (true, false) => format!("“{name}” was not received: {message}"),
+                    (false, false) => format!("“{name}” was not sent: {message}"),
+                });
+            }
+        }
+    }
+
+    /// Files: the end user's offer (save in Downloads, or decline), files on their way, the
+    /// last result, and Send a file (a path; or drop files on the window).
+    fn files_bar(&mut self, ui: &mut egui::Ui) {
+        let dropped: Vec<std::path::PathBuf> = ui.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        if self.allowed.files() {
+            for path in dropped {
+                self.send(ViewerCommand::SendFile(path));
+            }
+        }
+        if let Some(offer) = self.files.offers.front().cloned() {
+            ui.horizontal(|ui| {
+                ui.label(format!("The end user sends you “{}” ({}).", offer.name, size_text(offer.size)));
+                let downloads = deskline_net::files::downloads_dir();
+                let save = ui.add_enabled(downloads.is_some(), egui::Button::new("Save in Downloads"));
+                if save.clicked() {
+                    self.files.offers.pop_front();
+                    if let Some(dir) = downloads {
+                        let _ = std::fs::create_dir_all(&dir);
+                        self.send(ViewerCommand::AnswerFile { transfer: offer.transfer, save_in: Some(dir) });
+                    }
+                }
+                if ui.button("Decline").clicked() {
+                    self.files.offers.pop_front();
+                    self.send(ViewerCommand::AnswerFile { transfer: offer.transfer, save_in: None });
+                }
+            });
+        }
+        for (_, name, incoming, bytes, size) in &self.files.moving {
+            ui.horizontal(|ui| {
+                ui.label(if *incoming { format!("Receiving “{name}”") } else { format!("Sending “{name}”") });
+                let done = if *size == 0 { 0.0 } else { *bytes as f32 / *size as f32 };
+                ui.add(egui::ProgressBar::new(done).desired_width(240.0).show_percentage());
+            });
+        }
+        ui.horizontal(|ui| {
+            if self.allowed.files() {
+                match &mut self.files.path {
+                    None => {
+                        if ui.button("Send a file…").on_hover_text("Or drop files on this window").clicked() {
+                            self.files.path = Some(String::new());
+                        }
+                    }
+                    Some(path) => {
+                        ui.label("File:");
+                        let field = ui.add(egui::TextEdit::singleline(path).id(files_field_id()).hint_text("/path/to/file").desired_width(320.0));
+                        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                        if ui.button("Send").clicked() || enter {
+                            let path = std::path::PathBuf::from(path.trim());
+                            self.files.path = None;
+                            self.send(ViewerCommand::SendFile(path));
+                        } else if ui.button("Cancel").clicked() {
+                            self.files.path = None;
+                        }
+                    }
+                }
+            }
+            if let Some(note) = &self.files.note {
+                ui.label(note);
+            }
+        });
     }
 
     fn in_control(&self) -> bool {
@@ -350,8 +456,8 @@ impl ViewerWindow {
             ui.painter().image(texture, image_rect, uv, egui::Color32::WHITE);
             image_rect
         };
-        // Keys typed into the chat stay here.
-        let chatting = ui.ctx().memory(|m| m.has_focus(chat_field_id()));
+        // Keys typed into the chat or the file field stay here.
+        let chatting = ui.ctx().memory(|m| m.has_focus(chat_field_id()) || m.has_focus(files_field_id()));
         if self.in_control() && !chatting {
             let events = ui.input(|i| i.events.clone());
             for event in events {
@@ -443,6 +549,10 @@ impl eframe::App for ViewerWindow {
         let ctx = ui.ctx().clone();
         self.drain_updates(&ctx);
         egui::Panel::top("status").show(ui, |ui| self.top_bar(ui));
+        let files_shown = self.allowed.files() || !self.files.offers.is_empty() || !self.files.moving.is_empty() || self.files.note.is_some();
+        if files_shown {
+            egui::Panel::top("files").show(ui, |ui| self.files_bar(ui));
+        }
         if self.chat.open {
             egui::Panel::right("chat").default_size(320.0).resizable(true).show(ui, |ui| self.chat_panel(ui));
         }

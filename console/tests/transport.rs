@@ -13,7 +13,7 @@ use deskline_api::{
     NewChatMessage, RemoteRequest, Role, SessionView, TechnicianRef, TechnicianView, TransferRequest, UpdateChannel,
 };
 use deskline_console::client::Client;
-use deskline_console::viewer::{self, DecodedFrame, RelayTarget, Viewer, ViewerCommand, ViewerError, ViewerUpdate};
+use deskline_console::viewer::{self, DecodedFrame, FileNews, RelayTarget, Viewer, ViewerCommand, ViewerError, ViewerUpdate};
 use deskline_protocol::{
     AccessGrant, AppCode, AppInfo, Capabilities, ChatFrom, ChatLine, Hello, MachineFacts, HelloRole, InputEvent, Message, PROTOCOL_VERSION, MouseButton, Press, RejectReason, ResumeSecret, SessionId, TechnicianId,
 };
@@ -1786,4 +1786,85 @@ async fn a_recorded_session_is_announced_kept_as_sent_and_shown_to_its_channel_o
         .collect();
     assert_eq!(viewed, [recordings[0].id, recordings[1].id], "every fetch of a video is audited, the refused one is not there");
     drop(agent);
+}
+
+/// The next update of a running viewer that `pick` takes (bounded); frames are counted.
+async fn next_update<T>(updates: &mut mpsc::Receiver<ViewerUpdate>, frames: &mut usize, what: &str, mut pick: impl FnMut(ViewerUpdate) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, updates.recv()).await {
+            Ok(Some(ViewerUpdate::Frame(_))) => *frames += 1,
+            Ok(Some(ViewerUpdate::Ended(e))) => panic!("the viewer ended waiting for {what}: {e:?}"),
+            Ok(Some(update)) => {
+                if let Some(found) = pick(update) {
+                    return found;
+                }
+            }
+            Ok(None) | Err(_) => panic!("no {what}"),
+        }
+    }
+}
+
+/// The native viewer's window runs the viewer in the background: files go both ways through
+/// it while the picture keeps coming (what the window's "Send a file…", dropped files and
+/// "Save in Downloads" do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_viewer_sends_and_receives_files_while_the_picture_goes_on() {
+    let env = env().await;
+    let files = tempfile::tempdir().unwrap();
+    let (outbox, downloads, received) = (files.path().join("outbox"), files.path().join("Downloads"), files.path().join("received"));
+    for dir in [&outbox, &downloads, &received] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let notes = sample_file(&outbox, "notes.bin", 5 * 1024 * 1024);
+    let s = env.session(SessionKind::Pin).await;
+    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    share_asking(&env, s.id, "view,control,files").await;
+    let (commands, mut updates) = env.viewer(&env.admin_tech(), s.id).await.unwrap().spawn();
+    let mut frames = 0;
+    next_update(&mut updates, &mut frames, "the files grant", |u| matches!(u, ViewerUpdate::Allowed(c) if c.files()).then_some(())).await;
+
+    // To the end user.
+    commands.send(ViewerCommand::SendFile(notes.clone())).unwrap();
+    let offer = next_event(&mut agent, "the file offer", |e| match e {
+        AgentEvent::FileOffered(offer) => Some(offer),
+        _ => None,
+    })
+    .await;
+    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("notes.bin")) }).unwrap();
+    let before = frames;
+    let mut progressed = false;
+    let (saved, message) = next_update(&mut updates, &mut frames, "the file sent", |u| match u {
+        ViewerUpdate::File(FileNews::Progress { incoming: false, .. }) => {
+            progressed = true;
+            None
+        }
+        ViewerUpdate::File(FileNews::Done { incoming: false, saved, message, .. }) => Some((saved, message)),
+        _ => None,
+    })
+    .await;
+    assert!(saved && progressed, "{message}");
+    assert_eq!(sha256_of(&downloads.join("notes.bin")), sha256_of(&notes));
+    assert!(frames > before, "the picture went on while the file passed");
+
+    // From the end user: offered in the window, saved in the folder chosen.
+    agent.commands.send(AgentCommand::SendFile { transfer: 7, path: notes.clone() }).unwrap();
+    let offer = next_update(&mut updates, &mut frames, "the end user's offer", |u| match u {
+        ViewerUpdate::File(FileNews::Offered(offer)) => Some(offer),
+        _ => None,
+    })
+    .await;
+    assert_eq!((offer.name.as_str(), offer.from.as_str()), ("notes.bin", "the end user"));
+    commands.send(ViewerCommand::AnswerFile { transfer: offer.transfer, save_in: Some(received.clone()) }).unwrap();
+    let (saved, message) = next_update(&mut updates, &mut frames, "the file received", |u| match u {
+        ViewerUpdate::File(FileNews::Done { incoming: true, saved, message, .. }) => Some((saved, message)),
+        _ => None,
+    })
+    .await;
+    assert!(saved, "{message}");
+    assert_eq!(std::path::PathBuf::from(&message), received.join("notes.bin"));
+    assert_eq!(sha256_of(&received.join("notes.bin")), sha256_of(&notes));
+
+    let _ = commands.send(ViewerCommand::Leave);
+    agent.task.abort();
 }

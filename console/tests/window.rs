@@ -1,9 +1,9 @@
 //! The native viewer's window, driven like a technician would (egui_kittest, no relay).
 #![allow(clippy::unwrap_used)]
 
-use deskline_console::viewer::{DecodedFrame, ViewerCommand, ViewerUpdate};
+use deskline_console::viewer::{DecodedFrame, FileNews, ViewerCommand, ViewerUpdate};
 use deskline_console::window::ViewerWindow;
-use deskline_protocol::{Capabilities, ChatFrom, ChatLine, TechnicianId, Timestamp};
+use deskline_protocol::{Capabilities, ChatFrom, ChatLine, FileOffer, TechnicianId, Timestamp};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
@@ -52,4 +52,54 @@ fn chat_opens_on_the_end_users_line_and_typing_in_it_sends_no_input_to_the_remot
     harness.run_steps(2);
     let inputs = std::iter::from_fn(|| sent.try_recv().ok()).filter(|c| matches!(c, ViewerCommand::Input(_))).count();
     assert!(inputs > 0, "keys reach the remote machine outside the chat");
+}
+
+#[test]
+fn files_are_sent_from_the_window_and_the_end_users_are_asked_about() {
+    let (commands, mut sent) = mpsc::unbounded_channel();
+    let (updates_tx, updates) = mpsc::channel(16);
+    let window = ViewerWindow::new(commands, updates, ME, "Session 1".into());
+    let mut harness = Harness::new_eframe(|_| window);
+    // No files grant: no way to send one.
+    updates_tx.try_send(ViewerUpdate::Allowed(Capabilities::VIEW_AND_CONTROL)).unwrap();
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Send a file…").is_none());
+
+    // With it: a path typed into the file field (keys there stay here) is sent.
+    updates_tx.try_send(ViewerUpdate::Allowed(Capabilities::VIEW_AND_CONTROL.with_files(true))).unwrap();
+    updates_tx.try_send(ViewerUpdate::Controller(Some(ME))).unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("Send a file…").click();
+    harness.run_steps(2);
+    harness.get_by_role(egui::accesskit::Role::TextInput).focus();
+    harness.run_steps(1);
+    harness.get_by_role(egui::accesskit::Role::TextInput).type_text("/tmp/report.pdf");
+    harness.run_steps(1);
+    harness.get_by_label("Send").click();
+    harness.run_steps(2);
+    let commands: Vec<ViewerCommand> = std::iter::from_fn(|| sent.try_recv().ok()).collect();
+    assert!(!commands.iter().any(|c| matches!(c, ViewerCommand::Input(_))), "typing the path sent keys: {commands:?}");
+    assert!(commands.contains(&ViewerCommand::SendFile("/tmp/report.pdf".into())), "{commands:?}");
+
+    // Its progress, then its result.
+    let progress = FileNews::Progress { transfer: 5, name: "report.pdf".into(), incoming: false, bytes: 50, size: 100 };
+    updates_tx.try_send(ViewerUpdate::File(progress)).unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("Sending “report.pdf”");
+    let done = FileNews::Done { transfer: 5, name: "report.pdf".into(), incoming: false, saved: true, message: "report.pdf".into() };
+    updates_tx.try_send(ViewerUpdate::File(done)).unwrap();
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Sending “report.pdf”").is_none());
+    harness.get_by_label("“report.pdf” saved on the end user's computer");
+
+    // The end user's offer: asked, declined.
+    let offer = FileOffer { transfer: 9, name: "log.txt".into(), size: 3 * 1024 * 1024, sha256: [0; 32], from: "the end user".into() };
+    updates_tx.try_send(ViewerUpdate::File(FileNews::Offered(offer))).unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("The end user sends you “log.txt” (3.0 MB).");
+    harness.get_by_label("Save in Downloads");
+    harness.get_by_label("Decline").click();
+    harness.run_steps(2);
+    assert_eq!(sent.try_recv().unwrap(), ViewerCommand::AnswerFile { transfer: 9, save_in: None });
+    assert!(harness.query_by_label_contains("log.txt").is_none(), "the offer is gone once answered");
 }

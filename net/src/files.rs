@@ -41,6 +41,28 @@ pub fn plain_name(path: &Path) -> Option<String> {
     deskline_protocol::is_plain_file_name(&name).then_some(name)
 }
 
+/// The user's Downloads folder: on Windows `%USERPROFILE%\Downloads`; elsewhere the XDG one
+/// (`XDG_DOWNLOAD_DIR` in `user-dirs.dirs`, translated on localised desktops), else
+/// `~/Downloads`. Where received files go unless the user picks another folder.
+#[must_use]
+pub fn downloads_dir() -> Option<PathBuf> {
+    if cfg!(windows) {
+        return std::env::var_os("USERPROFILE").map(|d| PathBuf::from(d).join("Downloads"));
+    }
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let config = std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
+    let named = std::fs::read_to_string(config.join("user-dirs.dirs")).ok().and_then(|text| {
+        text.lines().find_map(|line| {
+            let value = line.trim().strip_prefix("XDG_DOWNLOAD_DIR=")?.trim_matches('"');
+            Some(match value.strip_prefix("$HOME") {
+                Some(rest) => home.join(rest.trim_start_matches('/')),
+                None => PathBuf::from(value),
+            })
+        })
+    });
+    Some(named.unwrap_or_else(|| home.join("Downloads")))
+}
+
 /// Where to save `name` in `dir` without replacing anything: `name`, else `stem (1).ext`,
 /// `stem (2).ext`, ...
 #[must_use]

@@ -104,7 +104,7 @@ impl crate::platform::System for Facts {
 
     /// `%USERPROFILE%\Downloads`, where Windows puts it unless the user moved it.
     fn downloads() -> Option<PathBuf> {
-        std::env::var_os("USERPROFILE").map(|d| PathBuf::from(d).join("Downloads"))
+        deskline_net::files::downloads_dir()
     }
 
     /// `%APPDATA%\Deskline\support.toml`, then `%ProgramData%\Deskline\support.toml`.

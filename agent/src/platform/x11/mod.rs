@@ -93,18 +93,7 @@ impl super::System for Facts {
     /// `XDG_DOWNLOAD_DIR` as `xdg-user-dirs` keeps it (`~/.config/user-dirs.dirs`, in the
     /// user's language), else `~/Downloads`.
     fn downloads() -> Option<PathBuf> {
-        let home = PathBuf::from(std::env::var_os("HOME")?);
-        let config = std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
-        let named = std::fs::read_to_string(config.join("user-dirs.dirs")).ok().and_then(|text| {
-            text.lines().find_map(|line| {
-                let value = line.trim().strip_prefix("XDG_DOWNLOAD_DIR=")?.trim_matches('"');
-                Some(match value.strip_prefix("$HOME") {
-                    Some(rest) => home.join(rest.trim_start_matches('/')),
-                    None => PathBuf::from(value),
-                })
-            })
-        });
-        Some(named.unwrap_or_else(|| home.join("Downloads")))
+        deskline_net::files::downloads_dir()
     }
 
     /// `$XDG_CONFIG_HOME/deskline/support.toml` (`~/.config/…`), then `/etc/deskline/support.toml`.
