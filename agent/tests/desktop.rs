@@ -211,9 +211,18 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     cli.ok(&["input", &id, "move", "1100", "150"]);
     eventually("the pointer move", &|| desktop.x("xdotool", &["getmouselocation", "--shell"]).contains("X=1100"));
     let with_cursor = tmp.path().join("cursor.png");
-    cli.ok(&["view", &id, "--headless", "--frames", "1", "--save-last", with_cursor.to_str().unwrap()]);
-    let around = (1096..1105).flat_map(|x| (146..155).map(move |y| (x, y)));
-    let cursor_pixels = around.filter(|&(x, y)| !close_to(pixel(&with_cursor, x, y), BACKGROUND)).count();
+    // (Viewed again if the first picture came before the cursor moved: CI saw one, now and
+    // then, with no cursor near the pointer; see the note on issue 17.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cursor_pixels = loop {
+        cli.ok(&["view", &id, "--headless", "--frames", "1", "--save-last", with_cursor.to_str().unwrap()]);
+        let around = (1096..1105).flat_map(|x| (146..155).map(move |y| (x, y)));
+        let cursor_pixels = around.filter(|&(x, y)| !close_to(pixel(&with_cursor, x, y), BACKGROUND)).count();
+        if cursor_pixels >= 5 || Instant::now() > deadline {
+            break cursor_pixels;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
     assert!(cursor_pixels >= 5, "no cursor drawn at the pointer ({cursor_pixels} pixels differ)");
     assert!(close_to(pixel(&with_cursor, 1150, 200), BACKGROUND), "the cursor is small and only there");
 

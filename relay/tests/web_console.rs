@@ -234,6 +234,18 @@ async fn screenshot(browser: &Client, name: &str) {
     }
 }
 
+/// The real support app with the synthetic 640×360 screen, joining with `pin` and allowing
+/// whatever is asked by itself (its output discarded unless the caller says otherwise).
+fn synthetic_app(relay: &Relay, pin: &str, dir: &Path) -> Command {
+    let mut app = Command::new(workspace_bin("deskline-agent"));
+    app.args(["--pin", pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+        .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    app
+}
+
 const ROW: &str = "return document.querySelector('#sessions tbody tr')?.innerText ?? ''";
 
 /// The id of the (only) session in the API client's Home.
@@ -293,14 +305,7 @@ async fn a_technician_works_the_desk_in_the_browser() {
     // (With a synthetic screen, it prints the input it would inject.)
     let injected = dir.path().join("injected.log");
     let _app = Guard(
-        Command::new(workspace_bin("deskline-agent"))
-            .args(["--pin", &pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
-            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .stdout(std::fs::File::create(&injected).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        synthetic_app(&relay, &pin, dir.path()).stdout(std::fs::File::create(&injected).unwrap()).spawn().unwrap(),
     );
     let row = eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
     assert!(!row.contains("not connected"), "the computer is named: {row}");
@@ -704,14 +709,7 @@ async fn the_browser_viewer_follows_a_relay_restart() {
     let session = api.new_session("pin").await;
     let id = session["id"].as_i64().unwrap();
     let _app = Guard(
-        Command::new(workspace_bin("deskline-agent"))
-            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
-            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        synthetic_app(&relay, session["pin"].as_str().unwrap(), dir.path()).spawn().unwrap(),
     );
     eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
     assert_eq!(api.call(reqwest::Method::POST, &format!("/sessions/{id}/remote"), json!({})).await.0, 200);
@@ -751,13 +749,9 @@ async fn a_technician_chats_with_the_end_user_in_the_browser_before_and_while_vi
     let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
     let session = api.new_session("pin").await;
     let log = dir.path().join("app.log");
-    let mut app = Command::new(workspace_bin("deskline-agent"))
-        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
-        .args(["--synthetic", "640x360", "--auto-consent", "allow"])
-        .env("XDG_STATE_HOME", dir.path().join("state"))
+    let mut app = synthetic_app(&relay, session["pin"].as_str().unwrap(), dir.path())
         .stdin(Stdio::piped())
         .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut app_says = app.stdin.take().unwrap();
@@ -844,13 +838,9 @@ async fn the_browser_viewer_pastes_to_and_receives_from_the_end_users_clipboard(
     let session = api.new_session("pin").await;
     let log = dir.path().join("app.log");
     let _app = Guard(
-        Command::new(workspace_bin("deskline-agent"))
-            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
-            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+        synthetic_app(&relay, session["pin"].as_str().unwrap(), dir.path())
             .env("DISPLAY", &display)
-            .env("XDG_STATE_HOME", dir.path().join("state"))
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
@@ -1073,14 +1063,7 @@ async fn a_recorded_session_plays_back_in_the_page_with_its_log_beside_it() {
     assert_eq!((status, &channel["record_sessions"]), (200, &json!(true)), "{channel}");
     let session = api.new_session("pin").await;
     let _app = Guard(
-        Command::new(workspace_bin("deskline-agent"))
-            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
-            .args(["--synthetic", "640x360", "--auto-consent", "allow"])
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        synthetic_app(&relay, session["pin"].as_str().unwrap(), dir.path()).spawn().unwrap(),
     );
     eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
     click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
@@ -1143,15 +1126,10 @@ async fn files_pass_both_ways_between_the_browser_viewer_and_the_end_user() {
     let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
     let session = api.new_session("pin").await;
     let home = dir.path().join("home");
-    let mut app = Command::new(workspace_bin("deskline-agent"))
-        .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
-        .args(["--synthetic", "640x360", "--auto-consent", "allow"])
+    let mut app = synthetic_app(&relay, session["pin"].as_str().unwrap(), dir.path())
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut app_says = app.stdin.take().unwrap();
