@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{Cli, Desktop, Guard, close_to, login, pixel, press_until, screenshot, start_relay_with, start_xvfb};
+use common::{Cli, Desktop, Guard, close_to, login, pixel, press_until, receive_copied, screenshot, start_relay_with, start_xvfb};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -243,18 +243,7 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     cli.ok(&["clipboard", &id, "send", "from Ada under Wine"]);
     let x_clipboard = || desktop.clipboard();
     eventually_or("the technician's text on the clipboard", 15, &|| x_clipboard() == "from Ada under Wine", &x_clipboard);
-    let received = std::thread::scope(|s| {
-        let waiting = s.spawn(|| cli.run(&["clipboard", &id, "receive", "--timeout", "20"], ""));
-        for n in 0.. {
-            std::thread::sleep(Duration::from_millis(700));
-            if waiting.is_finished() {
-                break;
-            }
-            desktop.copy(&format!("copied on Windows {n}"));
-        }
-        waiting.join().unwrap()
-    });
-    let (ok, out, err) = received;
+    let (ok, out, err) = receive_copied(&cli, &desktop, &id, "copied on Windows ");
     assert!(ok && out.starts_with("copied on Windows "), "{out:?} {err}; log:\n{}", wine.agent_log());
 
     // Stop sharing from the session bar: it ends at once.

@@ -1553,35 +1553,59 @@ async fn no_file_passes_without_the_grant_or_beyond_the_size_limit() {
     agent.task.abort();
 }
 
+/// A 50 MB file on its way from the admin to the end user (asked for `ask`), accepted into a
+/// Downloads folder; once some bytes arrived the end user does `midway`. What then became of
+/// it.
+struct Midway {
+    /// The app's word on the file: saved, and its message.
+    saved: bool,
+    message: String,
+    /// The sending technician's result.
+    sent: Result<String, ViewerError>,
+    downloads: std::path::PathBuf,
+    file: std::path::PathBuf,
+    session: i64,
+    _files: tempfile::TempDir,
+}
+
+async fn a_file_midway(env: &Env, ask: &str, midway: AgentCommand) -> Midway {
+    let files = tempfile::tempdir().unwrap();
+    let downloads = files.path().join("Downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let file = sample_file(files.path(), "backup.tar", 50 * 1024 * 1024);
+    let s = env.session(SessionKind::Pin).await;
+    let mut agent = start_agent(env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
+    share_asking(env, s.id, ask).await;
+    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
+    let sending = tokio::spawn({
+        let file = file.clone();
+        async move { viewer.send_file(&file, Duration::from_secs(30), |_| {}, |_| {}).await }
+    });
+    let offer = next_event(&mut agent, "the offer", |e| if let AgentEvent::FileOffered(o) = e { Some(o) } else { None }).await;
+    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("backup.tar")) }).unwrap();
+    next_event(&mut agent, "some bytes", |e| matches!(e, AgentEvent::FileProgress { bytes, .. } if bytes > 0).then_some(())).await;
+    agent.commands.send(midway).unwrap();
+    let (saved, message) = next_event(&mut agent, "the file's end", |e| match e {
+        AgentEvent::FileDone { incoming: true, saved, message, .. } => Some((saved, message)),
+        _ => None,
+    })
+    .await;
+    let sent = sending.await.unwrap();
+    agent.task.abort();
+    Midway { saved, message, sent, downloads, file, session: s.id, _files: files }
+}
+
 /// The end user stops sharing while a file is on its way: the relay's gate, asked again as
 /// the bytes pass, stops it; the sender is told it failed and nothing is left at the app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_sharing_stops_a_file_midway() {
     let env = env().await;
-    let files = tempfile::tempdir().unwrap();
-    let downloads = files.path().join("Downloads");
-    std::fs::create_dir_all(&downloads).unwrap();
-    let big = sample_file(files.path(), "backup.tar", 50 * 1024 * 1024);
-    let s = env.session(SessionKind::Pin).await;
-    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
-    share_asking(&env, s.id, "view,files").await;
-    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
-    let sending = tokio::spawn(async move { viewer.send_file(&big, Duration::from_secs(30), |_| {}, |_| {}).await });
-    let offer = next_event(&mut agent, "the offer", |e| if let AgentEvent::FileOffered(o) = e { Some(o) } else { None }).await;
-    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("backup.tar")) }).unwrap();
-    next_event(&mut agent, "some bytes", |e| matches!(e, AgentEvent::FileProgress { bytes, .. } if bytes > 0).then_some(())).await;
-    agent.commands.send(AgentCommand::StopSharing).unwrap();
-    let (saved, message) = next_event(&mut agent, "the stopped transfer", |e| match e {
-        AgentEvent::FileDone { incoming: true, saved, message, .. } => Some((saved, message)),
-        _ => None,
-    })
-    .await;
-    assert!(!saved, "{message}");
-    assert!(sending.await.unwrap().is_err(), "the technician is told it failed");
-    assert!(listing(&downloads).is_empty(), "nothing left: {:?}", listing(&downloads));
-    let trail = env.trail(s.id).await;
+    let m = a_file_midway(&env, "view,files", AgentCommand::StopSharing).await;
+    assert!(!m.saved, "{}", m.message);
+    assert!(m.sent.is_err(), "the technician is told it failed");
+    assert!(listing(&m.downloads).is_empty(), "nothing left: {:?}", listing(&m.downloads));
+    let trail = env.trail(m.session).await;
     assert!(trail.iter().any(|e| matches!(e.action, AuditAction::File { outcome: FileOutcome::Failed, .. })), "{trail:?}");
-    agent.task.abort();
 }
 
 /// Taking back control while a file is on its way leaves the file alone (files do not need
@@ -1590,32 +1614,11 @@ async fn stopping_sharing_stops_a_file_midway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taking_back_control_leaves_a_file_on_its_way_alone() {
     let env = env().await;
-    let files = tempfile::tempdir().unwrap();
-    let downloads = files.path().join("Downloads");
-    std::fs::create_dir_all(&downloads).unwrap();
-    let big = sample_file(files.path(), "backup.tar", 50 * 1024 * 1024);
-    let s = env.session(SessionKind::Pin).await;
-    let mut agent = start_agent(&env, pin_of(&s), ScriptedAnswer::AllowAll, None, Grants::default()).await.unwrap();
-    share_asking(&env, s.id, "view,control,files").await;
-    let viewer = env.viewer(&env.admin_tech(), s.id).await.unwrap();
-    let sending = tokio::spawn({
-        let big = big.clone();
-        async move { viewer.send_file(&big, Duration::from_secs(30), |_| {}, |_| {}).await }
-    });
-    let offer = next_event(&mut agent, "the offer", |e| if let AgentEvent::FileOffered(o) = e { Some(o) } else { None }).await;
-    agent.commands.send(AgentCommand::AnswerFile { transfer: offer.transfer, save_to: Some(downloads.join("backup.tar")) }).unwrap();
-    next_event(&mut agent, "some bytes", |e| matches!(e, AgentEvent::FileProgress { bytes, .. } if bytes > 0).then_some(())).await;
-    agent.commands.send(AgentCommand::TakeBackControl).unwrap();
-    let (saved, message) = next_event(&mut agent, "the file saved", |e| match e {
-        AgentEvent::FileDone { incoming: true, saved, message, .. } => Some((saved, message)),
-        _ => None,
-    })
-    .await;
-    assert!(saved, "{message}");
-    assert_eq!(sending.await.unwrap().unwrap(), "backup.tar");
-    assert_eq!(sha256_of(&downloads.join("backup.tar")), sha256_of(&big));
-    assert_eq!(listing(&downloads), ["backup.tar"]);
-    agent.task.abort();
+    let m = a_file_midway(&env, "view,control,files", AgentCommand::TakeBackControl).await;
+    assert!(m.saved, "{}", m.message);
+    assert_eq!(m.sent.unwrap(), "backup.tar");
+    assert_eq!(sha256_of(&m.downloads.join("backup.tar")), sha256_of(&m.file));
+    assert_eq!(listing(&m.downloads), ["backup.tar"]);
 }
 
 /// A display that changes size when the test says (a resolution change): frames of the new

@@ -240,3 +240,20 @@ pub fn press_until(desktop: &Desktop, window: &str, key: &str, click_first: bool
     }
     false
 }
+
+/// Waits for `deskline clipboard ID receive` while the end user copies `{prefix}{n}` again and
+/// again (until the technician waiting has joined and got one); what the CLI said (`ok`,
+/// stdout, stderr).
+pub fn receive_copied(cli: &Cli, desktop: &Desktop, id: &str, prefix: &str) -> (bool, String, String) {
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| cli.run(&["clipboard", id, "receive", "--timeout", "20"], ""));
+        for n in 0.. {
+            std::thread::sleep(Duration::from_millis(700));
+            if waiting.is_finished() {
+                break;
+            }
+            desktop.copy(&format!("{prefix}{n}"));
+        }
+        waiting.join().unwrap()
+    })
+}
