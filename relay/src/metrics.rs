@@ -71,6 +71,10 @@ pub struct Metrics {
     pub limits_tripped: Family<KindLabel, Counter>,
     /// API latency, by route.
     pub requests: Family<RequestLabels, Histogram>,
+    /// Session recordings begun (one per file).
+    pub recordings_started: Counter,
+    /// Bytes of video written into recordings (what their retention has to hold).
+    pub recording_bytes: Counter,
     sessions: Family<StateLabel, Gauge>,
     apps: Gauge,
     viewers: Family<KindLabel, Gauge>,
@@ -99,6 +103,8 @@ impl Metrics {
             code_guesses: Counter::default(),
             limits_tripped: Family::default(),
             requests,
+            recordings_started: Counter::default(),
+            recording_bytes: Counter::default(),
             sessions: Family::default(),
             apps: Gauge::default(),
             viewers: Family::default(),
@@ -115,6 +121,8 @@ impl Metrics {
         registry.register("code_guesses", "Support apps refused for a wrong, expired or closed code", m.code_guesses.clone());
         registry.register("limits_tripped", "Attempts refused by a limit, by limit", m.limits_tripped.clone());
         registry.register("api_request_duration_seconds", "HTTP API requests, by route", m.requests.clone());
+        registry.register("recordings_started", "Session recording files begun", m.recordings_started.clone());
+        registry.register("recording_bytes_written", "Bytes of video written into session recordings", m.recording_bytes.clone());
         Metrics { registry, ..m }
     }
 

@@ -756,8 +756,9 @@ async fn metrics_and_health_show_what_the_relay_does() {
     assert_eq!(value(&text, "deskline_apps_connected"), 0.0, "{text}");
     assert_eq!(value(&text, "deskline_api_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/login\",status=\"4xx\"}"), 1.0, "{text}");
 
-    // An app shares (in a second session) with a viewer watching: the frames it forwards are
-    // counted.
+    // An app shares (in a second session, its channel recording) with a viewer watching: the
+    // frames it forwards and the recording's bytes are counted.
+    relay.ok("PATCH", "/channels/1", &admin, Some(json!({"record_sessions": true}))).await;
     let (id, _app, _) = shared_session(&relay, &admin, dir.path()).await;
     let show = format!("/sessions/{id}");
     relay.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
@@ -767,6 +768,15 @@ async fn metrics_and_health_show_what_the_relay_does() {
     let text = scrape().await;
     assert!(value(&text, "deskline_frames_forwarded_total") >= 5.0, "{text}");
     assert!(value(&text, "deskline_frame_bytes_forwarded_total") > 0.0, "{text}");
+    // (The recorder writes on a thread of its own: its count may come a moment later.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut recorded = scrape().await;
+    while value(&recorded, "deskline_recording_bytes_written_total") == 0.0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        recorded = scrape().await;
+    }
+    assert!(value(&recorded, "deskline_recordings_started_total") >= 1.0, "{recorded}");
+    assert!(value(&recorded, "deskline_recording_bytes_written_total") > 0.0, "{recorded}");
     assert_eq!(value(&text, "deskline_consent_requests_total"), 1.0, "{text}");
     assert_eq!(value(&text, "deskline_consent_answers_total{outcome=\"granted_control\"}"), 1.0, "{text}");
     assert_eq!(value(&text, "deskline_sessions{state=\"active\"}"), 1.0, "{text}");

@@ -125,7 +125,10 @@ impl Thread {
             self.begin(width, height, params, at)?;
         }
         let file = self.file.as_mut().expect("a file is open");
-        file.video.push(data, keyframe, at.saturating_duration_since(file.started))
+        let before = file.video.bytes();
+        file.video.push(data, keyframe, at.saturating_duration_since(file.started))?;
+        self.desk.metrics().recording_bytes.inc_by(file.video.bytes() - before);
+        Ok(())
     }
 
     fn begin(&mut self, width: u32, height: u32, params: ParameterSets, at: Instant) -> std::io::Result<()> {
@@ -136,6 +139,8 @@ impl Thread {
         let video = private_file(&video_path(&self.dir, id))?;
         let log = BufWriter::new(private_file(&log_path(&self.dir, id))?);
         let video = Mp4Writer::create(video, width, height, &params)?;
+        self.desk.metrics().recordings_started.inc();
+        self.desk.metrics().recording_bytes.inc_by(video.bytes());
         self.file = Some(Segment { id, video, log, params, started: at });
         tracing::info!(session = %self.session, recording = id, width, height, "recording the session");
         let context: Vec<(&'static str, String)> = self.context.iter().map(|(k, v)| (*k, v.clone())).collect();
