@@ -1010,10 +1010,7 @@ impl Desk {
         let actor = actor.clone();
         self.db()
             .read(move |tx| {
-                let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
-                // Deleted sessions keep their history; it stays readable to their channel (and
-                // to nobody else, who cannot tell it from a session that does not exist).
-                require_works_in(tx, &actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
+                history_session(tx, &actor, id)?;
                 Ok(store::audit_events(tx, id)?.iter().map(views::audit_event).collect())
             })
             .await
@@ -1416,8 +1413,7 @@ impl Desk {
         let actor = actor.clone();
         self.db()
             .read(move |tx| {
-                let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
-                require_works_in(tx, &actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
+                history_session(tx, &actor, id)?;
                 let mut names = HashMap::new();
                 let mut lines = Vec::new();
                 for event in store::audit_events(tx, id)? {
@@ -1464,7 +1460,7 @@ fn require_admin(actor: &TechnicianRow) -> Result<(), Error> {
     if actor.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("only administrators may do this".into())) }
 }
 
-pub(crate) fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: ChannelId) -> Result<(), Error> {
+fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: ChannelId) -> Result<(), Error> {
     let facts = Facts::load(tx, &[channel], &[])?;
     if facts.works_in(channel, actor.id) {
         Ok(())
@@ -1477,6 +1473,15 @@ pub(crate) fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, chan
 /// not exist.
 fn visible_session(tx: &Transaction<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
     let row = store::session_by_id(tx, id)?.filter(|r| !r.core.deleted).ok_or(Error::NotFound("session"))?;
+    require_works_in(tx, actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
+    Ok(row)
+}
+
+/// The session, deleted or not, if the technician works in its channel: a session's history
+/// (audit trail, chat, recordings) stays readable to its channel after it is deleted, and to
+/// nobody else, who cannot tell it from a session that does not exist.
+pub(crate) fn history_session(tx: &Transaction<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
+    let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
     require_works_in(tx, actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
     Ok(row)
 }

@@ -13,7 +13,7 @@ mod recorder;
 
 pub use recorder::Recorder;
 
-use crate::desk::{Desk, require_works_in};
+use crate::desk::{Desk, history_session};
 use crate::error::Error;
 use crate::store::{self, RecordingRow, TechnicianRow};
 use deskline_api::{RecordingLogLine, RecordingView};
@@ -101,8 +101,7 @@ impl Desk {
         let actor = actor.clone();
         self.db()
             .read(move |tx| {
-                let row = store::session_by_id(tx, session)?.ok_or(Error::NotFound("session"))?;
-                require_works_in(tx, &actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
+                history_session(tx, &actor, session)?;
                 Ok(store::recordings_of(tx, session)?.iter().map(crate::views::recording).collect())
             })
             .await
@@ -117,8 +116,10 @@ impl Desk {
             .db()
             .read(move |tx| {
                 let recording = store::recording_by_id(tx, id)?.ok_or(Error::NotFound("recording"))?;
-                let session = store::session_by_id(tx, recording.session)?.ok_or(Error::NotFound("recording"))?;
-                require_works_in(tx, &actor, session.core.channel).map_err(|_| Error::NotFound("recording"))?;
+                history_session(tx, &actor, recording.session).map_err(|e| match e {
+                    Error::NotFound(_) => Error::NotFound("recording"),
+                    other => other,
+                })?;
                 Ok::<_, Error>(recording)
             })
             .await?;
