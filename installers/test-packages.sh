@@ -66,6 +66,7 @@ if ! dpkg-deb -I "$SUPPORT_DEB" | grep -q "Depends: .*libc6"; then
   (cd "$WORK/shlibdeps" && dpkg-shlibdeps -O "$agent_bin") >&2 || true
   fail "the support app's package has no computed dependencies (dpkg-shlibdeps said the above)"
 fi
+dpkg-deb -I "$SUPPORT_DEB" | grep -q "Recommends: .*zenity" || fail "the support app's package does not recommend a file dialog"
 
 step "installing deskline-relay"
 dpkg -P deskline-relay >/dev/null 2>&1 || true

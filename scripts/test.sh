@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # systems, named here for minimal ones), and validates the support app's desktop entry
 # (desktop-file-utils); the container test builds the relay's image with podman; schemathesis
 # is installed from PyPI into a virtualenv (python3-venv); the clipboard test reads and sets the
-# X clipboard with xclip.
-DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser desktop-file-utils podman python3-venv xclip)
+# X clipboard with xclip; the support app's "Send a file" opens zenity's file dialog where no
+# desktop portal runs (as under Xvfb).
+DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser desktop-file-utils podman python3-venv xclip zenity)
 source scripts/setup.sh
 
 echo "==> cross-building the Windows support app (its test runs it under Wine)"

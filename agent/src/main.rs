@@ -512,8 +512,9 @@ struct AgentApp {
 }
 
 impl eframe::App for AgentApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        self.ui.set_dialog_parent(deskline_widgets::Parent::of(frame));
         if !self.styled {
             self.styled = true;
             deskline_agent::ui::readable_text(&ctx);

@@ -20,7 +20,7 @@ use crate::grants::Grants;
 use crate::session::{AgentCommand, AgentEvent, ClipboardNote};
 use deskline_protocol::limits::MAX_CLIPBOARD_TEXT_BYTES;
 use deskline_protocol::{Capabilities, ChatFrom, ConsentOutcome, ConsentRequest, FileOffer, Pin, TechnicianId};
-use deskline_widgets::Chat;
+use deskline_widgets::{Chat, FileChooser, Parent};
 use eframe::egui;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -130,6 +130,8 @@ struct FilesShown {
     note: Option<String>,
     /// The path typed into "Send a file", while that field is open.
     send_path: Option<String>,
+    /// The system's file dialog "Send a file" opens (beside the field).
+    chooser: FileChooser,
 }
 
 /// Where files are saved unless the end user says otherwise.
@@ -215,6 +217,18 @@ impl AgentUi {
             actions,
             updates,
         }
+    }
+
+    /// Shows "Send a file"'s dialogs with `chooser` instead of the system's (tests).
+    #[must_use]
+    pub fn with_file_chooser(mut self, chooser: FileChooser) -> AgentUi {
+        self.files.chooser = chooser;
+        self
+    }
+
+    /// The window the system's dialogs belong to (kept above it); call each frame.
+    pub fn set_dialog_parent(&mut self, parent: Option<Parent>) {
+        self.files.chooser.parent = parent;
     }
 
     /// Is a consent prompt showing?
@@ -577,20 +591,33 @@ impl AgentUi {
         if !self.granted.files() {
             return;
         }
+        if let Some(path) = self.files.chooser.chosen() {
+            self.files.send_path = None;
+            self.send_file(path);
+        }
         match &mut self.files.send_path {
             None => {
+                // The system's file dialog opens, and a field to type a path in (for a
+                // desktop that shows no dialog, or a user who knows the path).
                 if ui.button("Send a file to the technician (Alt+F)").clicked() || alt_f {
                     let folder = default_folder();
+                    self.files.chooser.open(ui.ctx(), "Send a file to the technician", Some(std::path::Path::new(&folder)));
                     self.files.send_path = Some(if folder.is_empty() { folder } else { format!("{folder}{}", std::path::MAIN_SEPARATOR) });
                 }
             }
             Some(path) => {
+                if self.files.chooser.is_open() {
+                    ui.label("Choose the file in the window that opened, or type its path here.");
+                }
                 ui.horizontal(|ui| {
                     ui.label("File to send:");
                     ui.add(egui::TextEdit::singleline(path).desired_width(320.0));
                 });
                 let mut send = None;
                 ui.horizontal(|ui| {
+                    if ui.add_enabled(!self.files.chooser.is_open(), egui::Button::new("Choose…")).clicked() {
+                        self.files.chooser.open(ui.ctx(), "Send a file to the technician", Some(std::path::Path::new(path.trim())));
+                    }
                     if ui.button("Send").clicked() {
                         send = Some(true);
                     }
@@ -602,15 +629,20 @@ impl AgentUi {
                     let path = std::path::PathBuf::from(path.trim());
                     self.files.send_path = None;
                     if send {
-                        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                        let transfer = crate::source::now_us();
-                        self.files.moving.push(Moving { transfer, name, size, bytes: 0, incoming: false });
-                        let _ = self.actions.send(UiAction::Command(AgentCommand::SendFile { transfer, path }));
+                        self.send_file(path);
                     }
                 }
             }
         }
+    }
+
+    /// Sends the file at `path` to the technicians (its progress shows in the session bar).
+    fn send_file(&mut self, path: std::path::PathBuf) {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let transfer = crate::source::now_us();
+        self.files.moving.push(Moving { transfer, name, size, bytes: 0, incoming: false });
+        let _ = self.actions.send(UiAction::Command(AgentCommand::SendFile { transfer, path }));
     }
 
     fn status(&mut self, ui: &mut egui::Ui) {

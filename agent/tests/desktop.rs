@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Cli, Desktop, Guard, Relay, close_to, login, pixel, press_until, receive_copied, screenshot, start_relay, start_xvfb};
+use common::{Cli, Desktop, Dialog, Guard, Relay, close_to, login, pixel, press_until, receive_copied, screenshot, send_with_dialog, start_relay, start_xvfb};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 const AGENT: &str = env!("CARGO_BIN_EXE_deskline-agent");
 const BACKGROUND: [u8; 3] = [0x33, 0x66, 0xcc];
 const MARKER: [u8; 3] = [0xdd, 0x22, 0x22];
+/// zenity's file dialog's window name (rfd does not pass the title on to zenity).
+const ZENITY_FILE_DIALOG: &str = "zenity";
 
 
 #[test]
@@ -42,6 +44,10 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
     let agent = Command::new(AGENT)
         .args(["--pin", &pin, "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
         .env("DISPLAY", &desktop.display)
+        // No session bus, so no desktop portal: file dialogs are zenity's, on this display
+        // (a developer's own portal would show them on their screen). No accessibility bus.
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .env("NO_AT_BRIDGE", "1")
         .env("HOME", &home)
         .env("XDG_STATE_HOME", tmp.path().join("state"))
         .stdout(Stdio::null())
@@ -142,6 +148,19 @@ fn the_support_app_shares_a_real_display_with_consent_and_takes_input() {
         assert!(ok, "{err}");
     });
     assert_eq!(std::fs::read_to_string(&saved).unwrap(), "Restart-Service -Name Spooler\n");
+
+    // The end user sends a file with the system's file dialog: zenity's here (no desktop
+    // portal runs on this display; the Wine test opens Windows' own). Its location field
+    // (Ctrl+L) takes the path; Enter sends the file to the technician who waits for it.
+    let report = home.join("Documents/printer report.txt");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    std::fs::write(&report, "Printer queue: 3 jobs stuck since 09:12\n").unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let dialog = Dialog { name: ZENITY_FILE_DIALOG, keys_first: &["ctrl+l"], path: report.to_str().unwrap() };
+    let (ok, out, err) = send_with_dialog(&desktop, &window, false, &cli, &id, &inbox, &dialog);
+    assert!(ok, "{out} {err}; app's log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(std::fs::read_to_string(inbox.join("printer report.txt")).unwrap(), "Printer queue: 3 jobs stuck since 09:12\n");
 
     // Input reaches the X server.
     let log = tmp.path().join("xinput.log");

@@ -6,6 +6,7 @@ use deskline_agent::session::{AgentCommand, AgentEvent};
 use deskline_agent::ui::{AgentUi, NetUpdate, Screen, UiAction};
 use deskline_protocol::{Capabilities, ChatFrom, ChatLine, ConsentOutcome, ConsentRequest, Pin, TechnicianId, Timestamp};
 use eframe::egui;
+use deskline_widgets::FileChooser;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use tokio::sync::{mpsc, oneshot};
@@ -17,9 +18,14 @@ struct Ui {
 }
 
 fn ui(connecting: bool) -> Ui {
+    // No system dialog in these tests: one that is cancelled.
+    ui_choosing(connecting, FileChooser::with(std::sync::Arc::new(|_| None)))
+}
+
+fn ui_choosing(connecting: bool, chooser: FileChooser) -> Ui {
     let (actions_tx, actions) = mpsc::unbounded_channel();
     let (updates, updates_rx) = mpsc::unbounded_channel();
-    let app = AgentUi::new(actions_tx, updates_rx, connecting);
+    let app = AgentUi::new(actions_tx, updates_rx, connecting).with_file_chooser(chooser);
     let harness = Harness::new_ui_state(|ui, app: &mut AgentUi| app.show(ui), app);
     Ui { harness, actions, updates }
 }
@@ -463,6 +469,48 @@ fn a_file_from_the_technician_is_saved_where_the_end_user_says_or_declined() {
     ui.harness.run_steps(2);
     ui.harness.get_by_label("Saved driver.zip.");
     assert!(ui.harness.query_by_label_contains("Receiving").is_none());
+}
+
+/// "Send a file" opens the system's file dialog: the file chosen there is sent at once; a
+/// cancelled dialog leaves the field to type a path in, and "Choose…" opens it again.
+#[test]
+fn a_file_chosen_in_the_systems_dialog_goes_to_the_technician() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let report = std::env::temp_dir().join("deskline-ui-report.txt");
+    std::fs::write(&report, "printer log").unwrap();
+    let opened = std::sync::Arc::new(AtomicUsize::new(0));
+    let (counted, chosen) = (opened.clone(), report.clone());
+    // The first dialog is cancelled, the second gives the report.
+    let chooser = FileChooser::with(std::sync::Arc::new(move |_| (counted.fetch_add(1, Ordering::SeqCst) == 1).then(|| chosen.clone())));
+    let mut ui = ui_choosing(true, chooser);
+    ui.sharing(Capabilities::VIEW.with_files(true));
+
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::F);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ui.harness.query_by_label("Choose the file in the window that opened, or type its path here.").is_some() || opened.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the dialog never closed");
+        ui.harness.run_steps(1);
+    }
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("File to send:");
+    assert!(ui.actions.try_recv().is_err(), "a cancelled dialog sends nothing");
+
+    ui.harness.get_by_label("Choose…").click();
+    let sent = loop {
+        assert!(std::time::Instant::now() < deadline, "the chosen file was never sent");
+        ui.harness.run_steps(1);
+        if let Ok(action) = ui.actions.try_recv() {
+            break action;
+        }
+    };
+    match sent {
+        UiAction::Command(AgentCommand::SendFile { path, .. }) => assert_eq!(path, report),
+        other => panic!("{other:?}"),
+    }
+    ui.harness.run_steps(1);
+    ui.harness.get_by_label_contains("Sending deskline-ui-report.txt (11 bytes)");
+    assert!(ui.harness.query_by_label("File to send:").is_none(), "the field closes once a file is chosen");
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
 }
 
 #[test]

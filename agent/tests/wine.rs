@@ -3,7 +3,8 @@
 //! end user allows through the consent popup's access key, the technician sees the probe
 //! window's colour at its place and a change on it, clicks and types into it ("hi!A@ü":
 //! characters that need Shift, and one a US layout lacks), copied text passes both ways
-//! through the Windows clipboard, and Stop sharing ends it. Then an
+//! through the Windows clipboard, the end user sends a file through Windows' own file dialog,
+//! and Stop sharing ends it. Then an
 //! end user downloads the .exe the invite page offers a Windows browser and runs it with no
 //! arguments: it joins its link's session.
 //!
@@ -18,7 +19,7 @@
 
 mod common;
 
-use common::{Cli, Desktop, Guard, close_to, login, pixel, press_until, receive_copied, screenshot, start_relay_with, start_xvfb};
+use common::{Cli, Desktop, Dialog, Guard, close_to, login, pixel, press_until, receive_copied, screenshot, send_with_dialog, start_relay_with, start_xvfb};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -196,7 +197,7 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     assert!(!ok && err.contains("not allowed viewing"), "{err}");
 
     screenshot(&desktop, &window, "agent-windows-connected.png");
-    cli.ok(&["session", "remote", &id, "--ask", "view,control,clipboard"]);
+    cli.ok(&["session", "remote", &id, "--ask", "view,control,clipboard,files"]);
     std::thread::sleep(Duration::from_millis(800));
     screenshot(&desktop, &window, "agent-windows-consent.png");
     // The end user answers in the popup with its access key, as a keyboard user would.
@@ -245,6 +246,20 @@ fn the_windows_support_app_under_wine_shares_the_screen_with_consent_and_takes_i
     eventually_or("the technician's text on the clipboard", 15, &|| x_clipboard() == "from Ada under Wine", &x_clipboard);
     let (ok, out, err) = receive_copied(&cli, &desktop, &id, "copied on Windows ");
     assert!(ok && out.starts_with("copied on Windows "), "{out:?} {err}; log:\n{}", wine.agent_log());
+
+    // The end user sends a file through Windows' own file dialog (Wine's IFileOpenDialog):
+    // the path typed into its file name field, Enter. (The probe holds Wine's focus since its
+    // click: the end user clicks into the session bar first.)
+    let report = tmp.path().join("printer report.txt");
+    std::fs::write(&report, "Printer queue on Windows: 2 jobs stuck\r\n").unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    // (Wine's drive Z: is the Unix root.)
+    let windows_path = format!("Z:{}", report.display()).replace('/', "\\");
+    let dialog = Dialog { name: "Send a file to the technician", keys_first: &[], path: &windows_path };
+    let (ok, out, err) = send_with_dialog(&desktop, &window, true, &cli, &id, &inbox, &dialog);
+    assert!(ok, "{out} {err}; log:\n{}", wine.agent_log());
+    assert_eq!(std::fs::read_to_string(inbox.join("printer report.txt")).unwrap(), "Printer queue on Windows: 2 jobs stuck\r\n");
 
     // Stop sharing from the session bar: it ends at once.
     // The probe holds Wine's focus since its click: the end user clicks into the session bar

@@ -69,6 +69,8 @@ struct WindowFiles {
     moving: Vec<(u64, String, bool, u64, u64)>,
     note: Option<String>,
     path: Option<String>,
+    /// The system's file dialog "Send a file…" opens (beside the field).
+    chooser: deskline_widgets::FileChooser,
 }
 
 /// "2.0 MB", "12 KB".
@@ -164,6 +166,13 @@ impl ViewerWindow {
             clipboard_note: None,
             files: WindowFiles::default(),
         }
+    }
+
+    /// Shows "Send a file…"'s dialogs with `chooser` instead of the system's (tests).
+    #[must_use]
+    pub fn with_file_chooser(mut self, chooser: deskline_widgets::FileChooser) -> ViewerWindow {
+        self.files.chooser = chooser;
+        self
     }
 
     /// Sends a key combination, if this window controls the screen.
@@ -266,6 +275,10 @@ impl ViewerWindow {
                 self.send(ViewerCommand::SendFile(path));
             }
         }
+        if let Some(path) = self.files.chooser.chosen() {
+            self.files.path = None;
+            self.send(ViewerCommand::SendFile(path));
+        }
         if let Some(offer) = self.files.offers.front().cloned() {
             ui.horizontal(|ui| {
                 ui.label(format!("The end user sends you “{}” ({}).", offer.name, size_text(offer.size)));
@@ -295,12 +308,18 @@ impl ViewerWindow {
             if self.allowed.files() {
                 match &mut self.files.path {
                     None => {
+                        // The system's file dialog opens, and a field to type a path in (for
+                        // a desktop that shows no dialog).
                         if ui.button("Send a file…").on_hover_text("Or drop files on this window").clicked() {
+                            self.files.chooser.open(ui.ctx(), "Send a file to the end user", None);
                             self.files.path = Some(String::new());
                         }
                     }
                     Some(path) => {
-                        ui.label("File:");
+                        if ui.add_enabled(!self.files.chooser.is_open(), egui::Button::new("Choose…")).clicked() {
+                            self.files.chooser.open(ui.ctx(), "Send a file to the end user", None);
+                        }
+                        ui.label("or its path:");
                         let field = ui.add(egui::TextEdit::singleline(path).id(files_field_id()).hint_text("/path/to/file").desired_width(320.0));
                         let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                         if ui.button("Send").clicked() || enter {
@@ -545,8 +564,9 @@ impl ViewerWindow {
 }
 
 impl eframe::App for ViewerWindow {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        self.files.chooser.parent = deskline_widgets::Parent::of(frame);
         self.drain_updates(&ctx);
         egui::Panel::top("status").show(ui, |ui| self.top_bar(ui));
         let files_shown = self.allowed.files() || !self.files.offers.is_empty() || !self.files.moving.is_empty() || self.files.note.is_some();

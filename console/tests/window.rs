@@ -58,7 +58,13 @@ fn chat_opens_on_the_end_users_line_and_typing_in_it_sends_no_input_to_the_remot
 fn files_are_sent_from_the_window_and_the_end_users_are_asked_about() {
     let (commands, mut sent) = mpsc::unbounded_channel();
     let (updates_tx, updates) = mpsc::channel(16);
-    let window = ViewerWindow::new(commands, updates, ME, "Session 1".into());
+    // The system's file dialog: cancelled the first time, the second gives a file.
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = opened.clone();
+    let chooser = deskline_widgets::FileChooser::with(std::sync::Arc::new(move |_| {
+        (counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1).then(|| "/tmp/chosen.log".into())
+    }));
+    let window = ViewerWindow::new(commands, updates, ME, "Session 1".into()).with_file_chooser(chooser);
     let mut harness = Harness::new_eframe(|_| window);
     // No files grant: no way to send one.
     updates_tx.try_send(ViewerUpdate::Allowed(Capabilities::VIEW_AND_CONTROL)).unwrap();
@@ -71,6 +77,12 @@ fn files_are_sent_from_the_window_and_the_end_users_are_asked_about() {
     harness.run_steps(2);
     harness.get_by_label("Send a file…").click();
     harness.run_steps(2);
+    // (The dialog is cancelled: the field stays.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while opened.load(std::sync::atomic::Ordering::SeqCst) == 0 || egui_kittest::kittest::NodeT::accesskit_node(&harness.get_by_label("Choose…")).is_disabled() {
+        assert!(std::time::Instant::now() < deadline, "the dialog never closed");
+        harness.run_steps(1);
+    }
     harness.get_by_role(egui::accesskit::Role::TextInput).focus();
     harness.run_steps(1);
     harness.get_by_role(egui::accesskit::Role::TextInput).type_text("/tmp/report.pdf");
@@ -80,6 +92,19 @@ fn files_are_sent_from_the_window_and_the_end_users_are_asked_about() {
     let commands: Vec<ViewerCommand> = std::iter::from_fn(|| sent.try_recv().ok()).collect();
     assert!(!commands.iter().any(|c| matches!(c, ViewerCommand::Input(_))), "typing the path sent keys: {commands:?}");
     assert!(commands.contains(&ViewerCommand::SendFile("/tmp/report.pdf".into())), "{commands:?}");
+
+    // A file chosen in the system's dialog is sent at once.
+    harness.get_by_label("Send a file…").click();
+    let chosen = loop {
+        assert!(std::time::Instant::now() < deadline, "the chosen file was never sent");
+        harness.run_steps(1);
+        if let Ok(command) = sent.try_recv() {
+            break command;
+        }
+    };
+    assert_eq!(chosen, ViewerCommand::SendFile("/tmp/chosen.log".into()));
+    harness.run_steps(1);
+    assert!(harness.query_by_label("or its path:").is_none(), "the field closes once a file is chosen");
 
     // Its progress, then its result.
     let progress = FileNews::Progress { transfer: 5, name: "report.pdf".into(), incoming: false, bytes: 50, size: 100 };

@@ -1,7 +1,10 @@
 //! # deskline-widgets
 //!
 //! egui pieces the end user's support app and the technician's viewer window share, so that
-//! both behave the same: the chat panel's lines and its field.
+//! both behave the same: the chat panel's lines and its field, and the system's file dialog.
+
+mod chooser;
+pub use chooser::{FileChooser, Parent, Pick};
 
 use deskline_protocol::limits::MAX_CHAT_TEXT_BYTES;
 use deskline_protocol::{ChatLine, Timestamp};

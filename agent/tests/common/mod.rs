@@ -81,9 +81,15 @@ impl Desktop {
     }
 
     pub fn try_window(&self, name: &str) -> Option<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.try_window_within(name, Duration::from_secs(20))
+    }
+
+    /// The first visible window named `name` within `wait`.
+    pub fn try_window_within(&self, name: &str, wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
         loop {
-            let out = Command::new("xdotool").args(["search", "--name", name]).env("DISPLAY", &self.display).output().unwrap();
+            // (Visible ones only: toolkits keep hidden helper windows of the same name.)
+            let out = Command::new("xdotool").args(["search", "--onlyvisible", "--name", name]).env("DISPLAY", &self.display).output().unwrap();
             if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
                 return Some(id.to_owned());
             }
@@ -254,6 +260,49 @@ pub fn receive_copied(cli: &Cli, desktop: &Desktop, id: &str, prefix: &str) -> (
             }
             desktop.copy(&format!("{prefix}{n}"));
         }
+        waiting.join().unwrap()
+    })
+}
+
+/// How a file dialog is found and answered: its window's name, the keys that open its path
+/// field, the path as that system writes it.
+pub struct Dialog<'a> {
+    pub name: &'a str,
+    pub keys_first: &'a [&'a str],
+    pub path: &'a str,
+}
+
+/// The end user sends a file from the session bar: "Send a file to the technician" (Alt+F;
+/// clicked into the bar first when `click_first`) opens the system's file dialog, and the
+/// file's path is typed into it, while `deskline session receive` waits (saving in `inbox`).
+/// What the CLI said (`ok`, stdout, stderr).
+pub fn send_with_dialog(desktop: &Desktop, window: &str, click_first: bool, cli: &Cli, id: &str, inbox: &Path, dialog: &Dialog) -> (bool, String, String) {
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| cli.run(&["--json", "session", "receive", id, inbox.to_str().unwrap(), "--timeout", "60"], ""));
+        // (An offer made before the technician waits is refused.)
+        std::thread::sleep(Duration::from_millis(1500));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let opened = loop {
+            if click_first {
+                desktop.x("xdotool", &["mousemove", "--window", window, "560", "20", "click", "1"]);
+            }
+            // (Pressed again if it was lost while the window took the focus: a second Alt+F
+            // while the dialog is open does nothing.)
+            desktop.x("xdotool", &["windowfocus", "--sync", window, "key", "alt+f"]);
+            if let Some(opened) = desktop.try_window_within(dialog.name, Duration::from_secs(3)) {
+                break opened;
+            }
+            assert!(Instant::now() < deadline, "Alt+F opened no window named {:?}", dialog.name);
+        };
+        std::thread::sleep(Duration::from_millis(1000));
+        screenshot(desktop, &opened, &format!("file-dialog-{}.png", dialog.name.replace(' ', "-").to_lowercase()));
+        for key in dialog.keys_first {
+            desktop.x("xdotool", &["windowfocus", "--sync", &opened, "key", key]);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        desktop.x("xdotool", &["windowfocus", "--sync", &opened, "type", "--delay", "20", dialog.path]);
+        std::thread::sleep(Duration::from_millis(300));
+        desktop.x("xdotool", &["windowfocus", "--sync", &opened, "key", "Return"]);
         waiting.join().unwrap()
     })
 }
