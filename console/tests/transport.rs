@@ -659,7 +659,7 @@ async fn closing_ends_every_connection_and_invalidates_the_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_and_oversized_input_close_only_that_connection() {
+async fn garbage_oversized_input_and_unknown_versions_close_only_that_connection() {
     let env = env().await;
     let fp = deskline_net::tls::parse_fingerprint(&env.fingerprint).unwrap();
 
@@ -674,6 +674,23 @@ async fn garbage_and_oversized_input_close_only_that_connection() {
     let c = deskline_net::quic::connect(env.quic, "localhost", Some(fp)).await.unwrap();
     let (mut send, _recv) = c.open_bi().await.unwrap();
     send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), c.closed()).await.unwrap();
+    assert!(matches!(reason, quinn::ConnectionError::ApplicationClosed(_)), "{reason:?}");
+
+    // An app of an unknown protocol version: told which one the relay speaks, then closed,
+    // before its code is even looked at.
+    let c = deskline_net::quic::connect(env.quic, "localhost", Some(fp)).await.unwrap();
+    let future = deskline_protocol::Message::Hello(deskline_protocol::Hello {
+        protocol_version: deskline_protocol::PROTOCOL_VERSION + 1,
+        role: deskline_protocol::HelloRole::App { code: pin_of(&env.session(SessionKind::Pin).await), info: info(), resume: None },
+    });
+    let (_w, mut r) = deskline_net::framed::open_control(&c, &future).await.unwrap();
+    let answer = r.next().await.unwrap();
+    assert!(
+        matches!(&answer, Some(deskline_protocol::Message::Reject(deskline_protocol::Reject { reason: deskline_protocol::RejectReason::UnsupportedVersion { supported }, .. }))
+            if *supported == deskline_protocol::PROTOCOL_VERSION),
+        "{answer:?}"
+    );
     let reason = tokio::time::timeout(Duration::from_secs(10), c.closed()).await.unwrap();
     assert!(matches!(reason, quinn::ConnectionError::ApplicationClosed(_)), "{reason:?}");
 

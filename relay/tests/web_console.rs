@@ -885,6 +885,160 @@ async fn the_browser_viewer_pastes_to_and_receives_from_the_end_users_clipboard(
     browser.close().await.unwrap();
 }
 
+/// The first window named `name` on `display` (20 s at most).
+fn x_window(display: &str, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("xdotool").args(["search", "--onlyvisible", "--name", name]).env("DISPLAY", display).output().unwrap();
+        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            return id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no window named {name:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Gives `window` the keyboard and runs `xdotool` with `args` there (keys, typing).
+fn x_keys(display: &str, window: &str, args: &[&str]) {
+    let status = Command::new("xdotool").args(["windowfocus", "--sync", window]).args(args).env("DISPLAY", display).status().unwrap();
+    assert!(status.success(), "xdotool {args:?}");
+}
+
+/// What issue 17 promised, tried as a new technician and end user would: the real support
+/// app's window on an X display, answered through its access keys by the end user; the
+/// technician, in the browser, chats before any consent, then (after the end user allowed) sends
+/// a file the end user saves, pastes text onto the end user's clipboard, and afterwards plays
+/// the session's recording back from its history. Each is in the session's audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_chats_sends_a_file_pastes_and_plays_the_recording_back_with_the_real_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_xvfb, display) = start_xvfb();
+    let relay = start_relay(dir.path());
+    let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
+    let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
+    let (status, _) = api.call(reqwest::Method::PATCH, "/channels/1", json!({"record_sessions": true})).await;
+    assert_eq!(status, 200);
+    let session = api.new_session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let home = dir.path().join("home");
+    let _app = Guard(
+        Command::new(workspace_bin("deskline-agent"))
+            .args(["--pin", session["pin"].as_str().unwrap(), "--relay", &relay.quic, "--fingerprint", &relay.fingerprint])
+            .env("DISPLAY", &display)
+            .env("HOME", &home)
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("NO_AT_BRIDGE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let window = x_window(&display, "Deskline support");
+    eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    click_fresh(&browser, "//table[@id='sessions']/tbody/tr").await;
+    let chat = |api: &Api| {
+        let path = format!("/sessions/{id}/chat");
+        async move { api.call(reqwest::Method::GET, &path, Value::Null).await.1 }
+    };
+
+    // Before any consent, the technician says who they are; the app's chat panel opens on the
+    // line and the end user answers there (Alt+H closes it, Alt+H again puts the keyboard in
+    // its field; tried again if a key was lost while the window took the focus).
+    fill(&browser, "#chat-input", "Hello, this is Ada from the help desk.").await;
+    click(&browser, "#chat-send").await;
+    let answered = |c: &Value| c.as_array().is_some_and(|l| l.iter().any(|m| m["from"] == "end_user" && m["text"] == "hi Ada"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !answered(&chat(&api).await) {
+        assert!(Instant::now() < deadline, "the end user's answer never came: {}", chat(&api).await);
+        x_keys(&display, &window, &["key", "alt+h"]);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        x_keys(&display, &window, &["key", "alt+h"]);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        x_keys(&display, &window, &["type", "--delay", "30", "hi Ada"]);
+        x_keys(&display, &window, &["key", "Return"]);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let lines = "return document.getElementById('chat-lines').innerText";
+    eventually(&browser, "the answer in the page", 10, lines, |t| t.contains("End user") && t.contains("hi Ada")).await;
+
+    // Start remote session: the end user allows in the popup (Alt+A).
+    click_action(&browser, "Start remote session").await;
+    let granted = |api: &Api| {
+        let path = format!("/sessions/{id}");
+        async move { api.call(reqwest::Method::GET, &path, Value::Null).await.1["consent"]["status"] == "granted" }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !granted(&api).await {
+        assert!(Instant::now() < deadline, "the popup did not take Alt+A");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        x_keys(&display, &window, &["key", "alt+a"]);
+    }
+    click_action(&browser, "View in browser").await;
+    let size = "const v = document.getElementById('screen'); return `${v.videoWidth}x${v.videoHeight}`";
+    eventually(&browser, "the end user's screen", 30, size, |t| t == "640x480").await;
+
+    // A file: picked in the page, asked about in the app, saved by the end user (Alt+Y) in
+    // Downloads, whole.
+    let ours = sample_bytes(512 * 1024 + 3, 7);
+    let picked = dir.path().join("fix-printer.ps1");
+    std::fs::write(&picked, &ours).unwrap();
+    let offered = "return String(!document.getElementById('viewer-send-file').hidden)";
+    eventually(&browser, "Send a file offered", 30, offered, |t| t == "true").await;
+    browser.find(Locator::Id("viewer-file-input")).await.unwrap().send_keys(picked.to_str().unwrap()).await.unwrap();
+    let saved = home.join("Downloads/fix-printer.ps1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !saved.exists() {
+        assert!(Instant::now() < deadline, "the end user was never asked, or Alt+Y did not save");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        x_keys(&display, &window, &["key", "alt+y"]);
+    }
+    let note = "return document.getElementById('viewer-file-note').textContent";
+    eventually(&browser, "the file saved", 30, note, |t| t.contains("“fix-printer.ps1” saved")).await;
+    assert_eq!(sha256_hex(&std::fs::read(&saved).unwrap()), sha256_hex(&ours));
+
+    // Text pasted into the picture (with control taken) lands on the end user's clipboard.
+    let control = "const b = document.getElementById('viewer-control'); return `${b.disabled} ${b.textContent}`";
+    eventually(&browser, "control allowed", 20, control, |t| t == "false Take control").await;
+    click(&browser, "#viewer-control").await;
+    eventually(&browser, "control taken", 10, control, |t| t == "false Release control").await;
+    let paste = "const data = new DataTransfer(); data.setData('text/plain', 'Get-Printer | Restart-PrintJob'); \
+        document.getElementById('screen').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true })); return ''";
+    browser.execute(paste, vec![]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while x_clipboard(&display) != "Get-Printer | Restart-PrintJob" {
+        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", x_clipboard(&display));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    click(&browser, "#viewer-close").await;
+
+    // Later, from the session's history: the recording plays in the page to its end, its log
+    // beside it.
+    let listed = "return document.getElementById('recordings').innerText";
+    eventually(&browser, "the recording listed", 30, listed, |t| t.contains("640×480") && !t.contains("being recorded")).await;
+    click_fresh(&browser, "//ul[@id='recordings']/li/button[normalize-space()='Play']").await;
+    let log = "return document.getElementById('player-log').innerText";
+    eventually(&browser, "the timed log", 20, log, |t| t.contains("the end user allows Administrator") && t.contains("clipboard")).await;
+    let play = "const v = document.getElementById('player-video'); v.muted = true; v.play(); return 'ok'";
+    browser.execute(play, vec![]).await.unwrap();
+    let video = "const v = document.getElementById('player-video'); return `${v.videoWidth}x${v.videoHeight} ${v.ended}`";
+    eventually(&browser, "the recording played to its end", 60, video, |t| t == "640x480 true").await;
+    screenshot(&browser, "web-tried.png").await;
+
+    // Each step is in the audit trail, after the end user's consent (the chat before it).
+    let (_, trail) = api.call(reqwest::Method::GET, &format!("/sessions/{id}/events"), Value::Null).await;
+    let actions: Vec<&str> = trail.as_array().unwrap().iter().filter_map(|e| e["action"]["action"].as_str()).collect();
+    let at = |what: &str| actions.iter().position(|a| *a == what).unwrap_or_else(|| panic!("no {what} in {actions:?}"));
+    let consent = at("consent_decided");
+    assert!(at("chat") < consent, "{actions:?}");
+    for after in ["file", "clipboard", "recording_started", "recording_viewed"] {
+        assert!(at(after) > consent, "{after} before the consent: {actions:?}");
+    }
+    let file = trail.as_array().unwrap().iter().find(|e| e["action"]["action"] == "file").unwrap();
+    assert_eq!((file["action"]["name"].as_str(), file["action"]["outcome"].as_str()), (Some("fix-printer.ps1"), Some("saved")), "{file}");
+    browser.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_behind_nat_announces_its_public_address_to_browsers() {
     let dir = tempfile::tempdir().unwrap();
