@@ -59,14 +59,17 @@ done
 dpkg-deb -x "$SUPPORT_DEB" "$WORK/support"
 desktop-file-validate "$WORK/support/usr/share/applications/deskline-support.desktop" || fail "the desktop entry is not valid"
 grep -qx "Exec=deskline-agent" "$WORK/support/usr/share/applications/deskline-support.desktop" || fail "the desktop entry does not start deskline-agent"
-if ! dpkg-deb -I "$SUPPORT_DEB" | grep -q "Depends: .*libc6"; then
+# (Read whole first: `grep -q` quits at its match, and under pipefail the writer's broken pipe
+# would count as a failure.)
+support_info="$(dpkg-deb -I "$SUPPORT_DEB")"
+if ! grep -q "Depends: .*libc6" <<<"$support_info"; then
   # cargo-deb computes them with dpkg-shlibdeps and only warns when that fails: say why.
   mkdir -p "$WORK/shlibdeps/debian" && touch "$WORK/shlibdeps/debian/control"
   agent_bin="$(realpath "$TARGET_DIR/debug/deskline-agent")"
   (cd "$WORK/shlibdeps" && dpkg-shlibdeps -O "$agent_bin") >&2 || true
   fail "the support app's package has no computed dependencies (dpkg-shlibdeps said the above)"
 fi
-dpkg-deb -I "$SUPPORT_DEB" | grep -q "Recommends: .*zenity" || fail "the support app's package does not recommend a file dialog"
+grep -q "Recommends: .*zenity" <<<"$support_info" || fail "the support app's package does not recommend a file dialog"
 
 step "installing deskline-relay"
 dpkg -P deskline-relay >/dev/null 2>&1 || true
