@@ -824,6 +824,27 @@ fn x_clipboard(display: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Takes control in the browser's viewer once the end user allows it.
+async fn take_control(browser: &Client) {
+    let control = "const b = document.getElementById('viewer-control'); return `${b.disabled} ${b.textContent}`";
+    eventually(browser, "control allowed", 20, control, |t| t == "false Take control").await;
+    click(browser, "#viewer-control").await;
+    eventually(browser, "control taken", 10, control, |t| t == "false Release control").await;
+}
+
+/// Pastes `text` into the viewer's picture (the browser's paste event carries it, as Ctrl+V
+/// does) and waits (10 s at most) until the end user's X clipboard on `display` holds it.
+async fn paste_to_the_end_user(browser: &Client, display: &str, text: &str) {
+    let paste = "const data = new DataTransfer(); data.setData('text/plain', arguments[0]); \
+        document.getElementById('screen').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true })); return ''";
+    browser.execute(paste, vec![json!(text)]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while x_clipboard(display) != text {
+        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", x_clipboard(display));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The clipboard from the browser's viewer: with the end user's clipboard grant, a paste into
 /// the picture puts the text on the end user's X clipboard (before the V key reaches it), and
 /// the end user's copy is announced in the viewer's bar. The synthetic app serves the picture;
@@ -849,20 +870,10 @@ async fn the_browser_viewer_pastes_to_and_receives_from_the_end_users_clipboard(
     click_action(&browser, "Start remote session").await;
     app_printed(&log, "the consent request", |p| p.contains("consent asked by Administrator for view, control, files and clipboard")).await;
     click_action(&browser, "View in browser").await;
-    let control = "const b = document.getElementById('viewer-control'); return `${b.disabled} ${b.textContent}`";
-    eventually(&browser, "control allowed", 20, control, |t| t == "false Take control").await;
-    click(&browser, "#viewer-control").await;
-    eventually(&browser, "control taken", 10, control, |t| t == "false Release control").await;
+    take_control(&browser).await;
 
     // Ctrl+V in the picture: the browser's paste event carries the technician's copied text.
-    let paste = "const data = new DataTransfer(); data.setData('text/plain', 'net use Z: \\\\\\\\server\\\\share'); \
-        document.getElementById('screen').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true })); return ''";
-    browser.execute(paste, vec![]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while x_clipboard(&display) != "net use Z: \\\\server\\share" {
-        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", x_clipboard(&display));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    paste_to_the_end_user(&browser, &display, r"net use Z: \\server\share").await;
     app_printed(&log, "the paste", |p| p.contains("clipboard from Administrator: 25 characters")).await;
     let note = "return document.getElementById('viewer-clipboard').innerText";
     eventually(&browser, "the paste noted", 10, note, |t| t.contains("pasted 25 characters to the end user's clipboard")).await;
@@ -996,18 +1007,8 @@ async fn a_technician_chats_sends_a_file_pastes_and_plays_the_recording_back_wit
     assert_eq!(sha256_hex(&std::fs::read(&saved).unwrap()), sha256_hex(&ours));
 
     // Text pasted into the picture (with control taken) lands on the end user's clipboard.
-    let control = "const b = document.getElementById('viewer-control'); return `${b.disabled} ${b.textContent}`";
-    eventually(&browser, "control allowed", 20, control, |t| t == "false Take control").await;
-    click(&browser, "#viewer-control").await;
-    eventually(&browser, "control taken", 10, control, |t| t == "false Release control").await;
-    let paste = "const data = new DataTransfer(); data.setData('text/plain', 'Get-Printer | Restart-PrintJob'); \
-        document.getElementById('screen').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true })); return ''";
-    browser.execute(paste, vec![]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while x_clipboard(&display) != "Get-Printer | Restart-PrintJob" {
-        assert!(Instant::now() < deadline, "the X clipboard holds {:?}", x_clipboard(&display));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    take_control(&browser).await;
+    paste_to_the_end_user(&browser, &display, "Get-Printer | Restart-PrintJob").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     click(&browser, "#viewer-close").await;
 
