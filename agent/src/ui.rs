@@ -389,6 +389,7 @@ impl AgentUi {
     /// Draws the current window and handles its input. Call once per frame.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.apply_updates();
+        self.take_chosen_file();
         if self.consent.is_some() {
             // The question alone: nothing may distract from it.
             self.consent_popup(ui);
@@ -591,10 +592,6 @@ impl AgentUi {
         if !self.granted.files() {
             return;
         }
-        if let Some(path) = self.files.chooser.chosen() {
-            self.files.send_path = None;
-            self.send_file(path);
-        }
         match &mut self.files.send_path {
             None => {
                 // The system's file dialog opens, and a field to type a path in (for a
@@ -632,6 +629,20 @@ impl AgentUi {
                         self.send_file(path);
                     }
                 }
+            }
+        }
+    }
+
+    /// The file chosen in the system's dialog goes at once — if files are still allowed (the
+    /// dialog may have stayed open while the end user took them back: then it is not sent, now
+    /// or later, and the session bar says so).
+    fn take_chosen_file(&mut self) {
+        if let Some(path) = self.files.chooser.chosen() {
+            self.files.send_path = None;
+            if self.granted.files() {
+                self.send_file(path);
+            } else {
+                self.files.note = Some("Not sent: files are no longer allowed.".into());
             }
         }
     }

@@ -513,6 +513,30 @@ fn a_file_chosen_in_the_systems_dialog_goes_to_the_technician() {
     assert_eq!(opened.load(Ordering::SeqCst), 2);
 }
 
+/// A file chosen while files were taken back (the dialog stayed open) is not sent — neither
+/// then nor once files are allowed again.
+#[test]
+fn a_file_chosen_after_files_were_taken_back_is_not_sent() {
+    let (choose, chosen) = std::sync::mpsc::channel::<std::path::PathBuf>();
+    let chosen = std::sync::Mutex::new(chosen);
+    let mut ui = ui_choosing(true, FileChooser::with(std::sync::Arc::new(move |_| chosen.lock().unwrap().recv().ok())));
+    ui.sharing(Capabilities::VIEW.with_files(true));
+    ui.harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::F);
+    ui.harness.run_steps(2);
+    ui.harness.get_by_label("Choose the file in the window that opened, or type its path here.");
+    // The end user allows view alone now; then picks a file in the dialog still open.
+    ui.sharing(Capabilities::VIEW);
+    choose.send("/home/ada/report.txt".into()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ui.harness.query_by_label("Not sent: files are no longer allowed.").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the late choice was never noted");
+        ui.harness.run_steps(1);
+    }
+    ui.sharing(Capabilities::VIEW.with_files(true));
+    ui.harness.run_steps(3);
+    assert!(ui.actions.try_recv().is_err(), "nothing sent");
+}
+
 #[test]
 fn a_recorded_session_is_said_in_the_popup_and_while_sharing() {
     let mut other = ui(true);

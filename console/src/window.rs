@@ -275,10 +275,6 @@ impl ViewerWindow {
                 self.send(ViewerCommand::SendFile(path));
             }
         }
-        if let Some(path) = self.files.chooser.chosen() {
-            self.files.path = None;
-            self.send(ViewerCommand::SendFile(path));
-        }
         if let Some(offer) = self.files.offers.front().cloned() {
             ui.horizontal(|ui| {
                 ui.label(format!("The end user sends you “{}” ({}).", offer.name, size_text(offer.size)));
@@ -568,6 +564,16 @@ impl eframe::App for ViewerWindow {
         let ctx = ui.ctx().clone();
         self.files.chooser.parent = deskline_widgets::Parent::of(frame);
         self.drain_updates(&ctx);
+        // The file chosen in the system's dialog goes at once, if the end user still allows
+        // files (never later: a choice made while they were taken back is dropped).
+        if let Some(path) = self.files.chooser.chosen() {
+            self.files.path = None;
+            if self.allowed.files() {
+                self.send(ViewerCommand::SendFile(path));
+            } else {
+                self.files.note = Some("Not sent: the end user no longer allows files.".into());
+            }
+        }
         egui::Panel::top("status").show(ui, |ui| self.top_bar(ui));
         let files_shown = self.allowed.files() || !self.files.offers.is_empty() || !self.files.moving.is_empty() || self.files.note.is_some();
         if files_shown {

@@ -128,3 +128,29 @@ fn files_are_sent_from_the_window_and_the_end_users_are_asked_about() {
     assert_eq!(sent.try_recv().unwrap(), ViewerCommand::AnswerFile { transfer: 9, save_in: None });
     assert!(harness.query_by_label_contains("log.txt").is_none(), "the offer is gone once answered");
 }
+
+/// A file chosen after the end user took files back (the dialog stayed open) is not sent.
+#[test]
+fn a_file_chosen_after_files_were_taken_back_is_not_sent() {
+    let (commands, mut sent) = mpsc::unbounded_channel();
+    let (updates_tx, updates) = mpsc::channel(16);
+    let (choose, chosen) = std::sync::mpsc::channel::<std::path::PathBuf>();
+    let chosen = std::sync::Mutex::new(chosen);
+    let chooser = deskline_widgets::FileChooser::with(std::sync::Arc::new(move |_| chosen.lock().unwrap().recv().ok()));
+    let window = ViewerWindow::new(commands, updates, ME, "Session 1".into()).with_file_chooser(chooser);
+    let mut harness = Harness::new_eframe(|_| window);
+    updates_tx.try_send(ViewerUpdate::Allowed(Capabilities::VIEW_AND_CONTROL.with_files(true))).unwrap();
+    harness.run_steps(2);
+    harness.get_by_label("Send a file…").click();
+    harness.run_steps(2);
+    updates_tx.try_send(ViewerUpdate::Allowed(Capabilities::VIEW_AND_CONTROL)).unwrap();
+    harness.run_steps(2);
+    choose.send("/tmp/late.log".into()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while harness.query_by_label("Not sent: the end user no longer allows files.").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the late choice was never noted");
+        harness.run_steps(1);
+    }
+    let commands: Vec<ViewerCommand> = std::iter::from_fn(|| sent.try_recv().ok()).collect();
+    assert!(!commands.iter().any(|c| matches!(c, ViewerCommand::SendFile(_))), "{commands:?}");
+}
