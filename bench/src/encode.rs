@@ -242,28 +242,11 @@ pub fn run_set(content: Content, width: usize, height: usize, frames: usize) -> 
     Ok(SetResult { content, width, height, frames, results, ratio_vs_x264 })
 }
 
-/// One tuning on real text (see [`text_crops`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct TextResult {
-    /// The tuning's name, or `x264`.
-    pub encoder: String,
-    /// Mean all-in milliseconds per frame (BGRA in, H.264 out).
-    pub all_in_ms_mean: Option<f64>,
-    /// Resulting bitrate in kbit/s.
-    pub kbps: f64,
-    /// Average PSNR (dB) over the frames as shown.
-    pub psnr_db: Option<f64>,
-    /// The same over the frames coded.
-    pub psnr_coded_db: Option<f64>,
-    /// Frames skipped by rate control.
-    pub skipped: usize,
-}
-
 /// Real text, for the eye: a document of 13-pixel DejaVu Sans (ImageMagick renders it)
 /// scrolling 3 pixels a frame at 1920×1080, encoded by every tuning and by x264 at the same
 /// bitrate; the last frame of each, decoded, is cropped to the same 240×75 and tiled, three
 /// times enlarged, beside the source's crop into `plots/text-crops.png`.
-pub fn text_crops(frames: usize, plots: &Path) -> anyhow::Result<Vec<TextResult>> {
+pub fn text_crops(frames: usize, plots: &Path) -> anyhow::Result<Vec<EncoderResult>> {
     let (width, height) = (1920usize, 1080usize);
     let dir = tempfile::tempdir()?;
     let page = dir.path().join("page.rgba");
@@ -336,7 +319,7 @@ pub fn text_crops(frames: usize, plots: &Path) -> anyhow::Result<Vec<TextResult>
             bail!("ffmpeg could not decode {}", file.display());
         }
         tiles.push((format!("{name}: {:.1} dB, {:.0} kbit/s", result.psnr_db.unwrap_or(0.0), result.kbps), png));
-        results.push(TextResult { encoder: name, all_in_ms_mean: result.all_in_ms_mean, kbps: result.kbps, psnr_db: result.psnr_db, psnr_coded_db: result.psnr_coded_db, skipped: result.skipped });
+        results.push(EncoderResult { encoder: name, ..result });
     }
     let mut montage = Command::new("montage");
     for (label, png) in &tiles {
