@@ -56,7 +56,7 @@ pub struct IdleResult {
 }
 
 /// A relay, a session, the real app on a fresh Xvfb, consent granted.
-struct Sharing {
+pub(crate) struct Sharing {
     _dir: tempfile::TempDir,
     _relay: LocalRelay,
     xvfb: Xvfb,
@@ -80,6 +80,18 @@ pub enum App {
 }
 
 impl Sharing {
+    /// As [`Sharing::start`], with the display's name (for the glass-to-glass clock).
+    pub(crate) async fn start_for_glass(width: usize, height: usize, max_fps: u16) -> anyhow::Result<(Sharing, String)> {
+        let sharing = Sharing::start(width, height, max_fps).await?;
+        let display = sharing.xvfb.display.clone();
+        Ok((sharing, display))
+    }
+
+    /// Stops the app and the relay, keeping the display.
+    pub(crate) fn into_xvfb(self) -> Xvfb {
+        self.xvfb
+    }
+
     async fn start(width: usize, height: usize, max_fps: u16) -> anyhow::Result<Sharing> {
         Sharing::start_app(&App::Linux, Xvfb::start(width, height)?, max_fps).await.map(|(s, _)| s)
     }
@@ -122,7 +134,7 @@ impl Sharing {
         Ok((Sharing { _dir: dir, _relay: relay, xvfb, agent, target, token, session: SessionId(id) }, registered))
     }
 
-    async fn viewer(&self) -> anyhow::Result<(mpsc::UnboundedSender<ViewerCommand>, mpsc::Receiver<ViewerUpdate>)> {
+    pub(crate) async fn viewer(&self) -> anyhow::Result<(mpsc::UnboundedSender<ViewerCommand>, mpsc::Receiver<ViewerUpdate>)> {
         Ok(viewer::join(&self.target, &self.token, self.session, TechnicianId(1)).await?.spawn())
     }
 

@@ -13,6 +13,7 @@ pub mod capture;
 pub mod content;
 pub mod desktop;
 pub mod e2e;
+pub mod glass;
 pub mod encode;
 pub mod guessing;
 pub mod lossy;

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use deskline_bench::content::Content;
 use deskline_bench::plot::{Series, latency_cdf};
-use deskline_bench::{BUILT_WITH_NASM, browser, capture, desktop, e2e, encode, guessing, lossy, relay_load};
+use deskline_bench::{BUILT_WITH_NASM, browser, capture, desktop, e2e, encode, glass, guessing, lossy, relay_load};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -49,6 +49,16 @@ enum Command {
     Browser,
     /// Screen capture: scrap vs ffmpeg x11grab on Xvfb, X server CPU included.
     Capture,
+    /// Glass to glass at 1080p30: a clock strip drawn on Xvfb, read back from decoded frames,
+    /// through Deskline (the real app, a relay, a viewer) and through ffmpeg x11grab → x264 →
+    /// UDP → ffmpeg on the same screen.
+    Glass,
+    /// (internal) draw the glass-to-glass clock strip on DISPLAY until killed.
+    #[command(hide = true)]
+    ClockWindow {
+        #[arg(long)]
+        display: String,
+    },
     /// (internal) capture frames on $DISPLAY and print the timings.
     #[command(hide = true)]
     CaptureProbe {
@@ -97,6 +107,9 @@ fn main() -> anyhow::Result<()> {
     if let Command::CaptureProbe { frames } = cli.command {
         return capture::probe(frames);
     }
+    if let Command::ClockWindow { display } = &cli.command {
+        return glass::clock_window(display);
+    }
     if BUILT_WITH_NASM != "yes" {
         eprintln!("WARNING: openh264 was built WITHOUT nasm: its assembly is missing and encoding is about 3x slower.");
         eprintln!("WARNING: install nasm and rebuild (cargo clean -p openh264-sys2) before trusting encode numbers.");
@@ -138,6 +151,21 @@ fn main() -> anyhow::Result<()> {
         }
         let _ = writeln!(report, "\nCrops of the last frame: {}\n", plots.join("text-crops.png").display());
         json.insert("text".into(), serde_json::to_value(&results)?);
+    }
+    if matches!(cli.command, Command::Glass | Command::All) {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let results = runtime.block_on(glass::run(if cli.quick { 150 } else { 600 }))?;
+        report.push_str("## Glass to glass, 1920x1080 at 30 fps (clock strip drawn → read from the decoded frame)\n\n| pipeline | frames | unreadable | fps received | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n");
+        for r in &results {
+            let (p50, p99) = ms(r.latency_ms);
+            let _ = writeln!(report, "| {} | {} | {} | {:.1} | {p50} | {p99} |", r.pipeline, r.frames, r.unreadable, r.fps_received);
+        }
+        if let [ours, theirs] = &results[..]
+            && let (Some(a), Some(b)) = (ours.latency_ms, theirs.latency_ms)
+        {
+            let _ = writeln!(report, "\nDeskline / reference: p50 {:.2}, p99 {:.2}\n", a.p50 / b.p50, a.p99 / b.p99);
+        }
+        json.insert("glass".into(), serde_json::to_value(&results)?);
     }
     if matches!(cli.command, Command::Capture | Command::All) {
         let (sizes, frames): (&[(usize, usize)], usize) =
