@@ -91,13 +91,42 @@ pub struct GlassResult {
     pub latency_ms: Option<Summary>,
 }
 
-fn result(pipeline: &str, samples: &[f64], unreadable: usize, elapsed: f64) -> GlassResult {
-    GlassResult {
-        pipeline: pipeline.into(),
-        frames: samples.len(),
-        unreadable,
-        fps_received: (samples.len() + unreadable) as f64 / elapsed,
-        latency_ms: summarize(samples),
+/// Frames read so far: the first second is warm-up, then each frame's clock is read.
+#[derive(Default)]
+struct Tally {
+    seen: usize,
+    samples: Vec<f64>,
+    unreadable: usize,
+    started: Option<Instant>,
+}
+
+impl Tally {
+    /// Counts a frame decoded at `now` (ms), `width` pixels a row.
+    fn frame(&mut self, rgb: &[u8], width: usize, now: u32) {
+        self.seen += 1;
+        if self.seen <= 30 {
+            return;
+        }
+        self.started.get_or_insert_with(Instant::now);
+        match read_clock(rgb, width) {
+            Some(drawn) => self.samples.push(f64::from(now.wrapping_sub(drawn))),
+            None => self.unreadable += 1,
+        }
+    }
+
+    fn counted(&self) -> usize {
+        self.samples.len() + self.unreadable
+    }
+
+    fn result(&self, pipeline: &str) -> GlassResult {
+        let elapsed = self.started.map_or(1.0, |s| s.elapsed().as_secs_f64());
+        GlassResult {
+            pipeline: pipeline.into(),
+            frames: self.samples.len(),
+            unreadable: self.unreadable,
+            fps_received: self.counted() as f64 / elapsed,
+            latency_ms: summarize(&self.samples),
+        }
     }
 }
 
@@ -116,40 +145,27 @@ fn start_clock(display: &str) -> anyhow::Result<Reaped> {
 /// Deskline and the reference at 1920×1080, 30 fps, `frames` frames each after a second of
 /// warm-up, on one Xvfb showing the clock strip.
 pub async fn run(frames: usize) -> anyhow::Result<Vec<GlassResult>> {
-    let (deskline, display) = {
-        let (sharing, xvfb) = crate::desktop::Sharing::start_for_glass(1920, 1080, 30).await?;
-        let _clock = start_clock(&xvfb)?;
+    let (deskline, xvfb) = {
+        let (sharing, display) = crate::desktop::Sharing::start_for_glass(1920, 1080, 30).await?;
+        let _clock = start_clock(&display)?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (commands, mut updates) = sharing.viewer().await?;
-        let mut samples = Vec::with_capacity(frames);
-        let mut unreadable = 0;
-        let mut started = None;
-        let mut seen = 0;
-        while samples.len() + unreadable < frames {
+        let mut tally = Tally::default();
+        while tally.counted() < frames {
             let frame = match tokio::time::timeout(Duration::from_secs(20), updates.recv()).await {
                 Ok(Some(deskline_console::viewer::ViewerUpdate::Frame(frame))) => frame,
                 Ok(Some(_)) => continue,
                 Ok(None) => bail!("the viewer stopped"),
                 Err(_) => bail!("no frame for 20 s"),
             };
-            let now = now_ms();
-            seen += 1;
-            if seen <= 30 {
-                continue;
-            }
-            started.get_or_insert_with(Instant::now);
-            match read_clock(&frame.rgb, frame.width) {
-                Some(drawn) => samples.push(f64::from(now.wrapping_sub(drawn))),
-                None => unreadable += 1,
-            }
+            tally.frame(&frame.rgb, frame.width, now_ms());
         }
-        let elapsed = started.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64());
         commands.send(deskline_console::viewer::ViewerCommand::Leave).ok();
-        (result("Deskline (app → relay → viewer, QUIC)", &samples, unreadable, elapsed), sharing.into_xvfb())
+        (tally.result("Deskline (app → relay → viewer, QUIC)"), sharing.into_xvfb())
     };
-    let _clock = start_clock(&display.display)?;
+    let _clock = start_clock(&xvfb.display)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let reference = tokio::task::spawn_blocking(move || reference(&display, frames)).await??;
+    let reference = tokio::task::spawn_blocking(move || reference(&xvfb, frames)).await??;
     Ok(vec![deskline, reference])
 }
 
@@ -181,21 +197,10 @@ fn reference(xvfb: &Xvfb, frames: usize) -> anyhow::Result<GlassResult> {
     );
     let mut out = receiver.0.stdout.take().context("the receiver's output")?;
     let mut frame = vec![0u8; width * height * 3];
-    let (mut samples, mut unreadable, mut seen) = (Vec::with_capacity(frames), 0, 0);
-    let mut started = None;
-    while samples.len() + unreadable < frames {
+    let mut tally = Tally::default();
+    while tally.counted() < frames {
         out.read_exact(&mut frame).context("the reference receiver stopped")?;
-        let now = now_ms();
-        seen += 1;
-        if seen <= 30 {
-            continue;
-        }
-        started.get_or_insert_with(Instant::now);
-        match read_clock(&frame, width) {
-            Some(drawn) => samples.push(f64::from(now.wrapping_sub(drawn))),
-            None => unreadable += 1,
-        }
+        tally.frame(&frame, width, now_ms());
     }
-    let elapsed = started.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64());
-    Ok(result("reference (ffmpeg x11grab → x264 ultrafast/zerolatency → UDP → ffmpeg)", &samples, unreadable, elapsed))
+    Ok(tally.result("reference (ffmpeg x11grab → x264 ultrafast/zerolatency → UDP → ffmpeg)"))
 }
