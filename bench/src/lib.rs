@@ -21,6 +21,7 @@ pub mod plot;
 pub mod procs;
 pub mod relay_load;
 pub mod stats;
+pub mod tls_forwarder;
 
 /// Whether openh264 was built with its assembly (nasm on PATH at build time).
 pub const BUILT_WITH_NASM: &str = env!("DESKLINE_BUILT_WITH_NASM");

@@ -66,6 +66,17 @@ pub struct LoadResult {
     pub relay_cpu_s: f64,
     /// Relay CPU seconds per GB forwarded.
     pub relay_cpu_s_per_gb: Option<f64>,
+    /// The same frames through the reference forwarder (TLS over TCP, [`crate::tls_forwarder`]),
+    /// ms.
+    pub reference_ms: Option<Summary>,
+    /// Frames the receivers got through the reference in its window.
+    pub reference_frames: usize,
+    /// CPU seconds the reference forwarder used in its window.
+    pub reference_cpu_s: Option<f64>,
+    /// The reference's CPU seconds per GB forwarded.
+    pub reference_cpu_s_per_gb: Option<f64>,
+    /// Relay CPU per GB over the reference's (issue 18's target: at most 1.5).
+    pub relay_over_reference: Option<f64>,
     /// The load generator's (this process's) CPU use in the window, percent of its one core:
     /// near 100 means the generator, not the relay, is what limits the level.
     pub generator_cpu_percent: f64,
@@ -210,12 +221,6 @@ impl RelayProcess {
         stream.read_to_string(&mut text).await?;
         Ok(api_buckets(&text))
     }
-
-    /// CPU seconds used so far (user + system).
-    fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        // `taskset` execs the relay, so the child's pid is the relay's.
-        crate::procs::cpu_seconds(self.child.id())
-    }
 }
 
 /// Latencies and bytes received in the measurement window.
@@ -275,12 +280,43 @@ async fn receive_frames(connection: quinn::Connection, sink: Shared, index: usiz
     }
 }
 
+/// Session `s` of `sessions`: its frames encoded as they travel, at `fps`, until `stop`.
+struct PacedFrames {
+    source: BlobSource,
+    tick: tokio::time::Interval,
+    seq: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PacedFrames {
+    async fn start(s: usize, sessions: usize, fps: u16, stop: Arc<std::sync::atomic::AtomicBool>) -> PacedFrames {
+        let period = Duration::from_secs(1) / u32::from(fps.max(1));
+        // Spread over the frame period, as the relay's sessions are by their viewers joining
+        // one after another: all senders on the same tick would measure a burst, not a load.
+        tokio::time::sleep(period * u32::try_from(s).unwrap_or(0) / u32::try_from(sessions.max(1)).unwrap_or(1)).await;
+        PacedFrames { source: BlobSource::new(s, fps), tick: tokio::time::interval(period), seq: 0, stop }
+    }
+
+    /// The next frame and its sequence number, when its tick comes.
+    async fn next(&mut self) -> Option<(bytes::Bytes, u64)> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.tick.tick().await;
+        let f = self.source.next_frame(false).ok()??;
+        let seq = self.seq;
+        self.seq += 1;
+        let frame = VideoFrame { seq, capture_us: f.capture_us, keyframe: f.keyframe, display: f.display, width: f.width, height: f.height, codec: VideoCodec::H264, data: f.data };
+        Some((deskline_net::framed::encode_frame(frame).ok()?, seq))
+    }
+}
+
 /// The direct baseline: the same frames sender → each receiver over its own QUIC connection.
 /// Returns the receiving endpoint, to be closed when the measurement is over.
 async fn direct_pairs(sessions: usize, viewers: usize, fps: u16, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<quinn::Endpoint> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
     let der = cert.cert.der().to_vec();
-    let fingerprint = deskline_net::tls::parse_fingerprint(&deskline_net_fingerprint(&der))?;
+    let fingerprint = deskline_net::tls::parse_fingerprint(&fingerprint_hex(&der))?;
     let config = deskline_net::quic::server_config(der, cert.signing_key.serialize_der())?;
     let server = deskline_net::quic::server_endpoint("127.0.0.1:0".parse()?, config)?;
     let addr = server.local_addr()?;
@@ -315,19 +351,8 @@ async fn direct_pairs(sessions: usize, viewers: usize, fps: u16, sink: Shared, s
     for (s, connections) in pairs {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut source = BlobSource::new(s, fps);
-            let period = Duration::from_secs(1) / u32::from(fps.max(1));
-            // Spread over the frame period, as the relay's sessions are by their viewers joining
-            // one after another: all senders on the same tick would measure a burst, not a load.
-            tokio::time::sleep(period * u32::try_from(s).unwrap_or(0) / u32::try_from(sessions.max(1)).unwrap_or(1)).await;
-            let mut tick = tokio::time::interval(period);
-            let mut seq = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                tick.tick().await;
-                let Ok(Some(f)) = source.next_frame(false) else { return };
-                let frame = VideoFrame { seq, capture_us: f.capture_us, keyframe: f.keyframe, display: f.display, width: f.width, height: f.height, codec: VideoCodec::H264, data: f.data };
-                seq += 1;
-                let Ok(encoded) = deskline_net::framed::encode_frame(frame) else { return };
+            let mut frames = PacedFrames::start(s, sessions, fps, stop).await;
+            while let Some((encoded, seq)) = frames.next().await {
                 for connection in &connections {
                     let connection = connection.clone();
                     let encoded = encoded.clone();
@@ -341,19 +366,92 @@ async fn direct_pairs(sessions: usize, viewers: usize, fps: u16, sink: Shared, s
     Ok(server)
 }
 
+/// The reference forwarder ([`crate::tls_forwarder`]) as its own process on the relay's core.
+struct Forwarder {
+    process: crate::procs::Reaped,
+    addr: std::net::SocketAddr,
+    pin: [u8; 32],
+}
+
+impl Forwarder {
+    fn start() -> anyhow::Result<Forwarder> {
+        let mut child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(std::env::current_exe()?)
+            .arg("tls-forwarder")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the reference forwarder")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let process = crate::procs::Reaped(child);
+        let mut words = line.split_whitespace().skip(1);
+        let addr = words.next().context("the forwarder printed no address")?.parse()?;
+        let pin = deskline_net::tls::parse_fingerprint(words.next().context("no fingerprint")?)?;
+        Ok(Forwarder { process, addr, pin })
+    }
+}
+
+/// The reference: the same frames sender → forwarder → each receiver over TLS on TCP, every
+/// receiver connected before its sender starts.
+async fn reference_pairs(forwarder: &Forwarder, level: Level, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    use crate::tls_forwarder::{RECEIVER, SENDER, connect};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Level { sessions, viewers, fps, .. } = level;
+    let mut senders = Vec::new();
+    for s in 0..sessions {
+        for _ in 0..viewers {
+            let mut stream = connect(forwarder.addr, forwarder.pin, RECEIVER, s as u64).await?;
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4];
+                while stream.read_exact(&mut head).await.is_ok() {
+                    let len = u32::from_be_bytes(head) as usize;
+                    let mut message = vec![0u8; 4 + len];
+                    message[..4].copy_from_slice(&head);
+                    if stream.read_exact(&mut message[4..]).await.is_err() {
+                        return;
+                    }
+                    if let Ok(Message::VideoFrame(frame)) = deskline_protocol::decode_exact(&message, usize::MAX) {
+                        record(&sink, &frame, message.len(), None);
+                    }
+                }
+            });
+        }
+        senders.push(connect(forwarder.addr, forwarder.pin, SENDER, s as u64).await?);
+    }
+    for (s, mut stream) in senders.into_iter().enumerate() {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut frames = PacedFrames::start(s, sessions, fps, stop).await;
+            while let Some((encoded, _)) = frames.next().await {
+                if stream.write_all(&encoded).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
 /// Lowercase hex SHA-256 of a certificate, as the relay prints it.
-fn deskline_net_fingerprint(der: &[u8]) -> String {
+pub fn fingerprint_hex(der: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn measure(sink: &Shared, warmup: Duration, seconds: f64) -> (Vec<f64>, usize) {
+/// After `warmup`, `seconds` of the sink's frames: their latencies, their bytes, and the CPU
+/// seconds process `pid` (the relay or the reference) used over exactly that window.
+async fn measure(sink: &Shared, warmup: Duration, seconds: f64, pid: Option<u32>) -> anyhow::Result<(Vec<f64>, usize, f64)> {
+    let cpu = || pid.map_or(Ok(0.0), crate::procs::cpu_seconds);
     tokio::time::sleep(warmup).await;
+    let cpu_before = cpu()?;
     sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).measuring = true;
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let cpu_s = cpu()? - cpu_before;
     let mut s = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     s.measuring = false;
-    (std::mem::take(&mut s.latencies), s.bytes)
+    Ok((std::mem::take(&mut s.latencies), s.bytes, cpu_s))
 }
 
 /// Times a viewer tries to join before the run fails.
@@ -498,7 +596,6 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
             tasks.push(tokio::spawn(receive_frames(connection, sink.clone(), s * viewers + v)));
         }
     }
-    let cpu_before = relay.cpu_seconds()?;
     let generator_before = crate::procs::cpu_seconds(std::process::id())?;
     let started = Instant::now();
     let api_before = relay.api_histogram().await?;
@@ -518,9 +615,11 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
             anyhow::Ok(times)
         })
     };
-    let (relay_latencies, bytes) = measure(&sink, Duration::from_secs(2), seconds).await;
+    // Found in issue 18's work: the CPU used to be read from before the warm-up, so CPU per GB
+    // counted 7 s of work against 5 s of bytes (1.4× too high at 5 s windows).
+    // `taskset` execs the relay, so the child's pid is the relay's.
+    let (relay_latencies, bytes, relay_cpu_s) = measure(&sink, Duration::from_secs(2), seconds, Some(relay.child.id())).await?;
     let elapsed = started.elapsed().as_secs_f64() - 2.0;
-    let relay_cpu_s = relay.cpu_seconds()? - cpu_before;
     api_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let api_times = api_probe.await?.context("the API failed under load")?;
     let (api_relay_p99_at_most_ms, api_relay_within_100ms_percent) = api_window(&api_before, &relay.api_histogram().await?);
@@ -538,12 +637,23 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
     drop(relay);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    let mut reference = None;
     let mut direct_latencies = Vec::new();
     if baseline == Baseline::Direct {
+        let reference_sink: Shared = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let forwarder = Forwarder::start()?;
+        reference_pairs(&forwarder, level, reference_sink.clone(), stop.clone()).await?;
+        let (latencies, bytes, cpu_s) = measure(&reference_sink, Duration::from_secs(2), seconds, Some(forwarder.process.0.id())).await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(forwarder);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        reference = Some((latencies, bytes, cpu_s));
+
         let direct_sink: Shared = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let direct = direct_pairs(sessions, viewers, fps, direct_sink.clone(), stop.clone()).await?;
-        direct_latencies = measure(&direct_sink, Duration::from_secs(2), seconds).await.0;
+        direct_latencies = measure(&direct_sink, Duration::from_secs(2), seconds, None).await?.0;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         // Nothing of this level may load the next one.
         direct.close(0u32.into(), b"done");
@@ -552,7 +662,9 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
 
     let relay_ms = summarize(&relay_latencies);
     let direct_ms = summarize(&direct_latencies);
-    let gb = bytes as f64 / 1e9;
+    let per_gb = |cpu_s: f64, bytes: usize| (bytes > 0).then(|| cpu_s / (bytes as f64 / 1e9));
+    let relay_cpu_s_per_gb = per_gb(relay_cpu_s, bytes);
+    let reference_cpu_s_per_gb = reference.as_ref().and_then(|r| per_gb(r.2, r.1));
     Ok(LoadResult {
         sessions,
         viewers,
@@ -565,7 +677,12 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
         relay_ms,
         direct_ms,
         relay_cpu_s,
-        relay_cpu_s_per_gb: (gb > 0.0).then(|| relay_cpu_s / gb),
+        relay_cpu_s_per_gb,
+        reference_ms: reference.as_ref().and_then(|r| summarize(&r.0)),
+        reference_frames: reference.as_ref().map_or(0, |r| r.0.len()),
+        reference_cpu_s: reference.as_ref().map(|r| r.2),
+        reference_cpu_s_per_gb,
+        relay_over_reference: relay_cpu_s_per_gb.zip(reference_cpu_s_per_gb).map(|(a, b)| a / b),
         generator_cpu_percent,
         api_ms: summarize(&api_times),
         api_calls: api_times.len(),
