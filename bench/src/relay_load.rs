@@ -367,14 +367,14 @@ async fn direct_pairs(sessions: usize, viewers: usize, fps: u16, sink: Shared, s
 }
 
 /// The reference forwarder ([`crate::tls_forwarder`]) as its own process on the relay's core.
-struct Forwarder {
+struct ForwarderProcess {
     process: crate::procs::Reaped,
     addr: std::net::SocketAddr,
     pin: [u8; 32],
 }
 
-impl Forwarder {
-    fn start() -> anyhow::Result<Forwarder> {
+impl ForwarderProcess {
+    fn start() -> anyhow::Result<ForwarderProcess> {
         let mut child = Command::new("taskset")
             .args(["-c", "0"])
             .arg(std::env::current_exe()?)
@@ -388,13 +388,13 @@ impl Forwarder {
         let mut words = line.split_whitespace().skip(1);
         let addr = words.next().context("the forwarder printed no address")?.parse()?;
         let pin = deskline_net::tls::parse_fingerprint(words.next().context("no fingerprint")?)?;
-        Ok(Forwarder { process, addr, pin })
+        Ok(ForwarderProcess { process, addr, pin })
     }
 }
 
 /// The reference: the same frames sender → forwarder → each receiver over TLS on TCP, every
 /// receiver connected before its sender starts.
-async fn reference_pairs(forwarder: &Forwarder, level: Level, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+async fn reference_pairs(forwarder: &ForwarderProcess, level: Level, sink: Shared, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
     use crate::tls_forwarder::{RECEIVER, SENDER, connect};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let Level { sessions, viewers, fps, .. } = level;
@@ -572,8 +572,16 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
         tasks.push(tokio::spawn(async move {
             let _ = registered.serve(make, RecordingSink::default(), prompt, deskline_agent::grants::Grants::default(), events, commands_rx).await;
         }));
-        crate::api::ask_consent(owner, id).await?;
-        crate::api::wait_until(owner, id, 200, Duration::from_millis(10), |s| s.consent.status == "granted").await?;
+        // The end user's yes is to one technician: each one viewing asks (found in issue 18's
+        // work: since consent became per technician, the invited viewers of the three-viewer
+        // levels were sent nothing and the runs measured a third of the traffic).
+        for (client, _, technician) in group {
+            crate::api::ask_consent(client, id).await?;
+            let granted = |s: &SessionView| s.consent.grants.iter().any(|g| g.technician_id == *technician && g.capabilities.view());
+            if !crate::api::wait_until(client, id, 200, Duration::from_millis(10), granted).await? {
+                bail!("session {s}: the end user's consent to technician {technician} did not arrive");
+            }
+        }
         ready.push((s, id));
     }
     // One after another, as technicians open their viewers: a herd of hundreds of handshakes
@@ -642,7 +650,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
     if baseline == Baseline::Direct {
         let reference_sink: Shared = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let forwarder = Forwarder::start()?;
+        let forwarder = ForwarderProcess::start()?;
         reference_pairs(&forwarder, level, reference_sink.clone(), stop.clone()).await?;
         let (latencies, bytes, cpu_s) = measure(&reference_sink, Duration::from_secs(2), seconds, Some(forwarder.process.0.id())).await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -7,8 +7,8 @@
 //! yardstick measured on the same machine a minute apart.
 //!
 //! Wire: after the TLS handshake a client sends 9 bytes, its role (0 sender, 1 receiver) and
-//! the session number (u64, big-endian); then the sender's bytes reach every receiver that
-//! joined that session before them.
+//! the session number (u64, big-endian); a receiver is answered one byte once it is in the
+//! session, and from then on gets every byte the session's sender sends.
 
 use anyhow::{Context as _, bail};
 use std::collections::HashMap;
@@ -22,11 +22,31 @@ type Receivers = Arc<tokio::sync::Mutex<Vec<WriteHalf<tokio_rustls::server::TlsS
 pub const SENDER: u8 = 0;
 /// Role byte of a receiver.
 pub const RECEIVER: u8 = 1;
+/// The byte a receiver gets once it is in its session: every byte the sender sends after that
+/// reaches it.
+const JOINED: u8 = 1;
 
 /// Runs the forwarder on 127.0.0.1 until killed. Prints `listening ADDR SHA256-HEX` once ready.
 pub fn serve() -> anyhow::Result<()> {
     // The relay's runtime too: tokio's default (one worker per core it may use).
     tokio::runtime::Runtime::new()?.block_on(async {
+        let forwarder = Forwarder::bind().await?;
+        println!("listening {} {}", forwarder.listener.local_addr()?, forwarder.fingerprint);
+        forwarder.run().await
+    })
+}
+
+/// A bound forwarder: its listener, TLS acceptor and certificate fingerprint.
+pub struct Forwarder {
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// Lowercase hex SHA-256 of its self-signed certificate.
+    pub fingerprint: String,
+}
+
+impl Forwarder {
+    /// Binds 127.0.0.1 on a free port with a fresh self-signed certificate.
+    pub async fn bind() -> anyhow::Result<Forwarder> {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
         let der = cert.cert.der().to_vec();
         let fingerprint = crate::relay_load::fingerprint_hex(&der);
@@ -39,19 +59,27 @@ pub fn serve() -> anyhow::Result<()> {
                 rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
             )?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening {} {fingerprint}", listener.local_addr()?);
+        Ok(Forwarder { listener: TcpListener::bind("127.0.0.1:0").await?, acceptor, fingerprint })
+    }
+
+    /// Its address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts and forwards until the listener fails.
+    pub async fn run(self) -> anyhow::Result<()> {
         let sessions: Arc<Mutex<HashMap<u64, Receivers>>> = Arc::default();
         loop {
-            let (tcp, _) = listener.accept().await?;
-            let (acceptor, sessions) = (acceptor.clone(), sessions.clone());
+            let (tcp, _) = self.listener.accept().await?;
+            let (acceptor, sessions) = (self.acceptor.clone(), sessions.clone());
             tokio::spawn(async move {
                 if let Err(e) = connection(acceptor, tcp, &sessions).await {
                     eprintln!("tls-forwarder: {e:#}");
                 }
             });
         }
-    })
+    }
 }
 
 async fn connection(acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream, sessions: &Mutex<HashMap<u64, Receivers>>) -> anyhow::Result<()> {
@@ -63,8 +91,13 @@ async fn connection(acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream, session
     let receivers = sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(session).or_default().clone();
     match head[0] {
         RECEIVER => {
-            let (mut read, write) = tokio::io::split(tls);
-            receivers.lock().await.push(write);
+            let (mut read, mut write) = tokio::io::split(tls);
+            // Joined: told so under the lock, before any of the sender's bytes.
+            let mut joined = receivers.lock().await;
+            write.write_all(&[JOINED]).await?;
+            write.flush().await?;
+            joined.push(write);
+            drop(joined);
             // Held open until the receiver leaves.
             let mut sink = [0u8; 64];
             while read.read(&mut sink).await? > 0 {}
@@ -86,7 +119,8 @@ async fn connection(acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream, session
     Ok(())
 }
 
-/// A client's TLS connection to the forwarder at `addr`, its role and session sent.
+/// A client's TLS connection to the forwarder at `addr`, its role and session sent (a
+/// receiver's once it has joined).
 pub async fn connect(
     addr: std::net::SocketAddr,
     pin: [u8; 32],
@@ -102,5 +136,37 @@ pub async fn connect(
     head[1..].copy_from_slice(&session.to_be_bytes());
     tls.write_all(&head).await?;
     tls.flush().await?;
+    if role == RECEIVER {
+        let mut joined = [0u8];
+        tls.read_exact(&mut joined).await.context("joining a session of the forwarder")?;
+    }
     Ok(tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_senders_bytes_reach_every_receiver_of_its_session_and_no_other() {
+        let forwarder = Forwarder::bind().await.unwrap();
+        let addr = forwarder.local_addr().unwrap();
+        let pin = deskline_net::tls::parse_fingerprint(&forwarder.fingerprint).unwrap();
+        tokio::spawn(forwarder.run());
+        let mut first = connect(addr, pin, RECEIVER, 7).await.unwrap();
+        let mut second = connect(addr, pin, RECEIVER, 7).await.unwrap();
+        let mut elsewhere = connect(addr, pin, RECEIVER, 8).await.unwrap();
+        let mut sender = connect(addr, pin, SENDER, 7).await.unwrap();
+        let message: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
+        sender.write_all(&message).await.unwrap();
+        sender.flush().await.unwrap();
+        for receiver in [&mut first, &mut second] {
+            let mut got = vec![0u8; message.len()];
+            receiver.read_exact(&mut got).await.unwrap();
+            assert!(got == message, "a receiver got other bytes");
+        }
+        let mut nothing = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_millis(200), elsewhere.read(&mut nothing)).await;
+        assert!(read.is_err(), "another session's receiver got bytes: {read:?}");
+    }
 }

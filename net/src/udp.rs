@@ -29,7 +29,7 @@ impl PlainUdp {
     /// # Errors
     /// The address cannot be bound.
     pub fn bind(addr: SocketAddr) -> io::Result<PlainUdp> {
-        let socket = std::net::UdpSocket::bind(addr)?;
+        let socket = crate::quic::bind_udp(addr)?;
         socket.set_nonblocking(true)?;
         Ok(PlainUdp { io: tokio::net::UdpSocket::from_std(socket)? })
     }
