@@ -38,7 +38,8 @@ SUPPORT_DEB="$DEBS/deskline-support_0.1.0-1_amd64.deb"
 step "inspecting the relay package"
 contents="$(dpkg-deb -c "$RELAY_DEB")"
 for f in ./usr/bin/deskline-relay ./usr/lib/deskline/deskline-agent ./usr/lib/deskline/deskline-agent.exe \
-  ./etc/deskline/relay.toml ./usr/lib/systemd/system/deskline-relay.service ./usr/share/doc/deskline-relay/README.md; do
+  ./etc/deskline/relay.toml ./usr/lib/systemd/system/deskline-relay.service ./usr/share/doc/deskline-relay/README.md \
+  ./usr/lib/sysctl.d/60-deskline-relay.conf; do
   grep -q " $f\$" <<<"$contents" || fail "$f is not in the relay package"
 done
 info="$(dpkg-deb -I "$RELAY_DEB")"
@@ -78,6 +79,10 @@ grep -q "deskline-relay admin create" <<<"$notes" || fail "the install does not 
 getent passwd deskline | grep -q ":/var/lib/deskline:/usr/sbin/nologin$" || fail "no system user deskline: $(getent passwd deskline)"
 [ "$(stat -c '%U:%G %a' /var/lib/deskline)" = "deskline:deskline 700" ] || fail "/var/lib/deskline is $(stat -c '%U:%G %a' /var/lib/deskline)"
 [ -f /etc/deskline/relay.toml ] || fail "no /etc/deskline/relay.toml"
+# Where this machine's kernel settings can be written at all (not in most containers).
+if [ -w /proc/sys/net/core/rmem_max ]; then
+  [ "$(sysctl -n net.core.rmem_max)" -ge 4194304 ] || fail "the install left net.core.rmem_max at $(sysctl -n net.core.rmem_max)"
+fi
 
 step "creating the first admin as the service user, starting the unit's ExecStart"
 PASSWORD="lantern orbit seven meadow"

@@ -89,9 +89,21 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// A server endpoint on `addr`.
+/// A server endpoint on `addr`. A receive buffer smaller than asked is logged with the fix:
+/// the relay's one socket takes every app's keyframes.
 pub fn server_endpoint(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, NetError> {
-    Ok(quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), bind_udp(addr)?, Arc::new(quinn::TokioRuntime))?)
+    let socket = bind_udp(addr)?;
+    if let Ok(granted) = socket2::SockRef::from(&socket).recv_buffer_size()
+        && granted < SOCKET_BUFFER_BYTES
+    {
+        tracing::warn!(
+            granted,
+            asked = SOCKET_BUFFER_BYTES,
+            "the QUIC socket's receive buffer is smaller than asked: keyframe bursts may be dropped under load; raise net.core.rmem_max \
+             and wmem_max to 4194304 on the host (the Debian package does, in /usr/lib/sysctl.d/60-deskline-relay.conf)"
+        );
+    }
+    Ok(quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, Arc::new(quinn::TokioRuntime))?)
 }
 
 /// A client endpoint on `bind`: quinn's own socket (ECN, segmentation offload), or a plain
