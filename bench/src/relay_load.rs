@@ -578,7 +578,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
         for (client, _, technician) in group {
             crate::api::ask_consent(client, id).await?;
             let granted = |s: &SessionView| s.consent.grants.iter().any(|g| g.technician_id == *technician && g.capabilities.view());
-            if !crate::api::wait_until(client, id, 200, Duration::from_millis(10), granted).await? {
+            if !crate::api::wait_until(client, id, 1000, Duration::from_millis(10), granted).await? {
                 bail!("session {s}: the end user's consent to technician {technician} did not arrive");
             }
         }
