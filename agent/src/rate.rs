@@ -47,8 +47,19 @@ impl RateController {
     /// app's own limits).
     #[must_use]
     pub fn new(ceiling: Rate) -> RateController {
-        let ceiling = Rate { fps: ceiling.fps.max(MIN_FPS), bitrate_bps: ceiling.bitrate_bps.max(MIN_BITRATE_BPS) };
+        // The relay's rate is a ceiling even below the floors: an operator's `--max-fps 2` is
+        // two frames a second (found in issue 18's work: the app streamed at MIN_FPS, and the
+        // debug-build load test carried 2.5 times the frames it meant to). Zero says nothing:
+        // the floors.
+        let fps = if ceiling.fps == 0 { MIN_FPS } else { ceiling.fps };
+        let bitrate_bps = if ceiling.bitrate_bps == 0 { MIN_BITRATE_BPS } else { ceiling.bitrate_bps };
+        let ceiling = Rate { fps, bitrate_bps };
         RateController { rate: ceiling, ceiling, clean_windows: 0, base_rtt_us: None }
+    }
+
+    /// The floors, never above the ceiling.
+    fn floor(&self) -> Rate {
+        Rate { fps: MIN_FPS.min(self.ceiling.fps), bitrate_bps: MIN_BITRATE_BPS.min(self.ceiling.bitrate_bps) }
     }
 
     /// The rate to stream at now.
@@ -68,10 +79,11 @@ impl RateController {
         let congested = stats.frames_dropped > 0 || dropped_locally > 0 || queueing;
         if congested {
             self.clean_windows = 0;
-            if self.rate.bitrate_bps > MIN_BITRATE_BPS {
-                self.rate.bitrate_bps = (self.rate.bitrate_bps / 10 * 7).max(MIN_BITRATE_BPS);
+            let floor = self.floor();
+            if self.rate.bitrate_bps > floor.bitrate_bps {
+                self.rate.bitrate_bps = (self.rate.bitrate_bps / 10 * 7).max(floor.bitrate_bps);
             } else {
-                self.rate.fps = (self.rate.fps - self.rate.fps / 3).max(MIN_FPS);
+                self.rate.fps = (self.rate.fps - self.rate.fps / 3).max(floor.fps);
             }
         } else {
             self.clean_windows += 1;
@@ -106,6 +118,21 @@ mod tests {
             assert_eq!(c.on_report(&report(0, 1_000), 0), None);
         }
         assert_eq!(c.rate(), CEILING);
+    }
+
+    #[test]
+    fn a_relay_ceiling_below_the_floors_is_kept() {
+        let low = Rate { fps: 2, bitrate_bps: 200_000 };
+        let mut c = RateController::new(low);
+        assert_eq!(c.rate(), low, "the relay asked for 2 fps");
+        for _ in 0..10 {
+            c.on_report(&report(1, 1_000), 0);
+        }
+        assert_eq!(c.rate(), low, "congestion cannot lower it below itself, nor raise it to the floors");
+        for _ in 0..10 {
+            c.on_report(&report(0, 1_000), 0);
+        }
+        assert_eq!(c.rate(), low);
     }
 
     #[test]
