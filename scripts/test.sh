@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # (desktop-file-utils); the container test builds the relay's image with podman; schemathesis
 # is installed from PyPI into a virtualenv (python3-venv); the clipboard test reads and sets the
 # X clipboard with xclip; the support app's "Send a file" opens zenity's file dialog where no
-# desktop portal runs (as under Xvfb).
-DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser desktop-file-utils podman python3-venv xclip zenity)
+# desktop portal runs (as under Xvfb); the relay's API and desk tests run a second time on a
+# throw-away PostgreSQL server (Debian's postgresql, started by scripts/with-postgres.sh).
+DESKLINE_EXTRA_PACKAGES=(chromium chromium-driver systemd adduser desktop-file-utils podman python3-venv xclip zenity postgresql)
 source scripts/setup.sh
 
 echo "==> cross-building the Windows support app (its test runs it under Wine)"
@@ -20,6 +21,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --locked --target x86_64-pc-windows-gnu -p deskline-agent -p deskline-net -p deskline-protocol --lib --bins -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> the relay's API and desk tests again, on PostgreSQL (the same tests, a database each)"
+bash scripts/with-postgres.sh cargo test -p deskline-relay --locked --lib --test api
 echo "==> schemathesis: generated requests against the API's OpenAPI document (60 s)"
 bash scripts/schemathesis.sh 60
 echo "==> fuzzing every decoder of untrusted input (cargo-fuzz, nightly; 12 s per target)"

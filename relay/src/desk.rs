@@ -23,7 +23,7 @@ use deskline_protocol::{
     ResumeSecret, SessionId, TechnicianId, Timestamp,
 };
 use rand::Rng as _;
-use rusqlite::Transaction;
+use crate::store::Tx;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +79,7 @@ struct Facts {
 
 impl Facts {
     /// Loads admins, the members of `channels`, and open-session counts of `technicians`.
-    fn load(tx: &Transaction<'_>, channels: &[ChannelId], technicians: &[TechnicianId]) -> Result<Facts, StoreError> {
+    fn load(tx: &Tx<'_>, channels: &[ChannelId], technicians: &[TechnicianId]) -> Result<Facts, StoreError> {
         let mut members = HashSet::new();
         for &c in channels {
             for t in store::channel_members(tx, c)? {
@@ -243,7 +243,7 @@ impl Desk {
 
     /// Whether the database answers (the health check).
     pub async fn healthy(&self) -> Result<(), Error> {
-        self.db().read(|tx| Ok::<_, Error>(tx.query_row("SELECT 1", [], |_| Ok(())).map_err(StoreError::from)?)).await
+        self.db().read(|tx| Ok::<_, Error>(tx.query_one("SELECT 1", &[]).map(|_| ())?)).await
     }
 
     /// The public URL links are built on.
@@ -628,7 +628,7 @@ impl Desk {
         me: &TechnicianRow,
         code: String,
         from: Option<std::net::IpAddr>,
-        change: impl FnOnce(&Transaction<'_>, &mut TechnicianRow) -> Result<(), Error> + Send + 'static,
+        change: impl FnOnce(&Tx<'_>, &mut TechnicianRow) -> Result<(), Error> + Send + 'static,
     ) -> Result<TechnicianRow, Error> {
         let now = self.now();
         self.not_throttled(from, now, &me.username)?;
@@ -1460,7 +1460,7 @@ fn require_admin(actor: &TechnicianRow) -> Result<(), Error> {
     if actor.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("only administrators may do this".into())) }
 }
 
-fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: ChannelId) -> Result<(), Error> {
+fn require_works_in(tx: &Tx<'_>, actor: &TechnicianRow, channel: ChannelId) -> Result<(), Error> {
     let facts = Facts::load(tx, &[channel], &[])?;
     if facts.works_in(channel, actor.id) {
         Ok(())
@@ -1471,7 +1471,7 @@ fn require_works_in(tx: &Transaction<'_>, actor: &TechnicianRow, channel: Channe
 
 /// The session if the technician works in its channel; otherwise it answers as one that does
 /// not exist.
-fn visible_session(tx: &Transaction<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
+fn visible_session(tx: &Tx<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
     let row = store::session_by_id(tx, id)?.filter(|r| !r.core.deleted).ok_or(Error::NotFound("session"))?;
     require_works_in(tx, actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
     Ok(row)
@@ -1480,13 +1480,13 @@ fn visible_session(tx: &Transaction<'_>, actor: &TechnicianRow, id: SessionId) -
 /// The session, deleted or not, if the technician works in its channel: a session's history
 /// (audit trail, chat, recordings) stays readable to its channel after it is deleted, and to
 /// nobody else, who cannot tell it from a session that does not exist.
-pub(crate) fn history_session(tx: &Transaction<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
+pub(crate) fn history_session(tx: &Tx<'_>, actor: &TechnicianRow, id: SessionId) -> Result<SessionRow, Error> {
     let row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
     require_works_in(tx, actor, row.core.channel).map_err(|_| Error::NotFound("session"))?;
     Ok(row)
 }
 
-fn draw_pin(tx: &Transaction<'_>, rng: &mut rand::rngs::ThreadRng) -> Result<Pin, Error> {
+fn draw_pin(tx: &Tx<'_>, rng: &mut rand::rngs::ThreadRng) -> Result<Pin, Error> {
     for _ in 0..PIN_DRAW_ATTEMPTS {
         let pin = Pin::generate(rng);
         if !store::pin_in_use(tx, pin)? {
@@ -1533,13 +1533,13 @@ fn check_password_strength(field: &str, password: &str, username: &str, display_
 }
 
 /// A new bearer token for a technician, stored hashed.
-fn issue_token(tx: &Transaction<'_>, technician: TechnicianId, now: Timestamp) -> Result<String, Error> {
+fn issue_token(tx: &Tx<'_>, technician: TechnicianId, now: Timestamp) -> Result<String, Error> {
     let token = auth::new_token();
     store::insert_token(tx, &auth::token_hash(&token), technician, now, now.saturating_add(TOKEN_LIFETIME))?;
     Ok(token)
 }
 
-fn insert_technician_tx(tx: &Transaction<'_>, t: &PreparedTechnician, hash: &str, now: Timestamp) -> Result<TechnicianRow, Error> {
+fn insert_technician_tx(tx: &Tx<'_>, t: &PreparedTechnician, hash: &str, now: Timestamp) -> Result<TechnicianRow, Error> {
     let id = store::insert_technician(tx, &t.username, &t.display_name, hash, t.role, t.one_time, now)?
         .ok_or_else(|| Error::conflict("username_taken", format!("the username {:?} is taken", t.username)))?;
     store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))
@@ -1547,7 +1547,7 @@ fn insert_technician_tx(tx: &Transaction<'_>, t: &PreparedTechnician, hash: &str
 
 /// Checks a second-factor code of a technician with one: a TOTP code of a step later than the
 /// last accepted (which it becomes), or an unused recovery code (used up).
-fn check_second_factor(tx: &Transaction<'_>, id: TechnicianId, code: &str, now: Timestamp) -> Result<bool, Error> {
+fn check_second_factor(tx: &Tx<'_>, id: TechnicianId, code: &str, now: Timestamp) -> Result<bool, Error> {
     let mut row = store::technician_by_id(tx, id)?.ok_or(Error::NotFound("technician"))?;
     let Some(secret) = row.totp_secret.clone() else { return Ok(false) };
     if let Some(step) = second_factor::matching_step(&secret, code, now, row.totp_last_step)? {

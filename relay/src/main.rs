@@ -34,7 +34,7 @@ enum Command {
     },
     /// Copy the database of a relay, running or not, into a new file (consistent: SQLite's
     /// online backup). Keep the data directory's relay-cert.pem and relay-key.pem with it: the
-    /// support apps' links pin that certificate.
+    /// support apps' links pin that certificate. (Relays on PostgreSQL: back up with pg_dump.)
     Backup {
         /// Where the database lives.
         #[arg(long, default_value = "/var/lib/deskline")]
@@ -69,6 +69,9 @@ enum AuditCommand {
         /// Where the database lives.
         #[arg(long, default_value = "/var/lib/deskline")]
         data_dir: PathBuf,
+        /// The relays' PostgreSQL database instead (as `serve --database-url`).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
     },
 }
 
@@ -85,6 +88,9 @@ enum AdminCommand {
         /// Name shown to end users.
         #[arg(long, default_value = "")]
         display_name: String,
+        /// The relays' PostgreSQL database instead (as `serve --database-url`).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
     },
 }
 
@@ -98,8 +104,8 @@ fn main() -> anyhow::Result<()> {
     deskline_relay::install_crypto_provider();
     match parse_with_config()?.command {
         Command::Serve { options, .. } => tokio::runtime::Runtime::new()?.block_on(serve(*options)),
-        Command::Admin { command: AdminCommand::Create { data_dir, username, display_name } } => {
-            create_admin(data_dir, username, display_name)
+        Command::Admin { command: AdminCommand::Create { data_dir, username, display_name, database_url } } => {
+            create_admin(data_dir, database_url.as_deref(), username, display_name)
         }
         Command::Backup { data_dir, to } => {
             let version = deskline_relay::store::backup(&data_dir.join(DB_FILE), &to)?;
@@ -107,8 +113,12 @@ fn main() -> anyhow::Result<()> {
             println!("backed up {} to {} ({size} bytes, schema version {version})", data_dir.join(DB_FILE).display(), to.display());
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { data_dir } } => {
-            match deskline_relay::store::verify_audit(&data_dir.join(DB_FILE))? {
+        Command::Audit { command: AuditCommand::Verify { data_dir, database_url } } => {
+            let verified = match database_url {
+                Some(url) => Db::connect(&url)?.verify_audit()?,
+                None => deskline_relay::store::verify_audit(&data_dir.join(DB_FILE))?,
+            };
+            match verified {
                 Ok(v) => {
                     let head = v.head.map_or("no chained event yet".to_owned(), |(id, h)| format!("head: event {id}, sha256 {}", hex::encode(h)));
                     let before = if v.unchained > 0 { format!(" ({} from before the chain, not covered)", v.unchained) } else { String::new() };
@@ -141,7 +151,7 @@ fn parse_with_config() -> anyhow::Result<Cli> {
     Ok(Cli::try_parse_from(deskline_relay::config::merge(args, serve_at, from_file))?)
 }
 
-fn create_admin(data_dir: PathBuf, username: String, display_name: String) -> anyhow::Result<()> {
+fn create_admin(data_dir: PathBuf, database_url: Option<&str>, username: String, display_name: String) -> anyhow::Result<()> {
     let password = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!("password for {username}: "))?
     } else {
@@ -150,7 +160,7 @@ fn create_admin(data_dir: PathBuf, username: String, display_name: String) -> an
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     create_private_dir(&data_dir)?;
-    let db = Db::open(&data_dir.join(DB_FILE)).context("opening the database")?;
+    let db = Db::open_configured(database_url, &data_dir).context("opening the database")?;
     let desk = Desk::new(db, Arc::new(deskline_relay::clock::SystemClock), String::new());
     desk.ensure_default_channel_blocking()?;
     let admin = desk

@@ -25,6 +25,12 @@ pub struct ServeOptions {
     /// Where the database and the certificate live.
     #[arg(long, default_value = "/var/lib/deskline")]
     pub data_dir: PathBuf,
+    /// Keep the service desk in this PostgreSQL database, shared with other relay nodes,
+    /// instead of SQLite in the data directory: `postgres://USER:PASSWORD@HOST/DB` (add
+    /// `?sslmode=require` for a server on another machine). Put it in the config file, not on
+    /// the command line, where other users could read the password.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
     /// HTTPS listen address.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub http: SocketAddr,
@@ -112,7 +118,7 @@ impl Prepared {
             bail!("plain HTTP is only allowed on a loopback address (got {}); drop --plain-http to serve HTTPS", options.http);
         }
         create_private_dir(&options.data_dir)?;
-        let db = Db::open(&options.data_dir.join(crate::store::DB_FILE)).context("opening the database")?;
+        let db = Db::open_configured(options.database_url.as_deref(), &options.data_dir).context("opening the database")?;
         let listener =
             std::net::TcpListener::bind(options.http).with_context(|| format!("binding {}", options.http))?;
         listener.set_nonblocking(true)?;
@@ -457,6 +463,7 @@ impl LocalRelay {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
         ServeOptions {
             data_dir,
+            database_url: None,
             http: loopback,
             quic: loopback,
             public_url: None,

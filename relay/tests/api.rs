@@ -350,11 +350,15 @@ async fn channel_settings_can_be_changed_and_are_validated() {
 async fn the_audit_log_is_append_only_in_the_database() {
     let h = Harness::new().await;
     h.ok("POST", "/api/v1/channels/1/sessions", &h.admin, Some(json!({"kind": "pin"}))).await;
-    let conn = rusqlite::Connection::open(h.dir.path().join("deskline.db")).unwrap();
-    let update = conn.execute("UPDATE audit_events SET to_state = 'closed'", []);
-    assert!(update.unwrap_err().to_string().contains("append-only"));
-    let delete = conn.execute("DELETE FROM audit_events", []);
-    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    for change in ["UPDATE audit_events SET to_state = 'closed'", "DELETE FROM audit_events"] {
+        let refused = h.desk.db().write(move |tx| tx.execute(change, &[])).await;
+        let error = refused.unwrap_err().to_string();
+        assert!(error.contains("append-only"), "{change}: {error}");
+    }
+    if h.desk.db().is_postgres() {
+        let refused = h.desk.db().write(|tx| tx.execute("TRUNCATE audit_events CASCADE", &[])).await;
+        assert!(refused.unwrap_err().to_string().contains("append-only"));
+    }
 }
 
 /// Found from outside: `aaaaaaaaaaaa` was accepted as a password.
@@ -681,9 +685,17 @@ async fn a_second_factor_is_confirmed_by_a_code_and_then_asked_at_every_sign_in(
     let typed = codes[0].to_uppercase().replace('-', " ");
     assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(Some(&typed)))).await.0, StatusCode::OK);
     assert_eq!(h.call("POST", "/api/v1/login", None, Some(login(Some(&codes[0])))).await.0, StatusCode::UNAUTHORIZED);
-    // The database holds no recovery code, only their hashes.
-    let db = std::fs::read(h.dir.path().join("deskline.db")).unwrap();
-    let wal = std::fs::read(h.dir.path().join("deskline.db-wal")).unwrap_or_default();
+    // The database holds no recovery code, only their hashes (SQLite: not a byte of the file
+    // and its log; PostgreSQL: no stored hash).
+    let (db, wal) = if h.desk.db().is_postgres() {
+        let stored = h.desk.db().read(|tx| tx.query("SELECT code_hash FROM recovery_codes", &[])).await.unwrap();
+        assert!(!stored.is_empty());
+        let text: String = stored.iter().map(|r| r.get::<String>(0).unwrap()).collect();
+        (text.into_bytes(), Vec::new())
+    } else {
+        let db = std::fs::read(h.dir.path().join("deskline.db")).unwrap();
+        (db, std::fs::read(h.dir.path().join("deskline.db-wal")).unwrap_or_default())
+    };
     for code in &codes {
         for form in [code.clone(), code.replace('-', "")] {
             assert!(!db.windows(form.len()).any(|w| w == form.as_bytes()) && !wal.windows(form.len()).any(|w| w == form.as_bytes()));

@@ -230,7 +230,7 @@ mod tests {
 
     async fn bench() -> Bench {
         let tmp = tempfile::tempdir().expect("a temporary directory");
-        let db = Db::open(&tmp.path().join("deskline.db")).expect("the database");
+        let db = Db::for_tests(tmp.path()).expect("the database");
         let clock = ManualClock::new(Timestamp(1_800_000_000_000));
         let desk = Desk::new(db, Arc::new(clock.clone()), "https://desk.example".into());
         desk.ensure_default_channel_blocking().expect("the default channel");

@@ -13,7 +13,7 @@
 //! would not match. Events written before schema version 4 have no hash and precede the chain.
 
 use super::StoreError;
-use rusqlite::Connection;
+use super::sql::Tx;
 use sha2::{Digest as _, Sha256};
 
 /// What one event's hash covers.
@@ -103,24 +103,22 @@ impl Head {
 ///
 /// # Errors
 /// The database cannot be read.
-pub fn head(conn: &Connection) -> Result<Option<Head>, StoreError> {
-    use rusqlite::OptionalExtension as _;
-    Ok(conn
-        .query_row("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1", [], |r| Ok(Head { id: r.get(0)?, hash: r.get(1)? }))
-        .optional()?)
+pub fn head(tx: &Tx<'_>) -> Result<Option<Head>, StoreError> {
+    tx.query_opt("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1", &[])?
+        .map(|r| Ok(Head { id: r.get(0)?, hash: r.get(1)? }))
+        .transpose()
 }
 
 /// Walks the whole log in order and recomputes every hash.
 ///
 /// # Errors
 /// The database cannot be read (`Err`), or the chain is broken (`Ok(Err(Broken))`).
-pub fn verify(conn: &Connection) -> Result<Result<Verified, Broken>, StoreError> {
-    let mut stmt = conn.prepare("SELECT id, session_id, at, actor, action, from_state, to_state, hash FROM audit_events ORDER BY id")?;
-    let mut rows = stmt.query([])?;
+pub fn verify(tx: &Tx<'_>) -> Result<Result<Verified, Broken>, StoreError> {
+    let rows = tx.query("SELECT id, session_id, at, actor, action, from_state, to_state, hash FROM audit_events ORDER BY id", &[])?;
     let mut report = Verified { chained: 0, unchained: 0, head: None };
     let mut previous_id = 0;
     let mut previous_hash: Option<[u8; 32]> = None;
-    while let Some(r) = rows.next()? {
+    for r in &rows {
         let row = ChainRow {
             id: r.get(0)?,
             session_id: r.get(1)?,
@@ -174,7 +172,7 @@ mod tests {
     /// starts with the first event written after; a hash removed later is a break.
     #[test]
     fn events_from_before_the_chain_are_counted_and_a_removed_hash_breaks_it() {
-        let conn = Connection::open_in_memory().unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "OFF").unwrap(); // events without their sessions
         let migrations = super::super::migrations::MIGRATIONS;
         for sql in &migrations[..3] {
@@ -197,11 +195,15 @@ mod tests {
         let first = row(3).hash(None);
         insert(&row(3), Some(first));
         insert(&row(4), Some(row(4).hash(Some(&first))));
-        let verified = verify(&conn).unwrap().unwrap();
+        let verify_now = |conn: &mut rusqlite::Connection| {
+            let tx = conn.transaction().unwrap();
+            verify(&Tx::sqlite(&tx)).unwrap()
+        };
+        let verified = verify_now(&mut conn).unwrap();
         assert_eq!((verified.chained, verified.unchained), (2, 2));
         assert_eq!(verified.head, Some((4, row(4).hash(Some(&first)))));
         conn.execute("UPDATE audit_events SET hash = NULL WHERE id = 4", []).unwrap();
-        assert_eq!(verify(&conn).unwrap().unwrap_err().reason, "its hash was removed");
+        assert_eq!(verify_now(&mut conn).unwrap_err().reason, "its hash was removed");
     }
 
     #[test]

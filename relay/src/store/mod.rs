@@ -1,17 +1,24 @@
-//! Persistence: SQLite (WAL, synchronous commits, one transaction per change).
+//! Persistence: SQLite embedded (WAL, synchronous commits, one transaction per change), or
+//! PostgreSQL shared by several relay nodes (`--database-url postgres://…`).
 //!
-//! One connection behind a mutex, used from `spawn_blocking`: SQLite allows one writer at a
-//! time anyway, every statement here takes microseconds to a millisecond, and a single
-//! connection makes every change strictly serial — the state machine's decisions are taken on
-//! data nobody else can change before the commit.
+//! Every change runs in one transaction, strictly after the one before: on SQLite one
+//! connection behind a mutex, used from `spawn_blocking` (SQLite allows one writer at a time
+//! anyway, and every statement here takes microseconds to a millisecond); on PostgreSQL each
+//! write transaction first takes one advisory lock (`postgres`), so the writes of every node
+//! are serial too. Either way the state machine's decisions are taken on data nobody else can
+//! change before the commit. The queries (`rows`, `audit_chain`) are written once, through
+//! the seam in `sql`.
 
 pub mod audit_chain;
 mod migrations;
+mod postgres;
 mod rows;
+pub mod sql;
 
 pub use rows::*;
+pub use sql::Tx;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +28,15 @@ pub enum StoreError {
     /// SQLite said no.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no.
+    #[error("database: {}", postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had.
+    #[error("database connection: {0}")]
+    Pool(String),
+    /// The database URL is not usable.
+    #[error("{0}")]
+    Config(String),
     /// A stored value does not parse (the file was edited or is damaged).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -43,14 +59,27 @@ pub enum StoreError {
     },
 }
 
+/// What PostgreSQL said (tokio-postgres' own text of a server's error is only "db error").
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 /// The relay's database.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    Postgres(postgres::Pg),
 }
 
 impl Db {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
         make_private(path)?;
         let mut conn = Connection::open(path)?;
@@ -60,72 +89,150 @@ impl Db {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement the relay runs stays prepared (`sql::Tx` uses the cache).
+        conn.set_prepared_statement_cache_capacity(256);
         migrate(&mut conn)?;
-        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Db { backend: Arc::new(Backend::Sqlite(Mutex::new(conn))) })
     }
 
-    /// Runs `f` in one write transaction (taken at once: `BEGIN IMMEDIATE`), committed if `f`
-    /// returns `Ok`, rolled back otherwise — nothing is ever half-written.
+    /// Connects to PostgreSQL (`postgres://user:password@host/db`, TLS as its `sslmode` says;
+    /// required for a server that is not on this machine) and brings the schema up to date.
+    pub fn connect(url: &str) -> Result<Db, StoreError> {
+        Ok(Db { backend: Arc::new(Backend::Postgres(postgres::Pg::connect(url)?)) })
+    }
+
+    /// Opens the database an operator named: PostgreSQL if `url` is given, else the SQLite file
+    /// in the data directory.
+    pub fn open_configured(url: Option<&str>, data_dir: &Path) -> Result<Db, StoreError> {
+        match url {
+            Some(url) => Db::connect(url),
+            None => Db::open(&data_dir.join(DB_FILE)),
+        }
+    }
+
+    /// For tests: a new, empty database — on PostgreSQL when `DESKLINE_TEST_DATABASE_URL`
+    /// names a server (a database of its own is created there for each call: the test command
+    /// runs the API and desk tests this way too), else SQLite in `dir`.
+    #[doc(hidden)]
+    pub fn for_tests(dir: &Path) -> Result<Db, StoreError> {
+        match std::env::var("DESKLINE_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Ok(Db { backend: Arc::new(Backend::Postgres(postgres::fresh_database(&url)?)) }),
+            _ => Db::open(&dir.join(DB_FILE)),
+        }
+    }
+
+    /// Is this the shared PostgreSQL database (several nodes may use it)?
+    #[must_use]
+    pub fn is_postgres(&self) -> bool {
+        matches!(*self.backend, Backend::Postgres(_))
+    }
+
+    /// Runs `f` in one write transaction (taken at once: `BEGIN IMMEDIATE` on SQLite, the
+    /// write lock on PostgreSQL), committed if `f` returns `Ok`, rolled back otherwise —
+    /// nothing is ever half-written.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.write_blocking(f))
+        tokio::task::spawn_blocking(move || db.run(true, f))
             .await
             .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
 
-    /// Runs `f` on the connection for reading (in a transaction, so it sees one snapshot).
+    /// Runs `f` for reading, in a transaction (so it sees one snapshot).
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let tx = guard.transaction().map_err(StoreError::from)?;
-            f(&tx)
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.run(false, f))
+            .await
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
 
-    /// Merges the write-ahead log into the database file and empties it: what a relay does
-    /// last when it stops, so the file alone is the whole database.
+    /// [`Db::write`] for code that is not async (starting up, the `admin` command), from any
+    /// thread.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send,
+        E: From<StoreError> + Send,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send,
+    {
+        self.run_blocking(true, f)
+    }
+
+    /// [`Db::run`] from any thread, async code's included.
+    fn run_blocking<T, E, F>(&self, write: bool, f: F) -> Result<T, E>
+    where
+        T: Send,
+        E: From<StoreError> + Send,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send,
+    {
+        match &*self.backend {
+            Backend::Sqlite(_) => self.run(write, f),
+            // PostgreSQL's client is driven by the database's own runtime, which a thread
+            // running async code must not block on: a thread of its own does.
+            Backend::Postgres(_) => std::thread::scope(|s| {
+                s.spawn(|| self.run(write, f))
+                    .join()
+                    .unwrap_or_else(|_| Err(E::from(StoreError::Task("the database thread panicked".into()))))
+            }),
+        }
+    }
+
+    /// Runs `f` in a transaction, on the calling thread (which may block).
+    fn run<T, E, F>(&self, write: bool, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Tx<'_>) -> Result<T, E>,
+    {
+        match &*self.backend {
+            Backend::Sqlite(conn) => {
+                let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let behavior = if write { TransactionBehavior::Immediate } else { TransactionBehavior::Deferred };
+                let tx = guard.transaction_with_behavior(behavior).map_err(StoreError::from)?;
+                let value = f(&Tx::sqlite(&tx))?;
+                if write {
+                    tx.commit().map_err(StoreError::from)?;
+                }
+                Ok(value)
+            }
+            Backend::Postgres(pg) => pg.run(write, f),
+        }
+    }
+
+    /// Merges SQLite's write-ahead log into the database file and empties it: what a relay
+    /// does last when it stops, so the file alone is the whole database. (Nothing to do on
+    /// PostgreSQL.)
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        if let Backend::Sqlite(conn) = &*self.backend {
+            let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
     /// The audit log's last event and its hash, for the log (`audit_chain`).
     pub fn audit_head(&self) -> Result<String, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(match audit_chain::head(&conn)? {
+        let head = self.run_blocking(false, audit_chain::head)?;
+        Ok(match head {
             None => "empty".to_owned(),
             Some(audit_chain::Head { id, hash: Some(hash) }) => format!("event {id}, sha256 {}", hex::encode(hash)),
             Some(audit_chain::Head { id, hash: None }) => format!("event {id}, from before the chain"),
         })
     }
 
-    /// [`Db::write`] for code without an async runtime (the `admin` command).
-    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        E: From<StoreError>,
-        F: FnOnce(&Transaction<'_>) -> Result<T, E>,
-    {
-        let mut guard = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = guard
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(value)
+    /// Checks the audit log's hash chain (in one snapshot: a running relay's too).
+    ///
+    /// # Errors
+    /// The database cannot be read (`Err`); the chain is broken (`Ok(Err(_))`, naming where).
+    pub fn verify_audit(&self) -> Result<Result<audit_chain::Verified, audit_chain::Broken>, StoreError> {
+        self.run_blocking(false, audit_chain::verify)
     }
 }
 
@@ -156,8 +263,8 @@ pub fn backup(db: &Path, to: &Path) -> Result<usize, StoreError> {
     check_copy(&copy)
 }
 
-/// Checks the audit log's hash chain of the database `db` (a running relay's too: it is read
-/// in one snapshot).
+/// Checks the audit log's hash chain of the SQLite database `db` (a running relay's too: it
+/// is read in one snapshot).
 ///
 /// # Errors
 /// The database cannot be read (`Err`); the chain is broken (`Ok(Err(_))`, naming where).
@@ -168,7 +275,7 @@ pub fn verify_audit(db: &Path) -> Result<Result<audit_chain::Verified, audit_cha
     let mut conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let tx = conn.transaction()?;
-    audit_chain::verify(&tx)
+    audit_chain::verify(&Tx::sqlite(&tx))
 }
 
 /// Restores a backup into `data_dir`, which must not hold a database yet (a new or emptied

@@ -3,7 +3,7 @@
 use super::StoreError;
 use deskline_protocol::session::{AuditEvent, Consent, Session, SessionKind, SessionState};
 use deskline_protocol::{AppInfo, ChannelId, LinkToken, Pin, SessionId, TechnicianId, Timestamp};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use super::sql::{Param, Row, Tx};
 
 pub use deskline_api::Role;
 
@@ -97,29 +97,24 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn technician_from_row(row: &Row<'_>) -> rusqlite::Result<(TechnicianRow, String)> {
-    let role: String = row.get(4)?;
-    Ok((
-        TechnicianRow {
-            id: TechnicianId(row.get(0)?),
-            username: row.get(1)?,
-            display_name: row.get(2)?,
-            password_hash: row.get(3)?,
-            role: Role::Technician,
-            created_at: Timestamp(row.get(5)?),
-            must_change_password: row.get(6)?,
-            disabled: row.get(7)?,
-            totp_secret: row.get(8)?,
-            totp_pending: row.get(9)?,
-            totp_last_step: row.get(10)?,
-        },
-        role,
-    ))
+fn technician_from_row(row: &Row) -> Result<TechnicianRow, StoreError> {
+    Ok(TechnicianRow {
+        id: TechnicianId(row.get(0)?),
+        username: row.get(1)?,
+        display_name: row.get(2)?,
+        password_hash: row.get(3)?,
+        role: parse_role(&row.get::<String>(4)?)?,
+        created_at: Timestamp(row.get(5)?),
+        must_change_password: row.get(6)?,
+        disabled: row.get(7)?,
+        totp_secret: row.get(8)?,
+        totp_pending: row.get(9)?,
+        totp_last_step: row.get(10)?,
+    })
 }
 
-fn finish_technician((mut t, role): (TechnicianRow, String)) -> Result<TechnicianRow, StoreError> {
-    t.role = parse_role(&role)?;
-    Ok(t)
+fn technicians(rows: Vec<Row>) -> Result<Vec<TechnicianRow>, StoreError> {
+    rows.iter().map(technician_from_row).collect()
 }
 
 const TECHNICIAN_COLUMNS: &str =
@@ -127,7 +122,7 @@ const TECHNICIAN_COLUMNS: &str =
 
 /// Adds a technician; `Ok(None)` if the username is taken.
 pub fn insert_technician(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     username: &str,
     display_name: &str,
     password_hash: &str,
@@ -135,116 +130,114 @@ pub fn insert_technician(
     must_change_password: bool,
     now: Timestamp,
 ) -> Result<Option<TechnicianId>, StoreError> {
-    let inserted = tx.execute(
+    let inserted = tx.query_opt(
         "INSERT INTO technicians (username, display_name, password_hash, role, created_at, must_change_password)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING",
-        params![username, display_name, password_hash, role.as_str(), now.0, must_change_password],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING RETURNING id",
+        &[&username, &display_name, &password_hash, &role.as_str(), &now.0, &must_change_password],
     )?;
-    Ok((inserted == 1).then(|| TechnicianId(tx.last_insert_rowid())))
+    inserted.map(|row| Ok(TechnicianId(row.get(0)?))).transpose()
 }
 
 /// Stores a technician's changed name, role, password and flags (the id and username stay).
-pub fn update_technician(tx: &Transaction<'_>, t: &TechnicianRow) -> Result<(), StoreError> {
+pub fn update_technician(tx: &Tx<'_>, t: &TechnicianRow) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE technicians SET display_name = ?2, password_hash = ?3, role = ?4, must_change_password = ?5, disabled = ?6,
          totp_secret = ?7, totp_pending = ?8, totp_last_step = ?9 WHERE id = ?1",
-        params![
-            t.id.0,
-            t.display_name,
-            t.password_hash,
-            t.role.as_str(),
-            t.must_change_password,
-            t.disabled,
-            t.totp_secret,
-            t.totp_pending,
-            t.totp_last_step
+        &[
+            &t.id.0,
+            &t.display_name,
+            &t.password_hash,
+            &t.role.as_str(),
+            &t.must_change_password,
+            &t.disabled,
+            &t.totp_secret,
+            &t.totp_pending,
+            &t.totp_last_step,
         ],
     )?;
     Ok(())
 }
 
 /// Replaces a technician's recovery codes (their SHA-256) with `hashes` (none: removed).
-pub fn set_recovery_codes(tx: &Transaction<'_>, technician: TechnicianId, hashes: &[String]) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM recovery_codes WHERE technician_id = ?1", [technician.0])?;
+pub fn set_recovery_codes(tx: &Tx<'_>, technician: TechnicianId, hashes: &[String]) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM recovery_codes WHERE technician_id = ?1", &[&technician.0])?;
     for hash in hashes {
-        tx.execute("INSERT INTO recovery_codes (technician_id, code_hash) VALUES (?1, ?2)", params![technician.0, hash])?;
+        tx.execute("INSERT INTO recovery_codes (technician_id, code_hash) VALUES (?1, ?2)", &[&technician.0, hash])?;
     }
     Ok(())
 }
 
 /// Uses up a recovery code: `true` if it was one of the technician's (it is gone now).
-pub fn use_recovery_code(tx: &Transaction<'_>, technician: TechnicianId, hash: &str) -> Result<bool, StoreError> {
-    Ok(tx.execute("DELETE FROM recovery_codes WHERE technician_id = ?1 AND code_hash = ?2", params![technician.0, hash])? == 1)
+pub fn use_recovery_code(tx: &Tx<'_>, technician: TechnicianId, hash: &str) -> Result<bool, StoreError> {
+    Ok(tx.execute("DELETE FROM recovery_codes WHERE technician_id = ?1 AND code_hash = ?2", &[&technician.0, &hash])? == 1)
 }
 
 /// Revokes every token of a technician (password changed, account disabled).
-pub fn delete_tokens_of(tx: &Transaction<'_>, technician: TechnicianId) -> Result<usize, StoreError> {
-    Ok(tx.execute("DELETE FROM api_tokens WHERE technician_id = ?1", [technician.0])?)
+pub fn delete_tokens_of(tx: &Tx<'_>, technician: TechnicianId) -> Result<usize, StoreError> {
+    tx.execute("DELETE FROM api_tokens WHERE technician_id = ?1", &[&technician.0])
 }
 
 /// Revokes one token (sign-out).
-pub fn delete_token(tx: &Transaction<'_>, token_hash: &str) -> Result<bool, StoreError> {
-    Ok(tx.execute("DELETE FROM api_tokens WHERE token_hash = ?1", [token_hash])? == 1)
+pub fn delete_token(tx: &Tx<'_>, token_hash: &str) -> Result<bool, StoreError> {
+    Ok(tx.execute("DELETE FROM api_tokens WHERE token_hash = ?1", &[&token_hash])? == 1)
 }
 
 /// A relay-wide setting, if set.
-pub fn setting(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+pub fn setting(tx: &Tx<'_>, key: &str) -> Result<Option<String>, StoreError> {
+    tx.query_opt("SELECT value FROM settings WHERE key = ?1", &[&key])?.map(|r| r.get(0)).transpose()
 }
 
 /// Sets a relay-wide setting.
-pub fn set_setting(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+pub fn set_setting(tx: &Tx<'_>, key: &str, value: &str) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
+        &[&key, &value],
     )?;
     Ok(())
 }
 
 /// The technician with this username.
-pub fn technician_by_username(tx: &Transaction<'_>, username: &str) -> Result<Option<TechnicianRow>, StoreError> {
+pub fn technician_by_username(tx: &Tx<'_>, username: &str) -> Result<Option<TechnicianRow>, StoreError> {
     let sql = format!("SELECT {TECHNICIAN_COLUMNS} FROM technicians WHERE username = ?1");
-    tx.query_row(&sql, [username], technician_from_row).optional()?.map(finish_technician).transpose()
+    tx.query_opt(&sql, &[&username])?.as_ref().map(technician_from_row).transpose()
 }
 
 /// The technician with this id.
-pub fn technician_by_id(tx: &Transaction<'_>, id: TechnicianId) -> Result<Option<TechnicianRow>, StoreError> {
+pub fn technician_by_id(tx: &Tx<'_>, id: TechnicianId) -> Result<Option<TechnicianRow>, StoreError> {
     let sql = format!("SELECT {TECHNICIAN_COLUMNS} FROM technicians WHERE id = ?1");
-    tx.query_row(&sql, [id.0], technician_from_row).optional()?.map(finish_technician).transpose()
+    tx.query_opt(&sql, &[&id.0])?.as_ref().map(technician_from_row).transpose()
 }
 
 /// Every technician, by id.
-pub fn list_technicians(tx: &Transaction<'_>) -> Result<Vec<TechnicianRow>, StoreError> {
+pub fn list_technicians(tx: &Tx<'_>) -> Result<Vec<TechnicianRow>, StoreError> {
     let sql = format!("SELECT {TECHNICIAN_COLUMNS} FROM technicians ORDER BY id");
-    let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt.query_map([], technician_from_row)?;
-    rows.map(|r| finish_technician(r?)).collect()
+    technicians(tx.query(&sql, &[])?)
 }
 
 /// How many technicians exist.
-pub fn count_technicians(tx: &Transaction<'_>) -> Result<i64, StoreError> {
-    Ok(tx.query_row("SELECT COUNT(*) FROM technicians", [], |r| r.get(0))?)
+pub fn count_technicians(tx: &Tx<'_>) -> Result<i64, StoreError> {
+    tx.query_one("SELECT COUNT(*) FROM technicians", &[])?.get(0)
 }
 
 /// Stores a login token (its hash).
 pub fn insert_token(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     token_hash: &str,
     technician: TechnicianId,
     now: Timestamp,
     expires_at: Timestamp,
 ) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM api_tokens WHERE expires_at <= ?1", [now.0])?;
+    tx.execute("DELETE FROM api_tokens WHERE expires_at <= ?1", &[&now.0])?;
     tx.execute(
         "INSERT INTO api_tokens (token_hash, technician_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![token_hash, technician.0, now.0, expires_at.0],
+        &[&token_hash, &technician.0, &now.0, &expires_at.0],
     )?;
     Ok(())
 }
 
 /// The technician a token hash belongs to, if it has not expired and the account is enabled.
 pub fn technician_for_token(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     token_hash: &str,
     now: Timestamp,
 ) -> Result<Option<TechnicianRow>, StoreError> {
@@ -253,13 +246,10 @@ pub fn technician_for_token(
          WHERE k.token_hash = ?1 AND k.expires_at > ?2 AND t.disabled = 0",
         TECHNICIAN_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
     );
-    tx.query_row(&sql, params![token_hash, now.0], technician_from_row)
-        .optional()?
-        .map(finish_technician)
-        .transpose()
+    tx.query_opt(&sql, &[&token_hash, &now.0])?.as_ref().map(technician_from_row).transpose()
 }
 
-fn channel_from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRow> {
+fn channel_from_row(row: &Row) -> Result<ChannelRow, StoreError> {
     Ok(ChannelRow {
         id: ChannelId(row.get(0)?),
         name: row.get(1)?,
@@ -277,163 +267,154 @@ const CHANNEL_COLUMNS: &str =
 
 /// Adds a channel; `Ok(None)` if the name is taken.
 pub fn insert_channel(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     name: &str,
     session_expiry_secs: i64,
     consent_timeout_secs: i64,
     now: Timestamp,
 ) -> Result<Option<ChannelId>, StoreError> {
-    let inserted = tx.execute(
+    let inserted = tx.query_opt(
         "INSERT INTO channels (name, session_expiry_secs, consent_timeout_secs, created_at)
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
-        params![name, session_expiry_secs, consent_timeout_secs, now.0],
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING RETURNING id",
+        &[&name, &session_expiry_secs, &consent_timeout_secs, &now.0],
     )?;
-    Ok((inserted == 1).then(|| ChannelId(tx.last_insert_rowid())))
+    inserted.map(|row| Ok(ChannelId(row.get(0)?))).transpose()
 }
 
 /// Changes a channel's settings; `Ok(false)` if the new name is taken.
-pub fn update_channel(tx: &Transaction<'_>, channel: &ChannelRow) -> Result<bool, StoreError> {
-    let clash: Option<i64> = tx
-        .query_row("SELECT id FROM channels WHERE name = ?1 AND id <> ?2", params![channel.name, channel.id.0], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if clash.is_some() {
+pub fn update_channel(tx: &Tx<'_>, channel: &ChannelRow) -> Result<bool, StoreError> {
+    if tx.query_opt("SELECT id FROM channels WHERE name = ?1 AND id <> ?2", &[&channel.name, &channel.id.0])?.is_some() {
         return Ok(false);
     }
     tx.execute(
         "UPDATE channels SET name = ?2, session_expiry_secs = ?3, consent_timeout_secs = ?4, max_file_bytes = ?5, \
          record_sessions = ?6, recording_retention_days = ?7 WHERE id = ?1",
-        params![
-            channel.id.0,
-            channel.name,
-            channel.session_expiry_secs,
-            channel.consent_timeout_secs,
-            channel.max_file_bytes,
-            channel.record_sessions,
-            channel.recording_retention_days
+        &[
+            &channel.id.0,
+            &channel.name,
+            &channel.session_expiry_secs,
+            &channel.consent_timeout_secs,
+            &channel.max_file_bytes,
+            &channel.record_sessions,
+            &channel.recording_retention_days,
         ],
     )?;
     Ok(true)
 }
 
 /// The channel with this id.
-pub fn channel_by_id(tx: &Transaction<'_>, id: ChannelId) -> Result<Option<ChannelRow>, StoreError> {
+pub fn channel_by_id(tx: &Tx<'_>, id: ChannelId) -> Result<Option<ChannelRow>, StoreError> {
     let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = ?1");
-    Ok(tx.query_row(&sql, [id.0], channel_from_row).optional()?)
+    tx.query_opt(&sql, &[&id.0])?.as_ref().map(channel_from_row).transpose()
 }
 
 /// The channel with this name.
-pub fn channel_by_name(tx: &Transaction<'_>, name: &str) -> Result<Option<ChannelRow>, StoreError> {
+pub fn channel_by_name(tx: &Tx<'_>, name: &str) -> Result<Option<ChannelRow>, StoreError> {
     let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE name = ?1");
-    Ok(tx.query_row(&sql, [name], channel_from_row).optional()?)
+    tx.query_opt(&sql, &[&name])?.as_ref().map(channel_from_row).transpose()
 }
 
 /// Every channel (`member: None`) or the channels a technician is a member of.
-pub fn list_channels(tx: &Transaction<'_>, member: Option<TechnicianId>) -> Result<Vec<ChannelRow>, StoreError> {
-    let mut stmt;
+pub fn list_channels(tx: &Tx<'_>, member: Option<TechnicianId>) -> Result<Vec<ChannelRow>, StoreError> {
     let rows = match member {
-        None => {
-            stmt = tx.prepare(&format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY id"))?;
-            stmt.query_map([], channel_from_row)?.collect::<Result<Vec<_>, _>>()?
-        }
-        Some(t) => {
-            stmt = tx.prepare(&format!(
+        None => tx.query(&format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY id"), &[])?,
+        Some(t) => tx.query(
+            &format!(
                 "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id IN
                  (SELECT channel_id FROM channel_members WHERE technician_id = ?1) ORDER BY id"
-            ))?;
-            stmt.query_map([t.0], channel_from_row)?.collect::<Result<Vec<_>, _>>()?
-        }
+            ),
+            &[&t.0],
+        )?,
     };
-    Ok(rows)
+    rows.iter().map(channel_from_row).collect()
 }
 
 /// Adds a member; `Ok(false)` if they already were one.
-pub fn add_member(tx: &Transaction<'_>, channel: ChannelId, technician: TechnicianId) -> Result<bool, StoreError> {
+pub fn add_member(tx: &Tx<'_>, channel: ChannelId, technician: TechnicianId) -> Result<bool, StoreError> {
     let n = tx.execute(
         "INSERT INTO channel_members (channel_id, technician_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        params![channel.0, technician.0],
+        &[&channel.0, &technician.0],
     )?;
     Ok(n == 1)
 }
 
-/// The session has technician `?1` as owner or invited. `invited` is a JSON array of ids;
-/// matching its text keeps this one portable query.
-const ON_SESSION: &str = "(assigned_technician_id = ?1 OR ',' || TRIM(invited, '[]') || ',' LIKE '%,' || ?1 || ',%')";
+/// The session has technician `?1` as owner or invited. `invited` is a JSON array of ids
+/// (`[3,5]`): matching its text (`,3,5,`) keeps this one query for both databases.
+const ON_SESSION: &str =
+    "(assigned_technician_id = ?1 OR REPLACE(REPLACE(invited, '[', ','), ']', ',') LIKE '%,' || ?1 || ',%')";
 
 /// How many sessions (not deleted) are in each state.
-pub fn count_sessions_by_state(tx: &Transaction<'_>) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut stmt = tx.prepare("SELECT state, COUNT(*) FROM sessions WHERE deleted = 0 GROUP BY state ORDER BY state")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn count_sessions_by_state(tx: &Tx<'_>) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = tx.query("SELECT state, COUNT(*) FROM sessions WHERE deleted = 0 GROUP BY state ORDER BY state", &[])?;
+    rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
 }
 
 /// Removes a member from a channel; `false` if they were not one.
-pub fn remove_member(tx: &Transaction<'_>, channel: ChannelId, technician: TechnicianId) -> Result<bool, StoreError> {
-    let n = tx.execute("DELETE FROM channel_members WHERE channel_id = ?1 AND technician_id = ?2", params![channel.0, technician.0])?;
+pub fn remove_member(tx: &Tx<'_>, channel: ChannelId, technician: TechnicianId) -> Result<bool, StoreError> {
+    let n = tx.execute("DELETE FROM channel_members WHERE channel_id = ?1 AND technician_id = ?2", &[&channel.0, &technician.0])?;
     Ok(n == 1)
 }
 
 /// Live sessions (not deleted) a technician is assigned to or invited on, in one channel or
 /// in all (`None`).
-pub fn live_sessions_of(tx: &Transaction<'_>, technician: TechnicianId, channel: Option<ChannelId>) -> Result<Vec<SessionRow>, StoreError> {
+pub fn live_sessions_of(tx: &Tx<'_>, technician: TechnicianId, channel: Option<ChannelId>) -> Result<Vec<SessionRow>, StoreError> {
     let live = "deleted = 0 AND state IN ('waiting', 'active', 'in_queue')";
     match channel {
-        Some(c) => query_sessions(tx, &format!("{live} AND {ON_SESSION} AND channel_id = ?2"), params![technician.0, c.0]),
-        None => query_sessions(tx, &format!("{live} AND {ON_SESSION}"), [technician.0]),
+        Some(c) => query_sessions(tx, &format!("{live} AND {ON_SESSION} AND channel_id = ?2"), &[&technician.0, &c.0]),
+        None => query_sessions(tx, &format!("{live} AND {ON_SESSION}"), &[&technician.0]),
     }
 }
 
 /// Deleted sessions in the channels a technician is a member of, or all (`None`: for admins).
-pub fn deleted_sessions(tx: &Transaction<'_>, member: Option<TechnicianId>) -> Result<Vec<SessionRow>, StoreError> {
+pub fn deleted_sessions(tx: &Tx<'_>, member: Option<TechnicianId>) -> Result<Vec<SessionRow>, StoreError> {
     match member {
         Some(t) => query_sessions(
             tx,
             "deleted = 1 AND channel_id IN (SELECT channel_id FROM channel_members WHERE technician_id = ?1)",
-            [t.0],
+            &[&t.0],
         ),
-        None => query_sessions(tx, "deleted = 1", []),
+        None => query_sessions(tx, "deleted = 1", &[]),
     }
 }
 
 /// The members of a channel.
-pub fn channel_members(tx: &Transaction<'_>, channel: ChannelId) -> Result<Vec<TechnicianId>, StoreError> {
-    let mut stmt = tx.prepare("SELECT technician_id FROM channel_members WHERE channel_id = ?1 ORDER BY technician_id")?;
-    let rows = stmt.query_map([channel.0], |r| Ok(TechnicianId(r.get(0)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn channel_members(tx: &Tx<'_>, channel: ChannelId) -> Result<Vec<TechnicianId>, StoreError> {
+    let rows = tx.query("SELECT technician_id FROM channel_members WHERE channel_id = ?1 ORDER BY technician_id", &[&channel.0])?;
+    rows.iter().map(|r| Ok(TechnicianId(r.get(0)?))).collect()
 }
 
 /// The administrators.
-pub fn admins(tx: &Transaction<'_>) -> Result<Vec<TechnicianId>, StoreError> {
-    let mut stmt = tx.prepare("SELECT id FROM technicians WHERE role = 'admin' AND disabled = 0 ORDER BY id")?;
-    let rows = stmt.query_map([], |r| Ok(TechnicianId(r.get(0)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn admins(tx: &Tx<'_>) -> Result<Vec<TechnicianId>, StoreError> {
+    let rows = tx.query("SELECT id FROM technicians WHERE role = 'admin' AND disabled = 0 ORDER BY id", &[])?;
+    rows.iter().map(|r| Ok(TechnicianId(r.get(0)?))).collect()
 }
 
 /// Open sessions (live, not deleted) assigned to a technician.
-pub fn open_sessions_assigned(tx: &Transaction<'_>, technician: TechnicianId) -> Result<usize, StoreError> {
-    let n: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM sessions WHERE assigned_technician_id = ?1 AND deleted = 0
-         AND state IN ('waiting', 'active', 'in_queue')",
-        [technician.0],
-        |r| r.get(0),
-    )?;
+pub fn open_sessions_assigned(tx: &Tx<'_>, technician: TechnicianId) -> Result<usize, StoreError> {
+    let n: i64 = tx
+        .query_one(
+            "SELECT COUNT(*) FROM sessions WHERE assigned_technician_id = ?1 AND deleted = 0
+             AND state IN ('waiting', 'active', 'in_queue')",
+            &[&technician.0],
+        )?
+        .get(0)?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// The id the next session gets. Safe because writes are serial (see [`super::Db`]) and
 /// sessions are never removed, only marked deleted.
-pub fn next_session_id(tx: &Transaction<'_>) -> Result<SessionId, StoreError> {
-    Ok(SessionId(tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM sessions", [], |r| r.get(0))?))
+pub fn next_session_id(tx: &Tx<'_>) -> Result<SessionId, StoreError> {
+    Ok(SessionId(tx.query_one("SELECT COALESCE(MAX(id), 0) + 1 FROM sessions", &[])?.get(0)?))
 }
 
 /// Is this PIN used by a live session?
-pub fn pin_in_use(tx: &Transaction<'_>, pin: Pin) -> Result<bool, StoreError> {
-    let n: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM sessions WHERE pin = ?1 AND deleted = 0 AND state IN ('waiting', 'active', 'in_queue')",
-        [pin.to_string()],
-        |r| r.get(0),
-    )?;
+pub fn pin_in_use(tx: &Tx<'_>, pin: Pin) -> Result<bool, StoreError> {
+    let n: i64 = tx
+        .query_one(
+            "SELECT COUNT(*) FROM sessions WHERE pin = ?1 AND deleted = 0 AND state IN ('waiting', 'active', 'in_queue')",
+            &[&pin.to_string()],
+        )?
+        .get(0)?;
     Ok(n > 0)
 }
 
@@ -459,7 +440,7 @@ struct RawSession {
     expires_at: i64,
 }
 
-fn raw_session(row: &Row<'_>) -> rusqlite::Result<RawSession> {
+fn raw_session(row: &Row) -> Result<RawSession, StoreError> {
     Ok(RawSession {
         id: row.get(0)?,
         channel: row.get(1)?,
@@ -535,112 +516,111 @@ fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
 }
 
 /// Stores a new session.
-pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<(), StoreError> {
+pub fn insert_session(tx: &Tx<'_>, s: &SessionRow) -> Result<(), StoreError> {
     let c = &s.core;
     tx.execute(
         &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
-        params![
-            c.id.0,
-            c.channel.0,
-            kind_str(c.kind),
-            s.name,
-            c.state.as_str(),
-            s.link_token.to_text(),
-            s.pin.map(|p| p.to_string()),
-            c.assigned.map(|t| t.0),
-            json(&c.invited)?,
-            json(&c.consent)?,
-            s.agent.as_ref().map(json).transpose()?,
-            c.deleted,
-            c.created_at.0,
-            c.updated_at.0,
-            c.expires_at.0,
-            s.machine.as_ref().map(json).transpose()?,
+        &[
+            &c.id.0,
+            &c.channel.0,
+            &kind_str(c.kind),
+            &s.name,
+            &c.state.as_str(),
+            &s.link_token.to_text(),
+            &s.pin.map(|p| p.to_string()),
+            &c.assigned.map(|t| t.0),
+            &json(&c.invited)?,
+            &json(&c.consent)?,
+            &s.agent.as_ref().map(json).transpose()?,
+            &c.deleted,
+            &c.created_at.0,
+            &c.updated_at.0,
+            &c.expires_at.0,
+            &s.machine.as_ref().map(json).transpose()?,
         ],
     )?;
     Ok(())
 }
 
 /// Stores the state machine's part of a session after a transition.
-pub fn update_session_core(tx: &Transaction<'_>, c: &Session) -> Result<(), StoreError> {
+pub fn update_session_core(tx: &Tx<'_>, c: &Session) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE sessions SET channel_id = ?2, state = ?3, assigned_technician_id = ?4, invited = ?5,
          consent = ?6, deleted = ?7, updated_at = ?8, expires_at = ?9 WHERE id = ?1",
-        params![
-            c.id.0,
-            c.channel.0,
-            c.state.as_str(),
-            c.assigned.map(|t| t.0),
-            json(&c.invited)?,
-            json(&c.consent)?,
-            c.deleted,
-            c.updated_at.0,
-            c.expires_at.0,
+        &[
+            &c.id.0,
+            &c.channel.0,
+            &c.state.as_str(),
+            &c.assigned.map(|t| t.0),
+            &json(&c.invited)?,
+            &json(&c.consent)?,
+            &c.deleted,
+            &c.updated_at.0,
+            &c.expires_at.0,
         ],
     )?;
     Ok(())
 }
 
 /// Stores what the app reported about its machine.
-pub fn update_session_machine(tx: &Transaction<'_>, id: SessionId, machine: &MachineRow) -> Result<(), StoreError> {
-    tx.execute("UPDATE sessions SET machine = ?2 WHERE id = ?1", params![id.0, json(machine)?])?;
+pub fn update_session_machine(tx: &Tx<'_>, id: SessionId, machine: &MachineRow) -> Result<(), StoreError> {
+    tx.execute("UPDATE sessions SET machine = ?2 WHERE id = ?1", &[&id.0, &json(machine)?])?;
     Ok(())
 }
 
 /// Records what the connected app reported.
-pub fn update_session_agent(tx: &Transaction<'_>, id: SessionId, agent: &AppInfo) -> Result<(), StoreError> {
-    tx.execute("UPDATE sessions SET agent = ?2 WHERE id = ?1", params![id.0, json(agent)?])?;
+pub fn update_session_agent(tx: &Tx<'_>, id: SessionId, agent: &AppInfo) -> Result<(), StoreError> {
+    tx.execute("UPDATE sessions SET agent = ?2 WHERE id = ?1", &[&id.0, &json(agent)?])?;
     Ok(())
 }
 
-fn query_sessions(tx: &Transaction<'_>, filter: &str, args: impl rusqlite::Params) -> Result<Vec<SessionRow>, StoreError> {
-    let mut stmt = tx.prepare(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {filter} ORDER BY id"))?;
-    let raws = stmt.query_map(args, raw_session)?.collect::<Result<Vec<_>, _>>()?;
-    raws.into_iter().map(finish_session).collect()
+fn query_sessions(tx: &Tx<'_>, filter: &str, args: &[&dyn Param]) -> Result<Vec<SessionRow>, StoreError> {
+    let rows = tx.query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {filter} ORDER BY id"), args)?;
+    rows.iter().map(|r| finish_session(raw_session(r)?)).collect()
 }
 
 /// The session with this id (deleted ones included: the caller decides).
-pub fn session_by_id(tx: &Transaction<'_>, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
-    Ok(query_sessions(tx, "id = ?1", [id.0])?.pop())
+pub fn session_by_id(tx: &Tx<'_>, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
+    Ok(query_sessions(tx, "id = ?1", &[&id.0])?.pop())
 }
 
 /// The live session with this link token.
-pub fn live_session_by_link(tx: &Transaction<'_>, token: &LinkToken) -> Result<Option<SessionRow>, StoreError> {
-    Ok(query_sessions(tx, "link_token = ?1 AND deleted = 0", [token.to_text()])?.pop())
+pub fn live_session_by_link(tx: &Tx<'_>, token: &LinkToken) -> Result<Option<SessionRow>, StoreError> {
+    Ok(query_sessions(tx, "link_token = ?1 AND deleted = 0", &[&token.to_text()])?.pop())
 }
 
 /// The live session with this PIN.
-pub fn live_session_by_pin(tx: &Transaction<'_>, pin: Pin) -> Result<Option<SessionRow>, StoreError> {
+pub fn live_session_by_pin(tx: &Tx<'_>, pin: Pin) -> Result<Option<SessionRow>, StoreError> {
     Ok(query_sessions(
         tx,
         "pin = ?1 AND deleted = 0 AND state IN ('waiting', 'active', 'in_queue')",
-        [pin.to_string()],
+        &[&pin.to_string()],
     )?
     .pop())
 }
 
 /// The sessions of a channel that are not deleted.
-pub fn sessions_in_channel(tx: &Transaction<'_>, channel: ChannelId) -> Result<Vec<SessionRow>, StoreError> {
-    query_sessions(tx, "channel_id = ?1 AND deleted = 0", [channel.0])
+pub fn sessions_in_channel(tx: &Tx<'_>, channel: ChannelId) -> Result<Vec<SessionRow>, StoreError> {
+    query_sessions(tx, "channel_id = ?1 AND deleted = 0", &[&channel.0])
 }
 
 /// Every session a technician is assigned to or invited on, not deleted.
-pub fn home_sessions(tx: &Transaction<'_>, technician: TechnicianId) -> Result<Vec<SessionRow>, StoreError> {
-    query_sessions(tx, &format!("deleted = 0 AND {ON_SESSION}"), [technician.0])
+pub fn home_sessions(tx: &Tx<'_>, technician: TechnicianId) -> Result<Vec<SessionRow>, StoreError> {
+    query_sessions(tx, &format!("deleted = 0 AND {ON_SESSION}"), &[&technician.0])
 }
 
 /// Ids of live sessions whose expiry time has come.
-pub fn due_for_expiry(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<SessionId>, StoreError> {
-    let mut stmt = tx.prepare(
+pub fn due_for_expiry(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<SessionId>, StoreError> {
+    let rows = tx.query(
         "SELECT id FROM sessions WHERE state IN ('waiting', 'active', 'in_queue') AND expires_at <= ?1 ORDER BY id",
+        &[&now.0],
     )?;
-    let rows = stmt.query_map([now.0], |r| Ok(SessionId(r.get(0)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.iter().map(|r| Ok(SessionId(r.get(0)?))).collect()
 }
 
 /// Appends an audit event, chained to the one before it (`super::audit_chain`). Writes are
 /// serialised (one writer), so the event read as the last is the last.
-pub fn insert_audit_event(tx: &Transaction<'_>, e: &AuditEvent) -> Result<(), StoreError> {
+pub fn insert_audit_event(tx: &Tx<'_>, e: &AuditEvent) -> Result<(), StoreError> {
     let last = super::audit_chain::head(tx)?;
     let row = super::audit_chain::ChainRow {
         id: last.as_ref().map_or(0, |h| h.id) + 1,
@@ -654,39 +634,35 @@ pub fn insert_audit_event(tx: &Transaction<'_>, e: &AuditEvent) -> Result<(), St
     let hash = row.hash(last.as_ref().and_then(super::audit_chain::Head::chained));
     tx.execute(
         "INSERT INTO audit_events (id, session_id, at, actor, action, from_state, to_state, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![row.id, row.session_id, row.at, row.actor, row.action, row.from_state, row.to_state, &hash[..]],
+        &[&row.id, &row.session_id, &row.at, &row.actor, &row.action, &row.from_state, &row.to_state, &hash],
     )?;
     Ok(())
 }
 
 /// A session's audit trail, oldest first.
-pub fn audit_events(tx: &Transaction<'_>, session: SessionId) -> Result<Vec<AuditEvent>, StoreError> {
-    let mut stmt = tx.prepare(
+pub fn audit_events(tx: &Tx<'_>, session: SessionId) -> Result<Vec<AuditEvent>, StoreError> {
+    let rows = tx.query(
         "SELECT at, actor, action, from_state, to_state FROM audit_events WHERE session_id = ?1 ORDER BY id",
+        &[&session.0],
     )?;
-    let rows = stmt
-        .query_map([session.0], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(at, actor, action, from, to)| {
+    rows.iter()
+        .map(|r| {
             Ok(AuditEvent {
                 session,
-                at: Timestamp(at),
-                actor: serde_json::from_str(&actor).map_err(|e| corrupt("actor", e))?,
-                action: serde_json::from_str(&action).map_err(|e| corrupt("action", e))?,
-                from: from.as_deref().map(parse_state).transpose()?,
-                to: parse_state(&to)?,
+                at: Timestamp(r.get(0)?),
+                actor: serde_json::from_str(&r.get::<String>(1)?).map_err(|e| corrupt("actor", e))?,
+                action: serde_json::from_str(&r.get::<String>(2)?).map_err(|e| corrupt("action", e))?,
+                from: r.get::<Option<String>>(3)?.as_deref().map(parse_state).transpose()?,
+                to: parse_state(&r.get::<String>(4)?)?,
             })
         })
         .collect()
 }
 
 /// Sessions with a consent request past its deadline, with the request's id.
-pub fn consent_past_deadline(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<(SessionId, u64)>, StoreError> {
+pub fn consent_past_deadline(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<(SessionId, u64)>, StoreError> {
     // Few sessions have a pending request at any time: select them by state, decide in Rust.
-    let candidates = query_sessions(tx, "state = 'active' AND deleted = 0 AND consent LIKE '%\"request_id\"%'", [])?;
+    let candidates = query_sessions(tx, "state = 'active' AND deleted = 0 AND consent LIKE '%\"request_id\"%'", &[])?;
     Ok(candidates
         .into_iter()
         .filter_map(|s| match s.core.consent.pending {
@@ -698,33 +674,33 @@ pub fn consent_past_deadline(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec
 
 /// The resumption secret (its SHA-256) of the app connected to a session, and when that app
 /// dropped (`None`: still connected, as far as the relay knows).
-pub fn resume_of(tx: &Transaction<'_>, id: SessionId) -> Result<Option<(String, Option<Timestamp>)>, StoreError> {
-    let row: Option<(Option<String>, Option<i64>)> = tx
-        .query_row("SELECT resume_hash, resume_dropped_at FROM sessions WHERE id = ?1", [id.0], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok(row.and_then(|(hash, dropped)| hash.map(|h| (h, dropped.map(Timestamp)))))
+pub fn resume_of(tx: &Tx<'_>, id: SessionId) -> Result<Option<(String, Option<Timestamp>)>, StoreError> {
+    let Some(row) = tx.query_opt("SELECT resume_hash, resume_dropped_at FROM sessions WHERE id = ?1", &[&id.0])? else {
+        return Ok(None);
+    };
+    let (hash, dropped): (Option<String>, Option<i64>) = (row.get(0)?, row.get(1)?);
+    Ok(hash.map(|h| (h, dropped.map(Timestamp))))
 }
 
 /// Records the resumption secret of the app that just connected (`None`: nothing may resume).
-pub fn set_resume(tx: &Transaction<'_>, id: SessionId, hash: Option<&str>) -> Result<(), StoreError> {
-    tx.execute("UPDATE sessions SET resume_hash = ?2, resume_dropped_at = NULL WHERE id = ?1", params![id.0, hash])?;
+pub fn set_resume(tx: &Tx<'_>, id: SessionId, hash: Option<&str>) -> Result<(), StoreError> {
+    tx.execute("UPDATE sessions SET resume_hash = ?2, resume_dropped_at = NULL WHERE id = ?1", &[&id.0, &hash])?;
     Ok(())
 }
 
 /// Starts the grace window of the session's app: it dropped at `at`.
-pub fn resume_dropped(tx: &Transaction<'_>, id: SessionId, at: Timestamp) -> Result<(), StoreError> {
+pub fn resume_dropped(tx: &Tx<'_>, id: SessionId, at: Timestamp) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE sessions SET resume_dropped_at = ?2 WHERE id = ?1 AND resume_hash IS NOT NULL",
-        params![id.0, at.0],
+        &[&id.0, &at.0],
     )?;
     Ok(())
 }
 
 /// Sessions that read as having an app connected.
-pub fn sessions_with_app(tx: &Transaction<'_>) -> Result<Vec<SessionId>, StoreError> {
-    let mut stmt = tx.prepare("SELECT id FROM sessions WHERE state IN ('active', 'in_queue') AND deleted = 0 ORDER BY id")?;
-    let ids = stmt.query_map([], |r| r.get::<_, i64>(0))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(ids.into_iter().map(SessionId).collect())
+pub fn sessions_with_app(tx: &Tx<'_>) -> Result<Vec<SessionId>, StoreError> {
+    let rows = tx.query("SELECT id FROM sessions WHERE state IN ('active', 'in_queue') AND deleted = 0 ORDER BY id", &[])?;
+    rows.iter().map(|r| Ok(SessionId(r.get(0)?))).collect()
 }
 
 /// One recording file of a session (a segment: recordings are cut at display changes and
@@ -751,12 +727,12 @@ pub struct RecordingRow {
 
 const RECORDING_COLUMNS: &str = "id, session_id, started_at, ended_at, width, height, duration_ms, bytes";
 
-fn recording_from_row(row: &Row<'_>) -> rusqlite::Result<RecordingRow> {
+fn recording_from_row(row: &Row) -> Result<RecordingRow, StoreError> {
     Ok(RecordingRow {
         id: row.get(0)?,
         session: SessionId(row.get(1)?),
         started_at: Timestamp(row.get(2)?),
-        ended_at: row.get::<_, Option<i64>>(3)?.map(Timestamp),
+        ended_at: row.get::<Option<i64>>(3)?.map(Timestamp),
         width: row.get(4)?,
         height: row.get(5)?,
         duration_ms: row.get(6)?,
@@ -765,59 +741,58 @@ fn recording_from_row(row: &Row<'_>) -> rusqlite::Result<RecordingRow> {
 }
 
 /// Adds a recording being written; returns its id.
-pub fn insert_recording(tx: &Transaction<'_>, session: SessionId, started_at: Timestamp, width: u32, height: u32) -> Result<i64, StoreError> {
-    tx.execute(
-        "INSERT INTO recordings (session_id, started_at, width, height) VALUES (?1, ?2, ?3, ?4)",
-        params![session.0, started_at.0, width, height],
-    )?;
-    Ok(tx.last_insert_rowid())
+pub fn insert_recording(tx: &Tx<'_>, session: SessionId, started_at: Timestamp, width: u32, height: u32) -> Result<i64, StoreError> {
+    tx.query_one(
+        "INSERT INTO recordings (session_id, started_at, width, height) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        &[&session.0, &started_at.0, &width, &height],
+    )?
+    .get(0)
 }
 
 /// Marks a recording finished.
-pub fn finish_recording(tx: &Transaction<'_>, id: i64, ended_at: Timestamp, duration_ms: i64, bytes: i64) -> Result<(), StoreError> {
+pub fn finish_recording(tx: &Tx<'_>, id: i64, ended_at: Timestamp, duration_ms: i64, bytes: i64) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE recordings SET ended_at = ?2, duration_ms = ?3, bytes = ?4 WHERE id = ?1",
-        params![id, ended_at.0, duration_ms, bytes],
+        &[&id, &ended_at.0, &duration_ms, &bytes],
     )?;
     Ok(())
 }
 
 /// One recording.
-pub fn recording_by_id(tx: &Transaction<'_>, id: i64) -> Result<Option<RecordingRow>, StoreError> {
-    Ok(tx
-        .query_row(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1"), [id], recording_from_row)
-        .optional()?)
+pub fn recording_by_id(tx: &Tx<'_>, id: i64) -> Result<Option<RecordingRow>, StoreError> {
+    tx.query_opt(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1"), &[&id])?
+        .as_ref()
+        .map(recording_from_row)
+        .transpose()
 }
 
 /// A session's recordings, oldest first.
-pub fn recordings_of(tx: &Transaction<'_>, session: SessionId) -> Result<Vec<RecordingRow>, StoreError> {
-    let mut stmt = tx.prepare(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE session_id = ?1 ORDER BY id"))?;
-    let rows = stmt.query_map([session.0], recording_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn recordings_of(tx: &Tx<'_>, session: SessionId) -> Result<Vec<RecordingRow>, StoreError> {
+    let rows = tx.query(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE session_id = ?1 ORDER BY id"), &[&session.0])?;
+    rows.iter().map(recording_from_row).collect()
 }
 
 /// Recordings left unfinished (the relay stopped while writing them).
-pub fn unfinished_recordings(tx: &Transaction<'_>) -> Result<Vec<RecordingRow>, StoreError> {
-    let mut stmt = tx.prepare(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE ended_at IS NULL ORDER BY id"))?;
-    let rows = stmt.query_map([], recording_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn unfinished_recordings(tx: &Tx<'_>) -> Result<Vec<RecordingRow>, StoreError> {
+    let rows = tx.query(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE ended_at IS NULL ORDER BY id"), &[])?;
+    rows.iter().map(recording_from_row).collect()
 }
 
 /// Finished recordings past their channel's retention at `now` (channels keeping them for 0
 /// days keep them).
-pub fn recordings_past_retention(tx: &Transaction<'_>, now: Timestamp) -> Result<Vec<RecordingRow>, StoreError> {
-    let mut stmt = tx.prepare(
+pub fn recordings_past_retention(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<RecordingRow>, StoreError> {
+    let rows = tx.query(
         "SELECT r.id, r.session_id, r.started_at, r.ended_at, r.width, r.height, r.duration_ms, r.bytes \
          FROM recordings r JOIN sessions s ON s.id = r.session_id JOIN channels c ON c.id = s.channel_id \
          WHERE r.ended_at IS NOT NULL AND c.recording_retention_days > 0 \
            AND r.ended_at + c.recording_retention_days * 86400000 <= ?1 ORDER BY r.id",
+        &[&now.0],
     )?;
-    let rows = stmt.query_map([now.0], recording_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    rows.iter().map(recording_from_row).collect()
 }
 
 /// Forgets a recording (its files are deleted by the caller).
-pub fn delete_recording(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM recordings WHERE id = ?1", [id])?;
+pub fn delete_recording(tx: &Tx<'_>, id: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM recordings WHERE id = ?1", &[&id])?;
     Ok(())
 }

@@ -208,7 +208,7 @@ impl Bench {
 
 async fn bench() -> (Bench, quinn::Endpoint, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let db = Db::open(&dir.path().join("deskline.db")).expect("the database");
+    let db = Db::for_tests(dir.path()).expect("the database");
     let desk = Desk::new(db, Arc::new(ManualClock::new(Timestamp(1_800_000_000_000))), "https://desk.example".into());
     desk.ensure_default_channel_blocking().expect("the default channel");
     let mut rows = Vec::new();

@@ -32,7 +32,7 @@ pub struct Harness {
 impl Harness {
     pub async fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("deskline.db")).unwrap();
+        let db = Db::for_tests(dir.path()).unwrap();
         let clock = ManualClock::new(Timestamp(1_800_000_000_000));
         let desk = Desk::new(db, Arc::new(clock.clone()), "https://desk.example".into());
         desk.ensure_default_channel_blocking().unwrap();

@@ -1,0 +1,216 @@
+//! The PostgreSQL back end: a pool of tokio-postgres connections (deadpool-postgres), driven
+//! by a small runtime of the database's own.
+//!
+//! The desk's transactions are synchronous closures (see `sql`); they run on a blocking
+//! thread that waits on each statement. The connections' tasks live on this module's own
+//! runtime (one worker thread), so they make progress whatever the caller's runtime is doing —
+//! a test's single-threaded runtime blocked in a `*_blocking` call included.
+//!
+//! Writes are serial across every node: each write transaction first takes one transaction
+//! advisory lock (`pg_advisory_xact_lock`, released at commit or rollback). That is what
+//! SQLite's single writer gave the desk — decisions on data nobody changes before the commit,
+//! an audit chain whose next event follows the last — with PostgreSQL as the one arbiter, no
+//! consensus of our own. Reads take a repeatable-read, read-only snapshot and wait for nobody.
+//! A change takes a few milliseconds, so one lock carries hundreds of changes a second: far
+//! beyond a help desk's rate (`bench` measures it).
+
+use super::StoreError;
+use super::migrations::{MIGRATIONS, for_postgres};
+use super::sql::Tx;
+use deadpool_postgres::tokio_postgres::IsolationLevel;
+use std::time::Duration;
+
+/// The advisory lock every write transaction takes ("deskline" in ASCII).
+const WRITE_LOCK: i64 = 0x6465_736b_6c69_6e65;
+/// Connections per node: reads run side by side; writes wait for the lock anyway.
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a connection, or for one to be made, before it fails.
+const CONNECTION_WAIT: Duration = Duration::from_secs(10);
+
+pub(super) struct Pg {
+    pool: deadpool_postgres::Pool,
+    /// `None` only while being dropped.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // A runtime cannot be dropped where blocking is not allowed (a relay's last `Db` may
+        // go from async code): let its thread wind down by itself.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Pg {
+    /// Connects, checks the connection is protected as it must be, and migrates.
+    pub(super) fn connect(url: &str) -> Result<Pg, StoreError> {
+        Pg::connect_config(parse(url)?)
+    }
+
+    fn connect_config(config: tokio_postgres::Config) -> Result<Pg, StoreError> {
+        check_protected(&config)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("deskline-db")
+            .enable_all()
+            .build()
+            .map_err(StoreError::Io)?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tls_connector()?,
+            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECTION_WAIT))
+            .create_timeout(Some(CONNECTION_WAIT))
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let pg = Pg { pool, rt: Some(rt) };
+        // A thread of its own: `connect` may be called from async code.
+        std::thread::scope(|s| s.spawn(|| pg.migrate()).join()).map_err(|_| StoreError::Task("migration panicked".into()))??;
+        Ok(pg)
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.rt.as_ref().expect("the database runtime runs until dropped").handle()
+    }
+
+    /// Runs `f` in a transaction on the calling thread, which must not be running async code.
+    pub(super) fn run<T, E, F>(&self, write: bool, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Tx<'_>) -> Result<T, E>,
+    {
+        let rt = self.handle();
+        let mut client = rt.block_on(self.pool.get()).map_err(|e| StoreError::Pool(e.to_string()))?;
+        let tx = rt
+            .block_on(async {
+                let builder = client.build_transaction();
+                let tx = if write {
+                    builder.isolation_level(IsolationLevel::ReadCommitted).start().await?
+                } else {
+                    builder.isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?
+                };
+                if write {
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await?;
+                }
+                Ok::<_, tokio_postgres::Error>(tx)
+            })
+            .map_err(StoreError::from)?;
+        let tx = Tx::postgres(tx, rt);
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Brings the schema up to date, under the write lock: nodes starting together migrate
+    /// once. The version is kept in a table (SQLite keeps it in `PRAGMA user_version`).
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.run(true, |tx| {
+            tx.batch("CREATE TABLE IF NOT EXISTS deskline_schema (version BIGINT NOT NULL)")?;
+            let current = match tx.query_opt("SELECT version FROM deskline_schema", &[])? {
+                Some(row) => usize::try_from(row.get::<i64>(0)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                None => {
+                    tx.execute("INSERT INTO deskline_schema (version) VALUES (0)", &[])?;
+                    0
+                }
+            };
+            if current > MIGRATIONS.len() {
+                return Err(StoreError::SchemaTooNew { found: current, supported: MIGRATIONS.len() });
+            }
+            for i in current..MIGRATIONS.len() {
+                tx.batch(&for_postgres(i))?;
+                tx.execute("UPDATE deskline_schema SET version = ?1", &[&i64::try_from(i + 1).unwrap_or(i64::MAX)])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse().map_err(|e| StoreError::Config(format!("the database URL does not parse: {e}")))
+}
+
+/// For tests: creates a new, empty database on the server `admin_url` names (as a role that
+/// may create databases) and connects to it.
+pub(super) fn fresh_database(admin_url: &str) -> Result<Pg, StoreError> {
+    use rand::Rng as _;
+    let admin = parse(admin_url)?;
+    let name = format!("deskline_test_{:016x}", rand::rng().next_u64());
+    let create = || -> Result<(), StoreError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Io)?;
+        rt.block_on(async {
+            let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
+            let connection = tokio::spawn(connection);
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+            drop(client);
+            let _ = connection.await;
+            Ok(())
+        })
+    };
+    std::thread::scope(|s| s.spawn(create).join()).map_err(|_| StoreError::Task("creating a database panicked".into()))??;
+    let mut config = admin.clone();
+    config.dbname(&name);
+    Pg::connect_config(config)
+}
+
+/// Database traffic leaves this machine only inside TLS with a verified certificate: a server
+/// reached over TCP at an address other than loopback needs `sslmode=require` (the
+/// certificate checked against the system's trusted roots, where an operator adds a private
+/// CA). A Unix socket or loopback may go without.
+fn check_protected(config: &tokio_postgres::Config) -> Result<(), StoreError> {
+    use tokio_postgres::config::{Host, SslMode};
+    if config.get_ssl_mode() == SslMode::Require {
+        return Ok(());
+    }
+    for host in config.get_hosts() {
+        let local = match host {
+            #[cfg(unix)]
+            Host::Unix(_) => true,
+            Host::Tcp(name) => name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+        };
+        if !local {
+            return Err(StoreError::Config(format!(
+                "the database server {host:?} is not on this machine: add sslmode=require to the database URL \
+                 (its certificate is checked against the system's trusted roots)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system store may hold a certificate rustls cannot use; the others still count.
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_server_needs_tls_and_a_local_one_does_not() {
+        let check = |url: &str| check_protected(&url.parse().unwrap());
+        assert!(check("postgres://u@127.0.0.1/d").is_ok());
+        assert!(check("postgres://u@localhost:5433/d").is_ok());
+        assert!(check("postgres://u@[::1]/d").is_ok());
+        assert!(check("host=/run/postgresql user=u dbname=d").is_ok());
+        let err = check("postgres://u@db.example.org/d").unwrap_err().to_string();
+        assert!(err.contains("sslmode=require"), "{err}");
+        assert!(check("postgres://u@db.example.org/d?sslmode=prefer").is_err());
+        assert!(check("postgres://u@db.example.org/d?sslmode=require").is_ok());
+    }
+}
