@@ -1,6 +1,8 @@
 //! Passwords (argon2id), API tokens (random, stored hashed) and login throttling.
 
+use crate::failures::{FailureLog, Kind};
 use crate::limits::{LOGIN_BACKOFF_MAX, LOGIN_FAILURE_WINDOW, LOGIN_FREE_FAILURES};
+use crate::store::StoreError;
 use crate::network::Network;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -9,9 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deskline_protocol::Timestamp;
 use rand::Rng as _;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 /// Hashes a password with argon2id (the crate's default, OWASP-recommended parameters) and a
 /// random salt, as a PHC string.
@@ -91,7 +91,7 @@ impl PasswordCheckers {
     #[must_use]
     pub fn new(threads: usize) -> PasswordCheckers {
         let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
-        let queue = std::sync::Arc::new(Mutex::new(queue));
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
         for i in 0..threads {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new().name(format!("password-check-{i}")).spawn(move || {
@@ -160,34 +160,30 @@ pub fn random_password() -> String {
 /// (IPv4 /24, IPv6 /56) in a sliding window are free up to a few typos, then each further
 /// attempt from that network must wait twice as long as the one before. Somebody guessing the
 /// admin's password slows themself down; the admin, signing in from anywhere else, is never
-/// locked out. Per relay instance, held in the app state (not a global).
-#[derive(Default)]
+/// locked out. Per desk (not a global); the failures are kept where [`FailureLog`] says — in
+/// the shared database when several relay nodes serve the desk, so they count on every node.
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<Network, Vec<Timestamp>>>,
+    log: FailureLog,
 }
 
-
 impl LoginThrottle {
+    /// A throttle counting in `log`.
+    #[must_use]
+    pub fn new(log: FailureLog) -> LoginThrottle {
+        LoginThrottle { log }
+    }
+
     /// If attempts from `from`'s network must wait now, how many milliseconds more.
-    pub fn retry_after(&self, from: Option<IpAddr>, now: Timestamp) -> Option<i64> {
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = map.get_mut(&network(from))?;
-        let window_ms = LOGIN_FAILURE_WINDOW.as_millis() as i64;
-        entry.retain(|t| now.0 - t.0 < window_ms);
-        let last = entry.last()?;
-        let wait = backoff(entry.len())?;
-        let ready_at = last.0 + wait.as_millis() as i64;
-        (ready_at > now.0).then(|| ready_at - now.0)
+    pub async fn retry_after(&self, from: Option<IpAddr>, now: Timestamp) -> Result<Option<i64>, StoreError> {
+        let failures = self.log.recent(Kind::Login, network(from), now, LOGIN_FAILURE_WINDOW).await?;
+        let (Some(last), Some(wait)) = (failures.last(), backoff(failures.len())) else { return Ok(None) };
+        let ready_at = last.0 + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        Ok((ready_at > now.0).then(|| ready_at - now.0))
     }
 
     /// Records a failed attempt from `from`.
-    pub fn failed(&self, from: Option<IpAddr>, now: Timestamp) {
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > crate::limits::MAX_NETWORKS_TRACKED {
-            let window_ms = LOGIN_FAILURE_WINDOW.as_millis() as i64;
-            map.retain(|_, failures| failures.last().is_some_and(|t| now.0 - t.0 < window_ms));
-        }
-        map.entry(network(from)).or_default().push(now);
+    pub async fn failed(&self, from: Option<IpAddr>, now: Timestamp) -> Result<(), StoreError> {
+        self.log.record(Kind::Login, network(from), now, LOGIN_FAILURE_WINDOW).await
     }
 }
 
@@ -231,27 +227,30 @@ mod tests {
         assert_ne!(p, random_password());
     }
 
-    #[test]
-    fn login_throttle_backs_off_per_network_and_never_locks_an_account() {
-        let throttle = LoginThrottle::default();
+    /// On the back end under test (the failures are in PostgreSQL when the test command runs
+    /// the desk tests there).
+    #[tokio::test]
+    async fn login_throttle_backs_off_per_network_and_never_locks_an_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let throttle = LoginThrottle::new(FailureLog::for_db(&crate::store::Db::for_tests(dir.path()).unwrap()));
         let attacker: Option<IpAddr> = Some("198.51.100.7".parse().unwrap());
         let neighbour: Option<IpAddr> = Some("198.51.100.8".parse().unwrap());
         let owner: Option<IpAddr> = Some("203.0.113.5".parse().unwrap());
         let t0 = Timestamp(1_000_000);
         for _ in 0..LOGIN_FREE_FAILURES {
-            assert_eq!(throttle.retry_after(attacker, t0), None, "typos are free");
-            throttle.failed(attacker, t0);
+            assert_eq!(throttle.retry_after(attacker, t0).await.unwrap(), None, "typos are free");
+            throttle.failed(attacker, t0).await.unwrap();
         }
-        assert_eq!(throttle.retry_after(attacker, t0), Some(1_000));
-        assert_eq!(throttle.retry_after(neighbour, t0), Some(1_000), "the same /24 counts together");
-        assert_eq!(throttle.retry_after(owner, t0), None, "other networks are never held back");
+        assert_eq!(throttle.retry_after(attacker, t0).await.unwrap(), Some(1_000));
+        assert_eq!(throttle.retry_after(neighbour, t0).await.unwrap(), Some(1_000), "the same /24 counts together");
+        assert_eq!(throttle.retry_after(owner, t0).await.unwrap(), None, "other networks are never held back");
         // Each further failure doubles the wait, up to the cap.
-        throttle.failed(attacker, Timestamp(t0.0 + 1_000));
-        assert_eq!(throttle.retry_after(attacker, Timestamp(t0.0 + 1_000)), Some(2_000));
+        throttle.failed(attacker, Timestamp(t0.0 + 1_000)).await.unwrap();
+        assert_eq!(throttle.retry_after(attacker, Timestamp(t0.0 + 1_000)).await.unwrap(), Some(2_000));
         assert_eq!(backoff(LOGIN_FREE_FAILURES + 40), Some(LOGIN_BACKOFF_MAX));
         assert_eq!(backoff(LOGIN_FREE_FAILURES - 1), None);
         // After the window, the network starts afresh.
         let later = Timestamp(t0.0 + 1_000 + LOGIN_FAILURE_WINDOW.as_millis() as i64);
-        assert_eq!(throttle.retry_after(attacker, later), None);
+        assert_eq!(throttle.retry_after(attacker, later).await.unwrap(), None);
     }
 }

@@ -50,6 +50,10 @@ struct Inner {
     metrics: crate::metrics::Metrics,
     /// The relay-wide settings administrators change (stored; read here).
     settings: std::sync::RwLock<Settings>,
+    /// The `--organisation` flag: the organisation's name until an administrator sets one.
+    organisation_default: std::sync::OnceLock<String>,
+    /// This process among the relay nodes sharing a PostgreSQL database (random).
+    node: String,
     /// Set when the relay stops: long-lived answers (consoles' live streams) end.
     stopping: tokio::sync::watch::Sender<bool>,
     /// Chat lines per sender and session: [`CHAT_BURST`] at once, then one per [`CHAT_REFILL`].
@@ -69,6 +73,12 @@ pub struct QuicEndpoint {
 const ORGANISATION: &str = "organisation";
 /// The settings key of "every technician signs in with a second factor" (`true`/`false`).
 const REQUIRE_SECOND_FACTOR: &str = "require_second_factor";
+
+/// The relay-wide settings as stored: the organisation's name and "a second factor is
+/// required", each if set.
+fn stored_settings(tx: &Tx<'_>) -> Result<(Option<String>, Option<String>), Error> {
+    Ok((store::setting(tx, ORGANISATION)?, store::setting(tx, REQUIRE_SECOND_FACTOR)?))
+}
 
 /// Directory facts loaded from the store for one decision (see [`Directory`]).
 struct Facts {
@@ -183,18 +193,21 @@ impl Desk {
     /// A desk on this database, clock and public URL (links are built on it).
     pub fn new(db: Db, clock: Arc<dyn Clock>, public_url: String) -> Desk {
         let (events, _) = broadcast::channel(crate::limits::EVENT_BUFFER);
+        let throttle = LoginThrottle::new(crate::failures::FailureLog::for_db(&db));
         Desk {
             inner: Arc::new(Inner {
                 db,
                 clock,
                 public_url,
                 events,
-                throttle: LoginThrottle::default(),
+                throttle,
                 password_checks: auth::PasswordCheckers::new(MAX_CONCURRENT_PASSWORD_CHECKS),
                 quic: std::sync::OnceLock::new(),
                 recordings: std::sync::OnceLock::new(),
                 metrics: crate::metrics::Metrics::new(),
                 settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
+                organisation_default: std::sync::OnceLock::new(),
+                node: crate::nodes::new_node_id(),
                 stopping: tokio::sync::watch::Sender::new(false),
                 chat_limits: governor::RateLimiter::keyed(
                     governor::Quota::with_period(CHAT_REFILL)
@@ -286,14 +299,25 @@ impl Desk {
     /// Loads the settings at start: the organisation's name is the one an administrator set,
     /// else `default` (the `--organisation` flag).
     pub fn load_settings_blocking(&self, default: &str) -> Result<(), Error> {
-        let (organisation, second_factor) = self.db().write_blocking(|tx| {
-            Ok::<_, Error>((store::setting(tx, ORGANISATION)?, store::setting(tx, REQUIRE_SECOND_FACTOR)?))
-        })?;
+        let _ = self.inner.organisation_default.set(default.to_owned());
+        let stored = self.db().write_blocking(stored_settings)?;
+        self.keep_settings(stored);
+        Ok(())
+    }
+
+    /// Loads the settings again (another relay node changed them).
+    pub(crate) async fn reload_settings(&self) -> Result<(), Error> {
+        let stored = self.db().read(stored_settings).await?;
+        self.keep_settings(stored);
+        Ok(())
+    }
+
+    fn keep_settings(&self, (organisation, second_factor): (Option<String>, Option<String>)) {
+        let default = self.inner.organisation_default.get().cloned().unwrap_or_default();
         *self.inner.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Settings {
-            organisation: organisation.unwrap_or_else(|| default.to_owned()),
+            organisation: organisation.unwrap_or(default),
             require_second_factor: second_factor.as_deref() == Some("true"),
         };
-        Ok(())
     }
 
     /// The relay-wide settings.
@@ -331,6 +355,7 @@ impl Desk {
             .await?;
         tracing::info!(by = %actor.username, organisation = %new.organisation, require_second_factor = new.require_second_factor, "settings changed");
         *self.inner.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+        self.tell_other_nodes(crate::nodes::Notice::Settings);
         Ok(self.settings())
     }
 
@@ -357,6 +382,17 @@ impl Desk {
         }
     }
 
+    /// This process among the relay nodes sharing a PostgreSQL database.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Sends a live event to this node's consoles and connections.
+    pub(crate) fn send_here(&self, event: SessionEvent) {
+        // No subscriber is fine: nobody is watching.
+        let _ = self.inner.events.send(event);
+    }
+
     /// Live session events, for consoles.
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
@@ -376,6 +412,12 @@ impl Desk {
     }
 
     pub(crate) fn announce(&self, before_channel: Option<ChannelId>, row: &SessionRow) {
+        self.announce_here(before_channel, row);
+        self.tell_other_nodes(crate::nodes::Notice::Session { id: row.core.id.0, before_channel: before_channel.map(|c| c.0) });
+    }
+
+    /// [`Desk::announce`] to this node's consoles and connections only.
+    pub(crate) fn announce_here(&self, before_channel: Option<ChannelId>, row: &SessionRow) {
         let mut channels = vec![row.core.channel.0];
         if let Some(c) = before_channel.filter(|c| *c != row.core.channel) {
             channels.push(c.0);
@@ -386,8 +428,7 @@ impl Desk {
             technicians: row.core.technicians().collect(),
             id: row.core.id,
         };
-        // No subscriber is fine: nobody is watching.
-        let _ = self.inner.events.send(event);
+        self.send_here(event);
     }
 
     // ---- technicians and login ----
@@ -404,7 +445,7 @@ impl Desk {
         from: Option<std::net::IpAddr>,
     ) -> Result<(String, TechnicianView), Error> {
         let now = self.now();
-        self.not_throttled(from, now, &username)?;
+        self.not_throttled(from, now, &username).await?;
         let lookup = username.clone();
         let technician = self.db().read(move |tx| Ok::<_, Error>(store::technician_by_username(tx, &lookup)?)).await?;
         // Verify against a dummy hash when the user does not exist: same time either way.
@@ -413,7 +454,7 @@ impl Desk {
             .check_password(move || auth::verify_password(&password, hash.as_deref().unwrap_or_else(|| auth::dummy_hash())))
             .await?;
         let Some(technician) = technician.filter(|_| ok) else {
-            self.failed_attempt(from, now, &username, "login failed: wrong username or password");
+            self.failed_attempt(from, now, &username, "login failed: wrong username or password").await;
             return Err(Error::Unauthorized("wrong username or password"));
         };
         if technician.disabled {
@@ -436,7 +477,7 @@ impl Desk {
             })
             .await?;
         let Some(token) = token else {
-            self.failed_attempt(from, now, &username, "login failed: wrong second-factor code");
+            self.failed_attempt(from, now, &username, "login failed: wrong second-factor code").await;
             return Err(Error::WrongSecondFactor);
         };
         tracing::info!(?from, %username, one_time = technician.must_change_password, second_factor, "technician signed in");
@@ -444,8 +485,8 @@ impl Desk {
     }
 
     /// Refuses an attempt from a network that failed too often (see [`LoginThrottle`]).
-    fn not_throttled(&self, from: Option<std::net::IpAddr>, now: Timestamp, username: &str) -> Result<(), Error> {
-        let Some(ms) = self.inner.throttle.retry_after(from, now) else { return Ok(()) };
+    async fn not_throttled(&self, from: Option<std::net::IpAddr>, now: Timestamp, username: &str) -> Result<(), Error> {
+        let Some(ms) = self.inner.throttle.retry_after(from, now).await? else { return Ok(()) };
         let retry_after_secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
         tracing::warn!(?from, %username, retry_after_secs, "refused: too many failed sign-in attempts from this network");
         self.inner.metrics.limit_tripped("login");
@@ -453,8 +494,10 @@ impl Desk {
     }
 
     /// Counts a wrong password or code against `from`'s network, and says so in the log.
-    fn failed_attempt(&self, from: Option<std::net::IpAddr>, now: Timestamp, username: &str, what: &'static str) {
-        self.inner.throttle.failed(from, now);
+    async fn failed_attempt(&self, from: Option<std::net::IpAddr>, now: Timestamp, username: &str, what: &'static str) {
+        if let Err(e) = self.inner.throttle.failed(from, now).await {
+            tracing::error!(error = %e, "cannot count a failed sign-in");
+        }
         self.inner.metrics.failed_logins.inc();
         tracing::warn!(?from, %username, "{what}");
     }
@@ -470,7 +513,7 @@ impl Desk {
         from: Option<std::net::IpAddr>,
     ) -> Result<(String, TechnicianView), Error> {
         let now = self.now();
-        self.not_throttled(from, now, &me.username)?;
+        self.not_throttled(from, now, &me.username).await?;
         if new == current {
             return Err(Error::bad("same_password", "new_password: must differ from the current password"));
         }
@@ -480,7 +523,7 @@ impl Desk {
             .check_password(move || auth::verify_password(&current, &stored).then(|| auth::hash_password(&new)))
             .await?;
         let Some(hash) = hashed else {
-            self.failed_attempt(from, now, &me.username, "password change refused: wrong current password");
+            self.failed_attempt(from, now, &me.username, "password change refused: wrong current password").await;
             return Err(Error::bad("wrong_password", "current_password: that is not your current password"));
         };
         let hash = hash.map_err(|e| Error::Internal(e.to_string()))?;
@@ -539,7 +582,7 @@ impl Desk {
         from: Option<std::net::IpAddr>,
     ) -> Result<deskline_api::SecondFactorConfirmed, Error> {
         let now = self.now();
-        self.not_throttled(from, now, &me.username)?;
+        self.not_throttled(from, now, &me.username).await?;
         let id = me.id;
         let recovery_codes = second_factor::new_recovery_codes();
         let hashes = second_factor::recovery_hashes(&recovery_codes);
@@ -561,7 +604,7 @@ impl Desk {
             })
             .await?;
         let Some((token, row)) = confirmed else {
-            self.failed_attempt(from, now, &me.username, "second factor not confirmed: wrong code");
+            self.failed_attempt(from, now, &me.username, "second factor not confirmed: wrong code").await;
             return Err(Error::bad("wrong_code", "code: that is not the code the authenticator app shows now"));
         };
         tracing::info!(?from, username = %me.username, "technician turned their second factor on; their other tokens are revoked");
@@ -611,12 +654,12 @@ impl Desk {
     /// Checks the signed-in technician's password (throttled like logins).
     async fn check_own_password(&self, me: &TechnicianRow, password: String, from: Option<std::net::IpAddr>) -> Result<(), Error> {
         let now = self.now();
-        self.not_throttled(from, now, &me.username)?;
+        self.not_throttled(from, now, &me.username).await?;
         let stored = me.password_hash.clone();
         if self.check_password(move || auth::verify_password(&password, &stored)).await? {
             Ok(())
         } else {
-            self.failed_attempt(from, now, &me.username, "refused: wrong password");
+            self.failed_attempt(from, now, &me.username, "refused: wrong password").await;
             Err(Error::bad("wrong_password", "password: that is not your password"))
         }
     }
@@ -631,7 +674,7 @@ impl Desk {
         change: impl FnOnce(&Tx<'_>, &mut TechnicianRow) -> Result<(), Error> + Send + 'static,
     ) -> Result<TechnicianRow, Error> {
         let now = self.now();
-        self.not_throttled(from, now, &me.username)?;
+        self.not_throttled(from, now, &me.username).await?;
         let id = me.id;
         let changed = self
             .db()
@@ -644,10 +687,10 @@ impl Desk {
                 Ok::<_, Error>(Some(row))
             })
             .await?;
-        changed.ok_or_else(|| {
-            self.failed_attempt(from, now, &me.username, "refused: wrong second-factor code");
-            Error::bad("wrong_code", "code: that is neither the authenticator app's code nor an unused recovery code")
-        })
+        if changed.is_none() {
+            self.failed_attempt(from, now, &me.username, "refused: wrong second-factor code").await;
+        }
+        changed.ok_or_else(|| Error::bad("wrong_code", "code: that is neither the authenticator app's code nor an unused recovery code"))
     }
 
     /// Signs out: the token dies.
@@ -1394,13 +1437,14 @@ impl Desk {
                 Ok::<_, Error>((row, name))
             })
             .await?;
-        // No subscriber is fine: nobody is watching.
-        let _ = self.inner.events.send(SessionEvent {
+        let event = SessionEvent {
             live: views::LiveEvent::Chat { message: views::chat_message(id, now, &from, &name, &text) },
             channels: vec![row.core.channel.0],
             technicians: row.core.technicians().collect(),
             id,
-        });
+        };
+        self.tell_other_nodes(crate::nodes::Notice::Event(event.clone()));
+        self.send_here(event);
         let from = match from {
             Actor::Technician(t) => ChatFrom::Technician { id: t, name },
             Actor::App | Actor::System => ChatFrom::EndUser,

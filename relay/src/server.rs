@@ -221,6 +221,9 @@ impl Prepared {
         log_audit_head(&self.desk, "starting");
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
         let webrtc = WebRtcAddresses { bind: self.quic.local_addr()?.ip(), public: self.webrtc_public_ip };
+        // Relay nodes sharing PostgreSQL: the changes made through the others reach this one's
+        // consoles and connections.
+        self.desk.follow_other_nodes();
         let transport = Transport::new(self.desk.clone(), self.max_fps, webrtc);
         let quic = self.quic.clone();
         tokio::spawn(transport.clone().serve(self.quic, self.connections_per_network));

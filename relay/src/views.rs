@@ -134,7 +134,7 @@ pub fn chat_message(session: SessionId, at: Timestamp, from: &Actor, name: &str,
 }
 
 /// Where a session event may be shown.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SessionEvent {
     /// What consoles are told: the session's new view, or a chat line on it.
     pub live: deskline_api::LiveEvent,

@@ -494,6 +494,8 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
                 () = &mut stopped => return,
             };
             let live = match received {
+                // Every console reloads (another relay node's notices were interrupted).
+                Ok(event) if matches!(event.live, LiveEvent::Resync) => LiveEvent::Resync,
                 Ok(event) => {
                     let mut visible = me.role == Role::Admin || event.technicians.contains(&me.id);
                     for &c in &event.channels {

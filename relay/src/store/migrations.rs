@@ -154,6 +154,18 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX recordings_session ON recordings(session_id, id);
     "#,
+    // 9: failed sign-ins and session-code attempts by source network, for relay nodes sharing
+    // PostgreSQL (`failures`: a relay alone on SQLite counts them in memory). Rows older than
+    // their window are dropped as new ones come.
+    r#"
+    CREATE TABLE failures (
+        kind    TEXT   NOT NULL CHECK (kind IN ('login', 'code')),
+        network TEXT   NOT NULL,
+        at      BIGINT NOT NULL
+    );
+    CREATE INDEX failures_network ON failures(kind, network, at);
+    CREATE INDEX failures_at ON failures(kind, at);
+    "#,
 ];
 
 /// SQLite's append-only triggers of the audit log (migration 1) …

@@ -73,9 +73,20 @@ pub struct Db {
     backend: Arc<Backend>,
 }
 
+/// What a transaction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Reads one snapshot.
+    Read,
+    /// Decides and writes, strictly after every other `Write`.
+    Write,
+    /// Appends independent rows (see [`Db::append`]).
+    Append,
+}
+
 enum Backend {
     Sqlite(Mutex<Connection>),
-    Postgres(postgres::Pg),
+    Postgres(Box<postgres::Pg>),
 }
 
 impl Db {
@@ -98,7 +109,7 @@ impl Db {
     /// Connects to PostgreSQL (`postgres://user:password@host/db`, TLS as its `sslmode` says;
     /// required for a server that is not on this machine) and brings the schema up to date.
     pub fn connect(url: &str) -> Result<Db, StoreError> {
-        Ok(Db { backend: Arc::new(Backend::Postgres(postgres::Pg::connect(url)?)) })
+        Ok(Db { backend: Arc::new(Backend::Postgres(Box::new(postgres::Pg::connect(url)?))) })
     }
 
     /// Opens the database an operator named: PostgreSQL if `url` is given, else the SQLite file
@@ -115,9 +126,9 @@ impl Db {
     /// runs the API and desk tests this way too), else SQLite in `dir`.
     #[doc(hidden)]
     pub fn for_tests(dir: &Path) -> Result<Db, StoreError> {
-        match std::env::var("DESKLINE_TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Ok(Db { backend: Arc::new(Backend::Postgres(postgres::fresh_database(&url)?)) }),
-            _ => Db::open(&dir.join(DB_FILE)),
+        match test_database_url() {
+            Some(url) => Db::connect(&url?),
+            None => Db::open(&dir.join(DB_FILE)),
         }
     }
 
@@ -137,7 +148,22 @@ impl Db {
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.run(true, f))
+        tokio::task::spawn_blocking(move || db.run(Mode::Write, f))
+            .await
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// Runs `f` in one transaction that appends rows no decision is taken on under the write
+    /// lock (failure counters): on PostgreSQL it does not wait for the lock; on SQLite it is
+    /// [`Db::write`].
+    pub async fn append<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.run(Mode::Append, f))
             .await
             .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
@@ -150,7 +176,7 @@ impl Db {
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.run(false, f))
+        tokio::task::spawn_blocking(move || db.run(Mode::Read, f))
             .await
             .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
@@ -163,22 +189,22 @@ impl Db {
         E: From<StoreError> + Send,
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send,
     {
-        self.run_blocking(true, f)
+        self.run_blocking(Mode::Write, f)
     }
 
     /// [`Db::run`] from any thread, async code's included.
-    fn run_blocking<T, E, F>(&self, write: bool, f: F) -> Result<T, E>
+    fn run_blocking<T, E, F>(&self, mode: Mode, f: F) -> Result<T, E>
     where
         T: Send,
         E: From<StoreError> + Send,
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send,
     {
         match &*self.backend {
-            Backend::Sqlite(_) => self.run(write, f),
+            Backend::Sqlite(_) => self.run(mode, f),
             // PostgreSQL's client is driven by the database's own runtime, which a thread
             // running async code must not block on: a thread of its own does.
             Backend::Postgres(_) => std::thread::scope(|s| {
-                s.spawn(|| self.run(write, f))
+                s.spawn(|| self.run(mode, f))
                     .join()
                     .unwrap_or_else(|_| Err(E::from(StoreError::Task("the database thread panicked".into()))))
             }),
@@ -186,7 +212,7 @@ impl Db {
     }
 
     /// Runs `f` in a transaction, on the calling thread (which may block).
-    fn run<T, E, F>(&self, write: bool, f: F) -> Result<T, E>
+    fn run<T, E, F>(&self, mode: Mode, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
         F: FnOnce(&Tx<'_>) -> Result<T, E>,
@@ -194,15 +220,33 @@ impl Db {
         match &*self.backend {
             Backend::Sqlite(conn) => {
                 let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let behavior = if write { TransactionBehavior::Immediate } else { TransactionBehavior::Deferred };
+                let behavior = if mode == Mode::Read { TransactionBehavior::Deferred } else { TransactionBehavior::Immediate };
                 let tx = guard.transaction_with_behavior(behavior).map_err(StoreError::from)?;
                 let value = f(&Tx::sqlite(&tx))?;
-                if write {
+                if mode != Mode::Read {
                     tx.commit().map_err(StoreError::from)?;
                 }
                 Ok(value)
             }
-            Backend::Postgres(pg) => pg.run(write, f),
+            Backend::Postgres(pg) => pg.run(mode, f),
+        }
+    }
+
+    /// Tells every relay node sharing this PostgreSQL database `payload` (see
+    /// `postgres::Pg::notify`); nothing to do for a relay alone on SQLite.
+    pub fn notify(&self, payload: String) {
+        if let Backend::Postgres(pg) = &*self.backend {
+            pg.notify(payload);
+        }
+    }
+
+    /// What the relay nodes sharing this PostgreSQL database notify (see
+    /// `postgres::Pg::listen`); `None` for a relay alone on SQLite.
+    #[must_use]
+    pub fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<Option<String>>> {
+        match &*self.backend {
+            Backend::Postgres(pg) => Some(pg.listen()),
+            Backend::Sqlite(_) => None,
         }
     }
 
@@ -219,7 +263,7 @@ impl Db {
 
     /// The audit log's last event and its hash, for the log (`audit_chain`).
     pub fn audit_head(&self) -> Result<String, StoreError> {
-        let head = self.run_blocking(false, audit_chain::head)?;
+        let head = self.run_blocking(Mode::Read, audit_chain::head)?;
         Ok(match head {
             None => "empty".to_owned(),
             Some(audit_chain::Head { id, hash: Some(hash) }) => format!("event {id}, sha256 {}", hex::encode(hash)),
@@ -232,8 +276,18 @@ impl Db {
     /// # Errors
     /// The database cannot be read (`Err`); the chain is broken (`Ok(Err(_))`, naming where).
     pub fn verify_audit(&self) -> Result<Result<audit_chain::Verified, audit_chain::Broken>, StoreError> {
-        self.run_blocking(false, audit_chain::verify)
+        self.run_blocking(Mode::Read, audit_chain::verify)
     }
+}
+
+/// For tests: a URL of a new, empty PostgreSQL database on the server
+/// `DESKLINE_TEST_DATABASE_URL` names (`None`: it names none; scripts/with-postgres.sh starts
+/// one).
+#[doc(hidden)]
+#[must_use]
+pub fn test_database_url() -> Option<Result<String, StoreError>> {
+    let admin = std::env::var("DESKLINE_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty())?;
+    Some(postgres::create_database(&admin))
 }
 
 /// The database file's name in the data directory.

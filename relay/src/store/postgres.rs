@@ -14,7 +14,7 @@
 //! A change takes a few milliseconds, so one lock carries hundreds of changes a second: far
 //! beyond a help desk's rate (`bench` measures it).
 
-use super::StoreError;
+use super::{Mode, StoreError};
 use super::migrations::{MIGRATIONS, for_postgres};
 use super::sql::Tx;
 use deadpool_postgres::tokio_postgres::IsolationLevel;
@@ -29,6 +29,11 @@ const CONNECTION_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) struct Pg {
     pool: deadpool_postgres::Pool,
+    /// For the listening connection, which is not the pool's.
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// Payloads to notify, in order (see [`Pg::notify`]).
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
     /// `None` only while being dropped.
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -57,9 +62,10 @@ impl Pg {
             .enable_all()
             .build()
             .map_err(StoreError::Io)?;
+        let tls = tls_connector()?;
         let manager = deadpool_postgres::Manager::from_config(
-            config,
-            tls_connector()?,
+            config.clone(),
+            tls.clone(),
             deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
         );
         let pool = deadpool_postgres::Pool::builder(manager)
@@ -69,7 +75,9 @@ impl Pg {
             .create_timeout(Some(CONNECTION_WAIT))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        let pg = Pg { pool, rt: Some(rt) };
+        let (notices, queue) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(send_notices(pool.clone(), queue));
+        let pg = Pg { pool, config, tls, notices, rt: Some(rt) };
         // A thread of its own: `connect` may be called from async code.
         std::thread::scope(|s| s.spawn(|| pg.migrate()).join()).map_err(|_| StoreError::Task("migration panicked".into()))??;
         Ok(pg)
@@ -80,7 +88,7 @@ impl Pg {
     }
 
     /// Runs `f` in a transaction on the calling thread, which must not be running async code.
-    pub(super) fn run<T, E, F>(&self, write: bool, f: F) -> Result<T, E>
+    pub(super) fn run<T, E, F>(&self, mode: Mode, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
         F: FnOnce(&Tx<'_>) -> Result<T, E>,
@@ -90,12 +98,12 @@ impl Pg {
         let tx = rt
             .block_on(async {
                 let builder = client.build_transaction();
-                let tx = if write {
-                    builder.isolation_level(IsolationLevel::ReadCommitted).start().await?
-                } else {
+                let tx = if mode == Mode::Read {
                     builder.isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?
+                } else {
+                    builder.isolation_level(IsolationLevel::ReadCommitted).start().await?
                 };
-                if write {
+                if mode == Mode::Write {
                     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await?;
                 }
                 Ok::<_, tokio_postgres::Error>(tx)
@@ -107,10 +115,26 @@ impl Pg {
         Ok(value)
     }
 
+    /// Tells every node listening (this one included) `payload`, after the notices this node
+    /// sent before it. Best effort: a notice is lost if the database cannot be reached (the
+    /// nodes' listeners then resynchronise when they reconnect).
+    pub(super) fn notify(&self, payload: String) {
+        let _ = self.notices.send(payload);
+    }
+
+    /// Every payload any node notifies from now on, in the order the database delivers them;
+    /// `None` after the listening connection was lost and made again (notices may have been
+    /// missed meanwhile: reload what matters).
+    pub(super) fn listen(&self) -> tokio::sync::mpsc::Receiver<Option<String>> {
+        let (out, received) = tokio::sync::mpsc::channel(crate::limits::EVENT_BUFFER);
+        self.handle().spawn(listen(self.config.clone(), self.tls.clone(), out));
+        received
+    }
+
     /// Brings the schema up to date, under the write lock: nodes starting together migrate
     /// once. The version is kept in a table (SQLite keeps it in `PRAGMA user_version`).
     fn migrate(&self) -> Result<(), StoreError> {
-        self.run(true, |tx| {
+        self.run(Mode::Write, |tx| {
             tx.batch("CREATE TABLE IF NOT EXISTS deskline_schema (version BIGINT NOT NULL)")?;
             let current = match tx.query_opt("SELECT version FROM deskline_schema", &[])? {
                 Some(row) => usize::try_from(row.get::<i64>(0)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -131,13 +155,83 @@ impl Pg {
     }
 }
 
+/// The channel the nodes' notices travel on.
+const NOTICES: &str = "deskline_events";
+/// How long a lost listening connection waits before it is made again.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Sends queued notices one after another, so they arrive in the order they were sent.
+async fn send_notices(pool: deadpool_postgres::Pool, mut queue: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    while let Some(payload) = queue.recv().await {
+        let sent = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client.execute("SELECT pg_notify($1, $2)", &[&NOTICES, &payload]).await.map_err(|e| e.to_string())
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(error = %e, "cannot tell the other relay nodes about a change");
+        }
+    }
+}
+
+/// Keeps one connection listening for notices and passes them on, until `out` is dropped.
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    out: tokio::sync::mpsc::Sender<Option<String>>,
+) {
+    use tokio_postgres::AsyncMessage;
+    let mut first = true;
+    while !out.is_closed() {
+        match config.connect(tls.clone()).await {
+            Ok((client, mut connection)) => {
+                let (payloads, mut received) = tokio::sync::mpsc::unbounded_channel();
+                // The connection must be polled for the client's LISTEN to go out, and it
+                // yields the notifications.
+                let driver = tokio::spawn(async move {
+                    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                        match message {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if payloads.send(n.payload().to_owned()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the relay nodes' notices: connection lost");
+                                return;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {NOTICES}")).await {
+                    Ok(()) => {
+                        if !std::mem::take(&mut first) && out.send(None).await.is_err() {
+                            return;
+                        }
+                        while let Some(payload) = received.recv().await {
+                            if out.send(Some(payload)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the relay nodes' notices: cannot listen"),
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "the relay nodes' notices: cannot connect"),
+        }
+        first = false;
+        tokio::time::sleep(RELISTEN_AFTER).await;
+    }
+}
+
 fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     url.parse().map_err(|e| StoreError::Config(format!("the database URL does not parse: {e}")))
 }
 
 /// For tests: creates a new, empty database on the server `admin_url` names (as a role that
-/// may create databases) and connects to it.
-pub(super) fn fresh_database(admin_url: &str) -> Result<Pg, StoreError> {
+/// may create databases); returns a URL for it.
+pub(super) fn create_database(admin_url: &str) -> Result<String, StoreError> {
     use rand::Rng as _;
     let admin = parse(admin_url)?;
     let name = format!("deskline_test_{:016x}", rand::rng().next_u64());
@@ -153,9 +247,20 @@ pub(super) fn fresh_database(admin_url: &str) -> Result<Pg, StoreError> {
         })
     };
     std::thread::scope(|s| s.spawn(create).join()).map_err(|_| StoreError::Task("creating a database panicked".into()))??;
-    let mut config = admin.clone();
-    config.dbname(&name);
-    Pg::connect_config(config)
+    Ok(with_database(admin_url, &name))
+}
+
+/// `url` naming the database `name` instead of its own (a `postgres://` URL or `key=value`
+/// pairs, where the last `dbname` counts).
+fn with_database(url: &str, name: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (rest, query) = rest.split_once('?').map_or((rest, None), |(r, q)| (r, Some(q)));
+            let host = rest.split_once('/').map_or(rest, |(host, _)| host);
+            format!("{scheme}://{host}/{name}{}", query.map(|q| format!("?{q}")).unwrap_or_default())
+        }
+        None => format!("{url} dbname={name}"),
+    }
 }
 
 /// Database traffic leaves this machine only inside TLS with a verified certificate: a server
@@ -200,6 +305,14 @@ fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_pointed_at_another_database() {
+        assert_eq!(with_database("postgres://u:p@h:5/postgres?sslmode=require", "t"), "postgres://u:p@h:5/t?sslmode=require");
+        assert_eq!(with_database("postgresql://u@h", "t"), "postgresql://u@h/t");
+        let pairs = with_database("host=/tmp/x user=postgres dbname=postgres", "t");
+        assert_eq!(parse(&pairs).unwrap().get_dbname(), Some("t"));
+    }
 
     #[test]
     fn a_remote_server_needs_tls_and_a_local_one_does_not() {

@@ -50,7 +50,13 @@ pub(super) async fn run(
         (Some(row), Some(secret)) => desk.resume_allowed(row.core.id, secret).await.unwrap_or(false),
         _ => false,
     };
-    if !resumed && let Some(wait) = transport.guard.retry_after(remote, now) {
+    let refused = if resumed { Ok(None) } else { transport.guard.retry_after(remote, now).await };
+    let refused = refused.unwrap_or_else(|e| {
+        // The database answers every app; if it cannot count failures, nobody is refused for it.
+        tracing::error!(error = %e, "cannot read failed code attempts");
+        None
+    });
+    if let Some(wait) = refused {
         tracing::warn!(%remote, network = %Network::of(remote), retry_after_ms = wait, "support app refused: too many wrong codes from its network");
         desk.metrics().limit_tripped("code_guessing");
         let reason = RejectReason::RateLimited { retry_after_ms: wait };
@@ -331,7 +337,10 @@ async fn wrong_code(
     kind: &'static str,
 ) {
     let remote = connection.remote_address().ip();
-    let delay = transport.guard.failed(remote, transport.hubs.desk.now());
+    let delay = transport.guard.failed(remote, transport.hubs.desk.now()).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot count a failed code attempt");
+        crate::limits::WRONG_CODE_DELAY_UNDER_ATTACK
+    });
     transport.hubs.desk.metrics().code_guesses.inc();
     tracing::warn!(%remote, network = %Network::of(remote), code = kind, ?reason, "support app refused: {text}");
     tokio::time::sleep(delay).await;

@@ -202,16 +202,22 @@ impl Hubs {
         let mut events = self.desk.subscribe();
         tokio::spawn(async move {
             loop {
-                match events.recv().await {
-                    Ok(event) => hubs.refresh(event.id).await,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let ids: Vec<SessionId> =
-                            hubs.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys().copied().collect();
-                        for id in ids {
-                            hubs.refresh(id).await;
-                        }
+                let missed = match events.recv().await {
+                    Ok(event) if !matches!(event.live, deskline_api::LiveEvent::Resync) => {
+                        hubs.refresh(event.id).await;
+                        false
                     }
+                    // Changes were missed (too slow here, or another relay node's notices were
+                    // interrupted): every hub reloads.
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if missed {
+                    let ids: Vec<SessionId> =
+                        hubs.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys().copied().collect();
+                    for id in ids {
+                        hubs.refresh(id).await;
+                    }
                 }
             }
         });

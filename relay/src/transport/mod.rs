@@ -56,9 +56,10 @@ impl Transport {
     /// The transport for this desk (which names the organisation to end users); apps stream at
     /// `max_fps` at most, browsers connect over WebRTC at `webrtc`.
     pub fn new(desk: Desk, max_fps: u16, webrtc: WebRtcAddresses) -> Arc<Transport> {
+        let guard = CodeGuard::new(crate::failures::FailureLog::for_db(desk.db()));
         let hubs = Hubs::new(desk, max_fps);
         hubs.follow();
-        Arc::new(Transport { hubs, guard: CodeGuard::default(), next_conn: AtomicU64::new(1), webrtc })
+        Arc::new(Transport { hubs, guard, next_conn: AtomicU64::new(1), webrtc })
     }
 
     /// Stops accepting connections, says goodbye to every app and viewer, gives the messages

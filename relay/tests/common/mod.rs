@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
+pub mod process;
+
 pub const PASSWORD: &str = "correct horse battery";
 
 /// The password an administrator gives a new technician (one-time: changed at first sign-in).

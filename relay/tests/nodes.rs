@@ -1,0 +1,183 @@
+//! Several relay nodes on one PostgreSQL database (issue 16): real relay processes on
+//! loopback, the real support app, one throw-away PostgreSQL server.
+//!
+//! They need that server: the test command runs them through `scripts/with-postgres.sh`
+//! (`cargo test -p deskline-relay --test nodes -- --include-ignored`); a plain `cargo test`
+//! lists them as ignored.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::process::{KillOnDrop, Relay, agent_binary, free_port, wait_until};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A new database for this test on the server the test command started.
+fn database() -> String {
+    deskline_relay::store::test_database_url().expect("DESKLINE_TEST_DATABASE_URL names no server (run it through scripts/with-postgres.sh)").unwrap()
+}
+
+/// Starts a node on `url`. The nodes serve one name, so they share its certificate: `first`'s
+/// data directory holds it (the operator copies it, as here).
+fn node(dir: &Path, name: &str, url: &str, first: Option<&Path>) -> Relay {
+    let data = dir.join(name);
+    std::fs::create_dir_all(&data).unwrap();
+    if let Some(first) = first {
+        for file in ["relay-cert.pem", "relay-key.pem"] {
+            std::fs::copy(first.join(file), data.join(file)).unwrap();
+        }
+    }
+    let (http, quic) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    Relay::launch(&data, &http, &quic, &["--database-url", url], Stdio::null())
+}
+
+/// A live-events stream of a console.
+async fn events(relay: &Relay, token: &str) -> impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
+    let response = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes_stream()
+}
+
+/// Reads live events until one satisfies `check` (20 s at most: a bound so a broken stream fails
+/// the test instead of hanging it, not a speed check).
+async fn event_where<S>(stream: &mut S, check: impl Fn(&Value) -> bool) -> Value
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let read = async {
+        let mut buf = String::new();
+        loop {
+            let chunk = stream.next().await.expect("the stream ended").unwrap();
+            buf.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) {
+                    let value: Value = serde_json::from_str(data.trim()).unwrap();
+                    if check(&value) {
+                        return value;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read).await.expect("no such event within 20 s")
+}
+
+/// The support app for a PIN, at a node's QUIC address, allowing what it is asked.
+fn app(pin: &str, quic: &str, fingerprint: &str, dir: &Path, out: &str) -> KillOnDrop {
+    Command::new(agent_binary())
+        .args(["--pin", pin, "--relay", quic, "--fingerprint", fingerprint, "--synthetic", "320x240", "--auto-consent", "allow"])
+        .env("RUST_LOG", "warn")
+        .env("XDG_STATE_HOME", dir)
+        .stdout(std::fs::File::create(dir.join(out)).unwrap())
+        .stderr(std::fs::File::create(dir.join(format!("{out}.err"))).unwrap())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap()
+}
+
+/// Three nodes on one database: a technician on node A creates a session, the app connects to
+/// node B, the console on node C sees it go active, consent asked through node A reaches the
+/// app on node B (its hub learns of the request from the database's notice), and every node
+/// answers the same about it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
+async fn a_session_made_on_one_node_is_served_by_another_and_seen_on_a_third() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = database();
+    let a = node(dir.path(), "a", &url, None);
+    let b = node(dir.path(), "b", &url, Some(&dir.path().join("a")));
+    let c = node(dir.path(), "c", &url, Some(&dir.path().join("a")));
+    assert!(b.admin_password.is_none() && c.admin_password.is_none(), "the admin exists once, made by the first node");
+    let admin = a.first_login("admin", a.admin_password.as_deref().unwrap()).await;
+    // The token made on node A signs in on B and C.
+    let mut on_c = events(&c, &admin).await;
+    let session = a.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
+    let id = session["id"].as_i64().unwrap();
+    let created = event_where(&mut on_c, |e| e["session"]["id"] == id).await;
+    assert_eq!(created["session"]["state"], "waiting");
+
+    let info_b = b.ok("GET", "/relay", &admin, None).await;
+    let started = Instant::now();
+    let mut app = app(session["pin"].as_str().unwrap(), info_b["quic"].as_str().unwrap(), info_b["fingerprint"].as_str().unwrap(), dir.path(), "app.out");
+    event_where(&mut on_c, |e| e["session"]["id"] == id && e["session"]["state"] == "active").await;
+    eprintln!("node C's console saw the app's arrival on node B {:?} after the app started", started.elapsed());
+    // What the app reported about itself (stored by node B) reaches node C's console too.
+    event_where(&mut on_c, |e| e["session"]["id"] == id && e["session"]["agent"]["os"].as_str().is_some_and(|os| !os.is_empty())).await;
+
+    // Consent asked through node A: the app on node B is asked (and allows).
+    let asked = Instant::now();
+    a.ok("POST", &format!("/sessions/{id}/remote"), &admin, Some(json!({}))).await;
+    let granted = event_where(&mut on_c, |e| e["session"]["id"] == id && e["session"]["consent"]["status"] == "granted").await;
+    eprintln!("consent asked on node A was granted by the app on node B, seen on node C, in {:?}", asked.elapsed());
+    assert_eq!(granted["session"]["consent"]["grants"][0]["technician_id"], 1);
+    for relay in [&a, &b, &c] {
+        let seen = relay.ok("GET", &format!("/sessions/{id}"), &admin, None).await;
+        assert_eq!((seen["state"].as_str(), seen["consent"]["status"].as_str()), (Some("active"), Some("granted")), "{seen}");
+    }
+    // Closed through node C: the hub on node B ends the app's connection, and the app ends.
+    c.ok("POST", &format!("/sessions/{id}/close"), &admin, None).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        if let Some(status) = app.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the app on node B was not told the session closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(ended.success(), "{}", std::fs::read_to_string(dir.path().join("app.out.err")).unwrap());
+    wait_until(&b, &admin, &format!("/sessions/{id}"), "closed", 20, |v| v["state"] == "closed").await;
+}
+
+/// Issue 16: wrong PINs spread over three nodes are limited as on one node — the guessing
+/// network's failures are counted in the shared database, so the node it tries next refuses
+/// it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
+async fn pin_guessing_spread_over_three_nodes_is_limited_as_on_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = database();
+    let a = node(dir.path(), "a", &url, None);
+    let b = node(dir.path(), "b", &url, Some(&dir.path().join("a")));
+    let c = node(dir.path(), "c", &url, Some(&dir.path().join("a")));
+    let admin = a.first_login("admin", a.admin_password.as_deref().unwrap()).await;
+    let real = a.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
+    let real_pin = real["pin"].as_str().unwrap().to_owned();
+    let wrong = if real_pin == "000000" { "000001" } else { "000000" };
+    let nodes = [&a, &b, &c];
+    let mut infos = Vec::new();
+    for relay in nodes {
+        infos.push(relay.ok("GET", "/relay", &admin, None).await);
+    }
+    // The allowance (10 per network and minute), spread over the three nodes at once.
+    let allowance = deskline_relay::limits::MAX_CODE_FAILURES_PER_NETWORK;
+    let guesses: Vec<KillOnDrop> = (0..allowance)
+        .map(|i| {
+            let info = &infos[i % 3];
+            app(wrong, info["quic"].as_str().unwrap(), info["fingerprint"].as_str().unwrap(), dir.path(), &format!("guess{i}.out"))
+        })
+        .collect();
+    for mut guess in guesses {
+        let status = guess.0.wait().unwrap();
+        assert!(!status.success());
+    }
+    for i in 0..allowance {
+        let said = std::fs::read_to_string(dir.path().join(format!("guess{i}.out.err"))).unwrap();
+        assert!(said.contains("This code is not valid"), "guess {i}: {said}");
+    }
+    // The next try — on any node, even with the right PIN — is refused for now.
+    for (i, info) in infos.iter().enumerate() {
+        for (pin, what) in [(wrong, "wrong"), (real_pin.as_str(), "right")] {
+            let out = format!("after-{i}-{what}.out");
+            let mut late = app(pin, info["quic"].as_str().unwrap(), info["fingerprint"].as_str().unwrap(), dir.path(), &out);
+            assert!(!late.0.wait().unwrap().success());
+            let said = std::fs::read_to_string(dir.path().join(format!("{out}.err"))).unwrap();
+            assert!(said.contains("Too many wrong codes"), "node {i}, {what} PIN: {said}");
+        }
+    }
+    let real_id = real["id"].as_i64().unwrap();
+    assert_eq!(a.ok("GET", &format!("/sessions/{real_id}"), &admin, None).await["state"], "waiting");
+}
