@@ -996,13 +996,10 @@ fn progress_bar() -> indicatif::ProgressBar {
 /// Joins a session over QUIC: where the relay's QUIC endpoint is and which certificate to
 /// pin come from the (already trusted) HTTPS API.
 async fn join_session(client: &Client, id: i64) -> anyhow::Result<Viewer> {
-    let relay: RelayInfo = client.get("/relay").await?;
+    // The relay node the session's app is connected to (several may share the database).
+    let relay: RelayInfo = client.get(&format!("/sessions/{id}/relay")).await?;
     let me: TechnicianView = client.get("/me").await?;
-    let quic = relay.quic.as_str();
-    let addr = tokio::net::lookup_host(quic).await?.next().with_context(|| format!("cannot resolve {quic}"))?;
-    let server_name = quic.rsplit_once(':').map_or(quic, |(h, _)| h).trim_matches(['[', ']']).to_owned();
-    let fingerprint = deskline_net::tls::parse_fingerprint(&relay.fingerprint)?;
-    let target = RelayTarget { quic: addr, server_name, fingerprint };
+    let target = RelayTarget::resolve(&relay.quic, &relay.fingerprint).await?;
     Ok(viewer::join(&target, client.token().unwrap_or_default(), SessionId(id), TechnicianId(me.id)).await?)
 }
 

@@ -38,7 +38,7 @@ pub enum ViewerError {
 }
 
 /// Where the relay's QUIC endpoint is and which certificate to pin.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayTarget {
     /// Address.
     pub quic: SocketAddr,
@@ -47,6 +47,26 @@ pub struct RelayTarget {
     /// Pinned certificate SHA-256.
     pub fingerprint: [u8; 32],
 }
+
+impl RelayTarget {
+    /// The endpoint at `quic` (`host:port`, resolved now) pinning `fingerprint` (hex).
+    ///
+    /// # Errors
+    /// The name does not resolve, or the fingerprint is not one.
+    pub async fn resolve(quic: &str, fingerprint: &str) -> Result<RelayTarget, ViewerError> {
+        let addr = tokio::net::lookup_host(quic)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| ViewerError::Other(format!("cannot resolve {quic}")))?;
+        let server_name = quic.rsplit_once(':').map_or(quic, |(h, _)| h).trim_matches(['[', ']']).to_owned();
+        let fingerprint = deskline_net::tls::parse_fingerprint(fingerprint).map_err(|e| ViewerError::Other(e.to_string()))?;
+        Ok(RelayTarget { quic: addr, server_name, fingerprint })
+    }
+}
+
+/// How many times in a row a join follows a relay node's "the session is on another node".
+const MAX_REDIRECTS: usize = 3;
 
 /// How long a running viewer tries to get back to the relay after losing it (a restart, a
 /// crash, a network change): a restarted relay and the app's resumption fit well within it.
@@ -61,20 +81,44 @@ pub struct Viewer {
     pub welcome: Welcome,
     /// The technician viewing.
     pub me: TechnicianId,
-    /// What joined, to join again after losing the relay.
+    /// Where it is joined (the relay node the session's app is connected to), to join again
+    /// after losing the relay.
     target: RelayTarget,
+    /// Where it first asked: when `target` is gone (a relay node died), this one says where the
+    /// session went.
+    home: RelayTarget,
     token: String,
     session: SessionId,
 }
 
 /// Joins `session` as technician `me` with an API bearer token.
+/// (Several relay nodes: a node the session's app is not connected to sends the viewer there.)
 pub async fn join(target: &RelayTarget, token: &str, session: SessionId, me: TechnicianId) -> Result<Viewer, ViewerError> {
-    let (connection, writer, reader, welcome) = connect(target, token, session).await?;
-    Ok(Viewer { connection, writer, reader, welcome, me, target: target.clone(), token: token.to_owned(), session })
+    let mut joined = target.clone();
+    let (connection, writer, reader, welcome) = connect(&mut joined, token, session).await?;
+    Ok(Viewer { connection, writer, reader, welcome, me, target: joined, home: target.clone(), token: token.to_owned(), session })
 }
 
-/// One connection to the relay as a viewer of `session`, welcomed.
+/// One connection to the relay as a viewer of `session`, welcomed, following a relay node's
+/// "the session is on another node" (`target` becomes where it joined).
 async fn connect(
+    target: &mut RelayTarget,
+    token: &str,
+    session: SessionId,
+) -> Result<(quinn::Connection, MessageWriter, MessageReader, Welcome), ViewerError> {
+    for _ in 0..MAX_REDIRECTS {
+        match connect_once(target, token, session).await {
+            Err(ViewerError::Rejected { reason: RejectReason::Elsewhere { quic, fingerprint }, .. }) => {
+                tracing::info!(%quic, "the session's app is connected to another relay node: joining there");
+                *target = RelayTarget::resolve(&quic, &fingerprint).await?;
+            }
+            other => return other,
+        }
+    }
+    Err(ViewerError::Other("the relay nodes kept sending the viewer elsewhere".into()))
+}
+
+async fn connect_once(
     target: &RelayTarget,
     token: &str,
     session: SessionId,
@@ -384,11 +428,17 @@ impl Viewer {
     async fn rejoin(&mut self, commands: &mut mpsc::UnboundedReceiver<ViewerCommand>) -> Result<bool, ViewerError> {
         let deadline = tokio::time::Instant::now() + RECONNECT_FOR;
         let mut pause = Duration::from_millis(250);
+        let mut attempt = 0u32;
         loop {
-            match connect(&self.target, &self.token, self.session).await {
+            // Every other attempt asks where it first asked, when that is elsewhere: a node that
+            // died is not coming back, and the one asked knows where the session went.
+            attempt += 1;
+            let mut target = if attempt % 2 == 0 { self.home.clone() } else { self.target.clone() };
+            match connect(&mut target, &self.token, self.session).await {
                 Ok((connection, writer, reader, welcome)) => {
                     self.connection.close(0u32.into(), b"replaced");
                     (self.connection, self.writer, self.reader, self.welcome) = (connection, writer, reader, welcome);
+                    self.target = target;
                     return Ok(true);
                 }
                 Err(e @ ViewerError::Rejected { .. }) => return Err(e),

@@ -213,7 +213,7 @@ pub struct Reject {
 }
 
 /// Why a hello was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]
 #[non_exhaustive]
 pub enum RejectReason {
@@ -241,6 +241,16 @@ pub enum RejectReason {
     Forbidden,
     /// The session already has as many viewers as technicians allowed.
     TooManyViewers,
+    /// The session's support app is connected to another relay node (several nodes share
+    /// one database): view it there. (Added last: older peers decode every other reason.)
+    Elsewhere {
+        /// That node's QUIC address, `host:port`.
+        #[cfg_attr(test, proptest(regex = "[a-z0-9.]{1,20}:[0-9]{1,5}"))]
+        quic: String,
+        /// The SHA-256 of its certificate (lowercase hex), to pin.
+        #[cfg_attr(test, proptest(regex = "[0-9a-f]{64}"))]
+        fingerprint: String,
+    },
 }
 
 /// Relay → app: a technician asks for consent.
@@ -805,7 +815,13 @@ impl Message {
             },
             Message::DisplaysChanged(changed) => check_displays(&changed.displays),
             Message::Welcome(w) => check_text("organisation", &w.organisation, MAX_TEXT_BYTES),
-            Message::Reject(r) => check_text("message", &r.message, MAX_TEXT_BYTES),
+            Message::Reject(r) => {
+                if let RejectReason::Elsewhere { quic, fingerprint } = &r.reason {
+                    check_text("quic", quic, MAX_TEXT_BYTES)?;
+                    check_text("fingerprint", fingerprint, MAX_TEXT_BYTES)?;
+                }
+                check_text("message", &r.message, MAX_TEXT_BYTES)
+            }
             Message::ConsentRequest(r) => {
                 check_text("organisation", &r.organisation, MAX_TEXT_BYTES)?;
                 check_text("technician", &r.technician, MAX_TEXT_BYTES)

@@ -50,6 +50,8 @@ struct Inner {
     metrics: crate::metrics::Metrics,
     /// The relay-wide settings administrators change (stored; read here).
     settings: std::sync::RwLock<Settings>,
+    /// When this node started (its first heartbeat).
+    started_at: std::sync::OnceLock<Timestamp>,
     /// The `--organisation` flag: the organisation's name until an administrator sets one.
     organisation_default: std::sync::OnceLock<String>,
     /// This process among the relay nodes sharing a PostgreSQL database (random).
@@ -207,6 +209,7 @@ impl Desk {
                 metrics: crate::metrics::Metrics::new(),
                 settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
                 organisation_default: std::sync::OnceLock::new(),
+                started_at: std::sync::OnceLock::new(),
                 node: crate::nodes::new_node_id(),
                 stopping: tokio::sync::watch::Sender::new(false),
                 chat_limits: governor::RateLimiter::keyed(
@@ -427,6 +430,7 @@ impl Desk {
             channels,
             technicians: row.core.technicians().collect(),
             id: row.core.id,
+            for_app: None,
         };
         self.send_here(event);
     }
@@ -1036,6 +1040,17 @@ impl Desk {
             .await
     }
 
+    /// Where a technician's native viewer reaches session `id`: the relay node its app is
+    /// connected to (several nodes share the database), or this one.
+    pub async fn session_relay(&self, actor: &TechnicianRow, id: SessionId) -> Result<RelayInfo, Error> {
+        let actor = actor.clone();
+        let row = self.db().read(move |tx| visible_session(tx, &actor, id)).await?;
+        match self.media_elsewhere(&row).await? {
+            Some(node) => Ok(RelayInfo { organisation: self.organisation(), quic: node.quic, fingerprint: node.fingerprint }),
+            None => self.relay_info().ok_or(Error::NotFound("QUIC endpoint")),
+        }
+    }
+
     /// One session, if the technician works in its channel.
     pub async fn session(&self, actor: &TechnicianRow, id: SessionId) -> Result<SessionView, Error> {
         let actor = actor.clone();
@@ -1088,7 +1103,7 @@ impl Desk {
                     SessionKind::Pin => Some(draw_pin(tx, &mut rng)?),
                     SessionKind::Link => None,
                 };
-                let row = SessionRow { core: session, name, link_token: LinkToken::generate(&mut rng), pin, agent: None, machine: None };
+                let row = SessionRow { core: session, name, link_token: LinkToken::generate(&mut rng), pin, agent: None, machine: None, node: None };
                 store::insert_session(tx, &row)?;
                 store::insert_audit_event(tx, &event)?;
                 Ok::<_, Error>(row)
@@ -1122,12 +1137,29 @@ impl Desk {
     /// Applies an action in one transaction: load, decide, store session and audit event.
     /// Returns the channel before the action and the stored row.
     async fn apply(&self, actor: Actor, id: SessionId, action: Action) -> Result<(ChannelId, SessionRow), Error> {
+        self.apply_if(actor, id, action, |_, _| Ok(true)).await
+    }
+
+    /// [`Desk::apply`] if `still` holds for the session as stored, in the same transaction
+    /// (`Error::Conflict` "changed_meanwhile" otherwise). Also keeps the node a session's app
+    /// is connected to.
+    async fn apply_if(
+        &self,
+        actor: Actor,
+        id: SessionId,
+        action: Action,
+        still: impl FnOnce(&Tx<'_>, &SessionRow) -> Result<bool, Error> + Send + 'static,
+    ) -> Result<(ChannelId, SessionRow), Error> {
         let now = self.now();
+        let node = self.node_id().to_owned();
         self.db()
             .write(move |tx| {
                 let mut row = store::session_by_id(tx, id)?.ok_or(Error::NotFound("session"))?;
                 if row.core.deleted {
                     return Err(Error::NotFound("session"));
+                }
+                if !still(tx, &row)? {
+                    return Err(Error::Conflict { code: "changed_meanwhile", message: "the session changed meanwhile".into() });
                 }
                 let mut channels = vec![row.core.channel];
                 let mut technicians = Vec::new();
@@ -1161,6 +1193,14 @@ impl Desk {
                 store::update_session_core(tx, &session)?;
                 store::insert_audit_event(tx, &event)?;
                 row.core = session;
+                match action {
+                    Action::AppConnected { .. } => row.node = Some(node),
+                    Action::AppDisconnected => row.node = None,
+                    _ => {}
+                }
+                if matches!(action, Action::AppConnected { .. } | Action::AppDisconnected) {
+                    store::set_session_node(tx, id, row.node.as_deref())?;
+                }
                 Ok((before, row, action))
             })
             .await
@@ -1223,6 +1263,8 @@ impl Desk {
                 Err(e) => return Err(e),
             }
         }
+        // Apps gone with a node that stopped beating (several nodes share the database).
+        changed += self.recover_lost_apps().await?;
         self.delete_old_recordings().await?;
         Ok(changed)
     }
@@ -1279,24 +1321,124 @@ impl Desk {
     }
 
     /// The session's app dropped: its connection ended (by the network or the relay), so
-    /// state, consent and the grace window follow.
+    /// state, consent and the grace window follow. Said by the app's own connection
+    /// (`Actor::App`), it counts only on the node the app is connected to: an app that
+    /// meanwhile resumed on another node stays there. Said by the system, it counts wherever
+    /// the app was (the app resumed here from another node).
     pub async fn app_dropped(&self, id: SessionId, actor: Actor) -> Result<SessionRow, Error> {
+        let own = self.node_id().to_owned();
+        let still = move |_: &Tx<'_>, row: &SessionRow| Ok(actor != Actor::App || row.node.as_ref().is_none_or(|n| *n == own));
+        self.drop_app_if(id, actor, still).await
+    }
+
+    async fn drop_app_if(
+        &self,
+        id: SessionId,
+        actor: Actor,
+        still: impl FnOnce(&Tx<'_>, &SessionRow) -> Result<bool, Error> + Send + 'static,
+    ) -> Result<SessionRow, Error> {
         let now = self.now();
-        let row = self.act_as(actor, id, Action::AppDisconnected).await?;
+        let (before, row) = self.apply_if(actor, id, Action::AppDisconnected, still).await?;
+        self.announce(Some(before), &row);
         self.db().write(move |tx| Ok::<_, Error>(store::resume_dropped(tx, id, now)?)).await?;
         Ok(row)
     }
 
-    /// After a start: no support app is connected to a relay that just started, whatever the
-    /// store says (it may have been killed). Every session that reads as connected goes back
-    /// to `waiting` (audited, by the system) with its consent kept for the app's resumption,
-    /// whose grace window starts now. Returns how many sessions changed.
-    pub async fn recover_lost_apps(&self) -> Result<usize, Error> {
-        let ids = self.db().read(|tx| Ok::<_, Error>(store::sessions_with_app(tx)?)).await?;
-        for &id in &ids {
-            self.app_dropped(id, Actor::System).await?;
+    /// Since when another node's heartbeat means it is alive: for a relay alone on SQLite no
+    /// other node ever is (a previous run of this one is gone).
+    fn others_alive_since(&self) -> Timestamp {
+        if self.db().is_postgres() {
+            Timestamp(self.now().0 - i64::try_from(crate::limits::NODE_DEAD_AFTER.as_millis()).unwrap_or(i64::MAX))
+        } else {
+            Timestamp(i64::MAX)
         }
-        Ok(ids.len())
+    }
+
+    /// Sessions whose app is gone with its node: none is connected to a relay that just
+    /// started, whatever the store says (it may have been killed), nor to a node that stopped
+    /// beating ([`crate::limits::NODE_DEAD_AFTER`]). Each goes back to `waiting` (audited, by the
+    /// system) with its consent kept for the app's resumption, whose grace window starts now —
+    /// on another node too. Checked again in the transaction that changes it, so two nodes
+    /// sweeping at once change it once, and an app that resumed meanwhile stays. Returns how
+    /// many sessions changed.
+    pub async fn recover_lost_apps(&self) -> Result<usize, Error> {
+        let own = self.node_id().to_owned();
+        let alive_since = self.others_alive_since();
+        let ids = self.db().read(move |tx| Ok::<_, Error>(store::sessions_with_lost_app(tx, &own, alive_since)?)).await?;
+        let mut changed = 0;
+        for id in ids {
+            let own = self.node_id().to_owned();
+            let still_lost = move |tx: &Tx<'_>, row: &SessionRow| {
+                Ok(match &row.node {
+                    None => true,
+                    Some(n) => *n != own && store::live_node(tx, n, alive_since)?.is_none(),
+                })
+            };
+            match self.drop_app_if(id, Actor::System, still_lost).await {
+                Ok(_) => changed += 1,
+                // Its app came back or left meanwhile, or another node took it back first.
+                Err(Error::Conflict { .. } | Error::Refused(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Records this node (where apps and viewers reach it) and, on PostgreSQL, renews its
+    /// heartbeat every [`crate::limits::NODE_HEARTBEAT`] for as long as the relay runs, so
+    /// the other nodes know it is alive.
+    pub async fn join_nodes(&self) -> Result<(), Error> {
+        self.beat().await?;
+        if self.db().is_postgres() {
+            let desk = self.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(crate::limits::NODE_HEARTBEAT);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    if let Err(e) = desk.beat().await {
+                        tracing::error!(error = %e, "cannot renew this node's heartbeat");
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn beat(&self) -> Result<(), Error> {
+        let Some(q) = self.inner.quic.get() else { return Ok(()) };
+        let now = self.now();
+        let row = store::NodeRow {
+            id: self.node_id().to_owned(),
+            quic: q.quic.clone(),
+            fingerprint: q.fingerprint.clone(),
+            url: self.public_url().to_owned(),
+            started_at: *self.inner.started_at.get_or_init(|| now),
+            beat_at: now,
+        };
+        let forget_before = Timestamp(now.0 - i64::try_from(crate::limits::NODE_FORGOTTEN_AFTER.as_millis()).unwrap_or(i64::MAX));
+        self.db()
+            .append(move |tx| {
+                store::beat_node(tx, &row)?;
+                store::forget_nodes(tx, forget_before)?;
+                Ok::<_, Error>(())
+            })
+            .await
+    }
+
+    /// This node stops (cleanly): the others take its sessions back at once instead of after
+    /// [`crate::limits::NODE_DEAD_AFTER`].
+    pub async fn leave_nodes(&self) -> Result<(), Error> {
+        let own = self.node_id().to_owned();
+        self.db().append(move |tx| Ok::<_, Error>(store::forget_node(tx, &own).map(drop)?)).await
+    }
+
+    /// Where the session's media is when that is another live node (its app is connected
+    /// there); `None` when it is here, nowhere, or on a node that is gone.
+    pub async fn media_elsewhere(&self, row: &SessionRow) -> Result<Option<store::NodeRow>, Error> {
+        let Some(node) = row.node.clone().filter(|n| n != self.node_id()) else { return Ok(None) };
+        let alive_since = self.others_alive_since();
+        self.db().read(move |tx| Ok::<_, Error>(store::live_node(tx, &node, alive_since)?)).await
     }
 
     /// Stores what the connected app reported about its machine.
@@ -1442,14 +1584,21 @@ impl Desk {
             channels: vec![row.core.channel.0],
             technicians: row.core.technicians().collect(),
             id,
+            for_app: None,
         };
-        self.tell_other_nodes(crate::nodes::Notice::Event(event.clone()));
+        let line = ChatLine {
+            from: match from {
+                Actor::Technician(t) => ChatFrom::Technician { id: t, name },
+                Actor::App | Actor::System => ChatFrom::EndUser,
+            },
+            at: now,
+            text,
+        };
+        // The app may be connected to another node: a technician's line goes to it from there.
+        let for_app = matches!(line.from, ChatFrom::Technician { .. }).then(|| line.clone());
+        self.tell_other_nodes(crate::nodes::Notice::Event(SessionEvent { for_app, ..event.clone() }));
         self.send_here(event);
-        let from = match from {
-            Actor::Technician(t) => ChatFrom::Technician { id: t, name },
-            Actor::App | Actor::System => ChatFrom::EndUser,
-        };
-        Ok(ChatLine { from, at: now, text })
+        Ok(line)
     }
 
     /// A session's chat, oldest first, to a technician who may see its history.

@@ -165,3 +165,15 @@ pub const MAX_FILE_BYTES_SETTING: u64 = 64 * 1024 * 1024 * 1024;
 
 /// The longest a channel may keep recordings, in days (ten years).
 pub const MAX_RECORDING_RETENTION_DAYS: i64 = 3650;
+
+/// How often a relay node sharing PostgreSQL with others renews its heartbeat row.
+pub const NODE_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// A node whose heartbeat is older than this is dead for the others: the sessions whose app
+/// was connected to it go back to `waiting` (their apps resume on another node within
+/// [`RESUME_GRACE`]). Five heartbeats: a node under load or a short database hiccup is not
+/// taken for dead, and nodes' clocks may differ by a few seconds (they are NTP-synchronised).
+pub const NODE_DEAD_AFTER: Duration = Duration::from_secs(10);
+
+/// Dead nodes' rows are deleted after this long.
+pub const NODE_FORGOTTEN_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) enum Notice {
     /// A session's row (and its channel before a transfer).
     Session { id: i64, before_channel: Option<i64> },
-    /// A live event passed as it is (chat lines: they are not part of the session's row).
+    /// A live event passed as it is (chat lines: they are not part of the session's row), with
+    /// a technician's line for the app wherever it is connected.
     Event(SessionEvent),
     /// The relay-wide settings.
     Settings,
@@ -97,6 +98,6 @@ impl Desk {
         if let Err(e) = self.reload_settings().await {
             tracing::error!(error = %e, "cannot load the settings");
         }
-        self.send_here(SessionEvent { live: deskline_api::LiveEvent::Resync, channels: Vec::new(), technicians: Vec::new(), id: SessionId(0) });
+        self.send_here(SessionEvent { live: deskline_api::LiveEvent::Resync, channels: Vec::new(), technicians: Vec::new(), id: SessionId(0), for_app: None });
     }
 }

@@ -216,8 +216,11 @@ impl Prepared {
         // just started (it may have been killed mid-session).
         match self.desk.recover_lost_apps().await? {
             0 => {}
-            n => tracing::warn!(sessions = n, "sessions had an app connected when the relay stopped: waiting for their apps to resume"),
+            n => tracing::warn!(sessions = n, "sessions had an app connected when the relay (or its node) stopped: waiting for their apps to resume"),
         }
+        // This node among the relay nodes sharing the database (alone on SQLite): where its
+        // apps' sessions are viewed, and its heartbeat.
+        self.desk.join_nodes().await?;
         log_audit_head(&self.desk, "starting");
         let sweeper = tokio::spawn(sweep_forever(self.desk.clone()));
         let webrtc = WebRtcAddresses { bind: self.quic.local_addr()?.ip(), public: self.webrtc_public_ip };
@@ -266,6 +269,9 @@ impl Prepared {
         }
         sweeper.abort();
         quic.close(0u32.into(), b"relay shutting down");
+        if let Err(e) = self.desk.leave_nodes().await {
+            tracing::error!(error = %e, "leaving the relay nodes");
+        }
         if let Err(e) = self.desk.db().checkpoint() {
             tracing::error!(error = %e, "merging the write-ahead log at stop");
         }

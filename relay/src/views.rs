@@ -144,6 +144,9 @@ pub struct SessionEvent {
     pub technicians: Vec<TechnicianId>,
     /// Its id.
     pub id: SessionId,
+    /// A technician's chat line said through another relay node, for the app if it is
+    /// connected here (a line said here goes to the app directly).
+    pub for_app: Option<deskline_protocol::ChatLine>,
 }
 
 /// A recording as the API shows it.

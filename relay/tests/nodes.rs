@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::process::{KillOnDrop, Relay, agent_binary, free_port, wait_until};
+use common::process::{Cli, KillOnDrop, Relay, agent_binary, free_port, wait_until};
+use deskline_console::viewer::{self, RelayTarget};
+use deskline_protocol::{SessionId, TechnicianId};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -118,6 +120,24 @@ async fn a_session_made_on_one_node_is_served_by_another_and_seen_on_a_third() {
         let seen = relay.ok("GET", &format!("/sessions/{id}"), &admin, None).await;
         assert_eq!((seen["state"].as_str(), seen["consent"]["status"].as_str()), (Some("active"), Some("granted")), "{seen}");
     }
+    // `deskline view` signed in to node A decodes frames from node B: the API says where the
+    // session's media is.
+    let fingerprint = info_b["fingerprint"].as_str().unwrap();
+    let cli = Cli::login(&a, dir.path(), fingerprint);
+    let out = cli.command(&["view", &id.to_string(), "--headless", "--frames", "10", "--timeout", "60"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["frames"].as_u64(), report["width"].as_u64()), (Some(10), Some(320)), "{report}");
+    let where_to = a.ok("GET", &format!("/sessions/{id}/relay"), &admin, None).await;
+    assert_eq!(where_to["quic"], info_b["quic"]);
+    // A viewer that asks node A itself is told where to go and gets its frames from node B.
+    let info_a = a.ok("GET", "/relay", &admin, None).await;
+    let at_a = RelayTarget::resolve(info_a["quic"].as_str().unwrap(), fingerprint).await.unwrap();
+    let joined = viewer::join(&at_a, &admin, SessionId(id), TechnicianId(1)).await.unwrap();
+    let mut frames = 0;
+    joined.watch(Duration::from_secs(60), |_| { frames += 1; frames < 5 }).await.unwrap();
+    assert_eq!(frames, 5);
+
     // Closed through node C: the hub on node B ends the app's connection, and the app ends.
     c.ok("POST", &format!("/sessions/{id}/close"), &admin, None).await;
     let deadline = Instant::now() + Duration::from_secs(20);

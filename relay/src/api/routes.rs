@@ -62,6 +62,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(live_events))
         .routes(routes!(chat_history, post_chat))
         .routes(routes!(relay_info))
+        .routes(routes!(session_relay))
         .routes(routes!(webrtc_offer))
 }
 
@@ -528,6 +529,15 @@ async fn live_events(State(state): State<AppState>, Authed(me): Authed) -> Sse<i
 #[utoipa::path(get, path = "/relay", responses((status = 200, body = RelayInfo), (status = 401), (status = 404)))]
 async fn relay_info(State(state): State<AppState>, Authed(_me): Authed) -> ApiResult<RelayInfo> {
     state.desk.relay_info().map(Json).ok_or(Error::NotFound("QUIC endpoint"))
+}
+
+/// Where native viewers reach this session over QUIC, and the certificate to pin: the relay
+/// node its support app is connected to when several nodes share one database (this node
+/// otherwise, as `/relay`).
+#[utoipa::path(get, path = "/sessions/{id}/relay", params(("id" = i64, Path)),
+    responses((status = 200, body = RelayInfo), (status = 400), (status = 401), (status = 404)))]
+async fn session_relay(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<RelayInfo> {
+    Ok(Json(state.desk.session_relay(&me, SessionId(id)).await?))
 }
 
 /// A WebRTC session description (SDP).

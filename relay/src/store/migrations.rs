@@ -166,6 +166,20 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX failures_network ON failures(kind, network, at);
     CREATE INDEX failures_at ON failures(kind, at);
     "#,
+    // 10: relay nodes (`store::NodeRow`): each running node's id (random per process), where
+    // apps and viewers reach it, and its heartbeat; a session keeps the node its app is
+    // connected to, where its media is.
+    r#"
+    CREATE TABLE nodes (
+        id          TEXT   PRIMARY KEY,
+        quic        TEXT   NOT NULL,
+        fingerprint TEXT   NOT NULL,
+        url         TEXT   NOT NULL,
+        started_at  BIGINT NOT NULL,
+        beat_at     BIGINT NOT NULL
+    );
+    ALTER TABLE sessions ADD COLUMN node TEXT;
+    "#,
 ];
 
 /// SQLite's append-only triggers of the audit log (migration 1) …

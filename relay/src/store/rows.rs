@@ -76,6 +76,8 @@ pub struct SessionRow {
     pub agent: Option<AppInfo>,
     /// More about its machine, as the app last reported it.
     pub machine: Option<MachineRow>,
+    /// The relay node its app is connected to (see [`NodeRow`]), if any.
+    pub node: Option<String>,
 }
 
 /// Facts about the end user's machine, as stored (`sessions.machine`, JSON).
@@ -419,7 +421,7 @@ pub fn pin_in_use(tx: &Tx<'_>, pin: Pin) -> Result<bool, StoreError> {
 }
 
 const SESSION_COLUMNS: &str = "id, channel_id, kind, name, state, link_token, pin, assigned_technician_id, \
-     invited, consent, agent, deleted, created_at, updated_at, expires_at, machine";
+     invited, consent, agent, deleted, created_at, updated_at, expires_at, machine, node";
 
 struct RawSession {
     id: i64,
@@ -434,6 +436,7 @@ struct RawSession {
     consent: String,
     agent: Option<String>,
     machine: Option<String>,
+    node: Option<String>,
     deleted: bool,
     created_at: i64,
     updated_at: i64,
@@ -454,6 +457,7 @@ fn raw_session(row: &Row) -> Result<RawSession, StoreError> {
         consent: row.get(9)?,
         agent: row.get(10)?,
         machine: row.get(15)?,
+        node: row.get(16)?,
         deleted: row.get(11)?,
         created_at: row.get(12)?,
         updated_at: row.get(13)?,
@@ -508,6 +512,7 @@ fn finish_session(raw: RawSession) -> Result<SessionRow, StoreError> {
         pin: raw.pin.map(|p| p.parse::<Pin>()).transpose().map_err(|e| corrupt("pin", e))?,
         agent,
         machine,
+        node: raw.node,
     })
 }
 
@@ -519,7 +524,7 @@ fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
 pub fn insert_session(tx: &Tx<'_>, s: &SessionRow) -> Result<(), StoreError> {
     let c = &s.core;
     tx.execute(
-        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
         &[
             &c.id.0,
             &c.channel.0,
@@ -537,6 +542,7 @@ pub fn insert_session(tx: &Tx<'_>, s: &SessionRow) -> Result<(), StoreError> {
             &c.updated_at.0,
             &c.expires_at.0,
             &s.machine.as_ref().map(json).transpose()?,
+            &s.node,
         ],
     )?;
     Ok(())
@@ -697,10 +703,80 @@ pub fn resume_dropped(tx: &Tx<'_>, id: SessionId, at: Timestamp) -> Result<(), S
     Ok(())
 }
 
-/// Sessions that read as having an app connected.
-pub fn sessions_with_app(tx: &Tx<'_>) -> Result<Vec<SessionId>, StoreError> {
-    let rows = tx.query("SELECT id FROM sessions WHERE state IN ('active', 'in_queue') AND deleted = 0 ORDER BY id", &[])?;
+/// Sessions that read as having an app connected, but not to node `own` nor to another node
+/// that beat after `alive_since`: their app is gone with its node (or with this node's
+/// previous run).
+pub fn sessions_with_lost_app(tx: &Tx<'_>, own: &str, alive_since: Timestamp) -> Result<Vec<SessionId>, StoreError> {
+    let rows = tx.query(
+        "SELECT id FROM sessions s WHERE state IN ('active', 'in_queue') AND deleted = 0
+         AND (node IS NULL OR (node <> ?1 AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = s.node AND n.beat_at > ?2)))
+         ORDER BY id",
+        &[&own, &alive_since.0],
+    )?;
     rows.iter().map(|r| Ok(SessionId(r.get(0)?))).collect()
+}
+
+/// Records the node a session's app is connected to (`None`: to none).
+pub fn set_session_node(tx: &Tx<'_>, id: SessionId, node: Option<&str>) -> Result<(), StoreError> {
+    tx.execute("UPDATE sessions SET node = ?2 WHERE id = ?1", &[&id.0, &node])?;
+    Ok(())
+}
+
+/// A running relay node (several share a PostgreSQL database; a relay alone on SQLite is one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    /// Random per process.
+    pub id: String,
+    /// Where apps and viewers reach it: `host:port`.
+    pub quic: String,
+    /// SHA-256 of its QUIC certificate (lowercase hex).
+    pub fingerprint: String,
+    /// Its public HTTPS URL.
+    pub url: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Its last heartbeat.
+    pub beat_at: Timestamp,
+}
+
+/// Adds a node or renews its heartbeat.
+pub fn beat_node(tx: &Tx<'_>, n: &NodeRow) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO nodes (id, quic, fingerprint, url, started_at, beat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+        &[&n.id, &n.quic, &n.fingerprint, &n.url, &n.started_at.0, &n.beat_at.0],
+    )?;
+    Ok(())
+}
+
+/// The node with this id, if it beat after `alive_since`.
+pub fn live_node(tx: &Tx<'_>, id: &str, alive_since: Timestamp) -> Result<Option<NodeRow>, StoreError> {
+    let row = tx.query_opt(
+        "SELECT id, quic, fingerprint, url, started_at, beat_at FROM nodes WHERE id = ?1 AND beat_at > ?2",
+        &[&id, &alive_since.0],
+    )?;
+    row.map(|r| {
+        Ok(NodeRow {
+            id: r.get(0)?,
+            quic: r.get(1)?,
+            fingerprint: r.get(2)?,
+            url: r.get(3)?,
+            started_at: Timestamp(r.get(4)?),
+            beat_at: Timestamp(r.get(5)?),
+        })
+    })
+    .transpose()
+}
+
+/// Forgets one node (it stopped cleanly).
+pub fn forget_node(tx: &Tx<'_>, id: &str) -> Result<usize, StoreError> {
+    tx.execute("DELETE FROM nodes WHERE id = ?1", &[&id])
+}
+
+/// Forgets nodes that have not beaten since `before` (long dead: their sessions were taken back
+/// long ago).
+pub fn forget_nodes(tx: &Tx<'_>, before: Timestamp) -> Result<usize, StoreError> {
+    tx.execute("DELETE FROM nodes WHERE beat_at < ?1", &[&before.0])
 }
 
 /// One recording file of a session (a segment: recordings are cut at display changes and

@@ -8,7 +8,7 @@ use super::{Transport, next_message, reject, spawn_writer};
 use crate::error::Error;
 use crate::network::Network;
 use deskline_net::framed::{MessageReader, MessageWriter, read_frame};
-use deskline_protocol::session::{Action, Actor, Refusal};
+use deskline_protocol::session::{Action, Actor, Refusal, SessionState};
 use deskline_protocol::{AppCode, AppInfo, Capabilities, Message, RejectReason, ResumeSecret, Welcome};
 use std::sync::Arc;
 
@@ -79,6 +79,16 @@ pub(super) async fn run(
         }
     }
 
+    // Resumed here while the session still reads as connected to another relay node (that
+    // node died and was not yet noticed, or the app's network took it elsewhere): the app
+    // proved it is the same instance, so its session is taken over from there.
+    let elsewhere = session.node.as_deref().is_some_and(|n| n != desk.node_id());
+    if resumed && elsewhere && matches!(session.core.state, SessionState::Active | SessionState::InQueue) {
+        match desk.app_dropped(id, Actor::System).await {
+            Ok(_) => tracing::info!(session = %id, "support app resumed here from another relay node"),
+            Err(e) => tracing::info!(session = %id, error = %e, "support app resumed here from another relay node; nothing to take over"),
+        }
+    }
     match desk.act_as(Actor::App, id, Action::AppConnected { resumed }).await {
         Ok(_) => {}
         Err(e) => {

@@ -204,6 +204,10 @@ impl Hubs {
             loop {
                 let missed = match events.recv().await {
                     Ok(event) if !matches!(event.live, deskline_api::LiveEvent::Resync) => {
+                        // A technician's chat line said through another relay node.
+                        if let (Some(line), Some(hub)) = (&event.for_app, hubs.existing(event.id)) {
+                            send_chat(&hub.lock(), line);
+                        }
                         hubs.refresh(event.id).await;
                         false
                     }
@@ -246,7 +250,13 @@ impl Hubs {
         }
         let now = self.desk.now();
         let records = self.desk.records(id).await;
+        // Several relay nodes: the app connected (or resumed) on another node, which serves
+        // its viewers now.
+        let moved = matches!(self.desk.media_elsewhere(&row).await, Ok(Some(_)));
         let mut state = hub.lock();
+        if moved {
+            send_viewers_elsewhere(&mut state);
+        }
         self.apply(&mut state, &row, &names, now, records);
         drop(state);
         self.release_if_idle(id);
@@ -737,5 +747,14 @@ fn input_text(pointer: &mut (u32, u32), event: &InputEvent) -> Option<String> {
         InputEvent::Key { code, press: Press::Down, .. } => Some(format!("key {code:?}")),
         InputEvent::Text { text } => Some(format!("{} characters typed", text.chars().count())),
         _ => None,
+    }
+}
+
+/// The session's app is connected to another relay node now: its viewers here are told to join
+/// again (as after a relay restart), and are sent there when they do.
+fn send_viewers_elsewhere(state: &mut HubState) {
+    for (_, viewer) in state.viewers.drain() {
+        let _ = viewer.out.try_send(bye(ByeReason::ServerShutdown, "the session's support app moved to another relay node"));
+        viewer.carrier.close_soon();
     }
 }

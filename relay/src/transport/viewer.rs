@@ -40,6 +40,15 @@ pub(super) async fn may_view(
 ) -> Result<Vec<DisplayInfo>, (RejectReason, &'static str)> {
     match transport.hubs.desk.session_row(id).await {
         Ok(Some(row)) if !row.core.deleted && row.core.state.is_live() && row.core.has_technician(technician) => {
+            // Several relay nodes: the session's media is where its app is connected.
+            match transport.hubs.desk.media_elsewhere(&row).await {
+                Ok(Some(node)) => {
+                    let reason = RejectReason::Elsewhere { quic: node.quic, fingerprint: node.fingerprint };
+                    return Err((reason, "the session's support app is connected to another relay node"));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(session = %id, error = %e, "cannot tell where the session's app is connected"),
+            }
             Ok(row.agent.map(|a| a.displays).unwrap_or_default())
         }
         _ => Err((RejectReason::Forbidden, "you are not assigned to or invited on this session")),
