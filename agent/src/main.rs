@@ -36,7 +36,8 @@ struct Cli {
     link: Option<String>,
     /// The relay's QUIC address, host:port (taken from the link when it names one, else from
     /// support.toml: `~/.config/deskline/` or `/etc/deskline/` on Linux, `%APPDATA%\Deskline`
-    /// or `%ProgramData%\Deskline` on Windows).
+    /// or `%ProgramData%\Deskline` on Windows). Several relay nodes: separated by commas, in the
+    /// order to try when the one connected to is gone.
     #[arg(long)]
     relay: Option<String>,
     /// The relay certificate's SHA-256 fingerprint (taken from the link when it carries one,
@@ -118,14 +119,23 @@ async fn config(cli: &Cli, code: Option<AppCode>) -> anyhow::Result<AgentConfig>
         "This support app does not know your help desk's server. Open the link your technician sent you, \
          or ask your IT department to set it up (the file support.toml).",
     )?;
-    let relay = tokio::net::lookup_host(&relay_text).await?.next().context("cannot resolve the relay")?;
-    let server_name = relay_text.rsplit_once(':').map_or(relay_text.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_owned();
+    let relays: Vec<String> = relay_text.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect();
+    // The first relay that resolves; the others are tried when it cannot be reached.
+    let mut first = None;
+    for text in &relays {
+        if let Some(addr) = tokio::net::lookup_host(text).await.ok().and_then(|mut a| a.next()) {
+            first = Some((addr, deskline_agent::session::server_name(text)));
+            break;
+        }
+    }
+    let (relay, server_name) = first.context("cannot resolve the relay")?;
     Ok(AgentConfig {
         relay,
         server_name,
         fingerprint: Some(deskline_net::tls::parse_fingerprint(&fingerprint)?),
         // A placeholder until the end user types a PIN.
         code: code.unwrap_or(AppCode::Pin(Pin::from_number(0).context("PIN 0")?)),
+        relays: if relays.len() > 1 { relays } else { Vec::new() },
     })
 }
 
@@ -332,6 +342,8 @@ async fn connection(
     let mut resume: Option<(ResumeSecret, Grants)> = None;
     // Until when a lost connection may still be resumed (the relay's grace window).
     let mut resume_until = tokio::time::Instant::now();
+    // Whether the other relay nodes were tried since the last registration.
+    let mut tried_others = false;
     loop {
         if !have_code {
             loop {
@@ -356,12 +368,23 @@ async fn connection(
             // upgrade): keep trying within the window rather than giving up on the first try.
             Err(AgentError::Net(e)) if resume.is_some() && tokio::time::Instant::now() < resume_until => {
                 tracing::warn!(error = %e, "resuming: the relay is not back yet");
-                if resume_within_window(&config, &updates, resume_until).await {
+                if resume_within_window(&mut config, &updates, resume_until).await {
                     continue;
                 }
                 lost(&updates);
                 have_code = false;
                 resume = None;
+                continue;
+            }
+            // Several relay nodes: the first is down; another one that answers is used.
+            Err(AgentError::Net(e)) if !config.relays.is_empty() && !tried_others => {
+                tracing::warn!(error = %e, "the relay does not answer; trying the others");
+                tried_others = true;
+                if !config.reach(RECONNECT_ATTEMPT_TIMEOUT).await {
+                    let (message, retry, new_code) = explain(&AgentError::Net(e));
+                    let _ = updates.send(NetUpdate::Failed { message, retry, new_code });
+                    have_code = false;
+                }
                 continue;
             }
             Err(e) => {
@@ -373,6 +396,7 @@ async fn connection(
                 continue;
             }
         };
+        tried_others = false;
         let _ = updates.send(NetUpdate::Connected {
             organisation: registered.welcome().organisation.clone(),
             relay: config.server_name.clone(),
@@ -419,7 +443,7 @@ async fn connection(
                 tracing::warn!(%why, "connection lost; resuming");
                 resume = secret.map(|s| (s, granted));
                 resume_until = tokio::time::Instant::now() + RESUME_WINDOW;
-                if resume.is_none() || !resume_within_window(&config, &updates, resume_until).await {
+                if resume.is_none() || !resume_within_window(&mut config, &updates, resume_until).await {
                     lost(&updates);
                     have_code = false;
                     resume = None;
@@ -443,16 +467,15 @@ fn lost(updates: &mpsc::UnboundedSender<NetUpdate>) {
     });
 }
 
-/// Waits until the relay is reachable again (within the resume window); the caller then
-/// registers with the resumption secret.
-async fn resume_within_window(config: &AgentConfig, updates: &mpsc::UnboundedSender<NetUpdate>, deadline: tokio::time::Instant) -> bool {
+/// Waits until the relay — or, several relay nodes, any of them — is reachable again (within
+/// the resume window); the caller then registers there with the resumption secret.
+async fn resume_within_window(config: &mut AgentConfig, updates: &mpsc::UnboundedSender<NetUpdate>, deadline: tokio::time::Instant) -> bool {
     // Nothing is shared while there is no connection; the window says so.
     let _ = updates.send(NetUpdate::Reconnecting);
     while tokio::time::Instant::now() < deadline {
         // A relay that is down does not answer at all: give each try a short bound rather than
         // QUIC's idle timeout, so the app is back within seconds of the relay.
-        let attempt = deskline_net::quic::connect(config.relay, &config.server_name, config.fingerprint);
-        if let Ok(Ok(_)) = tokio::time::timeout(RECONNECT_ATTEMPT_TIMEOUT, attempt).await {
+        if config.reach(RECONNECT_ATTEMPT_TIMEOUT).await {
             return true;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -62,6 +62,41 @@ pub struct AgentConfig {
     pub fingerprint: Option<[u8; 32]>,
     /// The session code.
     pub code: AppCode,
+    /// Every relay endpoint the app may use (`host:port`, several relay nodes or a name that
+    /// resolves to several addresses), in the order to try when the current one is gone;
+    /// empty: `relay` only.
+    pub relays: Vec<String>,
+}
+
+impl AgentConfig {
+    /// Makes the first relay that answers a QUIC handshake within `timeout` the one to
+    /// register with (the current one when there is no other; every address a name resolves
+    /// to is tried); `false` when none answers.
+    pub async fn reach(&mut self, timeout: std::time::Duration) -> bool {
+        let answers = |addr: SocketAddr, name: String, fingerprint| async move {
+            matches!(tokio::time::timeout(timeout, deskline_net::quic::connect(addr, &name, fingerprint)).await, Ok(Ok(_)))
+        };
+        if self.relays.is_empty() {
+            return answers(self.relay, self.server_name.clone(), self.fingerprint).await;
+        }
+        for text in self.relays.clone() {
+            let Ok(addrs) = tokio::net::lookup_host(&text).await else { continue };
+            let name = server_name(&text);
+            for addr in addrs {
+                if answers(addr, name.clone(), self.fingerprint).await {
+                    (self.relay, self.server_name) = (addr, name);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The host of `host:port` (`[v6]:port` too), as TLS names it.
+#[must_use]
+pub fn server_name(relay: &str) -> String {
+    relay.rsplit_once(':').map_or(relay, |(h, _)| h).trim_matches(['[', ']']).to_owned()
 }
 
 /// Why the app could not join or stay.

@@ -75,7 +75,7 @@ impl SyntheticSession {
         let pin = session.pin.as_deref().context("pin")?.parse()?;
 
         let pin_bytes = deskline_net::tls::parse_fingerprint(fingerprint)?;
-        let config = AgentConfig { relay: quic, server_name: "localhost".into(), fingerprint: Some(pin_bytes), code: AppCode::Pin(pin) };
+        let config = AgentConfig { relay: quic, server_name: "localhost".into(), fingerprint: Some(pin_bytes), code: AppCode::Pin(pin), relays: Vec::new() };
         let info = AppInfo { os: "bench".into(), host_name: "bench".into(), app_version: "0".into(), displays: vec![] };
         let registered = register(&config, info, None).await?;
         let sink = TimedSink::default();

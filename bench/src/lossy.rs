@@ -144,7 +144,7 @@ pub async fn run(seconds: f64) -> anyhow::Result<LossyResult> {
     let blackout = Arc::new(AtomicBool::new(false));
     let front = proxy(relay.quic, blackout.clone()).await?;
 
-    let config = AgentConfig { relay: front, server_name: "localhost".into(), fingerprint: Some(fingerprint), code: AppCode::Pin(pin) };
+    let config = AgentConfig { relay: front, server_name: "localhost".into(), fingerprint: Some(fingerprint), code: AppCode::Pin(pin), relays: Vec::new() };
     let info = AppInfo { os: "bench".into(), host_name: "lossy".into(), app_version: "0".into(), displays: vec![] };
     let registered = register(&config, info, None).await?;
     let observed: Arc<Mutex<Observed>> = Arc::default();

@@ -561,7 +561,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
             let _: SessionView = owner.post(&format!("/sessions/{id}/invite"), &TechnicianRef { technician_id: *helper }).await?;
         }
         let code = AppCode::Pin(session.pin.as_deref().context("pin")?.parse()?);
-        let config = AgentConfig { relay: relay.quic, server_name: "localhost".into(), fingerprint: Some(pin), code };
+        let config = AgentConfig { relay: relay.quic, server_name: "localhost".into(), fingerprint: Some(pin), code, relays: Vec::new() };
         let info = AppInfo { os: "load".into(), host_name: format!("load{s}"), app_version: "0".into(), displays: vec![] };
         let registered = register(&config, info, None).await.with_context(|| format!("registering load app {s} of {sessions}"))?;
         let prompt = Arc::new(ScriptedPrompt { answer: ScriptedAnswer::AllowAll, delay: Duration::ZERO });

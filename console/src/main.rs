@@ -996,11 +996,14 @@ fn progress_bar() -> indicatif::ProgressBar {
 /// Joins a session over QUIC: where the relay's QUIC endpoint is and which certificate to
 /// pin come from the (already trusted) HTTPS API.
 async fn join_session(client: &Client, id: i64) -> anyhow::Result<Viewer> {
-    // The relay node the session's app is connected to (several may share the database).
-    let relay: RelayInfo = client.get(&format!("/sessions/{id}/relay")).await?;
+    // The relay node the session's app is connected to (several may share the database), and
+    // this API's own, which knows where the session went if that node dies.
+    let media: RelayInfo = client.get(&format!("/sessions/{id}/relay")).await?;
+    let own: RelayInfo = client.get("/relay").await?;
     let me: TechnicianView = client.get("/me").await?;
-    let target = RelayTarget::resolve(&relay.quic, &relay.fingerprint).await?;
-    Ok(viewer::join(&target, client.token().unwrap_or_default(), SessionId(id), TechnicianId(me.id)).await?)
+    let target = RelayTarget::resolve(&media.quic, &media.fingerprint).await?;
+    let home = RelayTarget::resolve(&own.quic, &own.fingerprint).await?;
+    Ok(viewer::join_from(&home, &target, client.token().unwrap_or_default(), SessionId(id), TechnicianId(me.id)).await?)
 }
 
 /// Decodes `frames` frames (of `display` only, when given: frames of the display shown before

@@ -65,6 +65,10 @@ impl RelayTarget {
     }
 }
 
+/// How long one try to join again may take: a relay that restarts answers within a round trip
+/// or two once up; one that died never does.
+const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How many times in a row a join follows a relay node's "the session is on another node".
 const MAX_REDIRECTS: usize = 3;
 
@@ -94,9 +98,22 @@ pub struct Viewer {
 /// Joins `session` as technician `me` with an API bearer token.
 /// (Several relay nodes: a node the session's app is not connected to sends the viewer there.)
 pub async fn join(target: &RelayTarget, token: &str, session: SessionId, me: TechnicianId) -> Result<Viewer, ViewerError> {
+    join_from(target, target, token, session, me).await
+}
+
+/// [`join`] at `target` (where the API said the session's media is) for a viewer whose own
+/// relay node is `home` (the one its API answers on): when `target` dies, `home` says where the
+/// session went.
+pub async fn join_from(
+    home: &RelayTarget,
+    target: &RelayTarget,
+    token: &str,
+    session: SessionId,
+    me: TechnicianId,
+) -> Result<Viewer, ViewerError> {
     let mut joined = target.clone();
     let (connection, writer, reader, welcome) = connect(&mut joined, token, session).await?;
-    Ok(Viewer { connection, writer, reader, welcome, me, target: joined, home: target.clone(), token: token.to_owned(), session })
+    Ok(Viewer { connection, writer, reader, welcome, me, target: joined, home: home.clone(), token: token.to_owned(), session })
 }
 
 /// One connection to the relay as a viewer of `session`, welcomed, following a relay node's
@@ -434,7 +451,11 @@ impl Viewer {
             // died is not coming back, and the one asked knows where the session went.
             attempt += 1;
             let mut target = if attempt % 2 == 0 { self.home.clone() } else { self.target.clone() };
-            match connect(&mut target, &self.token, self.session).await {
+            // A node that died does not answer at all: each try gets a short bound.
+            let attempt_result = tokio::time::timeout(JOIN_ATTEMPT_TIMEOUT, connect(&mut target, &self.token, self.session))
+                .await
+                .unwrap_or_else(|_| Err(ViewerError::Other("no answer".into())));
+            match attempt_result {
                 Ok((connection, writer, reader, welcome)) => {
                     self.connection.close(0u32.into(), b"replaced");
                     (self.connection, self.writer, self.reader, self.welcome) = (connection, writer, reader, welcome);

@@ -490,6 +490,7 @@ async fn synthetic_app(env: &Env, pin: &str, answer: deskline_agent::ScriptedAns
         server_name: "localhost".into(),
         fingerprint: Some(deskline_net::tls::parse_fingerprint(&env.admin.fingerprint).unwrap()),
         code: deskline_protocol::AppCode::Pin(pin.parse().unwrap()),
+        relays: Vec::new(),
     };
     let display = deskline_protocol::DisplayInfo { id: 0, name: "synthetic".into(), width: 320, height: 240, primary: true };
     let info = deskline_protocol::AppInfo { os: "test".into(), host_name: "pc".into(), app_version: "0".into(), displays: vec![display] };

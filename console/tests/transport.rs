@@ -119,7 +119,7 @@ impl Env {
 
     fn config(&self, code: AppCode) -> AgentConfig {
         let fp = deskline_net::tls::parse_fingerprint(&self.fingerprint).unwrap();
-        AgentConfig { relay: self.quic, server_name: "localhost".into(), fingerprint: Some(fp), code }
+        AgentConfig { relay: self.quic, server_name: "localhost".into(), fingerprint: Some(fp), code, relays: Vec::new() }
     }
 
     fn target(&self) -> RelayTarget {

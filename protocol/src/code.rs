@@ -159,12 +159,16 @@ secret_token!(
 
 /// What a session link (`https://RELAY/s/TOKEN#quic=HOST:PORT&sha256=HEX`) tells the support
 /// app: the code, and — in the fragment, which browsers never send to a server — where to
-/// connect and which certificate to pin.
+/// connect and which certificate to pin. Several relay nodes: `quic=` lists them, separated by
+/// commas, in the order to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionLink {
     /// The session's code.
     pub token: LinkToken,
-    /// The relay's QUIC endpoint, `host:port`, if the link names it.
+    /// The relay's QUIC endpoint, `host:port` (several, comma-separated: see [`relays`]), if
+    /// the link names it.
+    ///
+    /// [`relays`]: SessionLink::relays
     pub quic: Option<String>,
     /// The relay certificate's SHA-256 (hex), if the link carries it.
     pub sha256: Option<String>,
@@ -181,7 +185,12 @@ impl FromStr for SessionLink {
         let mut link = SessionLink { token, quic: None, sha256: None };
         for pair in fragment.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
-                Some(("quic", v)) if !v.is_empty() => link.quic = Some(quic_address(v)?.to_owned()),
+                Some(("quic", v)) if !v.is_empty() => {
+                    for one in v.split(',') {
+                        quic_address(one)?;
+                    }
+                    link.quic = Some(v.to_owned());
+                }
                 Some(("sha256", v)) if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) => {
                     link.sha256 = Some(v.to_owned());
                 }
@@ -191,6 +200,14 @@ impl FromStr for SessionLink {
             }
         }
         Ok(link)
+    }
+}
+
+impl SessionLink {
+    /// The relay endpoints the link names, in the order to try.
+    #[must_use]
+    pub fn relays(&self) -> Vec<&str> {
+        self.quic.as_deref().map(|q| q.split(',').collect()).unwrap_or_default()
     }
 }
 
@@ -412,6 +429,13 @@ mod tests {
         assert!("https://x/s/short#quic=a:1".parse::<SessionLink>().is_err());
         let v6: SessionLink = format!("https://x/s/{token}#quic=[::1]:4433").parse().unwrap();
         assert_eq!(v6.quic.as_deref(), Some("[::1]:4433"));
+        // Several relay nodes, in the order to try.
+        let nodes: SessionLink = format!("https://x/s/{token}#quic=a.example:4433,[::1]:4434,10.0.0.3:4433").parse().unwrap();
+        assert_eq!(nodes.relays(), ["a.example:4433", "[::1]:4434", "10.0.0.3:4433"]);
+        assert_eq!(link.relays(), ["desk.example:4433"]);
+        for list in ["a:1,", ",a:1", "a:1,,b:2", "a:1,b"] {
+            assert!(format!("https://x/s/{token}#quic={list}").parse::<SessionLink>().is_err(), "{list:?}");
+        }
         for quic in ["3r\u{85}\u{c}x:1", "desk example:1", "d\u{202e}esk:1", "desk:0", "desk:99999", "desk", ":1", "[nothex]:1", "a:b:1"] {
             assert!(format!("https://x/s/{token}#quic={quic}").parse::<SessionLink>().is_err(), "{quic:?}");
         }

@@ -50,6 +50,10 @@ struct Inner {
     metrics: crate::metrics::Metrics,
     /// The relay-wide settings administrators change (stored; read here).
     settings: std::sync::RwLock<Settings>,
+    /// The other live relay nodes' QUIC addresses that share this one's certificate (read at
+    /// each heartbeat): session links list them after this node's, for apps to reconnect to
+    /// when a node dies.
+    peers: std::sync::RwLock<Vec<String>>,
     /// When this node started (its first heartbeat).
     started_at: std::sync::OnceLock<Timestamp>,
     /// The `--organisation` flag: the organisation's name until an administrator sets one.
@@ -210,6 +214,7 @@ impl Desk {
                 settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
                 organisation_default: std::sync::OnceLock::new(),
                 started_at: std::sync::OnceLock::new(),
+                peers: std::sync::RwLock::new(Vec::new()),
                 node: crate::nodes::new_node_id(),
                 stopping: tokio::sync::watch::Sender::new(false),
                 chat_limits: governor::RateLimiter::keyed(
@@ -276,7 +281,12 @@ impl Desk {
             .inner
             .quic
             .get()
-            .map(|q| format!("#quic={}&sha256={}", q.quic, q.fingerprint))
+            .map(|q| {
+                let mut relays = vec![q.quic.clone()];
+                let peers = self.inner.peers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                relays.extend(peers.iter().filter(|p| **p != q.quic).cloned());
+                format!("#quic={}&sha256={}", relays.join(","), q.fingerprint)
+            })
             .unwrap_or_default();
         LinkBase { url: self.public_url().to_owned(), fragment }
     }
@@ -1417,13 +1427,20 @@ impl Desk {
             beat_at: now,
         };
         let forget_before = Timestamp(now.0 - i64::try_from(crate::limits::NODE_FORGOTTEN_AFTER.as_millis()).unwrap_or(i64::MAX));
-        self.db()
+        let alive_since = self.others_alive_since();
+        let (own, fingerprint) = (row.id.clone(), row.fingerprint.clone());
+        let peers = self
+            .db()
             .append(move |tx| {
                 store::beat_node(tx, &row)?;
                 store::forget_nodes(tx, forget_before)?;
-                Ok::<_, Error>(())
+                Ok::<_, Error>(store::live_nodes(tx, alive_since)?)
             })
-            .await
+            .await?;
+        // Apps pin one certificate: only nodes sharing it can take them over.
+        let peers = peers.into_iter().filter(|n| n.id != own && n.fingerprint == fingerprint).map(|n| n.quic).collect();
+        *self.inner.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = peers;
+        Ok(())
     }
 
     /// This node stops (cleanly): the others take its sessions back at once instead of after

@@ -755,17 +755,27 @@ pub fn live_node(tx: &Tx<'_>, id: &str, alive_since: Timestamp) -> Result<Option
         "SELECT id, quic, fingerprint, url, started_at, beat_at FROM nodes WHERE id = ?1 AND beat_at > ?2",
         &[&id, &alive_since.0],
     )?;
-    row.map(|r| {
-        Ok(NodeRow {
-            id: r.get(0)?,
-            quic: r.get(1)?,
-            fingerprint: r.get(2)?,
-            url: r.get(3)?,
-            started_at: Timestamp(r.get(4)?),
-            beat_at: Timestamp(r.get(5)?),
-        })
+    row.as_ref().map(node_from_row).transpose()
+}
+
+/// Every node that beat after `alive_since`, oldest first.
+pub fn live_nodes(tx: &Tx<'_>, alive_since: Timestamp) -> Result<Vec<NodeRow>, StoreError> {
+    let rows = tx.query(
+        "SELECT id, quic, fingerprint, url, started_at, beat_at FROM nodes WHERE beat_at > ?1 ORDER BY started_at, id",
+        &[&alive_since.0],
+    )?;
+    rows.iter().map(node_from_row).collect()
+}
+
+fn node_from_row(r: &Row) -> Result<NodeRow, StoreError> {
+    Ok(NodeRow {
+        id: r.get(0)?,
+        quic: r.get(1)?,
+        fingerprint: r.get(2)?,
+        url: r.get(3)?,
+        started_at: Timestamp(r.get(4)?),
+        beat_at: Timestamp(r.get(5)?),
     })
-    .transpose()
 }
 
 /// Forgets one node (it stopped cleanly).
