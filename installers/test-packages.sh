@@ -79,6 +79,8 @@ grep -q "deskline-relay admin create" <<<"$notes" || fail "the install does not 
 getent passwd deskline | grep -q ":/var/lib/deskline:/usr/sbin/nologin$" || fail "no system user deskline: $(getent passwd deskline)"
 [ "$(stat -c '%U:%G %a' /var/lib/deskline)" = "deskline:deskline 700" ] || fail "/var/lib/deskline is $(stat -c '%U:%G %a' /var/lib/deskline)"
 [ -f /etc/deskline/relay.toml ] || fail "no /etc/deskline/relay.toml"
+[ "$(stat -c '%a %U:%G' /etc/deskline/relay.toml)" = "640 root:deskline" ] \
+    || fail "relay.toml is $(stat -c '%a %U:%G' /etc/deskline/relay.toml), not 640 root:deskline (it may hold the database password)"
 # Where this machine's kernel settings can be written at all (not in most containers).
 if [ -w /proc/sys/net/core/rmem_max ]; then
   [ "$(sysctl -n net.core.rmem_max)" -ge 4194304 ] || fail "the install left net.core.rmem_max at $(sysctl -n net.core.rmem_max)"

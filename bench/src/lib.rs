@@ -17,6 +17,7 @@ pub mod glass;
 pub mod encode;
 pub mod guessing;
 pub mod lossy;
+pub mod nodes;
 pub mod plot;
 pub mod procs;
 pub mod relay_load;

@@ -101,6 +101,17 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         seconds: f64,
     },
+    /// Several relay nodes on one PostgreSQL: API latency with one node and with three, and a
+    /// node's death → its app connected again elsewhere. Run it through
+    /// scripts/with-postgres.sh (it needs a PostgreSQL server).
+    Nodes {
+        /// Create/read/close rounds per client (4 clients) for each setup.
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        /// Nodes killed, one after another.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// Everything.
     All,
 }
@@ -271,6 +282,20 @@ fn main() -> anyhow::Result<()> {
         report.push_str(&guessing::table(&results));
         report.push('\n');
         json.insert("guessing".into(), serde_json::to_value(&results)?);
+    }
+    if let Command::Nodes { rounds, runs } = &cli.command {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message(format!("relay nodes: API latency, then {runs} nodes killed"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let result = runtime.block_on(deskline_bench::nodes::run(*rounds, *runs))?;
+        spinner.finish_and_clear();
+        report.push_str("## Several relay nodes on one PostgreSQL
+
+");
+        report.push_str(&deskline_bench::nodes::table(&result));
+        report.push('\n');
+        json.insert("nodes".into(), serde_json::to_value(&result)?);
     }
     if matches!(cli.command, Command::Idle | Command::All) {
         let seconds = if cli.quick { 5.0 } else { 20.0 };
