@@ -21,8 +21,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --locked --target x86_64-pc-windows-gnu -p deskline-agent -p deskline-net -p deskline-protocol --lib --bins -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
-echo "==> on PostgreSQL: the relay's API and desk tests again (the same tests, a database each), and three relay nodes"
-bash scripts/with-postgres.sh cargo test -p deskline-relay --locked --lib --test api --test nodes -- --include-ignored
+echo "==> on PostgreSQL: the relay's API and desk tests again (the same tests, a database each), relay nodes, a browser across nodes"
+bash scripts/with-postgres.sh bash -c 'cargo test -p deskline-relay --locked --lib --test api --test nodes -- --include-ignored \
+    && cargo test -p deskline-relay --locked --test web_console -- --ignored'
 echo "==> schemathesis: generated requests against the API's OpenAPI document (60 s)"
 bash scripts/schemathesis.sh 60
 echo "==> fuzzing every decoder of untrusted input (cargo-fuzz, nightly; 12 s per target)"

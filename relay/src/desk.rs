@@ -54,6 +54,9 @@ struct Inner {
     /// each heartbeat): session links list them after this node's, for apps to reconnect to
     /// when a node dies.
     peers: std::sync::RwLock<Vec<String>>,
+    /// Where the other relay nodes reach this one's API, and the certificate fingerprint to pin
+    /// there (`None`: the web PKI).
+    node_url: std::sync::OnceLock<(String, Option<String>)>,
     /// When this node started (its first heartbeat).
     started_at: std::sync::OnceLock<Timestamp>,
     /// The `--organisation` flag: the organisation's name until an administrator sets one.
@@ -214,6 +217,7 @@ impl Desk {
                 settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
                 organisation_default: std::sync::OnceLock::new(),
                 started_at: std::sync::OnceLock::new(),
+                node_url: std::sync::OnceLock::new(),
                 peers: std::sync::RwLock::new(Vec::new()),
                 node: crate::nodes::new_node_id(),
                 stopping: tokio::sync::watch::Sender::new(false),
@@ -289,6 +293,20 @@ impl Desk {
             })
             .unwrap_or_default();
         LinkBase { url: self.public_url().to_owned(), fragment }
+    }
+
+    /// Records where the other relay nodes reach this one's API and the certificate to pin
+    /// there (`None`: an operator's certificate, checked by the web PKI); once, at start.
+    pub fn set_node_url(&self, url: String, pin: Option<String>) {
+        let _ = self.inner.node_url.set((url, pin));
+    }
+
+    /// The relay node holding session `id`'s app, when that is another live node.
+    pub async fn media_node_of(&self, id: SessionId) -> Result<Option<store::NodeRow>, Error> {
+        match self.session_row(id).await? {
+            Some(row) => self.media_elsewhere(&row).await,
+            None => Ok(None),
+        }
     }
 
     /// Records where the QUIC endpoint is (once, when it starts).
@@ -1418,11 +1436,13 @@ impl Desk {
     async fn beat(&self) -> Result<(), Error> {
         let Some(q) = self.inner.quic.get() else { return Ok(()) };
         let now = self.now();
+        let (url, url_pin) = self.inner.node_url.get().cloned().unwrap_or_else(|| (self.public_url().to_owned(), None));
         let row = store::NodeRow {
             id: self.node_id().to_owned(),
             quic: q.quic.clone(),
             fingerprint: q.fingerprint.clone(),
-            url: self.public_url().to_owned(),
+            url,
+            url_pin,
             started_at: *self.inner.started_at.get_or_init(|| now),
             beat_at: now,
         };

@@ -59,6 +59,15 @@ pub enum Error {
     /// Anything else internal (reported without details).
     #[error("internal error")]
     Internal(String),
+    /// The answer of the relay node a request was passed to (several nodes share the
+    /// database), passed back as it came: its status and its JSON body.
+    #[error("{body}")]
+    Forwarded {
+        /// Its HTTP status.
+        status: u16,
+        /// Its JSON body.
+        body: String,
+    },
 }
 
 impl Error {
@@ -79,6 +88,7 @@ impl Error {
                 RefusalKind::Gone => 404,
             },
             Error::Store(_) | Error::Internal(_) => 500,
+            Error::Forwarded { status, .. } => *status,
         }
     }
 
@@ -97,6 +107,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::Refused(r) => r.code(),
             Error::Store(_) | Error::Internal(_) => "internal",
+            Error::Forwarded { .. } => "forwarded",
         }
     }
 

@@ -9,7 +9,10 @@
 //! reloads its session and the settings are read again.
 
 use crate::desk::Desk;
+use crate::error::Error;
+use crate::store::NodeRow;
 use crate::views::SessionEvent;
+use deskline_api::SessionDescription;
 use deskline_protocol::{ChannelId, SessionId};
 use serde::{Deserialize, Serialize};
 
@@ -99,5 +102,40 @@ impl Desk {
             tracing::error!(error = %e, "cannot load the settings");
         }
         self.send_here(SessionEvent { live: deskline_api::LiveEvent::Resync, channels: Vec::new(), technicians: Vec::new(), id: SessionId(0), for_app: None });
+    }
+}
+
+/// The header of a request one relay node passes to another (which then answers it itself).
+pub(crate) const FORWARDED: &str = "x-deskline-forwarded";
+
+/// How long the node holding a session gets to answer a browser's offer passed to it (it
+/// gathers its ICE candidates first).
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Passes a browser's WebRTC offer for session `id` to `node`, which holds the session's app,
+/// with the technician's own token (the node checks it, and the technician's right to view,
+/// against the shared database), over HTTPS pinned to the node's certificate when it serves
+/// the relay's own. Its answer — the browser then connects to that node for the media — or its
+/// refusal comes back as it was given.
+pub(crate) async fn forward_offer(node: &NodeRow, token: &str, id: i64, offer: &SessionDescription) -> Result<SessionDescription, Error> {
+    let pin = node.url_pin.as_deref().map(deskline_net::tls::parse_fingerprint).transpose().map_err(|e| Error::Internal(e.to_string()))?;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(deskline_net::tls::client_config(pin))
+        .timeout(FORWARD_TIMEOUT)
+        .build()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let url = format!("{}/api/v1/sessions/{id}/webrtc", node.url.trim_end_matches('/'));
+    let unreachable = |e: reqwest::Error| {
+        tracing::warn!(node = %node.url, error = %e, "the relay node holding the session does not answer");
+        let body = serde_json::json!({"error": {"code": "node_unreachable", "message": "the relay node serving this session does not answer; try again"}});
+        Error::Forwarded { status: 502, body: body.to_string() }
+    };
+    let response = client.post(&url).bearer_auth(token).header(FORWARDED, "1").json(offer).send().await.map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(unreachable)?;
+    if status == 200 {
+        serde_json::from_str(&body).map_err(|e| Error::Internal(format!("the node's answer: {e}")))
+    } else {
+        Err(Error::Forwarded { status, body })
     }
 }

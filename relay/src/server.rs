@@ -31,6 +31,11 @@ pub struct ServeOptions {
     /// the command line, where other users could read the password.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Several relay nodes: the URL the other nodes reach this one's API at (to pass it a
+    /// browser's viewer of a session whose app is connected here). Default: the public URL;
+    /// give each node's own address when the nodes share one name.
+    #[arg(long, value_name = "URL")]
+    pub node_url: Option<String>,
     /// HTTPS listen address.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub http: SocketAddr,
@@ -154,6 +159,10 @@ impl Prepared {
             quic: quic_public,
             fingerprint: cert.fingerprint(),
         });
+        // The other nodes pin the relay's own certificate when HTTPS serves it; an operator's
+        // is checked by the web PKI.
+        let pin = options.tls_cert.is_none().then(|| cert.fingerprint());
+        desk.set_node_url(options.node_url.clone().unwrap_or_else(|| public_url.clone()), pin);
         Ok(Prepared {
             desk,
             listener,
@@ -473,6 +482,7 @@ impl LocalRelay {
         ServeOptions {
             data_dir,
             database_url: None,
+            node_url: None,
             http: loopback,
             quic: loopback,
             public_url: None,

@@ -740,6 +740,43 @@ async fn the_browser_viewer_follows_a_relay_restart() {
     browser.close().await.unwrap();
 }
 
+/// Issue 16: a browser signed in to relay node A views a session whose app is connected to node
+/// B (both on one PostgreSQL database): node A passes the browser's offer to node B, whose
+/// answer brings the media to the browser from there. Needs PostgreSQL: the test command runs
+/// it through scripts/with-postgres.sh (`-- --ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
+async fn a_browser_on_one_node_views_a_session_whose_app_is_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = deskline_relay::store::test_database_url().expect("DESKLINE_TEST_DATABASE_URL names no server").unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a = start_relay_at(&a_dir, "127.0.0.1:0", "127.0.0.1:0", &["--database-url", &url]);
+    // The nodes serve one name: they share its certificate.
+    std::fs::create_dir_all(b_dir.join("relay")).unwrap();
+    for file in ["relay-cert.pem", "relay-key.pem"] {
+        std::fs::copy(a_dir.join("relay").join(file), b_dir.join("relay").join(file)).unwrap();
+    }
+    let b = start_relay_at(&b_dir, "127.0.0.1:0", "127.0.0.1:0", &["--database-url", &url]);
+    let (_driver, browser) = admin_at_the_desk(&a_dir, &a).await;
+    let api = Api::login(&a, "admin", OWN_PASSWORD).await;
+    let session = api.new_session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let _app = Guard(synthetic_app(&b, session["pin"].as_str().unwrap(), dir.path()).spawn().unwrap());
+    eventually(&browser, "the app connecting (to node B)", 30, ROW, |t| t.contains("active")).await;
+    assert_eq!(api.call(reqwest::Method::POST, &format!("/sessions/{id}/remote"), json!({})).await.0, 200);
+    eventually(&browser, "consent", 30, ROW, |t| t.contains("may view and control")).await;
+    click(&browser, "#sessions tbody tr").await;
+    click_action(&browser, "View in browser").await;
+    let picture = "const v = document.getElementById('screen'); \
+        return `${v.videoWidth}x${v.videoHeight} ${document.getElementById('viewer-status').textContent}`";
+    eventually(&browser, "the picture from node B", 30, picture, |t| t == "640x360 viewing").await;
+    let playing = "const v = document.getElementById('screen'); return String(v.currentTime)";
+    let at: f64 = browser.execute(playing, vec![]).await.unwrap().as_str().unwrap().parse().unwrap();
+    eventually(&browser, "the picture moving", 10, playing, |t| t.parse::<f64>().unwrap() > at).await;
+    screenshot(&browser, "node-a-views-node-b").await;
+    browser.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_technician_chats_with_the_end_user_in_the_browser_before_and_while_viewing() {
     let dir = tempfile::tempdir().unwrap();

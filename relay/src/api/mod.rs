@@ -192,6 +192,9 @@ async fn not_found() -> Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Error::Forwarded { body, .. } = self {
+            return (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+        }
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }

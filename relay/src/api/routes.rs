@@ -551,9 +551,18 @@ async fn session_relay(State(state): State<AppState>, Authed(me): Authed, ApiPat
 async fn webrtc_offer(
     State(state): State<AppState>,
     Authed(me): Authed,
+    BearerToken(token): BearerToken,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<i64>,
     ApiJson(offer): ApiJson<SessionDescription>,
 ) -> ApiResult<SessionDescription> {
+    // Several relay nodes: the session's app is connected to another node, which serves its
+    // viewers; the offer goes there (once: a node passed an offer answers it itself).
+    if !headers.contains_key(crate::nodes::FORWARDED)
+        && let Some(node) = state.desk.media_node_of(SessionId(id)).await?
+    {
+        return Ok(Json(crate::nodes::forward_offer(&node, &token, id, &offer).await?));
+    }
     let transport = state.transport.as_ref().ok_or(Error::NotFound("WebRTC gateway"))?;
     let sdp = transport.browser_offer(me.id, SessionId(id), offer.sdp).await?;
     Ok(Json(SessionDescription { sdp }))

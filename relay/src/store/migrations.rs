@@ -167,14 +167,16 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX failures_at ON failures(kind, at);
     "#,
     // 10: relay nodes (`store::NodeRow`): each running node's id (random per process), where
-    // apps and viewers reach it, and its heartbeat; a session keeps the node its app is
-    // connected to, where its media is.
+    // apps and viewers reach it, where the other nodes reach its API (and the certificate
+    // fingerprint to pin there, when it serves the relay's own), and its heartbeat; a session
+    // keeps the node its app is connected to, where its media is.
     r#"
     CREATE TABLE nodes (
         id          TEXT   PRIMARY KEY,
         quic        TEXT   NOT NULL,
         fingerprint TEXT   NOT NULL,
         url         TEXT   NOT NULL,
+        url_pin     TEXT,
         started_at  BIGINT NOT NULL,
         beat_at     BIGINT NOT NULL
     );

@@ -731,8 +731,11 @@ pub struct NodeRow {
     pub quic: String,
     /// SHA-256 of its QUIC certificate (lowercase hex).
     pub fingerprint: String,
-    /// Its public HTTPS URL.
+    /// Where the other nodes reach its API (HTTPS).
     pub url: String,
+    /// The SHA-256 (hex) of the certificate to pin there; `None`: the web PKI (an operator's
+    /// own certificate).
+    pub url_pin: Option<String>,
     /// When it started.
     pub started_at: Timestamp,
     /// Its last heartbeat.
@@ -742,9 +745,9 @@ pub struct NodeRow {
 /// Adds a node or renews its heartbeat.
 pub fn beat_node(tx: &Tx<'_>, n: &NodeRow) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO nodes (id, quic, fingerprint, url, started_at, beat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
-        &[&n.id, &n.quic, &n.fingerprint, &n.url, &n.started_at.0, &n.beat_at.0],
+        "INSERT INTO nodes (id, quic, fingerprint, url, url_pin, started_at, beat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at, url_pin = excluded.url_pin",
+        &[&n.id, &n.quic, &n.fingerprint, &n.url, &n.url_pin, &n.started_at.0, &n.beat_at.0],
     )?;
     Ok(())
 }
@@ -752,7 +755,7 @@ pub fn beat_node(tx: &Tx<'_>, n: &NodeRow) -> Result<(), StoreError> {
 /// The node with this id, if it beat after `alive_since`.
 pub fn live_node(tx: &Tx<'_>, id: &str, alive_since: Timestamp) -> Result<Option<NodeRow>, StoreError> {
     let row = tx.query_opt(
-        "SELECT id, quic, fingerprint, url, started_at, beat_at FROM nodes WHERE id = ?1 AND beat_at > ?2",
+        "SELECT id, quic, fingerprint, url, url_pin, started_at, beat_at FROM nodes WHERE id = ?1 AND beat_at > ?2",
         &[&id, &alive_since.0],
     )?;
     row.as_ref().map(node_from_row).transpose()
@@ -761,7 +764,7 @@ pub fn live_node(tx: &Tx<'_>, id: &str, alive_since: Timestamp) -> Result<Option
 /// Every node that beat after `alive_since`, oldest first.
 pub fn live_nodes(tx: &Tx<'_>, alive_since: Timestamp) -> Result<Vec<NodeRow>, StoreError> {
     let rows = tx.query(
-        "SELECT id, quic, fingerprint, url, started_at, beat_at FROM nodes WHERE beat_at > ?1 ORDER BY started_at, id",
+        "SELECT id, quic, fingerprint, url, url_pin, started_at, beat_at FROM nodes WHERE beat_at > ?1 ORDER BY started_at, id",
         &[&alive_since.0],
     )?;
     rows.iter().map(node_from_row).collect()
@@ -773,8 +776,9 @@ fn node_from_row(r: &Row) -> Result<NodeRow, StoreError> {
         quic: r.get(1)?,
         fingerprint: r.get(2)?,
         url: r.get(3)?,
-        started_at: Timestamp(r.get(4)?),
-        beat_at: Timestamp(r.get(5)?),
+        url_pin: r.get(4)?,
+        started_at: Timestamp(r.get(5)?),
+        beat_at: Timestamp(r.get(6)?),
     })
 }
 
