@@ -309,6 +309,20 @@ impl Desk {
         }
     }
 
+    /// The relay node whose data directory holds recording `id`'s files, when that is another
+    /// live node.
+    pub async fn recording_node_of(&self, id: i64) -> Result<Option<store::NodeRow>, Error> {
+        let (own, alive_since) = (self.node_id().to_owned(), self.others_alive_since());
+        self.db()
+            .read(move |tx| {
+                Ok::<_, Error>(match store::recording_by_id(tx, id)?.and_then(|r| r.node) {
+                    Some(n) if n != own => store::live_node(tx, &n, alive_since)?,
+                    _ => None,
+                })
+            })
+            .await
+    }
+
     /// Records where the QUIC endpoint is (once, when it starts).
     pub fn set_quic_endpoint(&self, endpoint: QuicEndpoint) {
         let _ = self.inner.quic.set(endpoint);
@@ -1374,7 +1388,7 @@ impl Desk {
 
     /// Since when another node's heartbeat means it is alive: for a relay alone on SQLite no
     /// other node ever is (a previous run of this one is gone).
-    fn others_alive_since(&self) -> Timestamp {
+    pub(crate) fn others_alive_since(&self) -> Timestamp {
         if self.db().is_postgres() {
             Timestamp(self.now().0 - i64::try_from(crate::limits::NODE_DEAD_AFTER.as_millis()).unwrap_or(i64::MAX))
         } else {

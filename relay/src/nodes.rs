@@ -109,33 +109,56 @@ impl Desk {
 pub(crate) const FORWARDED: &str = "x-deskline-forwarded";
 
 /// How long the node holding a session gets to answer a browser's offer passed to it (it
-/// gathers its ICE candidates first).
+/// gathers its ICE candidates first); a recording passed on streams as long as it takes.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// An HTTPS client for `node`'s API: pinned to its certificate when it serves the relay's own
+/// (the nodes share it), the web PKI otherwise.
+fn client_for(node: &NodeRow, timeout: Option<std::time::Duration>) -> Result<reqwest::Client, Error> {
+    let pin = node.url_pin.as_deref().map(deskline_net::tls::parse_fingerprint).transpose().map_err(|e| Error::Internal(e.to_string()))?;
+    let mut builder = reqwest::Client::builder().use_preconfigured_tls(deskline_net::tls::client_config(pin));
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder.build().map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// `node` did not answer: a 502 the caller may retry.
+fn unreachable(node: &NodeRow, e: &reqwest::Error) -> Error {
+    tracing::warn!(node = %node.url, error = %e, "the relay node holding the session does not answer");
+    let body = serde_json::json!({"error": {"code": "node_unreachable", "message": "the relay node serving this session does not answer; try again"}});
+    Error::Forwarded { status: 502, body: body.to_string() }
+}
 
 /// Passes a browser's WebRTC offer for session `id` to `node`, which holds the session's app,
 /// with the technician's own token (the node checks it, and the technician's right to view,
-/// against the shared database), over HTTPS pinned to the node's certificate when it serves
-/// the relay's own. Its answer — the browser then connects to that node for the media — or its
-/// refusal comes back as it was given.
+/// against the shared database). Its answer — the browser then connects to that node for the
+/// media — or its refusal comes back as it was given.
 pub(crate) async fn forward_offer(node: &NodeRow, token: &str, id: i64, offer: &SessionDescription) -> Result<SessionDescription, Error> {
-    let pin = node.url_pin.as_deref().map(deskline_net::tls::parse_fingerprint).transpose().map_err(|e| Error::Internal(e.to_string()))?;
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(deskline_net::tls::client_config(pin))
-        .timeout(FORWARD_TIMEOUT)
-        .build()
-        .map_err(|e| Error::Internal(e.to_string()))?;
     let url = format!("{}/api/v1/sessions/{id}/webrtc", node.url.trim_end_matches('/'));
-    let unreachable = |e: reqwest::Error| {
-        tracing::warn!(node = %node.url, error = %e, "the relay node holding the session does not answer");
-        let body = serde_json::json!({"error": {"code": "node_unreachable", "message": "the relay node serving this session does not answer; try again"}});
-        Error::Forwarded { status: 502, body: body.to_string() }
-    };
-    let response = client.post(&url).bearer_auth(token).header(FORWARDED, "1").json(offer).send().await.map_err(unreachable)?;
+    let request = client_for(node, Some(FORWARD_TIMEOUT))?.post(&url).bearer_auth(token).header(FORWARDED, "1").json(offer);
+    let response = request.send().await.map_err(|e| unreachable(node, &e))?;
     let status = response.status().as_u16();
-    let body = response.text().await.map_err(unreachable)?;
+    let body = response.text().await.map_err(|e| unreachable(node, &e))?;
     if status == 200 {
         serde_json::from_str(&body).map_err(|e| Error::Internal(format!("the node's answer: {e}")))
     } else {
         Err(Error::Forwarded { status, body })
     }
+}
+
+/// Passes a GET of the API (`path` under `/api/v1`: a recording's video or log, whose files
+/// are in `node`'s data directory) to `node` with the technician's own token, and streams its
+/// answer back as it comes (status, type, length, name, body).
+pub(crate) async fn forward_get(node: &NodeRow, token: &str, path: &str) -> Result<axum::response::Response, Error> {
+    use axum::http::header;
+    let url = format!("{}/api/v1{path}", node.url.trim_end_matches('/'));
+    let response = client_for(node, None)?.get(&url).bearer_auth(token).header(FORWARDED, "1").send().await.map_err(|e| unreachable(node, &e))?;
+    let mut answer = axum::response::Response::builder().status(response.status().as_u16());
+    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_DISPOSITION] {
+        if let Some(value) = response.headers().get(name.as_str()).and_then(|v| v.to_str().ok()) {
+            answer = answer.header(name, value);
+        }
+    }
+    answer.body(axum::body::Body::from_stream(response.bytes_stream())).map_err(|e| Error::Internal(e.to_string()))
 }

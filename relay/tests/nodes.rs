@@ -95,6 +95,8 @@ async fn a_session_made_on_one_node_is_served_by_another_and_seen_on_a_third() {
     let c = node(dir.path(), "c", &url, Some(&dir.path().join("a")));
     assert!(b.admin_password.is_none() && c.admin_password.is_none(), "the admin exists once, made by the first node");
     let admin = a.first_login("admin", a.admin_password.as_deref().unwrap()).await;
+    // The channel records its sessions: the file is written on the node holding the app.
+    a.ok("PATCH", "/channels/1", &admin, Some(json!({"record_sessions": true}))).await;
     // The token made on node A signs in on B and C.
     let mut on_c = events(&c, &admin).await;
     let session = a.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
@@ -150,6 +152,23 @@ async fn a_session_made_on_one_node_is_served_by_another_and_seen_on_a_third() {
     };
     assert!(ended.success(), "{}", std::fs::read_to_string(dir.path().join("app.out.err")).unwrap());
     wait_until(&b, &admin, &format!("/sessions/{id}"), "closed", 20, |v| v["state"] == "closed").await;
+
+    // The recording node B wrote is listed on every node and played through node C (which
+    // passes the request to node B): the same bytes as from node B itself.
+    let recordings = wait_until(&c, &admin, &format!("/sessions/{id}/recordings"), "a recording ended", 20, |v| {
+        v.as_array().is_some_and(|l| !l.is_empty() && l.iter().all(|r| r["ended_at"].is_string()))
+    })
+    .await;
+    let rid = recordings[0]["id"].as_i64().unwrap();
+    let fetch = async |relay: &Relay, path: &str| {
+        let response = relay.client.get(format!("{}/api/v1{path}", relay.base)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.bytes().await.unwrap()
+    };
+    let (through_c, at_b) = (fetch(&c, &format!("/recordings/{rid}/video")).await, fetch(&b, &format!("/recordings/{rid}/video")).await);
+    assert!(through_c.len() > 1000 && through_c == at_b, "{} bytes through C, {} at B", through_c.len(), at_b.len());
+    let (log_c, log_b) = (fetch(&c, &format!("/recordings/{rid}/log")).await, fetch(&b, &format!("/recordings/{rid}/log")).await);
+    assert_eq!(log_c, log_b);
 }
 
 /// Issue 16: wrong PINs spread over three nodes are limited as on one node — the guessing

@@ -429,7 +429,19 @@ async fn session_recordings(State(state): State<AppState>, Authed(me): Authed, A
 /// Every fetch is audited.
 #[utoipa::path(get, path = "/recordings/{id}/video", params(("id" = i64, Path)),
     responses((status = 200, content_type = "video/mp4", body = Vec<u8>), (status = 400), (status = 401), (status = 404)))]
-async fn recording_video(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> Result<axum::response::Response, Error> {
+async fn recording_video(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    BearerToken(token): BearerToken,
+    headers: axum::http::HeaderMap,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<axum::response::Response, Error> {
+    // Several relay nodes: its file is in the data directory of the node that recorded it.
+    if !headers.contains_key(crate::nodes::FORWARDED)
+        && let Some(node) = state.desk.recording_node_of(id).await?
+    {
+        return crate::nodes::forward_get(&node, &token, &format!("/recordings/{id}/video")).await;
+    }
     let (row, file) = state.desk.open_recording(&me, id).await?;
     let length = file.metadata().await.map(|m| m.len()).map_err(|e| Error::Internal(format!("a recording's size: {e}")))?;
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
@@ -445,8 +457,19 @@ async fn recording_video(State(state): State<AppState>, Authed(me): Authed, ApiP
 /// the video.
 #[utoipa::path(get, path = "/recordings/{id}/log", params(("id" = i64, Path)),
     responses((status = 200, body = [RecordingLogLine]), (status = 400), (status = 401), (status = 404)))]
-async fn recording_log(State(state): State<AppState>, Authed(me): Authed, ApiPath(id): ApiPath<i64>) -> ApiResult<Vec<RecordingLogLine>> {
-    Ok(Json(state.desk.recording_log(&me, id).await?))
+async fn recording_log(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    BearerToken(token): BearerToken,
+    headers: axum::http::HeaderMap,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<axum::response::Response, Error> {
+    if !headers.contains_key(crate::nodes::FORWARDED)
+        && let Some(node) = state.desk.recording_node_of(id).await?
+    {
+        return crate::nodes::forward_get(&node, &token, &format!("/recordings/{id}/log")).await;
+    }
+    Ok(Json(state.desk.recording_log(&me, id).await?).into_response())
 }
 
 /// The session's chat, oldest first (kept with its history, also after it closed).

@@ -61,11 +61,12 @@ impl Desk {
     /// hear of it.
     async fn recording_started(&self, session: SessionId, width: u32, height: u32) -> Result<i64, Error> {
         let now = self.now();
+        let node = self.node_id().to_owned();
         let (id, row) = self
             .db()
             .write(move |tx| {
                 let row = store::session_by_id(tx, session)?.ok_or(Error::NotFound("session"))?;
-                let id = store::insert_recording(tx, session, now, width, height)?;
+                let id = store::insert_recording(tx, session, now, width, height, &node)?;
                 let state = row.core.state;
                 let action = AuditAction::RecordingStarted { recording: id, width, height };
                 let event = AuditEvent { session, at: now, actor: Actor::System, action, from: Some(state), to: state };
@@ -159,13 +160,23 @@ impl Desk {
     }
 
     /// At start: recordings the relay was writing when it stopped get their length from what
-    /// reached the disk (the files play up to their last whole picture).
+    /// reached the disk (the files play up to their last whole picture). Several relay nodes:
+    /// those another live node is writing are its own, and a file on another machine is left
+    /// to the node that starts there.
     pub fn close_unfinished_recordings_blocking(&self) -> Result<(), Error> {
         let Some(dir) = self.recordings_dir().map(Path::to_path_buf) else { return Ok(()) };
         let now = self.now();
+        let (alive_since, shared) = (self.others_alive_since(), self.db().is_postgres());
         self.db().write_blocking(move |tx| {
             for r in store::unfinished_recordings(tx)? {
                 let path = video_path(&dir, r.id);
+                let written_elsewhere = match &r.node {
+                    Some(n) => store::live_node(tx, n, alive_since)?.is_some(),
+                    None => false,
+                };
+                if written_elsewhere || (shared && !path.exists()) {
+                    continue;
+                }
                 let bytes = std::fs::metadata(&path).map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
                 let duration_ms = std::fs::File::open(&path).map_or(0, |f| mp4::whole_duration_ms(std::io::BufReader::new(f)));
                 let ended = r.started_at.saturating_add(Duration::from_millis(duration_ms as u64)).min(now);
@@ -180,7 +191,25 @@ impl Desk {
     pub(crate) async fn delete_old_recordings(&self) -> Result<(), Error> {
         let Some(dir) = self.recordings_dir().map(Path::to_path_buf) else { return Ok(()) };
         let now = self.now();
-        let old = self.db().read(move |tx| Ok::<_, Error>(store::recordings_past_retention(tx, now)?)).await?;
+        let (own, alive_since) = (self.node_id().to_owned(), self.others_alive_since());
+        let old = self
+            .db()
+            .read(move |tx| {
+                // Several relay nodes: a live node deletes the files it wrote (they are in its data
+                // directory); those of a node that is gone go with their rows.
+                let mut old = Vec::new();
+                for r in store::recordings_past_retention(tx, now)? {
+                    let theirs = match &r.node {
+                        Some(n) if *n != own => store::live_node(tx, n, alive_since)?.is_some(),
+                        _ => false,
+                    };
+                    if !theirs {
+                        old.push(r);
+                    }
+                }
+                Ok::<_, Error>(old)
+            })
+            .await?;
         'recordings: for r in old {
             for path in [video_path(&dir, r.id), log_path(&dir, r.id)] {
                 match tokio::fs::remove_file(&path).await {

@@ -169,7 +169,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 10: relay nodes (`store::NodeRow`): each running node's id (random per process), where
     // apps and viewers reach it, where the other nodes reach its API (and the certificate
     // fingerprint to pin there, when it serves the relay's own), and its heartbeat; a session
-    // keeps the node its app is connected to, where its media is.
+    // keeps the node its app is connected to, where its media is; a recording, the node that
+    // writes its file.
     r#"
     CREATE TABLE nodes (
         id          TEXT   PRIMARY KEY,
@@ -181,6 +182,7 @@ pub const MIGRATIONS: &[&str] = &[
         beat_at     BIGINT NOT NULL
     );
     ALTER TABLE sessions ADD COLUMN node TEXT;
+    ALTER TABLE recordings ADD COLUMN node TEXT;
     "#,
 ];
 

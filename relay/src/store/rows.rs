@@ -813,9 +813,11 @@ pub struct RecordingRow {
     pub duration_ms: i64,
     /// Size of the video file.
     pub bytes: i64,
+    /// The relay node that writes (wrote) its files, in its own data directory.
+    pub node: Option<String>,
 }
 
-const RECORDING_COLUMNS: &str = "id, session_id, started_at, ended_at, width, height, duration_ms, bytes";
+const RECORDING_COLUMNS: &str = "id, session_id, started_at, ended_at, width, height, duration_ms, bytes, node";
 
 fn recording_from_row(row: &Row) -> Result<RecordingRow, StoreError> {
     Ok(RecordingRow {
@@ -827,14 +829,15 @@ fn recording_from_row(row: &Row) -> Result<RecordingRow, StoreError> {
         height: row.get(5)?,
         duration_ms: row.get(6)?,
         bytes: row.get(7)?,
+        node: row.get(8)?,
     })
 }
 
-/// Adds a recording being written; returns its id.
-pub fn insert_recording(tx: &Tx<'_>, session: SessionId, started_at: Timestamp, width: u32, height: u32) -> Result<i64, StoreError> {
+/// Adds a recording being written by relay node `node`; returns its id.
+pub fn insert_recording(tx: &Tx<'_>, session: SessionId, started_at: Timestamp, width: u32, height: u32, node: &str) -> Result<i64, StoreError> {
     tx.query_one(
-        "INSERT INTO recordings (session_id, started_at, width, height) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-        &[&session.0, &started_at.0, &width, &height],
+        "INSERT INTO recordings (session_id, started_at, width, height, node) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        &[&session.0, &started_at.0, &width, &height, &node],
     )?
     .get(0)
 }
@@ -872,7 +875,7 @@ pub fn unfinished_recordings(tx: &Tx<'_>) -> Result<Vec<RecordingRow>, StoreErro
 /// days keep them).
 pub fn recordings_past_retention(tx: &Tx<'_>, now: Timestamp) -> Result<Vec<RecordingRow>, StoreError> {
     let rows = tx.query(
-        "SELECT r.id, r.session_id, r.started_at, r.ended_at, r.width, r.height, r.duration_ms, r.bytes \
+        "SELECT r.id, r.session_id, r.started_at, r.ended_at, r.width, r.height, r.duration_ms, r.bytes, r.node \
          FROM recordings r JOIN sessions s ON s.id = r.session_id JOIN channels c ON c.id = s.channel_id \
          WHERE r.ended_at IS NOT NULL AND c.recording_retention_days > 0 \
            AND r.ended_at + c.recording_retention_days * 86400000 <= ?1 ORDER BY r.id",
