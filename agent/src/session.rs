@@ -69,24 +69,32 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// Makes the first relay that answers a QUIC handshake within `timeout` the one to
-    /// register with (the current one when there is no other; every address a name resolves
-    /// to is tried); `false` when none answers.
+    /// Makes a relay that answers a QUIC handshake within `timeout` the one to register with:
+    /// the current one when there is no other; else every endpoint (each address a name
+    /// resolves to) is tried at once — a dead node never answers, so trying it first would
+    /// only add its timeout — and the first to answer wins. `false` when none answers.
     pub async fn reach(&mut self, timeout: std::time::Duration) -> bool {
-        let answers = |addr: SocketAddr, name: String, fingerprint| async move {
+        let fingerprint = self.fingerprint;
+        let answers = move |addr: SocketAddr, name: String| async move {
             matches!(tokio::time::timeout(timeout, deskline_net::quic::connect(addr, &name, fingerprint)).await, Ok(Ok(_)))
         };
         if self.relays.is_empty() {
-            return answers(self.relay, self.server_name.clone(), self.fingerprint).await;
+            return answers(self.relay, self.server_name.clone()).await;
         }
-        for text in self.relays.clone() {
-            let Ok(addrs) = tokio::net::lookup_host(&text).await else { continue };
-            let name = server_name(&text);
-            for addr in addrs {
-                if answers(addr, name.clone(), self.fingerprint).await {
-                    (self.relay, self.server_name) = (addr, name);
-                    return true;
-                }
+        let mut candidates = Vec::new();
+        for text in &self.relays {
+            if let Ok(addrs) = tokio::net::lookup_host(text).await {
+                candidates.extend(addrs.map(|addr| (addr, server_name(text))));
+            }
+        }
+        let mut tries = tokio::task::JoinSet::new();
+        for (addr, name) in candidates {
+            tries.spawn(async move { answers(addr, name.clone()).await.then_some((addr, name)) });
+        }
+        while let Some(done) = tries.join_next().await {
+            if let Ok(Some((addr, name))) = done {
+                (self.relay, self.server_name) = (addr, name);
+                return true;
             }
         }
         false

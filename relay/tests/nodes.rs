@@ -35,6 +35,18 @@ fn node(dir: &Path, name: &str, url: &str, first: Option<&Path>) -> Relay {
     Relay::launch(&data, &http, &quic, &["--database-url", url], Stdio::null())
 }
 
+/// Three nodes on a new database (B and C with A's certificate), and the admin's token (its own
+/// password set on node A).
+async fn three_nodes(dir: &Path) -> ([Relay; 3], String) {
+    let url = database();
+    let a = node(dir, "a", &url, None);
+    let b = node(dir, "b", &url, Some(&dir.join("a")));
+    let c = node(dir, "c", &url, Some(&dir.join("a")));
+    assert!(b.admin_password.is_none() && c.admin_password.is_none(), "the admin exists once, made by the first node");
+    let admin = a.first_login("admin", a.admin_password.as_deref().unwrap()).await;
+    ([a, b, c], admin)
+}
+
 /// A live-events stream of a console.
 async fn events(relay: &Relay, token: &str) -> impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
     let response = relay.client.get(format!("{}/api/v1/events", relay.base)).bearer_auth(token).send().await.unwrap();
@@ -89,12 +101,7 @@ fn app(pin: &str, quic: &str, fingerprint: &str, dir: &Path, out: &str) -> KillO
 #[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
 async fn a_session_made_on_one_node_is_served_by_another_and_seen_on_a_third() {
     let dir = tempfile::tempdir().unwrap();
-    let url = database();
-    let a = node(dir.path(), "a", &url, None);
-    let b = node(dir.path(), "b", &url, Some(&dir.path().join("a")));
-    let c = node(dir.path(), "c", &url, Some(&dir.path().join("a")));
-    assert!(b.admin_password.is_none() && c.admin_password.is_none(), "the admin exists once, made by the first node");
-    let admin = a.first_login("admin", a.admin_password.as_deref().unwrap()).await;
+    let ([a, b, c], admin) = three_nodes(dir.path()).await;
     // The channel records its sessions: the file is written on the node holding the app.
     a.ok("PATCH", "/channels/1", &admin, Some(json!({"record_sessions": true}))).await;
     // The token made on node A signs in on B and C.
@@ -178,11 +185,7 @@ async fn a_session_made_on_one_node_is_served_by_another_and_seen_on_a_third() {
 #[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
 async fn pin_guessing_spread_over_three_nodes_is_limited_as_on_one() {
     let dir = tempfile::tempdir().unwrap();
-    let url = database();
-    let a = node(dir.path(), "a", &url, None);
-    let b = node(dir.path(), "b", &url, Some(&dir.path().join("a")));
-    let c = node(dir.path(), "c", &url, Some(&dir.path().join("a")));
-    let admin = a.first_login("admin", a.admin_password.as_deref().unwrap()).await;
+    let ([a, b, c], admin) = three_nodes(dir.path()).await;
     let real = a.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "pin"}))).await;
     let real_pin = real["pin"].as_str().unwrap().to_owned();
     let wrong = if real_pin == "000000" { "000001" } else { "000000" };
@@ -233,11 +236,7 @@ fn count_actions(trail: &Value, action: &str) -> usize {
 #[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
 async fn killing_the_node_that_holds_a_session_costs_a_short_reconnect_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let url = database();
-    let a = node(dir.path(), "a", &url, None);
-    let b = node(dir.path(), "b", &url, Some(&dir.path().join("a")));
-    let c = node(dir.path(), "c", &url, Some(&dir.path().join("a")));
-    let admin = a.first_login("admin", a.admin_password.as_deref().unwrap()).await;
+    let ([a, b, c], admin) = three_nodes(dir.path()).await;
     let session = a.ok("POST", "/channels/1/sessions", &admin, Some(json!({"kind": "link"}))).await;
     let id = session["id"].as_i64().unwrap();
     let show = format!("/sessions/{id}");

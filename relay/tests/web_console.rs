@@ -248,6 +248,32 @@ fn synthetic_app(relay: &Relay, pin: &str, dir: &Path) -> Command {
 
 const ROW: &str = "return document.querySelector('#sessions tbody tr')?.innerText ?? ''";
 
+/// The browser viewer's picture size and status.
+const PICTURE: &str = "const v = document.getElementById('screen'); \
+    return `${v.videoWidth}x${v.videoHeight} ${document.getElementById('viewer-status').textContent}`";
+
+/// A new PIN session whose synthetic app joins `app_at` and allows what it is asked, opened in
+/// the browser's viewer until its picture shows; returns the app.
+async fn viewing_a_session(browser: &Client, api: &Api, app_at: &Relay, dir: &Path) -> Guard {
+    let session = api.new_session("pin").await;
+    let id = session["id"].as_i64().unwrap();
+    let app = Guard(synthetic_app(app_at, session["pin"].as_str().unwrap(), dir).spawn().unwrap());
+    eventually(browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
+    assert_eq!(api.call(reqwest::Method::POST, &format!("/sessions/{id}/remote"), json!({})).await.0, 200);
+    eventually(browser, "consent", 30, ROW, |t| t.contains("may view and control")).await;
+    click(browser, "#sessions tbody tr").await;
+    click_action(browser, "View in browser").await;
+    eventually(browser, "the picture", 30, PICTURE, |t| t == "640x360 viewing").await;
+    app
+}
+
+/// The browser viewer's picture keeps moving.
+async fn picture_moves(browser: &Client) {
+    let playing = "const v = document.getElementById('screen'); return String(v.currentTime)";
+    let at: f64 = browser.execute(playing, vec![]).await.unwrap().as_str().unwrap().parse().unwrap();
+    eventually(browser, "the picture moving", 10, playing, |t| t.parse::<f64>().unwrap() > at).await;
+}
+
 /// The id of the (only) session in the API client's Home.
 async fn session_id(api: &Api) -> i64 {
     let (_, home) = api.call(reqwest::Method::GET, "/sessions", Value::Null).await;
@@ -706,19 +732,7 @@ async fn the_browser_viewer_follows_a_relay_restart() {
     let mut relay = start_relay_at(dir.path(), &http, &quic, &[]);
     let (_driver, browser) = admin_at_the_desk(dir.path(), &relay).await;
     let api = Api::login(&relay, "admin", OWN_PASSWORD).await;
-    let session = api.new_session("pin").await;
-    let id = session["id"].as_i64().unwrap();
-    let _app = Guard(
-        synthetic_app(&relay, session["pin"].as_str().unwrap(), dir.path()).spawn().unwrap(),
-    );
-    eventually(&browser, "the app connecting", 30, ROW, |t| t.contains("active")).await;
-    assert_eq!(api.call(reqwest::Method::POST, &format!("/sessions/{id}/remote"), json!({})).await.0, 200);
-    eventually(&browser, "consent", 30, ROW, |t| t.contains("may view and control")).await;
-    click(&browser, "#sessions tbody tr").await;
-    click_action(&browser, "View in browser").await;
-    let picture = "const v = document.getElementById('screen'); \
-        return `${v.videoWidth}x${v.videoHeight} ${document.getElementById('viewer-status').textContent}`";
-    eventually(&browser, "the picture", 30, picture, |t| t == "640x360 viewing").await;
+    let _app = viewing_a_session(&browser, &api, &relay, dir.path()).await;
 
     // The relay restarts (SIGTERM, as an upgrade does), on the same ports and data.
     let pid = relay._process.0.id().to_string();
@@ -733,10 +747,8 @@ async fn the_browser_viewer_follows_a_relay_restart() {
     let _relay = start_relay_at(dir.path(), &http, &quic, &[]);
     // Back: the picture at its size on a new connection (the old one's was dropped with it),
     // viewing — with nobody clicking anything.
-    eventually(&browser, "the picture after the restart", 60, picture, |t| t == "640x360 viewing").await;
-    let playing = "const v = document.getElementById('screen'); return String(v.currentTime)";
-    let at: f64 = browser.execute(playing, vec![]).await.unwrap().as_str().unwrap().parse().unwrap();
-    eventually(&browser, "the picture moving", 10, playing, |t| t.parse::<f64>().unwrap() > at).await;
+    eventually(&browser, "the picture after the restart", 60, PICTURE, |t| t == "640x360 viewing").await;
+    picture_moves(&browser).await;
     browser.close().await.unwrap();
 }
 
@@ -759,20 +771,9 @@ async fn a_browser_on_one_node_views_a_session_whose_app_is_on_another() {
     let b = start_relay_at(&b_dir, "127.0.0.1:0", "127.0.0.1:0", &["--database-url", &url]);
     let (_driver, browser) = admin_at_the_desk(&a_dir, &a).await;
     let api = Api::login(&a, "admin", OWN_PASSWORD).await;
-    let session = api.new_session("pin").await;
-    let id = session["id"].as_i64().unwrap();
-    let _app = Guard(synthetic_app(&b, session["pin"].as_str().unwrap(), dir.path()).spawn().unwrap());
-    eventually(&browser, "the app connecting (to node B)", 30, ROW, |t| t.contains("active")).await;
-    assert_eq!(api.call(reqwest::Method::POST, &format!("/sessions/{id}/remote"), json!({})).await.0, 200);
-    eventually(&browser, "consent", 30, ROW, |t| t.contains("may view and control")).await;
-    click(&browser, "#sessions tbody tr").await;
-    click_action(&browser, "View in browser").await;
-    let picture = "const v = document.getElementById('screen'); \
-        return `${v.videoWidth}x${v.videoHeight} ${document.getElementById('viewer-status').textContent}`";
-    eventually(&browser, "the picture from node B", 30, picture, |t| t == "640x360 viewing").await;
-    let playing = "const v = document.getElementById('screen'); return String(v.currentTime)";
-    let at: f64 = browser.execute(playing, vec![]).await.unwrap().as_str().unwrap().parse().unwrap();
-    eventually(&browser, "the picture moving", 10, playing, |t| t.parse::<f64>().unwrap() > at).await;
+    // The app joins node B; the browser, signed in to node A, views it.
+    let _app = viewing_a_session(&browser, &api, &b, dir.path()).await;
+    picture_moves(&browser).await;
     screenshot(&browser, "node-a-views-node-b").await;
     browser.close().await.unwrap();
 }

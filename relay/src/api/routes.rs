@@ -425,6 +425,15 @@ async fn session_recordings(State(state): State<AppState>, Authed(me): Authed, A
     Ok(Json(state.desk.recordings(&me, SessionId(id)).await?))
 }
 
+/// Several relay nodes: the node whose data directory holds recording `id`'s files, when that is
+/// another (and this request was not passed here by a node already).
+async fn recording_elsewhere(state: &AppState, headers: &axum::http::HeaderMap, id: i64) -> Result<Option<crate::store::NodeRow>, Error> {
+    if headers.contains_key(crate::nodes::FORWARDED) {
+        return Ok(None);
+    }
+    state.desk.recording_node_of(id).await
+}
+
 /// A recording's video: fragmented MP4 of the app's H.264 as it came, which browsers play.
 /// Every fetch is audited.
 #[utoipa::path(get, path = "/recordings/{id}/video", params(("id" = i64, Path)),
@@ -436,10 +445,7 @@ async fn recording_video(
     headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<axum::response::Response, Error> {
-    // Several relay nodes: its file is in the data directory of the node that recorded it.
-    if !headers.contains_key(crate::nodes::FORWARDED)
-        && let Some(node) = state.desk.recording_node_of(id).await?
-    {
+    if let Some(node) = recording_elsewhere(&state, &headers, id).await? {
         return crate::nodes::forward_get(&node, &token, &format!("/recordings/{id}/video")).await;
     }
     let (row, file) = state.desk.open_recording(&me, id).await?;
@@ -464,9 +470,7 @@ async fn recording_log(
     headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<axum::response::Response, Error> {
-    if !headers.contains_key(crate::nodes::FORWARDED)
-        && let Some(node) = state.desk.recording_node_of(id).await?
-    {
+    if let Some(node) = recording_elsewhere(&state, &headers, id).await? {
         return crate::nodes::forward_get(&node, &token, &format!("/recordings/{id}/log")).await;
     }
     Ok(Json(state.desk.recording_log(&me, id).await?).into_response())
