@@ -450,7 +450,7 @@ impl Viewer {
             // Every other attempt asks where it first asked, when that is elsewhere: a node that
             // died is not coming back, and the one asked knows where the session went.
             attempt += 1;
-            let mut target = if attempt % 2 == 0 { self.home.clone() } else { self.target.clone() };
+            let mut target = if attempt.is_multiple_of(2) { self.home.clone() } else { self.target.clone() };
             // A node that died does not answer at all: each try gets a short bound.
             let attempt_result = tokio::time::timeout(JOIN_ATTEMPT_TIMEOUT, connect(&mut target, &self.token, self.session))
                 .await

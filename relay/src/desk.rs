@@ -1647,7 +1647,7 @@ impl Desk {
         };
         // The app may be connected to another node: a technician's line goes to it from there.
         let for_app = matches!(line.from, ChatFrom::Technician { .. }).then(|| line.clone());
-        self.tell_other_nodes(crate::nodes::Notice::Event(SessionEvent { for_app, ..event.clone() }));
+        self.tell_other_nodes(crate::nodes::Notice::Event(Box::new(SessionEvent { for_app, ..event.clone() })));
         self.send_here(event);
         Ok(line)
     }

@@ -24,7 +24,7 @@ pub(crate) enum Notice {
     Session { id: i64, before_channel: Option<i64> },
     /// A live event passed as it is (chat lines: they are not part of the session's row), with
     /// a technician's line for the app wherever it is connected.
-    Event(SessionEvent),
+    Event(Box<SessionEvent>),
     /// The relay-wide settings.
     Settings,
 }
@@ -86,7 +86,7 @@ impl Desk {
                 Ok(None) => {}
                 Err(e) => tracing::error!(session = id, error = %e, "cannot load a session another relay node changed"),
             },
-            Notice::Event(event) => self.send_here(event),
+            Notice::Event(event) => self.send_here(*event),
             Notice::Settings => {
                 if let Err(e) = self.reload_settings().await {
                     tracing::error!(error = %e, "cannot load the settings another relay node changed");
