@@ -124,7 +124,7 @@ async fn config(cli: &Cli, code: Option<AppCode>) -> anyhow::Result<AgentConfig>
     let mut first = None;
     for text in &relays {
         if let Some(addr) = tokio::net::lookup_host(text).await.ok().and_then(|mut a| a.next()) {
-            first = Some((addr, deskline_agent::session::server_name(text)));
+            first = Some((addr, deskline_net::quic::server_name(text)));
             break;
         }
     }

@@ -84,7 +84,7 @@ impl AgentConfig {
         let mut candidates = Vec::new();
         for text in &self.relays {
             if let Ok(addrs) = tokio::net::lookup_host(text).await {
-                candidates.extend(addrs.map(|addr| (addr, server_name(text))));
+                candidates.extend(addrs.map(|addr| (addr, deskline_net::quic::server_name(text))));
             }
         }
         let mut tries = tokio::task::JoinSet::new();
@@ -101,11 +101,6 @@ impl AgentConfig {
     }
 }
 
-/// The host of `host:port` (`[v6]:port` too), as TLS names it.
-#[must_use]
-pub fn server_name(relay: &str) -> String {
-    relay.rsplit_once(':').map_or(relay, |(h, _)| h).trim_matches(['[', ']']).to_owned()
-}
 
 /// Why the app could not join or stay.
 #[derive(Debug, thiserror::Error)]

@@ -59,7 +59,7 @@ impl RelayTarget {
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| ViewerError::Other(format!("cannot resolve {quic}")))?;
-        let server_name = quic.rsplit_once(':').map_or(quic, |(h, _)| h).trim_matches(['[', ']']).to_owned();
+        let server_name = deskline_net::quic::server_name(quic);
         let fingerprint = deskline_net::tls::parse_fingerprint(fingerprint).map_err(|e| ViewerError::Other(e.to_string()))?;
         Ok(RelayTarget { quic: addr, server_name, fingerprint })
     }

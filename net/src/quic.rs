@@ -136,3 +136,9 @@ pub async fn connect(addr: SocketAddr, server_name: &str, pin: Option<[u8; 32]>)
     let connection = endpoint.connect(addr, server_name)?.await?;
     Ok(connection)
 }
+
+/// The host of a `host:port` endpoint (`[v6]:port` too), as TLS names the server.
+#[must_use]
+pub fn server_name(endpoint: &str) -> String {
+    endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h).trim_matches(['[', ']']).to_owned()
+}

@@ -1305,8 +1305,11 @@ impl Desk {
                 Err(e) => return Err(e),
             }
         }
-        // Apps gone with a node that stopped beating (several nodes share the database).
-        changed += self.recover_lost_apps().await?;
+        // Apps gone with a node that stopped beating (several nodes share the database; a relay
+        // alone on SQLite looked once, at start).
+        if self.db().is_postgres() {
+            changed += self.recover_lost_apps().await?;
+        }
         self.delete_old_recordings().await?;
         Ok(changed)
     }
