@@ -111,6 +111,13 @@ enum Command {
         /// Nodes killed, one after another.
         #[arg(long, default_value_t = 10)]
         runs: usize,
+        /// Sessions (one viewer each, 30 fps) of the media load through one node and three
+        /// (0: none).
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        /// Seconds each media load is measured.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
     /// Everything.
     All,
@@ -283,12 +290,12 @@ fn main() -> anyhow::Result<()> {
         report.push('\n');
         json.insert("guessing".into(), serde_json::to_value(&results)?);
     }
-    if let Command::Nodes { rounds, runs } = &cli.command {
+    if let Command::Nodes { rounds, runs, sessions, seconds } = &cli.command {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let spinner = ProgressBar::new_spinner();
-        spinner.set_message(format!("relay nodes: API latency, then {runs} nodes killed"));
+        spinner.set_message(format!("relay nodes: API latency, {runs} nodes killed, {sessions} sessions through one node and three"));
         spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-        let result = runtime.block_on(deskline_bench::nodes::run(*rounds, *runs))?;
+        let result = runtime.block_on(deskline_bench::nodes::run(*rounds, *runs, *sessions, *seconds))?;
         spinner.finish_and_clear();
         report.push_str("## Several relay nodes on one PostgreSQL
 
@@ -332,7 +339,7 @@ fn main() -> anyhow::Result<()> {
         let mut results = Vec::new();
         for &(viewers, n) in &runs {
             bar.set_message(format!("{n} sessions, {viewers} viewer(s) each"));
-            results.push(runtime.block_on(relay_load::run(relay_load::Level { sessions: n, viewers, seconds, fps: 30 }, &relay_binary, relay_load::Baseline::Direct))?);
+            results.push(runtime.block_on(relay_load::run(relay_load::Level { sessions: n, viewers, seconds, fps: 30 }, &relay_binary, relay_load::Baseline::Direct, relay_load::Deployment::SINGLE))?);
             bar.inc(1);
         }
         bar.finish_and_clear();

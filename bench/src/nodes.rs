@@ -1,7 +1,8 @@
 //! Several relay nodes on one PostgreSQL database (issue 16): API latency with one node (on
-//! SQLite, the reference, and on PostgreSQL) and with three nodes sharing the database, and
-//! the time from a node's death (`kill -9`) to its session's app connected again through
-//! another node.
+//! SQLite, the reference, and on PostgreSQL) and with three nodes sharing the database; what a
+//! session's media costs the relay with one node and with three (the relay load of
+//! [`crate::relay_load`], its sessions spread over the nodes); and the time from a node's death
+//! (`kill -9`) to its session's app connected again through another node.
 //!
 //! Needs a PostgreSQL server: run it through `scripts/with-postgres.sh`, which names one in
 //! `DESKLINE_TEST_DATABASE_URL` (each run gets databases of its own on it).
@@ -40,6 +41,19 @@ pub struct NodesResult {
     pub failover_ms: Vec<f64>,
     /// Their summary.
     pub failover: Option<Summary>,
+    /// The same media load through one node on SQLite, one on PostgreSQL, three on PostgreSQL.
+    pub load: Vec<LoadRow>,
+}
+
+/// One deployment under the relay load.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadRow {
+    /// What served the sessions.
+    pub setup: String,
+    /// Nodes.
+    pub nodes: usize,
+    /// What the load measured (CPU and memory are the nodes' sums).
+    pub result: crate::relay_load::LoadResult,
 }
 
 /// A relay process.
@@ -215,9 +229,29 @@ async fn failover(binary: &Path, dir: &Path, url: &str, nodes: &mut [Node], sign
     Ok(ms)
 }
 
-/// Runs it: `rounds` create/read/close rounds per client (4 clients) for each setup, and
-/// `runs` failovers (each ~20 s).
-pub async fn run(rounds: usize, runs: usize) -> anyhow::Result<NodesResult> {
+/// The media load (`sessions` sessions, one viewer each, 30 fps, `seconds` measured) through
+/// one node on SQLite, one on PostgreSQL and three on PostgreSQL, every node pinned to the first
+/// core and the load generator (a runtime of its own on this thread) to the second, as in the
+/// relay load benchmark.
+fn media_load(sessions: usize, seconds: f64) -> anyhow::Result<Vec<LoadRow>> {
+    use crate::relay_load::{Baseline, Deployment, Level, run};
+    crate::procs::pin_this_thread(1)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let binary = sibling_binary("deskline-relay", "deskline-relay")?;
+    let level = Level { sessions, viewers: 1, seconds, fps: 30 };
+    let mut rows = Vec::new();
+    for (setup, postgres, nodes) in [("1 node, SQLite", false, 1), ("1 node, PostgreSQL", true, 1), ("3 nodes, PostgreSQL", true, 3)] {
+        let url = if postgres { Some(database()?) } else { None };
+        let deployment = Deployment { database_url: url.as_deref(), nodes };
+        let result = runtime.block_on(run(level, &binary, Baseline::None, deployment)).with_context(|| format!("the load through {setup}"))?;
+        rows.push(LoadRow { setup: setup.to_owned(), nodes, result });
+    }
+    Ok(rows)
+}
+
+/// Runs it: `rounds` create/read/close rounds per client (4 clients) for each setup, `runs`
+/// failovers (each ~10 s), then the media load of `sessions` sessions for `seconds` per setup.
+pub async fn run(rounds: usize, runs: usize, sessions: usize, seconds: f64) -> anyhow::Result<NodesResult> {
     let binary = sibling_binary("deskline-relay", "deskline-relay")?;
     let dir = tempfile::tempdir()?;
     let clients = 4;
@@ -243,7 +277,9 @@ pub async fn run(rounds: usize, runs: usize) -> anyhow::Result<NodesResult> {
         failover_ms.push(failover(&binary, &failover_dir, &url, &mut nodes, &mut signed, victim).await?);
     }
     let failover = summarize(&failover_ms);
-    Ok(NodesResult { api, failover_ms, failover })
+    drop(nodes);
+    let load = if sessions > 0 { tokio::task::spawn_blocking(move || media_load(sessions, seconds)).await?? } else { Vec::new() };
+    Ok(NodesResult { api, failover_ms, failover, load })
 }
 
 /// The report's tables.
@@ -264,5 +300,28 @@ pub fn table(r: &NodesResult) -> String {
         r.failover_ms.len(),
         runs.join(", ")
     );
+    if !r.load.is_empty() {
+        out.push_str(
+            "\n| setup | sessions | frames received / sent | relay CPU s (all nodes) | CPU s per GB | relay p50 ms | p99 ms | fresh frames lost | viewers lost | memory MiB (all nodes) |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
+        );
+    }
+    for row in &r.load {
+        let l = &row.result;
+        let (p50, p99) = ms(&l.relay_ms);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} / {} | {:.2} | {} | {p50} | {p99} | {} | {} | {:.0} |",
+            row.setup,
+            l.sessions,
+            l.frames,
+            l.frames_expected,
+            l.relay_cpu_s,
+            l.relay_cpu_s_per_gb.map_or("-".into(), |c| format!("{c:.1}")),
+            l.fresh_frames_lost,
+            l.viewers_lost,
+            l.relay_rss_mib
+        );
+    }
     out
 }

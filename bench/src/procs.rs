@@ -35,6 +35,18 @@ pub fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Pins the calling thread to CPU `core` (threads it starts afterwards inherit that), with
+/// `taskset` as the relay processes are pinned.
+pub fn pin_this_thread(core: usize) -> anyhow::Result<()> {
+    let link = std::fs::read_link("/proc/thread-self")?;
+    let tid = link.file_name().context("a thread id")?.to_string_lossy().into_owned();
+    let status = Command::new("taskset").args(["-p", "-c", &core.to_string(), &tid]).stdout(Stdio::null()).status()?;
+    if !status.success() {
+        bail!("taskset could not pin thread {tid} to core {core}");
+    }
+    Ok(())
+}
+
 /// Kills its process when dropped.
 pub struct Reaped(pub Child);
 

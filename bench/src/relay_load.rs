@@ -62,7 +62,7 @@ pub struct LoadResult {
     pub added_p50_ms: Option<f64>,
     /// relay p99 − direct p99, ms.
     pub added_p99_ms: Option<f64>,
-    /// CPU seconds the relay process used in the window.
+    /// CPU seconds the relay process used in the window (all nodes' together).
     pub relay_cpu_s: f64,
     /// Relay CPU seconds per GB forwarded.
     pub relay_cpu_s_per_gb: Option<f64>,
@@ -99,7 +99,8 @@ pub struct LoadResult {
     pub fresh_frames_lost: usize,
     /// Viewers whose connection ended during the run. Must be 0.
     pub viewers_lost: usize,
-    /// The relay's resident memory at the end of the window and at its peak, MiB.
+    /// The relay's resident memory at the end of the window and at its peak, MiB (the nodes'
+    /// sum).
     pub relay_rss_mib: f64,
     /// See `relay_rss_mib`.
     pub relay_peak_rss_mib: f64,
@@ -172,15 +173,28 @@ impl Drop for RelayProcess {
 }
 
 impl RelayProcess {
-    fn start(binary: &std::path::Path, dir: &std::path::Path, fps: u16) -> anyhow::Result<RelayProcess> {
-        let mut child = Command::new("taskset")
+    /// Starts a relay node in `dir` (made if missing) on `deployment`'s database, with `first`'s
+    /// certificate when given (the nodes of one deployment share it: apps pin one).
+    fn start(binary: &std::path::Path, dir: &std::path::Path, fps: u16, deployment: &Deployment<'_>, first: Option<&std::path::Path>) -> anyhow::Result<RelayProcess> {
+        std::fs::create_dir_all(dir)?;
+        if let Some(first) = first {
+            for file in ["relay-cert.pem", "relay-key.pem"] {
+                std::fs::copy(first.join(file), dir.join(file))?;
+            }
+        }
+        let mut command = Command::new("taskset");
+        command
             .args(["-c", "0"])
             .arg(binary)
             // Every app and viewer of the load comes from 127.0.0.1: one network, whose default
             // allowance (64 connections) an office fits but a load of hundreds does not.
             .args(["serve", "--http", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--demo-admin", "admin", "--connections-per-network", "4096"])
             .args(["--metrics", "127.0.0.1:0", "--max-fps", &fps.to_string(), "--data-dir"])
-            .arg(dir)
+            .arg(dir);
+        if let Some(url) = deployment.database_url {
+            command.args(["--database-url", url]);
+        }
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("DESKLINE_LOAD_RELAY_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
@@ -441,9 +455,9 @@ pub fn fingerprint_hex(der: &[u8]) -> String {
 }
 
 /// After `warmup`, `seconds` of the sink's frames: their latencies, their bytes, and the CPU
-/// seconds process `pid` (the relay or the reference) used over exactly that window.
-async fn measure(sink: &Shared, warmup: Duration, seconds: f64, pid: Option<u32>) -> anyhow::Result<(Vec<f64>, usize, f64)> {
-    let cpu = || pid.map_or(Ok(0.0), crate::procs::cpu_seconds);
+/// seconds processes `pids` (the relay's nodes, or the reference) used over exactly that window.
+async fn measure(sink: &Shared, warmup: Duration, seconds: f64, pids: &[u32]) -> anyhow::Result<(Vec<f64>, usize, f64)> {
+    let cpu = || pids.iter().map(|&pid| crate::procs::cpu_seconds(pid)).sum::<anyhow::Result<f64>>();
     tokio::time::sleep(warmup).await;
     let cpu_before = cpu()?;
     sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).measuring = true;
@@ -520,12 +534,33 @@ pub enum Baseline {
     None,
 }
 
+/// The relay nodes a load runs through.
+#[derive(Debug, Clone, Copy)]
+pub struct Deployment<'a> {
+    /// A PostgreSQL database the nodes share; `None`: one relay on SQLite.
+    pub database_url: Option<&'a str>,
+    /// Nodes, all pinned to the first core; session `s`'s app and viewers use node `s % nodes`
+    /// (the technicians' API calls go to the first: consent travels between nodes).
+    pub nodes: usize,
+}
+
+impl Deployment<'_> {
+    /// One relay on SQLite.
+    pub const SINGLE: Deployment<'static> = Deployment { database_url: None, nodes: 1 };
+}
+
 /// Runs one load level through the relay binary `relay_binary` (pinned to the first core).
-pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baseline) -> anyhow::Result<LoadResult> {
+pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baseline, deployment: Deployment<'_>) -> anyhow::Result<LoadResult> {
     let Level { sessions, viewers, seconds, fps } = level;
     let viewers = viewers.clamp(1, deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION);
     let dir = tempfile::tempdir()?;
-    let relay = RelayProcess::start(relay_binary, dir.path(), fps)?;
+    let first = dir.path().join("node0");
+    let mut relays = Vec::new();
+    for n in 0..deployment.nodes.max(1) {
+        relays.push(RelayProcess::start(relay_binary, &dir.path().join(format!("node{n}")), fps, &deployment, (n > 0).then_some(first.as_path()))?);
+    }
+    let relay = &relays[0];
+    let node_of = |s: usize| &relays[s % relays.len()];
     let pin = deskline_net::tls::parse_fingerprint(&relay.fingerprint)?;
     // The demo admin's printed password is one-time: `sign_in` sets the admin's own first.
     let admin = crate::api::sign_in(&relay.server, &relay.fingerprint, "admin", &relay.password).await?.client;
@@ -561,7 +596,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
             let _: SessionView = owner.post(&format!("/sessions/{id}/invite"), &TechnicianRef { technician_id: *helper }).await?;
         }
         let code = AppCode::Pin(session.pin.as_deref().context("pin")?.parse()?);
-        let config = AgentConfig { relay: relay.quic, server_name: "localhost".into(), fingerprint: Some(pin), code, relays: Vec::new() };
+        let config = AgentConfig { relay: node_of(s).quic, server_name: "localhost".into(), fingerprint: Some(pin), code, relays: Vec::new() };
         let info = AppInfo { os: "load".into(), host_name: format!("load{s}"), app_version: "0".into(), displays: vec![] };
         let registered = register(&config, info, None).await.with_context(|| format!("registering load app {s} of {sessions}"))?;
         let prompt = Arc::new(ScriptedPrompt { answer: ScriptedAnswer::AllowAll, delay: Duration::ZERO });
@@ -593,7 +628,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
             // build's handshakes, behind a full load on two cores, took seconds).
             let mut attempt = 1;
             let connection = loop {
-                match join_viewer(relay.quic, pin, token.clone(), SessionId(id)).await {
+                match join_viewer(node_of(s).quic, pin, token.clone(), SessionId(id)).await {
                     Ok(connection) => break connection,
                     Err(e) if attempt < VIEWER_JOIN_ATTEMPTS => eprintln!("viewer {v} of session {s}, attempt {attempt}: {e:#}"),
                     Err(e) => return Err(e.context(format!("viewer {v} of session {s}"))),
@@ -626,12 +661,18 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
     // Found in issue 18's work: the CPU used to be read from before the warm-up, so CPU per GB
     // counted 7 s of work against 5 s of bytes (1.4× too high at 5 s windows).
     // `taskset` execs the relay, so the child's pid is the relay's.
-    let (relay_latencies, bytes, relay_cpu_s) = measure(&sink, Duration::from_secs(2), seconds, Some(relay.child.id())).await?;
+    let pids: Vec<u32> = relays.iter().map(|r| r.child.id()).collect();
+    let (relay_latencies, bytes, relay_cpu_s) = measure(&sink, Duration::from_secs(2), seconds, &pids).await?;
     let elapsed = started.elapsed().as_secs_f64() - 2.0;
     api_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let api_times = api_probe.await?.context("the API failed under load")?;
     let (api_relay_p99_at_most_ms, api_relay_within_100ms_percent) = api_window(&api_before, &relay.api_histogram().await?);
-    let (relay_rss_mib, relay_peak_rss_mib) = crate::procs::memory_mib(relay.child.id())?;
+    let (mut relay_rss_mib, mut relay_peak_rss_mib) = (0.0, 0.0);
+    for pid in pids {
+        let (rss, peak) = crate::procs::memory_mib(pid)?;
+        relay_rss_mib += rss;
+        relay_peak_rss_mib += peak;
+    }
     let viewers_lost = viewer_connections.iter().filter(|c| c.close_reason().is_some()).count();
     let received = std::mem::take(&mut sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).received);
     let (stale_skips, fresh_frames_lost) = received.values().map(|r| gaps(r)).fold((0, 0), |(s, l), (s2, l2)| (s + s2, l + l2));
@@ -642,7 +683,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
         task.abort();
     }
     drop(keep);
-    drop(relay);
+    drop(relays);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let mut reference = None;
@@ -652,7 +693,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let forwarder = ForwarderProcess::start()?;
         reference_pairs(&forwarder, level, reference_sink.clone(), stop.clone()).await?;
-        let (latencies, bytes, cpu_s) = measure(&reference_sink, Duration::from_secs(2), seconds, Some(forwarder.process.0.id())).await?;
+        let (latencies, bytes, cpu_s) = measure(&reference_sink, Duration::from_secs(2), seconds, &[forwarder.process.0.id()]).await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         drop(forwarder);
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -661,7 +702,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
         let direct_sink: Shared = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let direct = direct_pairs(sessions, viewers, fps, direct_sink.clone(), stop.clone()).await?;
-        direct_latencies = measure(&direct_sink, Duration::from_secs(2), seconds, None).await?.0;
+        direct_latencies = measure(&direct_sink, Duration::from_secs(2), seconds, &[]).await?.0;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         // Nothing of this level may load the next one.
         direct.close(0u32.into(), b"done");

@@ -22,7 +22,7 @@ async fn two_hundred_sessions_lose_only_stale_frames_and_the_api_answers() {
     let exe = std::env::current_exe().unwrap();
     let relay = exe.parent().and_then(std::path::Path::parent).unwrap().join("deskline-relay");
     assert!(relay.exists(), "{} is not built", relay.display());
-    let r = deskline_bench::relay_load::run(LEVEL, &relay, deskline_bench::relay_load::Baseline::None).await.unwrap();
+    let r = deskline_bench::relay_load::run(LEVEL, &relay, deskline_bench::relay_load::Baseline::None, deskline_bench::relay_load::Deployment::SINGLE).await.unwrap();
     eprintln!(
         "frames {} of {} at most; stale skipped {}, lost {}; viewers lost {}; API calls {} (p50 {:?} ms; the relay's p99 ≤ {:?} ms); relay RSS {:.0} MiB, peak {:.0} MiB",
         r.frames,

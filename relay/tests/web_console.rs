@@ -753,22 +753,29 @@ async fn the_browser_viewer_follows_a_relay_restart() {
 }
 
 /// Issue 16: a browser signed in to relay node A views a session whose app is connected to node
-/// B (both on one PostgreSQL database): node A passes the browser's offer to node B, whose
-/// answer brings the media to the browser from there. Needs PostgreSQL: the test command runs
-/// it through scripts/with-postgres.sh (`-- --ignored`).
+/// B, with a third node C beside them (all on one PostgreSQL database): node A passes the
+/// browser's offer to node B — the app's node, not any other — whose answer brings the media to
+/// the browser from there. Needs PostgreSQL: the test command runs it through
+/// scripts/with-postgres.sh (`-- --ignored`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
 async fn a_browser_on_one_node_views_a_session_whose_app_is_on_another() {
     let dir = tempfile::tempdir().unwrap();
     let url = deskline_relay::store::test_database_url().expect("DESKLINE_TEST_DATABASE_URL names no server").unwrap();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a_dir = dir.path().join("a");
     let a = start_relay_at(&a_dir, "127.0.0.1:0", "127.0.0.1:0", &["--database-url", &url]);
-    // The nodes serve one name: they share its certificate.
-    std::fs::create_dir_all(b_dir.join("relay")).unwrap();
-    for file in ["relay-cert.pem", "relay-key.pem"] {
-        std::fs::copy(a_dir.join("relay").join(file), b_dir.join("relay").join(file)).unwrap();
-    }
-    let b = start_relay_at(&b_dir, "127.0.0.1:0", "127.0.0.1:0", &["--database-url", &url]);
+    let other_node = |name: &str| {
+        // The nodes serve one name: they share its certificate.
+        let node_dir = dir.path().join(name);
+        std::fs::create_dir_all(node_dir.join("relay")).unwrap();
+        for file in ["relay-cert.pem", "relay-key.pem"] {
+            std::fs::copy(a_dir.join("relay").join(file), node_dir.join("relay").join(file)).unwrap();
+        }
+        start_relay_at(&node_dir, "127.0.0.1:0", "127.0.0.1:0", &["--database-url", &url])
+    };
+    // C first: the first other node is not the one holding the app.
+    let _c = other_node("c");
+    let b = other_node("b");
     let (_driver, browser) = admin_at_the_desk(&a_dir, &a).await;
     let api = Api::login(&a, "admin", OWN_PASSWORD).await;
     // The app joins node B; the browser, signed in to node A, views it.

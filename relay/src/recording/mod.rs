@@ -314,6 +314,45 @@ mod tests {
         assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     }
 
+    /// Several relay nodes (PostgreSQL), sharing even the recordings' directory: a node that
+    /// starts closes the recordings a node that is gone left unfinished, never one a live node
+    /// is writing (that node finishes it with its own length).
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
+    async fn a_node_starting_closes_only_the_recordings_of_nodes_that_are_gone() {
+        let b = bench().await;
+        assert!(b.desk.db().is_postgres(), "run it through scripts/with-postgres.sh");
+        let node = |quic: &str| {
+            let desk = Desk::new(b.desk.db().clone(), Arc::new(b.clock.clone()), "https://desk.example".into());
+            desk.set_recordings_dir(b.dir.clone());
+            desk.set_quic_endpoint(crate::desk::QuicEndpoint { quic: quic.into(), fingerprint: "ab".into() });
+            desk
+        };
+        let live = node("127.0.0.1:4433");
+        live.join_nodes().await.expect("joined");
+        let gone = node("127.0.0.1:4434");
+        let mut recordings = Vec::new();
+        for desk in [&live, &gone] {
+            let session = b.desk.create_session(&b.owner, ChannelId(1), SessionKind::Pin, None).await.expect("a session");
+            let session = SessionId(session.id);
+            let id = desk.recording_started(session, 320, 240).await.expect("started");
+            std::fs::write(video_path(&b.dir, id), b"being written").expect("video");
+            recordings.push(session);
+        }
+        // The node that wrote the second one never beat (as if it died before its first beat):
+        // it is gone.
+        let starting = node("127.0.0.1:4435");
+        starting.close_unfinished_recordings_blocking().expect("closed");
+        let ended = |shown: Vec<RecordingView>| shown[0].ended_at.is_some();
+        assert!(!ended(b.desk.recordings(&b.owner, recordings[0]).await.expect("listed")), "the live node's recording is still being written");
+        assert!(ended(b.desk.recordings(&b.owner, recordings[1]).await.expect("listed")), "the dead node's recording is closed");
+
+        let writing = b.desk.recordings(&b.owner, recordings[0]).await.expect("listed")[0].id;
+        live.recording_finished(writing, Duration::from_secs(5), 13).await;
+        let shown = b.desk.recordings(&b.owner, recordings[0]).await.expect("listed");
+        assert_eq!((shown[0].duration_ms, shown[0].bytes, shown[0].ended_at.is_some()), (5000, 13, true));
+    }
+
     #[tokio::test]
     async fn a_recording_cut_short_by_a_stop_gets_the_length_of_what_reached_the_disk() {
         let b = bench().await;

@@ -51,10 +51,7 @@ impl Drop for Pg {
 impl Pg {
     /// Connects, checks the connection is protected as it must be, and migrates.
     pub(super) fn connect(url: &str) -> Result<Pg, StoreError> {
-        Pg::connect_config(parse(url)?)
-    }
-
-    fn connect_config(config: tokio_postgres::Config) -> Result<Pg, StoreError> {
+        let Target { config, roots } = parse(url)?;
         check_protected(&config)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -62,7 +59,7 @@ impl Pg {
             .enable_all()
             .build()
             .map_err(StoreError::Io)?;
-        let tls = tls_connector()?;
+        let tls = tls_connector(&roots)?;
         let manager = deadpool_postgres::Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -74,7 +71,7 @@ impl Pg {
             .wait_timeout(Some(CONNECTION_WAIT))
             .create_timeout(Some(CONNECTION_WAIT))
             .build()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+            .map_err(|e| StoreError::Pool(with_causes(&e)))?;
         let (notices, queue) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(send_notices(pool.clone(), queue));
         let pg = Pg { pool, config, tls, notices, rt: Some(rt) };
@@ -94,7 +91,7 @@ impl Pg {
         F: FnOnce(&Tx<'_>) -> Result<T, E>,
     {
         let rt = self.handle();
-        let mut client = rt.block_on(self.pool.get()).map_err(|e| StoreError::Pool(e.to_string()))?;
+        let mut client = rt.block_on(self.pool.get()).map_err(|e| StoreError::Pool(with_causes(&e)))?;
         let tx = rt
             .block_on(async {
                 let builder = client.build_transaction();
@@ -225,15 +222,101 @@ async fn listen(
     }
 }
 
-fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    url.parse().map_err(|e| StoreError::Config(format!("the database URL does not parse: {e}")))
+/// An error and its causes, `: `-separated: why a connection failed is in the causes (the
+/// pool says it could not connect; the TLS handshake under it says the certificate's issuer
+/// is unknown), and an operator needs both.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        // Some errors say their cause in their own message too.
+        let said = c.to_string();
+        if !text.ends_with(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// A database URL as this relay reads it.
+struct Target {
+    config: tokio_postgres::Config,
+    /// What the server's certificate is checked against.
+    roots: Roots,
+}
+
+#[derive(Debug, PartialEq)]
+enum Roots {
+    /// The system's trusted roots (`sslrootcert` absent, or `sslrootcert=system` as in libpq).
+    System,
+    /// Only the CA certificates in this PEM file (`sslrootcert=FILE`: a private CA, such as a
+    /// cloud provider's for its managed PostgreSQL).
+    File(std::path::PathBuf),
+}
+
+/// Reads a database URL — `postgres://…?k=v&…` or libpq's `key=value …` pairs — as
+/// tokio-postgres does, plus the libpq options it lacks, so that an operator's URL from
+/// `psql` works here too: `sslrootcert`, and `sslmode=verify-ca` / `verify-full`. Deskline
+/// always checks the server's certificate and name when it uses TLS, so `require` and both
+/// `verify-*` modes mean the same here: libpq's `verify-full`.
+fn parse(url: &str) -> Result<Target, StoreError> {
+    let (rest, own) = take_options(url, &["sslmode", "sslrootcert"]);
+    let mut config: tokio_postgres::Config =
+        rest.parse().map_err(|e| StoreError::Config(format!("the database URL does not parse: {e}")))?;
+    let mut roots = Roots::System;
+    for (key, value) in own {
+        if key == "sslrootcert" {
+            roots = if value == "system" { Roots::System } else { Roots::File(value.into()) };
+            continue;
+        }
+        use tokio_postgres::config::SslMode;
+        config.ssl_mode(match value.as_str() {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" | "verify-ca" | "verify-full" => SslMode::Require,
+            other => {
+                return Err(StoreError::Config(format!(
+                    "the database URL's sslmode={other:?} is not one of disable, prefer, require, verify-ca, verify-full"
+                )));
+            }
+        });
+    }
+    Ok(Target { config, roots })
+}
+
+/// `url` without the options named `keys`, and those options' values (decoded), in order.
+/// Values in libpq's pairs may not be quoted here (a path with a space goes in a URL,
+/// percent-encoded).
+fn take_options(url: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
+    let mut taken = Vec::new();
+    let mut take = |pair: &str, decode: bool| {
+        let (key, value) = pair.split_once('=')?;
+        keys.contains(&key.trim()).then(|| {
+            let value = if decode {
+                percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned()
+            } else {
+                value.trim().to_owned()
+            };
+            taken.push((key.trim().to_owned(), value));
+        })
+    };
+    let rest = match url.split_once("://").and_then(|_| url.split_once('?')) {
+        Some((base, query)) => {
+            let kept: Vec<&str> = query.split('&').filter(|pair| take(pair, true).is_none()).collect();
+            if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
+        }
+        None if url.contains("://") => url.to_owned(),
+        None => url.split_whitespace().filter(|pair| take(pair, false).is_none()).collect::<Vec<_>>().join(" "),
+    };
+    (rest, taken)
 }
 
 /// For tests: creates a new, empty database on the server `admin_url` names (as a role that
 /// may create databases); returns a URL for it.
 pub(super) fn create_database(admin_url: &str) -> Result<String, StoreError> {
     use rand::Rng as _;
-    let admin = parse(admin_url)?;
+    let admin = parse(admin_url)?.config;
     let name = format!("deskline_test_{:016x}", rand::rng().next_u64());
     let create = || -> Result<(), StoreError> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Io)?;
@@ -265,8 +348,8 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// Database traffic leaves this machine only inside TLS with a verified certificate: a server
 /// reached over TCP at an address other than loopback needs `sslmode=require` (the
-/// certificate checked against the system's trusted roots, where an operator adds a private
-/// CA). A Unix socket or loopback may go without.
+/// certificate and the server's name checked against the system's trusted roots, or the CA in
+/// `sslrootcert=FILE`). A Unix socket or loopback may go without.
 fn check_protected(config: &tokio_postgres::Config) -> Result<(), StoreError> {
     use tokio_postgres::config::{Host, SslMode};
     if config.get_ssl_mode() == SslMode::Require {
@@ -281,18 +364,32 @@ fn check_protected(config: &tokio_postgres::Config) -> Result<(), StoreError> {
         if !local {
             return Err(StoreError::Config(format!(
                 "the database server {host:?} is not on this machine: add sslmode=require to the database URL \
-                 (its certificate is checked against the system's trusted roots)"
+                 (its certificate is checked against the system's trusted roots, or sslrootcert=FILE's)"
             )));
         }
     }
     Ok(())
 }
 
-fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+fn tls_connector(trusted: &Roots) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system store may hold a certificate rustls cannot use; the others still count.
-        let _ = roots.add(cert);
+    match trusted {
+        Roots::System => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A system store may hold a certificate rustls cannot use; the others still count.
+                let _ = roots.add(cert);
+            }
+        }
+        Roots::File(path) => {
+            let bad = |e: &dyn std::fmt::Display| StoreError::Config(format!("sslrootcert={}: {e}", path.display()));
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(bad(&"no certificate in the file"));
+            }
+        }
     }
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -311,12 +408,12 @@ mod tests {
         assert_eq!(with_database("postgres://u:p@h:5/postgres?sslmode=require", "t"), "postgres://u:p@h:5/t?sslmode=require");
         assert_eq!(with_database("postgresql://u@h", "t"), "postgresql://u@h/t");
         let pairs = with_database("host=/tmp/x user=postgres dbname=postgres", "t");
-        assert_eq!(parse(&pairs).unwrap().get_dbname(), Some("t"));
+        assert_eq!(parse(&pairs).unwrap().config.get_dbname(), Some("t"));
     }
 
     #[test]
     fn a_remote_server_needs_tls_and_a_local_one_does_not() {
-        let check = |url: &str| check_protected(&url.parse().unwrap());
+        let check = |url: &str| check_protected(&parse(url).unwrap().config);
         assert!(check("postgres://u@127.0.0.1/d").is_ok());
         assert!(check("postgres://u@localhost:5433/d").is_ok());
         assert!(check("postgres://u@[::1]/d").is_ok());
@@ -325,5 +422,73 @@ mod tests {
         assert!(err.contains("sslmode=require"), "{err}");
         assert!(check("postgres://u@db.example.org/d?sslmode=prefer").is_err());
         assert!(check("postgres://u@db.example.org/d?sslmode=require").is_ok());
+        assert!(check("postgres://u@db.example.org/d?sslmode=verify-full").is_ok());
+        assert!(check("host=db.example.org user=u sslmode=verify-ca").is_ok());
+    }
+
+    /// Against a real server inside TLS (scripts/with-postgres.sh: a CA of its own, a
+    /// certificate for "localhost"): the connection is encrypted, and refused when the
+    /// certificate is not one the relay trusts or names another server.
+    #[test]
+    #[ignore = "needs PostgreSQL serving TLS: scripts/with-postgres.sh runs it"]
+    fn tls_to_the_database_is_encrypted_and_its_certificate_checked() {
+        let tls_url = std::env::var("DESKLINE_TEST_TLS_DATABASE_URL").expect("run it through scripts/with-postgres.sh");
+        let admin = std::env::var("DESKLINE_TEST_DATABASE_URL").unwrap();
+        let fresh = create_database(&admin).unwrap();
+        let url = with_database(&tls_url, parse(&fresh).unwrap().config.get_dbname().unwrap());
+
+        let pg = Pg::connect(&url).unwrap();
+        let encrypted = pg.run(Mode::Read, |tx| {
+            tx.query_one("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+                .and_then(|row| Ok((row.get::<bool>(0)?, row.get::<String>(1)?)))
+        });
+        assert_eq!(encrypted.unwrap(), (true, "TLSv1.3".to_owned()));
+        // The schema is there (migrated through TLS).
+        let tables = pg.run(Mode::Read, |tx| tx.query_one("SELECT count(*) FROM sessions", &[])?.get::<i64>(0));
+        assert_eq!(tables.unwrap(), 0);
+        drop(pg);
+
+        let refused = |url: &str| match Pg::connect(url) {
+            Ok(_) => panic!("{url}: connected"),
+            Err(e) => e.to_string(),
+        };
+        // The system's roots do not know the run's CA.
+        let (without_ca, _) = take_options(&url, &["sslrootcert"]);
+        let err = refused(&without_ca);
+        assert!(err.contains("UnknownIssuer"), "{err}");
+        // Another CA.
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other-ca.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(&other, params.self_signed(&key).unwrap().pem()).unwrap();
+        let err = refused(&format!("{without_ca}&sslrootcert={}", other.display()));
+        assert!(err.contains("UnknownIssuer") || err.contains("BadSignature"), "{err}");
+        // The right CA, another name: the certificate is for "localhost" only.
+        let err = refused(&url.replace("@localhost:", "@127.0.0.1:"));
+        assert!(err.contains("not valid for name \"127.0.0.1\""), "{err}");
+        // A CA file that is not there is named.
+        let missing = dir.path().join("missing.pem");
+        let err = refused(&format!("{without_ca}&sslrootcert={}", missing.display()));
+        assert!(err.contains("missing.pem"), "{err}");
+    }
+
+    #[test]
+    fn libpq_tls_options_are_read_in_both_url_forms() {
+        use tokio_postgres::config::SslMode;
+        let url = parse("postgres://u:p@db:5432/d?application_name=x&sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem").unwrap();
+        assert_eq!(url.config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(url.roots, Roots::File("/etc/ca x.pem".into()));
+        assert_eq!(url.config.get_application_name(), Some("x"));
+        assert_eq!(url.config.get_dbname(), Some("d"));
+        let pairs = parse("host=db user=u sslrootcert=/etc/ca.pem dbname=d sslmode=require").unwrap();
+        assert_eq!(pairs.roots, Roots::File("/etc/ca.pem".into()));
+        assert_eq!((pairs.config.get_ssl_mode(), pairs.config.get_dbname()), (SslMode::Require, Some("d")));
+        assert_eq!(parse("postgres://u@db/d?sslrootcert=system").unwrap().roots, Roots::System);
+        assert_eq!(parse("postgres://u@db/d").unwrap().roots, Roots::System);
+        let err = parse("postgres://u@db/d?sslmode=allow").err().unwrap().to_string();
+        assert!(err.contains("sslmode=\"allow\""), "{err}");
+        assert!(parse("postgres://u@db/d?nonsense=1").is_err());
     }
 }
