@@ -101,9 +101,9 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         seconds: f64,
     },
-    /// Several relay nodes on one PostgreSQL: API latency with one node and with three, and a
-    /// node's death → its app connected again elsewhere. Run it through
-    /// scripts/with-postgres.sh (it needs a PostgreSQL server).
+    /// Several relay nodes on one PostgreSQL: API latency with one node and with three, a
+    /// node's death → its app connected again elsewhere, and the media load through one node
+    /// and three. Run it through scripts/with-postgres.sh (it needs a PostgreSQL server).
     Nodes {
         /// Create/read/close rounds per client (4 clients) for each setup.
         #[arg(long, default_value_t = 200)]

@@ -59,6 +59,8 @@ struct Inner {
     node_url: std::sync::OnceLock<(String, Option<String>)>,
     /// When this node started (its first heartbeat).
     started_at: std::sync::OnceLock<Timestamp>,
+    /// Whether this node's heartbeats reach the database, for judging the others' silence.
+    contact: std::sync::Mutex<Contact>,
     /// The `--organisation` flag: the organisation's name until an administrator sets one.
     organisation_default: std::sync::OnceLock<String>,
     /// This process among the relay nodes sharing a PostgreSQL database (random).
@@ -67,6 +69,18 @@ struct Inner {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Chat lines per sender and session: [`CHAT_BURST`] at once, then one per [`CHAT_REFILL`].
     chat_limits: governor::DefaultKeyedRateLimiter<(SessionId, Actor)>,
+}
+
+/// This node's own contact with the database, as its heartbeats found it. Another node's
+/// silence means it died only if this node could have heard it: after the database was
+/// unreachable (restarted, failed over, cut off from this node), every node's last beat is old
+/// until each beats again, and this node must not take their live sessions meanwhile.
+#[derive(Debug, Default)]
+struct Contact {
+    /// The last heartbeat failed.
+    lost: bool,
+    /// When a heartbeat succeeded again after one failed (`None`: none failed since start).
+    back_since: Option<Timestamp>,
 }
 
 /// Where apps and native viewers reach this relay over QUIC.
@@ -217,6 +231,7 @@ impl Desk {
                 settings: std::sync::RwLock::new(Settings { organisation: String::new(), require_second_factor: false }),
                 organisation_default: std::sync::OnceLock::new(),
                 started_at: std::sync::OnceLock::new(),
+                contact: std::sync::Mutex::new(Contact::default()),
                 node_url: std::sync::OnceLock::new(),
                 peers: std::sync::RwLock::new(Vec::new()),
                 node: crate::nodes::new_node_id(),
@@ -1390,13 +1405,20 @@ impl Desk {
     }
 
     /// Since when another node's heartbeat means it is alive: for a relay alone on SQLite no
-    /// other node ever is (a previous run of this one is gone).
+    /// other node ever is (a previous run of this one is gone). While this node's own contact
+    /// with the database is lost, or back for less than [`crate::limits::NODE_DEAD_AFTER`],
+    /// every node that beat at all still counts as alive (see [`Contact`]).
     pub(crate) fn others_alive_since(&self) -> Timestamp {
-        if self.db().is_postgres() {
-            Timestamp(self.now().0 - i64::try_from(crate::limits::NODE_DEAD_AFTER.as_millis()).unwrap_or(i64::MAX))
-        } else {
-            Timestamp(i64::MAX)
+        if !self.db().is_postgres() {
+            return Timestamp(i64::MAX);
         }
+        let dead_after = i64::try_from(crate::limits::NODE_DEAD_AFTER.as_millis()).unwrap_or(i64::MAX);
+        let now = self.now();
+        let contact = self.inner.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if contact.lost || contact.back_since.is_some_and(|since| now.0 - since.0 < dead_after) {
+            return Timestamp(i64::MIN);
+        }
+        Timestamp(now.0 - dead_after)
     }
 
     /// Sessions whose app is gone with its node: none is connected to a relay that just
@@ -1450,7 +1472,7 @@ impl Desk {
         Ok(())
     }
 
-    async fn beat(&self) -> Result<(), Error> {
+    pub(crate) async fn beat(&self) -> Result<(), Error> {
         let Some(q) = self.inner.quic.get() else { return Ok(()) };
         let now = self.now();
         let (url, url_pin) = self.inner.node_url.get().cloned().unwrap_or_else(|| (self.public_url().to_owned(), None));
@@ -1463,17 +1485,31 @@ impl Desk {
             started_at: *self.inner.started_at.get_or_init(|| now),
             beat_at: now,
         };
-        let forget_before = Timestamp(now.0 - i64::try_from(crate::limits::NODE_FORGOTTEN_AFTER.as_millis()).unwrap_or(i64::MAX));
         let alive_since = self.others_alive_since();
+        // Nobody is forgotten while nobody can be judged dead.
+        let forget_before = if alive_since == Timestamp(i64::MIN) {
+            alive_since
+        } else {
+            Timestamp(now.0 - i64::try_from(crate::limits::NODE_FORGOTTEN_AFTER.as_millis()).unwrap_or(i64::MAX))
+        };
         let (own, fingerprint) = (row.id.clone(), row.fingerprint.clone());
-        let peers = self
+        let beat = self
             .db()
             .append(move |tx| {
                 store::beat_node(tx, &row)?;
                 store::forget_nodes(tx, forget_before)?;
                 Ok::<_, Error>(store::live_nodes(tx, alive_since)?)
             })
-            .await?;
+            .await;
+        {
+            let mut contact = self.inner.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (&beat, contact.lost) {
+                (Err(_), _) => contact.lost = true,
+                (Ok(_), true) => *contact = Contact { lost: false, back_since: Some(now) },
+                (Ok(_), false) => {}
+            }
+        }
+        let peers = beat?;
         // Apps pin one certificate: only nodes sharing it can take them over.
         let peers = peers.into_iter().filter(|n| n.id != own && n.fingerprint == fingerprint).map(|n| n.quic).collect();
         *self.inner.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner) = peers;

@@ -162,3 +162,70 @@ pub(crate) async fn forward_get(node: &NodeRow, token: &str, path: &str) -> Resu
     }
     answer.body(axum::body::Body::from_stream(response.bytes_stream())).map_err(|e| Error::Internal(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::ManualClock;
+    use crate::desk::{Desk, NewTechnician, QuicEndpoint};
+    use crate::store::{Db, Role};
+    use deskline_protocol::session::{Action, Actor, SessionKind, SessionState};
+    use deskline_protocol::{ChannelId, SessionId, Timestamp};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The database restarted (or failed over, or was cut off) for longer than a node's
+    /// silence means death: when it is back, the first node to beat again must not take the
+    /// sessions of nodes that beat a moment later — only a node that stays silent while this
+    /// one reaches the database is dead.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: scripts/with-postgres.sh runs it"]
+    async fn after_a_database_outage_no_node_takes_the_live_nodes_sessions() {
+        let admin = std::env::var("DESKLINE_TEST_DATABASE_URL").expect("run it through scripts/with-postgres.sh");
+        let url = crate::store::test_database_url().expect("a server").expect("a database");
+        let db = Db::connect(&url).expect("connected");
+        let clock = ManualClock::new(Timestamp(1_800_000_000_000));
+        let node = |quic: &str| {
+            let desk = Desk::new(db.clone(), Arc::new(clock.clone()), "https://desk.example".into());
+            desk.set_quic_endpoint(QuicEndpoint { quic: quic.into(), fingerprint: "ab".into() });
+            desk
+        };
+        let (a, b) = (node("127.0.0.1:4433"), node("127.0.0.1:4434"));
+        a.ensure_default_channel_blocking().expect("the default channel");
+        let new = NewTechnician { username: "ada".into(), display_name: "Ada".into(), password: "correct horse battery".into(), role: Role::Admin, one_time: false };
+        a.create_technician(None, new).await.expect("an admin");
+        let token = a.login("ada".into(), "correct horse battery".into(), None, None).await.expect("login").0;
+        let ada = a.authenticate(&token).await.expect("signed in");
+        let session = a.create_session(&ada, ChannelId(1), SessionKind::Pin, None).await.expect("a session");
+        let id = SessionId(session.id);
+        // Its app is connected to node B.
+        b.act_as(Actor::App, id, Action::AppConnected { resumed: false }).await.expect("connected");
+        a.beat().await.expect("A beats");
+        b.beat().await.expect("B beats");
+
+        crate::store::set_reachable(&admin, &url, false).expect("the database out of reach");
+        assert!(a.beat().await.is_err() && b.beat().await.is_err(), "no heartbeat gets through");
+        clock.advance(Duration::from_secs(30));
+        crate::store::set_reachable(&admin, &url, true).expect("the database back");
+        a.beat().await.expect("A beats again first");
+        assert_eq!(a.recover_lost_apps().await.expect("swept"), 0, "B's silence was the database's");
+        clock.advance(Duration::from_secs(2));
+        b.beat().await.expect("B beats again");
+        for _ in 0..5 {
+            clock.advance(Duration::from_secs(2));
+            a.beat().await.expect("A beats");
+            b.beat().await.expect("B beats");
+            assert_eq!(a.recover_lost_apps().await.expect("swept"), 0, "B is alive");
+        }
+        // Now B goes silent while A reaches the database: B is dead after the usual silence.
+        for _ in 0..4 {
+            clock.advance(Duration::from_secs(2));
+            a.beat().await.expect("A beats");
+        }
+        assert_eq!(a.recover_lost_apps().await.expect("swept"), 0, "8 s of silence are not death");
+        clock.advance(Duration::from_secs(3));
+        a.beat().await.expect("A beats");
+        assert_eq!(a.recover_lost_apps().await.expect("swept"), 1, "11 s are");
+        let row = a.session_row(id).await.expect("read").expect("the session");
+        assert_eq!(row.core.state, SessionState::Waiting);
+    }
+}

@@ -12,6 +12,8 @@
 pub mod audit_chain;
 mod migrations;
 mod postgres;
+#[cfg(test)]
+pub(crate) use postgres::set_reachable;
 mod rows;
 pub mod sql;
 

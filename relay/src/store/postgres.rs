@@ -316,21 +316,39 @@ fn take_options(url: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
 /// may create databases); returns a URL for it.
 pub(super) fn create_database(admin_url: &str) -> Result<String, StoreError> {
     use rand::Rng as _;
-    let admin = parse(admin_url)?.config;
     let name = format!("deskline_test_{:016x}", rand::rng().next_u64());
-    let create = || -> Result<(), StoreError> {
+    as_admin(admin_url, &format!("CREATE DATABASE {name}"))?;
+    Ok(with_database(admin_url, &name))
+}
+
+/// For tests: turns every connection to the database `url` names away and ends those it has
+/// (`reachable` false: the database is out of reach, as in an outage), or lets them in again.
+#[cfg(test)]
+pub(crate) fn set_reachable(admin_url: &str, url: &str, reachable: bool) -> Result<(), StoreError> {
+    let target = parse(url)?.config;
+    let name = target.get_dbname().ok_or_else(|| StoreError::Config("the URL names no database".into()))?;
+    let mut sql = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable};");
+    if !reachable {
+        sql += &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';");
+    }
+    as_admin(admin_url, &sql)
+}
+
+/// Runs `sql` on the server `admin_url` names, on a connection of its own (tests' set-up).
+fn as_admin(admin_url: &str, sql: &str) -> Result<(), StoreError> {
+    let admin = parse(admin_url)?.config;
+    let run = || -> Result<(), StoreError> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StoreError::Io)?;
         rt.block_on(async {
             let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
             let connection = tokio::spawn(connection);
-            client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+            client.batch_execute(sql).await?;
             drop(client);
             let _ = connection.await;
             Ok(())
         })
     };
-    std::thread::scope(|s| s.spawn(create).join()).map_err(|_| StoreError::Task("creating a database panicked".into()))??;
-    Ok(with_database(admin_url, &name))
+    std::thread::scope(|s| s.spawn(run).join()).map_err(|_| StoreError::Task("a statement on the server panicked".into()))?
 }
 
 /// `url` naming the database `name` instead of its own (a `postgres://` URL or `key=value`
