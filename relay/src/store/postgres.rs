@@ -307,7 +307,21 @@ fn take_options(url: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
             if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
         }
         None if url.contains("://") => url.to_owned(),
-        None => url.split_whitespace().filter(|pair| take(pair, false).is_none()).collect::<Vec<_>>().join(" "),
+        None => {
+            // Only the options taken are cut out: the rest stays byte for byte (a quoted
+            // password may hold runs of spaces).
+            let mut rest = String::with_capacity(url.len());
+            let mut kept_from = 0;
+            for pair in url.split_whitespace() {
+                let at = pair.as_ptr().addr() - url.as_ptr().addr();
+                if take(pair, false).is_some() {
+                    rest.push_str(&url[kept_from..at]);
+                    kept_from = at + pair.len();
+                }
+            }
+            rest.push_str(&url[kept_from..]);
+            rest
+        }
     };
     (rest, taken)
 }
@@ -504,6 +518,9 @@ mod tests {
         assert_eq!(pairs.roots, Roots::File("/etc/ca.pem".into()));
         assert_eq!((pairs.config.get_ssl_mode(), pairs.config.get_dbname()), (SslMode::Require, Some("d")));
         assert_eq!(parse("postgres://u@db/d?sslrootcert=system").unwrap().roots, Roots::System);
+        let (rest, _) = take_options("host=db password='a  b' sslmode=require dbname=d", &["sslmode"]);
+        assert_eq!(rest, "host=db password='a  b'  dbname=d");
+        assert_eq!(parse("host=db password='a  b' sslmode=require").unwrap().config.get_password(), Some(&b"a  b"[..]));
         assert_eq!(parse("postgres://u@db/d").unwrap().roots, Roots::System);
         let err = parse("postgres://u@db/d?sslmode=allow").err().unwrap().to_string();
         assert!(err.contains("sslmode=\"allow\""), "{err}");
