@@ -413,6 +413,26 @@ fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: use technician or admin"))
 }
 
+/// Prints a line on standard output (as `println!`). A reader that went away — `deskline
+/// sessions list | head -1` — ends the command quietly with success, as it ends other Unix
+/// tools, instead of `println!`'s panic.
+macro_rules! say {
+    ($($arg:tt)*) => { out_write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Writes `text` on standard output; see [`say!`].
+fn out_write(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -645,7 +665,7 @@ async fn run_signed_in(desk: &Desk<'_>, saved: &Saved, out: &Output, command: Co
             };
             let list: Vec<SessionView> = client.get(&path).await?;
             if !out.print_json(&list)? {
-                println!("{}", describe::session_table(&list, &desk.names().await?));
+                say!("{}", describe::session_table(&list, &desk.names().await?));
             }
         }
         Command::Session { command } => session(desk, out, command).await?,
@@ -688,10 +708,8 @@ async fn run_signed_in(desk: &Desk<'_>, saved: &Saved, out: &Output, command: Co
         Command::Clipboard { id, action: ClipboardAction::Receive { timeout } } => {
             let text = join_session(client, id).await?.receive_clipboard(Duration::from_secs(timeout)).await?;
             if !out.print_json(&json!({"session": id, "text": text}))? {
-                print!("{text}");
-                if !text.ends_with('\n') {
-                    println!();
-                }
+                let newline = if text.ends_with('\n') { "" } else { "\n" };
+                out_write(format_args!("{text}{newline}"));
             }
         }
     }
@@ -704,7 +722,7 @@ async fn technicians(desk: &Desk<'_>, out: &Output, command: TechniciansCommand)
         TechniciansCommand::List => {
             let list = desk.technicians().await?;
             if !out.print_json(&list)? {
-                println!("{}", describe::technician_table(list));
+                say!("{}", describe::technician_table(list));
             }
         }
         TechniciansCommand::Create { username, display_name, role } => {
@@ -787,7 +805,7 @@ async fn channels(desk: &Desk<'_>, out: &Output, command: ChannelsCommand) -> an
         ChannelsCommand::List => {
             let list = desk.channels().await?;
             if !out.print_json(&list)? {
-                println!("{}", describe::channel_table(list, &Names::new(desk.technicians().await?, list)));
+                say!("{}", describe::channel_table(list, &Names::new(desk.technicians().await?, list)));
             }
             return Ok(());
         }
@@ -855,7 +873,7 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
         SessionCommand::Show { id } => {
             let s: SessionView = client.get(&format!("/sessions/{id}")).await?;
             if !out.print_json(&s)? {
-                println!("{}", describe::session_detail(&s, &desk.names().await?));
+                say!("{}", describe::session_detail(&s, &desk.names().await?));
             }
             return Ok(());
         }
@@ -897,14 +915,14 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
         SessionCommand::Chat { id, text: Some(text) } => {
             let line: ChatMessageView = client.post(&format!("/sessions/{id}/chat"), &NewChatMessage { text }).await?;
             if !out.print_json(&line)? {
-                println!("sent to session {id} at {}", line.at);
+                say!("sent to session {id} at {}", line.at);
             }
             return Ok(());
         }
         SessionCommand::Chat { id, text: None } => {
             let lines: Vec<ChatMessageView> = client.get(&format!("/sessions/{id}/chat")).await?;
             if !out.print_json(&lines)? {
-                println!("{}", describe::chat_table(&lines));
+                say!("{}", describe::chat_table(&lines));
             }
             return Ok(());
         }
@@ -956,7 +974,7 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
         SessionCommand::Recordings { id } => {
             let recordings: Vec<deskline_api::RecordingView> = client.get(&format!("/sessions/{id}/recordings")).await?;
             if !out.print_json(&recordings)? {
-                println!("{}", describe::recording_table(&recordings));
+                say!("{}", describe::recording_table(&recordings));
             }
             return Ok(());
         }
@@ -965,7 +983,7 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
             let log: Vec<deskline_api::RecordingLogLine> = client.get(&format!("/recordings/{recording}/log")).await?;
             let bytes = client.download(&format!("/recordings/{recording}/video"), &file, &progress_bar()).await?;
             if !out.print_json(&log)? {
-                println!("{}", describe::recording_log(&log));
+                say!("{}", describe::recording_log(&log));
                 eprintln!("saved recording {recording} ({bytes} bytes) as {}", file.display());
             }
             return Ok(());
@@ -973,7 +991,7 @@ async fn session(desk: &Desk<'_>, out: &Output, command: SessionCommand) -> anyh
         SessionCommand::Events { id } => {
             let events: Vec<deskline_api::AuditEventView> = client.get(&format!("/sessions/{id}/events")).await?;
             if !out.print_json(&events)? {
-                println!("{}", describe::event_table(&events, &desk.names().await?));
+                say!("{}", describe::event_table(&events, &desk.names().await?));
             }
             return Ok(());
         }
@@ -1055,7 +1073,7 @@ async fn view_headless(
         "latency_capture_to_decoded": viewer::latency_summary(latencies.clone()),
         "saved": saved,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    say!("{}", serde_json::to_string_pretty(&report)?);
     match result {
         Ok(()) => Ok(()),
         Err(e) => bail!("{e} ({} of {wanted} frames decoded)", latencies.len()),
@@ -1092,7 +1110,7 @@ impl Output {
     /// With `--json`, prints `value` and says so.
     fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> anyhow::Result<bool> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            say!("{}", serde_json::to_string_pretty(value)?);
         }
         Ok(self.json)
     }
@@ -1100,7 +1118,7 @@ impl Output {
     /// Prints `value` with `--json`, else the message.
     fn done<T: Serialize + ?Sized>(&self, value: &T, message: impl FnOnce() -> String) -> anyhow::Result<()> {
         if !self.print_json(value)? {
-            println!("{}", message());
+            say!("{}", message());
         }
         Ok(())
     }
