@@ -12,7 +12,7 @@ use crate::rate::{Rate, RateController};
 use crate::sink::InputSink;
 use crate::source::FrameSource;
 use deskline_net::NetError;
-use deskline_net::framed::{FrameSender, MessageReader, MessageWriter, encode_frame, open_control};
+use deskline_net::framed::{MessageReader, MessageWriter, encode_frame, open_control, send_frame};
 use deskline_protocol::{
     AppCode, AppInfo, Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ConsentChanged, FileAnswer, FileOffer, FileResult, ConsentDecision, ConsentOutcome, ConsentRequest,
     DisplayInfo, DisplaysChanged, Hello, HelloRole, MachineFacts, Message, PROTOCOL_VERSION, PauseReason, RejectReason, ResumeSecret,
@@ -543,14 +543,7 @@ impl Registered {
         let mut streaming = false;
         let mut pending_request: Option<ConsentRequest> = None;
         let mut controller: Option<TechnicianId> = None;
-        // Frames go out in order from a task of their own (a group of pictures to a stream);
-        // `in_flight` counts those handed to it and not yet written.
-        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
-        let mut sending = tokio::task::JoinSet::new();
-        sending.spawn(send_frames(FrameSender::new(connection.clone()), outgoing_rx, in_flight.clone()));
-        // Frames were dropped here since the last one sent: the group they belong to is cut.
-        let mut skipped = false;
+        let mut in_flight = tokio::task::JoinSet::new();
         let mut rate: Option<RateController> = None;
         let mut dropped_locally: u32 = 0;
         // A frame was dropped at the source: the P-frames that follow would not decode (the
@@ -736,17 +729,16 @@ impl Registered {
                     // Bounded sending: when the network is slower than capture, a frame is
                     // dropped here (and a keyframe asked for, since the next P-frame would not
                     // decode) instead of piling up.
-                    let pending = in_flight.load(std::sync::atomic::Ordering::Acquire);
+                    while in_flight.try_join_next().is_some() {}
                     if awaiting_keyframe && !video.keyframe {
-                        if pending <= KEYFRAME_WHEN_IN_FLIGHT && keyframe_asked.is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY) {
+                        if in_flight.len() <= KEYFRAME_WHEN_IN_FLIGHT && keyframe_asked.is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY) {
                             let _ = capture.send(CaptureCommand::Keyframe);
                             keyframe_asked = Some(Instant::now());
                         }
                         continue;
                     }
-                    if pending >= MAX_FRAMES_IN_FLIGHT {
+                    if in_flight.len() >= MAX_FRAMES_IN_FLIGHT {
                         dropped_locally = dropped_locally.saturating_add(1);
-                        skipped = true;
                         awaiting_keyframe = true;
                         keyframe_asked = None;
                         continue;
@@ -754,11 +746,15 @@ impl Registered {
                     if video.keyframe {
                         awaiting_keyframe = false;
                     }
-                    let (sent_seq, keyframe) = (seq, video.keyframe);
+                    let priority = deskline_net::framed::frame_priority(seq);
                     seq += 1;
                     let encoded = encode_frame(video)?;
-                    in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                    let _ = outgoing.send(Outgoing { encoded, seq: sent_seq, keyframe, after_skip: std::mem::take(&mut skipped) });
+                    let connection = connection.clone();
+                    in_flight.spawn(async move {
+                        if let Err(e) = send_frame(&connection, &encoded, priority).await {
+                            tracing::debug!(error = %e, "frame not sent");
+                        }
+                    });
                 }
                 Some(news) = news_rx.recv() => match news {
                     CaptureNews::Displays(displays) => {
@@ -876,30 +872,6 @@ impl Registered {
         }
         connection.close(0u32.into(), b"done");
         ended
-    }
-}
-
-/// A frame for [`send_frames`].
-struct Outgoing {
-    encoded: bytes::Bytes,
-    seq: u64,
-    keyframe: bool,
-    /// Frames were dropped before this one.
-    after_skip: bool,
-}
-
-/// Sends the session's frames in order until the session ends, counting down `in_flight` as
-/// each is written.
-async fn send_frames(mut sender: FrameSender, mut frames: mpsc::UnboundedReceiver<Outgoing>, in_flight: Arc<std::sync::atomic::AtomicUsize>) {
-    while let Some(frame) = frames.recv().await {
-        if frame.after_skip {
-            sender.cut_short();
-        }
-        let sent = sender.send(&frame.encoded, frame.seq, frame.keyframe).await;
-        in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, "frame not sent");
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use deskline_agent::session::{AgentConfig, register};
 use deskline_agent::{EncodeError, EncodedFrame, FrameSource, RecordingSink, ScriptedAnswer, ScriptedPrompt};
 use deskline_api::{ChannelView, CreateTechnician, Role, SessionView, TechnicianRef, TechnicianView};
-use deskline_net::framed::{FrameReader, FrameSender, open_control};
+use deskline_net::framed::{open_control, read_frame, send_frame};
 use deskline_protocol::{AppCode, AppInfo, DisplayInfo, Hello, HelloRole, Message, PROTOCOL_VERSION, SessionId, VideoCodec, VideoFrame};
 use rand::{Rng as _, SeedableRng as _};
 use serde::Serialize;
@@ -282,15 +282,13 @@ async fn join_viewer(quic: std::net::SocketAddr, pin: [u8; 32], token: String, s
     Ok(connection)
 }
 
-/// Records a receiver's frames until its connection ends (`viewer`: its index, for a viewer
-/// through the relay), a group of pictures to a stream as the native viewer reads them.
-async fn receive_frames(connection: quinn::Connection, sink: Shared, viewer: Option<usize>) {
+/// Records a viewer's frames until its connection ends.
+async fn receive_frames(connection: quinn::Connection, sink: Shared, index: usize) {
     while let Ok(stream) = connection.accept_uni().await {
         let sink = sink.clone();
         tokio::spawn(async move {
-            let mut frames = FrameReader::new(stream);
-            while let Ok(Some((bytes, frame))) = frames.next().await {
-                record(&sink, &frame, bytes.len(), viewer);
+            if let Ok((bytes, frame)) = read_frame(stream).await {
+                record(&sink, &frame, bytes.len(), Some(index));
             }
         });
     }
@@ -313,8 +311,8 @@ impl PacedFrames {
         PacedFrames { source: BlobSource::new(s, fps), tick: tokio::time::interval(period), seq: 0, stop }
     }
 
-    /// The next frame, its sequence number and whether it is a keyframe, when its tick comes.
-    async fn next(&mut self) -> Option<(bytes::Bytes, u64, bool)> {
+    /// The next frame and its sequence number, when its tick comes.
+    async fn next(&mut self) -> Option<(bytes::Bytes, u64)> {
         if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
@@ -323,8 +321,7 @@ impl PacedFrames {
         let seq = self.seq;
         self.seq += 1;
         let frame = VideoFrame { seq, capture_us: f.capture_us, keyframe: f.keyframe, display: f.display, width: f.width, height: f.height, codec: VideoCodec::H264, data: f.data };
-        let keyframe = frame.keyframe;
-        Some((deskline_net::framed::encode_frame(frame).ok()?, seq, keyframe))
+        Some((deskline_net::framed::encode_frame(frame).ok()?, seq))
     }
 }
 
@@ -344,7 +341,14 @@ async fn direct_pairs(sessions: usize, viewers: usize, fps: u16, sink: Shared, s
             let sink = receiving.clone();
             tokio::spawn(async move {
                 let Ok(connection) = incoming.await else { return };
-                receive_frames(connection, sink, None).await;
+                while let Ok(stream) = connection.accept_uni().await {
+                    let sink = sink.clone();
+                    tokio::spawn(async move {
+                        if let Ok((bytes, frame)) = read_frame(stream).await {
+                            record(&sink, &frame, bytes.len(), None);
+                        }
+                    });
+                }
             });
         }
     });
@@ -360,25 +364,15 @@ async fn direct_pairs(sessions: usize, viewers: usize, fps: u16, sink: Shared, s
     }
     for (s, connections) in pairs {
         let stop = stop.clone();
-        // Each receiver's frames in order from a sender of its own, as the relay sends them.
-        let mut senders = Vec::new();
-        for connection in connections {
-            let (frames_tx, mut frames_rx) = tokio::sync::mpsc::unbounded_channel::<(bytes::Bytes, u64, bool)>();
-            tokio::spawn(async move {
-                let mut sender = FrameSender::new(connection);
-                while let Some((encoded, seq, keyframe)) = frames_rx.recv().await {
-                    if sender.send(&encoded, seq, keyframe).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            senders.push(frames_tx);
-        }
         tokio::spawn(async move {
             let mut frames = PacedFrames::start(s, sessions, fps, stop).await;
-            while let Some(frame) = frames.next().await {
-                for sender in &senders {
-                    let _ = sender.send(frame.clone());
+            while let Some((encoded, seq)) = frames.next().await {
+                for connection in &connections {
+                    let connection = connection.clone();
+                    let encoded = encoded.clone();
+                    tokio::spawn(async move {
+                        let _ = send_frame(&connection, &encoded, deskline_net::framed::frame_priority(seq)).await;
+                    });
                 }
             }
         });
@@ -444,7 +438,7 @@ async fn reference_pairs(forwarder: &ForwarderProcess, level: Level, sink: Share
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut frames = PacedFrames::start(s, sessions, fps, stop).await;
-            while let Some((encoded, _, _)) = frames.next().await {
+            while let Some((encoded, _)) = frames.next().await {
                 if stream.write_all(&encoded).await.is_err() {
                     return;
                 }
@@ -642,7 +636,7 @@ pub async fn run(level: Level, relay_binary: &std::path::Path, baseline: Baselin
                 attempt += 1;
             };
             viewer_connections.push(connection.clone());
-            tasks.push(tokio::spawn(receive_frames(connection, sink.clone(), Some(s * viewers + v))));
+            tasks.push(tokio::spawn(receive_frames(connection, sink.clone(), s * viewers + v)));
         }
     }
     let generator_before = crate::procs::cpu_seconds(std::process::id())?;

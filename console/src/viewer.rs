@@ -5,7 +5,7 @@
 //! sequence, drops late ones, and after a gap waits for (and asks for) the next keyframe.
 
 use deskline_net::NetError;
-use deskline_net::framed::{FrameReader, MessageReader, MessageWriter, open_control};
+use deskline_net::framed::{MessageReader, MessageWriter, open_control, read_frame};
 use deskline_protocol::{
     Bye, ByeReason, Capabilities, ChatLine, ClipboardText, ControlHandover, FileAnswer, FileOffer, FileResult, Hello, HelloRole, InputEvent, Message, PROTOCOL_VERSION, RejectReason, SessionId,
     DisplayInfo, PauseReason, SelectDisplay, TechnicianId, VideoFrame, Welcome,
@@ -495,15 +495,11 @@ impl Viewer {
         let reordering = tokio::spawn(reorder(arrived_rx, raw_tx));
         let connection = self.connection.clone();
         let receiver = tokio::spawn(async move {
-            // A group of pictures to a stream, read in order; groups side by side.
             while let Ok(stream) = connection.accept_uni().await {
                 let arrived_tx = arrived_tx.clone();
                 tokio::spawn(async move {
-                    let mut frames = FrameReader::new(stream);
-                    while let Ok(Some((_, frame))) = frames.next().await {
-                        if arrived_tx.send(frame).await.is_err() {
-                            return;
-                        }
+                    if let Ok((_, frame)) = read_frame(stream).await {
+                        let _ = arrived_tx.send(frame).await;
                     }
                 });
             }

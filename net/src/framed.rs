@@ -2,15 +2,9 @@
 //!
 //! - The **control stream** (one bidirectional stream per connection, opened by the client)
 //!   carries framed messages in order: [`MessageReader`] and [`MessageWriter`].
-//! - **Video frames** travel one group of pictures to a unidirectional stream ([`FrameSender`],
-//!   [`FrameReader`]): a keyframe and the P-frames that follow it, each a framed message. A
-//!   P-frame decodes only after the frames before it, so a late frame in the group holds up
-//!   nothing that could be shown without it; the next keyframe starts a new stream, which a
-//!   late older group never holds up (the receiver reads streams in parallel; bytes go out
-//!   oldest first, [`frame_priority`]). A group cut short — frames skipped because the network
-//!   fell behind — is reset: its unsent rest is stale. One stream per group instead of one per
-//!   frame saves each frame a stream's opening, acceptance, credit and end (issue 18). A reader
-//!   also takes a stream of one frame, as senders before groups wrote them.
+//! - **Video frames** each travel on their own unidirectional stream ([`send_frame`],
+//!   [`read_frame`]), so a late or lost frame never holds up a newer one: the receiver reads
+//!   streams in parallel. Their bytes go out oldest frame first ([`frame_priority`]).
 //! - **Files** each travel on a bidirectional stream of their own, opened by the sender: one
 //!   framed head ([`write_head`], [`read_head`]: a `FileData`), then the file's bytes; the
 //!   receiver's `FileResult` comes back the other way. They go after every frame
@@ -150,98 +144,23 @@ pub fn frame_priority(seq: u64) -> i32 {
     -i32::try_from(seq % (1 << 30)).unwrap_or(0)
 }
 
-/// The error code of a frame stream reset because frames of its group were skipped.
-const GROUP_CUT_SHORT: u32 = 1;
-
-/// Sends video frames on a connection, a group of pictures to a stream (see the module's
-/// documentation).
-pub struct FrameSender {
-    connection: quinn::Connection,
-    /// The current group's stream, and the sequence number the next frame of the group has.
-    group: Option<(quinn::SendStream, u64)>,
-    /// Frames of the current group were skipped by the caller ([`FrameSender::cut_short`]).
-    cut: bool,
+/// Sends one encoded video frame on a new unidirectional stream. Higher `priority` goes first
+/// when several frames are in flight ([`frame_priority`]).
+pub async fn send_frame(connection: &quinn::Connection, encoded: &Bytes, priority: i32) -> Result<(), NetError> {
+    let mut stream = connection.open_uni().await?;
+    stream.set_priority(priority)?;
+    stream.write_chunk(encoded.clone()).await?;
+    stream.finish()?;
+    Ok(())
 }
 
-impl FrameSender {
-    /// A sender on `connection`.
-    #[must_use]
-    pub fn new(connection: quinn::Connection) -> FrameSender {
-        FrameSender { connection, group: None, cut: false }
-    }
-
-    /// Sends one encoded frame ([`encode_frame`]) with sequence number `seq`. A keyframe, or a
-    /// frame that does not follow the last one sent (frames were skipped), starts a new
-    /// stream; the previous one is finished, or reset when frames were skipped.
-    pub async fn send(&mut self, encoded: &Bytes, seq: u64, keyframe: bool) -> Result<(), NetError> {
-        let follows = self.group.as_ref().is_some_and(|(_, next)| *next == seq);
-        if keyframe || !follows {
-            if let Some((mut old, _)) = self.group.take() {
-                // A stream already gone (the peer stopped it) needs nothing more.
-                let _ = if follows && !self.cut { old.finish() } else { old.reset(GROUP_CUT_SHORT.into()) };
-            }
-            self.cut = false;
-            let stream = self.connection.open_uni().await?;
-            stream.set_priority(frame_priority(seq))?;
-            self.group = Some((stream, seq));
-        }
-        let Some((stream, next)) = self.group.as_mut() else { unreachable!("a group was opened above") };
-        *next = seq.wrapping_add(1);
-        let written = stream.write_chunk(encoded.clone()).await;
-        if written.is_err() {
-            // The next frame starts a new group rather than write to a broken stream.
-            self.group = None;
-        }
-        Ok(written?)
-    }
-
-    /// Frames were skipped (not sent) since the last one: the current group ends at the next
-    /// frame sent — a keyframe, which a skip calls for — and its unsent rest is dropped.
-    pub fn cut_short(&mut self) {
-        self.cut = true;
-    }
-}
-
-/// Reads the frames of one frame stream in order.
-pub struct FrameReader {
-    recv: quinn::RecvStream,
-}
-
-impl FrameReader {
-    /// A reader on a frame stream the peer opened.
-    #[must_use]
-    pub fn new(recv: quinn::RecvStream) -> FrameReader {
-        FrameReader { recv }
-    }
-
-    /// The next frame: its bytes as they travelled (to forward as they are) and decoded.
-    /// `Ok(None)` at the stream's end — finished, or reset by the sender (its rest was stale).
-    /// Anything but whole, valid video frames is an error.
-    pub async fn next(&mut self) -> Result<Option<(Bytes, VideoFrame)>, NetError> {
-        use deskline_protocol::DecodeError;
-        let mut head = [0u8; 4];
-        match self.recv.read_exact(&mut head).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(0) | quinn::ReadExactError::ReadError(quinn::ReadError::Reset(_))) => return Ok(None),
-            Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(DecodeError::Truncated.into()),
-            Err(quinn::ReadExactError::ReadError(e)) => return Err(e.into()),
-        }
-        let len = u32::from_be_bytes(head) as usize;
-        if len > MAX_VIDEO_FRAME_BYTES {
-            return Err(DecodeError::Oversized { len, limit: MAX_VIDEO_FRAME_BYTES }.into());
-        }
-        let mut frame = vec![0u8; 4 + len];
-        frame[..4].copy_from_slice(&head);
-        match self.recv.read_exact(&mut frame[4..]).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::ReadError(quinn::ReadError::Reset(_))) => return Ok(None),
-            Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(DecodeError::Truncated.into()),
-            Err(quinn::ReadExactError::ReadError(e)) => return Err(e.into()),
-        }
-        match decode_exact(&frame, MAX_VIDEO_FRAME_BYTES)? {
-            Message::VideoFrame(decoded) => Ok(Some((Bytes::from(frame), decoded))),
-            other => Err(NetError::Unexpected(format!("{other:?} on a frame stream"))),
-        }
+/// Reads a whole frame stream: the encoded bytes (to forward as they are) and the decoded
+/// frame. Anything but one valid video frame is an error.
+pub async fn read_frame(mut recv: quinn::RecvStream) -> Result<(Bytes, VideoFrame), NetError> {
+    let bytes = recv.read_to_end(MAX_VIDEO_FRAME_BYTES + deskline_protocol::limits::FRAME_HEADER_BYTES).await?;
+    match decode_exact(&bytes, MAX_VIDEO_FRAME_BYTES)? {
+        Message::VideoFrame(frame) => Ok((Bytes::from(bytes), frame)),
+        other => Err(NetError::Unexpected(format!("{other:?} on a frame stream"))),
     }
 }
 

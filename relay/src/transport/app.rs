@@ -7,7 +7,7 @@ use super::hub::{
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::error::Error;
 use crate::network::Network;
-use deskline_net::framed::{FrameReader, MessageReader, MessageWriter};
+use deskline_net::framed::{MessageReader, MessageWriter, read_frame};
 use deskline_protocol::session::{Action, Actor, Refusal, SessionState};
 use deskline_protocol::{AppCode, AppInfo, Capabilities, Message, RejectReason, ResumeSecret, Welcome};
 use std::sync::Arc;
@@ -171,30 +171,24 @@ pub(super) async fn run(
                 }
                 Err(_) => break,
             },
-            // A group of pictures: its frames in order, each forwarded as it arrives.
             stream = connection.accept_uni() => match stream {
                 Ok(stream) => {
                     let hub = hub.clone();
                     let conn = connection.clone();
                     let desk = desk.clone();
                     tokio::spawn(async move {
-                        let mut frames = FrameReader::new(stream);
-                        loop {
-                            match frames.next().await {
-                                Ok(Some((encoded, frame))) => {
-                                    // The chokepoint (per viewer, in `forward_frame`): a frame
-                                    // goes only to technicians the end user allows to view.
-                                    let mut state = hub.lock();
-                                    forward_frame(&mut state, desk.metrics(), &encoded, frame.seq, frame.keyframe);
-                                    // Recorded as it came, when the channel records its sessions.
-                                    record_picture(&mut state, &desk, id, frame);
-                                }
-                                Ok(None) => break,
-                                Err(e) => {
-                                    tracing::info!(error = %e, "app sent a bad frame stream");
-                                    conn.close(1u32.into(), b"bad frame");
-                                    break;
-                                }
+                        match read_frame(stream).await {
+                            Ok((encoded, frame)) => {
+                                // The chokepoint (per viewer, in `forward_frame`): a frame goes
+                                // only to technicians the end user allows to view.
+                                let mut state = hub.lock();
+                                forward_frame(&mut state, desk.metrics(), &encoded, frame.seq, frame.keyframe);
+                                // Recorded as it came, when the channel records its sessions.
+                                record_picture(&mut state, &desk, id, frame);
+                            }
+                            Err(e) => {
+                                tracing::info!(error = %e, "app sent a bad frame stream");
+                                conn.close(1u32.into(), b"bad frame");
                             }
                         }
                     });

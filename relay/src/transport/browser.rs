@@ -335,7 +335,7 @@ async fn serve(transport: &Arc<Transport>, viewer: BrowserViewer, peer: Peer, ad
                 }
             }
             frame = frames.recv() => {
-                let Some((encoded, _seq, _keyframe)) = frame else { break };
+                let Some((encoded, _seq)) = frame else { break };
                 // Asked again for every queued frame, as for QUIC viewers.
                 if !connected || hub.lock().gate.admit_frame(technician).is_none() {
                     continue;

@@ -462,7 +462,7 @@ fn a_viewer_is_never_sent_a_stale_frame() {
         let metrics = b.desk.metrics();
         let frame = |seq: u64, keyframe: bool| forward_frame(&mut hub.lock(), metrics, &Bytes::from_static(b"frame"), seq, keyframe);
         let viewer = &mut b.viewers.get_mut(&TechnicianId(1)).expect("t1 views").1;
-        let mut sent = || std::iter::from_fn(|| viewer.frames.try_recv().ok().map(|(_, seq, _)| seq)).collect::<Vec<u64>>();
+        let mut sent = || std::iter::from_fn(|| viewer.frames.try_recv().ok().map(|(_, seq)| seq)).collect::<Vec<u64>>();
 
         // A new viewer waits for a keyframe; a keyframe from before the frame it skipped waiting
         // does not end the wait.

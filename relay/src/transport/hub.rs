@@ -67,7 +67,7 @@ impl ViewerCarrier {
 pub(super) struct ViewerLink {
     pub technician: TechnicianId,
     pub out: mpsc::Sender<Message>,
-    pub frames: mpsc::Sender<(Bytes, u64, bool)>,
+    pub frames: mpsc::Sender<(Bytes, u64)>,
     pub needs_keyframe: bool,
     /// Frames numbered below this are stale for this viewer: older than the keyframe it was
     /// last sent, or than a frame it had to skip (see [`forward_frame`]).
@@ -605,7 +605,7 @@ pub(super) fn forward_frame(state: &mut HubState, metrics: &crate::metrics::Metr
             want_keyframe = true;
             continue;
         }
-        match queue_frame(&pass, viewer, encoded, seq, keyframe) {
+        match queue_frame(&pass, viewer, encoded, seq) {
             Ok(()) => {
                 viewer.needs_keyframe = false;
                 if keyframe {
@@ -638,9 +638,8 @@ fn queue_frame(
     viewer: &mut ViewerLink,
     encoded: &Bytes,
     seq: u64,
-    keyframe: bool,
-) -> Result<(), mpsc::error::TrySendError<(Bytes, u64, bool)>> {
-    viewer.frames.try_send((encoded.clone(), seq, keyframe))
+) -> Result<(), mpsc::error::TrySendError<(Bytes, u64)>> {
+    viewer.frames.try_send((encoded.clone(), seq))
 }
 
 /// Sends input to the app. Requires the gate's pass: only the controlling technician's input,

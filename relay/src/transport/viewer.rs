@@ -7,7 +7,7 @@ use super::hub::{
 };
 use super::{Transport, next_message, reject, spawn_writer};
 use crate::limits::{MAX_CONNECTIONS_PER_TECHNICIAN, VIEWER_FRAME_QUEUE};
-use deskline_net::framed::{FrameSender, MessageReader, MessageWriter};
+use deskline_net::framed::{MessageReader, MessageWriter, send_frame};
 use deskline_protocol::limits::MAX_TECHNICIANS_PER_SESSION;
 use deskline_protocol::session::{Actor, FileOutcome};
 use super::files;
@@ -28,7 +28,7 @@ pub(super) struct Admitted {
     /// Control messages for the viewer (welcome, hand-overs, display lists, pongs, bye).
     pub queue: mpsc::Receiver<Message>,
     /// Encoded frame messages with their sequence numbers, already past the gate once.
-    pub frames: mpsc::Receiver<(bytes::Bytes, u64, bool)>,
+    pub frames: mpsc::Receiver<(bytes::Bytes, u64)>,
 }
 
 /// The session's stored displays if `technician` may view it: on the session (assigned or
@@ -68,7 +68,7 @@ pub(super) async fn admit(
 ) -> Result<Admitted, (RejectReason, &'static str)> {
     let displays = may_view(transport, technician, id).await?;
     let (out, queue) = mpsc::channel(VIEWER_QUEUE);
-    let (frames, frame_queue) = mpsc::channel::<(bytes::Bytes, u64, bool)>(VIEWER_FRAME_QUEUE);
+    let (frames, frame_queue) = mpsc::channel::<(bytes::Bytes, u64)>(VIEWER_FRAME_QUEUE);
     let (hub, full) = transport.hubs.register(id, |state| {
         // A technician may have a viewer window and a scripted client (input) open at once.
         let theirs = state.viewers.values().filter(|v| v.technician == technician).count();
@@ -158,17 +158,17 @@ pub(super) async fn run(
     };
     let writer_task = spawn_writer(writer, queue);
 
-    // Frames go out a group of pictures to a stream, oldest first when several are in flight; a
-    // group the hub skipped frames of is cut short. The gate is asked again for every queued
-    // frame: a withdrawal also stops what was already queued.
+    // Frames go out on their own streams, oldest first when several are in flight. The gate is
+    // asked again for every queued frame: a withdrawal also stops what was already queued.
+    let frame_connection = connection.clone();
     let frame_hub = hub.clone();
-    let mut frames = FrameSender::new(connection.clone());
     let frame_task = tokio::spawn(async move {
-        while let Some((encoded, seq, keyframe)) = frame_queue.recv().await {
+        while let Some((encoded, seq)) = frame_queue.recv().await {
             if frame_hub.lock().gate.admit_frame(technician).is_none() {
                 continue;
             }
-            if frames.send(&encoded, seq, keyframe).await.is_err() {
+            let priority = deskline_net::framed::frame_priority(seq);
+            if send_frame(&frame_connection, &encoded, priority).await.is_err() {
                 return;
             }
         }
