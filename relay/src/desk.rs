@@ -909,6 +909,22 @@ impl Desk {
         Ok(self.technician_view(&row))
     }
 
+    /// Creates `new` if no technician exists yet — decided in the transaction that inserts it,
+    /// so relay nodes starting together on one database make one first admin (the others get
+    /// `None`).
+    pub fn create_first_technician_blocking(&self, new: NewTechnician) -> Result<Option<TechnicianView>, Error> {
+        let prepared = prepare_technician(new)?;
+        let hash = auth::hash_password(&prepared.password).map_err(|e| Error::Internal(e.to_string()))?;
+        let now = self.now();
+        let row = self.db().write_blocking(|tx| {
+            if store::count_technicians(tx)? > 0 {
+                return Ok(None);
+            }
+            insert_technician_tx(tx, &prepared, &hash, now).map(Some)
+        })?;
+        Ok(row.map(|row| self.technician_view(&row)))
+    }
+
     /// How many technicians exist.
     pub fn count_technicians_blocking(&self) -> Result<i64, Error> {
         self.db().write_blocking(|tx| Ok::<_, Error>(store::count_technicians(tx)?))

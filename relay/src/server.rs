@@ -525,13 +525,15 @@ impl LocalRelay {
 }
 
 /// Creates the first admin of a new installation with a random password (returned, to be
-/// printed once). Nothing happens if any technician exists.
+/// printed once). Nothing happens if any technician exists — also when another relay node on
+/// the same database made the admin a moment before.
 fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<Option<String>> {
+    // Every later start: no password is hashed for nothing.
     if desk.count_technicians_blocking()? > 0 {
         return Ok(None);
     }
     let password = auth::random_password();
-    let admin = desk.create_technician_blocking(NewTechnician {
+    let admin = desk.create_first_technician_blocking(NewTechnician {
         username: username.to_owned(),
         display_name: "Administrator".into(),
         password: password.clone(),
@@ -539,6 +541,7 @@ fn bootstrap_demo_admin(desk: &Desk, username: &str) -> anyhow::Result<Option<St
         // Printed on the console: it only lets the admin set their own password.
         one_time: true,
     })?;
+    let Some(admin) = admin else { return Ok(None) };
     desk.join_default_channel_blocking(deskline_protocol::TechnicianId(admin.id))?;
     Ok(Some(password))
 }
@@ -658,6 +661,28 @@ fn support_apps(given: &[PathBuf]) -> anyhow::Result<SupportApps> {
 
 #[cfg(test)]
 mod tests {
+    use crate::clock::SystemClock;
+    use crate::desk::Desk;
+    use crate::store::Db;
+    use std::sync::Arc;
+
+    /// Relay nodes started together with `--demo-admin` on one empty database (the same
+    /// database on SQLite too): one makes the admin, the others start without one of their
+    /// own — none fails with "username taken".
+    #[test]
+    fn nodes_starting_together_make_one_demo_admin() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = Db::for_tests(dir.path()).expect("the database");
+        let nodes: Vec<Desk> = (0..4).map(|_| Desk::new(db.clone(), Arc::new(SystemClock), "https://desk.example".into())).collect();
+        nodes[0].ensure_default_channel_blocking().expect("the default channel");
+        let made: Vec<Option<String>> = std::thread::scope(|s| {
+            let starting: Vec<_> = nodes.iter().map(|node| s.spawn(|| super::bootstrap_demo_admin(node, "admin"))).collect();
+            starting.into_iter().map(|start| start.join().expect("no panic").expect("started")).collect()
+        });
+        assert_eq!(made.iter().flatten().count(), 1, "{made:?}");
+        assert_eq!(nodes[0].count_technicians_blocking().expect("counted"), 1);
+    }
+
     #[test]
     fn host_of_urls() {
         assert_eq!(super::host_of("https://desk.example.org:8443/x").as_deref(), Some("desk.example.org"));
