@@ -94,7 +94,7 @@ impl Cli {
 
     /// Runs `deskline ARGS` with its standard output already closed, as when it is piped into
     /// `head -1` that has read its line: how it ended and what it said on standard error.
-    async fn into_closed_pipe(&self, args: &[&str]) -> (std::process::ExitStatus, String) {
+    async fn run_into_closed_pipe(&self, args: &[&str]) -> (std::process::ExitStatus, String) {
         let mut cmd = Command::new(DESKLINE);
         cmd.args(args).env("DESKLINE_CONFIG", &self.config).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         tokio::task::spawn_blocking(move || {
@@ -294,7 +294,7 @@ async fn a_technician_runs_the_desk_from_the_command_line() {
     assert_eq!(home.lines().count(), 3, "a header and two sessions:\n{home}");
     // Piped into a reader that stopped reading (`| head -1`): it ends quietly, no panic.
     for args in [&["sessions", "list"][..], &["--json", "sessions", "list"]] {
-        let (status, stderr) = admin.into_closed_pipe(args).await;
+        let (status, stderr) = admin.run_into_closed_pipe(args).await;
         assert!(status.success() && stderr.is_empty(), "{args:?}: {status}, {stderr}");
     }
     assert_eq!(column(&home, "CHANNEL"), ["Default (1)", "Default (1)"], "{home}");
