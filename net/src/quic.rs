@@ -6,16 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A peer silent for this long is gone: short enough that a pulled cable — or a relay node
-/// that died — frees the session quickly for a reconnect (the app resumes without asking the
-/// end user again, through another node if there are several), long enough to ride out a
-/// Wi-Fi hiccup (three keep-alives in a row lost). Was 15 s: a dead node cost the app 15–19 s
-/// before it looked elsewhere (bench/RESULTS.md, "Several relay nodes").
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+/// A peer silent for this long is gone: short enough that a pulled cable frees the session
+/// quickly for a reconnect, long enough to ride out a Wi-Fi hiccup. (8 s with a 2 s keep-alive
+/// was tried: a dead relay node noticed in 8–10 s instead of 15–19, but then the app resumes
+/// on another node before the others declare the dead one dead (10 s), and in one cold test
+/// run the viewer of the three-node failover test never got its frames back: see issue 16's
+/// note. Kept at 15 s until that ordering is tested.)
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Keep-alive interval, a quarter of [`IDLE_TIMEOUT`] so idle but healthy connections stay up
-/// through lost packets (an idle connection sends one small packet each way per interval).
-pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// Keep-alive interval, well under [`IDLE_TIMEOUT`] so idle but healthy connections stay up.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(4);
 
 /// Unidirectional streams a peer may have open at once: one per video frame in flight. At
 /// 60 fps this is over four seconds of frames, far beyond any useful backlog.
@@ -30,7 +30,7 @@ fn transport() -> Arc<quinn::TransportConfig> {
     t.max_concurrent_uni_streams(MAX_CONCURRENT_UNI_STREAMS.into());
     t.max_concurrent_bidi_streams(MAX_CONCURRENT_BIDI_STREAMS.into());
     t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
-    // The timeout fits in a VarInt by construction (8 s).
+    // The timeout fits in a VarInt by construction (15 s).
     if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
         t.max_idle_timeout(Some(idle));
     }
